@@ -1,0 +1,52 @@
+#ifndef PAYWIRE_BUF_H
+#define PAYWIRE_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <paywire/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A view of bytes owned by someone else. Never freed. */
+typedef struct pw_slice {
+    const uint8_t *base;
+    size_t len;
+} pw_slice;
+
+static inline pw_slice pw_slice_make(const void *base, size_t len)
+{
+    pw_slice s = {(const uint8_t *)base, len};
+    return s;
+}
+
+/**
+ * A growable byte buffer with a read offset: bytes [off, len) are pending.
+ * Zero-initialise ({0}) to get an empty buffer; release with pw_buf_reset.
+ */
+typedef struct pw_buf {
+    uint8_t *data;
+    size_t len;
+    size_t off;
+    size_t cap;
+} pw_buf;
+
+/** Makes room for at least extra more bytes. PW_ERRNO(ENOMEM) on failure. */
+PW_EXTERN pw_status pw_buf_reserve(pw_buf *b, size_t extra);
+/** Appends a copy of len bytes. PW_ERRNO(ENOMEM) on failure. */
+PW_EXTERN pw_status pw_buf_append(pw_buf *b, const void *data, size_t len);
+/** Pending bytes. */
+static inline size_t pw_buf_pending(const pw_buf *b)
+{
+    return b->len - b->off;
+}
+/** Marks n pending bytes as consumed; compacts when everything was consumed. */
+PW_EXTERN void pw_buf_consume(pw_buf *b, size_t n);
+/** Frees the storage and empties the buffer. */
+PW_EXTERN void pw_buf_reset(pw_buf *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

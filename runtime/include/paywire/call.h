@@ -1,0 +1,111 @@
+#ifndef PAYWIRE_CALL_H
+#define PAYWIRE_CALL_H
+
+#include <stdint.h>
+#include <uv.h>
+#include <paywire/status.h>
+#include <paywire/buf.h>
+#include <paywire/metadata.h>
+#include <paywire/tls.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ProtobufCMessage;
+struct ProtobufCMessageDescriptor;
+
+/** A server-side RPC. Owned by the runtime; see pw_handler_cb for the handler's hold. */
+typedef struct pw_call pw_call;
+
+/**
+ * Per-call callbacks a handler may set. Every callback runs on the call's loop,
+ * never inside a pw_call_* function the handler called.
+ */
+typedef struct pw_call_ops {
+    /** A request message (streaming-request kinds). msg is valid during the callback. */
+    void (*on_message)(pw_call *call, pw_slice msg, void *user_data);
+    /** The client half-closed: no more messages will come. */
+    void (*on_half_close)(pw_call *call, void *user_data);
+    /** The send queue drained below the low-water mark after pw_call_writable() was 0. */
+    void (*on_write_ready)(pw_call *call, void *user_data);
+    /**
+     * The call ended before the handler finished: PW_CANCELLED (client reset the
+     * stream or disconnected, or the server is closing) or PW_DEADLINE_EXCEEDED.
+     * The handler should stop work and must still call pw_call_finish().
+     */
+    void (*on_cancel)(pw_call *call, pw_status why, void *user_data);
+} pw_call_ops;
+
+/** Sets the callbacks (borrowed; keep them static) and their user_data. */
+PW_EXTERN void pw_call_set_ops(pw_call *call, const pw_call_ops *ops, void *user_data);
+
+/** "/package.Service/Method". */
+PW_EXTERN const char *pw_call_method(const pw_call *call);
+/** The request headers' metadata (reserved headers removed, -bin values decoded). */
+PW_EXTERN const pw_metadata *pw_call_metadata(const pw_call *call);
+/** The peer's address and verified TLS identity. */
+PW_EXTERN const pw_peer *pw_call_peer(const pw_call *call);
+PW_EXTERN uv_loop_t *pw_call_loop(const pw_call *call);
+
+/** The decoded request of a unary or server-streaming call, or NULL. Owned by the call. */
+PW_EXTERN const struct ProtobufCMessage *pw_call_request(const pw_call *call);
+/** The serialized request of a unary or server-streaming call. Owned by the call. */
+PW_EXTERN pw_slice pw_call_request_bytes(const pw_call *call);
+
+/**
+ * Decodes bytes as desc into memory owned by the call (freed when the call ends).
+ * Returns PW_OK or PW_INTERNAL (undecodable, as the gRPC spec requires).
+ */
+PW_EXTERN pw_status pw_call_unpack(pw_call *call, pw_slice bytes,
+                                   const struct ProtobufCMessageDescriptor *desc,
+                                   struct ProtobufCMessage **out);
+
+/** Absolute deadline in loop milliseconds (uv_now), or 0 when the client set none. */
+PW_EXTERN uint64_t pw_call_deadline(const pw_call *call);
+/** Milliseconds until the deadline (0 when passed), or -1 when there is none. */
+PW_EXTERN int64_t pw_call_remaining_ms(const pw_call *call);
+/** 1 once the call was cancelled or its deadline passed. */
+PW_EXTERN int pw_call_is_cancelled(const pw_call *call);
+
+/**
+ * Response metadata to send with the response headers (before the first message
+ * or the status). Adding after the headers were sent returns PW_FAILED_PRECONDITION.
+ */
+PW_EXTERN pw_status pw_call_add_initial_metadata(pw_call *call, const char *key, const void *value,
+                                                 size_t len);
+/** Metadata sent in the trailers together with the status. */
+PW_EXTERN pw_status pw_call_add_trailing_metadata(pw_call *call, const char *key, const void *value,
+                                                  size_t len);
+
+/**
+ * Queues one response message (copied). Returns PW_OK; PW_RESOURCE_EXHAUSTED
+ * when the message exceeds the send limit or the handler ignored back-pressure
+ * far past the high-water mark; PW_CANCELLED after the call was cancelled;
+ * PW_FAILED_PRECONDITION after finish or a second message on a unary method.
+ */
+PW_EXTERN pw_status pw_call_send(pw_call *call, const struct ProtobufCMessage *msg);
+PW_EXTERN pw_status pw_call_send_bytes(pw_call *call, pw_slice msg);
+
+/** 1 while the send queue is under the high-water mark; when 0, wait for on_write_ready. */
+PW_EXTERN int pw_call_writable(const pw_call *call);
+
+/**
+ * Ends the handler's part: queues the status (code and a printf-style message,
+ * percent-encoded on the wire) after any queued messages. Negative codes are
+ * mapped with pw_status_to_wire. Must be called exactly once per call, also after
+ * on_cancel (then nothing more is sent). The call must not be used afterwards.
+ * fmt may be NULL for no message.
+ */
+PW_EXTERN void pw_call_finish(pw_call *call, pw_status code, const char *fmt, ...) PW_PRINTF(3, 4);
+
+/** Sends msg then finishes with PW_OK; if the send fails, finishes with that status. */
+PW_EXTERN void pw_call_reply(pw_call *call, const struct ProtobufCMessage *msg);
+
+PW_EXTERN void pw_call_set_user_data(pw_call *call, void *user_data);
+PW_EXTERN void *pw_call_get_user_data(const pw_call *call);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

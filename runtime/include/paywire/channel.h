@@ -1,0 +1,127 @@
+#ifndef PAYWIRE_CHANNEL_H
+#define PAYWIRE_CHANNEL_H
+
+#include <stdint.h>
+#include <uv.h>
+#include <paywire/status.h>
+#include <paywire/buf.h>
+#include <paywire/metadata.h>
+#include <paywire/tls.h>
+#include <paywire/call.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ProtobufCMessage;
+struct ProtobufCMessageDescriptor;
+
+/** A client's connection to one target, reconnecting as needed. */
+typedef struct pw_channel pw_channel;
+/** One client-side RPC. */
+typedef struct pw_client_call pw_client_call;
+
+typedef struct pw_channel_options {
+    /** NULL: cleartext HTTP/2 (h2c). Read during pw_channel_new. */
+    const pw_tls_config *tls;
+    /** :authority to send (default: the target's host:port). */
+    const char *authority;
+    /** Largest response message accepted (default 4 MiB). */
+    uint32_t max_recv_message_size;
+    /** Reconnect backoff: first delay (default 1000 ms) and cap (default 120000 ms). */
+    uint32_t backoff_initial_ms;
+    uint32_t backoff_max_ms;
+    /** Connect timeout (default 20000 ms). */
+    uint32_t connect_timeout_ms;
+} pw_channel_options;
+
+typedef struct pw_call_options {
+    /** Relative deadline; 0 means none, or the parent's. */
+    int64_t timeout_ms;
+    /** Request metadata (copied). */
+    const pw_metadata *metadata;
+    /** Queue the call while the channel is not connected instead of failing fast. */
+    int wait_for_ready;
+    /**
+     * A server call this call is made from: the call inherits its deadline (when
+     * sooner than timeout_ms) and is cancelled when the parent is cancelled.
+     */
+    pw_call *parent;
+} pw_call_options;
+
+/** How a client call ended. Borrowed during on_done. */
+typedef struct pw_result {
+    pw_status code;
+    /** Decoded grpc-message (never NULL; "" when absent). */
+    const char *message;
+    const pw_metadata *initial_metadata;
+    const pw_metadata *trailing_metadata;
+} pw_result;
+
+typedef struct pw_client_ops {
+    /** Response headers arrived (not called for Trailers-Only responses). */
+    void (*on_headers)(pw_client_call *call, const pw_metadata *md, void *user_data);
+    /** One response message; msg valid during the callback. */
+    void (*on_message)(pw_client_call *call, pw_slice msg, void *user_data);
+    /** The send queue drained after pw_client_call_writable() was 0. */
+    void (*on_write_ready)(pw_client_call *call, void *user_data);
+    /** Exactly once, last; the call is freed after it returns. */
+    void (*on_done)(pw_client_call *call, const pw_result *result, void *user_data);
+} pw_client_ops;
+
+/**
+ * Creates a channel to target on loop: "host:port", "[v6]:port", "unix:/path".
+ * Connects lazily on the first call. opts may be NULL. Returns PW_OK,
+ * PW_INVALID_ARGUMENT (bad target or TLS files), PW_ERRNO(ENOMEM).
+ */
+PW_EXTERN pw_status pw_channel_new(pw_channel **out, uv_loop_t *loop, const char *target,
+                                   const pw_channel_options *opts);
+
+typedef void (*pw_channel_close_cb)(pw_channel *channel, void *user_data);
+/**
+ * Fails every pending call with PW_CANCELLED, closes the connection and frees the
+ * channel; cb (may be NULL) runs once every handle is closed.
+ */
+PW_EXTERN void pw_channel_close(pw_channel *channel, pw_channel_close_cb cb, void *user_data);
+
+PW_EXTERN uv_loop_t *pw_channel_loop(const pw_channel *channel);
+
+/**
+ * Starts a call to path ("/package.Service/Method"). ops (borrowed, keep static)
+ * and user_data receive its events; on_done is required. If this returns PW_OK,
+ * on_done runs exactly once, on a later loop turn. *out (may be NULL) receives
+ * the call, valid until on_done returns.
+ */
+PW_EXTERN pw_status pw_client_call_start(pw_client_call **out, pw_channel *channel,
+                                         const char *path, const pw_call_options *opts,
+                                         const pw_client_ops *ops, void *user_data);
+
+/** Queues one request message (copied). PW_FAILED_PRECONDITION after close_send. */
+PW_EXTERN pw_status pw_client_call_send(pw_client_call *call, const struct ProtobufCMessage *msg);
+PW_EXTERN pw_status pw_client_call_send_bytes(pw_client_call *call, pw_slice msg);
+/** Half-closes: no more request messages. */
+PW_EXTERN pw_status pw_client_call_close_send(pw_client_call *call);
+/** 1 while the request queue is under the high-water mark. */
+PW_EXTERN int pw_client_call_writable(const pw_client_call *call);
+/** Cancels the call (RST_STREAM CANCEL); on_done follows with PW_CANCELLED. */
+PW_EXTERN void pw_client_call_cancel(pw_client_call *call);
+
+/**
+ * Blocking unary call for tools and tests: runs the channel's loop until the call
+ * ends. Must not be called while that loop is running. On PW_OK, *response_out
+ * is the decoded response (free with protobuf_c_message_free_unpacked(r, NULL)).
+ * status_message (may be NULL) receives a copy of grpc-message (pw_free it).
+ * trailers (may be NULL) receives the trailing metadata.
+ * Returns the call's gRPC status.
+ */
+PW_EXTERN pw_status pw_channel_unary(pw_channel *channel, const char *path,
+                                     const pw_call_options *opts,
+                                     const struct ProtobufCMessage *request,
+                                     const struct ProtobufCMessageDescriptor *response_type,
+                                     struct ProtobufCMessage **response_out, char **status_message,
+                                     pw_metadata *trailers);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

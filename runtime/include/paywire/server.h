@@ -1,0 +1,104 @@
+#ifndef PAYWIRE_SERVER_H
+#define PAYWIRE_SERVER_H
+
+#include <stdint.h>
+#include <uv.h>
+#include <paywire/status.h>
+#include <paywire/tls.h>
+#include <paywire/call.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ProtobufCMessageDescriptor;
+
+typedef struct pw_server pw_server;
+
+/** The four RPC kinds. */
+typedef enum pw_method_kind {
+    PW_METHOD_UNARY = 0,
+    PW_METHOD_SERVER_STREAMING = 1,
+    PW_METHOD_CLIENT_STREAMING = 2,
+    PW_METHOD_BIDI_STREAMING = 3,
+} pw_method_kind;
+
+/**
+ * Called when a call to a method starts, on the server's loop.
+ *  - UNARY and SERVER_STREAMING: after the request message and the client's
+ *    half-close arrived; the request is pw_call_request() (decoded when the
+ *    method has a request_type) and pw_call_request_bytes().
+ *  - CLIENT_STREAMING and BIDI_STREAMING: when the request headers arrived; set
+ *    pw_call_ops with pw_call_set_ops() before returning to receive messages.
+ * The handler owns one hold on the call and must end it with exactly one
+ * pw_call_finish() (or pw_call_reply()), now or later from any callback on the loop.
+ */
+typedef void (*pw_handler_cb)(pw_call *call, void *user_data);
+
+/**
+ * One RPC method. Borrowed by the server: it must outlive the server (generated
+ * code keeps these in static storage).
+ */
+typedef struct pw_method {
+    /** "/package.Service/Method". */
+    const char *path;
+    pw_method_kind kind;
+    /** protobuf-c descriptors; request_type may be NULL for raw-bytes methods. */
+    const struct ProtobufCMessageDescriptor *request_type;
+    const struct ProtobufCMessageDescriptor *response_type;
+    pw_handler_cb handler;
+    void *user_data;
+} pw_method;
+
+/** Server-wide settings; zero fields take the defaults. */
+typedef struct pw_server_options {
+    /** Largest request message accepted (default 4 MiB); larger -> RESOURCE_EXHAUSTED. */
+    uint32_t max_recv_message_size;
+    /** Largest response message sent (default 4 MiB); larger -> RESOURCE_EXHAUSTED. */
+    uint32_t max_send_message_size;
+    /** SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 256). */
+    uint32_t max_concurrent_streams;
+    /** Bytes a streaming call may queue before pw_call_writable() turns 0 (default 64 KiB). */
+    uint32_t write_high_water;
+} pw_server_options;
+
+typedef void (*pw_server_close_cb)(pw_server *server, void *user_data);
+
+/**
+ * Creates a server on loop (borrowed; the application runs it). opts may be NULL.
+ * Returns PW_OK, PW_ERRNO(ENOMEM).
+ */
+PW_EXTERN pw_status pw_server_new(pw_server **out, uv_loop_t *loop, const pw_server_options *opts);
+
+/**
+ * Registers a method (borrowed). Returns PW_ALREADY_EXISTS for a duplicate path,
+ * PW_INVALID_ARGUMENT for a path not of the form "/service/method",
+ * PW_ERRNO(ENOMEM).
+ */
+PW_EXTERN pw_status pw_server_add_method(pw_server *server, const pw_method *method);
+
+/**
+ * Starts listening. address is "host:port" (IPv4, "[v6]:port", port 0 picks a
+ * free one) or "unix:/path". tls NULL means cleartext HTTP/2 (h2c, prior
+ * knowledge); otherwise TLS 1.2+ with ALPN "h2" (tls is read during the call).
+ * *port_out (may be NULL) receives the bound TCP port. Returns PW_OK, a libuv
+ * error (e.g. UV_EADDRINUSE), PW_INVALID_ARGUMENT for a bad address or TLS files.
+ */
+PW_EXTERN pw_status pw_server_listen(pw_server *server, const char *address,
+                                     const pw_tls_config *tls, int *port_out);
+
+/**
+ * Stops listening, cancels every in-flight call (handlers get on_cancel),
+ * closes every connection and frees the server; cb (may be NULL) runs on a later
+ * loop turn once every handle is closed. The calls' memory is released when
+ * their handlers have called pw_call_finish.
+ */
+PW_EXTERN void pw_server_close(pw_server *server, pw_server_close_cb cb, void *user_data);
+
+/** The loop the server runs on. */
+PW_EXTERN uv_loop_t *pw_server_loop(const pw_server *server);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
