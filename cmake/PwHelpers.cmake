@@ -4,7 +4,7 @@
 set(PW_WARNINGS
   -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion
   -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wundef
-  -Wcast-qual -Wpointer-arith -Wvla)
+  -Wpointer-arith -Wvla)
 
 function(pw_warnings target)
   target_compile_options(${target} PRIVATE ${PW_WARNINGS})

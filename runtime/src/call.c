@@ -1,0 +1,698 @@
+/*
+ * call.c: the server side of one RPC. Request headers are validated as they
+ * arrive (gRPC PROTOCOL-HTTP2: POST, content-type application/grpc[+proto|;...],
+ * grpc-timeout, metadata), the method is looked up, and the handler runs when
+ * the request is complete (unary, server streaming) or at once (client/bidi
+ * streaming). The response is Trailers-Only when the handler finishes before
+ * sending anything, otherwise HEADERS, DATA..., trailing HEADERS.
+ *
+ * Lifetime: two holds, the stream's (released on stream close) and the
+ * handler's (released by pw_call_finish). Requests that never reach a handler
+ * have their handler hold released when the runtime answers for them.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <protobuf-c/protobuf-c.h>
+#include <paywire/alloc.h>
+#include <paywire/log.h>
+#include "internal.h"
+#include "h2/nva.h"
+#include "grpc/wire.h"
+
+static void call_maybe_free(pw_call *call);
+static void call_respond_error(pw_call *call, pw_status code, const char *fmt, ...) PW_PRINTF(3, 4);
+
+pw_call *pw__call_new(pw__sconn *sc, int32_t stream_id)
+{
+    pw_call *call = pw_calloc(1, sizeof(*call));
+    if (call == NULL) {
+        return NULL;
+    }
+    const pw_server_options *o = &sc->server->opts;
+    call->sc = sc;
+    call->stream_id = stream_id;
+    call->timeout_ms = -1;
+    pw__deframer_init(&call->in, o->max_recv_message_size);
+    pw__outq_init(&call->out, o->write_high_water,
+                  (size_t)o->write_high_water + o->max_send_message_size + 5);
+    pw__list_init(&call->children);
+    pw__list_init(&call->link);
+    pw__list_push(&sc->calls, &call->link);
+    sc->refs++;
+    return call;
+}
+
+static void call_reject(pw_call *call, pw_status code, const char *fmt, ...) PW_PRINTF(3, 4);
+static void call_reject(pw_call *call, pw_status code, const char *fmt, ...)
+{
+    if (call->reject_code != PW_OK || call->http_reject) {
+        return; /* keep the first problem */
+    }
+    call->reject_code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(call->reject_msg, sizeof(call->reject_msg), fmt, ap);
+    va_end(ap);
+}
+
+static int name_is(const uint8_t *name, size_t len, const char *lit)
+{
+    return strlen(lit) == len && memcmp(name, lit, len) == 0;
+}
+
+/* content-type must be application/grpc, optionally followed by "+..." or ";...". */
+static int content_type_ok(const uint8_t *v, size_t len)
+{
+    static const char base[] = "application/grpc";
+    size_t n = sizeof(base) - 1;
+    if (len < n || memcmp(v, base, n) != 0) {
+        return 0;
+    }
+    return len == n || v[n] == '+' || v[n] == ';';
+}
+
+static void call_add_metadata(pw_call *call, const uint8_t *name, size_t name_len,
+                              const uint8_t *value, size_t value_len)
+{
+    char key[256];
+    if (name_len >= sizeof(key)) {
+        call_reject(call, PW_INTERNAL, "metadata key longer than 255 bytes");
+        return;
+    }
+    memcpy(key, name, name_len);
+    key[name_len] = '\0';
+    if (!pw_metadata_key_is_binary(key, name_len)) {
+        if (pw_metadata_add(&call->md, key, value, value_len) != PW_OK) {
+            call_reject(call, PW_INTERNAL, "invalid metadata %s", key);
+        }
+        return;
+    }
+    uint8_t *raw = pw_malloc(value_len / 4 * 3 + 3);
+    size_t raw_len = 0;
+    if (raw == NULL) {
+        call_reject(call, PW_RESOURCE_EXHAUSTED, "out of memory decoding metadata");
+        return;
+    }
+    if (pw__base64_decode((const char *)value, value_len, raw, &raw_len) != 0) {
+        call_reject(call, PW_INTERNAL, "metadata %s is not valid base64", key);
+    } else if (pw_metadata_add(&call->md, key, raw, raw_len) != PW_OK) {
+        call_reject(call, PW_INTERNAL, "invalid metadata %s", key);
+    }
+    pw_free(raw);
+}
+
+void pw__call_on_header(pw_call *call, const uint8_t *name, size_t name_len, const uint8_t *value,
+                        size_t value_len)
+{
+    if (name_len > 0 && name[0] == ':') {
+        if (name_is(name, name_len, ":path")) {
+            pw_free(call->path);
+            call->path = pw_strndup((const char *)value, value_len);
+        } else if (name_is(name, name_len, ":method")) {
+            call->is_post = value_len == 4 && memcmp(value, "POST", 4) == 0;
+        }
+        return;
+    }
+    if (name_is(name, name_len, "content-type")) {
+        call->content_type_seen = 1;
+        if (!content_type_ok(value, value_len)) {
+            call->http_reject = 415;
+            snprintf(call->reject_msg, sizeof(call->reject_msg),
+                     "invalid gRPC request content-type \"%.*s\"",
+                     (int)(value_len > 64 ? 64 : value_len), (const char *)value);
+        }
+    } else if (name_is(name, name_len, "grpc-timeout")) {
+        if (pw__timeout_parse((const char *)value, value_len, &call->timeout_ms) != 0) {
+            call_reject(call, PW_INTERNAL, "invalid grpc-timeout \"%.*s\"",
+                        (int)(value_len > 32 ? 32 : value_len), (const char *)value);
+        }
+    } else if (name_is(name, name_len, "grpc-encoding")) {
+        pw_free(call->encoding);
+        call->encoding = pw_strndup((const char *)value, value_len);
+    } else if (name_is(name, name_len, "te") || name_is(name, name_len, "grpc-accept-encoding") ||
+               name_is(name, name_len, "content-length")) {
+        /* Transport headers, not metadata. */
+    } else {
+        call_add_metadata(call, name, name_len, value, value_len);
+    }
+}
+
+/* ---- sending ---- */
+
+static pw_status call_submit_headers(pw_call *call, nghttp2_data_provider *prd, int with_status)
+{
+    nghttp2_session *session = call->sc->session;
+    pw__nva b = {0};
+    pw__nva_add_str(&b, ":status", "200");
+    pw__nva_add_str(&b, "content-type", "application/grpc");
+    pw__nva_add_str(&b, "grpc-accept-encoding", "identity");
+    pw__nva_add_metadata(&b, &call->initial);
+    if (with_status) {
+        pw__nva_add_metadata(&b, &call->trailing);
+        pw__nva_add_status(&b, call->final_code, call->final_msg);
+    }
+    nghttp2_nv *nv = pw__nva_finish(&b);
+    int rv = nv ? nghttp2_submit_response(session, call->stream_id, nv, b.n, prd) : -1;
+    pw__nva_free(&b);
+    call->headers_sent = 1;
+    return rv == 0 ? PW_OK : PW_INTERNAL;
+}
+
+static pw_status call_start_response(pw_call *call)
+{
+    if (call->headers_sent) {
+        return PW_OK;
+    }
+    nghttp2_data_provider prd = {.source.ptr = call, .read_callback = pw__call_data_read};
+    return call_submit_headers(call, &prd, 0);
+}
+
+static void call_submit_trailers(pw_call *call)
+{
+    pw__nva b = {0};
+    pw__nva_add_metadata(&b, &call->trailing);
+    pw__nva_add_status(&b, call->final_code, call->final_msg);
+    nghttp2_nv *nv = pw__nva_finish(&b);
+    if (nv == NULL || nghttp2_submit_trailer(call->sc->session, call->stream_id, nv, b.n) != 0) {
+        nghttp2_submit_rst_stream(call->sc->session, NGHTTP2_FLAG_NONE, call->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+    }
+    pw__nva_free(&b);
+}
+
+ssize_t pw__call_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+                           uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+{
+    (void)source;
+    pw_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (call == NULL) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    size_t n = pw__outq_read(&call->out, buf, length);
+    if (call->out.ready) {
+        ((pw__sconn *)user_data)->ready_pending = 1;
+    }
+    if (pw_buf_pending(&call->out.buf) == 0) {
+        if (call->status_queued) {
+            /* Trailers follow the last DATA frame (PROTOCOL-HTTP2: Response → Trailers). */
+            *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            call_submit_trailers(call);
+        } else if (n == 0) {
+            call->out.deferred = 1;
+            return NGHTTP2_ERR_DEFERRED;
+        }
+    }
+    return (ssize_t)n;
+}
+
+static void call_kick(pw_call *call)
+{
+    if (call->out.deferred && call->sc->session != NULL) {
+        call->out.deferred = 0;
+        nghttp2_session_resume_data(call->sc->session, call->stream_id);
+    }
+    pw__sconn_schedule(call->sc);
+}
+
+void pw__call_fire_ready(pw_call *call)
+{
+    if (!call->out.ready) {
+        return;
+    }
+    call->out.ready = 0;
+    if (!call->finished && !call->cancelled && call->ops && call->ops->on_write_ready) {
+        call->ops->on_write_ready(call, call->ops_ud);
+    }
+}
+
+static pw_status call_send(pw_call *call, const ProtobufCMessage *msg, pw_slice bytes)
+{
+    if (call->cancelled) {
+        return PW_CANCELLED;
+    }
+    if (call->finished || call->status_queued) {
+        return PW_FAILED_PRECONDITION;
+    }
+    size_t len = msg ? protobuf_c_message_get_packed_size(msg) : bytes.len;
+    if (len > call->sc->server->opts.max_send_message_size) {
+        return PW_RESOURCE_EXHAUSTED;
+    }
+    pw_status rv = pw__outq_push(&call->out, msg, bytes);
+    if (rv != PW_OK) {
+        return rv;
+    }
+    rv = call_start_response(call);
+    call_kick(call);
+    return rv;
+}
+
+pw_status pw_call_send(pw_call *call, const ProtobufCMessage *msg)
+{
+    return call_send(call, msg, pw_slice_make(NULL, 0));
+}
+
+pw_status pw_call_send_bytes(pw_call *call, pw_slice msg)
+{
+    return call_send(call, NULL, msg);
+}
+
+int pw_call_writable(const pw_call *call)
+{
+    return !call->cancelled && pw__outq_writable(&call->out);
+}
+
+/* Queues the status; Trailers-Only when nothing was sent yet. */
+static void call_queue_status(pw_call *call, pw_status code, const char *msg)
+{
+    if (call->status_queued || call->stream_closed || call->sc->session == NULL) {
+        return;
+    }
+    call->status_queued = 1;
+    call->final_code = pw_status_to_wire(code);
+    pw_free(call->final_msg);
+    call->final_msg = pw_strdup(msg);
+    if (!call->headers_sent && pw_buf_pending(&call->out.buf) == 0) {
+        call_submit_headers(call, NULL, 1);
+        pw__sconn_schedule(call->sc);
+        return;
+    }
+    call_start_response(call);
+    call_kick(call);
+}
+
+static void call_vfinish(pw_call *call, pw_status code, const char *fmt, va_list ap)
+{
+    char msg[512] = "";
+    if (fmt != NULL) {
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+    }
+    if (!call->cancelled) {
+        call_queue_status(call, code, msg);
+    }
+    if (call->deadline_timer != NULL) {
+        uv_timer_stop(call->deadline_timer);
+    }
+}
+
+void pw_call_finish(pw_call *call, pw_status code, const char *fmt, ...)
+{
+    PW_ASSERT(!call->finished);
+    va_list ap;
+    va_start(ap, fmt);
+    call_vfinish(call, code, fmt, ap);
+    va_end(ap);
+    call->finished = 1;
+    call_maybe_free(call);
+}
+
+void pw_call_reply(pw_call *call, const ProtobufCMessage *msg)
+{
+    pw_status rv = pw_call_send(call, msg);
+    if (rv == PW_OK || rv == PW_CANCELLED) {
+        pw_call_finish(call, PW_OK, NULL);
+    } else {
+        pw_call_finish(call, rv, "cannot send response: %s", pw_status_str(rv));
+    }
+}
+
+/* The runtime answers for a request that never reached a handler. */
+static void call_respond_error(pw_call *call, pw_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    call_vfinish(call, code, fmt, ap);
+    va_end(ap);
+    call->finished = 1;
+}
+
+static void call_respond_http(pw_call *call, int http_status)
+{
+    char status[8];
+    snprintf(status, sizeof(status), "%d", http_status);
+    pw__nva b = {0};
+    pw__nva_add_str(&b, ":status", status);
+    pw__nva_add_status(&b, PW_INTERNAL, call->reject_msg);
+    nghttp2_nv *nv = pw__nva_finish(&b);
+    if (nv != NULL) {
+        nghttp2_submit_response(call->sc->session, call->stream_id, nv, b.n, NULL);
+    }
+    pw__nva_free(&b);
+    call->headers_sent = 1;
+    call->status_queued = 1;
+    call->finished = 1;
+    pw__sconn_schedule(call->sc);
+}
+
+/* ---- receiving ---- */
+
+static void call_cancel(pw_call *call, pw_status why)
+{
+    if (call->cancelled) {
+        return;
+    }
+    call->cancelled = 1;
+    if (call->deadline_timer != NULL) {
+        uv_timer_stop(call->deadline_timer);
+    }
+    pw__client_call_parent_cancelled(&call->children);
+    if (!call->finished && call->handler_started && call->ops && call->ops->on_cancel) {
+        call->ops->on_cancel(call, why, call->ops_ud);
+    }
+}
+
+static void call_deadline_fired(uv_timer_t *t)
+{
+    pw_call *call = t->data;
+    if (call->finished || call->cancelled) {
+        return;
+    }
+    /* Answer DEADLINE_EXCEEDED, then reset the stream (the client stops sending). */
+    call_queue_status(call, PW_DEADLINE_EXCEEDED, "deadline exceeded");
+    if (call->sc->session != NULL) {
+        nghttp2_submit_rst_stream(call->sc->session, NGHTTP2_FLAG_NONE, call->stream_id,
+                                  NGHTTP2_CANCEL);
+        pw__sconn_schedule(call->sc);
+    }
+    if (!call->handler_started) {
+        call->finished = 1;
+    }
+    call_cancel(call, PW_DEADLINE_EXCEEDED);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    pw_free(h);
+}
+
+static void call_start_deadline(pw_call *call)
+{
+    uv_loop_t *loop = call->sc->server->loop;
+    call->deadline = uv_now(loop) + (uint64_t)call->timeout_ms;
+    call->deadline_timer = pw_malloc(sizeof(uv_timer_t));
+    if (call->deadline_timer == NULL) {
+        return;
+    }
+    uv_timer_init(loop, call->deadline_timer);
+    call->deadline_timer->data = call;
+    uv_timer_start(call->deadline_timer, call_deadline_fired, (uint64_t)call->timeout_ms, 0);
+}
+
+void pw__call_on_headers_done(pw_call *call)
+{
+    if (call->dispatched) {
+        return;
+    }
+    call->dispatched = 1;
+    if (!call->is_post && call->reject_code == PW_OK && !call->http_reject) {
+        call->http_reject = 405;
+        snprintf(call->reject_msg, sizeof(call->reject_msg), "gRPC requires the POST method");
+    }
+    if (!call->content_type_seen && !call->http_reject) {
+        call->http_reject = 415;
+        snprintf(call->reject_msg, sizeof(call->reject_msg), "missing content-type");
+    }
+    if (call->http_reject) {
+        call_respond_http(call, call->http_reject);
+        return;
+    }
+    if (call->reject_code != PW_OK) {
+        call_respond_error(call, call->reject_code, "%s", call->reject_msg);
+        return;
+    }
+    const char *path = call->path ? call->path : "";
+    call->method = pw__server_find(call->sc->server, path);
+    if (call->method == NULL) {
+        if (pw__server_has_service(call->sc->server, path)) {
+            call_respond_error(call, PW_UNIMPLEMENTED, "unknown method %s", path);
+        } else {
+            call_respond_error(call, PW_UNIMPLEMENTED, "unknown service in %s", path);
+        }
+        return;
+    }
+    if (call->timeout_ms == 0) {
+        call_respond_error(call, PW_DEADLINE_EXCEEDED, "deadline exceeded before the call started");
+        return;
+    }
+    if (call->timeout_ms > 0) {
+        call_start_deadline(call);
+    }
+    if (call->method->kind == PW_METHOD_CLIENT_STREAMING ||
+        call->method->kind == PW_METHOD_BIDI_STREAMING) {
+        call->handler_started = 1;
+        call->method->handler(call, call->method->user_data);
+    }
+}
+
+static pw_status call_on_message(void *ud, int compressed, pw_slice msg)
+{
+    pw_call *call = ud;
+    if (compressed) {
+        if (call->encoding == NULL || strcmp(call->encoding, "identity") == 0) {
+            snprintf(call->in.err_text, sizeof(call->in.err_text),
+                     "compressed message without grpc-encoding");
+            return PW_INTERNAL;
+        }
+        snprintf(call->in.err_text, sizeof(call->in.err_text),
+                 "message compression \"%s\" is not supported", call->encoding);
+        return PW_UNIMPLEMENTED;
+    }
+    if (!call->handler_started) {
+        /* Unary and server-streaming requests carry exactly one message. */
+        if (++call->request_count > 1) {
+            snprintf(call->in.err_text, sizeof(call->in.err_text),
+                     "more than one request message for a unary-request method");
+            return PW_INTERNAL;
+        }
+        return pw_buf_append(&call->request_bytes, msg.base, msg.len);
+    }
+    if (call->ops != NULL && call->ops->on_message != NULL && !call->finished) {
+        call->ops->on_message(call, msg, call->ops_ud);
+    }
+    return PW_OK;
+}
+
+static void call_fail_input(pw_call *call, pw_status rv, const char *why)
+{
+    if (call->handler_started) {
+        /* The handler still holds the call: tell it, and answer for it. */
+        call_queue_status(call, rv, why);
+        call_cancel(call, rv);
+    } else if (!call->finished) {
+        call_respond_error(call, rv, "%s", why);
+    }
+}
+
+void pw__call_on_data(pw_call *call, const uint8_t *data, size_t len)
+{
+    if (call->finished || call->cancelled || call->method == NULL || call->status_queued) {
+        return;
+    }
+    pw_status rv = pw__deframer_feed(&call->in, data, len, call_on_message, call);
+    if (rv != PW_OK) {
+        call_fail_input(call, rv, call->in.err_text);
+    }
+}
+
+static void call_run_unary(pw_call *call)
+{
+    if (call->request_count == 0) {
+        call_respond_error(call, PW_INTERNAL, "request ended without a message");
+        return;
+    }
+    const ProtobufCMessageDescriptor *type = call->method->request_type;
+    if (type != NULL) {
+        pw_slice bytes = pw_call_request_bytes(call);
+        if (pw_call_unpack(call, bytes, type, &call->request) != PW_OK) {
+            call_respond_error(call, PW_INTERNAL, "cannot decode request as %s", type->name);
+            return;
+        }
+    }
+    call->handler_started = 1;
+    call->method->handler(call, call->method->user_data);
+}
+
+void pw__call_on_half_close(pw_call *call)
+{
+    if (call->half_closed) {
+        return;
+    }
+    call->half_closed = 1;
+    if (call->finished || call->cancelled || call->method == NULL || call->status_queued) {
+        return;
+    }
+    if (pw__deframer_pending(&call->in) > 0) {
+        call_fail_input(call, PW_INTERNAL, "request ended inside a message (truncated frame)");
+        return;
+    }
+    if (!call->handler_started) {
+        call_run_unary(call);
+    } else if (call->ops != NULL && call->ops->on_half_close != NULL) {
+        call->ops->on_half_close(call, call->ops_ud);
+    }
+}
+
+void pw__call_on_stream_close(pw_call *call, uint32_t error_code)
+{
+    /*
+     * Cancel before marking the stream closed: a handler that finishes inside
+     * on_cancel must not free the call under us (it is freed just below).
+     */
+    if (!call->finished && (!call->status_queued || error_code != NGHTTP2_NO_ERROR)) {
+        call_cancel(call, PW_CANCELLED);
+    }
+    call->stream_closed = 1;
+    if (!call->handler_started) {
+        call->finished = 1;
+    }
+    call_maybe_free(call);
+}
+
+/* ---- lifetime ---- */
+
+static void call_free(pw_call *call)
+{
+    pw__client_call_parent_gone(&call->children);
+    if (call->deadline_timer != NULL) {
+        uv_close((uv_handle_t *)call->deadline_timer, timer_closed);
+    }
+    for (size_t i = 0; i < call->unpacked_count; i++) {
+        protobuf_c_message_free_unpacked(call->unpacked[i], NULL);
+    }
+    pw_free(call->unpacked);
+    pw_metadata_clear(&call->md);
+    pw_metadata_clear(&call->initial);
+    pw_metadata_clear(&call->trailing);
+    pw__deframer_free(&call->in);
+    pw__outq_free(&call->out);
+    pw_buf_reset(&call->request_bytes);
+    pw_free(call->path);
+    pw_free(call->encoding);
+    pw_free(call->final_msg);
+    pw__sconn *sc = call->sc;
+    pw_free(call);
+    pw__sconn_release(sc);
+}
+
+static void call_maybe_free(pw_call *call)
+{
+    if (call->finished && call->stream_closed) {
+        call_free(call);
+    }
+}
+
+/* ---- accessors ---- */
+
+void pw_call_set_ops(pw_call *call, const pw_call_ops *ops, void *user_data)
+{
+    call->ops = ops;
+    call->ops_ud = user_data;
+}
+
+const char *pw_call_method(const pw_call *call)
+{
+    return call->path ? call->path : "";
+}
+
+const pw_metadata *pw_call_metadata(const pw_call *call)
+{
+    return &call->md;
+}
+
+const pw_peer *pw_call_peer(const pw_call *call)
+{
+    return &call->sc->conn.peer;
+}
+
+uv_loop_t *pw_call_loop(const pw_call *call)
+{
+    return call->sc->conn.h.handle.loop;
+}
+
+const ProtobufCMessage *pw_call_request(const pw_call *call)
+{
+    return call->request;
+}
+
+pw_slice pw_call_request_bytes(const pw_call *call)
+{
+    return pw_slice_make(call->request_bytes.data + call->request_bytes.off,
+                         pw_buf_pending(&call->request_bytes));
+}
+
+static void *pb_alloc(void *ud, size_t size)
+{
+    (void)ud;
+    return pw_malloc(size);
+}
+
+static void pb_free(void *ud, void *p)
+{
+    (void)ud;
+    pw_free(p);
+}
+
+pw_status pw_call_unpack(pw_call *call, pw_slice bytes, const ProtobufCMessageDescriptor *desc,
+                         ProtobufCMessage **out)
+{
+    ProtobufCMessage **list =
+        pw_realloc(call->unpacked, (call->unpacked_count + 1) * sizeof(*list));
+    if (list == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    call->unpacked = list;
+    ProtobufCAllocator alloc = {pb_alloc, pb_free, NULL};
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, bytes.len, bytes.base);
+    if (m == NULL) {
+        return PW_INTERNAL;
+    }
+    list[call->unpacked_count++] = m;
+    *out = m;
+    return PW_OK;
+}
+
+uint64_t pw_call_deadline(const pw_call *call)
+{
+    return call->deadline;
+}
+
+int64_t pw_call_remaining_ms(const pw_call *call)
+{
+    if (call->deadline == 0) {
+        return -1;
+    }
+    uint64_t now = uv_now(pw_call_loop(call));
+    return now >= call->deadline ? 0 : (int64_t)(call->deadline - now);
+}
+
+int pw_call_is_cancelled(const pw_call *call)
+{
+    return call->cancelled;
+}
+
+pw_status pw_call_add_initial_metadata(pw_call *call, const char *key, const void *value,
+                                       size_t len)
+{
+    if (call->headers_sent) {
+        return PW_FAILED_PRECONDITION;
+    }
+    return pw_metadata_add(&call->initial, key, value, len);
+}
+
+pw_status pw_call_add_trailing_metadata(pw_call *call, const char *key, const void *value,
+                                        size_t len)
+{
+    if (call->status_queued) {
+        return PW_FAILED_PRECONDITION;
+    }
+    return pw_metadata_add(&call->trailing, key, value, len);
+}
+
+void pw_call_set_user_data(pw_call *call, void *user_data)
+{
+    call->user_data = user_data;
+}
+
+void *pw_call_get_user_data(const pw_call *call)
+{
+    return call->user_data;
+}

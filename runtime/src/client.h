@@ -1,0 +1,95 @@
+#ifndef PAYWIRE_CLIENT_H
+#define PAYWIRE_CLIENT_H
+
+/* Client-side definitions shared by channel.c and client_call.c. */
+#include "internal.h"
+
+typedef enum pw__chan_state {
+    PW_CHAN_IDLE,
+    PW_CHAN_CONNECTING,
+    PW_CHAN_READY,
+    PW_CHAN_TRANSIENT_FAILURE,
+} pw__chan_state;
+
+typedef struct pw__cconn {
+    pw__conn conn;
+    pw_channel *ch;
+    nghttp2_session *session;
+    pw__task pump;
+    pw__list calls;
+    int refs;
+    int ready;
+    int ready_pending;
+} pw__cconn;
+
+struct pw_channel {
+    uv_loop_t *loop;
+    char *host;
+    int port;
+    char *unix_path;
+    char *authority;
+    char *sni;
+    SSL_CTX *ssl_ctx;
+    pw_channel_options opts;
+    pw__chan_state state;
+    pw__cconn *conn;
+    uv_timer_t timer;
+    uv_getaddrinfo_t *resolving;
+    uint32_t backoff_ms;
+    uint64_t rng;
+    pw__list pending;
+    pw__tick tick;
+    char last_error[256];
+    int closing;
+    int open_handles;
+    pw_channel_close_cb close_cb;
+    void *close_ud;
+};
+
+struct pw_client_call {
+    pw__list link;
+    pw__list parent_link;
+    pw_channel *ch;
+    pw__cconn *cc;
+    int32_t stream_id;
+    char *path;
+    pw_metadata md;
+    uint64_t deadline;
+    uv_timer_t *timer;
+    int wait_for_ready;
+    const pw_client_ops *ops;
+    void *ud;
+    pw__outq out;
+    pw__deframer in;
+    pw_metadata initial;
+    pw_metadata trailing;
+    int http_status;
+    pw_status status;
+    char *message;
+    unsigned send_closed : 1;
+    unsigned have_status : 1;
+    unsigned headers_seen : 1;
+    unsigned bad_content_type : 1;
+    unsigned done : 1;
+    unsigned in_trailers : 1;
+    pw__task done_task;
+};
+
+/* channel.c */
+void pw__cconn_schedule(pw__cconn *cc);
+void pw__cconn_release(pw__cconn *cc);
+void pw__channel_call_ready(pw_channel *ch, pw_client_call *call);
+
+/* client_call.c */
+int pw__client_call_submit(pw_client_call *call, pw__cconn *cc);
+void pw__client_call_complete(pw_client_call *call, pw_status code, const char *fmt, ...)
+    PW_PRINTF(3, 4);
+void pw__client_call_fire_ready(pw_client_call *call);
+void pw__client_call_on_header(pw_client_call *call, const nghttp2_frame *frame,
+                               const uint8_t *name, size_t namelen, const uint8_t *value,
+                               size_t valuelen);
+void pw__client_call_on_headers_done(pw_client_call *call, const nghttp2_frame *frame);
+void pw__client_call_on_data(pw_client_call *call, const uint8_t *data, size_t len);
+void pw__client_call_on_stream_close(pw_client_call *call, uint32_t error_code);
+
+#endif

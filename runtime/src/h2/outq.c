@@ -1,0 +1,62 @@
+/*
+ * outq.c: per-stream send queue. Messages are packed straight into the queue
+ * (one copy, no intermediate buffer). blocked/ready implement the write-ready
+ * protocol: above high water the writer is told to wait; when the data
+ * provider drains the queue to half of it, ready is set for the owner to fire
+ * on_write_ready outside nghttp2's callbacks.
+ */
+#include <string.h>
+#include <protobuf-c/protobuf-c.h>
+#include "grpc/wire.h"
+#include "h2/outq.h"
+
+void pw__outq_init(pw__outq *q, size_t high_water, size_t hard_limit)
+{
+    *q = (pw__outq){.high_water = high_water, .hard_limit = hard_limit};
+}
+
+pw_status pw__outq_push(pw__outq *q, const ProtobufCMessage *msg, pw_slice bytes)
+{
+    size_t len = msg != NULL ? protobuf_c_message_get_packed_size(msg) : bytes.len;
+    if (len > UINT32_MAX || pw_buf_pending(&q->buf) + len + 5 > q->hard_limit) {
+        return PW_RESOURCE_EXHAUSTED;
+    }
+    pw_status rv = pw_buf_reserve(&q->buf, len + 5);
+    if (rv != PW_OK) {
+        return rv;
+    }
+    uint8_t *p = q->buf.data + q->buf.len;
+    pw__frame_prefix(p, 0, (uint32_t)len);
+    if (msg != NULL) {
+        protobuf_c_message_pack(msg, p + 5);
+    } else if (len > 0) {
+        memcpy(p + 5, bytes.base, len);
+    }
+    q->buf.len += len + 5;
+    if (pw_buf_pending(&q->buf) >= q->high_water) {
+        q->blocked = 1;
+    }
+    return PW_OK;
+}
+
+size_t pw__outq_read(pw__outq *q, uint8_t *buf, size_t len)
+{
+    size_t n = pw_buf_pending(&q->buf);
+    if (n > len) {
+        n = len;
+    }
+    if (n > 0) {
+        memcpy(buf, q->buf.data + q->buf.off, n);
+        pw_buf_consume(&q->buf, n);
+    }
+    if (q->blocked && pw_buf_pending(&q->buf) <= q->high_water / 2) {
+        q->blocked = 0;
+        q->ready = 1;
+    }
+    return n;
+}
+
+void pw__outq_free(pw__outq *q)
+{
+    pw_buf_reset(&q->buf);
+}

@@ -1,0 +1,116 @@
+#ifndef PAYWIRE_INTERNAL_H
+#define PAYWIRE_INTERNAL_H
+
+/* Definitions shared by the server, call and channel modules. */
+#include <nghttp2/nghttp2.h>
+#include <paywire/paywire.h>
+#include "list.h"
+#include "tick.h"
+#include "net/conn.h"
+#include "h2/outq.h"
+#include "grpc/deframer.h"
+
+#define PW_DEFAULT_MAX_MESSAGE (4u * 1024 * 1024)
+#define PW_DEFAULT_HIGH_WATER  (64u * 1024)
+#define PW_DEFAULT_MAX_STREAMS 256u
+/* Stop pulling frames from nghttp2 once this much output waits for the socket. */
+#define PW_CONN_OUTPUT_HIGH (64u * 1024)
+#define PW_H2_WINDOW        (1u << 20)
+#define PW_H2_CONN_WINDOW   (16u << 20)
+
+typedef struct pw__method_table {
+    const pw_method **slots;
+    size_t cap;
+    size_t count;
+} pw__method_table;
+
+struct pw_server {
+    uv_loop_t *loop;
+    pw_server_options opts;
+    pw__method_table methods;
+    pw__list listeners;
+    pw__list conns;
+    pw__tick tick;
+    int closing;
+    int open_handles;
+    pw_server_close_cb close_cb;
+    void *close_ud;
+};
+
+typedef struct pw__sconn {
+    pw__conn conn;
+    pw__list link;
+    pw_server *server;
+    nghttp2_session *session;
+    pw__task pump;
+    pw__list calls;
+    /* 1 while the socket is open, plus one per call not yet released. */
+    int refs;
+    int ready_pending;
+} pw__sconn;
+
+struct pw_call {
+    pw__list link;
+    pw__sconn *sc;
+    int32_t stream_id;
+    const pw_method *method;
+    char *path;
+    pw_metadata md;
+    pw_metadata initial;
+    pw_metadata trailing;
+    char *encoding;
+    int64_t timeout_ms;
+    /* Request validation result: http_reject is an HTTP status (415, 405). */
+    int http_reject;
+    pw_status reject_code;
+    char reject_msg[192];
+    pw__deframer in;
+    pw_buf request_bytes;
+    int request_count;
+    struct ProtobufCMessage *request;
+    struct ProtobufCMessage **unpacked;
+    size_t unpacked_count;
+    pw__outq out;
+    unsigned dispatched : 1;
+    unsigned handler_started : 1;
+    unsigned headers_sent : 1;
+    unsigned finished : 1;
+    unsigned status_queued : 1;
+    unsigned stream_closed : 1;
+    unsigned cancelled : 1;
+    unsigned half_closed : 1;
+    unsigned is_post : 1;
+    unsigned content_type_seen : 1;
+    pw_status final_code;
+    char *final_msg;
+    const pw_call_ops *ops;
+    void *ops_ud;
+    void *user_data;
+    uv_timer_t *deadline_timer;
+    uint64_t deadline;
+    pw__list children;
+};
+
+/* server.c */
+void pw__sconn_schedule(pw__sconn *sc);
+void pw__sconn_release(pw__sconn *sc);
+const pw_method *pw__server_find(const pw_server *s, const char *path);
+int pw__server_has_service(const pw_server *s, const char *path);
+
+/* call.c */
+pw_call *pw__call_new(pw__sconn *sc, int32_t stream_id);
+void pw__call_on_header(pw_call *call, const uint8_t *name, size_t name_len, const uint8_t *value,
+                        size_t value_len);
+void pw__call_on_headers_done(pw_call *call);
+void pw__call_on_data(pw_call *call, const uint8_t *data, size_t len);
+void pw__call_on_half_close(pw_call *call);
+void pw__call_on_stream_close(pw_call *call, uint32_t error_code);
+void pw__call_fire_ready(pw_call *call);
+ssize_t pw__call_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+                           uint32_t *data_flags, nghttp2_data_source *source, void *user_data);
+
+/* channel.c: children of a server call (deadline and cancellation propagation). */
+void pw__client_call_parent_cancelled(pw__list *children);
+void pw__client_call_parent_gone(pw__list *children);
+
+#endif

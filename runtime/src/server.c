@@ -1,0 +1,570 @@
+/*
+ * server.c: listeners, the method table and server-side HTTP/2 connections.
+ * Each accepted socket becomes a pw__sconn with an nghttp2 server session fed
+ * through the memory API. Calls (call.c) hold a reference on their connection,
+ * so a connection's memory (and its peer identity) outlives its socket until
+ * the last handler has finished.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <paywire/alloc.h>
+#include <paywire/log.h>
+#include "internal.h"
+#include "h2/session.h"
+
+typedef struct pw__listener {
+    pw__list link;
+    pw_server *server;
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    SSL_CTX *ssl_ctx;
+    int is_pipe;
+} pw__listener;
+
+/* ---- method table: open addressing on the path, FNV-1a ---- */
+
+static uint64_t path_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) {
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    }
+    return h;
+}
+
+static pw_status table_insert(pw__method_table *t, const pw_method *m)
+{
+    if ((t->count + 1) * 2 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 32;
+        const pw_method **slots = pw_calloc(cap, sizeof(*slots));
+        if (slots == NULL) {
+            return PW_ERRNO(ENOMEM);
+        }
+        for (size_t i = 0; i < t->cap; i++) {
+            if (t->slots[i] != NULL) {
+                size_t j = path_hash(t->slots[i]->path) & (cap - 1);
+                while (slots[j] != NULL) {
+                    j = (j + 1) & (cap - 1);
+                }
+                slots[j] = t->slots[i];
+            }
+        }
+        pw_free(t->slots);
+        t->slots = slots;
+        t->cap = cap;
+    }
+    size_t j = path_hash(m->path) & (t->cap - 1);
+    while (t->slots[j] != NULL) {
+        if (strcmp(t->slots[j]->path, m->path) == 0) {
+            return PW_ALREADY_EXISTS;
+        }
+        j = (j + 1) & (t->cap - 1);
+    }
+    t->slots[j] = m;
+    t->count++;
+    return PW_OK;
+}
+
+const pw_method *pw__server_find(const pw_server *s, const char *path)
+{
+    const pw__method_table *t = &s->methods;
+    if (t->cap == 0) {
+        return NULL;
+    }
+    size_t j = path_hash(path) & (t->cap - 1);
+    while (t->slots[j] != NULL) {
+        if (strcmp(t->slots[j]->path, path) == 0) {
+            return t->slots[j];
+        }
+        j = (j + 1) & (t->cap - 1);
+    }
+    return NULL;
+}
+
+int pw__server_has_service(const pw_server *s, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL || slash == path) {
+        return 0;
+    }
+    size_t n = (size_t)(slash - path) + 1;
+    for (size_t i = 0; i < s->methods.cap; i++) {
+        const pw_method *m = s->methods.slots[i];
+        if (m != NULL && strncmp(m->path, path, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- server object ---- */
+
+pw_status pw_server_new(pw_server **out, uv_loop_t *loop, const pw_server_options *opts)
+{
+    pw_server *s = pw_calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    s->loop = loop;
+    if (opts != NULL) {
+        s->opts = *opts;
+    }
+    if (s->opts.max_recv_message_size == 0) {
+        s->opts.max_recv_message_size = PW_DEFAULT_MAX_MESSAGE;
+    }
+    if (s->opts.max_send_message_size == 0) {
+        s->opts.max_send_message_size = PW_DEFAULT_MAX_MESSAGE;
+    }
+    if (s->opts.max_concurrent_streams == 0) {
+        s->opts.max_concurrent_streams = PW_DEFAULT_MAX_STREAMS;
+    }
+    if (s->opts.write_high_water == 0) {
+        s->opts.write_high_water = PW_DEFAULT_HIGH_WATER;
+    }
+    pw__list_init(&s->listeners);
+    pw__list_init(&s->conns);
+    pw__tick_init(&s->tick, loop, s);
+    *out = s;
+    return PW_OK;
+}
+
+pw_status pw_server_add_method(pw_server *s, const pw_method *m)
+{
+    if (m->path == NULL || m->path[0] != '/' || strchr(m->path + 1, '/') == NULL ||
+        m->handler == NULL) {
+        return PW_INVALID_ARGUMENT;
+    }
+    return table_insert(&s->methods, m);
+}
+
+uv_loop_t *pw_server_loop(const pw_server *s)
+{
+    return s->loop;
+}
+
+static void server_tick_closed(uv_handle_t *h);
+
+/* Frees the server once every listener and connection socket is closed. */
+static void server_maybe_finish(pw_server *s)
+{
+    if (s->closing == 1 && s->open_handles == 0) {
+        s->closing = 2;
+        s->tick.idle.data = s;
+        uv_close((uv_handle_t *)&s->tick.idle, server_tick_closed);
+    }
+}
+
+/* ---- connections ---- */
+
+static void sconn_free(pw__sconn *sc)
+{
+    if (sc->session != NULL) {
+        nghttp2_session_del(sc->session);
+    }
+    pw__conn_cleanup(&sc->conn);
+    pw_free(sc);
+}
+
+void pw__sconn_release(pw__sconn *sc)
+{
+    if (--sc->refs == 0) {
+        sconn_free(sc);
+    }
+}
+
+static void sconn_fire_ready(pw__sconn *sc)
+{
+    if (!sc->ready_pending) {
+        return;
+    }
+    sc->ready_pending = 0;
+    PW_LIST_FOREACH(node, &sc->calls) {
+        pw__call_fire_ready(PW_CONTAINER_OF(node, pw_call, link));
+    }
+}
+
+static void sconn_pump(pw__sconn *sc)
+{
+    if (pw__h2_pump(&sc->conn, sc->session, "server") == 0) {
+        sconn_fire_ready(sc);
+    }
+}
+
+static void sconn_pump_task(pw__task *t)
+{
+    sconn_pump(PW_CONTAINER_OF(t, pw__sconn, pump));
+}
+
+void pw__sconn_schedule(pw__sconn *sc)
+{
+    if (sc->server != NULL && !sc->conn.closing) {
+        pw__tick_push(&sc->server->tick, &sc->pump);
+    }
+}
+
+static pw_status sconn_on_read(pw__conn *c, const uint8_t *data, size_t len)
+{
+    pw__sconn *sc = c->owner;
+    pw_status rv = pw__h2_feed(c, sc->session, data, len, "server");
+    if (rv == PW_OK) {
+        sconn_pump(sc);
+    }
+    return rv;
+}
+
+static void sconn_on_writable(pw__conn *c)
+{
+    sconn_pump(c->owner);
+}
+
+/* The socket is gone: every unfinished call is cancelled. */
+static void sconn_on_closed(pw__conn *c, pw_status why)
+{
+    (void)why;
+    pw__sconn *sc = c->owner;
+    pw__task_cancel(&sc->pump);
+    pw_server *s = sc->server;
+    sc->server = NULL;
+    if (s != NULL) {
+        pw__list_remove(&sc->link);
+        s->open_handles--;
+    }
+    while (!pw__list_empty(&sc->calls)) {
+        pw_call *call = PW_CONTAINER_OF(sc->calls.next, pw_call, link);
+        pw__list_remove(&call->link);
+        pw__call_on_stream_close(call, NGHTTP2_CANCEL);
+    }
+    pw__sconn_release(sc);
+    if (s != NULL) {
+        server_maybe_finish(s);
+    }
+}
+
+static const pw__conn_ops sconn_ops = {
+    .on_read = sconn_on_read,
+    .on_writable = sconn_on_writable,
+    .on_connect = NULL,
+    .on_closed = sconn_on_closed,
+};
+
+/* ---- nghttp2 callbacks ---- */
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+    pw__sconn *sc = ud;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        return 0;
+    }
+    pw_call *call = pw__call_new(sc, frame->hd.stream_id);
+    if (call == NULL) {
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+        return 0;
+    }
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
+    return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+    (void)flags;
+    (void)ud;
+    pw_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (call != NULL && frame->hd.type == NGHTTP2_HEADERS &&
+        frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        pw__call_on_header(call, name, namelen, value, valuelen);
+    }
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+    (void)ud;
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) {
+        return 0;
+    }
+    pw_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (call == NULL) {
+        return 0;
+    }
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        pw__call_on_headers_done(call);
+    }
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        pw__call_on_half_close(call);
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                         const uint8_t *data, size_t len, void *ud)
+{
+    (void)flags;
+    (void)ud;
+    pw_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (call != NULL) {
+        pw__call_on_data(call, data, len);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                           void *ud)
+{
+    (void)ud;
+    pw_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (call != NULL) {
+        nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+        pw__list_remove(&call->link);
+        pw__call_on_stream_close(call, error_code);
+    }
+    return 0;
+}
+
+/*
+ * RFC 9113 §8.1: a server that completes its response before the request is
+ * complete may send RST_STREAM(NO_ERROR) so the client stops sending.
+ */
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+    (void)ud;
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0) {
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+static nghttp2_session_callbacks *server_callbacks(void)
+{
+    nghttp2_session_callbacks *cbs;
+    if (nghttp2_session_callbacks_new(&cbs) != 0) {
+        return NULL;
+    }
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    return cbs;
+}
+
+static pw_status sconn_session_start(pw__sconn *sc)
+{
+    nghttp2_session_callbacks *cbs = server_callbacks();
+    if (cbs == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    int rv = nghttp2_session_server_new(&sc->session, cbs, sc);
+    nghttp2_session_callbacks_del(cbs);
+    if (rv != 0) {
+        return PW_ERRNO(ENOMEM);
+    }
+    pw__h2_settings(sc->session, sc->server->opts.max_concurrent_streams, 0);
+    return PW_OK;
+}
+
+static void listener_on_connection(uv_stream_t *stream, int status)
+{
+    pw__listener *l = stream->data;
+    pw_server *s = l->server;
+    if (status != 0 || s->closing) {
+        return;
+    }
+    pw__sconn *sc = pw_calloc(1, sizeof(*sc));
+    if (sc == NULL) {
+        return;
+    }
+    pw__list_init(&sc->calls);
+    pw__task_init(&sc->pump, sconn_pump_task);
+    sc->server = s;
+    sc->refs = 1;
+    if (pw__conn_init(&sc->conn, s->loop, l->is_pipe, &sconn_ops, sc) != PW_OK) {
+        pw_free(sc);
+        return;
+    }
+    pw__list_init(&sc->link);
+    pw__list_push(&s->conns, &sc->link);
+    s->open_handles++;
+    pw_status rv = pw__conn_accept(&sc->conn, stream, l->ssl_ctx);
+    if (rv == PW_OK) {
+        rv = sconn_session_start(sc);
+    }
+    if (rv != PW_OK) {
+        pw__conn_close(&sc->conn, rv, 0);
+        return;
+    }
+    PW_LOG(PW_LOG_DEBUG, "server", "accepted %s%s", sc->conn.address, l->ssl_ctx ? " (TLS)" : "");
+    sconn_pump(sc);
+}
+
+/* ---- listening ---- */
+
+static pw_status parse_host_port(const char *address, char *host, size_t host_size, int *port)
+{
+    const char *colon;
+    const char *h = address;
+    size_t hlen;
+    if (address[0] == '[') {
+        const char *end = strchr(address, ']');
+        if (end == NULL || end[1] != ':') {
+            return PW_INVALID_ARGUMENT;
+        }
+        h = address + 1;
+        hlen = (size_t)(end - h);
+        colon = end + 1;
+    } else {
+        colon = strrchr(address, ':');
+        if (colon == NULL) {
+            return PW_INVALID_ARGUMENT;
+        }
+        hlen = (size_t)(colon - address);
+    }
+    if (hlen >= host_size) {
+        return PW_INVALID_ARGUMENT;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || colon[1] == '\0' || p < 0 || p > 65535) {
+        return PW_INVALID_ARGUMENT;
+    }
+    *port = (int)p;
+    return PW_OK;
+}
+
+static pw_status listener_bind(pw__listener *l, uv_loop_t *loop, const char *address, int *port_out)
+{
+    if (strncmp(address, "unix:", 5) == 0) {
+        l->is_pipe = 1;
+        int rv = uv_pipe_init(loop, &l->h.pipe, 0);
+        if (rv != 0) {
+            return rv;
+        }
+        return uv_pipe_bind(&l->h.pipe, address + 5);
+    }
+    char host[128];
+    int port;
+    pw_status st = parse_host_port(address, host, sizeof(host), &port);
+    if (st != PW_OK) {
+        return st;
+    }
+    struct sockaddr_storage ss;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
+        return PW_INVALID_ARGUMENT;
+    }
+    int rv = uv_tcp_init(loop, &l->h.tcp);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = uv_tcp_bind(&l->h.tcp, (const struct sockaddr *)&ss, 0);
+    if (rv == 0 && port_out != NULL) {
+        int len = sizeof(ss);
+        uv_tcp_getsockname(&l->h.tcp, (struct sockaddr *)&ss, &len);
+        *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    return rv;
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    pw__listener *l = h->data;
+    pw_server *s = l->server;
+    if (l->ssl_ctx != NULL) {
+        SSL_CTX_free(l->ssl_ctx);
+    }
+    pw_free(l);
+    if (s != NULL) {
+        s->open_handles--;
+        server_maybe_finish(s);
+    }
+}
+
+pw_status pw_server_listen(pw_server *s, const char *address, const pw_tls_config *tls,
+                           int *port_out)
+{
+    pw__listener *l = pw_calloc(1, sizeof(*l));
+    if (l == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    l->server = s;
+    if (tls != NULL) {
+        char err[256];
+        pw_status st = pw__tls_server_ctx(tls, &l->ssl_ctx, err, sizeof(err));
+        if (st != PW_OK) {
+            PW_LOG(PW_LOG_ERR, "server", "listen %s: %s", address, err);
+            pw_free(l);
+            return st;
+        }
+    }
+    pw_status rv = listener_bind(l, s->loop, address, port_out);
+    l->h.handle.data = l;
+    if (rv == PW_OK) {
+        rv = uv_listen(&l->h.stream, 1024, listener_on_connection);
+    }
+    pw__list_init(&l->link);
+    if (rv != PW_OK) {
+        PW_LOG(PW_LOG_ERR, "server", "listen %s: %s", address, pw_status_str(rv));
+        if (l->h.handle.type != UV_UNKNOWN_HANDLE) {
+            l->server = NULL;
+            uv_close(&l->h.handle, listener_closed);
+        } else {
+            if (l->ssl_ctx != NULL) {
+                SSL_CTX_free(l->ssl_ctx);
+            }
+            pw_free(l);
+        }
+        return rv;
+    }
+    pw__list_push(&s->listeners, &l->link);
+    s->open_handles++;
+    return PW_OK;
+}
+
+static void server_tick_closed(uv_handle_t *h)
+{
+    pw_server *s = h->data;
+    if (s->close_cb != NULL) {
+        s->close_cb(s, s->close_ud);
+    }
+    pw_free(s->methods.slots);
+    pw_free(s);
+}
+
+void pw_server_close(pw_server *s, pw_server_close_cb cb, void *ud)
+{
+    if (s->closing) {
+        return;
+    }
+    s->closing = 1;
+    s->close_cb = cb;
+    s->close_ud = ud;
+    while (!pw__list_empty(&s->listeners)) {
+        pw__listener *l = PW_CONTAINER_OF(s->listeners.next, pw__listener, link);
+        pw__list_remove(&l->link);
+        uv_close(&l->h.handle, listener_closed);
+    }
+    PW_LIST_FOREACH(node, &s->conns) {
+        pw__sconn *sc = PW_CONTAINER_OF(node, pw__sconn, link);
+        pw__task_cancel(&sc->pump);
+        if (sc->session != NULL) {
+            nghttp2_submit_goaway(sc->session, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(sc->session),
+                                  NGHTTP2_NO_ERROR, NULL, 0);
+            sconn_pump(sc);
+        }
+        pw__conn_close(&sc->conn, PW_CANCELLED, 1);
+    }
+    server_maybe_finish(s);
+}

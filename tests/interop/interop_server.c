@@ -1,0 +1,458 @@
+/*
+ * paywire-interop-server: grpc.testing.TestService as gRPC's interop test
+ * descriptions require, on the paywire runtime. UnimplementedCall and
+ * UnimplementedService are deliberately not registered, so the runtime answers
+ * UNIMPLEMENTED. Flags: --port=N [--use_tls --tls_cert=PEM --tls_key=PEM
+ * --tls_ca=PEM (mutual TLS)] [--host=127.0.0.1].
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "interop_common.h"
+
+#define ECHO_INITIAL  "x-grpc-test-echo-initial"
+#define ECHO_TRAILING "x-grpc-test-echo-trailing-bin"
+
+/* Copies the echo metadata the interop spec asks for onto the response. */
+static void echo_metadata(pw_call *call)
+{
+    const pw_metadata *md = pw_call_metadata(call);
+    const pw_metadata_entry *e = pw_metadata_get(md, ECHO_INITIAL);
+    if (e != NULL) {
+        pw_call_add_initial_metadata(call, ECHO_INITIAL, e->value, e->value_len);
+    }
+    e = pw_metadata_get(md, ECHO_TRAILING);
+    if (e != NULL) {
+        pw_call_add_trailing_metadata(call, ECHO_TRAILING, e->value, e->value_len);
+    }
+}
+
+/* A requested status (EchoStatus) ends the call; returns 1 when it did. */
+static int finish_with_requested_status(pw_call *call, const Grpc__Testing__EchoStatus *st)
+{
+    if (st == NULL || st->code == 0) {
+        return 0;
+    }
+    pw_call_finish(call, st->code, "%s", st->message ? st->message : "");
+    return 1;
+}
+
+static int check_compression(pw_call *call, const Grpc__Testing__BoolValue *expect)
+{
+    if (expect != NULL && expect->value) {
+        pw_call_finish(call, PW_INVALID_ARGUMENT, "compressed requests are not supported");
+        return 1;
+    }
+    return 0;
+}
+
+static void empty_call(pw_call *call, void *ud)
+{
+    (void)ud;
+    Grpc__Testing__Empty reply = GRPC__TESTING__EMPTY__INIT;
+    echo_metadata(call);
+    pw_call_reply(call, &reply.base);
+}
+
+static void unary_call(pw_call *call, void *ud)
+{
+    (void)ud;
+    const Grpc__Testing__SimpleRequest *req = (const void *)pw_call_request(call);
+    echo_metadata(call);
+    if (check_compression(call, req->expect_compressed) ||
+        finish_with_requested_status(call, req->response_status)) {
+        return;
+    }
+    if (req->response_size < 0) {
+        pw_call_finish(call, PW_INVALID_ARGUMENT, "response_size must not be negative");
+        return;
+    }
+    Grpc__Testing__SimpleResponse reply = GRPC__TESTING__SIMPLE_RESPONSE__INIT;
+    Grpc__Testing__Payload payload;
+    if (pw_interop_payload(&payload, (size_t)req->response_size) != PW_OK) {
+        pw_call_finish(call, PW_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    reply.payload = &payload;
+    pw_call_reply(call, &reply.base);
+    pw_free(payload.body.data);
+}
+
+/*
+ * Streaming responder: sends one response per ResponseParameters, waiting
+ * interval_us before each and pausing while the call is not writable. Shared by
+ * StreamingOutputCall, FullDuplexCall and HalfDuplexCall.
+ */
+typedef struct responder {
+    pw_call *call;
+    uv_timer_t timer;
+    int32_t *sizes;
+    int32_t *intervals;
+    size_t count;
+    size_t next;
+    int half_closed;
+    int finished;
+    int timer_active;
+    pw_status final_code;
+    char *final_msg;
+} responder;
+
+static void responder_pump(responder *r);
+
+static void responder_timer_closed(uv_handle_t *h)
+{
+    responder *r = h->data;
+    pw_free(r->sizes);
+    pw_free(r->intervals);
+    pw_free(r->final_msg);
+    pw_free(r);
+}
+
+static void responder_finish(responder *r, pw_status code, const char *msg)
+{
+    if (r->finished) {
+        return;
+    }
+    r->finished = 1;
+    pw_call_finish(r->call, code, "%s", msg ? msg : "");
+    uv_close((uv_handle_t *)&r->timer, responder_timer_closed);
+}
+
+static void responder_timer_fired(uv_timer_t *t)
+{
+    responder *r = t->data;
+    r->timer_active = 0;
+    responder_pump(r);
+}
+
+static int responder_send_one(responder *r)
+{
+    Grpc__Testing__StreamingOutputCallResponse resp =
+        GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
+    Grpc__Testing__Payload payload;
+    if (pw_interop_payload(&payload, (size_t)r->sizes[r->next]) != PW_OK) {
+        responder_finish(r, PW_RESOURCE_EXHAUSTED, "out of memory");
+        return 0;
+    }
+    resp.payload = &payload;
+    pw_status rv = pw_call_send(r->call, &resp.base);
+    pw_free(payload.body.data);
+    if (rv != PW_OK) {
+        responder_finish(r, rv, "send failed");
+        return 0;
+    }
+    r->next++;
+    return 1;
+}
+
+static void responder_pump(responder *r)
+{
+    while (!r->finished && !r->timer_active && r->next < r->count) {
+        if (!pw_call_writable(r->call)) {
+            return; /* on_write_ready resumes */
+        }
+        if (r->intervals[r->next] > 0) {
+            int32_t us = r->intervals[r->next];
+            r->intervals[r->next] = 0;
+            r->timer_active = 1;
+            uv_timer_start(&r->timer, responder_timer_fired, ((uint64_t)us + 999) / 1000, 0);
+            return;
+        }
+        if (!responder_send_one(r)) {
+            return;
+        }
+    }
+    if (!r->finished && r->next == r->count && r->half_closed) {
+        responder_finish(r, r->final_code, r->final_msg);
+    }
+}
+
+static pw_status responder_add(responder *r, const Grpc__Testing__StreamingOutputCallRequest *req)
+{
+    size_t n = r->count + req->n_response_parameters;
+    int32_t *sizes = pw_realloc(r->sizes, (n ? n : 1) * sizeof(int32_t));
+    if (sizes == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    r->sizes = sizes;
+    int32_t *intervals = pw_realloc(r->intervals, (n ? n : 1) * sizeof(int32_t));
+    if (intervals == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    r->intervals = intervals;
+    for (size_t i = 0; i < req->n_response_parameters; i++) {
+        const Grpc__Testing__ResponseParameters *p = req->response_parameters[i];
+        if (p->size < 0) {
+            return PW_INVALID_ARGUMENT;
+        }
+        r->sizes[r->count + i] = p->size;
+        r->intervals[r->count + i] = p->interval_us;
+    }
+    r->count = n;
+    return PW_OK;
+}
+
+static responder *responder_new(pw_call *call)
+{
+    responder *r = pw_calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return NULL;
+    }
+    r->call = call;
+    uv_timer_init(pw_call_loop(call), &r->timer);
+    r->timer.data = r;
+    return r;
+}
+
+static void responder_on_write_ready(pw_call *call, void *ud)
+{
+    (void)call;
+    responder_pump(ud);
+}
+
+static void responder_on_cancel(pw_call *call, pw_status why, void *ud)
+{
+    (void)call;
+    responder_finish(ud, why, "cancelled");
+}
+
+/* Handles one streaming request: a requested status ends the call. */
+static void responder_on_request(responder *r, pw_slice bytes, int pump)
+{
+    Grpc__Testing__StreamingOutputCallRequest *req;
+    if (pw_call_unpack(r->call, bytes, &grpc__testing__streaming_output_call_request__descriptor,
+                       (ProtobufCMessage **)&req) != PW_OK) {
+        responder_finish(r, PW_INTERNAL, "cannot decode StreamingOutputCallRequest");
+        return;
+    }
+    if (req->response_status != NULL && req->response_status->code != 0) {
+        /* Send what was asked so far, then the requested status. */
+        r->final_code = req->response_status->code;
+        pw_free(r->final_msg);
+        r->final_msg = pw_strdup(req->response_status->message);
+        r->half_closed = 1;
+    }
+    if (responder_add(r, req) != PW_OK) {
+        responder_finish(r, PW_INVALID_ARGUMENT, "invalid response parameters");
+        return;
+    }
+    if (pump) {
+        responder_pump(r);
+    }
+}
+
+static void full_duplex_on_message(pw_call *call, pw_slice msg, void *ud)
+{
+    (void)call;
+    responder *r = ud;
+    if (!r->finished) {
+        responder_on_request(r, msg, 1);
+    }
+}
+
+static void half_duplex_on_message(pw_call *call, pw_slice msg, void *ud)
+{
+    (void)call;
+    responder *r = ud;
+    if (!r->finished) {
+        responder_on_request(r, msg, 0);
+    }
+}
+
+static void responder_on_half_close(pw_call *call, void *ud)
+{
+    (void)call;
+    responder *r = ud;
+    r->half_closed = 1;
+    responder_pump(r);
+}
+
+static const pw_call_ops full_duplex_ops = {
+    .on_message = full_duplex_on_message,
+    .on_half_close = responder_on_half_close,
+    .on_write_ready = responder_on_write_ready,
+    .on_cancel = responder_on_cancel,
+};
+
+static const pw_call_ops half_duplex_ops = {
+    .on_message = half_duplex_on_message,
+    .on_half_close = responder_on_half_close,
+    .on_write_ready = responder_on_write_ready,
+    .on_cancel = responder_on_cancel,
+};
+
+static const pw_call_ops server_stream_ops = {
+    .on_message = NULL,
+    .on_half_close = NULL,
+    .on_write_ready = responder_on_write_ready,
+    .on_cancel = responder_on_cancel,
+};
+
+static void start_duplex(pw_call *call, const pw_call_ops *ops)
+{
+    responder *r = responder_new(call);
+    if (r == NULL) {
+        pw_call_finish(call, PW_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    echo_metadata(call);
+    pw_call_set_ops(call, ops, r);
+}
+
+static void full_duplex_call(pw_call *call, void *ud)
+{
+    (void)ud;
+    start_duplex(call, &full_duplex_ops);
+}
+
+static void half_duplex_call(pw_call *call, void *ud)
+{
+    (void)ud;
+    start_duplex(call, &half_duplex_ops);
+}
+
+static void streaming_output_call(pw_call *call, void *ud)
+{
+    (void)ud;
+    responder *r = responder_new(call);
+    if (r == NULL) {
+        pw_call_finish(call, PW_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    echo_metadata(call);
+    pw_call_set_ops(call, &server_stream_ops, r);
+    r->half_closed = 1;
+    responder_on_request(r, pw_call_request_bytes(call), 1);
+}
+
+/* StreamingInputCall: sums payload sizes until half-close. */
+typedef struct input_sum {
+    int32_t total;
+} input_sum;
+
+static void input_on_message(pw_call *call, pw_slice msg, void *ud)
+{
+    input_sum *s = ud;
+    Grpc__Testing__StreamingInputCallRequest *req;
+    if (pw_call_unpack(call, msg, &grpc__testing__streaming_input_call_request__descriptor,
+                       (ProtobufCMessage **)&req) == PW_OK &&
+        req->payload != NULL) {
+        s->total += (int32_t)req->payload->body.len;
+    }
+}
+
+static void input_on_half_close(pw_call *call, void *ud)
+{
+    input_sum *s = ud;
+    Grpc__Testing__StreamingInputCallResponse reply =
+        GRPC__TESTING__STREAMING_INPUT_CALL_RESPONSE__INIT;
+    reply.aggregated_payload_size = s->total;
+    pw_free(s);
+    pw_call_reply(call, &reply.base);
+}
+
+static void input_on_cancel(pw_call *call, pw_status why, void *ud)
+{
+    pw_free(ud);
+    pw_call_finish(call, why, "cancelled");
+}
+
+static const pw_call_ops input_ops = {
+    .on_message = input_on_message,
+    .on_half_close = input_on_half_close,
+    .on_write_ready = NULL,
+    .on_cancel = input_on_cancel,
+};
+
+static void streaming_input_call(pw_call *call, void *ud)
+{
+    (void)ud;
+    input_sum *s = pw_calloc(1, sizeof(*s));
+    if (s == NULL) {
+        pw_call_finish(call, PW_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    pw_call_set_ops(call, &input_ops, s);
+}
+
+#define TS "/grpc.testing.TestService/"
+static const pw_method methods[] = {
+    {TS "EmptyCall", PW_METHOD_UNARY, &grpc__testing__empty__descriptor,
+     &grpc__testing__empty__descriptor, empty_call, NULL},
+    {TS "UnaryCall", PW_METHOD_UNARY, &grpc__testing__simple_request__descriptor,
+     &grpc__testing__simple_response__descriptor, unary_call, NULL},
+    {TS "CacheableUnaryCall", PW_METHOD_UNARY, &grpc__testing__simple_request__descriptor,
+     &grpc__testing__simple_response__descriptor, unary_call, NULL},
+    {TS "StreamingOutputCall", PW_METHOD_SERVER_STREAMING,
+     &grpc__testing__streaming_output_call_request__descriptor,
+     &grpc__testing__streaming_output_call_response__descriptor, streaming_output_call, NULL},
+    {TS "StreamingInputCall", PW_METHOD_CLIENT_STREAMING,
+     &grpc__testing__streaming_input_call_request__descriptor,
+     &grpc__testing__streaming_input_call_response__descriptor, streaming_input_call, NULL},
+    {TS "FullDuplexCall", PW_METHOD_BIDI_STREAMING,
+     &grpc__testing__streaming_output_call_request__descriptor,
+     &grpc__testing__streaming_output_call_response__descriptor, full_duplex_call, NULL},
+    {TS "HalfDuplexCall", PW_METHOD_BIDI_STREAMING,
+     &grpc__testing__streaming_output_call_request__descriptor,
+     &grpc__testing__streaming_output_call_response__descriptor, half_duplex_call, NULL},
+};
+
+typedef struct app {
+    pw_server *server;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+} app;
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    app *a = sig->data;
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+    pw_server_close(a->server, NULL, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    const char *port = pw_interop_flag(argc, argv, "port", "10000");
+    const char *host = pw_interop_flag(argc, argv, "host", "127.0.0.1");
+    int use_tls = pw_interop_flag_bool(argc, argv, "use_tls");
+    pw_tls_config tls = {
+        .cert_file = pw_interop_flag(argc, argv, "tls_cert", NULL),
+        .key_file = pw_interop_flag(argc, argv, "tls_key", NULL),
+        .ca_file = pw_interop_flag(argc, argv, "tls_ca", NULL),
+        .require_client_cert = pw_interop_flag_bool(argc, argv, "require_client_cert"),
+    };
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    pw_server *server;
+    if (pw_server_new(&server, &loop, NULL) != PW_OK) {
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        pw_server_add_method(server, &methods[i]);
+    }
+    char address[300];
+    snprintf(address, sizeof(address), strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+    int bound = 0;
+    pw_status rv = pw_server_listen(server, address, use_tls ? &tls : NULL, &bound);
+    if (rv != PW_OK) {
+        fprintf(stderr, "paywire-interop-server: cannot listen on %s: %s\n", address,
+                pw_status_str(rv));
+        return 1;
+    }
+    fprintf(stderr, "paywire-interop-server: listening on %s:%d (%s)\n", host, bound,
+            use_tls ? "TLS" : "h2c");
+    app a = {.server = server};
+    uv_signal_init(&loop, &a.sigterm);
+    uv_signal_init(&loop, &a.sigint);
+    a.sigterm.data = a.sigint.data = &a;
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int rv_close = uv_loop_close(&loop);
+    fprintf(stderr, "paywire-interop-server: stopped%s\n", rv_close == 0 ? "" : " (handles left)");
+    return rv_close == 0 ? 0 : 1;
+}
