@@ -366,13 +366,14 @@ static void call_deadline_fired(uv_timer_t *t)
     if (call->finished || call->cancelled) {
         return;
     }
-    /* Answer DEADLINE_EXCEEDED, then reset the stream (the client stops sending). */
+    /*
+     * Drop unsent responses and answer DEADLINE_EXCEEDED at once. Once that
+     * END_STREAM is out, on_frame_send (server.c) resets the stream with
+     * NO_ERROR if the client is still sending. Resetting here instead would
+     * race the status: nghttp2 sends RST_STREAM ahead of queued HEADERS.
+     */
+    pw_buf_consume(&call->out.buf, pw_buf_pending(&call->out.buf));
     call_queue_status(call, PW_DEADLINE_EXCEEDED, "deadline exceeded");
-    if (call->sc->session != NULL) {
-        nghttp2_submit_rst_stream(call->sc->session, NGHTTP2_FLAG_NONE, call->stream_id,
-                                  NGHTTP2_CANCEL);
-        pw__sconn_schedule(call->sc);
-    }
     if (!call->handler_started) {
         call->finished = 1;
     }

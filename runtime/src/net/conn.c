@@ -92,11 +92,8 @@ static void conn_write_cb(uv_write_t *req, int status)
     pw__conn_flush(c);
 }
 
-pw_status pw__conn_write(pw__conn *c, const uint8_t *data, size_t len)
+static pw_status conn_encrypt(pw__conn *c, const uint8_t *data, size_t len)
 {
-    if (c->ssl == NULL) {
-        return pw_buf_append(&c->out, data, len);
-    }
     while (len > 0) {
         int chunk = len > 1 << 20 ? 1 << 20 : (int)len;
         int n = SSL_write(c->ssl, data, chunk);
@@ -109,6 +106,17 @@ pw_status pw__conn_write(pw__conn *c, const uint8_t *data, size_t len)
         len -= (size_t)n;
     }
     return conn_drain_tls(c);
+}
+
+pw_status pw__conn_write(pw__conn *c, const uint8_t *data, size_t len)
+{
+    if (c->ssl == NULL) {
+        return pw_buf_append(&c->out, data, len);
+    }
+    if (!c->handshaken) {
+        return pw_buf_append(&c->early, data, len);
+    }
+    return conn_encrypt(c, data, len);
 }
 
 size_t pw__conn_buffered(const pw__conn *c)
@@ -146,6 +154,7 @@ void pw__conn_cleanup(pw__conn *c)
     }
     pw_buf_reset(&c->out);
     pw_buf_reset(&c->inflight);
+    pw_buf_reset(&c->early);
     pw_free(c->rbuf);
     c->rbuf = NULL;
     pw__tls_identity_free(&c->id);
@@ -165,6 +174,13 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static pw_status conn_handshake_done(pw__conn *c)
 {
     c->handshaken = 1;
+    if (pw_buf_pending(&c->early) > 0) {
+        pw_status rv = conn_encrypt(c, c->early.data + c->early.off, pw_buf_pending(&c->early));
+        pw_buf_reset(&c->early);
+        if (rv != PW_OK) {
+            return rv;
+        }
+    }
     const unsigned char *proto = NULL;
     unsigned int proto_len = 0;
     SSL_get0_alpn_selected(c->ssl, &proto, &proto_len);
@@ -362,6 +378,7 @@ static void conn_connect_cb(uv_connect_t *req, int status)
     }
     if (!c->is_pipe) {
         uv_tcp_nodelay(&c->h.tcp, 1);
+        conn_format_address(c);
     }
     int rv = uv_read_start(&c->h.stream, conn_alloc_cb, conn_read_cb);
     if (rv != 0) {

@@ -45,6 +45,8 @@ struct pw__conn {
     pw_status close_status;
     pw_buf out;
     pw_buf inflight;
+    /* Plaintext written before the TLS handshake finished; encrypted right after it. */
+    pw_buf early;
     uint8_t *rbuf;
     pw__tls_identity id;
     char address[80];
