@@ -43,3 +43,90 @@ const char *pw_test_path(const char *rel)
     snprintf(path, sizeof(path), "%s/%s", PW_TEST_DIR, rel);
     return path;
 }
+
+#include <string.h>
+
+static void tc_on_headers(pw_client_call *c, const pw_metadata *md, void *ud)
+{
+    (void)c;
+    pw_test_call *r = ud;
+    r->headers++;
+    pw_metadata_copy(&r->initial, md);
+}
+
+static void tc_on_message(pw_client_call *c, pw_slice msg, void *ud)
+{
+    pw_test_call *r = ud;
+    r->messages++;
+    r->last.len = r->last.off = 0;
+    pw_buf_append(&r->last, msg.base, msg.len);
+    if (r->cancel_after_messages > 0 && r->messages == r->cancel_after_messages) {
+        pw_client_call_cancel(c);
+    }
+}
+
+static void tc_on_done(pw_client_call *c, const pw_result *res, void *ud)
+{
+    (void)c;
+    pw_test_call *r = ud;
+    r->code = res->code;
+    snprintf(r->message, sizeof(r->message), "%s", res->message);
+    if (r->headers == 0) {
+        pw_metadata_copy(&r->initial, res->initial_metadata);
+    }
+    pw_metadata_copy(&r->trailing, res->trailing_metadata);
+    r->done = 1;
+}
+
+const pw_client_ops pw_test_call_ops = {
+    .on_headers = tc_on_headers,
+    .on_message = tc_on_message,
+    .on_write_ready = NULL,
+    .on_done = tc_on_done,
+};
+
+pw_status pw_test_call_start(pw_channel *ch, const char *path, const pw_call_options *opts,
+                             const void *msg, size_t len, pw_test_call *r, pw_client_call **out)
+{
+    pw_client_call *c;
+    pw_status rv = pw_client_call_start(&c, ch, path, opts, &pw_test_call_ops, r);
+    if (rv != PW_OK) {
+        return rv;
+    }
+    if (msg != NULL) {
+        pw_client_call_send_bytes(c, pw_slice_make(msg, len));
+    }
+    pw_client_call_close_send(c);
+    if (out != NULL) {
+        *out = c;
+    }
+    return PW_OK;
+}
+
+pw_status pw_test_call_run(uv_loop_t *loop, pw_channel *ch, const char *path,
+                           const pw_call_options *opts, const void *msg, size_t len,
+                           pw_test_call *r)
+{
+    assert_int_equal(pw_test_call_start(ch, path, opts, msg, len, r, NULL), PW_OK);
+    pw_test_run_until(loop, &r->done, 10000);
+    return r->code;
+}
+
+void pw_test_call_reset(pw_test_call *r)
+{
+    pw_buf_reset(&r->last);
+    pw_metadata_clear(&r->initial);
+    pw_metadata_clear(&r->trailing);
+    memset(r, 0, sizeof(*r));
+}
+
+void pw_test_shutdown(uv_loop_t *loop, pw_server *server, pw_channel *ch)
+{
+    if (ch != NULL) {
+        pw_channel_close(ch, NULL, NULL);
+    }
+    if (server != NULL) {
+        pw_server_close(server, NULL, NULL);
+    }
+    pw_test_loop_finish(loop, 10000);
+}

@@ -23,3 +23,32 @@ void pw_test_run_until(uv_loop_t *loop, const int *flag, uint64_t max_ms);
 const char *pw_test_path(const char *rel);
 
 #endif
+
+#include <paywire/paywire.h>
+
+/** Records everything a client call reports; use with pw_test_call_ops. */
+typedef struct pw_test_call {
+    int done;
+    pw_status code;
+    char message[512];
+    int headers;
+    int messages;
+    pw_buf last;
+    pw_metadata initial;
+    pw_metadata trailing;
+    int cancel_after_messages; /* >0: cancel the call after this many messages */
+} pw_test_call;
+
+extern const pw_client_ops pw_test_call_ops;
+
+/** Starts a call that sends msg (unless NULL) then half-closes; results land in *r. */
+pw_status pw_test_call_start(pw_channel *ch, const char *path, const pw_call_options *opts,
+                             const void *msg, size_t len, pw_test_call *r, pw_client_call **out);
+/** Starts the call and runs loop until it is done (max 10 s). Returns the status. */
+pw_status pw_test_call_run(uv_loop_t *loop, pw_channel *ch, const char *path,
+                           const pw_call_options *opts, const void *msg, size_t len,
+                           pw_test_call *r);
+void pw_test_call_reset(pw_test_call *r);
+
+/** Closes the server and channel (either may be NULL) and checks the loop ends clean. */
+void pw_test_shutdown(uv_loop_t *loop, pw_server *server, pw_channel *ch);
