@@ -1,0 +1,59 @@
+#ifndef PAYWIRE_TEST_RAW_H
+#define PAYWIRE_TEST_RAW_H
+
+/*
+ * Test helpers for malformed-input tests: a loop on its own thread (for a
+ * server under test) and a blocking raw HTTP/2 client built on nghttp2, which
+ * can send what no well-behaved gRPC client would.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct pw_test_thread pw_test_thread;
+typedef void (*pw_test_thread_cb)(pw_test_thread *t);
+
+struct pw_test_thread {
+    uv_thread_t tid;
+    uv_loop_t loop;
+    uv_async_t stop;
+    uv_sem_t ready;
+    pw_test_thread_cb setup;    /* runs on the thread before its loop */
+    pw_test_thread_cb teardown; /* runs on the thread when stopped; close everything */
+    void *user_data;
+    int loop_close_rv;
+};
+
+/** Starts the thread; returns once setup has run. */
+void pw_test_thread_start(pw_test_thread *t);
+/** Runs teardown on the thread, joins it and asserts its loop closed clean. */
+void pw_test_thread_stop(pw_test_thread *t);
+
+typedef struct pw_test_raw_result {
+    int http_status;
+    int grpc_status; /* -1 when absent */
+    char grpc_message[512];
+    int reset;
+    uint32_t rst_code;
+    size_t data_bytes;
+    int closed; /* the stream ended (END_STREAM or RST) */
+} pw_test_raw_result;
+
+/**
+ * One request on a new connection to 127.0.0.1:port. headers: NULL-terminated
+ * name, value, name, value, ... list (pseudo-headers first). body is sent as
+ * DATA; with end_stream the stream is half-closed after it, otherwise it stays
+ * open. Waits up to timeout_ms for the stream to end. If vanish, closes the
+ * socket right after sending instead of waiting. Returns 0, -1 on socket error.
+ */
+int pw_test_raw_request(int port, const char *const *headers, const void *body, size_t len,
+                        int end_stream, int vanish, int timeout_ms, pw_test_raw_result *out);
+
+/** Headers of a valid gRPC request to path (static storage, not thread-safe). */
+const char *const *pw_test_raw_grpc_headers(const char *path, const char *extra_name,
+                                            const char *extra_value);
+
+/** Sends bytes on a new connection and reads until the peer closes; returns 1 if it closed. */
+int pw_test_raw_bytes(int port, const void *data, size_t len, int timeout_ms);
+
+#endif
