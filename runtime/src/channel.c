@@ -199,8 +199,12 @@ static void cconn_on_closed(pw__conn *c, pw_status why)
     pw_channel *ch = cc->ch;
     pw__task_cancel(&cc->pump);
     char reason[300];
-    snprintf(reason, sizeof(reason), "connection to %s closed: %s", c->address,
-             why == PW_OK ? "by peer" : pw_status_str(why));
+    if (cc->fail_reason[0] != '\0') {
+        snprintf(reason, sizeof(reason), "%s", cc->fail_reason);
+    } else {
+        snprintf(reason, sizeof(reason), "connection to %s closed: %s", c->address,
+                 why == PW_OK ? "by peer" : pw_status_str(why));
+    }
     cc->refs++;
     while (!pw__list_empty(&cc->calls)) {
         pw_client_call *call = PW_CONTAINER_OF(cc->calls.next, pw_client_call, link);
@@ -239,7 +243,8 @@ static void cconn_on_connect(pw__conn *c, pw_status st, const char *why)
     }
     uv_timer_stop(&ch->timer);
     if (st != PW_OK) {
-        snprintf(ch->last_error, sizeof(ch->last_error), "%s: %s", ch->authority, why);
+        snprintf(cc->fail_reason, sizeof(cc->fail_reason), "cannot connect to %s: %s",
+                 ch->authority, why);
         pw__conn_close(c, st, 0);
         return;
     }

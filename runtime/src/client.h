@@ -20,6 +20,8 @@ typedef struct pw__cconn {
     int refs;
     int ready;
     int ready_pending;
+    /* Why connecting failed (TLS verification, refused...), for the calls' status message. */
+    char fail_reason[300];
 } pw__cconn;
 
 struct pw_channel {
