@@ -463,6 +463,7 @@ pw_status pw_channel_new(pw_channel **out, uv_loop_t *loop, const char *target,
     if (ch == NULL) {
         return PW_ERRNO(ENOMEM);
     }
+    pw__ignore_sigpipe();
     ch->loop = loop;
     if (opts != NULL) {
         ch->opts = *opts;

@@ -18,6 +18,7 @@
 #include "grpc/wire.h"
 
 static void client_call_done_task(pw__task *t);
+static void client_call_deadline(uv_timer_t *t);
 
 pw_status pw_client_call_start(pw_client_call **out, pw_channel *ch, const char *path,
                                const pw_call_options *opts, const pw_client_ops *ops,
@@ -78,10 +79,12 @@ pw_status pw_client_call_start(pw_client_call **out, pw_channel *ch, const char 
             pw__client_call_complete(call, PW_DEADLINE_EXCEEDED, "deadline exceeded before start");
             return PW_OK;
         }
+        /* Started now: a call waiting for a connection is bound by its deadline too. */
         call->timer = pw_malloc(sizeof(uv_timer_t));
         if (call->timer != NULL) {
             uv_timer_init(ch->loop, call->timer);
             call->timer->data = call;
+            uv_timer_start(call->timer, client_call_deadline, call->deadline - now, 0);
         }
     }
     pw__channel_call_ready(ch, call);
@@ -151,11 +154,6 @@ int pw__client_call_submit(pw_client_call *call, pw__cconn *cc)
     call->cc = cc;
     cc->refs++;
     pw__list_push(&cc->calls, &call->link);
-    if (call->timer != NULL) {
-        uint64_t now = uv_now(ch->loop);
-        uv_timer_start(call->timer, client_call_deadline,
-                       call->deadline > now ? call->deadline - now : 0, 0);
-    }
     return 0;
 }
 

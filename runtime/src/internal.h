@@ -91,6 +91,9 @@ struct pw_call {
     pw__list children;
 };
 
+/* server.c: ignores SIGPIPE when it is at its default (a vanished peer must not kill us). */
+void pw__ignore_sigpipe(void);
+
 /* server.c */
 void pw__sconn_schedule(pw__sconn *sc);
 void pw__sconn_release(pw__sconn *sc);

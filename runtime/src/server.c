@@ -5,6 +5,7 @@
  * so a connection's memory (and its peer identity) outlives its socket until
  * the last handler has finished.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <paywire/alloc.h>
@@ -103,12 +104,27 @@ int pw__server_has_service(const pw_server *s, const char *path)
 
 /* ---- server object ---- */
 
+void pw__ignore_sigpipe(void)
+{
+    /*
+     * Writing to a socket the peer closed raises SIGPIPE, whose default action
+     * ends the process. libuv leaves this to the application; an RPC runtime
+     * must survive vanished peers, so we ignore it unless the application set
+     * its own handler.
+     */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        signal(SIGPIPE, SIG_IGN);
+    }
+}
+
 pw_status pw_server_new(pw_server **out, uv_loop_t *loop, const pw_server_options *opts)
 {
     pw_server *s = pw_calloc(1, sizeof(*s));
     if (s == NULL) {
         return PW_ERRNO(ENOMEM);
     }
+    pw__ignore_sigpipe();
     s->loop = loop;
     if (opts != NULL) {
         s->opts = *opts;

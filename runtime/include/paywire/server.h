@@ -66,7 +66,9 @@ typedef void (*pw_server_close_cb)(pw_server *server, void *user_data);
 
 /**
  * Creates a server on loop (borrowed; the application runs it). opts may be NULL.
- * Returns PW_OK, PW_ERRNO(ENOMEM).
+ * If SIGPIPE is at its default disposition it is set to ignored (process-wide),
+ * so that a peer closing its socket cannot end the process; pw_channel_new does
+ * the same. Returns PW_OK, PW_ERRNO(ENOMEM).
  */
 PW_EXTERN pw_status pw_server_new(pw_server **out, uv_loop_t *loop, const pw_server_options *opts);
 

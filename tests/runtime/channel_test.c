@@ -1,0 +1,153 @@
+/* Channel connectivity: fail fast, wait-for-ready, reconnect with backoff. */
+#include <stdio.h>
+#include <string.h>
+#include <paywire/paywire.h>
+#include "pw_test.h"
+
+static void ok(pw_call *call, void *ud)
+{
+    (void)ud;
+    pw_call_send_bytes(call, pw_slice_make("up", 2));
+    pw_call_finish(call, PW_OK, NULL);
+}
+
+static const pw_method ok_method = {"/test.Svc/Ok", PW_METHOD_UNARY, NULL, NULL, ok, NULL};
+
+static pw_server *start_server(uv_loop_t *loop, const char *address, int *port)
+{
+    pw_server *s;
+    assert_int_equal(pw_server_new(&s, loop, NULL), PW_OK);
+    pw_server_add_method(s, &ok_method);
+    assert_int_equal(pw_server_listen(s, address, NULL, port), PW_OK);
+    return s;
+}
+
+/* A port with nothing listening: bind one, close it, use its number. */
+static int dead_port(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int port;
+    pw_server *s = start_server(&loop, "127.0.0.1:0", &port);
+    pw_test_shutdown(&loop, s, NULL);
+    return port;
+}
+
+static void test_channel_fails_fast_when_unreachable(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", dead_port());
+    pw_channel *ch;
+    assert_int_equal(pw_channel_new(&ch, &loop, target, NULL), PW_OK);
+    pw_test_call r = {0};
+    assert_int_equal(pw_test_call_run(&loop, ch, "/test.Svc/Ok", NULL, "", 0, &r), PW_UNAVAILABLE);
+    assert_non_null(strstr(r.message, "connection refused"));
+    pw_test_call_reset(&r);
+    /* In backoff now: the next call fails at once, without waiting for a connect. */
+    uint64_t t0 = uv_now(&loop);
+    assert_int_equal(pw_test_call_run(&loop, ch, "/test.Svc/Ok", NULL, "", 0, &r), PW_UNAVAILABLE);
+    assert_true(uv_now(&loop) - t0 < 500);
+    pw_test_call_reset(&r);
+    pw_test_shutdown(&loop, NULL, ch);
+}
+
+static void test_channel_wait_for_ready_honours_deadline(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", dead_port());
+    pw_channel_options o = {.backoff_initial_ms = 20};
+    pw_channel *ch;
+    assert_int_equal(pw_channel_new(&ch, &loop, target, &o), PW_OK);
+    pw_call_options co = {.wait_for_ready = 1, .timeout_ms = 200};
+    pw_test_call r = {0};
+    assert_int_equal(pw_test_call_run(&loop, ch, "/test.Svc/Ok", &co, "", 0, &r),
+                     PW_DEADLINE_EXCEEDED);
+    pw_test_call_reset(&r);
+    pw_test_shutdown(&loop, NULL, ch);
+}
+
+static void test_channel_reconnects_after_server_restart(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int port;
+    pw_server *s = start_server(&loop, "127.0.0.1:0", &port);
+    char target[64], address[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    snprintf(address, sizeof(address), "127.0.0.1:%d", port);
+    pw_channel_options o = {.backoff_initial_ms = 20, .backoff_max_ms = 100};
+    pw_channel *ch;
+    assert_int_equal(pw_channel_new(&ch, &loop, target, &o), PW_OK);
+    pw_test_call r = {0};
+    assert_int_equal(pw_test_call_run(&loop, ch, "/test.Svc/Ok", NULL, "", 0, &r), PW_OK);
+    pw_test_call_reset(&r);
+
+    /* The server goes away: calls fail with UNAVAILABLE. */
+    pw_server_close(s, NULL, NULL);
+    for (int i = 0; i < 20; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(pw_test_call_run(&loop, ch, "/test.Svc/Ok", NULL, "", 0, &r), PW_UNAVAILABLE);
+    pw_test_call_reset(&r);
+
+    /* It comes back on the same port: a wait-for-ready call gets through. */
+    s = start_server(&loop, address, &port);
+    pw_call_options co = {.wait_for_ready = 1, .timeout_ms = 5000};
+    assert_int_equal(pw_test_call_run(&loop, ch, "/test.Svc/Ok", &co, "", 0, &r), PW_OK);
+    pw_test_call_reset(&r);
+    pw_test_shutdown(&loop, s, ch);
+}
+
+static void test_channel_close_cancels_pending_calls(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", dead_port());
+    pw_channel *ch;
+    assert_int_equal(pw_channel_new(&ch, &loop, target, NULL), PW_OK);
+    pw_call_options co = {.wait_for_ready = 1};
+    pw_test_call r = {0};
+    assert_int_equal(pw_test_call_start(ch, "/test.Svc/Ok", &co, "", 0, &r, NULL), PW_OK);
+    pw_channel_close(ch, NULL, NULL);
+    pw_test_run_until(&loop, &r.done, 2000);
+    assert_int_equal(r.code, PW_CANCELLED);
+    pw_test_call_reset(&r);
+    pw_test_loop_finish(&loop, 5000);
+}
+
+static void test_channel_rejects_bad_targets(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    pw_channel *ch;
+    assert_int_equal(pw_channel_new(&ch, &loop, "no-port", NULL), PW_INVALID_ARGUMENT);
+    assert_int_equal(pw_channel_new(&ch, &loop, "host:99999", NULL), PW_INVALID_ARGUMENT);
+    assert_int_equal(pw_channel_new(&ch, &loop, "[::1:80", NULL), PW_INVALID_ARGUMENT);
+    assert_int_equal(pw_channel_new(&ch, &loop, "localhost:50051", NULL), PW_OK);
+    pw_test_call r = {0};
+    assert_int_equal(pw_client_call_start(NULL, ch, "no-slash", NULL, &pw_test_call_ops, &r),
+                     PW_INVALID_ARGUMENT);
+    pw_test_shutdown(&loop, NULL, ch);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_channel_fails_fast_when_unreachable),
+        cmocka_unit_test(test_channel_wait_for_ready_honours_deadline),
+        cmocka_unit_test(test_channel_reconnects_after_server_restart),
+        cmocka_unit_test(test_channel_close_cancels_pending_calls),
+        cmocka_unit_test(test_channel_rejects_bad_targets),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
