@@ -167,8 +167,26 @@ static nghttp2_session *raw_session(raw *r)
     return s;
 }
 
+static int raw_run(int port, const char *const *headers, const void *body, size_t len,
+                   int end_stream, int vanish, const pw_test_raw_reader *reader, int timeout_ms,
+                   pw_test_raw_result *out);
+
 int pw_test_raw_request(int port, const char *const *headers, const void *body, size_t len,
                         int end_stream, int vanish, int timeout_ms, pw_test_raw_result *out)
+{
+    return raw_run(port, headers, body, len, end_stream, vanish, NULL, timeout_ms, out);
+}
+
+int pw_test_raw_request_ex(int port, const char *const *headers, const void *body, size_t len,
+                           int end_stream, const pw_test_raw_reader *reader, int timeout_ms,
+                           pw_test_raw_result *out)
+{
+    return raw_run(port, headers, body, len, end_stream, 0, reader, timeout_ms, out);
+}
+
+static int raw_run(int port, const char *const *headers, const void *body, size_t len,
+                   int end_stream, int vanish, const pw_test_raw_reader *reader, int timeout_ms,
+                   pw_test_raw_result *out)
 {
     memset(out, 0, sizeof(*out));
     out->grpc_status = -1;
@@ -198,7 +216,15 @@ int pw_test_raw_request(int port, const char *const *headers, const void *body, 
         return 0;
     }
     uint64_t start = uv_hrtime();
+    if (reader != NULL && reader->pause_ms > 0) {
+        uv_sleep((unsigned)reader->pause_ms);
+    }
+    size_t next_mib = 1 << 20;
     while (!out->closed && (uv_hrtime() - start) / 1000000 < (uint64_t)timeout_ms) {
+        if (reader != NULL && out->data_bytes >= next_mib) {
+            next_mib += 1 << 20;
+            usleep((useconds_t)reader->delay_us_per_mib);
+        }
         struct pollfd p = {.fd = r.fd, .events = POLLIN};
         if (poll(&p, 1, 20) <= 0) {
             continue;

@@ -49,6 +49,17 @@ typedef struct pw_test_raw_result {
 int pw_test_raw_request(int port, const char *const *headers, const void *body, size_t len,
                         int end_stream, int vanish, int timeout_ms, pw_test_raw_result *out);
 
+/** How a slow reader behaves: wait before the first read, then sleep per MiB read. */
+typedef struct pw_test_raw_reader {
+    int pause_ms;
+    int delay_us_per_mib;
+} pw_test_raw_reader;
+
+/** pw_test_raw_request with a slow reader (reader may be NULL). */
+int pw_test_raw_request_ex(int port, const char *const *headers, const void *body, size_t len,
+                           int end_stream, const pw_test_raw_reader *reader, int timeout_ms,
+                           pw_test_raw_result *out);
+
 /** Headers of a valid gRPC request to path (static storage, not thread-safe). */
 const char *const *pw_test_raw_grpc_headers(const char *path, const char *extra_name,
                                             const char *extra_value);
