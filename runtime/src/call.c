@@ -281,6 +281,8 @@ static void call_queue_status(pw_call *call, pw_status code, const char *msg)
 }
 
 static void call_vfinish(pw_call *call, pw_status code, const char *fmt, va_list ap)
+    PW_PRINTF(3, 0);
+static void call_vfinish(pw_call *call, pw_status code, const char *fmt, va_list ap)
 {
     char msg[512] = "";
     if (fmt != NULL) {

@@ -12,6 +12,9 @@ static const char hex_digits[] = "0123456789ABCDEF";
 
 pw_status pw__percent_encode(pw_buf *out, const char *s, size_t len)
 {
+    if (len == 0) {
+        return PW_OK; /* out->data may still be NULL: no pointer arithmetic on it */
+    }
     pw_status rv = pw_buf_reserve(out, len * 3);
     if (rv != PW_OK) {
         return rv;
@@ -73,6 +76,9 @@ static const char b64_alphabet[] =
 
 pw_status pw__base64_encode(pw_buf *out, const uint8_t *data, size_t len)
 {
+    if (len == 0) {
+        return PW_OK; /* out->data may still be NULL: no pointer arithmetic on it */
+    }
     pw_status rv = pw_buf_reserve(out, (len + 2) / 3 * 4);
     if (rv != PW_OK) {
         return rv;
