@@ -188,21 +188,17 @@ ssize_t pw__call_data_read(nghttp2_session *session, int32_t stream_id, uint8_t 
     if (call == NULL) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
-    size_t n = pw__outq_read(&call->out, buf, length);
+    int eof;
+    ssize_t n = pw__outq_provide(&call->out, buf, length, call->status_queued, &eof);
     if (call->out.ready) {
         ((pw__sconn *)user_data)->ready_pending = 1;
     }
-    if (pw_buf_pending(&call->out.buf) == 0) {
-        if (call->status_queued) {
-            /* Trailers follow the last DATA frame (PROTOCOL-HTTP2: Response → Trailers). */
-            *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-            call_submit_trailers(call);
-        } else if (n == 0) {
-            call->out.deferred = 1;
-            return NGHTTP2_ERR_DEFERRED;
-        }
+    if (eof) {
+        /* Trailers follow the last DATA frame (PROTOCOL-HTTP2: Response → Trailers). */
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        call_submit_trailers(call);
     }
-    return (ssize_t)n;
+    return n;
 }
 
 static void call_kick(pw_call *call)

@@ -12,6 +12,7 @@
 #include <paywire/log.h>
 #include "client.h"
 #include "h2/session.h"
+#include "net/addr.h"
 
 static void channel_connect(pw_channel *ch);
 static void channel_fail_pending(pw_channel *ch, int include_wait_for_ready, pw_status code);
@@ -415,31 +416,14 @@ static pw_status channel_parse_target(pw_channel *ch, const char *target)
         ch->authority = pw_strdup("localhost");
         return ch->unix_path && ch->authority ? PW_OK : PW_ERRNO(ENOMEM);
     }
-    const char *colon;
-    const char *h = target;
-    size_t hlen;
-    if (target[0] == '[') {
-        const char *end = strchr(target, ']');
-        if (end == NULL || end[1] != ':') {
-            return PW_INVALID_ARGUMENT;
-        }
-        h = target + 1;
-        hlen = (size_t)(end - h);
-        colon = end + 1;
-    } else {
-        colon = strrchr(target, ':');
-        if (colon == NULL) {
-            return PW_INVALID_ARGUMENT;
-        }
-        hlen = (size_t)(colon - target);
-    }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || colon[1] == '\0' || port <= 0 || port > 65535 || hlen == 0) {
+    char host[256];
+    int port;
+    if (pw__parse_host_port(target, host, sizeof(host), &port) != PW_OK || host[0] == '\0' ||
+        port == 0) {
         return PW_INVALID_ARGUMENT;
     }
-    ch->host = pw_strndup(h, hlen);
-    ch->port = (int)port;
+    ch->host = pw_strdup(host);
+    ch->port = port;
     ch->authority = pw_strdup(target);
     return ch->host && ch->authority ? PW_OK : PW_ERRNO(ENOMEM);
 }

@@ -106,19 +106,15 @@ static ssize_t client_data_read(nghttp2_session *session, int32_t stream_id, uin
     if (call == NULL) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
-    size_t n = pw__outq_read(&call->out, buf, length);
+    int eof;
+    ssize_t n = pw__outq_provide(&call->out, buf, length, call->send_closed, &eof);
     if (call->out.ready) {
         ((pw__cconn *)user_data)->ready_pending = 1;
     }
-    if (pw_buf_pending(&call->out.buf) == 0) {
-        if (call->send_closed) {
-            *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-        } else if (n == 0) {
-            call->out.deferred = 1;
-            return NGHTTP2_ERR_DEFERRED;
-        }
+    if (eof) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     }
-    return (ssize_t)n;
+    return n;
 }
 
 int pw__client_call_submit(pw_client_call *call, pw__cconn *cc)

@@ -12,6 +12,7 @@
 #include <paywire/log.h>
 #include "internal.h"
 #include "h2/session.h"
+#include "net/addr.h"
 
 typedef struct pw__listener {
     pw__list link;
@@ -424,40 +425,6 @@ static void listener_on_connection(uv_stream_t *stream, int status)
 
 /* ---- listening ---- */
 
-static pw_status parse_host_port(const char *address, char *host, size_t host_size, int *port)
-{
-    const char *colon;
-    const char *h = address;
-    size_t hlen;
-    if (address[0] == '[') {
-        const char *end = strchr(address, ']');
-        if (end == NULL || end[1] != ':') {
-            return PW_INVALID_ARGUMENT;
-        }
-        h = address + 1;
-        hlen = (size_t)(end - h);
-        colon = end + 1;
-    } else {
-        colon = strrchr(address, ':');
-        if (colon == NULL) {
-            return PW_INVALID_ARGUMENT;
-        }
-        hlen = (size_t)(colon - address);
-    }
-    if (hlen >= host_size) {
-        return PW_INVALID_ARGUMENT;
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || colon[1] == '\0' || p < 0 || p > 65535) {
-        return PW_INVALID_ARGUMENT;
-    }
-    *port = (int)p;
-    return PW_OK;
-}
-
 static pw_status listener_bind(pw__listener *l, uv_loop_t *loop, const char *address, int *port_out)
 {
     if (strncmp(address, "unix:", 5) == 0) {
@@ -470,7 +437,7 @@ static pw_status listener_bind(pw__listener *l, uv_loop_t *loop, const char *add
     }
     char host[128];
     int port;
-    pw_status st = parse_host_port(address, host, sizeof(host), &port);
+    pw_status st = pw__parse_host_port(address, host, sizeof(host), &port);
     if (st != PW_OK) {
         return st;
     }

@@ -6,6 +6,7 @@
  * on_write_ready outside nghttp2's callbacks.
  */
 #include <string.h>
+#include <nghttp2/nghttp2.h>
 #include <protobuf-c/protobuf-c.h>
 #include "grpc/wire.h"
 #include "h2/outq.h"
@@ -54,6 +55,21 @@ size_t pw__outq_read(pw__outq *q, uint8_t *buf, size_t len)
         q->ready = 1;
     }
     return n;
+}
+
+ssize_t pw__outq_provide(pw__outq *q, uint8_t *buf, size_t len, int last, int *eof)
+{
+    size_t n = pw__outq_read(q, buf, len);
+    *eof = 0;
+    if (pw_buf_pending(&q->buf) == 0) {
+        if (last) {
+            *eof = 1;
+        } else if (n == 0) {
+            q->deferred = 1;
+            return NGHTTP2_ERR_DEFERRED;
+        }
+    }
+    return (ssize_t)n;
 }
 
 void pw__outq_free(pw__outq *q)

@@ -31,6 +31,13 @@ void pw__outq_init(pw__outq *q, size_t high_water, size_t hard_limit);
 pw_status pw__outq_push(pw__outq *q, const struct ProtobufCMessage *msg, pw_slice bytes);
 /** Copies up to len bytes out; returns the count (0 when empty). Updates ready. */
 size_t pw__outq_read(pw__outq *q, uint8_t *buf, size_t len);
+/**
+ * One nghttp2 data-provider step for both sides: copies queued bytes into buf.
+ * When the queue is drained and last is set (nothing more will be queued),
+ * *eof is set; when it is drained, nothing was copied and more may come, the
+ * queue remembers it deferred and NGHTTP2_ERR_DEFERRED is returned.
+ */
+ssize_t pw__outq_provide(pw__outq *q, uint8_t *buf, size_t len, int last, int *eof);
 static inline int pw__outq_writable(const pw__outq *q)
 {
     return !q->blocked;
