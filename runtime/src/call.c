@@ -567,6 +567,7 @@ static void call_free(pw_call *call)
     pw_free(call->path);
     pw_free(call->encoding);
     pw_free(call->final_msg);
+    pw__chunk_free_all(&call->chunks);
     pw__sconn *sc = call->sc;
     pw_free(call);
     pw__sconn_release(sc);
@@ -684,6 +685,23 @@ pw_status pw_call_add_trailing_metadata(pw_call *call, const char *key, const vo
         return PW_FAILED_PRECONDITION;
     }
     return pw_metadata_add(&call->trailing, key, value, len);
+}
+
+void *pw_call_alloc(pw_call *call, size_t size)
+{
+    return pw__chunk_alloc(&call->chunks, size);
+}
+
+const pw_method *pw_call_get_method(const pw_call *call)
+{
+    return call->method;
+}
+
+void pw_handler_unimplemented(pw_call *call, void *user_data)
+{
+    (void)user_data;
+    pw_call_finish(call, PW_UNIMPLEMENTED, "method %s is not implemented by this server",
+                   pw_call_method(call));
 }
 
 void pw_call_set_user_data(pw_call *call, void *user_data)

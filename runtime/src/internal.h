@@ -9,6 +9,7 @@
 #include "net/conn.h"
 #include "h2/outq.h"
 #include "grpc/deframer.h"
+#include "chunks.h"
 
 #define PW_DEFAULT_MAX_MESSAGE (4u * 1024 * 1024)
 #define PW_DEFAULT_HIGH_WATER  (64u * 1024)
@@ -19,7 +20,7 @@
 #define PW_H2_CONN_WINDOW   (16u << 20)
 
 typedef struct pw__method_table {
-    const pw_method **slots;
+    pw_method **slots;
     size_t cap;
     size_t count;
 } pw__method_table;
@@ -28,6 +29,9 @@ struct pw_server {
     uv_loop_t *loop;
     pw_server_options opts;
     pw__method_table methods;
+    const pw_file_descriptor **files;
+    size_t file_count;
+    size_t file_cap;
     pw__list listeners;
     pw__list conns;
     pw__tick tick;
@@ -89,6 +93,7 @@ struct pw_call {
     uv_timer_t *deadline_timer;
     uint64_t deadline;
     pw__list children;
+    pw__chunk *chunks;
 };
 
 /* server.c: ignores SIGPIPE when it is at its default (a vanished peer must not kill us). */

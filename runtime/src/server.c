@@ -42,7 +42,7 @@ static pw_status table_insert(pw__method_table *t, const pw_method *m)
 {
     if ((t->count + 1) * 2 > t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 32;
-        const pw_method **slots = pw_calloc(cap, sizeof(*slots));
+        pw_method **slots = pw_calloc(cap, sizeof(*slots));
         if (slots == NULL) {
             return PW_ERRNO(ENOMEM);
         }
@@ -66,9 +66,22 @@ static pw_status table_insert(pw__method_table *t, const pw_method *m)
         }
         j = (j + 1) & (t->cap - 1);
     }
-    t->slots[j] = m;
+    pw_method *copy = pw_malloc(sizeof(*copy));
+    if (copy == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    *copy = *m;
+    t->slots[j] = copy;
     t->count++;
     return PW_OK;
+}
+
+static void table_free(pw__method_table *t)
+{
+    for (size_t i = 0; i < t->cap; i++) {
+        pw_free(t->slots[i]);
+    }
+    pw_free(t->slots);
 }
 
 const pw_method *pw__server_find(const pw_server *s, const char *path)
@@ -156,6 +169,38 @@ pw_status pw_server_add_method(pw_server *s, const pw_method *m)
         return PW_INVALID_ARGUMENT;
     }
     return table_insert(&s->methods, m);
+}
+
+pw_status pw_server_add_file(pw_server *s, const pw_file_descriptor *file)
+{
+    for (size_t i = 0; i < s->file_count; i++) {
+        if (s->files[i] == file || strcmp(s->files[i]->name, file->name) == 0) {
+            return PW_OK;
+        }
+    }
+    if (s->file_count == s->file_cap) {
+        size_t cap = s->file_cap ? s->file_cap * 2 : 16;
+        const pw_file_descriptor **files = pw_realloc(s->files, cap * sizeof(*files));
+        if (files == NULL) {
+            return PW_ERRNO(ENOMEM);
+        }
+        s->files = files;
+        s->file_cap = cap;
+    }
+    s->files[s->file_count++] = file;
+    for (size_t i = 0; i < file->dep_count; i++) {
+        pw_status rv = pw_server_add_file(s, file->deps[i]);
+        if (rv != PW_OK) {
+            return rv;
+        }
+    }
+    return PW_OK;
+}
+
+const pw_file_descriptor *const *pw_server_files(const pw_server *s, size_t *count)
+{
+    *count = s->file_count;
+    return s->files;
 }
 
 uv_loop_t *pw_server_loop(const pw_server *s)
@@ -521,7 +566,8 @@ static void server_tick_closed(uv_handle_t *h)
     if (s->close_cb != NULL) {
         s->close_cb(s, s->close_ud);
     }
-    pw_free(s->methods.slots);
+    table_free(&s->methods);
+    pw_free(s->files);
     pw_free(s);
 }
 

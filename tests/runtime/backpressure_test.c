@@ -132,8 +132,12 @@ static void flood_start(pw_call *call, void *ud)
     flood_pump(call);
 }
 
-static const pw_method flood_method = {
-    "/test.Svc/Flood", PW_METHOD_SERVER_STREAMING, NULL, NULL, flood_start, NULL};
+static const pw_method flood_method = {.path = "/test.Svc/Flood",
+                                       .kind = PW_METHOD_SERVER_STREAMING,
+                                       .request_type = NULL,
+                                       .response_type = NULL,
+                                       .handler = flood_start,
+                                       .user_data = NULL};
 
 typedef struct srv {
     pw_test_thread thread;

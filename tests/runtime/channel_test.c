@@ -11,7 +11,12 @@ static void ok(pw_call *call, void *ud)
     pw_call_finish(call, PW_OK, NULL);
 }
 
-static const pw_method ok_method = {"/test.Svc/Ok", PW_METHOD_UNARY, NULL, NULL, ok, NULL};
+static const pw_method ok_method = {.path = "/test.Svc/Ok",
+                                    .kind = PW_METHOD_UNARY,
+                                    .request_type = NULL,
+                                    .response_type = NULL,
+                                    .handler = ok,
+                                    .user_data = NULL};
 
 static pw_server *start_server(uv_loop_t *loop, const char *address, int *port)
 {

@@ -45,9 +45,24 @@ static void never(pw_call *call, void *ud)
 }
 
 static pw_method methods[] = {
-    {"/test.Svc/Echo", PW_METHOD_UNARY, NULL, NULL, echo, NULL},
-    {"/test.Svc/Never", PW_METHOD_UNARY, NULL, NULL, never, NULL},
-    {"/test.Svc/Stream", PW_METHOD_BIDI_STREAMING, NULL, NULL, never, NULL},
+    {.path = "/test.Svc/Echo",
+     .kind = PW_METHOD_UNARY,
+     .request_type = NULL,
+     .response_type = NULL,
+     .handler = echo,
+     .user_data = NULL},
+    {.path = "/test.Svc/Never",
+     .kind = PW_METHOD_UNARY,
+     .request_type = NULL,
+     .response_type = NULL,
+     .handler = never,
+     .user_data = NULL},
+    {.path = "/test.Svc/Stream",
+     .kind = PW_METHOD_BIDI_STREAMING,
+     .request_type = NULL,
+     .response_type = NULL,
+     .handler = never,
+     .user_data = NULL},
 };
 
 static void srv_setup(pw_test_thread *t)

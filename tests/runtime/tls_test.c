@@ -34,7 +34,12 @@ static void who(pw_call *call, void *ud)
     pw_call_finish(call, PW_OK, NULL);
 }
 
-static const pw_method who_method = {"/test.Svc/Who", PW_METHOD_UNARY, NULL, NULL, who, NULL};
+static const pw_method who_method = {.path = "/test.Svc/Who",
+                                     .kind = PW_METHOD_UNARY,
+                                     .request_type = NULL,
+                                     .response_type = NULL,
+                                     .handler = who,
+                                     .user_data = NULL};
 
 static int make_certs(void **state)
 {

@@ -14,6 +14,7 @@ extern "C" {
 
 struct ProtobufCMessage;
 struct ProtobufCMessageDescriptor;
+struct pw_method;
 
 /** A server-side RPC. Owned by the runtime; see pw_handler_cb for the handler's hold. */
 typedef struct pw_call pw_call;
@@ -101,6 +102,15 @@ PW_EXTERN void pw_call_finish(pw_call *call, pw_status code, const char *fmt, ..
 
 /** Sends msg then finishes with PW_OK; if the send fails, finishes with that status. */
 PW_EXTERN void pw_call_reply(pw_call *call, const struct ProtobufCMessage *msg);
+
+/**
+ * Allocates size bytes owned by the call (zeroed, suitably aligned), freed
+ * when the call is freed. NULL on allocation failure.
+ */
+PW_EXTERN void *pw_call_alloc(pw_call *call, size_t size);
+
+/** The method this call is for (as registered), or NULL before it was looked up. */
+PW_EXTERN const struct pw_method *pw_call_get_method(const pw_call *call);
 
 PW_EXTERN void pw_call_set_user_data(pw_call *call, void *user_data);
 PW_EXTERN void *pw_call_get_user_data(const pw_call *call);

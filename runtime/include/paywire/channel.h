@@ -103,6 +103,12 @@ PW_EXTERN pw_status pw_client_call_send_bytes(pw_client_call *call, pw_slice msg
 PW_EXTERN pw_status pw_client_call_close_send(pw_client_call *call);
 /** 1 while the request queue is under the high-water mark. */
 PW_EXTERN int pw_client_call_writable(const pw_client_call *call);
+/**
+ * Allocates size bytes owned by the call (zeroed), freed right after on_done
+ * returns. NULL on allocation failure.
+ */
+PW_EXTERN void *pw_client_call_alloc(pw_client_call *call, size_t size);
+
 /** Cancels the call (RST_STREAM CANCEL); on_done follows with PW_CANCELLED. */
 PW_EXTERN void pw_client_call_cancel(pw_client_call *call);
 

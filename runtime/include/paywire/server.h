@@ -35,9 +35,17 @@ typedef enum pw_method_kind {
  */
 typedef void (*pw_handler_cb)(pw_call *call, void *user_data);
 
+/** google.protobuf.MethodOptions.IdempotencyLevel. */
+typedef enum pw_idempotency {
+    PW_IDEMPOTENCY_UNKNOWN = 0,
+    PW_IDEMPOTENCY_NO_SIDE_EFFECTS = 1,
+    PW_IDEMPOTENCY_IDEMPOTENT = 2,
+} pw_idempotency;
+
 /**
- * One RPC method. Borrowed by the server: it must outlive the server (generated
- * code keeps these in static storage).
+ * One RPC method. pw_server_add_method copies the struct; the strings and
+ * descriptors it points to are borrowed and must outlive the server (generated
+ * code keeps them in static storage).
  */
 typedef struct pw_method {
     /** "/package.Service/Method". */
@@ -48,7 +56,41 @@ typedef struct pw_method {
     const struct ProtobufCMessageDescriptor *response_type;
     pw_handler_cb handler;
     void *user_data;
+    /** Opaque pointer for the handler's own use (generated code: the typed handler table). */
+    const void *impl;
+    /** From the method's options; retry policies (issue 5) consult it. */
+    pw_idempotency idempotency_level;
 } pw_method;
+
+/**
+ * A handler that answers UNIMPLEMENTED ("method /pkg.Svc/M is not implemented
+ * by this server"). Generated code mounts it for methods left unset.
+ */
+PW_EXTERN void pw_handler_unimplemented(pw_call *call, void *user_data);
+
+/**
+ * A compiled .proto file: its serialized google.protobuf.FileDescriptorProto
+ * and the files it imports. Generated code defines one per file, in static
+ * storage.
+ */
+typedef struct pw_file_descriptor {
+    /** As protoc saw it, e.g. "src/proto/grpc/testing/test.proto". */
+    const char *name;
+    const uint8_t *data;
+    size_t len;
+    const struct pw_file_descriptor *const *deps;
+    size_t dep_count;
+} pw_file_descriptor;
+
+/**
+ * Records a file (and, transitively, its imports) as served, for reflection.
+ * Borrowed; must outlive the server. Duplicates are ignored.
+ * Returns PW_OK or PW_ERRNO(ENOMEM).
+ */
+PW_EXTERN pw_status pw_server_add_file(pw_server *server, const pw_file_descriptor *file);
+
+/** The files recorded with pw_server_add_file, including imports; *count receives the number. */
+PW_EXTERN const pw_file_descriptor *const *pw_server_files(const pw_server *server, size_t *count);
 
 /** Server-wide settings; zero fields take the defaults. */
 typedef struct pw_server_options {
@@ -73,8 +115,8 @@ typedef void (*pw_server_close_cb)(pw_server *server, void *user_data);
 PW_EXTERN pw_status pw_server_new(pw_server **out, uv_loop_t *loop, const pw_server_options *opts);
 
 /**
- * Registers a method (borrowed). Returns PW_ALREADY_EXISTS for a duplicate path,
- * PW_INVALID_ARGUMENT for a path not of the form "/service/method",
+ * Registers a method (copied; see pw_method for what is borrowed). Returns PW_ALREADY_EXISTS for a
+ * duplicate path, PW_INVALID_ARGUMENT for a path not of the form "/service/method",
  * PW_ERRNO(ENOMEM).
  */
 PW_EXTERN pw_status pw_server_add_method(pw_server *server, const pw_method *method);
