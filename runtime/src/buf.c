@@ -2,6 +2,8 @@
  * buf.c: growable byte buffer with a read offset. Writers append at len, readers
  * consume from off; storage is compacted lazily so appends stay amortised O(1).
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <paywire/alloc.h>
 #include <paywire/buf.h>
@@ -67,4 +69,24 @@ void pw_buf_reset(pw_buf *b)
 {
     pw_free(b->data);
     *b = (pw_buf){0};
+}
+
+pw_status pw_buf_printf(pw_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return PW_INTERNAL;
+    }
+    pw_status rv = pw_buf_reserve(b, (size_t)n + 1);
+    if (rv != PW_OK) {
+        return rv;
+    }
+    va_start(ap, fmt);
+    vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return PW_OK;
 }

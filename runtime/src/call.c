@@ -704,6 +704,14 @@ void pw_handler_unimplemented(pw_call *call, void *user_data)
                    pw_call_method(call));
 }
 
+void pw_call_abort(pw_call *call, pw_status code, const char *message)
+{
+    if (call->finished || call->cancelled) {
+        return;
+    }
+    call_fail_input(call, code, message ? message : "");
+}
+
 void pw_call_set_user_data(pw_call *call, void *user_data)
 {
     call->user_data = user_data;

@@ -75,7 +75,6 @@ struct pw_client_call {
     unsigned done : 1;
     unsigned in_trailers : 1;
     pw__task done_task;
-    pw__chunk *chunks;
 };
 
 /* channel.c */

@@ -218,9 +218,9 @@ void pw__client_call_fire_ready(pw_client_call *call)
     }
 }
 
-void *pw_client_call_alloc(pw_client_call *call, size_t size)
+void pw_client_call_fail(pw_client_call *call, pw_status code, const char *message)
 {
-    return pw__chunk_alloc(&call->chunks, size);
+    pw__client_call_complete(call, code, "%s", message ? message : "");
 }
 
 void pw_client_call_cancel(pw_client_call *call)
@@ -431,7 +431,6 @@ static void client_call_done_task(pw__task *t)
     pw__deframer_free(&call->in);
     pw_free(call->message);
     pw_free(call->path);
-    pw__chunk_free_all(&call->chunks);
     pw__cconn *cc = call->cc;
     pw_free(call);
     if (cc != NULL) {

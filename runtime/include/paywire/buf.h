@@ -36,6 +36,8 @@ typedef struct pw_buf {
 PW_EXTERN pw_status pw_buf_reserve(pw_buf *b, size_t extra);
 /** Appends a copy of len bytes. PW_ERRNO(ENOMEM) on failure. */
 PW_EXTERN pw_status pw_buf_append(pw_buf *b, const void *data, size_t len);
+/** Appends printf-formatted text (no NUL). PW_ERRNO(ENOMEM) on failure. */
+PW_EXTERN pw_status pw_buf_printf(pw_buf *b, const char *fmt, ...) PW_PRINTF(2, 3);
 /** Pending bytes. */
 static inline size_t pw_buf_pending(const pw_buf *b)
 {

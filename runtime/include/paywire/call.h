@@ -100,6 +100,14 @@ PW_EXTERN int pw_call_writable(const pw_call *call);
  */
 PW_EXTERN void pw_call_finish(pw_call *call, pw_status code, const char *fmt, ...) PW_PRINTF(3, 4);
 
+/**
+ * Ends the call on the wire now with code and message (for example PW_INTERNAL
+ * for an undecodable streamed request), and tells the handler through
+ * on_cancel(code). The handler still owns its hold and must call
+ * pw_call_finish() (which then sends nothing).
+ */
+PW_EXTERN void pw_call_abort(pw_call *call, pw_status code, const char *message);
+
 /** Sends msg then finishes with PW_OK; if the send fails, finishes with that status. */
 PW_EXTERN void pw_call_reply(pw_call *call, const struct ProtobufCMessage *msg);
 

@@ -104,13 +104,34 @@ PW_EXTERN pw_status pw_client_call_close_send(pw_client_call *call);
 /** 1 while the request queue is under the high-water mark. */
 PW_EXTERN int pw_client_call_writable(const pw_client_call *call);
 /**
- * Allocates size bytes owned by the call (zeroed), freed right after on_done
- * returns. NULL on allocation failure.
+ * Ends the call locally with code and message (e.g. PW_INTERNAL for an
+ * undecodable response) and resets its stream; on_done follows with them.
  */
-PW_EXTERN void *pw_client_call_alloc(pw_client_call *call, size_t size);
+PW_EXTERN void pw_client_call_fail(pw_client_call *call, pw_status code, const char *message);
 
 /** Cancels the call (RST_STREAM CANCEL); on_done follows with PW_CANCELLED. */
 PW_EXTERN void pw_client_call_cancel(pw_client_call *call);
+
+/**
+ * Completion of pw_client_unary: response is the decoded message (NULL unless
+ * result->code is PW_OK), valid during the callback. typed is the function
+ * pointer given to pw_client_unary, passed back so generated code can call
+ * its typed callback through the right type.
+ */
+typedef void (*pw_unary_done_cb)(const struct ProtobufCMessage *response, const pw_result *result,
+                                 void (*typed)(void), void *user_data);
+
+/**
+ * Asynchronous unary call: sends request, decodes the single response as
+ * response_type. done runs exactly once, on a later loop turn, if this returns
+ * PW_OK; a missing or undecodable response is reported as PW_INTERNAL.
+ * Returns the error of pw_client_call_start, or PW_ERRNO(ENOMEM).
+ */
+PW_EXTERN pw_status pw_client_unary(pw_channel *channel, const char *path,
+                                    const pw_call_options *opts,
+                                    const struct ProtobufCMessage *request,
+                                    const struct ProtobufCMessageDescriptor *response_type,
+                                    pw_unary_done_cb done, void (*typed)(void), void *user_data);
 
 /**
  * Blocking unary call for tools and tests: runs the channel's loop until the call

@@ -2,6 +2,7 @@
 #define PAYWIRE_STATUS_H
 
 #include <errno.h>
+#include <stddef.h>
 #include <paywire/version.h>
 
 #ifdef __cplusplus
