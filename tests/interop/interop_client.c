@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "interop_common.h"
-
-#define TS "/grpc.testing.TestService/"
+#include "src/proto/grpc/testing/test.pw.h"
 
 typedef struct ctx {
     pw_channel *ch;
@@ -42,22 +41,23 @@ static int payload_is_zeros(const Grpc__Testing__Payload *p, size_t len)
 static int case_empty_unary(ctx *c)
 {
     Grpc__Testing__Empty req = GRPC__TESTING__EMPTY__INIT;
-    ProtobufCMessage *resp = NULL;
+    Grpc__Testing__Empty *resp = NULL;
     char *msg = NULL;
-    pw_status st = pw_channel_unary(c->ch, TS "EmptyCall", NULL, &req.base,
-                                    &grpc__testing__empty__descriptor, &resp, &msg, NULL);
+    pw_status st = grpc_testing_test_service_empty_call_blocking(c->ch, &req, NULL, &resp, &msg);
     int ok = st == PW_OK && resp != NULL;
     if (!ok) {
         snprintf(c->err, sizeof(c->err), "status %s: %s", pw_status_str(st), msg ? msg : "");
     }
-    protobuf_c_message_free_unpacked(resp, NULL);
+    if (resp != NULL) {
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    }
     pw_free(msg);
     return !ok;
 }
 
 /* UnaryCall with response_size/payload; optional metadata; checks the payload. */
-static int unary_sized(ctx *c, const pw_call_options *opts, pw_metadata *trailers,
-                       pw_status *st_out, char **msg_out, Grpc__Testing__EchoStatus *status)
+static int unary_sized(ctx *c, const pw_call_options *opts, pw_status *st_out, char **msg_out,
+                       Grpc__Testing__EchoStatus *status)
 {
     Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     Grpc__Testing__Payload payload;
@@ -65,20 +65,17 @@ static int unary_sized(ctx *c, const pw_call_options *opts, pw_metadata *trailer
     req.response_size = status ? 0 : 314159;
     req.payload = &payload;
     req.response_status = status;
-    ProtobufCMessage *resp = NULL;
-    *st_out =
-        pw_channel_unary(c->ch, TS "UnaryCall", opts, &req.base,
-                         &grpc__testing__simple_response__descriptor, &resp, msg_out, trailers);
+    Grpc__Testing__SimpleResponse *resp = NULL;
+    *st_out = grpc_testing_test_service_unary_call_blocking(c->ch, &req, opts, &resp, msg_out);
     pw_free(payload.body.data);
     int bad = 0;
     if (*st_out == PW_OK) {
-        const Grpc__Testing__SimpleResponse *r = (const void *)resp;
-        bad = !payload_is_zeros(r->payload, 314159);
+        bad = !payload_is_zeros(resp->payload, 314159);
         if (bad) {
             snprintf(c->err, sizeof(c->err), "response payload is not 314159 zero bytes");
         }
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
     }
-    protobuf_c_message_free_unpacked(resp, NULL);
     return bad;
 }
 
@@ -86,7 +83,7 @@ static int case_large_unary(ctx *c)
 {
     pw_status st;
     char *msg = NULL;
-    int bad = unary_sized(c, NULL, NULL, &st, &msg, NULL);
+    int bad = unary_sized(c, NULL, &st, &msg, NULL);
     if (st != PW_OK) {
         snprintf(c->err, sizeof(c->err), "status %s: %s", pw_status_str(st), msg);
         bad = 1;
@@ -99,7 +96,8 @@ static int case_client_streaming(ctx *c)
 {
     static const size_t sizes[] = {27182, 8, 1828, 45904};
     pw_stream *s;
-    CHECK(c, pw_stream_open(&s, c->ch, TS "StreamingInputCall", NULL) == PW_OK, "open failed");
+    CHECK(c, grpc_testing_test_service_streaming_input_call_open(c->ch, NULL, &s) == PW_OK,
+          "open failed");
     for (size_t i = 0; i < 4; i++) {
         Grpc__Testing__StreamingInputCallRequest req =
             GRPC__TESTING__STREAMING_INPUT_CALL_REQUEST__INIT;
@@ -139,18 +137,16 @@ static int case_server_streaming(ctx *c)
     req.n_response_parameters = 4;
     req.response_parameters = pp;
     pw_stream *s;
-    CHECK(c, pw_stream_open(&s, c->ch, TS "StreamingOutputCall", NULL) == PW_OK, "open failed");
-    pw_stream_send(s, &req.base);
-    pw_stream_close_send(s);
+    CHECK(c, grpc_testing_test_service_streaming_output_call_open(c->ch, &req, NULL, &s) == PW_OK,
+          "open failed");
     int n = 0, bad = 0;
-    ProtobufCMessage *m;
-    while (pw_stream_recv(s, &grpc__testing__streaming_output_call_response__descriptor, &m) == 1) {
-        const Grpc__Testing__StreamingOutputCallResponse *r = (const void *)m;
+    Grpc__Testing__StreamingOutputCallResponse *r;
+    while (grpc_testing_test_service_streaming_output_call_stream_recv(s, &r) == 1) {
         if (n >= 4 || !payload_is_zeros(r->payload, (size_t)sizes[n])) {
             bad = 1;
         }
         n++;
-        protobuf_c_message_free_unpacked(m, NULL);
+        protobuf_c_message_free_unpacked(&r->base, NULL);
     }
     const char *msg;
     pw_status st = pw_stream_finish(s, &msg, NULL);
@@ -176,19 +172,19 @@ static pw_status duplex_send(pw_stream *s, int32_t resp_size, size_t req_size,
     pw_interop_payload(&payload, req_size);
     req.payload = &payload;
     req.response_status = status;
-    pw_status rv = pw_stream_send(s, &req.base);
+    pw_status rv = grpc_testing_test_service_full_duplex_call_stream_send(s, &req);
     pw_free(payload.body.data);
     return rv;
 }
 
 static int duplex_recv_size(pw_stream *s, size_t want)
 {
-    ProtobufCMessage *m;
-    if (pw_stream_recv(s, &grpc__testing__streaming_output_call_response__descriptor, &m) != 1) {
+    Grpc__Testing__StreamingOutputCallResponse *m;
+    if (grpc_testing_test_service_full_duplex_call_stream_recv(s, &m) != 1) {
         return 0;
     }
-    int ok = payload_is_zeros(((Grpc__Testing__StreamingOutputCallResponse *)m)->payload, want);
-    protobuf_c_message_free_unpacked(m, NULL);
+    int ok = payload_is_zeros(m->payload, want);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
     return ok;
 }
 
@@ -197,7 +193,8 @@ static int case_ping_pong(ctx *c)
     static const int32_t resp[] = {31415, 9, 2653, 58979};
     static const size_t reqs[] = {27182, 8, 1828, 45904};
     pw_stream *s;
-    CHECK(c, pw_stream_open(&s, c->ch, TS "FullDuplexCall", NULL) == PW_OK, "open failed");
+    CHECK(c, grpc_testing_test_service_full_duplex_call_open(c->ch, NULL, &s) == PW_OK,
+          "open failed");
     int bad = 0;
     for (int i = 0; i < 4 && !bad; i++) {
         duplex_send(s, resp[i], reqs[i], NULL);
@@ -206,8 +203,8 @@ static int case_ping_pong(ctx *c)
         }
     }
     pw_stream_close_send(s);
-    ProtobufCMessage *m;
-    int extra = pw_stream_recv(s, &grpc__testing__streaming_output_call_response__descriptor, &m);
+    Grpc__Testing__StreamingOutputCallResponse *m;
+    int extra = grpc_testing_test_service_full_duplex_call_stream_recv(s, &m);
     const char *msg;
     pw_status st = pw_stream_finish(s, &msg, NULL);
     snprintf(c->err, sizeof(c->err), "status %s (%s), failed at exchange %d, extra %d",
@@ -219,10 +216,11 @@ static int case_ping_pong(ctx *c)
 static int case_empty_stream(ctx *c)
 {
     pw_stream *s;
-    CHECK(c, pw_stream_open(&s, c->ch, TS "FullDuplexCall", NULL) == PW_OK, "open failed");
+    CHECK(c, grpc_testing_test_service_full_duplex_call_open(c->ch, NULL, &s) == PW_OK,
+          "open failed");
     pw_stream_close_send(s);
-    ProtobufCMessage *m;
-    int got = pw_stream_recv(s, &grpc__testing__streaming_output_call_response__descriptor, &m);
+    Grpc__Testing__StreamingOutputCallResponse *m;
+    int got = grpc_testing_test_service_full_duplex_call_stream_recv(s, &m);
     const char *msg;
     pw_status st = pw_stream_finish(s, &msg, NULL);
     snprintf(c->err, sizeof(c->err), "status %s (%s), got %d", pw_status_str(st), msg, got);
@@ -246,6 +244,25 @@ static int check_echo(ctx *c, const pw_metadata *initial, const pw_metadata *tra
     return 0;
 }
 
+typedef struct echo_result {
+    ctx *c;
+    int done;
+    int bad;
+} echo_result;
+
+static void on_echo_done(const Grpc__Testing__SimpleResponse *resp, const pw_result *r, void *ud)
+{
+    echo_result *er = ud;
+    er->done = 1;
+    if (r->code != PW_OK || resp == NULL || !payload_is_zeros(resp->payload, 314159)) {
+        snprintf(er->c->err, sizeof(er->c->err), "unary status %s: %s", pw_status_str(r->code),
+                 r->message);
+        er->bad = 1;
+        return;
+    }
+    er->bad = check_echo(er->c, r->initial_metadata, r->trailing_metadata);
+}
+
 static int case_custom_metadata(ctx *c)
 {
     pw_metadata md = {0};
@@ -253,32 +270,27 @@ static int case_custom_metadata(ctx *c)
     pw_metadata_add(&md, "x-grpc-test-echo-trailing-bin", trailing_bin, 3);
     pw_call_options opts = {.metadata = &md};
 
-    /* Unary: use the stream API to see initial metadata too. */
-    pw_stream *s;
-    CHECK(c, pw_stream_open(&s, c->ch, TS "UnaryCall", &opts) == PW_OK, "open failed");
+    /* Unary, through the typed async client: the result carries both metadata sets. */
     Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     Grpc__Testing__Payload payload;
     pw_interop_payload(&payload, 271828);
     req.response_size = 314159;
     req.payload = &payload;
-    pw_stream_send(s, &req.base);
+    echo_result er = {.c = c};
+    pw_status st = grpc_testing_test_service_unary_call(c->ch, &req, &opts, on_echo_done, &er);
     pw_free(payload.body.data);
-    pw_stream_close_send(s);
-    ProtobufCMessage *m = NULL;
-    int got = pw_stream_recv(s, &grpc__testing__simple_response__descriptor, &m);
-    protobuf_c_message_free_unpacked(got == 1 ? m : NULL, NULL);
-    const pw_metadata *initial = pw_stream_headers(s);
+    while (st == PW_OK && !er.done) {
+        uv_run(pw_channel_loop(c->ch), UV_RUN_ONCE);
+    }
+    int bad = st != PW_OK || er.bad;
+    pw_stream *s;
+    const pw_metadata *initial;
     const pw_metadata *trailing;
     const char *msg;
-    pw_status st = pw_stream_finish(s, &msg, &trailing);
-    int bad = st != PW_OK || got != 1 || check_echo(c, initial, trailing);
-    if (st != PW_OK) {
-        snprintf(c->err, sizeof(c->err), "unary status %s: %s", pw_status_str(st), msg);
-    }
-    pw_stream_free(s);
     if (!bad) {
         /* Full duplex. */
-        CHECK(c, pw_stream_open(&s, c->ch, TS "FullDuplexCall", &opts) == PW_OK, "open failed");
+        CHECK(c, grpc_testing_test_service_full_duplex_call_open(c->ch, &opts, &s) == PW_OK,
+              "open failed");
         duplex_send(s, 314159, 271828, NULL);
         pw_stream_close_send(s);
         int ok = duplex_recv_size(s, 314159);
@@ -310,14 +322,15 @@ static int status_case(ctx *c, const char *text)
     es.message = (char *)text;
     pw_status st;
     char *msg = NULL;
-    unary_sized(c, NULL, NULL, &st, &msg, &es);
+    unary_sized(c, NULL, &st, &msg, &es);
     int bad = expect_status(c, "unary", st, msg, PW_UNKNOWN, text);
     pw_free(msg);
     if (bad) {
         return 1;
     }
     pw_stream *s;
-    CHECK(c, pw_stream_open(&s, c->ch, TS "FullDuplexCall", NULL) == PW_OK, "open failed");
+    CHECK(c, grpc_testing_test_service_full_duplex_call_open(c->ch, NULL, &s) == PW_OK,
+          "open failed");
     duplex_send(s, -1, 0, &es);
     pw_stream_close_send(s);
     const char *m;
@@ -341,30 +354,36 @@ static int case_special_status_message(ctx *c)
 static int unimplemented(ctx *c, const char *path)
 {
     Grpc__Testing__Empty req = GRPC__TESTING__EMPTY__INIT;
-    ProtobufCMessage *resp = NULL;
+    Grpc__Testing__Empty *resp = NULL;
     char *msg = NULL;
-    pw_status st = pw_channel_unary(c->ch, path, NULL, &req.base, &grpc__testing__empty__descriptor,
-                                    &resp, &msg, NULL);
-    int bad = expect_status(c, path, st, msg, PW_UNIMPLEMENTED, NULL);
-    protobuf_c_message_free_unpacked(resp, NULL);
+    pw_status st =
+        path == NULL
+            ? grpc_testing_test_service_unimplemented_call_blocking(c->ch, &req, NULL, &resp, &msg)
+            : grpc_testing_unimplemented_service_unimplemented_call_blocking(c->ch, &req, NULL,
+                                                                             &resp, &msg);
+    int bad = expect_status(c, "UnimplementedCall", st, msg, PW_UNIMPLEMENTED, NULL);
+    if (resp != NULL) {
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    }
     pw_free(msg);
     return bad;
 }
 
 static int case_unimplemented_method(ctx *c)
 {
-    return unimplemented(c, TS "UnimplementedCall");
+    return unimplemented(c, NULL);
 }
 
 static int case_unimplemented_service(ctx *c)
 {
-    return unimplemented(c, "/grpc.testing.UnimplementedService/UnimplementedCall");
+    return unimplemented(c, "UnimplementedService");
 }
 
 static int case_cancel_after_begin(ctx *c)
 {
     pw_stream *s;
-    CHECK(c, pw_stream_open(&s, c->ch, TS "StreamingInputCall", NULL) == PW_OK, "open failed");
+    CHECK(c, grpc_testing_test_service_streaming_input_call_open(c->ch, NULL, &s) == PW_OK,
+          "open failed");
     pw_stream_cancel(s);
     const char *msg;
     pw_status st = pw_stream_finish(s, &msg, NULL);
@@ -376,7 +395,8 @@ static int case_cancel_after_begin(ctx *c)
 static int case_cancel_after_first_response(ctx *c)
 {
     pw_stream *s;
-    CHECK(c, pw_stream_open(&s, c->ch, TS "FullDuplexCall", NULL) == PW_OK, "open failed");
+    CHECK(c, grpc_testing_test_service_full_duplex_call_open(c->ch, NULL, &s) == PW_OK,
+          "open failed");
     duplex_send(s, 31415, 27182, NULL);
     int ok = duplex_recv_size(s, 31415);
     pw_stream_cancel(s);
@@ -394,7 +414,8 @@ static int case_timeout_on_sleeping_server(ctx *c)
 {
     pw_call_options opts = {.timeout_ms = 1};
     pw_stream *s;
-    CHECK(c, pw_stream_open(&s, c->ch, TS "FullDuplexCall", &opts) == PW_OK, "open failed");
+    CHECK(c, grpc_testing_test_service_full_duplex_call_open(c->ch, &opts, &s) == PW_OK,
+          "open failed");
     duplex_send(s, -1, 27182, NULL);
     const char *msg;
     pw_status st = pw_stream_finish(s, &msg, NULL);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "interop_common.h"
+#include "src/proto/grpc/testing/test.pw.h"
 
 #define ECHO_INITIAL  "x-grpc-test-echo-initial"
 #define ECHO_TRAILING "x-grpc-test-echo-trailing-bin"
@@ -47,18 +48,18 @@ static int check_compression(pw_call *call, const Grpc__Testing__BoolValue *expe
     return 0;
 }
 
-static void empty_call(pw_call *call, void *ud)
+static void empty_call(pw_call *call, const Grpc__Testing__Empty *req, void *ud)
 {
     (void)ud;
+    (void)req;
     Grpc__Testing__Empty reply = GRPC__TESTING__EMPTY__INIT;
     echo_metadata(call);
-    pw_call_reply(call, &reply.base);
+    grpc_testing_test_service_empty_call_reply(call, &reply);
 }
 
-static void unary_call(pw_call *call, void *ud)
+static void unary_call(pw_call *call, const Grpc__Testing__SimpleRequest *req, void *ud)
 {
     (void)ud;
-    const Grpc__Testing__SimpleRequest *req = (const void *)pw_call_request(call);
     echo_metadata(call);
     if (check_compression(call, req->expect_compressed) ||
         finish_with_requested_status(call, req->response_status)) {
@@ -75,7 +76,7 @@ static void unary_call(pw_call *call, void *ud)
         return;
     }
     reply.payload = &payload;
-    pw_call_reply(call, &reply.base);
+    grpc_testing_test_service_unary_call_reply(call, &reply);
     pw_free(payload.body.data);
 }
 
@@ -136,7 +137,8 @@ static int responder_send_one(responder *r)
         return 0;
     }
     resp.payload = &payload;
-    pw_status rv = pw_call_send(r->call, &resp.base);
+    /* The three streaming-response methods share one response type. */
+    pw_status rv = grpc_testing_test_service_full_duplex_call_send(r->call, &resp);
     pw_free(payload.body.data);
     if (rv != PW_OK) {
         responder_finish(r, rv, "send failed");
@@ -218,14 +220,9 @@ static void responder_on_cancel(pw_call *call, pw_status why, void *ud)
 }
 
 /* Handles one streaming request: a requested status ends the call. */
-static void responder_on_request(responder *r, pw_slice bytes, int pump)
+static void responder_on_request(responder *r, const Grpc__Testing__StreamingOutputCallRequest *req,
+                                 int pump)
 {
-    Grpc__Testing__StreamingOutputCallRequest *req;
-    if (pw_call_unpack(r->call, bytes, &grpc__testing__streaming_output_call_request__descriptor,
-                       (ProtobufCMessage **)&req) != PW_OK) {
-        responder_finish(r, PW_INTERNAL, "cannot decode StreamingOutputCallRequest");
-        return;
-    }
     if (req->response_status != NULL && req->response_status->code != 0) {
         /* Send what was asked so far, then the requested status. */
         r->final_code = req->response_status->code;
@@ -242,21 +239,23 @@ static void responder_on_request(responder *r, pw_slice bytes, int pump)
     }
 }
 
-static void full_duplex_on_message(pw_call *call, pw_slice msg, void *ud)
+static void full_duplex_on_message(pw_call *call,
+                                   const Grpc__Testing__StreamingOutputCallRequest *req, void *ud)
 {
     (void)call;
     responder *r = ud;
     if (!r->finished) {
-        responder_on_request(r, msg, 1);
+        responder_on_request(r, req, 1);
     }
 }
 
-static void half_duplex_on_message(pw_call *call, pw_slice msg, void *ud)
+static void half_duplex_on_message(pw_call *call,
+                                   const Grpc__Testing__StreamingOutputCallRequest *req, void *ud)
 {
     (void)call;
     responder *r = ud;
     if (!r->finished) {
-        responder_on_request(r, msg, 0);
+        responder_on_request(r, req, 0);
     }
 }
 
@@ -268,14 +267,14 @@ static void responder_on_half_close(pw_call *call, void *ud)
     responder_pump(r);
 }
 
-static const pw_call_ops full_duplex_ops = {
+static const grpc_testing_test_service_full_duplex_call_ops full_duplex_ops = {
     .on_message = full_duplex_on_message,
     .on_half_close = responder_on_half_close,
     .on_write_ready = responder_on_write_ready,
     .on_cancel = responder_on_cancel,
 };
 
-static const pw_call_ops half_duplex_ops = {
+static const grpc_testing_test_service_half_duplex_call_ops half_duplex_ops = {
     .on_message = half_duplex_on_message,
     .on_half_close = responder_on_half_close,
     .on_write_ready = responder_on_write_ready,
@@ -289,41 +288,48 @@ static const pw_call_ops server_stream_ops = {
     .on_cancel = responder_on_cancel,
 };
 
-static void start_duplex(pw_call *call, const pw_call_ops *ops)
+static responder *start_responder(pw_call *call)
 {
     responder *r = responder_new(call);
     if (r == NULL) {
         pw_call_finish(call, PW_RESOURCE_EXHAUSTED, "out of memory");
-        return;
+        return NULL;
     }
     echo_metadata(call);
-    pw_call_set_ops(call, ops, r);
+    return r;
 }
 
 static void full_duplex_call(pw_call *call, void *ud)
 {
     (void)ud;
-    start_duplex(call, &full_duplex_ops);
+    responder *r = start_responder(call);
+    if (r != NULL &&
+        grpc_testing_test_service_full_duplex_call_recv(call, &full_duplex_ops, r) != PW_OK) {
+        responder_finish(r, PW_RESOURCE_EXHAUSTED, "out of memory");
+    }
 }
 
 static void half_duplex_call(pw_call *call, void *ud)
 {
     (void)ud;
-    start_duplex(call, &half_duplex_ops);
+    responder *r = start_responder(call);
+    if (r != NULL &&
+        grpc_testing_test_service_half_duplex_call_recv(call, &half_duplex_ops, r) != PW_OK) {
+        responder_finish(r, PW_RESOURCE_EXHAUSTED, "out of memory");
+    }
 }
 
-static void streaming_output_call(pw_call *call, void *ud)
+static void streaming_output_call(pw_call *call,
+                                  const Grpc__Testing__StreamingOutputCallRequest *req, void *ud)
 {
     (void)ud;
-    responder *r = responder_new(call);
+    responder *r = start_responder(call);
     if (r == NULL) {
-        pw_call_finish(call, PW_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
-    echo_metadata(call);
     pw_call_set_ops(call, &server_stream_ops, r);
     r->half_closed = 1;
-    responder_on_request(r, pw_call_request_bytes(call), 1);
+    responder_on_request(r, req, 1);
 }
 
 /* StreamingInputCall: sums payload sizes until half-close. */
@@ -331,13 +337,12 @@ typedef struct input_sum {
     int32_t total;
 } input_sum;
 
-static void input_on_message(pw_call *call, pw_slice msg, void *ud)
+static void input_on_message(pw_call *call, const Grpc__Testing__StreamingInputCallRequest *req,
+                             void *ud)
 {
+    (void)call;
     input_sum *s = ud;
-    Grpc__Testing__StreamingInputCallRequest *req;
-    if (pw_call_unpack(call, msg, &grpc__testing__streaming_input_call_request__descriptor,
-                       (ProtobufCMessage **)&req) == PW_OK &&
-        req->payload != NULL) {
+    if (req->payload != NULL) {
         s->total += (int32_t)req->payload->body.len;
     }
 }
@@ -349,7 +354,7 @@ static void input_on_half_close(pw_call *call, void *ud)
         GRPC__TESTING__STREAMING_INPUT_CALL_RESPONSE__INIT;
     reply.aggregated_payload_size = s->total;
     pw_free(s);
-    pw_call_reply(call, &reply.base);
+    grpc_testing_test_service_streaming_input_call_reply(call, &reply);
 }
 
 static void input_on_cancel(pw_call *call, pw_status why, void *ud)
@@ -358,7 +363,7 @@ static void input_on_cancel(pw_call *call, pw_status why, void *ud)
     pw_call_finish(call, why, "cancelled");
 }
 
-static const pw_call_ops input_ops = {
+static const grpc_testing_test_service_streaming_input_call_ops input_ops = {
     .on_message = input_on_message,
     .on_half_close = input_on_half_close,
     .on_write_ready = NULL,
@@ -373,53 +378,22 @@ static void streaming_input_call(pw_call *call, void *ud)
         pw_call_finish(call, PW_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
-    pw_call_set_ops(call, &input_ops, s);
+    if (grpc_testing_test_service_streaming_input_call_recv(call, &input_ops, s) != PW_OK) {
+        pw_free(s);
+        pw_call_finish(call, PW_RESOURCE_EXHAUSTED, "out of memory");
+    }
 }
 
-#define TS "/grpc.testing.TestService/"
-static const pw_method methods[] = {
-    {.path = TS "EmptyCall",
-     .kind = PW_METHOD_UNARY,
-     .request_type = &grpc__testing__empty__descriptor,
-     .response_type = &grpc__testing__empty__descriptor,
-     .handler = empty_call,
-     .user_data = NULL},
-    {.path = TS "UnaryCall",
-     .kind = PW_METHOD_UNARY,
-     .request_type = &grpc__testing__simple_request__descriptor,
-     .response_type = &grpc__testing__simple_response__descriptor,
-     .handler = unary_call,
-     .user_data = NULL},
-    {.path = TS "CacheableUnaryCall",
-     .kind = PW_METHOD_UNARY,
-     .request_type = &grpc__testing__simple_request__descriptor,
-     .response_type = &grpc__testing__simple_response__descriptor,
-     .handler = unary_call,
-     .user_data = NULL},
-    {.path = TS "StreamingOutputCall",
-     .kind = PW_METHOD_SERVER_STREAMING,
-     .request_type = &grpc__testing__streaming_output_call_request__descriptor,
-     .response_type = &grpc__testing__streaming_output_call_response__descriptor,
-     .handler = streaming_output_call,
-     .user_data = NULL},
-    {.path = TS "StreamingInputCall",
-     .kind = PW_METHOD_CLIENT_STREAMING,
-     .request_type = &grpc__testing__streaming_input_call_request__descriptor,
-     .response_type = &grpc__testing__streaming_input_call_response__descriptor,
-     .handler = streaming_input_call,
-     .user_data = NULL},
-    {.path = TS "FullDuplexCall",
-     .kind = PW_METHOD_BIDI_STREAMING,
-     .request_type = &grpc__testing__streaming_output_call_request__descriptor,
-     .response_type = &grpc__testing__streaming_output_call_response__descriptor,
-     .handler = full_duplex_call,
-     .user_data = NULL},
-    {.path = TS "HalfDuplexCall",
-     .kind = PW_METHOD_BIDI_STREAMING,
-     .request_type = &grpc__testing__streaming_output_call_request__descriptor,
-     .response_type = &grpc__testing__streaming_output_call_response__descriptor,
-     .handler = half_duplex_call,
-     .user_data = NULL},
+/* UnimplementedCall stays NULL: the generated code answers UNIMPLEMENTED. */
+static const grpc_testing_test_service_handlers handlers = {
+    .empty_call = empty_call,
+    .unary_call = unary_call,
+    .cacheable_unary_call = unary_call,
+    .streaming_output_call = streaming_output_call,
+    .streaming_input_call = streaming_input_call,
+    .full_duplex_call = full_duplex_call,
+    .half_duplex_call = half_duplex_call,
+    .unimplemented_call = NULL,
 };
 
 typedef struct app {
@@ -455,8 +429,8 @@ int main(int argc, char **argv)
     if (pw_server_new(&server, &loop, NULL) != PW_OK) {
         return 1;
     }
-    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-        pw_server_add_method(server, &methods[i]);
+    if (grpc_testing_test_service_register(server, &handlers, NULL) != PW_OK) {
+        return 1;
     }
     char address[300];
     snprintf(address, sizeof(address), strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
