@@ -187,6 +187,16 @@ static int build_svc(const Google__Protobuf__FileDescriptorProto *f, size_t si, 
         x->server_streaming = m->has_server_streaming && m->server_streaming;
         int32_t mpath[4] = {6, (int32_t)si, 2, (int32_t)j};
         x->comment = find_comment(f, mpath, 4);
+        char *pbc_member = pwg_pbc_lower(m->name);
+        int pbc_keyword = pbc_member != NULL && pwg_is_c_keyword(pbc_member);
+        pw_free(pbc_member);
+        if (pbc_keyword) {
+            *err = fmt("%s: service %s: method %s: protoc-c names its service member after the "
+                       "method, and '%s' is a C keyword that its generated code cannot compile; "
+                       "rename the method",
+                       f->name, s->name, m->name, x->snake);
+            return -1;
+        }
         if (x->snake == NULL || x->snake[0] == '\0') {
             *err =
                 fmt("%s: service %s: method name cannot be turned into a C name", f->name, s->name);

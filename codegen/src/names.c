@@ -144,3 +144,19 @@ int pwg_is_keyword(const char *s)
     }
     return 0;
 }
+
+int pwg_is_c_keyword(const char *s)
+{
+    static const char *const words[] = {
+        "auto",    "break",  "case",     "char",   "const",    "continue", "default",
+        "do",      "double", "else",     "enum",   "extern",   "float",    "for",
+        "goto",    "if",     "inline",   "int",    "long",     "register", "restrict",
+        "return",  "short",  "signed",   "sizeof", "static",   "struct",   "switch",
+        "typedef", "union",  "unsigned", "void",   "volatile", "while",    NULL};
+    for (size_t i = 0; words[i] != NULL; i++) {
+        if (strcmp(s, words[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}

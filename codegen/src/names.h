@@ -20,5 +20,7 @@ char *pwg_prefix(const char *package, const char *service);
 char *pwg_file_ident(const char *file_name);
 /** 1 when s is a C or C++ keyword (or a reserved identifier we must not use). */
 int pwg_is_keyword(const char *s);
+/** 1 when s is a C keyword (C11). */
+int pwg_is_c_keyword(const char *s);
 
 #endif
