@@ -1,10 +1,13 @@
 # Helpers shared by every CMakeLists.txt in paywire.
 
 # Warnings for our own code. Generated third-party code does not get these.
+# A cache variable, so projects that add paywire as a subdirectory and call
+# paywire_generate() get the same flags for generated code.
 set(PW_WARNINGS
   -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion
   -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wundef
-  -Wpointer-arith -Wvla)
+  -Wpointer-arith -Wvla
+  CACHE INTERNAL "Warning flags for paywire's own and generated code")
 
 function(pw_warnings target)
   target_compile_options(${target} PRIVATE ${PW_WARNINGS})
