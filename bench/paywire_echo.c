@@ -131,7 +131,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     app *a = sig->data;
     uv_close((uv_handle_t *)&a->term, NULL);
     uv_close((uv_handle_t *)&a->intr, NULL);
-    pw_server_close(a->server, NULL, NULL);
+    pw_server_shutdown(a->server, 30000, NULL, NULL);
 }
 
 int main(int argc, char **argv)

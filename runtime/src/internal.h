@@ -34,7 +34,10 @@ struct pw_server {
     size_t file_cap;
     pw__list listeners;
     pw__list conns;
+    size_t conn_count;
     pw__tick tick;
+    uv_timer_t grace_timer;
+    int shutting_down;
     int closing;
     int open_handles;
     pw_server_close_cb close_cb;
@@ -48,9 +51,22 @@ typedef struct pw__sconn {
     nghttp2_session *session;
     pw__task pump;
     pw__list calls;
-    /* 1 while the socket is open, plus one per call not yet released. */
+    /* 1 while the socket or timer is open, plus one per call not yet released. */
     int refs;
     int ready_pending;
+    /* Lifecycle (lifecycle.c): one timer watches every deadline below. */
+    uv_timer_t timer;
+    uint64_t accepted_at;
+    uint64_t last_read_at;
+    uint64_t idle_since;
+    uint64_t drain_started_at;
+    uint64_t ping_sent_at;
+    uint64_t last_client_ping_at;
+    int ping_strikes;
+    unsigned h2_ready : 1;
+    unsigned draining : 1;
+    unsigned final_goaway : 1;
+    unsigned ping_outstanding : 1;
 } pw__sconn;
 
 struct pw_call {
@@ -101,9 +117,21 @@ void pw__ignore_sigpipe(void);
 
 /* server.c */
 void pw__sconn_schedule(pw__sconn *sc);
+void pw__sconn_pump(pw__sconn *sc);
 void pw__sconn_release(pw__sconn *sc);
 const pw_method *pw__server_find(const pw_server *s, const char *path);
 int pw__server_has_service(const pw_server *s, const char *path);
+
+/* lifecycle.c: connection timers, keepalive, PING policing, draining. */
+void pw__sconn_lifecycle_start(pw__sconn *sc);
+void pw__sconn_lifecycle_stop(pw__sconn *sc, uv_close_cb closed);
+void pw__sconn_on_ping(pw__sconn *sc, const nghttp2_frame *frame);
+void pw__sconn_on_stream_frame_sent(pw__sconn *sc);
+void pw__sconn_drain(pw__sconn *sc);
+/** Re-arms the lifecycle timer if deadline (loop ms) is earlier than the armed one. */
+void pw__sconn_lifecycle_kick(pw__sconn *sc, uint64_t deadline);
+void pw__sconn_on_h2_ready(pw__sconn *sc);
+void pw__sconn_on_idle(pw__sconn *sc);
 
 /* call.c */
 pw_call *pw__call_new(pw__sconn *sc, int32_t stream_id);

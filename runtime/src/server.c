@@ -155,9 +155,22 @@ pw_status pw_server_new(pw_server **out, uv_loop_t *loop, const pw_server_option
     if (s->opts.write_high_water == 0) {
         s->opts.write_high_water = PW_DEFAULT_HIGH_WATER;
     }
+    pw_server_options *o = &s->opts;
+    o->max_connections = o->max_connections ? o->max_connections : 10000;
+    o->idle_timeout_ms = o->idle_timeout_ms ? o->idle_timeout_ms : 300000;
+    o->max_connection_age_ms = o->max_connection_age_ms ? o->max_connection_age_ms : PW_DISABLED;
+    o->max_connection_age_grace_ms =
+        o->max_connection_age_grace_ms ? o->max_connection_age_grace_ms : 30000;
+    o->handshake_timeout_ms = o->handshake_timeout_ms ? o->handshake_timeout_ms : 10000;
+    o->keepalive_time_ms = o->keepalive_time_ms ? o->keepalive_time_ms : 7200000;
+    o->keepalive_timeout_ms = o->keepalive_timeout_ms ? o->keepalive_timeout_ms : 20000;
+    o->min_ping_interval_ms = o->min_ping_interval_ms ? o->min_ping_interval_ms : 300000;
     pw__list_init(&s->listeners);
     pw__list_init(&s->conns);
     pw__tick_init(&s->tick, loop, s);
+    uv_timer_init(loop, &s->grace_timer);
+    s->grace_timer.data = s;
+    s->open_handles = 1; /* the grace timer, closed by pw_server_close */
     *out = s;
     return PW_OK;
 }
@@ -249,7 +262,7 @@ static void sconn_fire_ready(pw__sconn *sc)
     }
 }
 
-static void sconn_pump(pw__sconn *sc)
+void pw__sconn_pump(pw__sconn *sc)
 {
     if (pw__h2_pump(&sc->conn, sc->session, "server") == 0) {
         sconn_fire_ready(sc);
@@ -258,7 +271,7 @@ static void sconn_pump(pw__sconn *sc)
 
 static void sconn_pump_task(pw__task *t)
 {
-    sconn_pump(PW_CONTAINER_OF(t, pw__sconn, pump));
+    pw__sconn_pump(PW_CONTAINER_OF(t, pw__sconn, pump));
 }
 
 void pw__sconn_schedule(pw__sconn *sc)
@@ -271,16 +284,38 @@ void pw__sconn_schedule(pw__sconn *sc)
 static pw_status sconn_on_read(pw__conn *c, const uint8_t *data, size_t len)
 {
     pw__sconn *sc = c->owner;
+    sc->last_read_at = uv_now(c->h.handle.loop);
     pw_status rv = pw__h2_feed(c, sc->session, data, len, "server");
     if (rv == PW_OK) {
-        sconn_pump(sc);
+        pw__sconn_pump(sc);
     }
     return rv;
 }
 
 static void sconn_on_writable(pw__conn *c)
 {
-    sconn_pump(c->owner);
+    pw__sconn_pump(c->owner);
+}
+
+/* The lifecycle timer closed after the socket: the connection is gone from the server. */
+static void sconn_timer_closed(uv_handle_t *h)
+{
+    pw__sconn *sc = h->data;
+    pw_server *s = sc->server;
+    sc->server = NULL;
+    if (s != NULL) {
+        pw__list_remove(&sc->link);
+        s->conn_count--;
+        s->open_handles--;
+    }
+    pw__sconn_release(sc);
+    if (s != NULL) {
+        if (s->shutting_down && s->closing == 0 && pw__list_empty(&s->conns)) {
+            /* Every connection drained before the grace period ended. */
+            pw_server_close(s, s->close_cb, s->close_ud);
+        }
+        server_maybe_finish(s);
+    }
 }
 
 /* The socket is gone: every unfinished call is cancelled. */
@@ -289,21 +324,12 @@ static void sconn_on_closed(pw__conn *c, pw_status why)
     (void)why;
     pw__sconn *sc = c->owner;
     pw__task_cancel(&sc->pump);
-    pw_server *s = sc->server;
-    sc->server = NULL;
-    if (s != NULL) {
-        pw__list_remove(&sc->link);
-        s->open_handles--;
-    }
     while (!pw__list_empty(&sc->calls)) {
         pw_call *call = PW_CONTAINER_OF(sc->calls.next, pw_call, link);
         pw__list_remove(&call->link);
         pw__call_on_stream_close(call, NGHTTP2_CANCEL);
     }
-    pw__sconn_release(sc);
-    if (s != NULL) {
-        server_maybe_finish(s);
-    }
+    pw__sconn_lifecycle_stop(sc, sconn_timer_closed);
 }
 
 static const pw__conn_ops sconn_ops = {
@@ -346,7 +372,17 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
 {
-    (void)ud;
+    pw__sconn *sc = ud;
+    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        if (!sc->h2_ready) {
+            pw__sconn_on_h2_ready(sc);
+        }
+        return 0;
+    }
+    if (frame->hd.type == NGHTTP2_PING) {
+        pw__sconn_on_ping(sc, frame);
+        return 0;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) {
         return 0;
     }
@@ -378,11 +414,14 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
 static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
                            void *ud)
 {
-    (void)ud;
+    pw__sconn *sc = ud;
     pw_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
     if (call != NULL) {
         nghttp2_session_set_stream_user_data(session, stream_id, NULL);
         pw__list_remove(&call->link);
+        if (pw__list_empty(&sc->calls)) {
+            pw__sconn_on_idle(sc);
+        }
         pw__call_on_stream_close(call, error_code);
     }
     return 0;
@@ -394,7 +433,9 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
  */
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
 {
-    (void)ud;
+    if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) {
+        pw__sconn_on_stream_frame_sent(ud);
+    }
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
         nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0) {
@@ -434,11 +475,39 @@ static pw_status sconn_session_start(pw__sconn *sc)
     return PW_OK;
 }
 
+static void refused_closed(uv_handle_t *h)
+{
+    pw_free(h);
+}
+
+/* Over max_connections: take the socket off the backlog and close it at once. */
+static void listener_refuse(pw__listener *l)
+{
+    uv_handle_t *h = pw_malloc(l->is_pipe ? sizeof(uv_pipe_t) : sizeof(uv_tcp_t));
+    if (h == NULL) {
+        return;
+    }
+    int rv = l->is_pipe ? uv_pipe_init(l->h.handle.loop, (uv_pipe_t *)h, 0)
+                        : uv_tcp_init(l->h.handle.loop, (uv_tcp_t *)h);
+    if (rv != 0) {
+        pw_free(h);
+        return;
+    }
+    uv_accept(&l->h.stream, (uv_stream_t *)h);
+    uv_close(h, refused_closed);
+}
+
 static void listener_on_connection(uv_stream_t *stream, int status)
 {
     pw__listener *l = stream->data;
     pw_server *s = l->server;
-    if (status != 0 || s->closing) {
+    if (status != 0 || s->closing || s->shutting_down) {
+        return;
+    }
+    if (s->conn_count >= s->opts.max_connections) {
+        PW_LOG(PW_LOG_WARNING, "server", "refusing a connection: %zu open (max_connections)",
+               s->conn_count);
+        listener_refuse(l);
         return;
     }
     pw__sconn *sc = pw_calloc(1, sizeof(*sc));
@@ -455,7 +524,9 @@ static void listener_on_connection(uv_stream_t *stream, int status)
     }
     pw__list_init(&sc->link);
     pw__list_push(&s->conns, &sc->link);
+    s->conn_count++;
     s->open_handles++;
+    pw__sconn_lifecycle_start(sc);
     pw_status rv = pw__conn_accept(&sc->conn, stream, l->ssl_ctx);
     if (rv == PW_OK) {
         rv = sconn_session_start(sc);
@@ -465,7 +536,7 @@ static void listener_on_connection(uv_stream_t *stream, int status)
         return;
     }
     PW_LOG(PW_LOG_DEBUG, "server", "accepted %s%s", sc->conn.address, l->ssl_ctx ? " (TLS)" : "");
-    sconn_pump(sc);
+    pw__sconn_pump(sc);
 }
 
 /* ---- listening ---- */
@@ -571,6 +642,48 @@ static void server_tick_closed(uv_handle_t *h)
     pw_free(s);
 }
 
+static void grace_timer_closed(uv_handle_t *h)
+{
+    pw_server *s = h->data;
+    s->open_handles--;
+    server_maybe_finish(s);
+}
+
+static void grace_expired(uv_timer_t *t)
+{
+    pw_server *s = t->data;
+    PW_LOG(PW_LOG_NOTICE, "server", "shutdown grace period over: cancelling remaining calls");
+    pw_server_close(s, s->close_cb, s->close_ud);
+}
+
+static void server_stop_listening(pw_server *s)
+{
+    while (!pw__list_empty(&s->listeners)) {
+        pw__listener *l = PW_CONTAINER_OF(s->listeners.next, pw__listener, link);
+        pw__list_remove(&l->link);
+        uv_close(&l->h.handle, listener_closed);
+    }
+}
+
+void pw_server_shutdown(pw_server *s, uint32_t grace_ms, pw_server_close_cb cb, void *ud)
+{
+    if (s->closing || s->shutting_down) {
+        return;
+    }
+    s->shutting_down = 1;
+    s->close_cb = cb;
+    s->close_ud = ud;
+    server_stop_listening(s);
+    if (pw__list_empty(&s->conns)) {
+        pw_server_close(s, cb, ud);
+        return;
+    }
+    PW_LIST_FOREACH(node, &s->conns) {
+        pw__sconn_drain(PW_CONTAINER_OF(node, pw__sconn, link));
+    }
+    uv_timer_start(&s->grace_timer, grace_expired, grace_ms, 0);
+}
+
 void pw_server_close(pw_server *s, pw_server_close_cb cb, void *ud)
 {
     if (s->closing) {
@@ -579,11 +692,8 @@ void pw_server_close(pw_server *s, pw_server_close_cb cb, void *ud)
     s->closing = 1;
     s->close_cb = cb;
     s->close_ud = ud;
-    while (!pw__list_empty(&s->listeners)) {
-        pw__listener *l = PW_CONTAINER_OF(s->listeners.next, pw__listener, link);
-        pw__list_remove(&l->link);
-        uv_close(&l->h.handle, listener_closed);
-    }
+    uv_close((uv_handle_t *)&s->grace_timer, grace_timer_closed);
+    server_stop_listening(s);
     PW_LIST_FOREACH(node, &s->conns) {
         pw__sconn *sc = PW_CONTAINER_OF(node, pw__sconn, link);
         pw__task_cancel(&sc->pump);
@@ -591,7 +701,7 @@ void pw_server_close(pw_server *s, pw_server_close_cb cb, void *ud)
             nghttp2_submit_goaway(sc->session, NGHTTP2_FLAG_NONE,
                                   nghttp2_session_get_last_proc_stream_id(sc->session),
                                   NGHTTP2_NO_ERROR, NULL, 0);
-            sconn_pump(sc);
+            pw__sconn_pump(sc);
         }
         pw__conn_close(&sc->conn, PW_CANCELLED, 1);
     }

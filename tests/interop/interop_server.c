@@ -408,7 +408,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     app *a = sig->data;
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
-    pw_server_close(a->server, NULL, NULL);
+    pw_server_shutdown(a->server, 30000, NULL, NULL);
 }
 
 int main(int argc, char **argv)

@@ -272,13 +272,19 @@ const char *const *pw_test_raw_grpc_headers(const char *path, const char *extra_
     return h;
 }
 
-int pw_test_raw_bytes(int port, const void *data, size_t len, int timeout_ms)
+int pw_test_raw_exchange(int port, const void *data, size_t len, int timeout_ms, uint8_t *got,
+                         size_t cap, size_t *got_len)
 {
     int fd = raw_connect(port);
+    if (got_len != NULL) {
+        *got_len = 0;
+    }
     if (fd < 0) {
         return 0;
     }
-    send(fd, data, len, MSG_NOSIGNAL);
+    if (len > 0) {
+        send(fd, data, len, MSG_NOSIGNAL);
+    }
     int closed = 0;
     uint64_t start = uv_hrtime();
     while ((uv_hrtime() - start) / 1000000 < (uint64_t)timeout_ms) {
@@ -287,12 +293,35 @@ int pw_test_raw_bytes(int port, const void *data, size_t len, int timeout_ms)
             continue;
         }
         uint8_t buf[4096];
-        ssize_t got = recv(fd, buf, sizeof(buf), 0);
-        if (got <= 0) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
             closed = 1;
             break;
+        }
+        if (got != NULL && got_len != NULL) {
+            size_t take = (size_t)n < cap - *got_len ? (size_t)n : cap - *got_len;
+            memcpy(got + *got_len, buf, take);
+            *got_len += take;
         }
     }
     close(fd);
     return closed;
+}
+
+int pw_test_raw_bytes(int port, const void *data, size_t len, int timeout_ms)
+{
+    return pw_test_raw_exchange(port, data, len, timeout_ms, NULL, 0, NULL);
+}
+
+int pw_test_raw_connect(int port)
+{
+    return raw_connect(port);
+}
+
+const uint8_t *pw_test_raw_preface(size_t *len)
+{
+    static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                                     "\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    *len = sizeof(preface) - 1;
+    return preface;
 }

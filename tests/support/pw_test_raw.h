@@ -66,5 +66,12 @@ const char *const *pw_test_raw_grpc_headers(const char *path, const char *extra_
 
 /** Sends bytes on a new connection and reads until the peer closes; returns 1 if it closed. */
 int pw_test_raw_bytes(int port, const void *data, size_t len, int timeout_ms);
+/** pw_test_raw_bytes that also keeps up to cap received bytes in got (*got_len set). */
+int pw_test_raw_exchange(int port, const void *data, size_t len, int timeout_ms, uint8_t *got,
+                         size_t cap, size_t *got_len);
+/** Opens a TCP connection to 127.0.0.1:port and returns the fd (-1 on error). */
+int pw_test_raw_connect(int port);
+/** The HTTP/2 client preface followed by an empty SETTINGS frame (len bytes). */
+const uint8_t *pw_test_raw_preface(size_t *len);
 
 #endif

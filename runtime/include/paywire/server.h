@@ -102,7 +102,32 @@ typedef struct pw_server_options {
     uint32_t max_concurrent_streams;
     /** Bytes a streaming call may queue before pw_call_writable() turns 0 (default 64 KiB). */
     uint32_t write_high_water;
+    /*
+     * Connection limits. 0 takes the default; PW_DISABLED turns a timer off.
+     */
+    /** Open connections (default 10000); more are accepted and closed at once. */
+    uint32_t max_connections;
+    /** A connection without calls for this long gets GOAWAY and is closed (default 300000 ms). */
+    uint32_t idle_timeout_ms;
+    /** Connection age after which it is drained with GOAWAY (default PW_DISABLED). */
+    uint32_t max_connection_age_ms;
+    /** Time a drained connection's calls get before it is closed (default 30000 ms). */
+    uint32_t max_connection_age_grace_ms;
+    /** Time from accept to the client's HTTP/2 SETTINGS, TLS included (default 10000 ms). */
+    uint32_t handshake_timeout_ms;
+    /** Send a PING after this long without reading anything (default 7200000 ms, gRPC's). */
+    uint32_t keepalive_time_ms;
+    /** Close when a keepalive PING gets no ACK within this (default 20000 ms). */
+    uint32_t keepalive_timeout_ms;
+    /**
+     * Client PINGs closer than this without data in between count as strikes;
+     * the third gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings" (default 300000 ms, gRPC's).
+     */
+    uint32_t min_ping_interval_ms;
 } pw_server_options;
+
+/** Turns a pw_server_options timer off. */
+#define PW_DISABLED UINT32_MAX
 
 typedef void (*pw_server_close_cb)(pw_server *server, void *user_data);
 
@@ -138,6 +163,16 @@ PW_EXTERN pw_status pw_server_listen(pw_server *server, const char *address,
  * their handlers have called pw_call_finish.
  */
 PW_EXTERN void pw_server_close(pw_server *server, pw_server_close_cb cb, void *user_data);
+
+/**
+ * Graceful shutdown: stops listening (new connections are refused), tells every
+ * connection with the double GOAWAY (first "shutting down", then, one round
+ * trip later, the last stream it will serve), lets in-flight calls finish for
+ * up to grace_ms, then cancels what remains and closes like pw_server_close.
+ * cb (may be NULL) runs once everything is closed and the server freed.
+ */
+PW_EXTERN void pw_server_shutdown(pw_server *server, uint32_t grace_ms, pw_server_close_cb cb,
+                                  void *user_data);
 
 /** The loop the server runs on. */
 PW_EXTERN uv_loop_t *pw_server_loop(const pw_server *server);
