@@ -17,6 +17,7 @@
 #include <paywire/log.h>
 #include "internal.h"
 #include "h2/nva.h"
+#include "h2/session.h"
 #include "grpc/wire.h"
 
 static void call_maybe_free(pw_call *call);
@@ -188,17 +189,36 @@ ssize_t pw__call_data_read(nghttp2_session *session, int32_t stream_id, uint8_t 
     if (call == NULL) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
+    (void)buf;
+    (void)user_data;
     int eof;
-    ssize_t n = pw__outq_provide(&call->out, buf, length, call->status_queued, &eof);
-    if (call->out.ready) {
-        ((pw__sconn *)user_data)->ready_pending = 1;
+    ssize_t n = pw__outq_provide(&call->out, length, call->status_queued, &eof);
+    if (n < 0) {
+        return n;
     }
+    *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (eof) {
         /* Trailers follow the last DATA frame (PROTOCOL-HTTP2: Response → Trailers). */
         *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
         call_submit_trailers(call);
     }
     return n;
+}
+
+int pw__call_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                       size_t length, nghttp2_data_source *source, void *user_data)
+{
+    (void)source;
+    pw__sconn *sc = user_data;
+    pw_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (call == NULL) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    int rv = pw__h2_send_data(&sc->conn, &call->out, framehd, length);
+    if (call->out.ready) {
+        sc->ready_pending = 1;
+    }
+    return rv;
 }
 
 static void call_kick(pw_call *call)
@@ -462,7 +482,17 @@ static pw_status call_on_message(void *ud, int compressed, pw_slice msg)
                      "more than one request message for a unary-request method");
             return PW_INTERNAL;
         }
-        return pw_buf_append(&call->request_bytes, msg.base, msg.len);
+        const ProtobufCMessageDescriptor *type = call->method->request_type;
+        if (type == NULL) {
+            return pw_buf_append(&call->request_bytes, msg.base, msg.len);
+        }
+        /* Decode straight from the frame: no intermediate copy of the bytes. */
+        if (pw_call_unpack(call, msg, type, &call->request) != PW_OK) {
+            snprintf(call->in.err_text, sizeof(call->in.err_text), "cannot decode request as %s",
+                     type->name);
+            return PW_INTERNAL;
+        }
+        return PW_OK;
     }
     if (call->ops != NULL && call->ops->on_message != NULL && !call->finished) {
         call->ops->on_message(call, msg, call->ops_ud);
@@ -497,14 +527,6 @@ static void call_run_unary(pw_call *call)
     if (call->request_count == 0) {
         call_respond_error(call, PW_INTERNAL, "request ended without a message");
         return;
-    }
-    const ProtobufCMessageDescriptor *type = call->method->request_type;
-    if (type != NULL) {
-        pw_slice bytes = pw_call_request_bytes(call);
-        if (pw_call_unpack(call, bytes, type, &call->request) != PW_OK) {
-            call_respond_error(call, PW_INTERNAL, "cannot decode request as %s", type->name);
-            return;
-        }
     }
     call->handler_started = 1;
     call->method->handler(call, call->method->user_data);

@@ -146,6 +146,7 @@ static pw_status cconn_session_start(pw__cconn *cc)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, pw__client_call_send_data);
     int rv = nghttp2_session_client_new(&cc->session, cbs, cc);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0) {

@@ -87,6 +87,9 @@ int pw__client_call_submit(pw_client_call *call, pw__cconn *cc);
 void pw__client_call_complete(pw_client_call *call, pw_status code, const char *fmt, ...)
     PW_PRINTF(3, 4);
 void pw__client_call_fire_ready(pw_client_call *call);
+int pw__client_call_send_data(nghttp2_session *session, nghttp2_frame *frame,
+                              const uint8_t *framehd, size_t length, nghttp2_data_source *source,
+                              void *user_data);
 void pw__client_call_on_header(pw_client_call *call, const nghttp2_frame *frame,
                                const uint8_t *name, size_t namelen, const uint8_t *value,
                                size_t valuelen);

@@ -15,6 +15,7 @@
 #include <paywire/log.h>
 #include "client.h"
 #include "h2/nva.h"
+#include "h2/session.h"
 #include "grpc/wire.h"
 
 static void client_call_done_task(pw__task *t);
@@ -106,15 +107,35 @@ static ssize_t client_data_read(nghttp2_session *session, int32_t stream_id, uin
     if (call == NULL) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
+    (void)buf;
+    (void)user_data;
     int eof;
-    ssize_t n = pw__outq_provide(&call->out, buf, length, call->send_closed, &eof);
-    if (call->out.ready) {
-        ((pw__cconn *)user_data)->ready_pending = 1;
+    ssize_t n = pw__outq_provide(&call->out, length, call->send_closed, &eof);
+    if (n < 0) {
+        return n;
     }
+    *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (eof) {
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     }
     return n;
+}
+
+int pw__client_call_send_data(nghttp2_session *session, nghttp2_frame *frame,
+                              const uint8_t *framehd, size_t length, nghttp2_data_source *source,
+                              void *user_data)
+{
+    (void)source;
+    pw__cconn *cc = user_data;
+    pw_client_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (call == NULL) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    int rv = pw__h2_send_data(&cc->conn, &call->out, framehd, length);
+    if (call->out.ready) {
+        cc->ready_pending = 1;
+    }
+    return rv;
 }
 
 int pw__client_call_submit(pw_client_call *call, pw__cconn *cc)

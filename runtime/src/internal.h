@@ -142,6 +142,8 @@ void pw__call_on_data(pw_call *call, const uint8_t *data, size_t len);
 void pw__call_on_half_close(pw_call *call);
 void pw__call_on_stream_close(pw_call *call, uint32_t error_code);
 void pw__call_fire_ready(pw_call *call);
+int pw__call_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                       size_t length, nghttp2_data_source *source, void *user_data);
 ssize_t pw__call_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
                            uint32_t *data_flags, nghttp2_data_source *source, void *user_data);
 

@@ -51,7 +51,11 @@ PW_EXTERN uv_loop_t *pw_call_loop(const pw_call *call);
 
 /** The decoded request of a unary or server-streaming call, or NULL. Owned by the call. */
 PW_EXTERN const struct ProtobufCMessage *pw_call_request(const pw_call *call);
-/** The serialized request of a unary or server-streaming call. Owned by the call. */
+/**
+ * The serialized request of a unary or server-streaming call whose method has
+ * no request_type (raw-bytes methods); empty otherwise, as typed requests are
+ * decoded straight from the wire. Owned by the call.
+ */
 PW_EXTERN pw_slice pw_call_request_bytes(const pw_call *call);
 
 /**

@@ -59,8 +59,13 @@ static pw_status fill_buffered(pw__deframer *d, const uint8_t **data, size_t *le
     }
     const uint8_t *prefix = b->data + b->off;
     size_t want = 5 + (size_t)prefix_len(prefix) - pw_buf_pending(b);
+    /* One allocation for the whole message (its length is already checked). */
+    pw_status rv = pw_buf_reserve(b, want);
+    if (rv != PW_OK) {
+        return rv;
+    }
     size_t take = want < *len ? want : *len;
-    pw_status rv = pw_buf_append(b, *data, take);
+    rv = pw_buf_append(b, *data, take);
     if (rv != PW_OK) {
         return rv;
     }

@@ -1,6 +1,7 @@
 /*
- * outq.c: per-stream send queue. Messages are packed straight into the queue
- * (one copy, no intermediate buffer). blocked/ready implement the write-ready
+ * outq.c: per-stream send queue. Messages are packed straight into the queue,
+ * and DATA frames are written from it without nghttp2 copying them
+ * (NGHTTP2_DATA_FLAG_NO_COPY + pw__h2_send_data). blocked/ready implement the write-ready
  * protocol: above high water the writer is told to wait; when the data
  * provider drains the queue to half of it, ready is set for the owner to fire
  * on_write_ready outside nghttp2's callbacks.
@@ -40,28 +41,21 @@ pw_status pw__outq_push(pw__outq *q, const ProtobufCMessage *msg, pw_slice bytes
     return PW_OK;
 }
 
-size_t pw__outq_read(pw__outq *q, uint8_t *buf, size_t len)
+void pw__outq_consume(pw__outq *q, size_t n)
 {
-    size_t n = pw_buf_pending(&q->buf);
-    if (n > len) {
-        n = len;
-    }
-    if (n > 0) {
-        memcpy(buf, q->buf.data + q->buf.off, n);
-        pw_buf_consume(&q->buf, n);
-    }
+    pw_buf_consume(&q->buf, n);
     if (q->blocked && pw_buf_pending(&q->buf) <= q->high_water / 2) {
         q->blocked = 0;
         q->ready = 1;
     }
-    return n;
 }
 
-ssize_t pw__outq_provide(pw__outq *q, uint8_t *buf, size_t len, int last, int *eof)
+ssize_t pw__outq_provide(pw__outq *q, size_t len, int last, int *eof)
 {
-    size_t n = pw__outq_read(q, buf, len);
+    size_t pending = pw_buf_pending(&q->buf);
+    size_t n = pending < len ? pending : len;
     *eof = 0;
-    if (pw_buf_pending(&q->buf) == 0) {
+    if (n == pending) {
         if (last) {
             *eof = 1;
         } else if (n == 0) {

@@ -29,15 +29,22 @@ void pw__outq_init(pw__outq *q, size_t high_water, size_t hard_limit);
  * NULL). Returns PW_OK, PW_RESOURCE_EXHAUSTED (over hard_limit), PW_ERRNO(ENOMEM).
  */
 pw_status pw__outq_push(pw__outq *q, const struct ProtobufCMessage *msg, pw_slice bytes);
-/** Copies up to len bytes out; returns the count (0 when empty). Updates ready. */
-size_t pw__outq_read(pw__outq *q, uint8_t *buf, size_t len);
 /**
- * One nghttp2 data-provider step for both sides: copies queued bytes into buf.
- * When the queue is drained and last is set (nothing more will be queued),
- * *eof is set; when it is drained, nothing was copied and more may come, the
- * queue remembers it deferred and NGHTTP2_ERR_DEFERRED is returned.
+ * One nghttp2 data-provider step for both sides, without copying: returns how
+ * many queued bytes (up to len) the next DATA frame carries; nghttp2 then
+ * hands them to the send_data callback (pw__h2_send_data), which consumes
+ * them. When that empties the queue and last is set (nothing more will be
+ * queued), *eof is set; when nothing is queued and more may come, the queue
+ * remembers it deferred and NGHTTP2_ERR_DEFERRED is returned.
  */
-ssize_t pw__outq_provide(pw__outq *q, uint8_t *buf, size_t len, int last, int *eof);
+ssize_t pw__outq_provide(pw__outq *q, size_t len, int last, int *eof);
+/** The pending bytes, first. */
+static inline const uint8_t *pw__outq_data(const pw__outq *q)
+{
+    return q->buf.data + q->buf.off;
+}
+/** Marks n bytes sent; updates blocked/ready (the write-ready protocol). */
+void pw__outq_consume(pw__outq *q, size_t n);
 static inline int pw__outq_writable(const pw__outq *q)
 {
     return !q->blocked;

@@ -52,12 +52,25 @@ pw_status pw__h2_feed(pw__conn *conn, nghttp2_session *session, const uint8_t *d
     return PW_OK;
 }
 
+int pw__h2_send_data(pw__conn *conn, pw__outq *q, const uint8_t *framehd, size_t length)
+{
+    if (pw__conn_write(conn, framehd, 9) != PW_OK ||
+        pw__conn_write(conn, pw__outq_data(q), length) != PW_OK) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    pw__outq_consume(q, length);
+    return 0;
+}
+
 void pw__h2_settings(nghttp2_session *session, uint32_t max_streams, int is_client)
 {
-    nghttp2_settings_entry iv[4];
+    nghttp2_settings_entry iv[5];
     size_t n = 0;
     iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PW_H2_WINDOW};
     iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 16384};
+    /* Larger DATA frames let a message of up to 64 KiB arrive in one frame,
+     * which the deframer hands over without reassembling it. */
+    iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_FRAME_SIZE, 65536};
     if (is_client) {
         iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
     } else {
