@@ -19,6 +19,7 @@
 #include "h2/nva.h"
 #include "h2/session.h"
 #include "grpc/wire.h"
+#include "grpc/compress.h"
 
 static void call_maybe_free(pw_call *call);
 static void call_respond_error(pw_call *call, pw_status code, const char *fmt, ...) PW_PRINTF(3, 4);
@@ -130,8 +131,9 @@ void pw__call_on_header(pw_call *call, const uint8_t *name, size_t name_len, con
     } else if (name_is(name, name_len, "grpc-encoding")) {
         pw_free(call->encoding);
         call->encoding = pw_strndup((const char *)value, value_len);
-    } else if (name_is(name, name_len, "te") || name_is(name, name_len, "grpc-accept-encoding") ||
-               name_is(name, name_len, "content-length")) {
+    } else if (name_is(name, name_len, "grpc-accept-encoding")) {
+        call->accepts_gzip = pw__accept_has_gzip((const char *)value, value_len) ? 1u : 0u;
+    } else if (name_is(name, name_len, "te") || name_is(name, name_len, "content-length")) {
         /* Transport headers, not metadata. */
     } else {
         call_add_metadata(call, name, name_len, value, value_len);
@@ -146,7 +148,12 @@ static pw_status call_submit_headers(pw_call *call, nghttp2_data_provider *prd, 
     pw__nva b = {0};
     pw__nva_add_str(&b, ":status", "200");
     pw__nva_add_str(&b, "content-type", "application/grpc");
-    pw__nva_add_str(&b, "grpc-accept-encoding", "identity");
+    pw__nva_add_str(&b, "grpc-accept-encoding", PW_ACCEPT_ENCODING);
+    /* Decided once, with the headers: compress only what the client can decode. */
+    call->compress_out = call->compression == PW_COMPRESSION_GZIP && call->accepts_gzip;
+    if (call->compress_out && !with_status) {
+        pw__nva_add_str(&b, "grpc-encoding", "gzip");
+    }
     pw__nva_add_metadata(&b, &call->initial);
     if (with_status) {
         pw__nva_add_metadata(&b, &call->trailing);
@@ -253,11 +260,15 @@ static pw_status call_send(pw_call *call, const ProtobufCMessage *msg, pw_slice 
     if (len > call->sc->server->opts.max_send_message_size) {
         return PW_RESOURCE_EXHAUSTED;
     }
-    pw_status rv = pw__outq_push(&call->out, msg, bytes);
+    pw_status rv = call_start_response(call);
     if (rv != PW_OK) {
         return rv;
     }
-    rv = call_start_response(call);
+    rv = call->compress_out ? pw__outq_push_gzip(&call->out, msg, bytes)
+                            : pw__outq_push(&call->out, msg, bytes);
+    if (rv != PW_OK) {
+        return rv;
+    }
     call_kick(call);
     return rv;
 }
@@ -270,6 +281,18 @@ pw_status pw_call_send(pw_call *call, const ProtobufCMessage *msg)
 pw_status pw_call_send_bytes(pw_call *call, pw_slice msg)
 {
     return call_send(call, NULL, msg);
+}
+
+void pw_call_set_compression(pw_call *call, pw_compression algo)
+{
+    if (!call->headers_sent) {
+        call->compression = algo;
+    }
+}
+
+int pw_call_request_compressed(const pw_call *call)
+{
+    return call->request_compressed;
 }
 
 int pw_call_writable(const pw_call *call)
@@ -452,6 +475,12 @@ void pw__call_on_headers_done(pw_call *call)
         call_respond_error(call, PW_DEADLINE_EXCEEDED, "deadline exceeded before the call started");
         return;
     }
+    if (pw__encoding_parse(call->encoding) < 0) {
+        call_respond_error(call, PW_UNIMPLEMENTED,
+                           "grpc-encoding \"%s\" is not supported (supported: %s)", call->encoding,
+                           PW_ACCEPT_ENCODING);
+        return;
+    }
     if (call->timeout_ms > 0) {
         call_start_deadline(call);
     }
@@ -466,14 +495,19 @@ static pw_status call_on_message(void *ud, int compressed, pw_slice msg)
 {
     pw_call *call = ud;
     if (compressed) {
-        if (call->encoding == NULL || strcmp(call->encoding, "identity") == 0) {
+        if (pw__encoding_parse(call->encoding) != PW_COMPRESSION_GZIP) {
             snprintf(call->in.err_text, sizeof(call->in.err_text),
                      "compressed message without grpc-encoding");
             return PW_INTERNAL;
         }
-        snprintf(call->in.err_text, sizeof(call->in.err_text),
-                 "message compression \"%s\" is not supported", call->encoding);
-        return PW_UNIMPLEMENTED;
+        call->request_compressed = 1;
+        call->inflated.len = call->inflated.off = 0;
+        pw_status rv = pw__gzip_inflate(msg, call->in.max_len, &call->inflated, call->in.err_text,
+                                        sizeof(call->in.err_text));
+        if (rv != PW_OK) {
+            return rv;
+        }
+        msg = pw_slice_make(call->inflated.data, call->inflated.len);
     }
     if (!call->handler_started) {
         /* Unary and server-streaming requests carry exactly one message. */
@@ -586,6 +620,7 @@ static void call_free(pw_call *call)
     pw__deframer_free(&call->in);
     pw__outq_free(&call->out);
     pw_buf_reset(&call->request_bytes);
+    pw_buf_reset(&call->inflated);
     pw_free(call->path);
     pw_free(call->encoding);
     pw_free(call->final_msg);

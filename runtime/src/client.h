@@ -74,6 +74,9 @@ struct pw_client_call {
     unsigned bad_content_type : 1;
     unsigned done : 1;
     unsigned in_trailers : 1;
+    unsigned compress_out : 1;
+    unsigned response_gzip : 1;
+    pw_buf inflated;
     pw__task done_task;
 };
 

@@ -17,6 +17,7 @@
 #include "h2/nva.h"
 #include "h2/session.h"
 #include "grpc/wire.h"
+#include "grpc/compress.h"
 
 static void client_call_done_task(pw__task *t);
 static void client_call_deadline(uv_timer_t *t);
@@ -49,6 +50,7 @@ pw_status pw_client_call_start(pw_client_call **out, pw_channel *ch, const char 
     if (rv == PW_OK && opts != NULL) {
         rv = pw_metadata_copy(&call->md, opts->metadata);
         call->wait_for_ready = opts->wait_for_ready;
+        call->compress_out = opts->compression == PW_COMPRESSION_GZIP;
     }
     if (rv != PW_OK) {
         pw_metadata_clear(&call->md);
@@ -149,7 +151,10 @@ int pw__client_call_submit(pw_client_call *call, pw__cconn *cc)
     pw__nva_add_str(&b, "content-type", "application/grpc");
     pw__nva_add_str(&b, "te", "trailers");
     pw__nva_add_str(&b, "user-agent", "grpc-c-paywire/" PW_VERSION_STRING);
-    pw__nva_add_str(&b, "grpc-accept-encoding", "identity");
+    pw__nva_add_str(&b, "grpc-accept-encoding", PW_ACCEPT_ENCODING);
+    if (call->compress_out) {
+        pw__nva_add_str(&b, "grpc-encoding", "gzip");
+    }
     if (call->deadline != 0) {
         uint64_t now = uv_now(ch->loop);
         char t[24];
@@ -196,7 +201,8 @@ static pw_status client_call_send(pw_client_call *call, const ProtobufCMessage *
     if (call->send_closed) {
         return PW_FAILED_PRECONDITION;
     }
-    pw_status rv = pw__outq_push(&call->out, msg, bytes);
+    pw_status rv = call->compress_out ? pw__outq_push_gzip(&call->out, msg, bytes)
+                                      : pw__outq_push(&call->out, msg, bytes);
     if (rv == PW_OK) {
         client_call_kick(call);
     }
@@ -288,7 +294,11 @@ void pw__client_call_on_header(pw_client_call *call, const nghttp2_frame *frame,
     if (namelen > 0 && name[0] == ':') {
         return;
     }
-    if (name_is(name, namelen, "grpc-encoding") || name_is(name, namelen, "grpc-accept-encoding")) {
+    if (name_is(name, namelen, "grpc-encoding")) {
+        call->response_gzip = valuelen == 4 && memcmp(value, "gzip", 4) == 0;
+        return;
+    }
+    if (name_is(name, namelen, "grpc-accept-encoding")) {
         return;
     }
     char key[256];
@@ -335,9 +345,18 @@ static pw_status client_call_on_message(void *ud, int compressed, pw_slice msg)
 {
     pw_client_call *call = ud;
     if (compressed) {
-        snprintf(call->in.err_text, sizeof(call->in.err_text),
-                 "compressed response but no compression was negotiated");
-        return PW_INTERNAL;
+        if (!call->response_gzip) {
+            snprintf(call->in.err_text, sizeof(call->in.err_text),
+                     "compressed response without a known grpc-encoding");
+            return PW_INTERNAL;
+        }
+        call->inflated.len = call->inflated.off = 0;
+        pw_status rv = pw__gzip_inflate(msg, call->in.max_len, &call->inflated, call->in.err_text,
+                                        sizeof(call->in.err_text));
+        if (rv != PW_OK) {
+            return rv;
+        }
+        msg = pw_slice_make(call->inflated.data, call->inflated.len);
     }
     if (!call->done && call->ops->on_message != NULL) {
         call->ops->on_message(call, msg, call->ud);
@@ -450,6 +469,7 @@ static void client_call_done_task(pw__task *t)
     pw_metadata_clear(&call->trailing);
     pw__outq_free(&call->out);
     pw__deframer_free(&call->in);
+    pw_buf_reset(&call->inflated);
     pw_free(call->message);
     pw_free(call->path);
     pw__cconn *cc = call->cc;

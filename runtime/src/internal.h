@@ -110,6 +110,12 @@ struct pw_call {
     uint64_t deadline;
     pw__list children;
     pw__chunk *chunks;
+    /* Compression: what the handler asked for, what the client accepts, and inflate space. */
+    pw_compression compression;
+    unsigned accepts_gzip : 1;
+    unsigned compress_out : 1;
+    unsigned request_compressed : 1;
+    pw_buf inflated;
 };
 
 /* server.c: ignores SIGPIPE when it is at its default (a vanished peer must not kill us). */

@@ -424,6 +424,82 @@ static int case_timeout_on_sleeping_server(ctx *c)
     return bad;
 }
 
+static int case_client_compressed_unary(ctx *c)
+{
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    Grpc__Testing__BoolValue expect = GRPC__TESTING__BOOL_VALUE__INIT;
+    Grpc__Testing__Payload payload;
+    pw_interop_payload(&payload, 271828);
+    expect.value = 1;
+    req.expect_compressed = &expect;
+    req.response_size = 314159;
+    req.payload = &payload;
+    pw_call_options opts = {.compression = PW_COMPRESSION_GZIP};
+    Grpc__Testing__SimpleResponse *resp = NULL;
+    char *msg = NULL;
+    pw_status st = grpc_testing_test_service_unary_call_blocking(c->ch, &req, &opts, &resp, &msg);
+    pw_free(payload.body.data);
+    int bad = st != PW_OK || !payload_is_zeros(resp->payload, 314159);
+    snprintf(c->err, sizeof(c->err), "status %s: %s", pw_status_str(st), msg ? msg : "");
+    if (resp != NULL) {
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    }
+    pw_free(msg);
+    return bad;
+}
+
+/* The peer must inflate every request to sum their sizes. */
+static int case_client_compressed_streaming(ctx *c)
+{
+    static const size_t sizes[] = {27182, 45904};
+    pw_call_options opts = {.compression = PW_COMPRESSION_GZIP};
+    pw_stream *s;
+    CHECK(c, grpc_testing_test_service_streaming_input_call_open(c->ch, &opts, &s) == PW_OK,
+          "open failed");
+    for (size_t i = 0; i < 2; i++) {
+        Grpc__Testing__StreamingInputCallRequest req =
+            GRPC__TESTING__STREAMING_INPUT_CALL_REQUEST__INIT;
+        Grpc__Testing__Payload payload;
+        pw_interop_payload(&payload, sizes[i]);
+        req.payload = &payload;
+        grpc_testing_test_service_streaming_input_call_stream_send(s, &req);
+        pw_free(payload.body.data);
+    }
+    pw_stream_close_send(s);
+    Grpc__Testing__StreamingInputCallResponse *resp = NULL;
+    int got = grpc_testing_test_service_streaming_input_call_stream_recv(s, &resp);
+    const char *msg;
+    pw_status st = pw_stream_finish(s, &msg, NULL);
+    int32_t total = got == 1 ? resp->aggregated_payload_size : -1;
+    if (got == 1) {
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    }
+    snprintf(c->err, sizeof(c->err), "status %s (%s), aggregated %d", pw_status_str(st), msg,
+             total);
+    pw_stream_free(s);
+    return !(st == PW_OK && total == 73086);
+}
+
+/* The server compresses its response; we must inflate it. */
+static int case_server_compressed_unary(ctx *c)
+{
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    Grpc__Testing__BoolValue compressed = GRPC__TESTING__BOOL_VALUE__INIT;
+    compressed.value = 1;
+    req.response_compressed = &compressed;
+    req.response_size = 314159;
+    Grpc__Testing__SimpleResponse *resp = NULL;
+    char *msg = NULL;
+    pw_status st = grpc_testing_test_service_unary_call_blocking(c->ch, &req, NULL, &resp, &msg);
+    int bad = st != PW_OK || !payload_is_zeros(resp->payload, 314159);
+    snprintf(c->err, sizeof(c->err), "status %s: %s", pw_status_str(st), msg ? msg : "");
+    if (resp != NULL) {
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    }
+    pw_free(msg);
+    return bad;
+}
+
 typedef struct test_case {
     const char *name;
     int (*run)(ctx *c);
@@ -444,6 +520,9 @@ static const test_case cases[] = {
     {"cancel_after_begin", case_cancel_after_begin},
     {"cancel_after_first_response", case_cancel_after_first_response},
     {"timeout_on_sleeping_server", case_timeout_on_sleeping_server},
+    {"client_compressed_unary", case_client_compressed_unary},
+    {"client_compressed_streaming", case_client_compressed_streaming},
+    {"server_compressed_unary", case_server_compressed_unary},
 };
 
 static void channel_closed(pw_channel *ch, void *ud)

@@ -231,10 +231,26 @@ def timeout_on_sleeping_server(s):
     pipe.close()
 
 
+def client_compressed_unary(s):
+    req = messages.SimpleRequest(response_size=314159, payload=zeros(271828))
+    req.expect_compressed.value = True
+    # The probe: an uncompressed request claiming to be compressed is rejected.
+    expect_error(lambda: s.unary(req), grpc.StatusCode.INVALID_ARGUMENT)
+    r = s.unary(req, compression=grpc.Compression.Gzip)
+    check(len(r.payload.body) == 314159, "compressed request: payload %d" % len(r.payload.body))
+
+
+def server_compressed_unary(s):
+    req = messages.SimpleRequest(response_size=314159)
+    req.response_compressed.value = True
+    r = s.unary(req)
+    check(r.payload.body == b"\0" * 314159, "compressed response: payload %d" % len(r.payload.body))
+
+
 CASES = [empty_unary, large_unary, client_streaming, server_streaming, ping_pong, empty_stream,
          custom_metadata, status_code_and_message, special_status_message, unimplemented_method,
          unimplemented_service, cancel_after_begin, cancel_after_first_response,
-         timeout_on_sleeping_server]
+         timeout_on_sleeping_server, client_compressed_unary, server_compressed_unary]
 
 
 def main():

@@ -39,10 +39,11 @@ static int finish_with_requested_status(pw_call *call, const Grpc__Testing__Echo
     return 1;
 }
 
+/* expect_compressed: the interop spec's probe that the request really was compressed. */
 static int check_compression(pw_call *call, const Grpc__Testing__BoolValue *expect)
 {
-    if (expect != NULL && expect->value) {
-        pw_call_finish(call, PW_INVALID_ARGUMENT, "compressed requests are not supported");
+    if (expect != NULL && expect->value && !pw_call_request_compressed(call)) {
+        pw_call_finish(call, PW_INVALID_ARGUMENT, "expected a compressed request");
         return 1;
     }
     return 0;
@@ -64,6 +65,9 @@ static void unary_call(pw_call *call, const Grpc__Testing__SimpleRequest *req, v
     if (check_compression(call, req->expect_compressed) ||
         finish_with_requested_status(call, req->response_status)) {
         return;
+    }
+    if (req->response_compressed != NULL && req->response_compressed->value) {
+        pw_call_set_compression(call, PW_COMPRESSION_GZIP);
     }
     if (req->response_size < 0) {
         pw_call_finish(call, PW_INVALID_ARGUMENT, "response_size must not be negative");

@@ -74,6 +74,9 @@ class TestServiceImpl final : public TestService::Service
             return Status(static_cast<grpc::StatusCode>(req->response_status().code()),
                           req->response_status().message());
         }
+        if (req->response_compressed().value()) {
+            ctx->set_compression_algorithm(GRPC_COMPRESS_GZIP);
+        }
         resp->mutable_payload()->set_body(std::string(req->response_size(), '\0'));
         return Status::OK;
     }

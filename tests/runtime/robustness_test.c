@@ -9,6 +9,7 @@
 #include <string.h>
 #include <paywire/paywire.h>
 #include "grpc/wire.h"
+#include "grpc/compress.h"
 #include "pw_test.h"
 #include "pw_test_raw.h"
 
@@ -272,6 +273,57 @@ static void test_robustness_garbage_instead_of_http2(void **state)
     assert_still_serving(s);
 }
 
+static void test_robustness_unknown_encoding_is_unimplemented(void **state)
+{
+    uint8_t body[16];
+    size_t n = frame(body, 1, 3, "abc", 3);
+    expect_status(*state, pw_test_raw_grpc_headers("/test.Svc/Echo", "grpc-encoding", "snappy"),
+                  body, n, PW_UNIMPLEMENTED, "not supported (supported: gzip,identity)");
+}
+
+/* A 1 KiB message that inflates to 1 MiB stops at the 64 KiB receive limit. */
+static void test_robustness_gzip_bomb_stops_at_limit(void **state)
+{
+    static uint8_t zeros[1 << 20];
+    pw_buf z = {0};
+    assert_int_equal(pw__gzip_deflate(pw_slice_make(zeros, sizeof(zeros)), &z), PW_OK);
+    assert_true(z.len < 4096);
+    uint8_t *body = malloc(z.len + 5);
+    pw__frame_prefix(body, 1, (uint32_t)z.len);
+    memcpy(body + 5, z.data, z.len);
+    expect_status(*state, pw_test_raw_grpc_headers("/test.Svc/Echo", "grpc-encoding", "gzip"), body,
+                  z.len + 5, PW_RESOURCE_EXHAUSTED,
+                  "decompressed message exceeds the limit of 65536 bytes");
+    free(body);
+    pw_buf_reset(&z);
+}
+
+static void test_robustness_corrupt_gzip_is_internal(void **state)
+{
+    uint8_t body[32];
+    size_t n = frame(body, 1, 12, "\x1f\x8b\x08\x00garbage!", 12);
+    expect_status(*state, pw_test_raw_grpc_headers("/test.Svc/Echo", "grpc-encoding", "gzip"), body,
+                  n, PW_INTERNAL, "gzip");
+}
+
+/* A real gzip request is inflated and echoed (uncompressed: the client did not accept gzip). */
+static void test_robustness_gzip_request_is_inflated(void **state)
+{
+    srv *s = *state;
+    pw_buf z = {0};
+    assert_int_equal(pw__gzip_deflate(pw_slice_make("hello gzip", 10), &z), PW_OK);
+    uint8_t body[256];
+    pw__frame_prefix(body, 1, (uint32_t)z.len);
+    memcpy(body + 5, z.data, z.len);
+    pw_test_raw_result r;
+    pw_test_raw_request(s->port,
+                        pw_test_raw_grpc_headers("/test.Svc/Echo", "grpc-encoding", "gzip"), body,
+                        z.len + 5, 1, 0, 5000, &r);
+    assert_int_equal(r.grpc_status, 0);
+    assert_int_equal(r.data_bytes, 5 + 10);
+    pw_buf_reset(&z);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +340,10 @@ int main(void)
         cmocka_unit_test(test_robustness_server_enforces_deadline),
         cmocka_unit_test(test_robustness_peer_vanishes_mid_stream),
         cmocka_unit_test(test_robustness_garbage_instead_of_http2),
+        cmocka_unit_test(test_robustness_unknown_encoding_is_unimplemented),
+        cmocka_unit_test(test_robustness_gzip_bomb_stops_at_limit),
+        cmocka_unit_test(test_robustness_corrupt_gzip_is_internal),
+        cmocka_unit_test(test_robustness_gzip_request_is_inflated),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

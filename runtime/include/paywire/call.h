@@ -16,6 +16,12 @@ struct ProtobufCMessage;
 struct ProtobufCMessageDescriptor;
 struct pw_method;
 
+/** Message compression (grpc-encoding). */
+typedef enum pw_compression {
+    PW_COMPRESSION_NONE = 0,
+    PW_COMPRESSION_GZIP = 1,
+} pw_compression;
+
 /** A server-side RPC. Owned by the runtime; see pw_handler_cb for the handler's hold. */
 typedef struct pw_call pw_call;
 
@@ -91,6 +97,15 @@ PW_EXTERN pw_status pw_call_add_trailing_metadata(pw_call *call, const char *key
  */
 PW_EXTERN pw_status pw_call_send(pw_call *call, const struct ProtobufCMessage *msg);
 PW_EXTERN pw_status pw_call_send_bytes(pw_call *call, pw_slice msg);
+
+/**
+ * Compresses this call's response messages with algo when the client accepts
+ * it (grpc-accept-encoding); otherwise they go uncompressed. Takes effect only
+ * before the response headers are sent (the first message or the status).
+ */
+PW_EXTERN void pw_call_set_compression(pw_call *call, pw_compression algo);
+/** 1 when a request message of this call arrived compressed. */
+PW_EXTERN int pw_call_request_compressed(const pw_call *call);
 
 /** 1 while the send queue is under the high-water mark; when 0, wait for on_write_ready. */
 PW_EXTERN int pw_call_writable(const pw_call *call);

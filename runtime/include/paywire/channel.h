@@ -42,6 +42,8 @@ typedef struct pw_call_options {
     const pw_metadata *metadata;
     /** Queue the call while the channel is not connected instead of failing fast. */
     int wait_for_ready;
+    /** Compress request messages (grpc-encoding); responses are decoded either way. */
+    pw_compression compression;
     /**
      * A server call this call is made from: the call inherits its deadline (when
      * sooner than timeout_ms) and is cancelled when the parent is cancelled.

@@ -10,6 +10,7 @@
 #include <nghttp2/nghttp2.h>
 #include <protobuf-c/protobuf-c.h>
 #include "grpc/wire.h"
+#include "grpc/compress.h"
 #include "h2/outq.h"
 
 void pw__outq_init(pw__outq *q, size_t high_water, size_t hard_limit)
@@ -35,6 +36,39 @@ pw_status pw__outq_push(pw__outq *q, const ProtobufCMessage *msg, pw_slice bytes
         memcpy(p + 5, bytes.base, len);
     }
     q->buf.len += len + 5;
+    if (pw_buf_pending(&q->buf) >= q->high_water) {
+        q->blocked = 1;
+    }
+    return PW_OK;
+}
+
+pw_status pw__outq_push_gzip(pw__outq *q, const ProtobufCMessage *msg, pw_slice bytes)
+{
+    pw_buf raw = {0};
+    if (msg != NULL) {
+        size_t len = protobuf_c_message_get_packed_size(msg);
+        if (pw_buf_reserve(&raw, len) != PW_OK) {
+            return PW_ERRNO(ENOMEM);
+        }
+        raw.len = protobuf_c_message_pack(msg, raw.data);
+        bytes = pw_slice_make(raw.data, raw.len);
+    }
+    size_t start = q->buf.len;
+    pw_status rv = pw_buf_reserve(&q->buf, 5);
+    if (rv == PW_OK) {
+        q->buf.len += 5;
+        rv = pw__gzip_deflate(bytes, &q->buf);
+    }
+    pw_buf_reset(&raw);
+    size_t clen = q->buf.len - start - 5;
+    if (rv == PW_OK && (clen > UINT32_MAX || pw_buf_pending(&q->buf) > q->hard_limit)) {
+        rv = PW_RESOURCE_EXHAUSTED;
+    }
+    if (rv != PW_OK) {
+        q->buf.len = start;
+        return rv;
+    }
+    pw__frame_prefix(q->buf.data + start, 1, (uint32_t)clen);
     if (pw_buf_pending(&q->buf) >= q->high_water) {
         q->blocked = 1;
     }

@@ -30,6 +30,12 @@ void pw__outq_init(pw__outq *q, size_t high_water, size_t hard_limit);
  */
 pw_status pw__outq_push(pw__outq *q, const struct ProtobufCMessage *msg, pw_slice bytes);
 /**
+ * pw__outq_push, gzip-compressed (Compressed-Flag 1). The limits apply to the
+ * compressed size. Returns as pw__outq_push, or PW_INTERNAL if zlib fails.
+ */
+pw_status pw__outq_push_gzip(pw__outq *q, const struct ProtobufCMessage *msg, pw_slice bytes);
+
+/**
  * One nghttp2 data-provider step for both sides, without copying: returns how
  * many queued bytes (up to len) the next DATA frame carries; nghttp2 then
  * hands them to the send_data callback (pw__h2_send_data), which consumes
