@@ -632,7 +632,7 @@ static void call_free(pw_call *call)
 
 static void call_maybe_free(pw_call *call)
 {
-    if (call->finished && call->stream_closed) {
+    if (call->finished && call->stream_closed && call->offloads == 0) {
         call_free(call);
     }
 }
@@ -742,6 +742,50 @@ pw_status pw_call_add_trailing_metadata(pw_call *call, const char *key, const vo
         return PW_FAILED_PRECONDITION;
     }
     return pw_metadata_add(&call->trailing, key, value, len);
+}
+
+typedef struct offload {
+    uv_work_t req;
+    pw_call *call;
+    pw_offload_work_cb work;
+    pw_offload_done_cb done;
+    void *user_data;
+} offload;
+
+static void offload_work(uv_work_t *req)
+{
+    offload *o = req->data;
+    o->work(o->user_data);
+}
+
+static void offload_after(uv_work_t *req, int status)
+{
+    offload *o = req->data;
+    pw_call *call = o->call;
+    pw_status st = status == 0 && !call->cancelled ? PW_OK : PW_CANCELLED;
+    /* Still held while done runs: a done that finishes the call must not free it here. */
+    o->done(call, st, o->user_data);
+    pw_free(o);
+    call->offloads--;
+    call_maybe_free(call);
+}
+
+pw_status pw_call_offload(pw_call *call, pw_offload_work_cb work, pw_offload_done_cb done,
+                          void *user_data)
+{
+    offload *o = pw_malloc(sizeof(*o));
+    if (o == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    *o = (offload){.call = call, .work = work, .done = done, .user_data = user_data};
+    o->req.data = o;
+    int rv = uv_queue_work(pw_call_loop(call), &o->req, offload_work, offload_after);
+    if (rv != 0) {
+        pw_free(o);
+        return rv;
+    }
+    call->offloads++;
+    return PW_OK;
 }
 
 void *pw_call_alloc(pw_call *call, size_t size)

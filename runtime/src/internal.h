@@ -116,6 +116,8 @@ struct pw_call {
     unsigned compress_out : 1;
     unsigned request_compressed : 1;
     pw_buf inflated;
+    /* Offloaded work in flight: the call is not freed before it returns. */
+    int offloads;
 };
 
 /* server.c: ignores SIGPIPE when it is at its default (a vanished peer must not kill us). */

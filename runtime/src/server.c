@@ -6,6 +6,8 @@
  * the last handler has finished.
  */
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <paywire/alloc.h>
@@ -542,7 +544,8 @@ static void listener_on_connection(uv_stream_t *stream, int status)
 
 /* ---- listening ---- */
 
-static pw_status listener_bind(pw__listener *l, uv_loop_t *loop, const char *address, int *port_out)
+static pw_status listener_bind(pw__listener *l, uv_loop_t *loop, const char *address,
+                               int reuse_port, int *port_out)
 {
     if (strncmp(address, "unix:", 5) == 0) {
         l->is_pipe = 1;
@@ -566,6 +569,25 @@ static pw_status listener_bind(pw__listener *l, uv_loop_t *loop, const char *add
     int rv = uv_tcp_init(loop, &l->h.tcp);
     if (rv != 0) {
         return rv;
+    }
+    if (reuse_port) {
+        /* libuv 1.44 has no SO_REUSEPORT flag: make the socket ourselves. */
+        int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        if (fd < 0) {
+            return PW_ERRNO(errno);
+        }
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+            int e = errno;
+            close(fd);
+            return PW_ERRNO(e);
+        }
+        rv = uv_tcp_open(&l->h.tcp, fd);
+        if (rv != 0) {
+            close(fd);
+            return rv;
+        }
     }
     rv = uv_tcp_bind(&l->h.tcp, (const struct sockaddr *)&ss, 0);
     if (rv == 0 && port_out != NULL) {
@@ -608,7 +630,7 @@ pw_status pw_server_listen(pw_server *s, const char *address, const pw_tls_confi
             return st;
         }
     }
-    pw_status rv = listener_bind(l, s->loop, address, port_out);
+    pw_status rv = listener_bind(l, s->loop, address, s->opts.reuse_port, port_out);
     l->h.handle.data = l;
     if (rv == PW_OK) {
         rv = uv_listen(&l->h.stream, 1024, listener_on_connection);

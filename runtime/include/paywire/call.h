@@ -130,6 +130,20 @@ PW_EXTERN void pw_call_abort(pw_call *call, pw_status code, const char *message)
 /** Sends msg then finishes with PW_OK; if the send fails, finishes with that status. */
 PW_EXTERN void pw_call_reply(pw_call *call, const struct ProtobufCMessage *msg);
 
+/** Runs on a thread-pool thread; must not touch the call or any loop object. */
+typedef void (*pw_offload_work_cb)(void *user_data);
+/** Runs on the call's loop after work; status is PW_OK, or PW_CANCELLED if the call was. */
+typedef void (*pw_offload_done_cb)(pw_call *call, pw_status status, void *user_data);
+
+/**
+ * Runs blocking or CPU-heavy work (hashing a password, signing) on libuv's
+ * thread pool, then done on the call's loop. The call stays allocated until
+ * done has run, even if it is cancelled meanwhile. Returns PW_OK (done runs
+ * exactly once) or a libuv error.
+ */
+PW_EXTERN pw_status pw_call_offload(pw_call *call, pw_offload_work_cb work, pw_offload_done_cb done,
+                                    void *user_data);
+
 /**
  * Allocates size bytes owned by the call (zeroed, suitably aligned), freed
  * when the call is freed. NULL on allocation failure.

@@ -13,5 +13,6 @@
 #include <paywire/server.h>
 #include <paywire/channel.h>
 #include <paywire/stream.h>
+#include <paywire/workers.h>
 
 #endif

@@ -105,6 +105,11 @@ typedef struct pw_server_options {
     /*
      * Connection limits. 0 takes the default; PW_DISABLED turns a timer off.
      */
+    /**
+     * TCP listeners set SO_REUSEPORT, so one server per worker loop can listen
+     * on the same address and the kernel spreads connections (see workers.h).
+     */
+    int reuse_port;
     /** Open connections (default 10000); more are accepted and closed at once. */
     uint32_t max_connections;
     /** A connection without calls for this long gets GOAWAY and is closed (default 300000 ms). */
