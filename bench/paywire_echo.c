@@ -1,6 +1,7 @@
 /*
  * paywire-bench-echo: bench.v1.Echo on the paywire runtime, for benchmarks.
- *   paywire-bench-echo --port=N
+ *   paywire-bench-echo --port=N [--workers=N]
+ * Each worker is a loop on its own thread with its own SO_REUSEPORT listener.
  * Unary echoes the payload; ServerStream sends `count` replies of
  * `payload_size` bytes (respecting back-pressure); BidiStream echoes each
  * message. h2c on 127.0.0.1. SIGTERM/SIGINT stop it.
@@ -120,10 +121,34 @@ static const bench_v1_echo_handlers handlers = {
 };
 
 typedef struct app {
-    pw_server *server;
+    const char *address;
+    int workers;
+    pw_server *servers[64];
+    pw_workers *pool;
     uv_signal_t term;
     uv_signal_t intr;
 } app;
+
+static void worker_start(uv_loop_t *loop, int index, void *ud)
+{
+    app *a = ud;
+    pw_server_options o = {.reuse_port = a->workers > 1};
+    pw_server_new(&a->servers[index], loop, &o);
+    bench_v1_echo_register(a->servers[index], &handlers, NULL);
+    pw_status rv = pw_server_listen(a->servers[index], a->address, NULL, NULL);
+    if (rv != PW_OK) {
+        fprintf(stderr, "paywire-bench-echo: cannot listen on %s: %s\n", a->address,
+                pw_status_str(rv));
+        exit(1);
+    }
+}
+
+static void worker_stop(uv_loop_t *loop, int index, void *ud)
+{
+    (void)loop;
+    app *a = ud;
+    pw_server_shutdown(a->servers[index], 30000, NULL, NULL);
+}
 
 static void on_signal(uv_signal_t *sig, int signum)
 {
@@ -131,36 +156,40 @@ static void on_signal(uv_signal_t *sig, int signum)
     app *a = sig->data;
     uv_close((uv_handle_t *)&a->term, NULL);
     uv_close((uv_handle_t *)&a->intr, NULL);
-    pw_server_shutdown(a->server, 30000, NULL, NULL);
+    pw_workers_stop(a->pool);
 }
 
 int main(int argc, char **argv)
 {
     const char *port = "50051";
+    app a = {.workers = 1};
     for (int i = 1; i < argc; i++) {
         if (strncmp(argv[i], "--port=", 7) == 0) {
             port = argv[i] + 7;
+        } else if (strncmp(argv[i], "--workers=", 10) == 0) {
+            a.workers = atoi(argv[i] + 10);
         }
     }
+    if (a.workers < 1 || a.workers > 64) {
+        fprintf(stderr, "paywire-bench-echo: --workers must be 1..64\n");
+        return 2;
+    }
     pw_log_set_level(PW_LOG_WARNING);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    app a;
-    pw_server_new(&a.server, &loop, NULL);
-    bench_v1_echo_register(a.server, &handlers, NULL);
     char address[64];
     snprintf(address, sizeof(address), "127.0.0.1:%s", port);
-    pw_status rv = pw_server_listen(a.server, address, NULL, NULL);
-    if (rv != PW_OK) {
-        fprintf(stderr, "paywire-bench-echo: cannot listen on %s: %s\n", address,
-                pw_status_str(rv));
+    a.address = address;
+    if (pw_workers_start(&a.pool, a.workers, worker_start, worker_stop, &a) != PW_OK) {
         return 1;
     }
+    /* The main thread only waits for signals; serving happens on the workers. */
+    uv_loop_t loop;
+    uv_loop_init(&loop);
     uv_signal_init(&loop, &a.term);
     uv_signal_init(&loop, &a.intr);
     a.term.data = a.intr.data = &a;
     uv_signal_start(&a.term, on_signal, SIGTERM);
     uv_signal_start(&a.intr, on_signal, SIGINT);
     uv_run(&loop, UV_RUN_DEFAULT);
-    return uv_loop_close(&loop) == 0 ? 0 : 1;
+    int leaks = pw_workers_join(a.pool);
+    return uv_loop_close(&loop) == 0 && leaks == 0 ? 0 : 1;
 }
