@@ -385,10 +385,9 @@ static void emit_header_client(pw_buf *h, const svc *s)
         P(h, "/** Blocking stream (tools, tests); see pw_stream. */\n");
         if (m->client_streaming) {
             P(h,
-              "static inline pw_status %s_open(pw_channel *channel, const pw_call_options *opts,"
-              " pw_stream **out)\n{\n    return pw_stream_open(out, channel, \"/%s/%s\", "
-              "opts);\n}\n",
-              m->fn, s->full, m->m->name);
+              "pw_status %s_open(pw_channel *channel, const pw_call_options *opts, pw_stream "
+              "**out);\n",
+              m->fn);
             P(h,
               "static inline pw_status %s_stream_send(pw_stream *s, const %s *request)\n{\n"
               "    return pw_stream_send(s, &request->base);\n}\n",
@@ -545,24 +544,27 @@ static void emit_source_client(pw_buf *c, const svc *s)
         const meth *m = &s->methods[i];
         char path[512];
         snprintf(path, sizeof(path), "\"/%s/%s\"", s->full, m->m->name);
+        const char *level = idempotency(m);
         if (!m->client_streaming && !m->server_streaming) {
             P(c,
               "pw_status %s(pw_channel *channel, const %s *request, const pw_call_options "
               "*opts,\n    %s_done_cb done, void *user_data)\n{\n",
               m->fn, m->req_type, m->fn);
             P(c,
-              "    return pw_client_unary(channel, %s, opts, &request->base, &%s,\n"
+              "    pw_call_options o = pw__gen_options(opts, %s);\n"
+              "    return pw_client_unary(channel, %s, &o, &request->base, &%s,\n"
               "                           %s__done, (void (*)(void))done, user_data);\n}\n\n",
-              path, m->resp_desc, m->fn);
+              level, path, m->resp_desc, m->fn);
             P(c,
               "pw_status %s_blocking(pw_channel *channel, const %s *request,\n"
               "    const pw_call_options *opts, %s **response, char **status_message)\n{\n",
               m->fn, m->req_type, m->resp_type);
             P(c,
-              "    return pw_channel_unary(channel, %s, opts, &request->base, &%s,\n"
+              "    pw_call_options o = pw__gen_options(opts, %s);\n"
+              "    return pw_channel_unary(channel, %s, &o, &request->base, &%s,\n"
               "                            (ProtobufCMessage **)(void *)response, "
               "status_message, NULL);\n}\n\n",
-              path, m->resp_desc);
+              level, path, m->resp_desc);
             continue;
         }
         emit_client_trampolines(c, m);
@@ -582,9 +584,10 @@ static void emit_source_client(pw_buf *c, const svc *s)
           "    %s__cbinding *b = pw_malloc(sizeof(*b));\n    if (b == NULL) {\n        return "
           "PW_ERRNO(ENOMEM);\n    }\n    b->ops = ops;\n    b->user_data = user_data;\n",
           m->fn);
+        P(c, "    pw_call_options o = pw__gen_options(opts, %s);\n", level);
         P(c,
           "    pw_client_call *call;\n    pw_status rv = pw_client_call_start(&call, channel, %s, "
-          "opts, &%s__c_ops, b);\n    if (rv != PW_OK) {\n        pw_free(b);\n        return "
+          "&o, &%s__c_ops, b);\n    if (rv != PW_OK) {\n        pw_free(b);\n        return "
           "rv;\n    }\n",
           path, m->fn);
         if (!m->client_streaming) {
@@ -593,16 +596,23 @@ static void emit_source_client(pw_buf *c, const svc *s)
                  "    pw_client_call_close_send(call);\n");
         }
         P(c, "    if (out != NULL) {\n        *out = call;\n    }\n    return PW_OK;\n}\n\n");
-        if (!m->client_streaming) {
+        if (m->client_streaming) {
+            P(c,
+              "pw_status %s_open(pw_channel *channel, const pw_call_options *opts, pw_stream "
+              "**out)\n{\n    pw_call_options o = pw__gen_options(opts, %s);\n"
+              "    return pw_stream_open(out, channel, %s, &o);\n}\n\n",
+              m->fn, level, path);
+        } else {
             P(c,
               "pw_status %s_open(pw_channel *channel, const %s *request,\n"
               "    const pw_call_options *opts, pw_stream **out)\n{\n",
               m->fn, m->req_type);
             P(c,
-              "    pw_status rv = pw_stream_open(out, channel, %s, opts);\n"
+              "    pw_call_options o = pw__gen_options(opts, %s);\n"
+              "    pw_status rv = pw_stream_open(out, channel, %s, &o);\n"
               "    if (rv == PW_OK) {\n        pw_stream_send(*out, &request->base);\n"
               "        pw_stream_close_send(*out);\n    }\n    return rv;\n}\n\n",
-              path);
+              level, path);
         }
     }
 }
@@ -705,6 +715,19 @@ int pwg_generate(const Google__Protobuf__FileDescriptorProto *f, pw_buf *h, pw_b
         P(c, "#include \"%s.pw.h\"\n\n", base);
         emit_file_descriptor(c, f, ident);
         char *file_sym = fmt("%s%s", ident, "__pw_file");
+        size_t method_count = 0;
+        for (size_t i = 0; i < f->n_service; i++) {
+            method_count += svcs[i].n;
+        }
+        if (method_count > 0) {
+            P(c,
+              "/* Call options with the method's idempotency level, unless the caller set one. */\n"
+              "static pw_call_options pw__gen_options(const pw_call_options *opts,\n"
+              "                                       pw_idempotency level)\n{\n"
+              "    pw_call_options o = {0};\n    if (opts != NULL) {\n        o = *opts;\n"
+              "    }\n    if (o.idempotency == PW_IDEMPOTENCY_UNKNOWN) {\n"
+              "        o.idempotency = level;\n    }\n    return o;\n}\n\n");
+        }
         for (size_t i = 0; i < f->n_service; i++) {
             emit_header_server(h, &svcs[i]);
             emit_header_client(h, &svcs[i]);

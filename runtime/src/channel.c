@@ -171,6 +171,29 @@ static uint32_t channel_jitter(pw_channel *ch, uint32_t ms)
     return ms - span + (uint32_t)(ch->rng % (2 * (uint64_t)span + 1));
 }
 
+uint32_t pw__channel_jitter_below(pw_channel *ch, uint32_t ms)
+{
+    ch->rng ^= ch->rng << 13;
+    ch->rng ^= ch->rng >> 7;
+    ch->rng ^= ch->rng << 17;
+    return ms == 0 ? 0 : (uint32_t)(ch->rng % ms);
+}
+
+int pw__channel_retry_allowed(pw_channel *ch)
+{
+    return ch->tokens > ch->max_tokens / 2;
+}
+
+void pw__channel_retry_record(pw_channel *ch, int success)
+{
+    if (success) {
+        ch->tokens = ch->tokens + ch->token_ratio > ch->max_tokens ? ch->max_tokens
+                                                                   : ch->tokens + ch->token_ratio;
+    } else {
+        ch->tokens = ch->tokens > 1000 ? ch->tokens - 1000 : 0;
+    }
+}
+
 static void channel_backoff_fired(uv_timer_t *t)
 {
     pw_channel *ch = t->data;
@@ -210,7 +233,7 @@ static void cconn_on_closed(pw__conn *c, pw_status why)
     cc->refs++;
     while (!pw__list_empty(&cc->calls)) {
         pw_client_call *call = PW_CONTAINER_OF(cc->calls.next, pw_client_call, link);
-        pw__client_call_complete(call, PW_UNAVAILABLE, "%s", reason);
+        pw__client_call_attempt_failed(call, PW_UNAVAILABLE, "%s", reason);
     }
     if (ch != NULL) {
         ch->open_handles--;
@@ -461,6 +484,21 @@ pw_status pw_channel_new(pw_channel **out, uv_loop_t *loop, const char *target,
     o->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 20000;
     ch->backoff_ms = o->backoff_initial_ms;
     ch->rng = uv_hrtime() | 1;
+    if (opts != NULL && opts->retry != NULL) {
+        pw_retry_policy *r = &ch->retry;
+        *r = *opts->retry;
+        r->max_attempts = r->max_attempts ? (r->max_attempts > 5 ? 5 : r->max_attempts) : 3;
+        r->initial_backoff_ms = r->initial_backoff_ms ? r->initial_backoff_ms : 100;
+        r->max_backoff_ms = r->max_backoff_ms ? r->max_backoff_ms : 5000;
+        r->backoff_multiplier_pct = r->backoff_multiplier_pct ? r->backoff_multiplier_pct : 200;
+        r->retryable_codes = r->retryable_codes ? r->retryable_codes : 1u << PW_UNAVAILABLE;
+        ch->has_retry = 1;
+    }
+    o->retry = NULL;
+    o->retry_buffer_size = o->retry_buffer_size ? o->retry_buffer_size : 256 * 1024;
+    ch->max_tokens = 1000 * (o->retry_max_tokens ? o->retry_max_tokens : 10);
+    ch->token_ratio = 10 * (o->retry_token_ratio_pct ? o->retry_token_ratio_pct : 10);
+    ch->tokens = ch->max_tokens;
     pw__list_init(&ch->pending);
     pw_status rv = channel_parse_target(ch, target);
     if (rv == PW_OK && opts != NULL && opts->authority != NULL) {

@@ -42,6 +42,12 @@ struct pw_channel {
     pw__list pending;
     pw__tick tick;
     char last_error[256];
+    pw_retry_policy retry;
+    int has_retry;
+    /* Retry throttling, in thousandths of a token. */
+    uint32_t tokens;
+    uint32_t max_tokens;
+    uint32_t token_ratio;
     int closing;
     int open_handles;
     pw_channel_close_cb close_cb;
@@ -76,6 +82,14 @@ struct pw_client_call {
     unsigned in_trailers : 1;
     unsigned compress_out : 1;
     unsigned response_gzip : 1;
+    /* Retries: a response arrived (or replay overflowed), so no further attempt. */
+    unsigned committed : 1;
+    unsigned refused : 1;
+    pw_idempotency idempotency;
+    uint32_t attempts;
+    uint32_t backoff_ms;
+    pw_buf replay;
+    uv_timer_t *retry_timer;
     pw_buf inflated;
     pw__task done_task;
 };
@@ -85,9 +99,17 @@ void pw__cconn_schedule(pw__cconn *cc);
 void pw__cconn_release(pw__cconn *cc);
 void pw__channel_call_ready(pw_channel *ch, pw_client_call *call);
 
+/* channel.c: retry throttling and jitter. */
+int pw__channel_retry_allowed(pw_channel *ch);
+void pw__channel_retry_record(pw_channel *ch, int success);
+uint32_t pw__channel_jitter_below(pw_channel *ch, uint32_t ms);
+
 /* client_call.c */
 int pw__client_call_submit(pw_client_call *call, pw__cconn *cc);
 void pw__client_call_complete(pw_client_call *call, pw_status code, const char *fmt, ...)
+    PW_PRINTF(3, 4);
+/** A server-side outcome of one attempt: retried when the policy allows, else completes. */
+void pw__client_call_attempt_failed(pw_client_call *call, pw_status code, const char *fmt, ...)
     PW_PRINTF(3, 4);
 void pw__client_call_fire_ready(pw_client_call *call);
 int pw__client_call_send_data(nghttp2_session *session, nghttp2_frame *frame,

@@ -42,6 +42,8 @@ pw_status pw_client_call_start(pw_client_call **out, pw_channel *ch, const char 
     call->path = pw_strdup(path);
     pw__list_init(&call->link);
     pw__list_init(&call->parent_link);
+    call->attempts = 1;
+    call->backoff_ms = ch->retry.initial_backoff_ms;
     pw__task_init(&call->done_task, client_call_done_task);
     pw__outq_init(&call->out, PW_DEFAULT_HIGH_WATER,
                   (size_t)PW_DEFAULT_HIGH_WATER + PW_DEFAULT_MAX_MESSAGE + 5);
@@ -51,6 +53,7 @@ pw_status pw_client_call_start(pw_client_call **out, pw_channel *ch, const char 
         rv = pw_metadata_copy(&call->md, opts->metadata);
         call->wait_for_ready = opts->wait_for_ready;
         call->compress_out = opts->compression == PW_COMPRESSION_GZIP;
+        call->idempotency = opts->idempotency;
     }
     if (rv != PW_OK) {
         pw_metadata_clear(&call->md);
@@ -181,6 +184,19 @@ int pw__client_call_submit(pw_client_call *call, pw__cconn *cc)
 
 /* ---- sending ---- */
 
+/* Keeps sent messages (framed) for replay while a retry is still possible. */
+static void client_call_log(pw_client_call *call, const uint8_t *framed, size_t len)
+{
+    if (call->committed) {
+        return;
+    }
+    if (call->replay.len + len > call->ch->opts.retry_buffer_size ||
+        pw_buf_append(&call->replay, framed, len) != PW_OK) {
+        call->committed = 1; /* too much to replay: this attempt is the last */
+        pw_buf_reset(&call->replay);
+    }
+}
+
 static void client_call_kick(pw_client_call *call)
 {
     if (call->cc == NULL) {
@@ -201,12 +217,15 @@ static pw_status client_call_send(pw_client_call *call, const ProtobufCMessage *
     if (call->send_closed) {
         return PW_FAILED_PRECONDITION;
     }
+    size_t before = call->out.buf.len;
     pw_status rv = call->compress_out ? pw__outq_push_gzip(&call->out, msg, bytes)
                                       : pw__outq_push(&call->out, msg, bytes);
-    if (rv == PW_OK) {
-        client_call_kick(call);
+    if (rv != PW_OK) {
+        return rv;
     }
-    return rv;
+    client_call_log(call, call->out.buf.data + before, call->out.buf.len - before);
+    client_call_kick(call);
+    return PW_OK;
 }
 
 pw_status pw_client_call_send(pw_client_call *call, const ProtobufCMessage *msg)
@@ -335,6 +354,9 @@ void pw__client_call_on_headers_done(pw_client_call *call, const nghttp2_frame *
     }
     if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         call->headers_seen = 1;
+        /* A response has started: gRPC commits the call, no further attempt. */
+        call->committed = 1;
+        pw_buf_reset(&call->replay);
         if (call->ops->on_headers != NULL) {
             call->ops->on_headers(call, &call->initial, call->ud);
         }
@@ -403,16 +425,119 @@ void pw__client_call_on_stream_close(pw_client_call *call, uint32_t error_code)
             pw__client_call_complete(call, PW_INTERNAL, "response ended inside a message");
             return;
         }
-        pw__client_call_complete(call, call->status, "%s", call->message ? call->message : "");
+        pw__client_call_attempt_failed(call, call->status, "%s",
+                                       call->message ? call->message : "");
     } else if (call->http_status != 0 && call->http_status != 200) {
-        pw__client_call_complete(call, pw__http_to_grpc_status(call->http_status),
-                                 "HTTP status %d without grpc-status", call->http_status);
+        pw__client_call_attempt_failed(call, pw__http_to_grpc_status(call->http_status),
+                                       "HTTP status %d without grpc-status", call->http_status);
     } else if (error_code != NGHTTP2_NO_ERROR) {
-        pw__client_call_complete(call, rst_to_status(error_code), "stream reset by server: %s",
-                                 nghttp2_http2_strerror(error_code));
+        call->refused = error_code == NGHTTP2_REFUSED_STREAM;
+        pw__client_call_attempt_failed(call, rst_to_status(error_code),
+                                       "stream reset by server: %s",
+                                       nghttp2_http2_strerror(error_code));
     } else {
         pw__client_call_complete(call, PW_INTERNAL, "server closed the stream without grpc-status");
     }
+}
+
+/* ---- retries ---- */
+
+static void retry_timer_closed(uv_handle_t *h)
+{
+    pw_free(h);
+}
+
+static void client_call_retry_fired(uv_timer_t *t)
+{
+    pw_client_call *call = t->data;
+    if (call->done) {
+        return;
+    }
+    /* Replay everything sent so far on a new stream. */
+    call->out.buf.len = call->out.buf.off = 0;
+    pw_buf_append(&call->out.buf, call->replay.data, call->replay.len);
+    call->out.deferred = 0;
+    call->out.blocked = 0;
+    pw__channel_call_ready(call->ch, call);
+}
+
+/* Decides whether a failed attempt is tried again; returns 1 if a retry is scheduled. */
+static int client_call_retry(pw_client_call *call, pw_status code)
+{
+    pw_channel *ch = call->ch;
+    const pw_retry_policy *p = &ch->retry;
+    uint32_t max = ch->has_retry ? p->max_attempts : 1;
+    if (call->refused && max < 2) {
+        max = 2; /* transparent retry: the server never processed the stream */
+    }
+    int eligible =
+        !call->committed && call->attempts < max &&
+        (call->refused || (ch->has_retry && call->idempotency != PW_IDEMPOTENCY_UNKNOWN &&
+                           (p->retryable_codes & (1u << code))));
+    if (!call->refused && ch->has_retry && (p->retryable_codes & (1u << code))) {
+        pw__channel_retry_record(ch, 0);
+    }
+    if (!eligible || (!call->refused && !pw__channel_retry_allowed(ch))) {
+        return 0;
+    }
+    uint32_t delay = call->refused ? 0 : pw__channel_jitter_below(ch, call->backoff_ms);
+    uint64_t now = uv_now(ch->loop);
+    if (call->deadline != 0 && now + delay >= call->deadline) {
+        return 0;
+    }
+    if (call->retry_timer == NULL) {
+        call->retry_timer = pw_malloc(sizeof(uv_timer_t));
+        if (call->retry_timer == NULL) {
+            return 0;
+        }
+        uv_timer_init(ch->loop, call->retry_timer);
+        call->retry_timer->data = call;
+    }
+    uint64_t next = (uint64_t)call->backoff_ms * p->backoff_multiplier_pct / 100;
+    call->backoff_ms = next > p->max_backoff_ms ? p->max_backoff_ms : (uint32_t)next;
+    call->attempts++;
+    call->refused = 0;
+    /* Leave this attempt's stream and reset what the next one rebuilds. */
+    pw__list_remove(&call->link);
+    if (call->cc != NULL) {
+        pw__cconn *cc = call->cc;
+        call->cc = NULL;
+        pw__cconn_release(cc);
+    }
+    call->stream_id = 0;
+    call->http_status = 0;
+    call->have_status = 0;
+    call->bad_content_type = 0;
+    call->response_gzip = 0;
+    pw_free(call->message);
+    call->message = NULL;
+    pw_metadata_clear(&call->initial);
+    pw_metadata_clear(&call->trailing);
+    uint32_t max_len = call->in.max_len;
+    pw__deframer_free(&call->in);
+    pw__deframer_init(&call->in, max_len);
+    uv_timer_start(call->retry_timer, client_call_retry_fired, delay, 0);
+    return 1;
+}
+
+void pw__client_call_attempt_failed(pw_client_call *call, pw_status code, const char *fmt, ...)
+{
+    if (call->done) {
+        return;
+    }
+    if (code == PW_OK) {
+        if (call->ch->has_retry) {
+            pw__channel_retry_record(call->ch, 1);
+        }
+    } else if (client_call_retry(call, code)) {
+        return;
+    }
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    pw__client_call_complete(call, code, "%s", msg);
 }
 
 /* ---- completion ---- */
@@ -433,6 +558,9 @@ void pw__client_call_complete(pw_client_call *call, pw_status code, const char *
     call->message = pw_strdup(msg);
     if (call->timer != NULL) {
         uv_timer_stop(call->timer);
+    }
+    if (call->retry_timer != NULL) {
+        uv_timer_stop(call->retry_timer);
     }
     pw__list_remove(&call->link);
     pw__list_remove(&call->parent_link);
@@ -464,6 +592,10 @@ static void client_call_done_task(pw__task *t)
     if (call->timer != NULL) {
         uv_close((uv_handle_t *)call->timer, timer_closed);
     }
+    if (call->retry_timer != NULL) {
+        uv_close((uv_handle_t *)call->retry_timer, retry_timer_closed);
+    }
+    pw_buf_reset(&call->replay);
     pw_metadata_clear(&call->md);
     pw_metadata_clear(&call->initial);
     pw_metadata_clear(&call->trailing);

@@ -16,6 +16,13 @@ struct ProtobufCMessage;
 struct ProtobufCMessageDescriptor;
 struct pw_method;
 
+/** google.protobuf.MethodOptions.IdempotencyLevel. */
+typedef enum pw_idempotency {
+    PW_IDEMPOTENCY_UNKNOWN = 0,
+    PW_IDEMPOTENCY_NO_SIDE_EFFECTS = 1,
+    PW_IDEMPOTENCY_IDEMPOTENT = 2,
+} pw_idempotency;
+
 /** Message compression (grpc-encoding). */
 typedef enum pw_compression {
     PW_COMPRESSION_NONE = 0,

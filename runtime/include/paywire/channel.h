@@ -21,6 +21,27 @@ typedef struct pw_channel pw_channel;
 /** One client-side RPC. */
 typedef struct pw_client_call pw_client_call;
 
+/**
+ * Retry policy (gRPC's retry design, A6): a failed attempt is retried when its
+ * status is retryable, the method is idempotent (pw_call_options.idempotency),
+ * no response has been received yet, attempts remain, the deadline allows it
+ * and retry throttling has tokens. Streams refused before the server processed
+ * them (REFUSED_STREAM) are retried whatever the method. Zero fields take the
+ * defaults.
+ */
+typedef struct pw_retry_policy {
+    /** Attempts in all, the first included (default 3, at most 5). */
+    uint32_t max_attempts;
+    /** First backoff (default 100 ms); each delay is random in [0, backoff). */
+    uint32_t initial_backoff_ms;
+    /** Backoff cap (default 5000 ms). */
+    uint32_t max_backoff_ms;
+    /** Backoff growth per attempt, in percent (default 200: doubling). */
+    uint32_t backoff_multiplier_pct;
+    /** Bit (1u << code) per retryable gRPC code (default: UNAVAILABLE only). */
+    uint32_t retryable_codes;
+} pw_retry_policy;
+
 typedef struct pw_channel_options {
     /** NULL: cleartext HTTP/2 (h2c). Read during pw_channel_new. */
     const pw_tls_config *tls;
@@ -33,6 +54,17 @@ typedef struct pw_channel_options {
     uint32_t backoff_max_ms;
     /** Connect timeout (default 20000 ms). */
     uint32_t connect_timeout_ms;
+    /** Retries for idempotent calls (copied); NULL: only transparent retries. */
+    const pw_retry_policy *retry;
+    /** Request bytes a call keeps for replay (default 256 KiB); past it, no retry. */
+    uint32_t retry_buffer_size;
+    /**
+     * Retry throttling: a token bucket of retry_max_tokens (default 10); each
+     * retryable failure costs one token, each success returns
+     * retry_token_ratio_pct/100 of one; retries stop at or below half full.
+     */
+    uint32_t retry_max_tokens;
+    uint32_t retry_token_ratio_pct;
 } pw_channel_options;
 
 typedef struct pw_call_options {
@@ -44,6 +76,11 @@ typedef struct pw_call_options {
     int wait_for_ready;
     /** Compress request messages (grpc-encoding); responses are decoded either way. */
     pw_compression compression;
+    /**
+     * The method's idempotency_level (generated clients fill it in): calls
+     * with PW_IDEMPOTENCY_UNKNOWN are never retried after reaching the server.
+     */
+    pw_idempotency idempotency;
     /**
      * A server call this call is made from: the call inherits its deadline (when
      * sooner than timeout_ms) and is cancelled when the parent is cancelled.

@@ -35,13 +35,6 @@ typedef enum pw_method_kind {
  */
 typedef void (*pw_handler_cb)(pw_call *call, void *user_data);
 
-/** google.protobuf.MethodOptions.IdempotencyLevel. */
-typedef enum pw_idempotency {
-    PW_IDEMPOTENCY_UNKNOWN = 0,
-    PW_IDEMPOTENCY_NO_SIDE_EFFECTS = 1,
-    PW_IDEMPOTENCY_IDEMPOTENT = 2,
-} pw_idempotency;
-
 /**
  * One RPC method. pw_server_add_method copies the struct; the strings and
  * descriptors it points to are borrowed and must outlive the server (generated

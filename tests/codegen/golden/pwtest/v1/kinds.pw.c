@@ -93,6 +93,20 @@ const pw_file_descriptor pwtest_v1_kinds__pw_file = {
     .dep_count = 3,
 };
 
+/* Call options with the method's idempotency level, unless the caller set one. */
+static pw_call_options pw__gen_options(const pw_call_options *opts,
+                                       pw_idempotency level)
+{
+    pw_call_options o = {0};
+    if (opts != NULL) {
+        o = *opts;
+    }
+    if (o.idempotency == PW_IDEMPOTENCY_UNKNOWN) {
+        o.idempotency = level;
+    }
+    return o;
+}
+
 /* ==== pwtest.v1.Kinds: server ==== */
 
 const pw_method pwtest_v1_kinds_methods[6] = {
@@ -389,14 +403,16 @@ static void pwtest_v1_kinds_delete__done(const ProtobufCMessage *response, const
 pw_status pwtest_v1_kinds_append(pw_channel *channel, const Pwtest__V1__Ledger__Entry *request, const pw_call_options *opts,
     pwtest_v1_kinds_append_done_cb done, void *user_data)
 {
-    return pw_client_unary(channel, "/pwtest.v1.Kinds/Append", opts, &request->base, &pwtest__v1__ledger__descriptor,
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_IDEMPOTENT);
+    return pw_client_unary(channel, "/pwtest.v1.Kinds/Append", &o, &request->base, &pwtest__v1__ledger__descriptor,
                            pwtest_v1_kinds_append__done, (void (*)(void))done, user_data);
 }
 
 pw_status pwtest_v1_kinds_append_blocking(pw_channel *channel, const Pwtest__V1__Ledger__Entry *request,
     const pw_call_options *opts, Pwtest__V1__Ledger **response, char **status_message)
 {
-    return pw_channel_unary(channel, "/pwtest.v1.Kinds/Append", opts, &request->base, &pwtest__v1__ledger__descriptor,
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_IDEMPOTENT);
+    return pw_channel_unary(channel, "/pwtest.v1.Kinds/Append", &o, &request->base, &pwtest__v1__ledger__descriptor,
                             (ProtobufCMessage **)(void *)response, status_message, NULL);
 }
 
@@ -453,8 +469,9 @@ pw_status pwtest_v1_kinds_replay_start(pw_channel *channel, const Pwtest__V1__Co
     }
     b->ops = ops;
     b->user_data = user_data;
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_NO_SIDE_EFFECTS);
     pw_client_call *call;
-    pw_status rv = pw_client_call_start(&call, channel, "/pwtest.v1.Kinds/Replay", opts, &pwtest_v1_kinds_replay__c_ops, b);
+    pw_status rv = pw_client_call_start(&call, channel, "/pwtest.v1.Kinds/Replay", &o, &pwtest_v1_kinds_replay__c_ops, b);
     if (rv != PW_OK) {
         pw_free(b);
         return rv;
@@ -473,7 +490,8 @@ pw_status pwtest_v1_kinds_replay_start(pw_channel *channel, const Pwtest__V1__Co
 pw_status pwtest_v1_kinds_replay_open(pw_channel *channel, const Pwtest__V1__Count *request,
     const pw_call_options *opts, pw_stream **out)
 {
-    pw_status rv = pw_stream_open(out, channel, "/pwtest.v1.Kinds/Replay", opts);
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_NO_SIDE_EFFECTS);
+    pw_status rv = pw_stream_open(out, channel, "/pwtest.v1.Kinds/Replay", &o);
     if (rv == PW_OK) {
         pw_stream_send(*out, &request->base);
         pw_stream_close_send(*out);
@@ -533,8 +551,9 @@ pw_status pwtest_v1_kinds_tally_start(pw_channel *channel, const pw_call_options
     }
     b->ops = ops;
     b->user_data = user_data;
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
     pw_client_call *call;
-    pw_status rv = pw_client_call_start(&call, channel, "/pwtest.v1.Kinds/Tally", opts, &pwtest_v1_kinds_tally__c_ops, b);
+    pw_status rv = pw_client_call_start(&call, channel, "/pwtest.v1.Kinds/Tally", &o, &pwtest_v1_kinds_tally__c_ops, b);
     if (rv != PW_OK) {
         pw_free(b);
         return rv;
@@ -543,6 +562,12 @@ pw_status pwtest_v1_kinds_tally_start(pw_channel *channel, const pw_call_options
         *out = call;
     }
     return PW_OK;
+}
+
+pw_status pwtest_v1_kinds_tally_open(pw_channel *channel, const pw_call_options *opts, pw_stream **out)
+{
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
+    return pw_stream_open(out, channel, "/pwtest.v1.Kinds/Tally", &o);
 }
 
 typedef struct pwtest_v1_kinds_mirror__cbinding {
@@ -597,8 +622,9 @@ pw_status pwtest_v1_kinds_mirror_start(pw_channel *channel, const pw_call_option
     }
     b->ops = ops;
     b->user_data = user_data;
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
     pw_client_call *call;
-    pw_status rv = pw_client_call_start(&call, channel, "/pwtest.v1.Kinds/Mirror", opts, &pwtest_v1_kinds_mirror__c_ops, b);
+    pw_status rv = pw_client_call_start(&call, channel, "/pwtest.v1.Kinds/Mirror", &o, &pwtest_v1_kinds_mirror__c_ops, b);
     if (rv != PW_OK) {
         pw_free(b);
         return rv;
@@ -609,31 +635,41 @@ pw_status pwtest_v1_kinds_mirror_start(pw_channel *channel, const pw_call_option
     return PW_OK;
 }
 
+pw_status pwtest_v1_kinds_mirror_open(pw_channel *channel, const pw_call_options *opts, pw_stream **out)
+{
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
+    return pw_stream_open(out, channel, "/pwtest.v1.Kinds/Mirror", &o);
+}
+
 pw_status pwtest_v1_kinds_new(pw_channel *channel, const Google__Protobuf__Empty *request, const pw_call_options *opts,
     pwtest_v1_kinds_new_done_cb done, void *user_data)
 {
-    return pw_client_unary(channel, "/pwtest.v1.Kinds/New", opts, &request->base, &google__protobuf__empty__descriptor,
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
+    return pw_client_unary(channel, "/pwtest.v1.Kinds/New", &o, &request->base, &google__protobuf__empty__descriptor,
                            pwtest_v1_kinds_new__done, (void (*)(void))done, user_data);
 }
 
 pw_status pwtest_v1_kinds_new_blocking(pw_channel *channel, const Google__Protobuf__Empty *request,
     const pw_call_options *opts, Google__Protobuf__Empty **response, char **status_message)
 {
-    return pw_channel_unary(channel, "/pwtest.v1.Kinds/New", opts, &request->base, &google__protobuf__empty__descriptor,
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
+    return pw_channel_unary(channel, "/pwtest.v1.Kinds/New", &o, &request->base, &google__protobuf__empty__descriptor,
                             (ProtobufCMessage **)(void *)response, status_message, NULL);
 }
 
 pw_status pwtest_v1_kinds_delete(pw_channel *channel, const Google__Protobuf__Empty *request, const pw_call_options *opts,
     pwtest_v1_kinds_delete_done_cb done, void *user_data)
 {
-    return pw_client_unary(channel, "/pwtest.v1.Kinds/Delete", opts, &request->base, &google__protobuf__empty__descriptor,
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
+    return pw_client_unary(channel, "/pwtest.v1.Kinds/Delete", &o, &request->base, &google__protobuf__empty__descriptor,
                            pwtest_v1_kinds_delete__done, (void (*)(void))done, user_data);
 }
 
 pw_status pwtest_v1_kinds_delete_blocking(pw_channel *channel, const Google__Protobuf__Empty *request,
     const pw_call_options *opts, Google__Protobuf__Empty **response, char **status_message)
 {
-    return pw_channel_unary(channel, "/pwtest.v1.Kinds/Delete", opts, &request->base, &google__protobuf__empty__descriptor,
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
+    return pw_channel_unary(channel, "/pwtest.v1.Kinds/Delete", &o, &request->base, &google__protobuf__empty__descriptor,
                             (ProtobufCMessage **)(void *)response, status_message, NULL);
 }
 
@@ -682,14 +718,16 @@ static void pwtest_v1_http_status_get_url__done(const ProtobufCMessage *response
 pw_status pwtest_v1_http_status_get_url(pw_channel *channel, const Google__Protobuf__Empty *request, const pw_call_options *opts,
     pwtest_v1_http_status_get_url_done_cb done, void *user_data)
 {
-    return pw_client_unary(channel, "/pwtest.v1.HTTPStatus/GetURL", opts, &request->base, &pwtest__v1__count__descriptor,
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
+    return pw_client_unary(channel, "/pwtest.v1.HTTPStatus/GetURL", &o, &request->base, &pwtest__v1__count__descriptor,
                            pwtest_v1_http_status_get_url__done, (void (*)(void))done, user_data);
 }
 
 pw_status pwtest_v1_http_status_get_url_blocking(pw_channel *channel, const Google__Protobuf__Empty *request,
     const pw_call_options *opts, Pwtest__V1__Count **response, char **status_message)
 {
-    return pw_channel_unary(channel, "/pwtest.v1.HTTPStatus/GetURL", opts, &request->base, &pwtest__v1__count__descriptor,
+    pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
+    return pw_channel_unary(channel, "/pwtest.v1.HTTPStatus/GetURL", &o, &request->base, &pwtest__v1__count__descriptor,
                             (ProtobufCMessage **)(void *)response, status_message, NULL);
 }
 

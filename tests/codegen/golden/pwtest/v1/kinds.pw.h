@@ -201,10 +201,7 @@ static inline pw_status pwtest_v1_kinds_tally_call_send(pw_client_call *call, co
     return pw_client_call_send(call, &request->base);
 }
 /** Blocking stream (tools, tests); see pw_stream. */
-static inline pw_status pwtest_v1_kinds_tally_open(pw_channel *channel, const pw_call_options *opts, pw_stream **out)
-{
-    return pw_stream_open(out, channel, "/pwtest.v1.Kinds/Tally", opts);
-}
+pw_status pwtest_v1_kinds_tally_open(pw_channel *channel, const pw_call_options *opts, pw_stream **out);
 static inline pw_status pwtest_v1_kinds_tally_stream_send(pw_stream *s, const Pwtest__V1__Ledger__Entry *request)
 {
     return pw_stream_send(s, &request->base);
@@ -234,10 +231,7 @@ static inline pw_status pwtest_v1_kinds_mirror_call_send(pw_client_call *call, c
     return pw_client_call_send(call, &request->base);
 }
 /** Blocking stream (tools, tests); see pw_stream. */
-static inline pw_status pwtest_v1_kinds_mirror_open(pw_channel *channel, const pw_call_options *opts, pw_stream **out)
-{
-    return pw_stream_open(out, channel, "/pwtest.v1.Kinds/Mirror", opts);
-}
+pw_status pwtest_v1_kinds_mirror_open(pw_channel *channel, const pw_call_options *opts, pw_stream **out);
 static inline pw_status pwtest_v1_kinds_mirror_stream_send(pw_stream *s, const Pwtest__V1__Ledger__Entry *request)
 {
     return pw_stream_send(s, &request->base);
