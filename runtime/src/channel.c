@@ -1,178 +1,29 @@
 /*
- * channel.c: a client's connection to one target. States follow gRPC's
- * connectivity semantics: IDLE (connect on the next call), CONNECTING, READY,
- * TRANSIENT_FAILURE (new calls fail fast with UNAVAILABLE unless
- * wait_for_ready; a backoff timer with jitter schedules the next attempt, as in
- * gRPC's connection-backoff document: 1 s initial, x1.6, +-20 %, 120 s cap).
- * A connection lives until its socket is closed and its last call is done.
+ * channel.c: a client's view of one target. The target's addresses become
+ * subchannels (subchannel.c), built from a fixed list ("ipv4:a:p,b:p"), a
+ * Unix path, or the resolver (uv_getaddrinfo on the loop: every address,
+ * resolved again when all of them fail). Calls go to a READY subchannel chosen
+ * by the policy: pick_first (the first that connects, addresses in order) or
+ * round_robin (a connection to every address, calls in rotation). Without a
+ * READY subchannel calls wait in `pending`, except that while every address
+ * is in TRANSIENT_FAILURE they fail fast with UNAVAILABLE (unless
+ * wait_for_ready).
  */
 #include <stdio.h>
 #include <string.h>
 #include <paywire/alloc.h>
 #include <paywire/log.h>
 #include "client.h"
-#include "h2/session.h"
 #include "net/addr.h"
 
-static void channel_connect(pw_channel *ch);
 static void channel_fail_pending(pw_channel *ch, int include_wait_for_ready, pw_status code);
-static void channel_maybe_finish(pw_channel *ch);
+static void channel_resolve(pw_channel *ch);
 
-/* ---- connection ---- */
-
-void pw__cconn_release(pw__cconn *cc)
-{
-    if (--cc->refs == 0) {
-        if (cc->session != NULL) {
-            nghttp2_session_del(cc->session);
-        }
-        pw__conn_cleanup(&cc->conn);
-        pw_free(cc);
-    }
-}
-
-static void cconn_pump(pw__cconn *cc)
-{
-    if (pw__h2_pump(&cc->conn, cc->session, "channel") != 0 || !cc->ready_pending) {
-        return;
-    }
-    cc->ready_pending = 0;
-    PW_LIST_FOREACH(node, &cc->calls) {
-        pw__client_call_fire_ready(PW_CONTAINER_OF(node, pw_client_call, link));
-    }
-}
-
-static void cconn_pump_task(pw__task *t)
-{
-    cconn_pump(PW_CONTAINER_OF(t, pw__cconn, pump));
-}
-
-void pw__cconn_schedule(pw__cconn *cc)
-{
-    if (cc->ch != NULL && !cc->conn.closing) {
-        pw__tick_push(&cc->ch->tick, &cc->pump);
-    }
-}
-
-static pw_status cconn_on_read(pw__conn *c, const uint8_t *data, size_t len)
-{
-    pw__cconn *cc = c->owner;
-    if (cc->session == NULL) {
-        return PW_UNAVAILABLE;
-    }
-    cc->refs++; /* callbacks may complete every call */
-    pw_status rv = pw__h2_feed(c, cc->session, data, len, "channel");
-    if (rv == PW_OK) {
-        cconn_pump(cc);
-    }
-    pw__cconn_release(cc);
-    return rv;
-}
-
-static void cconn_on_writable(pw__conn *c)
-{
-    cconn_pump(c->owner);
-}
-
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
-{
-    (void)flags;
-    (void)ud;
-    pw_client_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (call != NULL && frame->hd.type == NGHTTP2_HEADERS) {
-        pw__client_call_on_header(call, frame, name, namelen, value, valuelen);
-    }
-    return 0;
-}
-
-static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
-{
-    pw__cconn *cc = ud;
-    if (frame->hd.type == NGHTTP2_GOAWAY) {
-        /* No new streams on this connection: the next call opens another one. */
-        pw_channel *ch = cc->ch;
-        if (ch != NULL && ch->conn == cc) {
-            ch->conn = NULL;
-            ch->state = PW_CHAN_IDLE;
-            cc->ready = 0;
-            if (!pw__list_empty(&ch->pending)) {
-                channel_connect(ch);
-            }
-        }
-        return 0;
-    }
-    if (frame->hd.type != NGHTTP2_HEADERS) {
-        return 0;
-    }
-    pw_client_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (call != NULL) {
-        pw__client_call_on_headers_done(call, frame);
-    }
-    return 0;
-}
-
-static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
-                         const uint8_t *data, size_t len, void *ud)
-{
-    (void)flags;
-    (void)ud;
-    pw_client_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
-    if (call != NULL) {
-        pw__client_call_on_data(call, data, len);
-    }
-    return 0;
-}
-
-static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
-                           void *ud)
-{
-    (void)ud;
-    pw_client_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
-    if (call != NULL) {
-        nghttp2_session_set_stream_user_data(session, stream_id, NULL);
-        pw__client_call_on_stream_close(call, error_code);
-    }
-    return 0;
-}
-
-static pw_status cconn_session_start(pw__cconn *cc)
-{
-    nghttp2_session_callbacks *cbs;
-    if (nghttp2_session_callbacks_new(&cbs) != 0) {
-        return PW_ERRNO(ENOMEM);
-    }
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    nghttp2_session_callbacks_set_send_data_callback(cbs, pw__client_call_send_data);
-    int rv = nghttp2_session_client_new(&cc->session, cbs, cc);
-    nghttp2_session_callbacks_del(cbs);
-    if (rv != 0) {
-        return PW_ERRNO(ENOMEM);
-    }
-    pw__h2_settings(cc->session, 0, 1);
-    return PW_OK;
-}
-
-/* ---- state machine ---- */
-
-static uint32_t channel_jitter(pw_channel *ch, uint32_t ms)
-{
-    /* xorshift64: per-channel state, no global RNG. Jitter is +-20 %. */
-    ch->rng ^= ch->rng << 13;
-    ch->rng ^= ch->rng >> 7;
-    ch->rng ^= ch->rng << 17;
-    uint32_t span = ms / 5;
-    if (span == 0) {
-        return ms;
-    }
-    return ms - span + (uint32_t)(ch->rng % (2 * (uint64_t)span + 1));
-}
+/* ---- randomness and retry throttling ---- */
 
 uint32_t pw__channel_jitter_below(pw_channel *ch, uint32_t ms)
 {
+    /* xorshift64: per-channel state, no global RNG. */
     ch->rng ^= ch->rng << 13;
     ch->rng ^= ch->rng >> 7;
     ch->rng ^= ch->rng << 17;
@@ -194,144 +45,132 @@ void pw__channel_retry_record(pw_channel *ch, int success)
     }
 }
 
-static void channel_backoff_fired(uv_timer_t *t)
+/* ---- subchannels ---- */
+
+static pw_status channel_add_sub(pw_channel *ch, const struct sockaddr *addr, const char *label)
 {
-    pw_channel *ch = t->data;
-    if (ch->state != PW_CHAN_TRANSIENT_FAILURE) {
-        return;
+    for (size_t i = 0; i < ch->sub_count; i++) {
+        if (strcmp(ch->subs[i]->label, label) == 0) {
+            return PW_OK; /* already known */
+        }
     }
-    ch->state = PW_CHAN_IDLE;
-    if (!pw__list_empty(&ch->pending)) {
-        channel_connect(ch);
+    pw__subchan **subs = pw_realloc(ch->subs, (ch->sub_count + 1) * sizeof(*subs));
+    if (subs == NULL) {
+        return PW_ERRNO(ENOMEM);
     }
+    ch->subs = subs;
+    pw__subchan *s = pw__subchan_new(ch, addr, label);
+    if (s == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    ch->subs[ch->sub_count++] = s;
+    return PW_OK;
 }
 
-static void channel_transient_failure(pw_channel *ch, const char *why)
+static pw__subchan *channel_pick(pw_channel *ch)
 {
-    snprintf(ch->last_error, sizeof(ch->last_error), "%s", why);
-    PW_LOG(PW_LOG_INFO, "channel", "%s", why);
-    ch->state = PW_CHAN_TRANSIENT_FAILURE;
-    channel_fail_pending(ch, 0, PW_UNAVAILABLE);
-    uint32_t delay = channel_jitter(ch, ch->backoff_ms);
-    uint64_t next = (uint64_t)ch->backoff_ms * 8 / 5;
-    ch->backoff_ms = next > ch->opts.backoff_max_ms ? ch->opts.backoff_max_ms : (uint32_t)next;
-    uv_timer_start(&ch->timer, channel_backoff_fired, delay, 0);
-}
-
-static void cconn_on_closed(pw__conn *c, pw_status why)
-{
-    pw__cconn *cc = c->owner;
-    pw_channel *ch = cc->ch;
-    pw__task_cancel(&cc->pump);
-    char reason[300];
-    if (cc->fail_reason[0] != '\0') {
-        snprintf(reason, sizeof(reason), "%s", cc->fail_reason);
-    } else {
-        snprintf(reason, sizeof(reason), "connection to %s closed: %s", c->address,
-                 why == PW_OK ? "by peer" : pw_status_str(why));
-    }
-    cc->refs++;
-    while (!pw__list_empty(&cc->calls)) {
-        pw_client_call *call = PW_CONTAINER_OF(cc->calls.next, pw_client_call, link);
-        pw__client_call_attempt_failed(call, PW_UNAVAILABLE, "%s", reason);
-    }
-    if (ch != NULL) {
-        ch->open_handles--;
-        if (ch->conn == cc) {
-            ch->conn = NULL;
-            int was_ready = cc->ready;
-            cc->ready = 0;
-            if (ch->closing) {
-                /* nothing */
-            } else if (was_ready) {
-                ch->state = PW_CHAN_IDLE;
-                if (!pw__list_empty(&ch->pending)) {
-                    channel_connect(ch);
-                }
-            } else {
-                channel_transient_failure(ch, reason);
+    size_t n = ch->sub_count;
+    if (ch->opts.lb_policy == PW_LB_ROUND_ROBIN) {
+        for (size_t i = 0; i < n; i++) {
+            size_t idx = (ch->rr_next + i) % n;
+            if (ch->subs[idx]->state == PW_CHAN_READY) {
+                ch->rr_next = idx + 1;
+                return ch->subs[idx];
             }
         }
-        cc->ch = NULL;
-        channel_maybe_finish(ch);
+        return NULL;
     }
-    cc->refs--;
-    pw__cconn_release(cc);
+    for (size_t i = 0; i < n; i++) {
+        if (ch->subs[i]->state == PW_CHAN_READY) {
+            return ch->subs[i];
+        }
+    }
+    return NULL;
 }
 
-static void cconn_on_connect(pw__conn *c, pw_status st, const char *why)
+static int channel_all_failed(const pw_channel *ch)
 {
-    pw__cconn *cc = c->owner;
-    pw_channel *ch = cc->ch;
-    if (ch == NULL || ch->conn != cc) {
+    for (size_t i = 0; i < ch->sub_count; i++) {
+        if (ch->subs[i]->state != PW_CHAN_TRANSIENT_FAILURE) {
+            return 0;
+        }
+    }
+    return ch->sub_count > 0;
+}
+
+/* Starts the connections the policy wants. */
+static void channel_connect_needed(pw_channel *ch)
+{
+    if (ch->closing) {
         return;
     }
-    uv_timer_stop(&ch->timer);
-    if (st != PW_OK) {
-        snprintf(cc->fail_reason, sizeof(cc->fail_reason), "cannot connect to %s: %s",
-                 ch->authority, why);
-        pw__conn_close(c, st, 0);
+    if (ch->opts.lb_policy == PW_LB_ROUND_ROBIN) {
+        for (size_t i = 0; i < ch->sub_count; i++) {
+            pw__subchan_connect(ch->subs[i]); /* no-op unless IDLE */
+        }
         return;
     }
-    if (cconn_session_start(cc) != PW_OK) {
-        pw__conn_close(c, PW_ERRNO(ENOMEM), 0);
-        return;
+    for (size_t i = 0; i < ch->sub_count; i++) {
+        pw__chan_state st = ch->subs[i]->state;
+        if (st == PW_CHAN_READY || st == PW_CHAN_CONNECTING) {
+            return;
+        }
     }
-    cc->ready = 1;
-    ch->state = PW_CHAN_READY;
-    ch->backoff_ms = ch->opts.backoff_initial_ms;
+    /* pick_first: the first address that is not backing off. */
+    for (size_t i = 0; i < ch->sub_count; i++) {
+        if (ch->subs[i]->state == PW_CHAN_IDLE) {
+            pw__subchan_connect(ch->subs[i]);
+            return;
+        }
+    }
+}
+
+static void channel_submit_pending(pw_channel *ch)
+{
     while (!pw__list_empty(&ch->pending)) {
+        pw__subchan *s = channel_pick(ch);
+        if (s == NULL) {
+            return;
+        }
         pw_client_call *call = PW_CONTAINER_OF(ch->pending.next, pw_client_call, link);
         pw__list_remove(&call->link);
-        pw__client_call_submit(call, cc);
+        if (pw__client_call_submit(call, s->conn) == 0) {
+            pw__cconn_schedule(s->conn);
+        }
     }
-    cconn_pump(cc);
 }
 
-static const pw__conn_ops cconn_ops = {
-    .on_read = cconn_on_read,
-    .on_writable = cconn_on_writable,
-    .on_connect = cconn_on_connect,
-    .on_closed = cconn_on_closed,
-};
-
-static void channel_connect_timeout(uv_timer_t *t)
+void pw__channel_sub_changed(pw_channel *ch, pw__subchan *s)
 {
-    pw_channel *ch = t->data;
-    if (ch->state == PW_CHAN_CONNECTING && ch->conn != NULL) {
-        snprintf(ch->last_error, sizeof(ch->last_error), "connect to %s timed out", ch->authority);
-        pw__conn_close(&ch->conn->conn, PW_ERRNO(ETIMEDOUT), 0);
+    if (ch->closing) {
+        return;
+    }
+    switch (s->state) {
+    case PW_CHAN_READY:
+        channel_submit_pending(ch);
+        break;
+    case PW_CHAN_TRANSIENT_FAILURE:
+        if (channel_all_failed(ch)) {
+            channel_fail_pending(ch, 0, PW_UNAVAILABLE);
+            if (!ch->fixed_list && ch->unix_path == NULL) {
+                channel_resolve(ch); /* addresses may have changed */
+            }
+        } else if (!pw__list_empty(&ch->pending)) {
+            channel_connect_needed(ch); /* pick_first moves to the next address */
+        }
+        break;
+    case PW_CHAN_IDLE:
+        /* Lost a connection or finished backing off. */
+        if (!pw__list_empty(&ch->pending) || ch->opts.lb_policy == PW_LB_ROUND_ROBIN) {
+            channel_connect_needed(ch);
+        }
+        break;
+    case PW_CHAN_CONNECTING:
+        break;
     }
 }
 
-static void channel_start_conn(pw_channel *ch, const struct sockaddr *addr)
-{
-    pw__cconn *cc = pw_calloc(1, sizeof(*cc));
-    if (cc == NULL) {
-        channel_transient_failure(ch, "out of memory");
-        return;
-    }
-    pw__list_init(&cc->calls);
-    pw__task_init(&cc->pump, cconn_pump_task);
-    cc->ch = ch;
-    cc->refs = 1;
-    pw_status rv = pw__conn_init(&cc->conn, ch->loop, ch->unix_path != NULL, &cconn_ops, cc);
-    if (rv != PW_OK) {
-        pw_free(cc);
-        channel_transient_failure(ch, pw_status_str(rv));
-        return;
-    }
-    ch->conn = cc;
-    ch->open_handles++;
-    rv = pw__conn_connect(&cc->conn, addr, ch->unix_path, ch->ssl_ctx, ch->sni);
-    if (rv != PW_OK) {
-        snprintf(ch->last_error, sizeof(ch->last_error), "connect to %s: %s", ch->authority,
-                 pw_status_str(rv));
-        pw__conn_close(&cc->conn, rv, 0);
-        return;
-    }
-    uv_timer_start(&ch->timer, channel_connect_timeout, ch->opts.connect_timeout_ms, 0);
-}
+/* ---- resolver ---- */
 
 static void channel_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
@@ -341,33 +180,51 @@ static void channel_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
     ch->open_handles--;
     if (ch->closing) {
         uv_freeaddrinfo(res);
-        channel_maybe_finish(ch);
+        pw__channel_maybe_finish(ch);
         return;
     }
     if (status != 0 || res == NULL) {
-        char why[300];
-        snprintf(why, sizeof(why), "cannot resolve %s: %s", ch->host, uv_strerror(status));
+        snprintf(ch->last_error, sizeof(ch->last_error), "cannot resolve %s: %s", ch->host,
+                 uv_strerror(status));
+        PW_LOG(PW_LOG_INFO, "channel", "%s", ch->last_error);
         uv_freeaddrinfo(res);
-        channel_transient_failure(ch, why);
+        channel_fail_pending(ch, 0, PW_UNAVAILABLE);
         return;
     }
-    channel_start_conn(ch, res->ai_addr);
+    for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+        char ip[64] = "?", label[96];
+        if (a->ai_family == AF_INET6) {
+            uv_ip6_name((const struct sockaddr_in6 *)a->ai_addr, ip, sizeof(ip));
+            snprintf(label, sizeof(label), "[%s]:%d", ip, ch->port);
+        } else if (a->ai_family == AF_INET) {
+            uv_ip4_name((const struct sockaddr_in *)a->ai_addr, ip, sizeof(ip));
+            snprintf(label, sizeof(label), "%s:%d", ip, ch->port);
+        } else {
+            continue;
+        }
+        channel_add_sub(ch, a->ai_addr, label);
+    }
     uv_freeaddrinfo(res);
+    ch->resolved = 1;
+    if (!pw__list_empty(&ch->pending)) {
+        channel_connect_needed(ch);
+    }
 }
 
-static void channel_connect(pw_channel *ch)
+static void channel_resolve(pw_channel *ch)
 {
-    if (ch->state == PW_CHAN_CONNECTING || ch->state == PW_CHAN_READY || ch->closing) {
+    if (ch->resolving != NULL || ch->closing) {
         return;
     }
-    ch->state = PW_CHAN_CONNECTING;
     if (ch->unix_path != NULL) {
-        channel_start_conn(ch, NULL);
+        channel_add_sub(ch, NULL, ch->authority);
+        ch->resolved = 1;
+        channel_connect_needed(ch);
         return;
     }
     uv_getaddrinfo_t *req = pw_malloc(sizeof(*req));
     if (req == NULL) {
-        channel_transient_failure(ch, "out of memory");
+        channel_fail_pending(ch, 0, PW_UNAVAILABLE);
         return;
     }
     req->data = ch;
@@ -377,37 +234,37 @@ static void channel_connect(pw_channel *ch)
     int rv = uv_getaddrinfo(ch->loop, req, channel_resolved, ch->host, port, &hints);
     if (rv != 0) {
         pw_free(req);
-        channel_transient_failure(ch, uv_strerror(rv));
+        snprintf(ch->last_error, sizeof(ch->last_error), "cannot resolve %s: %s", ch->host,
+                 uv_strerror(rv));
+        channel_fail_pending(ch, 0, PW_UNAVAILABLE);
         return;
     }
     ch->resolving = req;
     ch->open_handles++;
 }
 
-/* A new call: send now, queue, or fail fast (never from inside start). */
+/* ---- calls ---- */
+
+/* A new call (or a retry): send now, queue, or fail fast (never from inside start). */
 void pw__channel_call_ready(pw_channel *ch, pw_client_call *call)
 {
-    switch (ch->state) {
-    case PW_CHAN_READY:
-        pw__client_call_submit(call, ch->conn);
-        pw__cconn_schedule(ch->conn);
-        return;
-    case PW_CHAN_TRANSIENT_FAILURE:
-        if (!call->wait_for_ready) {
-            pw__list_push(&ch->pending, &call->link);
-            channel_fail_pending(ch, 0, PW_UNAVAILABLE);
-            return;
+    pw__subchan *s = ch->resolved ? channel_pick(ch) : NULL;
+    if (s != NULL) {
+        if (pw__client_call_submit(call, s->conn) == 0) {
+            pw__cconn_schedule(s->conn);
         }
-        pw__list_push(&ch->pending, &call->link);
-        return;
-    case PW_CHAN_IDLE:
-        pw__list_push(&ch->pending, &call->link);
-        channel_connect(ch);
-        return;
-    case PW_CHAN_CONNECTING:
-        pw__list_push(&ch->pending, &call->link);
         return;
     }
+    pw__list_push(&ch->pending, &call->link);
+    if (!ch->resolved) {
+        channel_resolve(ch);
+        return;
+    }
+    if (channel_all_failed(ch) && !call->wait_for_ready) {
+        channel_fail_pending(ch, 0, PW_UNAVAILABLE);
+        return;
+    }
+    channel_connect_needed(ch);
 }
 
 static void channel_fail_pending(pw_channel *ch, int include_wait_for_ready, pw_status code)
@@ -431,7 +288,42 @@ static void channel_fail_pending(pw_channel *ch, int include_wait_for_ready, pw_
     }
 }
 
-/* ---- public ---- */
+/* ---- targets ---- */
+
+/*
+ * "ipv4:a:p,b:p" or "ipv6:[a]:p,[b]:p": a fixed list of addresses. With
+ * create == 0 it only validates (pw_channel_new creates subchannels last, once
+ * nothing else can fail).
+ */
+static pw_status channel_parse_list(pw_channel *ch, const char *list, int create)
+{
+    char *copy = pw_strdup(list);
+    if (copy == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    pw_status rv = PW_OK;
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item != NULL && rv == PW_OK;
+         item = strtok_r(NULL, ",", &save)) {
+        char host[128];
+        int port;
+        struct sockaddr_storage ss;
+        if (pw__parse_host_port(item, host, sizeof(host), &port) != PW_OK || port == 0 ||
+            (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+             uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)) {
+            rv = PW_INVALID_ARGUMENT;
+            break;
+        }
+        rv = create ? channel_add_sub(ch, (const struct sockaddr *)&ss, item) : PW_OK;
+    }
+    pw_free(copy);
+    if (rv == PW_OK && create && ch->sub_count == 0) {
+        rv = PW_INVALID_ARGUMENT;
+    }
+    ch->fixed_list = 1;
+    ch->resolved = create;
+    return rv;
+}
 
 static pw_status channel_parse_target(pw_channel *ch, const char *target)
 {
@@ -439,6 +331,13 @@ static pw_status channel_parse_target(pw_channel *ch, const char *target)
         ch->unix_path = pw_strdup(target + 5);
         ch->authority = pw_strdup("localhost");
         return ch->unix_path && ch->authority ? PW_OK : PW_ERRNO(ENOMEM);
+    }
+    if (strncmp(target, "ipv4:", 5) == 0 || strncmp(target, "ipv6:", 5) == 0) {
+        ch->authority = pw_strdup("localhost");
+        return ch->authority ? channel_parse_list(ch, target + 5, 0) : PW_ERRNO(ENOMEM);
+    }
+    if (strncmp(target, "dns:///", 7) == 0) {
+        target += 7;
     }
     char host[256];
     int port;
@@ -452,11 +351,17 @@ static pw_status channel_parse_target(pw_channel *ch, const char *target)
     return ch->host && ch->authority ? PW_OK : PW_ERRNO(ENOMEM);
 }
 
+/* ---- lifetime ---- */
+
 static void channel_free(pw_channel *ch)
 {
     if (ch->ssl_ctx != NULL) {
         SSL_CTX_free(ch->ssl_ctx);
     }
+    for (size_t i = 0; i < ch->sub_count; i++) {
+        pw_free(ch->subs[i]);
+    }
+    pw_free(ch->subs);
     pw_free(ch->host);
     pw_free(ch->unix_path);
     pw_free(ch->authority);
@@ -482,7 +387,6 @@ pw_status pw_channel_new(pw_channel **out, uv_loop_t *loop, const char *target,
     o->backoff_initial_ms = o->backoff_initial_ms ? o->backoff_initial_ms : 1000;
     o->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 120000;
     o->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 20000;
-    ch->backoff_ms = o->backoff_initial_ms;
     ch->rng = uv_hrtime() | 1;
     if (opts != NULL && opts->retry != NULL) {
         pw_retry_policy *r = &ch->retry;
@@ -522,8 +426,14 @@ pw_status pw_channel_new(pw_channel **out, uv_loop_t *loop, const char *target,
         return rv;
     }
     pw__tick_init(&ch->tick, loop, ch);
-    uv_timer_init(loop, &ch->timer);
-    ch->timer.data = ch;
+    if (ch->fixed_list) {
+        /* Validated above: now the subchannels (with their timers) can exist. */
+        rv = channel_parse_list(ch, target + 5, 1);
+        if (rv != PW_OK) {
+            pw_channel_close(ch, NULL, NULL);
+            return rv;
+        }
+    }
     *out = ch;
     return PW_OK;
 }
@@ -543,21 +453,14 @@ static void channel_tick_closed(uv_handle_t *h)
     channel_free(ch);
 }
 
-/* Frees the channel once its timer, resolver and connection are closed. */
-static void channel_maybe_finish(pw_channel *ch)
+/* Frees the channel once its subchannels, resolver and connections are closed. */
+void pw__channel_maybe_finish(pw_channel *ch)
 {
     if (ch->closing == 1 && ch->open_handles == 0) {
         ch->closing = 2;
         ch->tick.idle.data = ch;
         uv_close((uv_handle_t *)&ch->tick.idle, channel_tick_closed);
     }
-}
-
-static void channel_timer_closed(uv_handle_t *h)
-{
-    pw_channel *ch = h->data;
-    ch->open_handles--;
-    channel_maybe_finish(ch);
 }
 
 void pw_channel_close(pw_channel *ch, pw_channel_close_cb cb, void *ud)
@@ -569,20 +472,11 @@ void pw_channel_close(pw_channel *ch, pw_channel_close_cb cb, void *ud)
     ch->close_cb = cb;
     ch->close_ud = ud;
     channel_fail_pending(ch, 1, PW_CANCELLED);
-    ch->open_handles++;
-    uv_close((uv_handle_t *)&ch->timer, channel_timer_closed);
     if (ch->resolving != NULL) {
         uv_cancel((uv_req_t *)ch->resolving);
     }
-    if (ch->conn != NULL) {
-        pw__cconn *cc = ch->conn;
-        while (!pw__list_empty(&cc->calls)) {
-            pw_client_call_cancel(PW_CONTAINER_OF(cc->calls.next, pw_client_call, link));
-        }
-        if (cc->session != NULL) {
-            nghttp2_submit_goaway(cc->session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
-            pw__h2_pump(&cc->conn, cc->session, "channel");
-        }
-        pw__conn_close(&cc->conn, PW_CANCELLED, 1);
+    for (size_t i = 0; i < ch->sub_count; i++) {
+        pw__subchan_close(ch->subs[i]);
     }
+    pw__channel_maybe_finish(ch);
 }

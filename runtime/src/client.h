@@ -11,9 +11,12 @@ typedef enum pw__chan_state {
     PW_CHAN_TRANSIENT_FAILURE,
 } pw__chan_state;
 
+typedef struct pw__subchan pw__subchan;
+
 typedef struct pw__cconn {
     pw__conn conn;
     pw_channel *ch;
+    pw__subchan *sub;
     nghttp2_session *session;
     pw__task pump;
     pw__list calls;
@@ -24,6 +27,18 @@ typedef struct pw__cconn {
     char fail_reason[300];
 } pw__cconn;
 
+/* One address of the target: its own connection, state and backoff. */
+struct pw__subchan {
+    pw_channel *ch;
+    struct sockaddr_storage addr;
+    char label[96];
+    pw__chan_state state;
+    pw__cconn *conn;
+    uv_timer_t timer;
+    uint32_t backoff_ms;
+    char last_error[300];
+};
+
 struct pw_channel {
     uv_loop_t *loop;
     char *host;
@@ -33,15 +48,17 @@ struct pw_channel {
     char *sni;
     SSL_CTX *ssl_ctx;
     pw_channel_options opts;
-    pw__chan_state state;
-    pw__cconn *conn;
-    uv_timer_t timer;
+    /* Addresses: subchannels, built by the resolver or from a fixed list. */
+    pw__subchan **subs;
+    size_t sub_count;
+    size_t rr_next;
+    int resolved;
+    int fixed_list;
     uv_getaddrinfo_t *resolving;
-    uint32_t backoff_ms;
     uint64_t rng;
     pw__list pending;
     pw__tick tick;
-    char last_error[256];
+    char last_error[300];
     pw_retry_policy retry;
     int has_retry;
     /* Retry throttling, in thousandths of a token. */
@@ -94,10 +111,19 @@ struct pw_client_call {
     pw__task done_task;
 };
 
-/* channel.c */
+/* subchannel.c */
 void pw__cconn_schedule(pw__cconn *cc);
 void pw__cconn_release(pw__cconn *cc);
+pw__subchan *pw__subchan_new(pw_channel *ch, const struct sockaddr *addr, const char *label);
+void pw__subchan_connect(pw__subchan *s);
+void pw__subchan_on_failed(pw__subchan *s, const char *why);
+void pw__subchan_on_lost(pw__subchan *s);
+void pw__subchan_close(pw__subchan *s);
+
+/* channel.c */
 void pw__channel_call_ready(pw_channel *ch, pw_client_call *call);
+void pw__channel_sub_changed(pw_channel *ch, pw__subchan *s);
+void pw__channel_maybe_finish(pw_channel *ch);
 
 /* channel.c: retry throttling and jitter. */
 int pw__channel_retry_allowed(pw_channel *ch);

@@ -42,6 +42,14 @@ typedef struct pw_retry_policy {
     uint32_t retryable_codes;
 } pw_retry_policy;
 
+/** How a channel spreads calls over the target's addresses. */
+typedef enum pw_lb_policy {
+    /** Addresses in order; every call on the first that connects (gRPC's default). */
+    PW_LB_PICK_FIRST = 0,
+    /** A connection to every address; calls rotate over the ready ones. */
+    PW_LB_ROUND_ROBIN = 1,
+} pw_lb_policy;
+
 typedef struct pw_channel_options {
     /** NULL: cleartext HTTP/2 (h2c). Read during pw_channel_new. */
     const pw_tls_config *tls;
@@ -54,6 +62,8 @@ typedef struct pw_channel_options {
     uint32_t backoff_max_ms;
     /** Connect timeout (default 20000 ms). */
     uint32_t connect_timeout_ms;
+    /** Load balancing over the target's addresses (default pick_first). */
+    pw_lb_policy lb_policy;
     /** Retries for idempotent calls (copied); NULL: only transparent retries. */
     const pw_retry_policy *retry;
     /** Request bytes a call keeps for replay (default 256 KiB); past it, no retry. */
@@ -109,9 +119,11 @@ typedef struct pw_client_ops {
 } pw_client_ops;
 
 /**
- * Creates a channel to target on loop: "host:port", "[v6]:port", "unix:/path".
- * Connects lazily on the first call. opts may be NULL. Returns PW_OK,
- * PW_INVALID_ARGUMENT (bad target or TLS files), PW_ERRNO(ENOMEM).
+ * Creates a channel to target on loop. Targets: "host:port" or
+ * "dns:///host:port" (resolved on the loop to every address, re-resolved when
+ * all fail), "[v6]:port", "ipv4:a:p,b:p" / "ipv6:[a]:p,..." (a fixed list) and
+ * "unix:/path". Connects lazily on the first call. opts may be NULL. Returns
+ * PW_OK, PW_INVALID_ARGUMENT (bad target or TLS files), PW_ERRNO(ENOMEM).
  */
 PW_EXTERN pw_status pw_channel_new(pw_channel **out, uv_loop_t *loop, const char *target,
                                    const pw_channel_options *opts);
