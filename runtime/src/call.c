@@ -106,6 +106,13 @@ static void call_add_metadata(pw_call *call, const uint8_t *name, size_t name_le
 void pw__call_on_header(pw_call *call, const uint8_t *name, size_t name_len, const uint8_t *value,
                         size_t value_len)
 {
+    /* RFC 9113 §6.5.2: a header costs its name, its value and 32 bytes. */
+    call->header_bytes += name_len + value_len + 32;
+    if (call->header_bytes > call->sc->server->opts.max_header_list_size) {
+        call_reject(call, PW_RESOURCE_EXHAUSTED, "request headers exceed %u bytes",
+                    call->sc->server->opts.max_header_list_size);
+        return;
+    }
     if (name_len > 0 && name[0] == ':') {
         if (name_is(name, name_len, ":path")) {
             pw_free(call->path);

@@ -387,6 +387,7 @@ pw_status pw_channel_new(pw_channel **out, uv_loop_t *loop, const char *target,
     o->backoff_initial_ms = o->backoff_initial_ms ? o->backoff_initial_ms : 1000;
     o->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 120000;
     o->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 20000;
+    o->keepalive_timeout_ms = o->keepalive_timeout_ms ? o->keepalive_timeout_ms : 20000;
     ch->rng = uv_hrtime() | 1;
     if (opts != NULL && opts->retry != NULL) {
         pw_retry_policy *r = &ch->retry;

@@ -23,6 +23,7 @@ typedef struct pw__cconn {
     int refs;
     int ready;
     int ready_pending;
+    int ping_outstanding;
     /* Why connecting failed (TLS verification, refused...), for the calls' status message. */
     char fail_reason[300];
 } pw__cconn;

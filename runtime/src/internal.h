@@ -80,6 +80,7 @@ struct pw_call {
     pw_metadata trailing;
     char *encoding;
     int64_t timeout_ms;
+    size_t header_bytes;
     /* Request validation result: http_reject is an HTTP status (415, 405). */
     int http_reject;
     pw_status reject_code;

@@ -158,6 +158,7 @@ pw_status pw_server_new(pw_server **out, uv_loop_t *loop, const pw_server_option
         s->opts.write_high_water = PW_DEFAULT_HIGH_WATER;
     }
     pw_server_options *o = &s->opts;
+    o->max_header_list_size = o->max_header_list_size ? o->max_header_list_size : 16384;
     o->max_connections = o->max_connections ? o->max_connections : 10000;
     o->idle_timeout_ms = o->idle_timeout_ms ? o->idle_timeout_ms : 300000;
     o->max_connection_age_ms = o->max_connection_age_ms ? o->max_connection_age_ms : PW_DISABLED;
@@ -474,7 +475,8 @@ static pw_status sconn_session_start(pw__sconn *sc)
     if (rv != 0) {
         return PW_ERRNO(ENOMEM);
     }
-    pw__h2_settings(sc->session, sc->server->opts.max_concurrent_streams, 0);
+    pw__h2_settings(sc->session, sc->server->opts.max_concurrent_streams,
+                    sc->server->opts.max_header_list_size, 0);
     return PW_OK;
 }
 

@@ -16,6 +16,8 @@
 
 /* ---- the connection ---- */
 
+static void subchan_keepalive(uv_timer_t *t);
+
 void pw__cconn_release(pw__cconn *cc)
 {
     if (--cc->refs == 0) {
@@ -95,6 +97,13 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         }
         return 0;
     }
+    if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        cc->ping_outstanding = 0;
+        if (cc->sub != NULL && cc->ch != NULL && cc->ch->opts.keepalive_time_ms != 0) {
+            uv_timer_start(&cc->sub->timer, subchan_keepalive, cc->ch->opts.keepalive_time_ms, 0);
+        }
+        return 0;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS) {
         return 0;
     }
@@ -145,7 +154,7 @@ static pw_status cconn_session_start(pw__cconn *cc)
     if (rv != 0) {
         return PW_ERRNO(ENOMEM);
     }
-    pw__h2_settings(cc->session, 0, 1);
+    pw__h2_settings(cc->session, 0, 65536, 1);
     return PW_OK;
 }
 
@@ -227,6 +236,32 @@ static void cconn_on_closed(pw__conn *c, pw_status why)
     pw__cconn_release(cc);
 }
 
+/* While READY the subchannel's timer drives keepalive PINGs. */
+static void subchan_keepalive(uv_timer_t *t)
+{
+    pw__subchan *s = t->data;
+    pw__cconn *cc = s->conn;
+    const pw_channel_options *o = &s->ch->opts;
+    if (s->state != PW_CHAN_READY || cc == NULL || cc->session == NULL) {
+        return;
+    }
+    if (cc->ping_outstanding) {
+        snprintf(cc->fail_reason, sizeof(cc->fail_reason),
+                 "connection to %s: keepalive ping not acknowledged within %u ms", s->label,
+                 o->keepalive_timeout_ms);
+        pw__conn_close(&cc->conn, PW_UNAVAILABLE, 0);
+        return;
+    }
+    if (!pw__list_empty(&cc->calls)) {
+        cc->ping_outstanding = 1;
+        nghttp2_submit_ping(cc->session, NGHTTP2_FLAG_NONE, NULL);
+        pw__cconn_schedule(cc);
+        uv_timer_start(t, subchan_keepalive, o->keepalive_timeout_ms, 0);
+        return;
+    }
+    uv_timer_start(t, subchan_keepalive, o->keepalive_time_ms, 0);
+}
+
 static void cconn_on_connect(pw__conn *c, pw_status st, const char *why)
 {
     pw__cconn *cc = c->owner;
@@ -248,6 +283,9 @@ static void cconn_on_connect(pw__conn *c, pw_status st, const char *why)
     cc->ready = 1;
     sub->state = PW_CHAN_READY;
     sub->backoff_ms = sub->ch->opts.backoff_initial_ms;
+    if (sub->ch->opts.keepalive_time_ms != 0) {
+        uv_timer_start(&sub->timer, subchan_keepalive, sub->ch->opts.keepalive_time_ms, 0);
+    }
     pw__channel_sub_changed(sub->ch, sub);
     cconn_pump(cc);
 }

@@ -145,6 +145,79 @@ static void test_channel_rejects_bad_targets(void **state)
     pw_test_shutdown(&loop, NULL, ch);
 }
 
+/* An HTTP/2 peer that says SETTINGS once, then reads and never writes again. */
+typedef struct mute {
+    uv_tcp_t server;
+    uv_tcp_t conn;
+    uv_write_t w;
+    char buf[4096];
+    int accepted;
+} mute;
+
+static void mute_alloc(uv_handle_t *h, size_t n, uv_buf_t *b)
+{
+    (void)n;
+    mute *m = h->data;
+    *b = uv_buf_init(m->buf, sizeof(m->buf));
+}
+
+static void mute_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    (void)b;
+    if (n < 0) {
+        uv_read_stop(s);
+    }
+}
+
+static void mute_accept(uv_stream_t *server, int status)
+{
+    mute *m = server->data;
+    if (status != 0 || m->accepted) {
+        return;
+    }
+    m->accepted = 1;
+    uv_tcp_init(server->loop, &m->conn);
+    m->conn.data = m;
+    uv_accept(server, (uv_stream_t *)&m->conn);
+    static char settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+    uv_buf_t b = uv_buf_init(settings, sizeof(settings));
+    uv_write(&m->w, (uv_stream_t *)&m->conn, &b, 1, NULL);
+    uv_read_start((uv_stream_t *)&m->conn, mute_alloc, mute_read);
+}
+
+static void test_channel_keepalive_closes_a_silent_connection(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mute m = {0};
+    uv_tcp_init(&loop, &m.server);
+    m.server.data = &m;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_bind(&m.server, (const struct sockaddr *)&a, 0);
+    uv_listen((uv_stream_t *)&m.server, 8, mute_accept);
+    int len = sizeof(a);
+    uv_tcp_getsockname(&m.server, (struct sockaddr *)&a, &len);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", ntohs(a.sin_port));
+    pw_channel_options o = {.keepalive_time_ms = 100, .keepalive_timeout_ms = 100};
+    pw_channel *ch;
+    assert_int_equal(pw_channel_new(&ch, &loop, target, &o), PW_OK);
+    pw_call_options co = {.timeout_ms = 10000};
+    pw_test_call r = {0};
+    uint64_t t0 = uv_now(&loop);
+    assert_int_equal(pw_test_call_run(&loop, ch, "/test.Svc/Ok", &co, "", 0, &r), PW_UNAVAILABLE);
+    assert_non_null(strstr(r.message, "keepalive ping not acknowledged"));
+    assert_true(uv_now(&loop) - t0 < 3000);
+    pw_test_call_reset(&r);
+    uv_close((uv_handle_t *)&m.server, NULL);
+    if (m.accepted) {
+        uv_close((uv_handle_t *)&m.conn, NULL);
+    }
+    pw_test_shutdown(&loop, NULL, ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_channel_reconnects_after_server_restart),
         cmocka_unit_test(test_channel_close_cancels_pending_calls),
         cmocka_unit_test(test_channel_rejects_bad_targets),
+        cmocka_unit_test(test_channel_keepalive_closes_a_silent_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

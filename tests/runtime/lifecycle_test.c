@@ -325,6 +325,61 @@ static void test_lifecycle_shutdown_grace_cancels_the_rest(void **state)
     fx_free(f);
 }
 
+/* ---- max concurrent streams ---- */
+
+static pw_call *parked[8];
+static int parked_count;
+
+static void park(pw_call *call, void *ud)
+{
+    (void)ud;
+    parked[parked_count++] = call;
+}
+
+static void test_lifecycle_max_concurrent_streams_queues_the_rest(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    pw_server_options o = {.max_concurrent_streams = 2};
+    pw_server *s;
+    assert_int_equal(pw_server_new(&s, &loop, &o), PW_OK);
+    pw_method m = {.path = "/test.Svc/Park", .kind = PW_METHOD_UNARY, .handler = park};
+    pw_server_add_method(s, &m);
+    int port;
+    assert_int_equal(pw_server_listen(s, "127.0.0.1:0", NULL, &port), PW_OK);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    pw_channel *ch;
+    assert_int_equal(pw_channel_new(&ch, &loop, target, NULL), PW_OK);
+    pw_test_call r[3] = {{0}};
+    parked_count = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pw_test_call_start(ch, "/test.Svc/Park", NULL, "x", 1, &r[i], NULL),
+                         PW_OK);
+    }
+    uint64_t end = uv_now(&loop) + 300;
+    while (uv_now(&loop) < end) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_sleep(1);
+        uv_update_time(&loop);
+    }
+    /* The server advertised 2: the client opened only 2 streams. */
+    assert_int_equal(parked_count, 2);
+    pw_call_finish(parked[0], PW_OK, NULL);
+    while (parked_count < 3) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    pw_call_finish(parked[1], PW_OK, NULL);
+    pw_call_finish(parked[2], PW_OK, NULL);
+    for (int i = 0; i < 3; i++) {
+        pw_test_run_until(&loop, &r[i].done, 2000);
+        assert_int_equal(r[i].code, PW_OK);
+        pw_test_call_reset(&r[i]);
+    }
+    pw_test_shutdown(&loop, s, ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_lifecycle_max_age_drains_then_closes),
         cmocka_unit_test(test_lifecycle_graceful_shutdown_finishes_inflight),
         cmocka_unit_test(test_lifecycle_shutdown_grace_cancels_the_rest),
+        cmocka_unit_test(test_lifecycle_max_concurrent_streams_queues_the_rest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -324,6 +324,16 @@ static void test_robustness_gzip_request_is_inflated(void **state)
     pw_buf_reset(&z);
 }
 
+static void test_robustness_oversized_headers_are_resource_exhausted(void **state)
+{
+    static char big[20000];
+    memset(big, 'a', sizeof(big) - 1);
+    uint8_t body[16];
+    size_t n = frame(body, 0, 1, "x", 1);
+    expect_status(*state, pw_test_raw_grpc_headers("/test.Svc/Echo", "x-big", big), body, n,
+                  PW_RESOURCE_EXHAUSTED, "request headers exceed 16384 bytes");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_robustness_gzip_bomb_stops_at_limit),
         cmocka_unit_test(test_robustness_corrupt_gzip_is_internal),
         cmocka_unit_test(test_robustness_gzip_request_is_inflated),
+        cmocka_unit_test(test_robustness_oversized_headers_are_resource_exhausted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

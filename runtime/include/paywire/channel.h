@@ -64,6 +64,13 @@ typedef struct pw_channel_options {
     uint32_t connect_timeout_ms;
     /** Load balancing over the target's addresses (default pick_first). */
     pw_lb_policy lb_policy;
+    /**
+     * Keepalive: while calls are in flight, PING a connection every
+     * keepalive_time_ms (default 0: off, as gRPC clients) and close it when the
+     * ACK does not come within keepalive_timeout_ms (default 20000).
+     */
+    uint32_t keepalive_time_ms;
+    uint32_t keepalive_timeout_ms;
     /** Retries for idempotent calls (copied); NULL: only transparent retries. */
     const pw_retry_policy *retry;
     /** Request bytes a call keeps for replay (default 256 KiB); past it, no retry. */

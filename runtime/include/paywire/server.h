@@ -93,6 +93,12 @@ typedef struct pw_server_options {
     uint32_t max_send_message_size;
     /** SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 256). */
     uint32_t max_concurrent_streams;
+    /**
+     * Request header list size (RFC 9113 §6.5.2 accounting: name + value + 32
+     * per header), advertised and enforced (default 16 KiB); larger requests
+     * get RESOURCE_EXHAUSTED.
+     */
+    uint32_t max_header_list_size;
     /** Bytes a streaming call may queue before pw_call_writable() turns 0 (default 64 KiB). */
     uint32_t write_high_water;
     /*

@@ -62,12 +62,13 @@ int pw__h2_send_data(pw__conn *conn, pw__outq *q, const uint8_t *framehd, size_t
     return 0;
 }
 
-void pw__h2_settings(nghttp2_session *session, uint32_t max_streams, int is_client)
+void pw__h2_settings(nghttp2_session *session, uint32_t max_streams, uint32_t max_header_list,
+                     int is_client)
 {
     nghttp2_settings_entry iv[5];
     size_t n = 0;
     iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PW_H2_WINDOW};
-    iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 16384};
+    iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, max_header_list};
     /* Larger DATA frames let a message of up to 64 KiB arrive in one frame,
      * which the deframer hands over without reassembling it. */
     iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_FRAME_SIZE, 65536};

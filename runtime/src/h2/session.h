@@ -26,6 +26,7 @@ pw_status pw__h2_feed(pw__conn *conn, nghttp2_session *session, const uint8_t *d
 int pw__h2_send_data(pw__conn *conn, struct pw__outq *q, const uint8_t *framehd, size_t length);
 
 /** Sends our SETTINGS (streams, window, header list size) and widens the connection window. */
-void pw__h2_settings(nghttp2_session *session, uint32_t max_streams, int is_client);
+void pw__h2_settings(nghttp2_session *session, uint32_t max_streams, uint32_t max_header_list,
+                     int is_client);
 
 #endif
