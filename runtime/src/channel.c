@@ -67,23 +67,39 @@ static pw_status channel_add_sub(pw_channel *ch, const struct sockaddr *addr, co
     return PW_OK;
 }
 
-static pw__subchan *channel_pick(pw_channel *ch)
+/*
+ * A connection with a free stream on a READY subchannel chosen by the policy.
+ * When every READY connection is out of streams, opens another connection to
+ * the chosen backend and returns NULL (the call waits for it).
+ */
+static pw__cconn *channel_pick(pw_channel *ch)
 {
     size_t n = ch->sub_count;
-    if (ch->opts.lb_policy == PW_LB_ROUND_ROBIN) {
-        for (size_t i = 0; i < n; i++) {
-            size_t idx = (ch->rr_next + i) % n;
-            if (ch->subs[idx]->state == PW_CHAN_READY) {
-                ch->rr_next = idx + 1;
-                return ch->subs[idx];
-            }
-        }
-        return NULL;
-    }
+    int rr = ch->opts.lb_policy == PW_LB_ROUND_ROBIN;
+    size_t start = rr ? ch->rr_next : 0;
+    pw__subchan *first_ready = NULL;
     for (size_t i = 0; i < n; i++) {
-        if (ch->subs[i]->state == PW_CHAN_READY) {
-            return ch->subs[i];
+        size_t idx = (start + i) % n;
+        pw__subchan *s = ch->subs[idx];
+        if (s->state != PW_CHAN_READY) {
+            continue;
         }
+        if (first_ready == NULL) {
+            first_ready = s;
+        }
+        pw__cconn *cc = pw__subchan_room(s);
+        if (cc != NULL) {
+            if (rr) {
+                ch->rr_next = idx + 1;
+            }
+            return cc;
+        }
+        if (!rr) {
+            break; /* pick_first sticks to its backend */
+        }
+    }
+    if (first_ready != NULL) {
+        pw__subchan_open_extra(first_ready);
     }
     return NULL;
 }
@@ -128,14 +144,14 @@ static void channel_connect_needed(pw_channel *ch)
 static void channel_submit_pending(pw_channel *ch)
 {
     while (!pw__list_empty(&ch->pending)) {
-        pw__subchan *s = channel_pick(ch);
-        if (s == NULL) {
+        pw__cconn *cc = channel_pick(ch);
+        if (cc == NULL) {
             return;
         }
         pw_client_call *call = PW_CONTAINER_OF(ch->pending.next, pw_client_call, link);
         pw__list_remove(&call->link);
-        if (pw__client_call_submit(call, s->conn) == 0) {
-            pw__cconn_schedule(s->conn);
+        if (pw__client_call_submit(call, cc) == 0) {
+            pw__cconn_schedule(cc);
         }
     }
 }
@@ -248,10 +264,10 @@ static void channel_resolve(pw_channel *ch)
 /* A new call (or a retry): send now, queue, or fail fast (never from inside start). */
 void pw__channel_call_ready(pw_channel *ch, pw_client_call *call)
 {
-    pw__subchan *s = ch->resolved ? channel_pick(ch) : NULL;
-    if (s != NULL) {
-        if (pw__client_call_submit(call, s->conn) == 0) {
-            pw__cconn_schedule(s->conn);
+    pw__cconn *cc = ch->resolved ? channel_pick(ch) : NULL;
+    if (cc != NULL) {
+        if (pw__client_call_submit(call, cc) == 0) {
+            pw__cconn_schedule(cc);
         }
         return;
     }
@@ -265,6 +281,21 @@ void pw__channel_call_ready(pw_channel *ch, pw_client_call *call)
         return;
     }
     channel_connect_needed(ch);
+}
+
+static void channel_drain_task(pw__task *t)
+{
+    pw_channel *ch = PW_CONTAINER_OF(t, pw_channel, drain);
+    if (!ch->closing) {
+        channel_submit_pending(ch);
+    }
+}
+
+void pw__channel_kick_pending(pw_channel *ch)
+{
+    if (!ch->closing) {
+        pw__tick_push(&ch->tick, &ch->drain);
+    }
 }
 
 static void channel_fail_pending(pw_channel *ch, int include_wait_for_ready, pw_status code)
@@ -427,6 +458,7 @@ pw_status pw_channel_new(pw_channel **out, uv_loop_t *loop, const char *target,
         return rv;
     }
     pw__tick_init(&ch->tick, loop, ch);
+    pw__task_init(&ch->drain, channel_drain_task);
     if (ch->fixed_list) {
         /* Validated above: now the subchannels (with their timers) can exist. */
         rv = channel_parse_list(ch, target + 5, 1);
@@ -472,6 +504,7 @@ void pw_channel_close(pw_channel *ch, pw_channel_close_cb cb, void *ud)
     ch->closing = 1;
     ch->close_cb = cb;
     ch->close_ud = ud;
+    pw__task_cancel(&ch->drain);
     channel_fail_pending(ch, 1, PW_CANCELLED);
     if (ch->resolving != NULL) {
         uv_cancel((uv_req_t *)ch->resolving);

@@ -24,6 +24,11 @@ typedef struct pw__cconn {
     int ready;
     int ready_pending;
     int ping_outstanding;
+    /* Calls on this connection; more than the peer's MAX_CONCURRENT_STREAMS opens another. */
+    int active;
+    /* An overflow connection of its subchannel (not the primary). */
+    int extra;
+    pw__list link;
     /* Why connecting failed (TLS verification, refused...), for the calls' status message. */
     char fail_reason[300];
 } pw__cconn;
@@ -35,6 +40,9 @@ struct pw__subchan {
     char label[96];
     pw__chan_state state;
     pw__cconn *conn;
+    /* Overflow connections, opened when every connection is out of streams. */
+    pw__list extras;
+    int extra_count;
     uv_timer_t timer;
     uint32_t backoff_ms;
     char last_error[300];
@@ -59,6 +67,7 @@ struct pw_channel {
     uint64_t rng;
     pw__list pending;
     pw__tick tick;
+    pw__task drain;
     char last_error[300];
     pw_retry_policy retry;
     int has_retry;
@@ -120,11 +129,17 @@ void pw__subchan_connect(pw__subchan *s);
 void pw__subchan_on_failed(pw__subchan *s, const char *why);
 void pw__subchan_on_lost(pw__subchan *s);
 void pw__subchan_close(pw__subchan *s);
+/** A READY connection of s with a free stream, or NULL. */
+pw__cconn *pw__subchan_room(pw__subchan *s);
+/** Opens another connection to s's address (capped), for calls beyond the streams limit. */
+void pw__subchan_open_extra(pw__subchan *s);
 
 /* channel.c */
 void pw__channel_call_ready(pw_channel *ch, pw_client_call *call);
 void pw__channel_sub_changed(pw_channel *ch, pw__subchan *s);
 void pw__channel_maybe_finish(pw_channel *ch);
+/** Calls are waiting and a stream may have freed up: submit them on the next turn. */
+void pw__channel_kick_pending(pw_channel *ch);
 
 /* channel.c: retry throttling and jitter. */
 int pw__channel_retry_allowed(pw_channel *ch);

@@ -178,6 +178,7 @@ int pw__client_call_submit(pw_client_call *call, pw__cconn *cc)
     call->stream_id = id;
     call->cc = cc;
     cc->refs++;
+    cc->active++;
     pw__list_push(&cc->calls, &call->link);
     return 0;
 }
@@ -502,6 +503,7 @@ static int client_call_retry(pw_client_call *call, pw_status code)
     if (call->cc != NULL) {
         pw__cconn *cc = call->cc;
         call->cc = NULL;
+        cc->active--;
         pw__cconn_release(cc);
     }
     call->stream_id = 0;
@@ -565,6 +567,12 @@ void pw__client_call_complete(pw_client_call *call, pw_status code, const char *
     pw__list_remove(&call->link);
     pw__list_remove(&call->parent_link);
     pw__cconn *cc = call->cc;
+    if (cc != NULL) {
+        cc->active--;
+        if (!pw__list_empty(&call->ch->pending)) {
+            pw__channel_kick_pending(call->ch); /* a stream freed up */
+        }
+    }
     if (cc != NULL && cc->session != NULL && call->stream_id != 0) {
         /* Still open on the wire: reset it and forget the call. */
         nghttp2_session_set_stream_user_data(cc->session, call->stream_id, NULL);

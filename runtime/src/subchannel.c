@@ -216,7 +216,13 @@ static void cconn_on_closed(pw__conn *c, pw_status why)
     }
     if (ch != NULL) {
         ch->open_handles--;
-        if (sub != NULL && sub->conn == cc) {
+        if (cc->extra) {
+            /* An overflow connection: no effect on the subchannel's state. */
+            pw__list_remove(&cc->link);
+            if (sub != NULL) {
+                sub->extra_count--;
+            }
+        } else if (sub != NULL && sub->conn == cc) {
             sub->conn = NULL;
             int was_ready = cc->ready;
             cc->ready = 0;
@@ -266,7 +272,23 @@ static void cconn_on_connect(pw__conn *c, pw_status st, const char *why)
 {
     pw__cconn *cc = c->owner;
     pw__subchan *sub = cc->sub;
-    if (sub == NULL || sub->conn != cc) {
+    if (sub == NULL || (sub->conn != cc && !cc->extra)) {
+        return;
+    }
+    if (cc->extra) {
+        if (st != PW_OK) {
+            snprintf(cc->fail_reason, sizeof(cc->fail_reason), "cannot connect to %s: %s",
+                     sub->label, why);
+            pw__conn_close(c, st, 0);
+            return;
+        }
+        if (cconn_session_start(cc) != PW_OK) {
+            pw__conn_close(c, PW_ERRNO(ENOMEM), 0);
+            return;
+        }
+        cc->ready = 1;
+        pw__channel_sub_changed(sub->ch, sub);
+        cconn_pump(cc);
         return;
     }
     uv_timer_stop(&sub->timer);
@@ -307,30 +329,35 @@ static void subchan_connect_timeout(uv_timer_t *t)
     }
 }
 
-void pw__subchan_connect(pw__subchan *s)
+/* A new connection to s's address: the primary (state CONNECTING) or an overflow one. */
+static pw__cconn *subchan_new_conn(pw__subchan *s, int extra, pw_status *rv_out)
 {
     pw_channel *ch = s->ch;
-    if (s->state != PW_CHAN_IDLE || ch->closing) {
-        return;
-    }
     pw__cconn *cc = pw_calloc(1, sizeof(*cc));
     if (cc == NULL) {
-        pw__subchan_on_failed(s, "out of memory");
-        return;
+        *rv_out = PW_ERRNO(ENOMEM);
+        return NULL;
     }
     pw__list_init(&cc->calls);
+    pw__list_init(&cc->link);
     pw__task_init(&cc->pump, cconn_pump_task);
     cc->ch = ch;
     cc->sub = s;
     cc->refs = 1;
+    cc->extra = extra;
     pw_status rv = pw__conn_init(&cc->conn, ch->loop, ch->unix_path != NULL, &cconn_ops, cc);
     if (rv != PW_OK) {
         pw_free(cc);
-        pw__subchan_on_failed(s, pw_status_str(rv));
-        return;
+        *rv_out = rv;
+        return NULL;
     }
-    s->state = PW_CHAN_CONNECTING;
-    s->conn = cc;
+    if (extra) {
+        pw__list_push(&s->extras, &cc->link);
+        s->extra_count++;
+    } else {
+        s->state = PW_CHAN_CONNECTING;
+        s->conn = cc;
+    }
     ch->open_handles++;
     rv = pw__conn_connect(&cc->conn, ch->unix_path ? NULL : (const struct sockaddr *)&s->addr,
                           ch->unix_path, ch->ssl_ctx, ch->sni);
@@ -338,9 +365,60 @@ void pw__subchan_connect(pw__subchan *s)
         snprintf(cc->fail_reason, sizeof(cc->fail_reason), "connect to %s: %s", s->label,
                  pw_status_str(rv));
         pw__conn_close(&cc->conn, rv, 0);
+    }
+    *rv_out = PW_OK;
+    return cc;
+}
+
+void pw__subchan_connect(pw__subchan *s)
+{
+    pw_channel *ch = s->ch;
+    if (s->state != PW_CHAN_IDLE || ch->closing) {
         return;
     }
+    pw_status rv;
+    pw__cconn *cc = subchan_new_conn(s, 0, &rv);
+    if (cc == NULL) {
+        pw__subchan_on_failed(s, pw_status_str(rv));
+        return;
+    }
+    if (cc->conn.closing) {
+        return; /* failed at once: on_closed reports it */
+    }
     uv_timer_start(&s->timer, subchan_connect_timeout, ch->opts.connect_timeout_ms, 0);
+}
+
+pw__cconn *pw__subchan_room(pw__subchan *s)
+{
+    pw__cconn *cc = s->conn;
+    if (cc != NULL && cc->ready && cc->session != NULL &&
+        (uint32_t)cc->active < nghttp2_session_get_remote_settings(
+                                   cc->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)) {
+        return cc;
+    }
+    PW_LIST_FOREACH(node, &s->extras) {
+        cc = PW_CONTAINER_OF(node, pw__cconn, link);
+        if (cc->ready && cc->session != NULL &&
+            (uint32_t)cc->active < nghttp2_session_get_remote_settings(
+                                       cc->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)) {
+            return cc;
+        }
+    }
+    return NULL;
+}
+
+void pw__subchan_open_extra(pw__subchan *s)
+{
+    PW_LIST_FOREACH(node, &s->extras) {
+        if (!PW_CONTAINER_OF(node, pw__cconn, link)->ready) {
+            return; /* one is already connecting */
+        }
+    }
+    if (s->extra_count >= 16 || s->ch->closing) {
+        return;
+    }
+    pw_status rv;
+    subchan_new_conn(s, 1, &rv);
 }
 
 pw__subchan *pw__subchan_new(pw_channel *ch, const struct sockaddr *addr, const char *label)
@@ -358,6 +436,7 @@ pw__subchan *pw__subchan_new(pw_channel *ch, const struct sockaddr *addr, const 
     snprintf(s->label, sizeof(s->label), "%s", label);
     s->state = PW_CHAN_IDLE;
     s->backoff_ms = ch->opts.backoff_initial_ms;
+    pw__list_init(&s->extras);
     uv_timer_init(ch->loop, &s->timer);
     s->timer.data = s;
     ch->open_handles++;
@@ -372,13 +451,8 @@ static void subchan_timer_closed(uv_handle_t *h)
     pw__channel_maybe_finish(ch);
 }
 
-void pw__subchan_close(pw__subchan *s)
+static void cconn_close_for_channel(pw__cconn *cc)
 {
-    uv_close((uv_handle_t *)&s->timer, subchan_timer_closed);
-    pw__cconn *cc = s->conn;
-    if (cc == NULL) {
-        return;
-    }
     while (!pw__list_empty(&cc->calls)) {
         pw_client_call_cancel(PW_CONTAINER_OF(cc->calls.next, pw_client_call, link));
     }
@@ -387,4 +461,15 @@ void pw__subchan_close(pw__subchan *s)
         pw__h2_pump(&cc->conn, cc->session, "channel");
     }
     pw__conn_close(&cc->conn, PW_CANCELLED, 1);
+}
+
+void pw__subchan_close(pw__subchan *s)
+{
+    uv_close((uv_handle_t *)&s->timer, subchan_timer_closed);
+    if (s->conn != NULL) {
+        cconn_close_for_channel(s->conn);
+    }
+    PW_LIST_FOREACH(node, &s->extras) {
+        cconn_close_for_channel(PW_CONTAINER_OF(node, pw__cconn, link));
+    }
 }
