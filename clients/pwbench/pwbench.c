@@ -4,6 +4,11 @@
  *   pwbench --target=127.0.0.1:50051 --method=/bench.v1.Echo/Unary
  *           [--data=FILE] [--connections=16] [--concurrency=32]
  *           [--duration=10 | --requests=N] [--rate=R] [--warmup=1]
+ *           [--kind=unary|server|bidi] [--messages=N]
+ *
+ * --kind=server sends the request once and counts the streamed responses;
+ * --kind=bidi sends it --messages times (default 10) on one stream, then
+ * half-closes, and counts the responses. Latency is per call (whole stream).
  *
  * FILE holds the serialized request message (no gRPC framing); without it the
  * request is empty. Closed loop by default: each connection keeps
@@ -39,6 +44,9 @@ typedef struct bench {
     int stopping;
     int in_flight;
     uint64_t codes[PW_STATUS_MAX + 1];
+    uint64_t messages;
+    int kind; /* 0 unary, 1 server streaming, 2 bidi */
+    int per_call;
     pwb_hist hist;
 } bench;
 
@@ -49,6 +57,8 @@ typedef struct one {
 } one;
 
 static void start_call(bench *b, int channel, uint64_t scheduled_ns);
+
+static void on_message(pw_client_call *call, pw_slice msg, void *ud);
 
 static void on_done(pw_client_call *call, const pw_result *r, void *ud)
 {
@@ -73,7 +83,17 @@ static void on_done(pw_client_call *call, const pw_result *r, void *ud)
     }
 }
 
-static const pw_client_ops ops = {.on_done = on_done};
+static const pw_client_ops ops = {.on_message = on_message, .on_done = on_done};
+
+static void on_message(pw_client_call *call, pw_slice msg, void *ud)
+{
+    (void)call;
+    (void)msg;
+    one *o = ud;
+    if (!o->b->stopping && o->t0 >= o->b->measure_from_ns) {
+        o->b->messages++;
+    }
+}
 
 static void start_call(bench *b, int channel, uint64_t scheduled_ns)
 {
@@ -86,7 +106,10 @@ static void start_call(bench *b, int channel, uint64_t scheduled_ns)
     }
     b->started++;
     b->in_flight++;
-    pw_client_call_send_bytes(call, b->request);
+    int sends = b->kind == 2 ? b->per_call : 1;
+    for (int i = 0; i < sends; i++) {
+        pw_client_call_send_bytes(call, b->request);
+    }
     pw_client_call_close_send(call);
 }
 
@@ -155,6 +178,13 @@ int main(int argc, char **argv)
     double warmup = atof(flag(argc, argv, "warmup", "1"));
     b.max_requests = strtoull(flag(argc, argv, "requests", "0"), NULL, 10);
     b.rate = strtoull(flag(argc, argv, "rate", "0"), NULL, 10);
+    const char *kind = flag(argc, argv, "kind", "unary");
+    b.kind = strcmp(kind, "server") == 0 ? 1 : (strcmp(kind, "bidi") == 0 ? 2 : 0);
+    if (b.kind == 0 && strcmp(kind, "unary") != 0) {
+        fprintf(stderr, "pwbench: --kind is unary, server or bidi\n");
+        return 2;
+    }
+    b.per_call = atoi(flag(argc, argv, "messages", "10"));
     if (b.connections < 1 || b.concurrency < 1 || duration <= 0) {
         fprintf(stderr, "pwbench: connections, concurrency and duration must be positive\n");
         return 2;
@@ -198,6 +228,9 @@ int main(int argc, char **argv)
         }
     }
     printf("req/s: %.0f (ok)\n", (double)ok / duration);
+    if (b.kind != 0) {
+        printf("messages/s: %.0f (responses received)\n", (double)b.messages / duration);
+    }
     printf("latency us: p50 %llu p90 %llu p99 %llu p99.9 %llu max %llu\n",
            (unsigned long long)pwb_hist_quantile(&b.hist, 0.50),
            (unsigned long long)pwb_hist_quantile(&b.hist, 0.90),

@@ -22,5 +22,13 @@ fi
 echo "$out"
 grep -q "UNIMPLEMENTED: [1-9]" <<<"$out"
 grep -q " 0 ok" <<<"$out"
+# Streaming: StreamRequest{count: 3, payload_size: 2} -> 3 responses per call.
+printf '\x08\x03\x10\x02' >"$data"
+out=$("$pwbench" --target=127.0.0.1:"$port" --method=/bench.v1.Echo/ServerStream --kind=server --data="$data" --connections=1 --concurrency=2 --duration=0.5 --warmup=0.1)
+echo "$out"
+grep -q " 0 not ok" <<<"$out"
+ok=$(awk '/^requests:/ {print $4}' <<<"$out")
+msgs=$(awk '/^messages\/s:/ {print $2}' <<<"$out")
+awk -v ok="$ok" -v m="$msgs" 'BEGIN { exit !(ok > 0 && m > 0) }'
 rm -f "$data"
-echo "pwbench_test: statuses counted from trailers"
+echo "pwbench_test: statuses counted from trailers, streams counted by message"
