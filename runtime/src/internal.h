@@ -37,6 +37,11 @@ struct pw_server {
     size_t conn_count;
     pw__tick tick;
     uv_timer_t grace_timer;
+    struct pw__hook {
+        pw_server_hook_cb cb;
+        void *user_data;
+    } * hooks;
+    size_t hook_count;
     int shutting_down;
     int closing;
     int open_handles;

@@ -219,6 +219,35 @@ const pw_file_descriptor *const *pw_server_files(const pw_server *s, size_t *cou
     return s->files;
 }
 
+pw_status pw_server_add_hook(pw_server *s, pw_server_hook_cb cb, void *ud)
+{
+    struct pw__hook *h = pw_realloc(s->hooks, (s->hook_count + 1) * sizeof(*h));
+    if (h == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    s->hooks = h;
+    s->hooks[s->hook_count++] = (struct pw__hook){cb, ud};
+    return PW_OK;
+}
+
+static void server_run_hooks(pw_server *s, pw_server_event event)
+{
+    for (size_t i = 0; i < s->hook_count; i++) {
+        s->hooks[i].cb(s, event, s->hooks[i].user_data);
+    }
+}
+
+const pw_method *pw_server_next_method(const pw_server *s, size_t *iter)
+{
+    while (*iter < s->methods.cap) {
+        const pw_method *m = s->methods.slots[(*iter)++];
+        if (m != NULL) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
 uv_loop_t *pw_server_loop(const pw_server *s)
 {
     return s->loop;
@@ -662,6 +691,8 @@ static void server_tick_closed(uv_handle_t *h)
     if (s->close_cb != NULL) {
         s->close_cb(s, s->close_ud);
     }
+    server_run_hooks(s, PW_SERVER_CLOSED);
+    pw_free(s->hooks);
     table_free(&s->methods);
     pw_free(s->files);
     pw_free(s);
@@ -698,6 +729,7 @@ void pw_server_shutdown(pw_server *s, uint32_t grace_ms, pw_server_close_cb cb, 
     s->shutting_down = 1;
     s->close_cb = cb;
     s->close_ud = ud;
+    server_run_hooks(s, PW_SERVER_SHUTTING_DOWN);
     server_stop_listening(s);
     if (pw__list_empty(&s->conns)) {
         pw_server_close(s, cb, ud);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include "interop_common.h"
 #include "src/proto/grpc/testing/test.pw.h"
+#include <paywire/builtins.h>
 
 #define ECHO_INITIAL  "x-grpc-test-echo-initial"
 #define ECHO_TRAILING "x-grpc-test-echo-trailing-bin"
@@ -433,7 +434,11 @@ int main(int argc, char **argv)
     if (pw_server_new(&server, &loop, NULL) != PW_OK) {
         return 1;
     }
-    if (grpc_testing_test_service_register(server, &handlers, NULL) != PW_OK) {
+    /* Every paywire server offers health and reflection. */
+    pw_health *health;
+    if (grpc_testing_test_service_register(server, &handlers, NULL) != PW_OK ||
+        pw_health_enable(server, &health) != PW_OK || pw_reflection_enable(server) != PW_OK ||
+        pw_health_set(health, "grpc.testing.TestService", PW_HEALTH_SERVING) != PW_OK) {
         return 1;
     }
     char address[300];

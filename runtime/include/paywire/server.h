@@ -178,6 +178,25 @@ PW_EXTERN void pw_server_close(pw_server *server, pw_server_close_cb cb, void *u
 PW_EXTERN void pw_server_shutdown(pw_server *server, uint32_t grace_ms, pw_server_close_cb cb,
                                   void *user_data);
 
+/** Server life events for pw_server_add_hook. */
+typedef enum pw_server_event {
+    /** pw_server_shutdown began: stop advertising readiness (health NOT_SERVING). */
+    PW_SERVER_SHUTTING_DOWN = 1,
+    /** Everything is closed; the server is freed right after the hooks run. */
+    PW_SERVER_CLOSED = 2,
+} pw_server_event;
+
+typedef void (*pw_server_hook_cb)(pw_server *server, pw_server_event event, void *user_data);
+
+/** Calls cb on server events, in the order hooks were added. PW_OK or PW_ERRNO(ENOMEM). */
+PW_EXTERN pw_status pw_server_add_hook(pw_server *server, pw_server_hook_cb cb, void *user_data);
+
+/**
+ * Iterates the registered methods: start with *iter = 0; returns NULL at the
+ * end. The order is unspecified but stable while no method is added.
+ */
+PW_EXTERN const pw_method *pw_server_next_method(const pw_server *server, size_t *iter);
+
 /** The loop the server runs on. */
 PW_EXTERN uv_loop_t *pw_server_loop(const pw_server *server);
 
