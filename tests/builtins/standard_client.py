@@ -17,11 +17,15 @@ out = tempfile.mkdtemp(prefix="pw-builtins-py-")
 subprocess.run(["protoc", "-I", ROOT, "--python_out", out,
                 "src/proto/grpc/health/v1/health.proto",
                 "src/proto/grpc/reflection/v1/reflection.proto",
-                "src/proto/grpc/reflection/v1alpha/reflection.proto"], check=True)
+                "src/proto/grpc/reflection/v1alpha/reflection.proto",
+                "src/proto/grpc/testing/messages.proto",
+                "google/rpc/status.proto", "google/rpc/error_details.proto"], check=True)
 sys.path.insert(0, out)
 from src.proto.grpc.health.v1 import health_pb2  # noqa: E402
 from src.proto.grpc.reflection.v1 import reflection_pb2 as r1  # noqa: E402
 from src.proto.grpc.reflection.v1alpha import reflection_pb2 as r1a  # noqa: E402
+from src.proto.grpc.testing import messages_pb2  # noqa: E402
+from google.rpc import status_pb2, error_details_pb2  # noqa: E402
 
 failures = []
 
@@ -107,6 +111,26 @@ for mod, version in ((r1, "v1"), (r1a, "v1alpha")):
     err = resps[4].error_response
     check(err.error_code == 5 and "no.such.Symbol" in err.error_message,
           "%s: unknown symbol is NOT_FOUND (%s)" % (version, err.error_message))
+
+# Rich error details from a failing call, decoded the standard way.
+uc = channel.unary_unary("/grpc.testing.TestService/UnaryCall",
+                         request_serializer=messages_pb2.SimpleRequest.SerializeToString,
+                         response_deserializer=messages_pb2.SimpleResponse.FromString)
+req = messages_pb2.SimpleRequest()
+req.response_status.code = 3
+req.response_status.message = "bad request"
+try:
+    uc(req, metadata=[("x-paywire-test-details", "1")])
+    check(False, "the call fails")
+except grpc.RpcError as e:
+    blob = dict(e.trailing_metadata()).get("grpc-status-details-bin")
+    st = status_pb2.Status.FromString(blob) if blob else None
+    check(st is not None and st.code == 3 and st.message == "bad request",
+          "grpc-status-details-bin holds a google.rpc.Status")
+    br = error_details_pb2.BadRequest()
+    ok = st is not None and any(d.Unpack(br) for d in st.details)
+    check(ok and br.field_violations[0].field == "response_size",
+          "details decode as google.rpc.BadRequest naming the field")
 
 channel.close()
 print("standard client: %d checks failed" % len(failures))

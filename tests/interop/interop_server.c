@@ -12,6 +12,7 @@
 #include "interop_common.h"
 #include "src/proto/grpc/testing/test.pw.h"
 #include <paywire/builtins.h>
+#include <paywire/errors.h>
 
 #define ECHO_INITIAL  "x-grpc-test-echo-initial"
 #define ECHO_TRAILING "x-grpc-test-echo-trailing-bin"
@@ -30,11 +31,23 @@ static void echo_metadata(pw_call *call)
     }
 }
 
-/* A requested status (EchoStatus) ends the call; returns 1 when it did. */
+/*
+ * A requested status (EchoStatus) ends the call; returns 1 when it did. With
+ * request metadata x-paywire-test-details, the status carries rich details
+ * (google.rpc.BadRequest) for standard clients to decode.
+ */
 static int finish_with_requested_status(pw_call *call, const Grpc__Testing__EchoStatus *st)
 {
     if (st == NULL || st->code == 0) {
         return 0;
+    }
+    if (pw_metadata_get(pw_call_metadata(call), "x-paywire-test-details") != NULL) {
+        pw_error_details d = {0};
+        pw_error_add_violation(&d, "response_size", "must not be negative");
+        pw_error_set_info(&d, "TEST_DETAILS", "interop.paywire");
+        pw_call_finish_details(call, st->code, &d, "%s", st->message ? st->message : "");
+        pw_error_details_clear(&d);
+        return 1;
     }
     pw_call_finish(call, st->code, "%s", st->message ? st->message : "");
     return 1;
