@@ -34,6 +34,8 @@ pw_call *pw__call_new(pw__sconn *sc, int32_t stream_id)
     call->sc = sc;
     call->stream_id = stream_id;
     call->timeout_ms = -1;
+    call->start_ns = uv_hrtime();
+    call->stats.start_ms = uv_now(sc->conn.h.handle.loop);
     pw__deframer_init(&call->in, o->max_recv_message_size);
     pw__outq_init(&call->out, o->write_high_water,
                   (size_t)o->write_high_water + o->max_send_message_size + 5);
@@ -276,6 +278,8 @@ static pw_status call_send(pw_call *call, const ProtobufCMessage *msg, pw_slice 
     if (rv != PW_OK) {
         return rv;
     }
+    call->stats.messages_out++;
+    call->stats.bytes_out += len;
     call_kick(call);
     return rv;
 }
@@ -446,6 +450,25 @@ static void call_start_deadline(pw_call *call)
     uv_timer_start(call->deadline_timer, call_deadline_fired, (uint64_t)call->timeout_ms, 0);
 }
 
+/* Runs each interceptor's on_start; returns 0 when one rejected the call (answered). */
+static int call_run_interceptors(pw_call *call)
+{
+    const pw_server *s = call->sc->server;
+    for (size_t i = 0; i < s->interceptor_count; i++) {
+        const pw_interceptor *ic = &s->interceptors[i];
+        if (ic->on_start != NULL) {
+            char msg[256] = "";
+            pw_status rv = ic->on_start(call, msg, sizeof(msg), ic->user_data);
+            if (rv != PW_OK) {
+                call_respond_error(call, rv, "%s", msg[0] ? msg : pw_status_str(rv));
+                return 0;
+            }
+        }
+        call->intercepted = i + 1;
+    }
+    return 1;
+}
+
 void pw__call_on_headers_done(pw_call *call)
 {
     if (call->dispatched) {
@@ -491,6 +514,9 @@ void pw__call_on_headers_done(pw_call *call)
     if (call->timeout_ms > 0) {
         call_start_deadline(call);
     }
+    if (!call_run_interceptors(call)) {
+        return;
+    }
     if (call->method->kind == PW_METHOD_CLIENT_STREAMING ||
         call->method->kind == PW_METHOD_BIDI_STREAMING) {
         call->handler_started = 1;
@@ -516,6 +542,8 @@ static pw_status call_on_message(void *ud, int compressed, pw_slice msg)
         }
         msg = pw_slice_make(call->inflated.data, call->inflated.len);
     }
+    call->stats.messages_in++;
+    call->stats.bytes_in += msg.len;
     if (!call->handler_started) {
         /* Unary and server-streaming requests carry exactly one message. */
         if (++call->request_count > 1) {
@@ -611,8 +639,26 @@ void pw__call_on_stream_close(pw_call *call, uint32_t error_code)
 
 /* ---- lifetime ---- */
 
+/* Interceptors' on_end, in reverse order, for those that accepted the call. */
+static void call_run_on_end(pw_call *call)
+{
+    const pw_server *s = call->sc->server;
+    if (s == NULL || call->intercepted == 0) {
+        return;
+    }
+    call->stats.code = call->status_queued ? call->final_code : PW_CANCELLED;
+    call->stats.duration_ns = uv_hrtime() - call->start_ns;
+    for (size_t i = call->intercepted; i-- > 0;) {
+        const pw_interceptor *ic = &s->interceptors[i];
+        if (ic->on_end != NULL) {
+            ic->on_end(call, &call->stats, ic->user_data);
+        }
+    }
+}
+
 static void call_free(pw_call *call)
 {
+    call_run_on_end(call);
     pw__client_call_parent_gone(&call->children);
     if (call->deadline_timer != NULL) {
         uv_close((uv_handle_t *)call->deadline_timer, timer_closed);

@@ -42,6 +42,8 @@ struct pw_server {
         void *user_data;
     } * hooks;
     size_t hook_count;
+    pw_interceptor *interceptors;
+    size_t interceptor_count;
     int shutting_down;
     int closing;
     int open_handles;
@@ -124,6 +126,10 @@ struct pw_call {
     pw_buf inflated;
     /* Offloaded work in flight: the call is not freed before it returns. */
     int offloads;
+    /* Interceptors whose on_start accepted the call (they get on_end). */
+    size_t intercepted;
+    pw_call_stats stats;
+    uint64_t start_ns;
 };
 
 /* server.c: ignores SIGPIPE when it is at its default (a vanished peer must not kill us). */

@@ -219,6 +219,17 @@ const pw_file_descriptor *const *pw_server_files(const pw_server *s, size_t *cou
     return s->files;
 }
 
+pw_status pw_server_add_interceptor(pw_server *s, const pw_interceptor *ic)
+{
+    pw_interceptor *a = pw_realloc(s->interceptors, (s->interceptor_count + 1) * sizeof(*a));
+    if (a == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    s->interceptors = a;
+    s->interceptors[s->interceptor_count++] = *ic;
+    return PW_OK;
+}
+
 pw_status pw_server_add_hook(pw_server *s, pw_server_hook_cb cb, void *ud)
 {
     struct pw__hook *h = pw_realloc(s->hooks, (s->hook_count + 1) * sizeof(*h));
@@ -693,6 +704,7 @@ static void server_tick_closed(uv_handle_t *h)
     }
     server_run_hooks(s, PW_SERVER_CLOSED);
     pw_free(s->hooks);
+    pw_free(s->interceptors);
     table_free(&s->methods);
     pw_free(s->files);
     pw_free(s);

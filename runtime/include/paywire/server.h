@@ -178,6 +178,38 @@ PW_EXTERN void pw_server_close(pw_server *server, pw_server_close_cb cb, void *u
 PW_EXTERN void pw_server_shutdown(pw_server *server, uint32_t grace_ms, pw_server_close_cb cb,
                                   void *user_data);
 
+/** What a finished call did, for interceptors' on_end. */
+typedef struct pw_call_stats {
+    /** The status sent (PW_CANCELLED when the call was cancelled first). */
+    pw_status code;
+    /** Loop time in ms when the call started and how long it lasted (ns). */
+    uint64_t start_ms;
+    uint64_t duration_ns;
+    uint64_t messages_in;
+    uint64_t messages_out;
+    /** Message payload bytes (after decompression in, before compression out). */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+} pw_call_stats;
+
+/**
+ * A server interceptor. Interceptors run in the order they were added.
+ * on_start runs once the request headers and method are known, before the
+ * handler (and before a unary request is read); it may read the metadata,
+ * add response metadata, or reject the call by returning a gRPC status and
+ * writing a message into message (message_size bytes): the handler then never
+ * runs and the later interceptors neither. on_end runs when the call ends, for
+ * every call whose on_start returned PW_OK, in reverse order.
+ */
+typedef struct pw_interceptor {
+    pw_status (*on_start)(pw_call *call, char *message, size_t message_size, void *user_data);
+    void (*on_end)(pw_call *call, const pw_call_stats *stats, void *user_data);
+    void *user_data;
+} pw_interceptor;
+
+/** Adds an interceptor (copied). PW_OK or PW_ERRNO(ENOMEM). */
+PW_EXTERN pw_status pw_server_add_interceptor(pw_server *server, const pw_interceptor *ic);
+
 /** Server life events for pw_server_add_hook. */
 typedef enum pw_server_event {
     /** pw_server_shutdown began: stop advertising readiness (health NOT_SERVING). */
