@@ -393,6 +393,7 @@ static void channel_free(pw_channel *ch)
         pw_free(ch->subs[i]);
     }
     pw_free(ch->subs);
+    pw_free(ch->interceptors);
     pw_free(ch->host);
     pw_free(ch->unix_path);
     pw_free(ch->authority);
@@ -468,6 +469,18 @@ pw_status pw_channel_new(pw_channel **out, uv_loop_t *loop, const char *target,
         }
     }
     *out = ch;
+    return PW_OK;
+}
+
+pw_status pw_channel_add_interceptor(pw_channel *ch, const pw_client_interceptor *ic)
+{
+    pw_client_interceptor *a =
+        pw_realloc(ch->interceptors, (ch->interceptor_count + 1) * sizeof(*a));
+    if (a == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    ch->interceptors = a;
+    ch->interceptors[ch->interceptor_count++] = *ic;
     return PW_OK;
 }
 

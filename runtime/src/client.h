@@ -69,6 +69,8 @@ struct pw_channel {
     pw__tick tick;
     pw__task drain;
     char last_error[300];
+    pw_client_interceptor *interceptors;
+    size_t interceptor_count;
     pw_retry_policy retry;
     int has_retry;
     /* Retry throttling, in thousandths of a token. */
@@ -118,6 +120,9 @@ struct pw_client_call {
     pw_buf replay;
     uv_timer_t *retry_timer;
     pw_buf inflated;
+    size_t intercepted;
+    pw_call_stats stats;
+    uint64_t start_ns;
     pw__task done_task;
 };
 

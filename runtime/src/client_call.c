@@ -76,6 +76,20 @@ pw_status pw_client_call_start(pw_client_call **out, pw_channel *ch, const char 
     if (out != NULL) {
         *out = call;
     }
+    call->start_ns = uv_hrtime();
+    call->stats.start_ms = now;
+    for (size_t i = 0; i < ch->interceptor_count; i++) {
+        const pw_client_interceptor *ic = &ch->interceptors[i];
+        if (ic->on_start != NULL) {
+            char msg[256] = "";
+            pw_status st = ic->on_start(call, path, &call->md, msg, sizeof(msg), ic->user_data);
+            if (st != PW_OK) {
+                pw__client_call_complete(call, st, "%s", msg[0] ? msg : pw_status_str(st));
+                return PW_OK;
+            }
+        }
+        call->intercepted = i + 1;
+    }
     if (opts != NULL && opts->parent != NULL && pw_call_is_cancelled(opts->parent)) {
         pw__client_call_complete(call, PW_CANCELLED, "the parent call was cancelled");
         return PW_OK;
@@ -225,6 +239,8 @@ static pw_status client_call_send(pw_client_call *call, const ProtobufCMessage *
         return rv;
     }
     client_call_log(call, call->out.buf.data + before, call->out.buf.len - before);
+    call->stats.messages_out++;
+    call->stats.bytes_out += msg != NULL ? protobuf_c_message_get_packed_size(msg) : bytes.len;
     client_call_kick(call);
     return PW_OK;
 }
@@ -381,6 +397,8 @@ static pw_status client_call_on_message(void *ud, int compressed, pw_slice msg)
         }
         msg = pw_slice_make(call->inflated.data, call->inflated.len);
     }
+    call->stats.messages_in++;
+    call->stats.bytes_in += msg.len;
     if (!call->done && call->ops->on_message != NULL) {
         call->ops->on_message(call, msg, call->ud);
     }
@@ -596,6 +614,16 @@ static void client_call_done_task(pw__task *t)
         .initial_metadata = &call->initial,
         .trailing_metadata = &call->trailing,
     };
+    if (call->intercepted > 0) {
+        call->stats.code = result.code;
+        call->stats.duration_ns = uv_hrtime() - call->start_ns;
+        for (size_t i = call->intercepted; i-- > 0;) {
+            const pw_client_interceptor *ic = &call->ch->interceptors[i];
+            if (ic->on_end != NULL) {
+                ic->on_end(call, &result, &call->stats, ic->user_data);
+            }
+        }
+    }
     call->ops->on_done(call, &result, call->ud);
     if (call->timer != NULL) {
         uv_close((uv_handle_t *)call->timer, timer_closed);

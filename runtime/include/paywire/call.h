@@ -23,6 +23,20 @@ typedef enum pw_idempotency {
     PW_IDEMPOTENCY_IDEMPOTENT = 2,
 } pw_idempotency;
 
+/** What a finished call did, for interceptors' on_end. */
+typedef struct pw_call_stats {
+    /** The status sent (PW_CANCELLED when the call was cancelled first). */
+    pw_status code;
+    /** Loop time in ms when the call started and how long it lasted (ns). */
+    uint64_t start_ms;
+    uint64_t duration_ns;
+    uint64_t messages_in;
+    uint64_t messages_out;
+    /** Message payload bytes (after decompression in, before compression out). */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+} pw_call_stats;
+
 /** Message compression (grpc-encoding). */
 typedef enum pw_compression {
     PW_COMPRESSION_NONE = 0,

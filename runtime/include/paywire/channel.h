@@ -126,6 +126,22 @@ typedef struct pw_client_ops {
 } pw_client_ops;
 
 /**
+ * A client interceptor, run for every call on the channel in the order added.
+ * on_start runs when the call starts: it may add request metadata to md, or
+ * fail the call by returning a status and writing message (the call then ends
+ * with it, on_done reporting it, and nothing is sent). on_end runs after the
+ * call ended, before on_done, in reverse order, for interceptors that accepted
+ * it; stats counts request (out) and response (in) messages and bytes.
+ */
+typedef struct pw_client_interceptor {
+    pw_status (*on_start)(pw_client_call *call, const char *path, pw_metadata *md, char *message,
+                          size_t message_size, void *user_data);
+    void (*on_end)(pw_client_call *call, const pw_result *result, const pw_call_stats *stats,
+                   void *user_data);
+    void *user_data;
+} pw_client_interceptor;
+
+/**
  * Creates a channel to target on loop. Targets: "host:port" or
  * "dns:///host:port" (resolved on the loop to every address, re-resolved when
  * all fail), "[v6]:port", "ipv4:a:p,b:p" / "ipv6:[a]:p,..." (a fixed list) and
@@ -143,6 +159,10 @@ typedef void (*pw_channel_close_cb)(pw_channel *channel, void *user_data);
 PW_EXTERN void pw_channel_close(pw_channel *channel, pw_channel_close_cb cb, void *user_data);
 
 PW_EXTERN uv_loop_t *pw_channel_loop(const pw_channel *channel);
+
+/** Adds a client interceptor (copied). PW_OK or PW_ERRNO(ENOMEM). */
+PW_EXTERN pw_status pw_channel_add_interceptor(pw_channel *channel,
+                                               const pw_client_interceptor *ic);
 
 /**
  * Starts a call to path ("/package.Service/Method"). ops (borrowed, keep static)

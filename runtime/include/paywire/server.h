@@ -178,20 +178,6 @@ PW_EXTERN void pw_server_close(pw_server *server, pw_server_close_cb cb, void *u
 PW_EXTERN void pw_server_shutdown(pw_server *server, uint32_t grace_ms, pw_server_close_cb cb,
                                   void *user_data);
 
-/** What a finished call did, for interceptors' on_end. */
-typedef struct pw_call_stats {
-    /** The status sent (PW_CANCELLED when the call was cancelled first). */
-    pw_status code;
-    /** Loop time in ms when the call started and how long it lasted (ns). */
-    uint64_t start_ms;
-    uint64_t duration_ns;
-    uint64_t messages_in;
-    uint64_t messages_out;
-    /** Message payload bytes (after decompression in, before compression out). */
-    uint64_t bytes_in;
-    uint64_t bytes_out;
-} pw_call_stats;
-
 /**
  * A server interceptor. Interceptors run in the order they were added.
  * on_start runs once the request headers and method are known, before the
