@@ -73,6 +73,12 @@ pw_status pw_health_set(pw_health *h, const char *service, pw_health_status stat
     return PW_OK;
 }
 
+pw_health_status pw_health_get(const pw_health *h, const char *service)
+{
+    health_entry *e = health_find((pw_health *)(uintptr_t)h, service);
+    return e != NULL ? e->status : PW_HEALTH_UNKNOWN;
+}
+
 static void check(pw_call *call, const Grpc__Health__V1__HealthCheckRequest *req, void *ud)
 {
     pw_health *h = ud;

@@ -265,6 +265,11 @@ pw_status pw_client_call_close_send(pw_client_call *call)
     return PW_OK;
 }
 
+const char *pw_client_call_path(const pw_client_call *call)
+{
+    return call->path;
+}
+
 int pw_client_call_writable(const pw_client_call *call)
 {
     return !call->done && pw__outq_writable(&call->out);

@@ -259,6 +259,40 @@ const pw_method *pw_server_next_method(const pw_server *s, size_t *iter)
     return NULL;
 }
 
+size_t pw_server_connection_count(const pw_server *s)
+{
+    return s->conn_count;
+}
+
+pw_status pw_server_debug(const pw_server *s, pw_buf *out)
+{
+    uint64_t now = uv_now(s->loop);
+    pw_status rv = pw_buf_printf(out, "connections: %zu\n", s->conn_count);
+    PW_LIST_FOREACH(node, &s->conns) {
+        const pw__sconn *sc = PW_CONTAINER_OF(node, pw__sconn, link);
+        size_t calls = 0;
+        PW_LIST_FOREACH(cn, &sc->calls) {
+            calls++;
+        }
+        rv = rv == PW_OK ? pw_buf_printf(out, "  %s tls=%d identity=%s age_ms=%llu calls=%zu%s\n",
+                                         sc->conn.address, sc->conn.peer.tls,
+                                         sc->conn.peer.subject ? sc->conn.peer.subject : "-",
+                                         (unsigned long long)(now - sc->accepted_at), calls,
+                                         sc->draining ? " draining" : "")
+                         : rv;
+        PW_LIST_FOREACH(cn, &sc->calls) {
+            const pw_call *c = PW_CONTAINER_OF(cn, pw_call, link);
+            long long remaining = c->deadline ? (long long)(c->deadline - now) : -1;
+            rv = rv == PW_OK
+                     ? pw_buf_printf(out, "    call %s age_ms=%llu deadline_ms=%lld\n",
+                                     c->path ? c->path : "?",
+                                     (unsigned long long)(now - c->stats.start_ms), remaining)
+                     : rv;
+        }
+    }
+    return rv;
+}
+
 uv_loop_t *pw_server_loop(const pw_server *s)
 {
     return s->loop;

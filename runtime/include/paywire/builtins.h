@@ -38,6 +38,9 @@ PW_EXTERN pw_status pw_health_enable(pw_server *server, pw_health **out);
  */
 PW_EXTERN pw_status pw_health_set(pw_health *health, const char *service, pw_health_status status);
 
+/** The current status of service ("" for the whole server); UNKNOWN when never set. */
+PW_EXTERN pw_health_status pw_health_get(const pw_health *health, const char *service);
+
 /**
  * Mounts server reflection, grpc.reflection.v1 and v1alpha: ListServices,
  * FileByFilename and FileContainingSymbol (files with their imports), from the

@@ -179,6 +179,9 @@ PW_EXTERN pw_status pw_client_call_send(pw_client_call *call, const struct Proto
 PW_EXTERN pw_status pw_client_call_send_bytes(pw_client_call *call, pw_slice msg);
 /** Half-closes: no more request messages. */
 PW_EXTERN pw_status pw_client_call_close_send(pw_client_call *call);
+/** The call's path ("/package.Service/Method"), valid until on_done returns. */
+PW_EXTERN const char *pw_client_call_path(const pw_client_call *call);
+
 /** 1 while the request queue is under the high-water mark. */
 PW_EXTERN int pw_client_call_writable(const pw_client_call *call);
 /**

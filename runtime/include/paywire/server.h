@@ -215,6 +215,15 @@ PW_EXTERN pw_status pw_server_add_hook(pw_server *server, pw_server_hook_cb cb, 
  */
 PW_EXTERN const pw_method *pw_server_next_method(const pw_server *server, size_t *iter);
 
+/**
+ * Appends a human-readable list of the server's live connections (peer, TLS
+ * identity, age, calls) and in-flight calls (method, age, remaining deadline).
+ */
+PW_EXTERN pw_status pw_server_debug(const pw_server *server, pw_buf *out);
+
+/** Open connections. */
+PW_EXTERN size_t pw_server_connection_count(const pw_server *server);
+
 /** The loop the server runs on. */
 PW_EXTERN uv_loop_t *pw_server_loop(const pw_server *server);
 

@@ -1,0 +1,169 @@
+/* Metrics and the admin endpoint: exact counters from a real HTTP/1.1 scrape. */
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <paywire/builtins.h>
+#include <paywire/metrics.h>
+#include "pw_test.h"
+#include "pw_test_raw.h"
+
+typedef struct srv {
+    pw_test_thread thread;
+    pw_server *server;
+    pw_metrics *metrics;
+    pw_admin *admin;
+    pw_health *health;
+    int port;
+    int admin_port;
+} srv;
+
+static void echo(pw_call *call, void *ud)
+{
+    (void)ud;
+    pw_slice req = pw_call_request_bytes(call);
+    if (req.len == 0) {
+        pw_call_finish(call, PW_NOT_FOUND, "empty");
+        return;
+    }
+    pw_call_send_bytes(call, req);
+    pw_call_finish(call, PW_OK, NULL);
+}
+
+static void srv_setup(pw_test_thread *t)
+{
+    srv *s = t->user_data;
+    assert_int_equal(pw_server_new(&s->server, &t->loop, NULL), PW_OK);
+    assert_int_equal(pw_metrics_new(&s->metrics, &t->loop), PW_OK);
+    assert_int_equal(pw_metrics_observe_server(s->metrics, s->server), PW_OK);
+    assert_int_equal(pw_health_enable(s->server, &s->health), PW_OK);
+    pw_method m = {.path = "/test.Svc/Echo", .kind = PW_METHOD_UNARY, .handler = echo};
+    pw_server_add_method(s->server, &m);
+    assert_int_equal(pw_server_listen(s->server, "127.0.0.1:0", NULL, &s->port), PW_OK);
+    assert_int_equal(pw_admin_listen(&s->admin, &t->loop, "127.0.0.1:0", s->metrics, s->health,
+                                     s->server, &s->admin_port),
+                     PW_OK);
+}
+
+static void srv_teardown(pw_test_thread *t)
+{
+    srv *s = t->user_data;
+    pw_admin_close(s->admin);
+    pw_server_close(s->server, NULL, NULL);
+    pw_metrics_free(s->metrics);
+}
+
+/* Sends raw HTTP bytes and reads responses until `responses` bodies are complete. */
+static int http(int port, const char *request, int responses, char *out, size_t cap)
+{
+    int fd = pw_test_raw_connect(port);
+    send(fd, request, strlen(request), 0);
+    size_t len = 0;
+    int seen = 0;
+    while (seen < responses && len < cap - 1) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 3000) <= 0) {
+            break;
+        }
+        ssize_t n = recv(fd, out + len, cap - 1 - len, 0);
+        if (n <= 0) {
+            break;
+        }
+        len += (size_t)n;
+        out[len] = '\0';
+        /* Count complete responses: header end plus Content-Length bytes. */
+        seen = 0;
+        const char *p2 = out;
+        while ((p2 = strstr(p2, "Content-Length: ")) != NULL) {
+            size_t body = strtoul(p2 + 16, NULL, 10);
+            const char *end = strstr(p2, "\r\n\r\n");
+            if (end == NULL || (size_t)(out + len - (end + 4)) < body) {
+                break;
+            }
+            seen++;
+            p2 = end + 4 + body;
+        }
+    }
+    close(fd);
+    return seen;
+}
+
+static void expect_line(const char *text, const char *line)
+{
+    char want[512];
+    snprintf(want, sizeof(want), "\n%s\n", line);
+    if (strstr(text, want) == NULL) {
+        fail_msg("missing line: %s", line);
+    }
+}
+
+static void test_metrics_scrape_has_exact_values(void **state)
+{
+    (void)state;
+    srv s = {.thread = {.setup = srv_setup, .teardown = srv_teardown}};
+    s.thread.user_data = &s;
+    pw_test_thread_start(&s.thread);
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", s.port);
+    pw_channel *ch;
+    assert_int_equal(pw_channel_new(&ch, &loop, target, NULL), PW_OK);
+    for (int i = 0; i < 3; i++) {
+        pw_test_call r = {0};
+        assert_int_equal(pw_test_call_run(&loop, ch, "/test.Svc/Echo", NULL, "hi", 2, &r), PW_OK);
+        pw_test_call_reset(&r);
+    }
+    pw_test_call r = {0};
+    assert_int_equal(pw_test_call_run(&loop, ch, "/test.Svc/Echo", NULL, "", 0, &r), PW_NOT_FOUND);
+    pw_test_call_reset(&r);
+    pw_test_shutdown(&loop, NULL, ch);
+    uv_sleep(100); /* the server's on_end runs as the streams close */
+
+    static char text[65536];
+    assert_int_equal(
+        http(s.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 1, text, sizeof(text)), 1);
+    assert_non_null(strstr(text, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(text, "Content-Type: text/plain; version=0.0.4"));
+    expect_line(text, "paywire_server_started_total{method=\"/test.Svc/Echo\"} 4");
+    expect_line(text, "paywire_server_handled_total{method=\"/test.Svc/Echo\",code=\"OK\"} 3");
+    expect_line(text,
+                "paywire_server_handled_total{method=\"/test.Svc/Echo\",code=\"NOT_FOUND\"} 1");
+    expect_line(text, "paywire_server_handling_seconds_count{method=\"/test.Svc/Echo\"} 4");
+    expect_line(text,
+                "paywire_server_handling_seconds_bucket{method=\"/test.Svc/Echo\",le=\"+Inf\"} 4");
+    /* Four requests, the last one an empty message: four received, three sent. */
+    expect_line(text, "paywire_server_msg_received_total{method=\"/test.Svc/Echo\"} 4");
+    expect_line(text, "paywire_server_msg_sent_total{method=\"/test.Svc/Echo\"} 3");
+    expect_line(text, "paywire_server_in_flight 0");
+    expect_line(text, "# TYPE paywire_loop_lag_seconds gauge");
+
+    /* Keep-alive: two requests on one connection; other routes. */
+    assert_int_equal(
+        http(s.admin_port,
+             "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", 2,
+             text, sizeof(text)),
+        2);
+    assert_non_null(strstr(text, "\r\n\r\nok\n"));
+    assert_non_null(strstr(text, "\r\n\r\nready\n"));
+    http(s.admin_port, "GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 1, text,
+         sizeof(text));
+    assert_non_null(strstr(text, "HTTP/1.1 404 Not Found"));
+    http(s.admin_port, "GET /debug HTTP/1.1\r\nHost: t\r\n\r\n", 1, text, sizeof(text));
+    assert_non_null(strstr(text, "connections: "));
+    http(s.admin_port, "BREW /coffee HTCPCP/1.0\r\n\r\n", 1, text, sizeof(text));
+    assert_non_null(strstr(text, "HTTP/1.1 400 Bad Request"));
+    pw_test_thread_stop(&s.thread);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_metrics_scrape_has_exact_values),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
