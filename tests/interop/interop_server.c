@@ -13,6 +13,7 @@
 #include "src/proto/grpc/testing/test.pw.h"
 #include <paywire/builtins.h>
 #include <paywire/errors.h>
+#include <paywire/metrics.h>
 
 #define ECHO_INITIAL  "x-grpc-test-echo-initial"
 #define ECHO_TRAILING "x-grpc-test-echo-trailing-bin"
@@ -416,9 +417,18 @@ static const grpc_testing_test_service_handlers handlers = {
 
 typedef struct app {
     pw_server *server;
+    pw_admin *admin;
+    pw_metrics *metrics;
     uv_signal_t sigterm;
     uv_signal_t sigint;
 } app;
+
+static void server_closed(pw_server *server, void *ud)
+{
+    (void)server;
+    app *a = ud;
+    pw_metrics_free(a->metrics);
+}
 
 static void on_signal(uv_signal_t *sig, int signum)
 {
@@ -426,7 +436,9 @@ static void on_signal(uv_signal_t *sig, int signum)
     app *a = sig->data;
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
-    pw_server_shutdown(a->server, 30000, NULL, NULL);
+    pw_admin_close(a->admin);
+    /* Calls still finishing report to the metrics: free them once the server is closed. */
+    pw_server_shutdown(a->server, 30000, server_closed, a);
 }
 
 int main(int argc, char **argv)
@@ -456,6 +468,22 @@ int main(int argc, char **argv)
     }
     char address[300];
     snprintf(address, sizeof(address), strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+    /* Metrics, and with --admin_port the admin endpoint (/metrics, /healthz, ...). */
+    pw_metrics *metrics = NULL;
+    pw_admin *admin = NULL;
+    const char *admin_port = pw_interop_flag(argc, argv, "admin_port", NULL);
+    if (pw_metrics_new(&metrics, &loop) != PW_OK ||
+        pw_metrics_observe_server(metrics, server) != PW_OK) {
+        return 1;
+    }
+    if (admin_port != NULL) {
+        char admin_address[64];
+        snprintf(admin_address, sizeof(admin_address), "127.0.0.1:%s", admin_port);
+        if (pw_admin_listen(&admin, &loop, admin_address, metrics, health, server, NULL) != PW_OK) {
+            fprintf(stderr, "paywire-interop-server: cannot listen on %s\n", admin_address);
+            return 1;
+        }
+    }
     int bound = 0;
     pw_status rv = pw_server_listen(server, address, use_tls ? &tls : NULL, &bound);
     if (rv != PW_OK) {
@@ -471,6 +499,8 @@ int main(int argc, char **argv)
     a.sigterm.data = a.sigint.data = &a;
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_signal, SIGINT);
+    a.admin = admin;
+    a.metrics = metrics;
     uv_run(&loop, UV_RUN_DEFAULT);
     int rv_close = uv_loop_close(&loop);
     fprintf(stderr, "paywire-interop-server: stopped%s\n", rv_close == 0 ? "" : " (handles left)");
