@@ -42,6 +42,15 @@ PW_EXTERN pw_status pw_health_set(pw_health *health, const char *service, pw_hea
 PW_EXTERN pw_health_status pw_health_get(const pw_health *health, const char *service);
 
 /**
+ * Logs one structured line per call (module "access"): service, method, peer,
+ * code, duration_ms, request_id (x-request-id metadata), trace_id (from
+ * traceparent), bytes in and out; INTERNAL, UNKNOWN and DATA_LOSS at error
+ * level, the rest at info. Payloads and metadata values are never logged, and
+ * the line passes pw_log_redact like every other.
+ */
+PW_EXTERN pw_status pw_access_log_enable(pw_server *server, const char *service);
+
+/**
  * Mounts server reflection, grpc.reflection.v1 and v1alpha: ListServices,
  * FileByFilename and FileContainingSymbol (files with their imports), from the
  * descriptors generated code registers. Returns PW_OK or a registration error.

@@ -2,6 +2,7 @@
 #define PAYWIRE_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <paywire/version.h>
 
 #ifdef __cplusplus
@@ -18,24 +19,48 @@ typedef enum pw_log_level {
 } pw_log_level;
 
 /**
- * A log sink receives one formatted line (no newline). It may be called from any
- * loop thread; it must be thread-safe if several loops log.
+ * A log sink receives each line already rendered as one JSON object (no
+ * newline) and already redacted. It may be called from any loop thread; it
+ * must be thread-safe if several loops log.
  */
-typedef void (*pw_log_sink_cb)(pw_log_level level, const char *module, const char *line,
+typedef void (*pw_log_sink_cb)(pw_log_level level, const char *module, const char *json_line,
                                void *user_data);
 
+/** A structured field: both strings are JSON-escaped and redacted when rendered. */
+typedef struct pw_log_field {
+    const char *key;
+    const char *value;
+} pw_log_field;
+
 /**
- * Installs the sink (NULL restores the default: one JSON object per line on
- * stderr) and the highest level that is emitted. Process-wide configuration,
- * set at start-up.
+ * Installs the sink (NULL restores the default: one line per object on
+ * stderr) and the default level. Process-wide configuration, set at start-up.
  */
 PW_EXTERN void pw_log_set_sink(pw_log_sink_cb sink, void *user_data);
 PW_EXTERN void pw_log_set_level(pw_log_level level);
+/** A level for one module (e.g. "server", "channel", "access"); up to 32 modules. */
+PW_EXTERN void pw_log_set_module_level(const char *module, pw_log_level level);
+/** The most verbose level any module logs at (what PW_LOG checks first). */
 PW_EXTERN pw_log_level pw_log_get_level(void);
 
-/** Formats and emits a line. Prefer PW_LOG, which checks the level first. */
+/**
+ * Formats and emits a line {"time","level","module","msg"}. Prefer PW_LOG,
+ * which checks the level first.
+ */
 PW_EXTERN void pw_log_write(pw_log_level level, const char *module, const char *fmt, ...)
     PW_PRINTF(3, 4);
+/** Like pw_log_write, with extra top-level fields after "msg". */
+PW_EXTERN void pw_log_fields(pw_log_level level, const char *module, const pw_log_field *fields,
+                             size_t count, const char *fmt, ...) PW_PRINTF(5, 6);
+
+/**
+ * Replaces secrets in text, in place: card numbers (13-19 digits, spaces or
+ * dashes allowed, passing the Luhn check) become [REDACTED-PAN]; "Bearer x",
+ * API keys (sk_live_, sk_test_, pk_live_, pk_test_, rk_live_, whsec_ prefixes)
+ * and the values of password/secret/token/api_key/authorization pairs become
+ * [REDACTED]. Returns how many were replaced. Every log line passes here.
+ */
+PW_EXTERN size_t pw_log_redact(char *text);
 
 /** Logs when level is enabled; the arguments are not evaluated otherwise. */
 #define PW_LOG(level, module, ...)                        \
