@@ -135,6 +135,30 @@ static void pack_details(packer *p, const pw_error_details *d)
     }
 }
 
+pw_status pw_call_attach_details(pw_call *call, pw_status code, const char *message,
+                                 const pw_error_details *d)
+{
+    packer p = {.n = 0};
+    pack_details(&p, d);
+    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+    st.code = pw_status_to_wire(code);
+    st.message = (char *)(uintptr_t)(message ? message : "");
+    st.n_details = p.n;
+    st.details = p.ptrs;
+    size_t len = protobuf_c_message_get_packed_size(&st.base);
+    uint8_t *buf = pw_malloc(len ? len : 1);
+    pw_status rv = PW_ERRNO(ENOMEM);
+    if (buf != NULL) {
+        protobuf_c_message_pack(&st.base, buf);
+        rv = pw_call_add_trailing_metadata(call, DETAILS_KEY, buf, len);
+        pw_free(buf);
+    }
+    for (size_t i = 0; i < p.n; i++) {
+        pw_free(p.blobs[i]);
+    }
+    return rv;
+}
+
 void pw_call_finish_details(pw_call *call, pw_status code, const pw_error_details *d,
                             const char *fmt, ...)
 {
@@ -145,23 +169,7 @@ void pw_call_finish_details(pw_call *call, pw_status code, const pw_error_detail
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
     }
-    packer p = {.n = 0};
-    pack_details(&p, d);
-    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
-    st.code = pw_status_to_wire(code);
-    st.message = msg;
-    st.n_details = p.n;
-    st.details = p.ptrs;
-    size_t len = protobuf_c_message_get_packed_size(&st.base);
-    uint8_t *buf = pw_malloc(len ? len : 1);
-    if (buf != NULL) {
-        protobuf_c_message_pack(&st.base, buf);
-        pw_call_add_trailing_metadata(call, DETAILS_KEY, buf, len);
-        pw_free(buf);
-    }
-    for (size_t i = 0; i < p.n; i++) {
-        pw_free(p.blobs[i]);
-    }
+    pw_call_attach_details(call, code, msg, d);
     pw_call_finish(call, code, "%s", msg);
 }
 

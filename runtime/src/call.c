@@ -866,6 +866,28 @@ void pw_call_abort(pw_call *call, pw_status code, const char *message)
     call_fail_input(call, code, message ? message : "");
 }
 
+pw_status pw_call_set_context(pw_call *call, const void *key, void *value)
+{
+    for (size_t i = 0; i < 8; i++) {
+        if (call->context[i].key == key || call->context[i].key == NULL) {
+            call->context[i].key = key;
+            call->context[i].value = value;
+            return PW_OK;
+        }
+    }
+    return PW_RESOURCE_EXHAUSTED;
+}
+
+void *pw_call_get_context(const pw_call *call, const void *key)
+{
+    for (size_t i = 0; i < 8 && call->context[i].key != NULL; i++) {
+        if (call->context[i].key == key) {
+            return call->context[i].value;
+        }
+    }
+    return NULL;
+}
+
 void pw_call_set_user_data(pw_call *call, void *user_data)
 {
     call->user_data = user_data;

@@ -130,6 +130,10 @@ struct pw_call {
     size_t intercepted;
     pw_call_stats stats;
     uint64_t start_ns;
+    struct {
+        const void *key;
+        void *value;
+    } context[8];
 };
 
 /* server.c: ignores SIGPIPE when it is at its default (a vanished peer must not kill us). */

@@ -174,6 +174,16 @@ PW_EXTERN void *pw_call_alloc(pw_call *call, size_t size);
 /** The method this call is for (as registered), or NULL before it was looked up. */
 PW_EXTERN const struct pw_method *pw_call_get_method(const pw_call *call);
 
+/**
+ * Per-call context for interceptors and handlers (e.g. the authenticated
+ * principal): up to 8 (key, value) pairs, keys compared by address (use the
+ * address of a static variable). Returns PW_OK or PW_RESOURCE_EXHAUSTED when
+ * full. The value is borrowed; pw_call_alloc memory lives long enough.
+ */
+PW_EXTERN pw_status pw_call_set_context(pw_call *call, const void *key, void *value);
+/** The value set for key, or NULL. */
+PW_EXTERN void *pw_call_get_context(const pw_call *call, const void *key);
+
 PW_EXTERN void pw_call_set_user_data(pw_call *call, void *user_data);
 PW_EXTERN void *pw_call_get_user_data(const pw_call *call);
 

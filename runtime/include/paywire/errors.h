@@ -63,6 +63,15 @@ PW_EXTERN void pw_call_finish_details(pw_call *call, pw_status code, const pw_er
                                       const char *fmt, ...) PW_PRINTF(4, 5);
 
 /**
+ * Adds the details for a status the call will end with (grpc-status-details-bin
+ * trailer) without finishing it: for interceptors that reject a call by
+ * returning code with message. PW_OK, PW_ERRNO(ENOMEM), or
+ * PW_FAILED_PRECONDITION when the trailers were already sent.
+ */
+PW_EXTERN pw_status pw_call_attach_details(pw_call *call, pw_status code, const char *message,
+                                           const pw_error_details *d);
+
+/**
  * Reads the details from a call's trailing metadata into out (which it
  * clears first). Returns PW_OK; PW_NOT_FOUND when there is no
  * grpc-status-details-bin; PW_INTERNAL when it cannot be decoded.

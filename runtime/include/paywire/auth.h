@@ -1,0 +1,77 @@
+#ifndef PAYWIRE_AUTH_H
+#define PAYWIRE_AUTH_H
+
+/*
+ * Authentication, authorisation and rate limits (library paywire_builtins),
+ * as server interceptors: a rejected call never reaches its handler, and
+ * every denial is logged as an audit event (module "audit"). Add them before
+ * other interceptors that should only see accepted calls, and the rate limit
+ * after the authenticators (it limits per authenticated principal).
+ */
+#include <stdint.h>
+#include <paywire/server.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The principal an authenticator accepted (mTLS identity or API key owner), or NULL. */
+PW_EXTERN const char *pw_auth_principal(const pw_call *call);
+
+/* ---- service-to-service: mTLS identities ---- */
+
+typedef struct pw_authz pw_authz;
+
+PW_EXTERN pw_status pw_authz_new(pw_authz **out);
+/**
+ * Allows identity (a verified client certificate's first URI SAN, e.g.
+ * "spiffe://paywire/orchestration", or its subject; "*" for any verified
+ * peer) to call methods matching pattern: an exact path ("/pkg.Svc/Method"), all of a
+ * service (the service path followed by a slash and a star), or "*" for everything.
+ * Everything else is denied.
+ */
+PW_EXTERN pw_status pw_authz_allow(pw_authz *authz, const char *identity, const char *pattern);
+/**
+ * Enforces authz on server (which then owns it): no verified certificate ->
+ * UNAUTHENTICATED, not allowed -> PERMISSION_DENIED.
+ */
+PW_EXTERN pw_status pw_authz_enable(pw_server *server, pw_authz *authz);
+
+/* ---- merchant-facing: bearer API keys ---- */
+
+typedef struct pw_api_keys pw_api_keys;
+
+PW_EXTERN pw_status pw_api_keys_new(pw_api_keys **out);
+/**
+ * Creates a key for principal with space-separated scopes: writes
+ * "<prefix><id>.<secret>" (from OpenSSL's CSPRNG) into key_out, which is the
+ * only time the secret exists; the keyring keeps the id and SHA-256 of the
+ * secret. key_size must be at least 128. Returns PW_OK, PW_INVALID_ARGUMENT,
+ * PW_INTERNAL (no randomness) or PW_ERRNO(ENOMEM).
+ */
+PW_EXTERN pw_status pw_api_keys_create(pw_api_keys *keys, const char *prefix, const char *principal,
+                                       const char *scopes, char *key_out, size_t key_size);
+/** Revokes the key whose id (the part before '.') is key_id; effective for the next call. */
+PW_EXTERN pw_status pw_api_keys_revoke(pw_api_keys *keys, const char *key_id);
+/** Methods matching pattern need scope. Methods with no requirement need only a valid key. */
+PW_EXTERN pw_status pw_api_keys_require(pw_api_keys *keys, const char *pattern, const char *scope);
+/**
+ * Enforces "authorization: Bearer <key>" on server (which then owns keys):
+ * missing, unknown, revoked or wrong -> UNAUTHENTICATED; a scope missing ->
+ * PERMISSION_DENIED. Secrets are compared in constant time.
+ */
+PW_EXTERN pw_status pw_api_keys_enable(pw_server *server, pw_api_keys *keys);
+
+/* ---- rate limits ---- */
+
+/**
+ * A token bucket per caller (the authenticated principal, else the peer
+ * address): per_second tokens a second, up to burst. Over the limit:
+ * RESOURCE_EXHAUSTED with a google.rpc.RetryInfo saying when to retry.
+ */
+PW_EXTERN pw_status pw_rate_limit_enable(pw_server *server, uint32_t per_second, uint32_t burst);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
