@@ -4,6 +4,7 @@
 #include <paywire/alloc.h>
 #include <paywire/builtins.h>
 #include <paywire/log.h>
+#include <paywire/trace.h>
 
 static void copy_value(const pw_metadata *md, const char *key, char *out, size_t n)
 {
@@ -33,7 +34,13 @@ static void access_end(pw_call *call, const pw_call_stats *st, void *ud)
     const pw_metadata *md = pw_call_metadata(call);
     char request_id[128], trace[40], duration[32], in[24], out[24];
     copy_value(md, "x-request-id", request_id, sizeof(request_id));
-    trace_id(md, trace, sizeof(trace));
+    /* The tracer's id when one observes the call (it may have started the trace). */
+    const char *tid = pw_trace_id(call);
+    if (tid != NULL) {
+        snprintf(trace, sizeof(trace), "%s", tid);
+    } else {
+        trace_id(md, trace, sizeof(trace));
+    }
     snprintf(duration, sizeof(duration), "%.3f", (double)st->duration_ns / 1e6);
     snprintf(in, sizeof(in), "%llu", (unsigned long long)st->bytes_in);
     snprintf(out, sizeof(out), "%llu", (unsigned long long)st->bytes_out);

@@ -72,6 +72,7 @@ pw_status pw_client_call_start(pw_client_call **out, pw_channel *ch, const char 
             call->deadline = pd;
         }
         pw__list_push(&opts->parent->children, &call->parent_link);
+        call->parent = opts->parent;
     }
     if (out != NULL) {
         *out = call;
@@ -263,6 +264,33 @@ pw_status pw_client_call_close_send(pw_client_call *call)
     call->send_closed = 1;
     client_call_kick(call);
     return PW_OK;
+}
+
+pw_status pw_client_call_set_context(pw_client_call *call, const void *key, void *value)
+{
+    for (size_t i = 0; i < 4; i++) {
+        if (call->context[i].key == key || call->context[i].key == NULL) {
+            call->context[i].key = key;
+            call->context[i].value = value;
+            return PW_OK;
+        }
+    }
+    return PW_RESOURCE_EXHAUSTED;
+}
+
+void *pw_client_call_get_context(const pw_client_call *call, const void *key)
+{
+    for (size_t i = 0; i < 4 && call->context[i].key != NULL; i++) {
+        if (call->context[i].key == key) {
+            return call->context[i].value;
+        }
+    }
+    return NULL;
+}
+
+pw_call *pw_client_call_parent(const pw_client_call *call)
+{
+    return call->parent;
 }
 
 const char *pw_client_call_path(const pw_client_call *call)
@@ -589,6 +617,7 @@ void pw__client_call_complete(pw_client_call *call, pw_status code, const char *
     }
     pw__list_remove(&call->link);
     pw__list_remove(&call->parent_link);
+    call->parent = NULL;
     pw__cconn *cc = call->cc;
     if (cc != NULL) {
         cc->active--;
@@ -665,6 +694,8 @@ void pw__client_call_parent_cancelled(pw__list *children)
 void pw__client_call_parent_gone(pw__list *children)
 {
     while (!pw__list_empty(children)) {
+        pw_client_call *call = PW_CONTAINER_OF(children->next, pw_client_call, parent_link);
+        call->parent = NULL;
         pw__list_remove(children->next);
     }
 }

@@ -179,6 +179,12 @@ PW_EXTERN pw_status pw_client_call_send(pw_client_call *call, const struct Proto
 PW_EXTERN pw_status pw_client_call_send_bytes(pw_client_call *call, pw_slice msg);
 /** Half-closes: no more request messages. */
 PW_EXTERN pw_status pw_client_call_close_send(pw_client_call *call);
+/** Per-call context slots for interceptors (as pw_call_set_context; up to 4). */
+PW_EXTERN pw_status pw_client_call_set_context(pw_client_call *call, const void *key, void *value);
+PW_EXTERN void *pw_client_call_get_context(const pw_client_call *call, const void *key);
+/** The server call this call was made from (pw_call_options.parent), or NULL. */
+PW_EXTERN pw_call *pw_client_call_parent(const pw_client_call *call);
+
 /** The call's path ("/package.Service/Method"), valid until on_done returns. */
 PW_EXTERN const char *pw_client_call_path(const pw_client_call *call);
 
