@@ -868,24 +868,12 @@ void pw_call_abort(pw_call *call, pw_status code, const char *message)
 
 pw_status pw_call_set_context(pw_call *call, const void *key, void *value)
 {
-    for (size_t i = 0; i < 8; i++) {
-        if (call->context[i].key == key || call->context[i].key == NULL) {
-            call->context[i].key = key;
-            call->context[i].value = value;
-            return PW_OK;
-        }
-    }
-    return PW_RESOURCE_EXHAUSTED;
+    return pw__ctx_set(call->context, 8, key, value);
 }
 
 void *pw_call_get_context(const pw_call *call, const void *key)
 {
-    for (size_t i = 0; i < 8 && call->context[i].key != NULL; i++) {
-        if (call->context[i].key == key) {
-            return call->context[i].value;
-        }
-    }
-    return NULL;
+    return pw__ctx_get(call->context, 8, key);
 }
 
 void pw_call_set_user_data(pw_call *call, void *user_data)

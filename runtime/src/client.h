@@ -124,10 +124,7 @@ struct pw_client_call {
     pw_call_stats stats;
     uint64_t start_ns;
     pw_call *parent;
-    struct {
-        const void *key;
-        void *value;
-    } context[4];
+    pw__ctx context[4];
     pw__task done_task;
 };
 

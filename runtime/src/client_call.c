@@ -268,24 +268,12 @@ pw_status pw_client_call_close_send(pw_client_call *call)
 
 pw_status pw_client_call_set_context(pw_client_call *call, const void *key, void *value)
 {
-    for (size_t i = 0; i < 4; i++) {
-        if (call->context[i].key == key || call->context[i].key == NULL) {
-            call->context[i].key = key;
-            call->context[i].value = value;
-            return PW_OK;
-        }
-    }
-    return PW_RESOURCE_EXHAUSTED;
+    return pw__ctx_set(call->context, 4, key, value);
 }
 
 void *pw_client_call_get_context(const pw_client_call *call, const void *key)
 {
-    for (size_t i = 0; i < 4 && call->context[i].key != NULL; i++) {
-        if (call->context[i].key == key) {
-            return call->context[i].value;
-        }
-    }
-    return NULL;
+    return pw__ctx_get(call->context, 4, key);
 }
 
 pw_call *pw_client_call_parent(const pw_client_call *call)

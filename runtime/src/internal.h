@@ -10,6 +10,7 @@
 #include "h2/outq.h"
 #include "grpc/deframer.h"
 #include "chunks.h"
+#include "context.h"
 
 #define PW_DEFAULT_MAX_MESSAGE (4u * 1024 * 1024)
 #define PW_DEFAULT_HIGH_WATER  (64u * 1024)
@@ -130,10 +131,7 @@ struct pw_call {
     size_t intercepted;
     pw_call_stats stats;
     uint64_t start_ns;
-    struct {
-        const void *key;
-        void *value;
-    } context[8];
+    pw__ctx context[8];
 };
 
 /* server.c: ignores SIGPIPE when it is at its default (a vanished peer must not kill us). */

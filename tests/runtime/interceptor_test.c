@@ -62,19 +62,13 @@ static void run(const pw_metadata *md, const char *body, pw_test_call *r)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
+    pw_method m = {.path = "/test.Svc/Echo", .kind = PW_METHOD_UNARY, .handler = echo};
     pw_server *s;
-    assert_int_equal(pw_server_new(&s, &loop, NULL), PW_OK);
+    pw_channel *ch;
+    pw_test_serve(&loop, NULL, &m, 1, NULL, &s, &ch, NULL);
     pw_interceptor a = {a_start, a_end, NULL}, b = {b_start, b_end, NULL};
     assert_int_equal(pw_server_add_interceptor(s, &a), PW_OK);
     assert_int_equal(pw_server_add_interceptor(s, &b), PW_OK);
-    pw_method m = {.path = "/test.Svc/Echo", .kind = PW_METHOD_UNARY, .handler = echo};
-    pw_server_add_method(s, &m);
-    int port;
-    assert_int_equal(pw_server_listen(s, "127.0.0.1:0", NULL, &port), PW_OK);
-    char target[64];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
-    pw_channel *ch;
-    assert_int_equal(pw_channel_new(&ch, &loop, target, NULL), PW_OK);
     pw_call_options o = {.metadata = md};
     trace[0] = '\0';
     handler_runs = 0;

@@ -120,6 +120,24 @@ void pw_test_call_reset(pw_test_call *r)
     memset(r, 0, sizeof(*r));
 }
 
+void pw_test_serve(uv_loop_t *loop, const pw_server_options *so, const pw_method *methods, size_t n,
+                   const pw_channel_options *co, pw_server **server_out, pw_channel **channel_out,
+                   int *port_out)
+{
+    assert_int_equal(pw_server_new(server_out, loop, so), PW_OK);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(pw_server_add_method(*server_out, &methods[i]), PW_OK);
+    }
+    int port;
+    assert_int_equal(pw_server_listen(*server_out, "127.0.0.1:0", NULL, &port), PW_OK);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    assert_int_equal(pw_channel_new(channel_out, loop, target, co), PW_OK);
+    if (port_out != NULL) {
+        *port_out = port;
+    }
+}
+
 void pw_test_shutdown(uv_loop_t *loop, pw_server *server, pw_channel *ch)
 {
     if (ch != NULL) {

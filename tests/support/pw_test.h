@@ -50,5 +50,14 @@ pw_status pw_test_call_run(uv_loop_t *loop, pw_channel *ch, const char *path,
                            pw_test_call *r);
 void pw_test_call_reset(pw_test_call *r);
 
+/**
+ * A server on loop (options may be NULL) with n methods, listening on
+ * 127.0.0.1:0, and a channel to it (channel options may be NULL). Asserts
+ * every step. *port_out (may be NULL) receives the port.
+ */
+void pw_test_serve(uv_loop_t *loop, const pw_server_options *so, const pw_method *methods, size_t n,
+                   const pw_channel_options *co, pw_server **server_out, pw_channel **channel_out,
+                   int *port_out);
+
 /** Closes the server and channel (either may be NULL) and checks the loop ends clean. */
 void pw_test_shutdown(uv_loop_t *loop, pw_server *server, pw_channel *ch);

@@ -30,17 +30,11 @@ static void test_access_log_line_per_call_without_secrets(void **state)
     pw_log_set_sink(capture, NULL);
     uv_loop_t loop;
     uv_loop_init(&loop);
-    pw_server *s;
-    assert_int_equal(pw_server_new(&s, &loop, NULL), PW_OK);
-    assert_int_equal(pw_access_log_enable(s, "payments"), PW_OK);
     pw_method m = {.path = "/pay.v1.Payments/Charge", .kind = PW_METHOD_UNARY, .handler = decline};
-    pw_server_add_method(s, &m);
-    int port;
-    assert_int_equal(pw_server_listen(s, "127.0.0.1:0", NULL, &port), PW_OK);
-    char target[64];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    pw_server *s;
     pw_channel *ch;
-    assert_int_equal(pw_channel_new(&ch, &loop, target, NULL), PW_OK);
+    pw_test_serve(&loop, NULL, &m, 1, NULL, &s, &ch, NULL);
+    assert_int_equal(pw_access_log_enable(s, "payments"), PW_OK);
     pw_metadata md = {0};
     pw_metadata_add_str(&md, "x-request-id", "req-42");
     pw_metadata_add_str(&md, "traceparent",

@@ -22,16 +22,10 @@ static void test_errors_details_round_trip(void **state)
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    pw_server *s;
-    assert_int_equal(pw_server_new(&s, &loop, NULL), PW_OK);
     pw_method m = {.path = "/test.Svc/Reject", .kind = PW_METHOD_UNARY, .handler = reject};
-    pw_server_add_method(s, &m);
-    int port;
-    assert_int_equal(pw_server_listen(s, "127.0.0.1:0", NULL, &port), PW_OK);
-    char target[64];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    pw_server *s;
     pw_channel *ch;
-    assert_int_equal(pw_channel_new(&ch, &loop, target, NULL), PW_OK);
+    pw_test_serve(&loop, NULL, &m, 1, NULL, &s, &ch, NULL);
     pw_test_call r = {0};
     assert_int_equal(pw_test_call_run(&loop, ch, "/test.Svc/Reject", NULL, "", 0, &r),
                      PW_FAILED_PRECONDITION);
