@@ -110,3 +110,31 @@ function(paywire_generate)
   endif()
   set_source_files_properties(${pw_srcs} PROPERTIES COMPILE_OPTIONS "${strict}")
 endfunction()
+
+# pw_grpcpp_generate(OUT_SRCS IMPORT_DIR dir OUT_DIR dir PROTOS a.proto ... SERVICES a.proto ...)
+# protoc's C++ messages for PROTOS and gRPC C++ services for SERVICES, for the
+# reference peers (gRPC C++ servers) that tests and benchmarks compare with.
+function(pw_grpcpp_generate out_srcs)
+  cmake_parse_arguments(G "" "IMPORT_DIR;OUT_DIR" "PROTOS;SERVICES" ${ARGN})
+  set(srcs)
+  set(deps)
+  foreach(p ${G_PROTOS})
+    string(REGEX REPLACE "\\.proto$" "" base ${p})
+    list(APPEND srcs ${G_OUT_DIR}/${base}.pb.cc)
+    list(APPEND deps ${G_IMPORT_DIR}/${p})
+  endforeach()
+  foreach(p ${G_SERVICES})
+    string(REGEX REPLACE "\\.proto$" "" base ${p})
+    list(APPEND srcs ${G_OUT_DIR}/${base}.grpc.pb.cc)
+  endforeach()
+  add_custom_command(
+    OUTPUT ${srcs}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${G_OUT_DIR}
+    COMMAND ${PROTOC} -I ${G_IMPORT_DIR} --cpp_out=${G_OUT_DIR} ${G_PROTOS}
+    COMMAND ${PROTOC} -I ${G_IMPORT_DIR} --grpc_out=${G_OUT_DIR}
+            --plugin=protoc-gen-grpc=${GRPC_CPP_PLUGIN} ${G_SERVICES}
+    DEPENDS ${deps}
+    COMMENT "protoc (C++ and gRPC C++) ${G_SERVICES}"
+    VERBATIM)
+  set(${out_srcs} ${srcs} PARENT_SCOPE)
+endfunction()
