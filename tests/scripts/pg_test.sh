@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# scripts/pg against a throwaway cluster on its own port: idempotent start and
+# stop, databases, 127.0.0.1 only, data kept across a restart, bad names refused.
+set -euo pipefail
+pg="$1/scripts/pg"
+tmp="$(mktemp -d)"
+chmod 755 "$tmp"
+export PW_PG_DIR="$tmp/pg" PW_PG_PORT=55499
+trap '"$pg" stop >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+q() { psql -X -At -v ON_ERROR_STOP=1 "$("$pg" url pw_test_db)" -c "$1"; }
+
+"$pg" start
+"$pg" start || fail "second start is not a no-op"
+"$pg" status >/dev/null || fail "status after start"
+"$pg" createdb pw_test_db
+"$pg" createdb pw_test_db || fail "createdb of an existing database"
+[ "$(q "SHOW listen_addresses")" = 127.0.0.1 ] || fail "listens beyond 127.0.0.1"
+q "CREATE TABLE t (k text PRIMARY KEY); INSERT INTO t VALUES ('kept')" >/dev/null
+"$pg" restart
+[ "$(q "SELECT k FROM t")" = kept ] || fail "row lost across restart"
+if "$pg" createdb 'x; DROP DATABASE postgres' 2>/dev/null; then fail "bad name accepted"; fi
+"$pg" dropdb pw_test_db
+"$pg" dropdb pw_test_db || fail "dropdb of an absent database"
+"$pg" stop
+"$pg" stop || fail "second stop is not a no-op"
+if "$pg" status >/dev/null; then fail "status says running after stop"; fi
+echo "pg_test: ok"
