@@ -67,7 +67,7 @@ pw_status pw_health_set(pw_health *h, const char *service, pw_health_status stat
     e->status = status;
     for (watcher *w = h->watchers.next; w != &h->watchers; w = w->next) {
         if (strcmp(w->service, service) == 0) {
-            send_status(w->call, status);
+            send_status(w->call, (int)status);
         }
     }
     return PW_OK;
