@@ -3,6 +3,7 @@
  * names, well-known type detection, field presence, map detection, the Any
  * type registry, calendar arithmetic and base64.
  */
+#include <stdio.h>
 #include <string.h>
 #include "json_common.h"
 #include "google/protobuf/any.pb-c.h"
@@ -323,4 +324,84 @@ int pw__b64_decode_any(const char *in, size_t len, uint8_t *out, size_t *out_len
     }
     *out_len = n;
     return 0;
+}
+
+/* Length of a valid UTF-8 sequence at s (at most n bytes), 0 when invalid. */
+static size_t utf8_len(const uint8_t *s, size_t n)
+{
+    size_t len;
+    uint32_t min;
+    if (s[0] < 0x80) {
+        return 1;
+    } else if ((s[0] & 0xE0) == 0xC0) {
+        len = 2, min = 0x80;
+    } else if ((s[0] & 0xF0) == 0xE0) {
+        len = 3, min = 0x800;
+    } else if ((s[0] & 0xF8) == 0xF0) {
+        len = 4, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len > n) {
+        return 0;
+    }
+    uint32_t cp = s[0] & (0x7F >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return len;
+}
+
+pw_status pw__json_append_string(pw_buf *out, const char *s, size_t n)
+{
+    pw_status rv = pw_buf_reserve(out, n + 2);
+    const uint8_t *p = (const uint8_t *)s;
+    size_t i = 0, run = 0;
+    if (rv == PW_OK) {
+        rv = pw_buf_append(out, "\"", 1);
+    }
+    while (rv == PW_OK && i < n) {
+        uint8_t c = p[i];
+        const char *esc = NULL;
+        char tmp[8];
+        size_t ulen = utf8_len(p + i, n - i);
+        if (c == '"') {
+            esc = "\\\"";
+        } else if (c == '\\') {
+            esc = "\\\\";
+        } else if (c == '\n') {
+            esc = "\\n";
+        } else if (c == '\r') {
+            esc = "\\r";
+        } else if (c == '\t') {
+            esc = "\\t";
+        } else if (c < 0x20 || c == 0x7F) {
+            snprintf(tmp, sizeof(tmp), "\\u%04x", c);
+            esc = tmp;
+        } else if (ulen == 0) {
+            esc = "\\ufffd";
+            ulen = 1;
+        }
+        if (esc == NULL) {
+            run += ulen;
+            i += ulen;
+            continue;
+        }
+        rv = pw_buf_append(out, p + i - run, run);
+        run = 0;
+        if (rv == PW_OK) {
+            rv = pw_buf_append(out, esc, strlen(esc));
+        }
+        i += ulen ? ulen : 1;
+    }
+    if (rv == PW_OK) {
+        rv = pw_buf_append(out, p + i - run, run);
+    }
+    return rv == PW_OK ? pw_buf_append(out, "\"", 1) : rv;
 }

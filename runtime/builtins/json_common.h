@@ -50,6 +50,9 @@ void pw__civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 #define PW_TS_MAX_SECONDS  253402300799LL   /* 9999-12-31T23:59:59Z */
 #define PW_DUR_MAX_SECONDS 315576000000LL   /* 10000 years */
 
+/* Appends s as a JSON string literal; invalid UTF-8 becomes U+FFFD. PW_OK or ENOMEM. */
+pw_status pw__json_append_string(pw_buf *out, const char *s, size_t n);
+
 /* Base64 (RFC 4648): encode standard with padding; decode standard or URL-safe, padding optional.
  */
 size_t pw__b64_encoded_len(size_t len);

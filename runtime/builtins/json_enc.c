@@ -51,85 +51,12 @@ static int puts_(enc *e, const char *s)
     return put(e, s, strlen(s));
 }
 
-/* Length of a valid UTF-8 sequence at s (at most n bytes), 0 when invalid. */
-static size_t utf8_len(const uint8_t *s, size_t n)
-{
-    size_t len;
-    uint32_t min;
-    if (s[0] < 0x80) {
-        return 1;
-    } else if ((s[0] & 0xE0) == 0xC0) {
-        len = 2, min = 0x80;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        len = 3, min = 0x800;
-    } else if ((s[0] & 0xF8) == 0xF0) {
-        len = 4, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n) {
-        return 0;
-    }
-    uint32_t cp = s[0] & (0x7F >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return len;
-}
-
-/* A JSON string; invalid UTF-8 becomes U+FFFD so the output is always valid JSON. */
 static int put_string(enc *e, const char *s, size_t n)
 {
-    if (pw_buf_reserve(e->out, n + 2) != PW_OK) {
+    if (pw__json_append_string(e->out, s, n) != PW_OK) {
         return fail(e, PW_ERRNO(ENOMEM), "out of memory");
     }
-    const uint8_t *p = (const uint8_t *)s;
-    size_t i = 0, run = 0;
-    int rv = put(e, "\"", 1);
-    while (rv == 0 && i < n) {
-        uint8_t c = p[i];
-        const char *esc = NULL;
-        char tmp[8];
-        size_t ulen = utf8_len(p + i, n - i);
-        if (c == '"') {
-            esc = "\\\"";
-        } else if (c == '\\') {
-            esc = "\\\\";
-        } else if (c == '\n') {
-            esc = "\\n";
-        } else if (c == '\r') {
-            esc = "\\r";
-        } else if (c == '\t') {
-            esc = "\\t";
-        } else if (c < 0x20 || c == 0x7F) {
-            snprintf(tmp, sizeof(tmp), "\\u%04x", c);
-            esc = tmp;
-        } else if (ulen == 0) {
-            esc = "\\ufffd";
-            ulen = 1;
-        }
-        if (esc == NULL) {
-            run += ulen;
-            i += ulen;
-            continue;
-        }
-        rv = put(e, (const char *)p + i - run, run);
-        run = 0;
-        if (rv == 0) {
-            rv = puts_(e, esc);
-        }
-        i += ulen ? ulen : 1;
-    }
-    if (rv == 0) {
-        rv = put(e, (const char *)p + i - run, run);
-    }
-    return rv == 0 ? put(e, "\"", 1) : rv;
+    return 0;
 }
 
 /* The shortest decimal that reads back as the same double (or float). */

@@ -75,6 +75,23 @@ static int content_type_ok(const uint8_t *v, size_t len)
     return len == n || v[n] == '+' || v[n] == ';';
 }
 
+/* connect-timeout-ms: 1 to 10 decimal digits of milliseconds. */
+static int parse_timeout_ms(const char *v, size_t len, int64_t *out)
+{
+    int64_t ms = 0;
+    if (len == 0 || len > 10) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9') {
+            return -1;
+        }
+        ms = ms * 10 + (v[i] - '0');
+    }
+    *out = ms;
+    return 0;
+}
+
 static void call_add_metadata(pw_call *call, const uint8_t *name, size_t name_len,
                               const uint8_t *value, size_t value_len)
 {
@@ -126,7 +143,15 @@ void pw__call_on_header(pw_call *call, const uint8_t *name, size_t name_len, con
     }
     if (name_is(name, name_len, "content-type")) {
         call->content_type_seen = 1;
-        if (!content_type_ok(value, value_len)) {
+        if (pw__connect_content_type(value, value_len)) {
+            call->json = 1;
+            if (!call->sc->server->json_enabled) {
+                call->http_reject = 415;
+                snprintf(call->reject_msg, sizeof(call->reject_msg),
+                         "content-type application/json is not accepted: JSON is not enabled on "
+                         "this server");
+            }
+        } else if (!content_type_ok(value, value_len)) {
             call->http_reject = 415;
             snprintf(call->reject_msg, sizeof(call->reject_msg),
                      "invalid gRPC request content-type \"%.*s\"",
@@ -142,7 +167,19 @@ void pw__call_on_header(pw_call *call, const uint8_t *name, size_t name_len, con
         call->encoding = pw_strndup((const char *)value, value_len);
     } else if (name_is(name, name_len, "grpc-accept-encoding")) {
         call->accepts_gzip = pw__accept_has_gzip((const char *)value, value_len) ? 1u : 0u;
-    } else if (name_is(name, name_len, "te") || name_is(name, name_len, "content-length")) {
+    } else if (name_is(name, name_len, "connect-timeout-ms")) {
+        if (parse_timeout_ms((const char *)value, value_len, &call->timeout_ms) != 0) {
+            call_reject(call, PW_INVALID_ARGUMENT, "invalid connect-timeout-ms \"%.*s\"",
+                        (int)(value_len > 32 ? 32 : value_len), (const char *)value);
+        }
+    } else if (name_is(name, name_len, "content-encoding")) {
+        if (!(value_len == 8 && memcmp(value, "identity", 8) == 0)) {
+            call_reject(call, PW_UNIMPLEMENTED, "content-encoding \"%.*s\" is not supported",
+                        (int)(value_len > 32 ? 32 : value_len), (const char *)value);
+        }
+    } else if (name_is(name, name_len, "te") || name_is(name, name_len, "content-length") ||
+               name_is(name, name_len, "connect-protocol-version") ||
+               name_is(name, name_len, "accept-encoding")) {
         /* Transport headers, not metadata. */
     } else {
         call_add_metadata(call, name, name_len, value, value_len);
@@ -213,7 +250,9 @@ ssize_t pw__call_data_read(nghttp2_session *session, int32_t stream_id, uint8_t 
         return n;
     }
     *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (eof) {
+    if (eof && call->json) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF; /* a JSON response has no trailers */
+    } else if (eof) {
         /* Trailers follow the last DATA frame (PROTOCOL-HTTP2: Response → Trailers). */
         *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
         call_submit_trailers(call);
@@ -257,6 +296,38 @@ void pw__call_fire_ready(pw_call *call)
     }
 }
 
+/* A JSON call's one response message, encoded into the body buffer. */
+static pw_status call_send_json(pw_call *call, const ProtobufCMessage *msg, pw_slice bytes)
+{
+    const pw_server *s = call->sc->server;
+    if (pw_buf_pending(&call->out.buf) > 0 || s == NULL) {
+        return PW_FAILED_PRECONDITION;
+    }
+    ProtobufCMessage *owned = NULL;
+    if (msg == NULL) {
+        const ProtobufCMessageDescriptor *type = call->method->response_type;
+        if (type == NULL || pw_call_unpack(call, bytes, type, &owned) != PW_OK) {
+            return PW_INTERNAL;
+        }
+        msg = owned;
+    }
+    char err[256];
+    pw_status rv = s->json.encode(msg, &call->out.buf, err, sizeof(err), s->json.user_data);
+    if (rv != PW_OK) {
+        PW_LOG(PW_LOG_WARNING, "server", "%s: cannot encode the response as JSON: %s",
+               pw_call_method(call), err);
+        pw_buf_consume(&call->out.buf, pw_buf_pending(&call->out.buf));
+        return PW_INTERNAL;
+    }
+    if (pw_buf_pending(&call->out.buf) > s->opts.max_send_message_size) {
+        pw_buf_consume(&call->out.buf, pw_buf_pending(&call->out.buf));
+        return PW_RESOURCE_EXHAUSTED;
+    }
+    call->stats.messages_out++;
+    call->stats.bytes_out += pw_buf_pending(&call->out.buf);
+    return PW_OK;
+}
+
 static pw_status call_send(pw_call *call, const ProtobufCMessage *msg, pw_slice bytes)
 {
     if (call->cancelled) {
@@ -264,6 +335,9 @@ static pw_status call_send(pw_call *call, const ProtobufCMessage *msg, pw_slice 
     }
     if (call->finished || call->status_queued) {
         return PW_FAILED_PRECONDITION;
+    }
+    if (call->json) {
+        return call_send_json(call, msg, bytes);
     }
     size_t len = msg ? protobuf_c_message_get_packed_size(msg) : bytes.len;
     if (len > call->sc->server->opts.max_send_message_size) {
@@ -314,13 +388,18 @@ int pw_call_writable(const pw_call *call)
 /* Queues the status; Trailers-Only when nothing was sent yet. */
 static void call_queue_status(pw_call *call, pw_status code, const char *msg)
 {
-    if (call->status_queued || call->stream_closed || call->sc->session == NULL) {
+    if (call->status_queued || call->stream_closed ||
+        (call->sc->session == NULL && !call->sc->http1)) {
         return;
     }
     call->status_queued = 1;
     call->final_code = pw_status_to_wire(code);
     pw_free(call->final_msg);
     call->final_msg = pw_strdup(msg);
+    if (call->json) {
+        pw__connect_respond(call);
+        return;
+    }
     if (!call->headers_sent && pw_buf_pending(&call->out.buf) == 0) {
         call_submit_headers(call, NULL, 1);
         pw__sconn_schedule(call->sc);
@@ -384,8 +463,15 @@ static void call_respond_http(pw_call *call, int http_status)
     pw__nva b = {0};
     pw__nva_add_str(&b, ":status", status);
     pw__nva_add_status(&b, PW_INTERNAL, call->reject_msg);
+    if (call->sc->http1) {
+        /* curl users read the body: say what went wrong there too. */
+        pw__nva_add_str(&b, "content-type", "text/plain; charset=utf-8");
+        pw_buf_printf(&call->out.buf, "%s\n", call->reject_msg);
+    }
     nghttp2_nv *nv = pw__nva_finish(&b);
-    if (nv != NULL) {
+    if (nv != NULL && call->sc->http1) {
+        pw__http1_respond(call, nv, b.n);
+    } else if (nv != NULL) {
         nghttp2_submit_response(call->sc->session, call->stream_id, nv, b.n, NULL);
     }
     pw__nva_free(&b);
@@ -477,11 +563,19 @@ void pw__call_on_headers_done(pw_call *call)
     call->dispatched = 1;
     if (!call->is_post && call->reject_code == PW_OK && !call->http_reject) {
         call->http_reject = 405;
-        snprintf(call->reject_msg, sizeof(call->reject_msg), "gRPC requires the POST method");
+        snprintf(call->reject_msg, sizeof(call->reject_msg),
+                 call->json || call->sc->http1 ? "JSON calls use POST /package.Service/Method"
+                                               : "gRPC requires the POST method");
     }
     if (!call->content_type_seen && !call->http_reject) {
         call->http_reject = 415;
         snprintf(call->reject_msg, sizeof(call->reject_msg), "missing content-type");
+    }
+    if (call->sc->http1 && !call->json && !call->http_reject) {
+        call->http_reject = 415;
+        snprintf(call->reject_msg, sizeof(call->reject_msg),
+                 "HTTP/1.1 carries JSON calls only (content-type: application/json); gRPC needs "
+                 "HTTP/2");
     }
     if (call->http_reject) {
         call_respond_http(call, call->http_reject);
@@ -499,6 +593,14 @@ void pw__call_on_headers_done(pw_call *call)
         } else {
             call_respond_error(call, PW_UNIMPLEMENTED, "unknown service in %s", path);
         }
+        return;
+    }
+    if (call->json && (call->method->kind != PW_METHOD_UNARY ||
+                       call->method->request_type == NULL || call->method->response_type == NULL)) {
+        call_respond_error(call, PW_UNIMPLEMENTED,
+                           "%s is not a unary method with message types; JSON over HTTP serves "
+                           "unary methods only (use gRPC for streaming)",
+                           path);
         return;
     }
     if (call->timeout_ms == 0) {
@@ -585,6 +687,14 @@ void pw__call_on_data(pw_call *call, const uint8_t *data, size_t len)
     if (call->finished || call->cancelled || call->method == NULL || call->status_queued) {
         return;
     }
+    if (call->json) {
+        if (pw_buf_pending(&call->request_bytes) + len > call->in.max_len) {
+            call_fail_input(call, PW_RESOURCE_EXHAUSTED, "request body larger than the limit");
+        } else if (pw_buf_append(&call->request_bytes, data, len) != PW_OK) {
+            call_fail_input(call, PW_RESOURCE_EXHAUSTED, "out of memory reading the request");
+        }
+        return;
+    }
     pw_status rv = pw__deframer_feed(&call->in, data, len, call_on_message, call);
     if (rv != PW_OK) {
         call_fail_input(call, rv, call->in.err_text);
@@ -601,6 +711,46 @@ static void call_run_unary(pw_call *call)
     call->method->handler(call, call->method->user_data);
 }
 
+static pw_status call_keep_unpacked(pw_call *call, ProtobufCMessage *m)
+{
+    ProtobufCMessage **list =
+        pw_realloc(call->unpacked, (call->unpacked_count + 1) * sizeof(*list));
+    if (list == NULL) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        return PW_ERRNO(ENOMEM);
+    }
+    call->unpacked = list;
+    list[call->unpacked_count++] = m;
+    return PW_OK;
+}
+
+/* The whole JSON body is here: decode it (an empty body is {}) and run the handler. */
+static void call_run_json(pw_call *call)
+{
+    const pw_server *s = call->sc->server;
+    pw_slice body = pw_call_request_bytes(call);
+    if (body.len == 0) {
+        body = pw_slice_make("{}", 2);
+    }
+    ProtobufCMessage *m = NULL;
+    char err[320] = "";
+    pw_status rv =
+        s->json.decode(call->method->request_type, body, &m, err, sizeof(err), s->json.user_data);
+    if (rv != PW_OK) {
+        call_respond_error(call, rv, "bad JSON request: %s", err);
+        return;
+    }
+    if (call_keep_unpacked(call, m) != PW_OK) {
+        call_respond_error(call, PW_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    call->request = m;
+    call->request_count = 1;
+    call->stats.messages_in++;
+    call->stats.bytes_in += body.len;
+    call_run_unary(call);
+}
+
 void pw__call_on_half_close(pw_call *call)
 {
     if (call->half_closed) {
@@ -608,6 +758,10 @@ void pw__call_on_half_close(pw_call *call)
     }
     call->half_closed = 1;
     if (call->finished || call->cancelled || call->method == NULL || call->status_queued) {
+        return;
+    }
+    if (call->json) {
+        call_run_json(call);
         return;
     }
     if (pw__deframer_pending(&call->in) > 0) {
@@ -744,20 +898,16 @@ static void pb_free(void *ud, void *p)
 pw_status pw_call_unpack(pw_call *call, pw_slice bytes, const ProtobufCMessageDescriptor *desc,
                          ProtobufCMessage **out)
 {
-    ProtobufCMessage **list =
-        pw_realloc(call->unpacked, (call->unpacked_count + 1) * sizeof(*list));
-    if (list == NULL) {
-        return PW_ERRNO(ENOMEM);
-    }
-    call->unpacked = list;
     ProtobufCAllocator alloc = {pb_alloc, pb_free, NULL};
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, bytes.len, bytes.base);
     if (m == NULL) {
         return PW_INTERNAL;
     }
-    list[call->unpacked_count++] = m;
-    *out = m;
-    return PW_OK;
+    pw_status rv = call_keep_unpacked(call, m);
+    if (rv == PW_OK) {
+        *out = m;
+    }
+    return rv;
 }
 
 uint64_t pw_call_deadline(const pw_call *call)

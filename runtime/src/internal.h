@@ -45,6 +45,8 @@ struct pw_server {
     size_t hook_count;
     pw_interceptor *interceptors;
     size_t interceptor_count;
+    pw_json_codec json;
+    int json_enabled;
     int shutting_down;
     int closing;
     int open_handles;
@@ -59,6 +61,7 @@ typedef struct pw__sconn {
     nghttp2_session *session;
     pw__task pump;
     pw__list calls;
+    struct pw__h1 *h1;
     /* 1 while the socket or timer is open, plus one per call not yet released. */
     int refs;
     int ready_pending;
@@ -72,6 +75,10 @@ typedef struct pw__sconn {
     uint64_t last_client_ping_at;
     int ping_strikes;
     unsigned h2_ready : 1;
+    /* Serving HTTP/1.1 (http1.c) instead of HTTP/2: session is NULL. */
+    unsigned http1 : 1;
+    /* The first bytes were seen (cleartext: HTTP/2 or HTTP/1.1 decided). */
+    unsigned proto_known : 1;
     unsigned draining : 1;
     unsigned final_goaway : 1;
     unsigned ping_outstanding : 1;
@@ -110,6 +117,8 @@ struct pw_call {
     unsigned half_closed : 1;
     unsigned is_post : 1;
     unsigned content_type_seen : 1;
+    /* A Connect-style JSON call (connect.c): body is JSON, response is one JSON body. */
+    unsigned json : 1;
     pw_status final_code;
     char *final_msg;
     const pw_call_ops *ops;
@@ -168,6 +177,24 @@ int pw__call_send_data(nghttp2_session *session, nghttp2_frame *frame, const uin
                        size_t length, nghttp2_data_source *source, void *user_data);
 ssize_t pw__call_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
                            uint32_t *data_flags, nghttp2_data_source *source, void *user_data);
+
+/* connect.c: Connect-style JSON calls. */
+int pw__connect_content_type(const uint8_t *value, size_t len);
+/** The HTTP status Connect gives a gRPC code. */
+int pw__connect_http_status(pw_status code);
+/** Submits the whole response of a JSON call (status queued): HTTP/2 or HTTP/1.1. */
+void pw__connect_respond(pw_call *call);
+
+/* http1.c: HTTP/1.1 on a server connection (JSON calls only). */
+/** 1 when the first bytes of a cleartext connection are not the HTTP/2 preface. */
+int pw__http1_detect(const uint8_t *data, size_t len);
+pw_status pw__http1_start(pw__sconn *sc);
+pw_status pw__http1_feed(pw__sconn *sc, const uint8_t *data, size_t len);
+/** Finishes a written response: closes its call, resumes parsing or closes the connection. */
+void pw__http1_pump(pw__sconn *sc);
+/** Writes a JSON call's response (headers from nva, body from call->out). */
+void pw__http1_respond(pw_call *call, const nghttp2_nv *nv, size_t n);
+void pw__http1_free(pw__sconn *sc);
 
 /* channel.c: children of a server call (deadline and cancellation propagation). */
 void pw__client_call_parent_cancelled(pw__list *children);

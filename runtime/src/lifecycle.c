@@ -39,6 +39,15 @@ static void send_final_goaway(pw__sconn *sc)
 
 void pw__sconn_drain(pw__sconn *sc)
 {
+    if (sc->http1 && !sc->draining && !sc->conn.closing) {
+        /* HTTP/1.1 has no GOAWAY: the response in flight says "connection: close". */
+        sc->draining = 1;
+        sc->drain_started_at = uv_now(sc->conn.h.handle.loop);
+        if (pw__list_empty(&sc->calls)) {
+            pw__conn_close(&sc->conn, PW_UNAVAILABLE, 1);
+        }
+        return;
+    }
     if (sc->draining || sc->session == NULL || sc->conn.closing) {
         return;
     }
@@ -74,7 +83,7 @@ static void lifecycle_fired(uv_timer_t *t)
     uint64_t now = uv_now(t->loop);
     uint64_t next = UINT64_MAX;
 #define DUE(deadline) ((deadline) <= now ? 1 : ((deadline) < next ? (next = (deadline), 0) : 0))
-    if (!sc->h2_ready) {
+    if (!sc->h2_ready && !sc->http1) {
         if (DUE(at(sc->accepted_at, o->handshake_timeout_ms))) {
             sconn_expire(sc, "no HTTP/2 handshake in time", NGHTTP2_NO_ERROR, 0);
             return;
@@ -93,7 +102,7 @@ static void lifecycle_fired(uv_timer_t *t)
         pw__sconn_drain(sc);
         next = now + PW_DRAIN_PING_FALLBACK_MS;
     }
-    if (pw__list_empty(&sc->calls) && sc->h2_ready) {
+    if (pw__list_empty(&sc->calls) && (sc->h2_ready || sc->http1)) {
         if (DUE(at(sc->idle_since, o->idle_timeout_ms))) {
             sconn_expire(sc, "idle timeout", NGHTTP2_NO_ERROR, 1);
             return;

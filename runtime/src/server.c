@@ -230,6 +230,14 @@ pw_status pw_server_add_interceptor(pw_server *s, const pw_interceptor *ic)
     return PW_OK;
 }
 
+void pw_server_set_json_codec(pw_server *s, const pw_json_codec *codec)
+{
+    s->json_enabled = codec != NULL;
+    if (codec != NULL) {
+        s->json = *codec;
+    }
+}
+
 pw_status pw_server_add_hook(pw_server *s, pw_server_hook_cb cb, void *ud)
 {
     struct pw__hook *h = pw_realloc(s->hooks, (s->hook_count + 1) * sizeof(*h));
@@ -317,6 +325,7 @@ static void sconn_free(pw__sconn *sc)
     if (sc->session != NULL) {
         nghttp2_session_del(sc->session);
     }
+    pw__http1_free(sc);
     pw__conn_cleanup(&sc->conn);
     pw_free(sc);
 }
@@ -341,6 +350,10 @@ static void sconn_fire_ready(pw__sconn *sc)
 
 void pw__sconn_pump(pw__sconn *sc)
 {
+    if (sc->http1) {
+        pw__http1_pump(sc);
+        return;
+    }
     if (pw__h2_pump(&sc->conn, sc->session, "server") == 0) {
         sconn_fire_ready(sc);
     }
@@ -362,6 +375,19 @@ static pw_status sconn_on_read(pw__conn *c, const uint8_t *data, size_t len)
 {
     pw__sconn *sc = c->owner;
     sc->last_read_at = uv_now(c->h.handle.loop);
+    if (!sc->proto_known) {
+        /* Cleartext only: TLS clients choose HTTP/2 by ALPN. */
+        sc->proto_known = 1;
+        if (c->ssl == NULL && pw__http1_detect(data, len)) {
+            pw_status rv = pw__http1_start(sc);
+            if (rv != PW_OK) {
+                return rv;
+            }
+        }
+    }
+    if (sc->http1) {
+        return pw__http1_feed(sc, data, len);
+    }
     pw_status rv = pw__h2_feed(c, sc->session, data, len, "server");
     if (rv == PW_OK) {
         pw__sconn_pump(sc);
@@ -615,7 +641,12 @@ static void listener_on_connection(uv_stream_t *stream, int status)
         return;
     }
     PW_LOG(PW_LOG_DEBUG, "server", "accepted %s%s", sc->conn.address, l->ssl_ctx ? " (TLS)" : "");
-    pw__sconn_pump(sc);
+    if (l->ssl_ctx != NULL) {
+        /* Under TLS, ALPN chose HTTP/2: our SETTINGS can go at once. In
+         * cleartext they wait for the client's first bytes, which may be HTTP/1.1. */
+        sc->proto_known = 1;
+        pw__sconn_pump(sc);
+    }
 }
 
 /* ---- listening ---- */

@@ -17,6 +17,7 @@
 /* ---- the connection ---- */
 
 static void subchan_keepalive(uv_timer_t *t);
+static void cconn_on_settings(pw__cconn *cc);
 
 void pw__cconn_release(pw__cconn *cc)
 {
@@ -95,6 +96,10 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             cc->ready = 0;
             pw__subchan_on_lost(sub);
         }
+        return 0;
+    }
+    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        cconn_on_settings(cc);
         return 0;
     }
     if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK)) {
@@ -268,6 +273,35 @@ static void subchan_keepalive(uv_timer_t *t)
     uv_timer_start(t, subchan_keepalive, o->keepalive_time_ms, 0);
 }
 
+/*
+ * The server's SETTINGS arrived: the connection is ready. Waiting for them
+ * (as gRPC core does) means the first requests already respect the server's
+ * MAX_CONCURRENT_STREAMS, and a peer that never speaks HTTP/2 times out as a
+ * failed connection attempt instead of swallowing calls.
+ */
+static void cconn_on_settings(pw__cconn *cc)
+{
+    pw__subchan *sub = cc->sub;
+    if (cc->ready || sub == NULL) {
+        return;
+    }
+    cc->ready = 1;
+    if (cc->extra) {
+        pw__channel_sub_changed(sub->ch, sub);
+        return;
+    }
+    if (sub->conn != cc) {
+        return;
+    }
+    uv_timer_stop(&sub->timer);
+    sub->state = PW_CHAN_READY;
+    sub->backoff_ms = sub->ch->opts.backoff_initial_ms;
+    if (sub->ch->opts.keepalive_time_ms != 0) {
+        uv_timer_start(&sub->timer, subchan_keepalive, sub->ch->opts.keepalive_time_ms, 0);
+    }
+    pw__channel_sub_changed(sub->ch, sub);
+}
+
 static void cconn_on_connect(pw__conn *c, pw_status st, const char *why)
 {
     pw__cconn *cc = c->owner;
@@ -275,23 +309,6 @@ static void cconn_on_connect(pw__conn *c, pw_status st, const char *why)
     if (sub == NULL || (sub->conn != cc && !cc->extra)) {
         return;
     }
-    if (cc->extra) {
-        if (st != PW_OK) {
-            snprintf(cc->fail_reason, sizeof(cc->fail_reason), "cannot connect to %s: %s",
-                     sub->label, why);
-            pw__conn_close(c, st, 0);
-            return;
-        }
-        if (cconn_session_start(cc) != PW_OK) {
-            pw__conn_close(c, PW_ERRNO(ENOMEM), 0);
-            return;
-        }
-        cc->ready = 1;
-        pw__channel_sub_changed(sub->ch, sub);
-        cconn_pump(cc);
-        return;
-    }
-    uv_timer_stop(&sub->timer);
     if (st != PW_OK) {
         snprintf(cc->fail_reason, sizeof(cc->fail_reason), "cannot connect to %s: %s", sub->label,
                  why);
@@ -302,13 +319,7 @@ static void cconn_on_connect(pw__conn *c, pw_status st, const char *why)
         pw__conn_close(c, PW_ERRNO(ENOMEM), 0);
         return;
     }
-    cc->ready = 1;
-    sub->state = PW_CHAN_READY;
-    sub->backoff_ms = sub->ch->opts.backoff_initial_ms;
-    if (sub->ch->opts.keepalive_time_ms != 0) {
-        uv_timer_start(&sub->timer, subchan_keepalive, sub->ch->opts.keepalive_time_ms, 0);
-    }
-    pw__channel_sub_changed(sub->ch, sub);
+    /* Our preface and SETTINGS go out now; ready when the server's arrive. */
     cconn_pump(cc);
 }
 

@@ -12,6 +12,7 @@
 #include "interop_common.h"
 #include "src/proto/grpc/testing/test.pw.h"
 #include <paywire/builtins.h>
+#include <paywire/json.h>
 #include <paywire/errors.h>
 #include <paywire/metrics.h>
 
@@ -459,10 +460,11 @@ int main(int argc, char **argv)
     if (pw_server_new(&server, &loop, NULL) != PW_OK) {
         return 1;
     }
-    /* Every paywire server offers health and reflection. */
+    /* Every paywire server offers health, reflection and JSON over HTTP. */
     pw_health *health;
     if (grpc_testing_test_service_register(server, &handlers, NULL) != PW_OK ||
         pw_health_enable(server, &health) != PW_OK || pw_reflection_enable(server) != PW_OK ||
+        pw_json_enable(server) != PW_OK ||
         pw_health_set(health, "grpc.testing.TestService", PW_HEALTH_SERVING) != PW_OK) {
         return 1;
     }

@@ -263,8 +263,21 @@ static void test_robustness_peer_vanishes_mid_stream(void **state)
 static void test_robustness_garbage_instead_of_http2(void **state)
 {
     srv *s = *state;
-    static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    assert_true(pw_test_raw_bytes(s->port, junk, sizeof(junk) - 1, 5000));
+    /* HTTP/1.1 gets an HTTP/1.1 answer (JSON calls only), and connection: close is honoured. */
+    static const char get[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    uint8_t got[1024];
+    size_t got_len = 0;
+    assert_true(
+        pw_test_raw_exchange(s->port, get, sizeof(get) - 1, 5000, got, sizeof(got) - 1, &got_len));
+    got[got_len] = 0;
+    assert_non_null(strstr((const char *)got, "HTTP/1.1 405 Method Not Allowed\r\n"));
+    /* Bytes that are neither HTTP/2 nor HTTP/1.1: 400 and the connection closes. */
+    static const char junk[] = "\x01\x02 nonsense\r\n\r\n";
+    got_len = 0;
+    assert_true(pw_test_raw_exchange(s->port, junk, sizeof(junk) - 1, 5000, got, sizeof(got) - 1,
+                                     &got_len));
+    got[got_len] = 0;
+    assert_non_null(strstr((const char *)got, "HTTP/1.1 400 Bad Request\r\n"));
     uint8_t noise[4096];
     for (size_t i = 0; i < sizeof(noise); i++) {
         noise[i] = (uint8_t)(i * 131 + 7);

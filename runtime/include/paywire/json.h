@@ -12,6 +12,7 @@
  */
 #include <stddef.h>
 #include <paywire/buf.h>
+#include <paywire/server.h>
 #include <paywire/status.h>
 
 #ifdef __cplusplus
@@ -67,6 +68,22 @@ PW_EXTERN pw_status pw_json_decode(const struct ProtobufCMessageDescriptor *type
 /** The JSON name of a proto field name: "response_size" → "responseSize". Writes at most cap bytes.
  */
 PW_EXTERN void pw_json_name(const char *proto_name, char *out, size_t cap);
+
+/**
+ * Makes every unary method of server callable with JSON over HTTP
+ * (Connect-style: POST /package.Service/Method, content-type
+ * application/json, optional connect-timeout-ms), on the gRPC port over
+ * HTTP/2 and HTTP/1.1. Requests decode with this mapping (unknown fields are
+ * INVALID_ARGUMENT naming the field); responses are JSON; errors are
+ * {"code":"invalid_argument","message":"...","details":[{"type":...,
+ * "value":base64,"debug":{...}}]} with Connect's HTTP status. Any fields
+ * resolve every message type reachable from the server's methods.
+ * Returns PW_OK.
+ */
+PW_EXTERN pw_status pw_json_enable(pw_server *server);
+
+/** Connect's name for a gRPC code: "invalid_argument", "canceled", ... */
+PW_EXTERN const char *pw_json_code_name(pw_status code);
 
 #ifdef __cplusplus
 }

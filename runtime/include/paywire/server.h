@@ -196,6 +196,34 @@ typedef struct pw_interceptor {
 /** Adds an interceptor (copied). PW_OK or PW_ERRNO(ENOMEM). */
 PW_EXTERN pw_status pw_server_add_interceptor(pw_server *server, const pw_interceptor *ic);
 
+/**
+ * JSON for unary methods (Connect-style: POST /pkg.Svc/Method with
+ * content-type application/json, over HTTP/2 and HTTP/1.1). The core runtime
+ * carries no JSON code: pw_json_enable (paywire_builtins) installs a codec.
+ */
+typedef struct pw_json_codec {
+    /**
+     * Parses json as a new message of type (*out, freed with
+     * protobuf_c_message_free_unpacked(m, NULL)). On failure writes a message
+     * a person can act on into err and returns a gRPC status (INVALID_ARGUMENT).
+     */
+    pw_status (*decode)(const struct ProtobufCMessageDescriptor *type, pw_slice json,
+                        struct ProtobufCMessage **out, char *err, size_t err_len, void *user_data);
+    /** Appends msg as JSON to out; returns PW_OK or a status with err set. */
+    pw_status (*encode)(const struct ProtobufCMessage *msg, pw_buf *out, char *err, size_t err_len,
+                        void *user_data);
+    /**
+     * Appends the error body ({"code":"not_found","message":...,"details":[...]})
+     * for code and message; trailing may hold grpc-status-details-bin.
+     */
+    pw_status (*encode_error)(pw_status code, const char *message, const pw_metadata *trailing,
+                              pw_buf *out, void *user_data);
+    void *user_data;
+} pw_json_codec;
+
+/** Installs (copies) the JSON codec; NULL turns JSON off (415 for application/json). */
+PW_EXTERN void pw_server_set_json_codec(pw_server *server, const pw_json_codec *codec);
+
 /** Server life events for pw_server_add_hook. */
 typedef enum pw_server_event {
     /** pw_server_shutdown began: stop advertising readiness (health NOT_SERVING). */

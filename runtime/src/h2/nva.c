@@ -57,27 +57,37 @@ void pw__nva_add_str(pw__nva *b, const char *name, const char *value)
     pw__nva_add(b, name, value, strlen(value));
 }
 
-void pw__nva_add_metadata(pw__nva *b, const pw_metadata *md)
+void pw__nva_add_metadata_as(pw__nva *b, const pw_metadata *md, const char *prefix,
+                             const char *skip)
 {
+    size_t prefix_len = strlen(prefix);
     for (size_t i = 0; md != NULL && i < md->count; i++) {
         const pw_metadata_entry *e = &md->entries[i];
         size_t key_len = strlen(e->key);
-        if (!pw_metadata_key_is_binary(e->key, key_len)) {
-            pw__nva_add(b, e->key, (const char *)e->value, e->value_len);
+        if (skip != NULL && strcmp(e->key, skip) == 0) {
             continue;
         }
         size_t name_off = b->strings.len;
-        if (pw_buf_append(&b->strings, e->key, key_len) != PW_OK) {
+        if (pw_buf_append(&b->strings, prefix, prefix_len) != PW_OK ||
+            pw_buf_append(&b->strings, e->key, key_len) != PW_OK) {
             b->failed = 1;
             return;
         }
         size_t value_off = b->strings.len;
-        if (pw__base64_encode(&b->strings, e->value, e->value_len) != PW_OK) {
+        pw_status rv = pw_metadata_key_is_binary(e->key, key_len)
+                           ? pw__base64_encode(&b->strings, e->value, e->value_len)
+                           : pw_buf_append(&b->strings, e->value, e->value_len);
+        if (rv != PW_OK) {
             b->failed = 1;
             return;
         }
-        nva_push(b, name_off, key_len, value_off, b->strings.len - value_off);
+        nva_push(b, name_off, prefix_len + key_len, value_off, b->strings.len - value_off);
     }
+}
+
+void pw__nva_add_metadata(pw__nva *b, const pw_metadata *md)
+{
+    pw__nva_add_metadata_as(b, md, "", NULL);
 }
 
 void pw__nva_add_status(pw__nva *b, pw_status code, const char *message)

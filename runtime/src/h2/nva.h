@@ -18,6 +18,10 @@ void pw__nva_add(pw__nva *b, const char *name, const char *value, size_t value_l
 void pw__nva_add_str(pw__nva *b, const char *name, const char *value);
 /** Adds each entry, base64-encoding "-bin" values. */
 void pw__nva_add_metadata(pw__nva *b, const pw_metadata *md);
+/** Like pw__nva_add_metadata, each name prefixed (e.g. "trailer-"), leaving out key skip (may be
+ * NULL). */
+void pw__nva_add_metadata_as(pw__nva *b, const pw_metadata *md, const char *prefix,
+                             const char *skip);
 /** Adds grpc-status and (percent-encoded, when non-empty) grpc-message. */
 void pw__nva_add_status(pw__nva *b, pw_status code, const char *message);
 /** Resolves the strings; NULL when any add ran out of memory. Valid until the next add. */

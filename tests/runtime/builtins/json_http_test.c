@@ -1,0 +1,353 @@
+/*
+ * JSON over HTTP (pw_json_enable): Connect-style unary calls against a real
+ * server on its own thread, over HTTP/1.1 (raw sockets) and HTTP/2 (raw
+ * nghttp2 client): success, bad JSON, rich errors, deadlines, limits,
+ * keep-alive and pipelining, streaming methods refused, JSON switched off.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <paywire/errors.h>
+#include <paywire/json.h>
+#include <paywire/paywire.h>
+#include <protobuf-c/protobuf-c.h>
+#include "pw_test.h"
+#include "pw_test_raw.h"
+#include "pwtest/json/v1/all.pb-c.h"
+
+typedef struct srv {
+    pw_test_thread thread;
+    pw_server *server;
+    int port;
+    int json;
+    atomic_int cancels;
+} srv;
+
+static void echo(pw_call *call, void *ud)
+{
+    (void)ud;
+    const pw_metadata_entry *e = pw_metadata_get(pw_call_metadata(call), "x-reply");
+    if (e != NULL) {
+        pw_call_add_initial_metadata(call, "x-reply", e->value, e->value_len);
+        pw_call_add_trailing_metadata(call, "x-after", "done", 4);
+    }
+    pw_call_reply(call, pw_call_request(call));
+}
+
+static void reject(pw_call *call, void *ud)
+{
+    (void)ud;
+    pw_error_details d = {0};
+    pw_error_set_info(&d, "MERCHANT_SUSPENDED", "merchant.paywire");
+    pw_error_add_violation(&d, "merchant.country", "must be ISO 3166-1 alpha-2");
+    pw_call_finish_details(call, PW_FAILED_PRECONDITION, &d, "merchant \"mer_1\" is suspended");
+    pw_error_details_clear(&d);
+}
+
+static void never_on_cancel(pw_call *call, pw_status why, void *ud)
+{
+    srv *s = ud;
+    atomic_fetch_add(&s->cancels, 1);
+    pw_call_finish(call, why, NULL);
+}
+
+static const pw_call_ops never_ops = {.on_cancel = never_on_cancel};
+
+static void never(pw_call *call, void *ud)
+{
+    pw_call_set_ops(call, &never_ops, ud);
+}
+
+static void silent(pw_call *call, void *ud)
+{
+    (void)ud;
+    pw_call_finish(call, PW_OK, NULL); /* OK without a message */
+}
+
+#define ALL &pwtest__json__v1__all__descriptor
+static pw_method methods[] = {
+    {.path = "/pwtest.Json/Echo",
+     .kind = PW_METHOD_UNARY,
+     .request_type = ALL,
+     .response_type = ALL,
+     .handler = echo},
+    {.path = "/pwtest.Json/Reject",
+     .kind = PW_METHOD_UNARY,
+     .request_type = ALL,
+     .response_type = ALL,
+     .handler = reject},
+    {.path = "/pwtest.Json/Never",
+     .kind = PW_METHOD_UNARY,
+     .request_type = ALL,
+     .response_type = ALL,
+     .handler = never},
+    {.path = "/pwtest.Json/Silent",
+     .kind = PW_METHOD_UNARY,
+     .request_type = ALL,
+     .response_type = ALL,
+     .handler = silent},
+    {.path = "/pwtest.Json/Stream",
+     .kind = PW_METHOD_SERVER_STREAMING,
+     .request_type = ALL,
+     .response_type = ALL,
+     .handler = never},
+};
+
+static void srv_setup(pw_test_thread *t)
+{
+    srv *s = t->user_data;
+    pw_server_options o = {.max_recv_message_size = 4096};
+    assert_int_equal(pw_server_new(&s->server, &t->loop, &o), PW_OK);
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        methods[i].user_data = s;
+        assert_int_equal(pw_server_add_method(s->server, &methods[i]), PW_OK);
+    }
+    if (s->json) {
+        assert_int_equal(pw_json_enable(s->server), PW_OK);
+    }
+    assert_int_equal(pw_server_listen(s->server, "127.0.0.1:0", NULL, &s->port), PW_OK);
+}
+
+static void srv_teardown(pw_test_thread *t)
+{
+    srv *s = t->user_data;
+    pw_server_close(s->server, NULL, NULL);
+}
+
+static srv *srv_start(int json)
+{
+    srv *s = calloc(1, sizeof(*s));
+    s->json = json;
+    s->thread = (pw_test_thread){.setup = srv_setup, .teardown = srv_teardown, .user_data = s};
+    pw_test_thread_start(&s->thread);
+    return s;
+}
+
+static void srv_stop(srv *s)
+{
+    pw_test_thread_stop(&s->thread);
+    free(s);
+}
+
+static int setup(void **state)
+{
+    *state = srv_start(1);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    srv_stop(*state);
+    return 0;
+}
+
+/* Sends raw HTTP/1.1 bytes, reads until the server closes; returns what came back. */
+static char *h1_exchange(srv *s, const char *request)
+{
+    static char got[16384];
+    size_t n = 0;
+    assert_true(pw_test_raw_exchange(s->port, request, strlen(request), 5000, (uint8_t *)got,
+                                     sizeof(got) - 1, &n));
+    got[n] = '\0';
+    return got;
+}
+
+/* One POST with a JSON body and connection: close; extra is more header lines. */
+static char *h1_post(srv *s, const char *path, const char *extra, const char *body)
+{
+    char req[8192];
+    snprintf(req, sizeof(req),
+             "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n%s"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+             path, extra ? extra : "", strlen(body), body);
+    return h1_exchange(s, req);
+}
+
+static const char *body_of(const char *response)
+{
+    const char *b = strstr(response, "\r\n\r\n");
+    assert_non_null(b);
+    return b + 4;
+}
+
+static void test_json_h1_echo(void **state)
+{
+    srv *s = *state;
+    char *r =
+        h1_post(s, "/pwtest.Json/Echo", "X-Reply: hi\r\n",
+                "{\"i64\": 12, \"text\": \"caf\\u00e9\", \"inner\": {\"amount_minor\": \"5\"}}");
+    assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(r, "content-type: application/json\r\n"));
+    assert_non_null(strstr(r, "x-reply: hi\r\n"));
+    assert_non_null(strstr(r, "trailer-x-after: done\r\n"));
+    assert_string_equal(
+        body_of(r), "{\"i64\":\"12\",\"text\":\"caf\xc3\xa9\",\"inner\":{\"amountMinor\":\"5\"}}");
+    /* An empty body is an empty message. */
+    r = h1_post(s, "/pwtest.Json/Echo", NULL, "");
+    assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
+    assert_string_equal(body_of(r), "{}");
+}
+
+static void test_json_h1_bad_request_names_the_field(void **state)
+{
+    srv *s = *state;
+    char *r = h1_post(s, "/pwtest.Json/Echo", NULL, "{\"inner\": {\"amountMinor\": \"ten\"}}");
+    assert_non_null(strstr(r, "HTTP/1.1 400 Bad Request\r\n"));
+    assert_string_equal(body_of(r),
+                        "{\"code\":\"invalid_argument\",\"message\":\"bad JSON request: "
+                        "inner.amountMinor: expected an integer, got \\\"ten\\\"\"}");
+    r = h1_post(s, "/pwtest.Json/Echo", NULL, "{\"i64\": 1");
+    assert_non_null(strstr(r, "HTTP/1.1 400 Bad Request\r\n"));
+    assert_non_null(strstr(body_of(r), "invalid JSON at line 1"));
+    r = h1_post(s, "/pwtest.Json/Echo", NULL, "{\"merchant\": 1}");
+    assert_non_null(strstr(body_of(r), "unknown field \\\"merchant\\\" in pwtest.json.v1.All"));
+}
+
+static void test_json_h1_error_details(void **state)
+{
+    srv *s = *state;
+    char *r = h1_post(s, "/pwtest.Json/Reject", NULL, "{}");
+    assert_non_null(strstr(r, "HTTP/1.1 400 Bad Request\r\n"));
+    assert_null(strstr(r, "grpc-status-details-bin"));
+    const char *b = body_of(r);
+    assert_non_null(strstr(b, "{\"code\":\"failed_precondition\",\"message\":\"merchant "
+                              "\\\"mer_1\\\" is suspended\",\"details\":[{\"type\":"
+                              "\"google.rpc.ErrorInfo\",\"value\":\""));
+    assert_non_null(strstr(b, "\"debug\":{\"reason\":\"MERCHANT_SUSPENDED\",\"domain\":"
+                              "\"merchant.paywire\"}}"));
+    assert_non_null(strstr(b, "\"type\":\"google.rpc.BadRequest\""));
+    assert_non_null(strstr(b, "{\"fieldViolations\":[{\"field\":\"merchant.country\""));
+}
+
+static void test_json_h1_deadline_and_routing(void **state)
+{
+    srv *s = *state;
+    int before = atomic_load(&s->cancels);
+    char *r = h1_post(s, "/pwtest.Json/Never", "Connect-Timeout-Ms: 50\r\n", "{}");
+    assert_non_null(strstr(r, "HTTP/1.1 504 Gateway Timeout\r\n"));
+    assert_non_null(strstr(body_of(r), "\"code\":\"deadline_exceeded\""));
+    assert_int_equal(atomic_load(&s->cancels), before + 1);
+    r = h1_post(s, "/pwtest.Json/Never", "Connect-Timeout-Ms: soon\r\n", "{}");
+    assert_non_null(strstr(r, "HTTP/1.1 400 Bad Request\r\n"));
+    assert_non_null(strstr(body_of(r), "invalid connect-timeout-ms"));
+    r = h1_post(s, "/pwtest.Json/Nope", NULL, "{}");
+    assert_non_null(strstr(r, "HTTP/1.1 501 Not Implemented\r\n"));
+    assert_non_null(strstr(body_of(r), "unknown method /pwtest.Json/Nope"));
+    r = h1_post(s, "/pwtest.Json/Stream", NULL, "{}");
+    assert_non_null(strstr(r, "HTTP/1.1 501 Not Implemented\r\n"));
+    assert_non_null(strstr(body_of(r), "unary methods only"));
+    r = h1_post(s, "/pwtest.Json/Silent", NULL, "{}");
+    assert_non_null(strstr(r, "HTTP/1.1 500 Internal Server Error\r\n"));
+    assert_non_null(strstr(body_of(r), "without a response message"));
+}
+
+static void test_json_h1_limits_and_content_types(void **state)
+{
+    srv *s = *state;
+    char big[6000];
+    snprintf(big, sizeof(big), "{\"text\":\"%0*d\"}", 5000, 0);
+    char *r = h1_post(s, "/pwtest.Json/Echo", NULL, big);
+    assert_non_null(strstr(r, "HTTP/1.1 429 Too Many Requests\r\n"));
+    assert_non_null(strstr(body_of(r), "\"code\":\"resource_exhausted\""));
+    r = h1_exchange(s, "POST /pwtest.Json/Echo HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                       "application/grpc\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_non_null(strstr(r, "HTTP/1.1 415 Unsupported Media Type\r\n"));
+    assert_non_null(strstr(body_of(r), "gRPC needs HTTP/2"));
+    r = h1_post(s, "/pwtest.Json/Echo", "Content-Encoding: br\r\n", "{}");
+    assert_non_null(strstr(body_of(r), "content-encoding \\\"br\\\" is not supported"));
+}
+
+static void test_json_h1_keep_alive_pipelining_and_continue(void **state)
+{
+    srv *s = *state;
+    /* Two requests in one write: both answered in order on one connection. */
+    char *r = h1_exchange(s, "POST /pwtest.Json/Echo HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                             "application/json\r\nContent-Length: 9\r\n\r\n{\"i32\":1}"
+                             "POST /pwtest.Json/Echo HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                             "application/json\r\nContent-Length: 9\r\nConnection: close\r\n\r\n"
+                             "{\"i32\":2}");
+    char *first = strstr(r, "{\"i32\":1}");
+    char *second = strstr(r, "{\"i32\":2}");
+    assert_non_null(first);
+    assert_non_null(second);
+    assert_true(first < second);
+    assert_non_null(strstr(r, "connection: keep-alive\r\n"));
+    /* Expect: 100-continue gets its interim response before the body is read. */
+    r = h1_post(s, "/pwtest.Json/Echo", "Expect: 100-continue\r\n", "{\"i32\":3}");
+    assert_true(strncmp(r, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 42) == 0);
+}
+
+static void test_json_h2(void **state)
+{
+    srv *s = *state;
+    static const char *const headers[] = {":method",
+                                          "POST",
+                                          ":scheme",
+                                          "http",
+                                          ":path",
+                                          "/pwtest.Json/Echo",
+                                          ":authority",
+                                          "x",
+                                          "content-type",
+                                          "application/json",
+                                          NULL};
+    pw_test_raw_result r;
+    const char body[] = "{\"u64\":\"18446744073709551615\"}";
+    assert_int_equal(pw_test_raw_request(s->port, headers, body, sizeof(body) - 1, 1, 0, 5000, &r),
+                     0);
+    assert_int_equal(r.http_status, 200);
+    assert_int_equal(r.grpc_status, -1); /* no gRPC trailers on a JSON response */
+    assert_int_equal(r.data_bytes, sizeof(body) - 1);
+    static const char *const reject_headers[] = {":method",
+                                                 "POST",
+                                                 ":scheme",
+                                                 "http",
+                                                 ":path",
+                                                 "/pwtest.Json/Reject",
+                                                 ":authority",
+                                                 "x",
+                                                 "content-type",
+                                                 "application/json; charset=utf-8",
+                                                 NULL};
+    assert_int_equal(pw_test_raw_request(s->port, reject_headers, "{}", 2, 1, 0, 5000, &r), 0);
+    assert_int_equal(r.http_status, 400);
+    assert_true(r.data_bytes > 100);
+}
+
+static void test_json_off_is_415(void **state)
+{
+    (void)state;
+    srv *s = srv_start(0);
+    static const char *const headers[] = {":method",
+                                          "POST",
+                                          ":scheme",
+                                          "http",
+                                          ":path",
+                                          "/pwtest.Json/Echo",
+                                          ":authority",
+                                          "x",
+                                          "content-type",
+                                          "application/json",
+                                          NULL};
+    pw_test_raw_result r;
+    assert_int_equal(pw_test_raw_request(s->port, headers, "{}", 2, 1, 0, 5000, &r), 0);
+    assert_int_equal(r.http_status, 415);
+    assert_non_null(strstr(r.grpc_message, "JSON is not enabled"));
+    srv_stop(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_h1_echo),
+        cmocka_unit_test(test_json_h1_bad_request_names_the_field),
+        cmocka_unit_test(test_json_h1_error_details),
+        cmocka_unit_test(test_json_h1_deadline_and_routing),
+        cmocka_unit_test(test_json_h1_limits_and_content_types),
+        cmocka_unit_test(test_json_h1_keep_alive_pipelining_and_continue),
+        cmocka_unit_test(test_json_h2),
+        cmocka_unit_test(test_json_off_is_415),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
