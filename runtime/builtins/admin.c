@@ -15,7 +15,8 @@
 
 struct pw_admin {
     uv_tcp_t listener;
-    pw_metrics *metrics;
+    pw_metrics **metrics;
+    size_t metrics_count;
     pw_health *health;
     pw_server *server;
     int closing;
@@ -41,6 +42,13 @@ typedef struct admin_write {
 static void conn_closed(uv_handle_t *h)
 {
     pw_free(h->data);
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    pw_admin *a = h->data;
+    pw_free(a->metrics);
+    pw_free(a);
 }
 
 static void conn_close(admin_conn *c)
@@ -118,7 +126,7 @@ static int on_message_complete(http_parser *p)
         pw_buf_printf(&body, "method not allowed\n");
         respond(c, 405, "Method Not Allowed", text, &body, keep);
     } else if (strcmp(c->url, "/metrics") == 0) {
-        pw_metrics_render(a->metrics, &body);
+        pw_metrics_render_all((const pw_metrics *const *)a->metrics, a->metrics_count, &body);
         respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", &body, keep);
     } else if (strcmp(c->url, "/healthz") == 0) {
         pw_buf_printf(&body, "ok\n");
@@ -207,7 +215,11 @@ pw_status pw_admin_listen(pw_admin **out, uv_loop_t *loop, const char *address, 
     if (a == NULL) {
         return PW_ERRNO(ENOMEM);
     }
-    *a = (pw_admin){.metrics = m, .health = health, .server = server};
+    *a = (pw_admin){.health = health, .server = server};
+    if (m != NULL && pw_admin_add_metrics(a, m) != PW_OK) {
+        pw_free(a);
+        return PW_ERRNO(ENOMEM);
+    }
     uv_tcp_init(loop, &a->listener);
     a->listener.data = a;
     int rv = uv_tcp_bind(&a->listener, (const struct sockaddr *)&ss, 0);
@@ -216,7 +228,7 @@ pw_status pw_admin_listen(pw_admin **out, uv_loop_t *loop, const char *address, 
     }
     if (rv != 0) {
         a->closing = 1;
-        uv_close((uv_handle_t *)&a->listener, conn_closed);
+        uv_close((uv_handle_t *)&a->listener, listener_closed);
         return rv;
     }
     if (port_out != NULL) {
@@ -229,10 +241,21 @@ pw_status pw_admin_listen(pw_admin **out, uv_loop_t *loop, const char *address, 
     return PW_OK;
 }
 
+pw_status pw_admin_add_metrics(pw_admin *a, pw_metrics *m)
+{
+    pw_metrics **list = pw_realloc(a->metrics, (a->metrics_count + 1) * sizeof(*list));
+    if (list == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    list[a->metrics_count++] = m;
+    a->metrics = list;
+    return PW_OK;
+}
+
 void pw_admin_close(pw_admin *a)
 {
     if (a != NULL && !a->closing) {
         a->closing = 1;
-        uv_close((uv_handle_t *)&a->listener, conn_closed);
+        uv_close((uv_handle_t *)&a->listener, listener_closed);
     }
 }

@@ -19,6 +19,8 @@ typedef struct srv {
     pw_health *health;
     int port;
     int admin_port;
+    /* Another loop's registry for this one's admin endpoint to sum in (may be NULL). */
+    pw_metrics *other;
 } srv;
 
 static void echo(pw_call *call, void *ud)
@@ -46,6 +48,9 @@ static void srv_setup(pw_test_thread *t)
     assert_int_equal(pw_admin_listen(&s->admin, &t->loop, "127.0.0.1:0", s->metrics, s->health,
                                      s->server, &s->admin_port),
                      PW_OK);
+    if (s->other != NULL) {
+        assert_int_equal(pw_admin_add_metrics(s->admin, s->other), PW_OK);
+    }
 }
 
 static void srv_teardown(pw_test_thread *t)
@@ -160,10 +165,57 @@ static void test_metrics_scrape_has_exact_values(void **state)
     pw_test_thread_stop(&s.thread);
 }
 
+/* Calls n times with a fresh channel to port; each answers OK. */
+static void call_n(int port, int n)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    pw_channel *ch;
+    assert_int_equal(pw_channel_new(&ch, &loop, target, NULL), PW_OK);
+    for (int i = 0; i < n; i++) {
+        pw_test_call r = {0};
+        assert_int_equal(pw_test_call_run(&loop, ch, "/test.Svc/Echo", NULL, "hi", 2, &r), PW_OK);
+        pw_test_call_reset(&r);
+    }
+    pw_test_shutdown(&loop, NULL, ch);
+}
+
+/* Two loops (as pw_workers runs them), one admin endpoint: /metrics is their sum. */
+static void test_metrics_sums_registries_of_several_loops(void **state)
+{
+    (void)state;
+    srv b = {.thread = {.setup = srv_setup, .teardown = srv_teardown}};
+    b.thread.user_data = &b;
+    pw_test_thread_start(&b.thread);
+    srv a = {.thread = {.setup = srv_setup, .teardown = srv_teardown}, .other = b.metrics};
+    a.thread.user_data = &a;
+    pw_test_thread_start(&a.thread);
+    call_n(a.port, 2);
+    call_n(b.port, 3);
+    uv_sleep(300); /* on_end as streams close; connection gauges refresh every 250 ms */
+
+    static char text[65536];
+    assert_int_equal(
+        http(a.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 1, text, sizeof(text)), 1);
+    expect_line(text, "paywire_server_started_total{method=\"/test.Svc/Echo\"} 5");
+    expect_line(text, "paywire_server_handled_total{method=\"/test.Svc/Echo\",code=\"OK\"} 5");
+    expect_line(text, "paywire_server_handling_seconds_count{method=\"/test.Svc/Echo\"} 5");
+    expect_line(text, "paywire_server_msg_sent_total{method=\"/test.Svc/Echo\"} 5");
+    expect_line(text, "paywire_server_in_flight 0");
+    /* One series per method, not one per loop. */
+    const char *first = strstr(text, "paywire_server_started_total{method=\"/test.Svc/Echo\"}");
+    assert_null(strstr(first + 1, "paywire_server_started_total{method=\"/test.Svc/Echo\"}"));
+    pw_test_thread_stop(&a.thread);
+    pw_test_thread_stop(&b.thread);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_scrape_has_exact_values),
+        cmocka_unit_test(test_metrics_sums_registries_of_several_loops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
