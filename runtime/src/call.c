@@ -41,6 +41,7 @@ pw_call *pw__call_new(pw__sconn *sc, int32_t stream_id)
                   (size_t)o->write_high_water + o->max_send_message_size + 5);
     pw__list_init(&call->children);
     pw__list_init(&call->link);
+    call->watchers.next = call->watchers.prev = &call->watchers;
     pw__list_push(&sc->calls, &call->link);
     sc->refs++;
     return call;
@@ -483,16 +484,50 @@ static void call_respond_http(pw_call *call, int http_status)
 
 /* ---- receiving ---- */
 
+/* Each watcher runs once and is detached first, so it may free itself. */
+static void call_fire_watchers(pw_call *call, pw_status why)
+{
+    while (call->watchers.next != &call->watchers) {
+        pw_call_watch *w = call->watchers.next;
+        pw_call_watch_stop(w);
+        w->cb(w, why);
+    }
+}
+
+pw_status pw_call_watch_start(pw_call *call, pw_call_watch *w)
+{
+    if (call->cancelled) {
+        w->next = w->prev = NULL;
+        return call->cancel_why == PW_DEADLINE_EXCEEDED ? PW_DEADLINE_EXCEEDED : PW_CANCELLED;
+    }
+    w->next = &call->watchers;
+    w->prev = call->watchers.prev;
+    call->watchers.prev->next = w;
+    call->watchers.prev = w;
+    return PW_OK;
+}
+
+void pw_call_watch_stop(pw_call_watch *w)
+{
+    if (w->next != NULL) {
+        w->prev->next = w->next;
+        w->next->prev = w->prev;
+        w->next = w->prev = NULL;
+    }
+}
+
 static void call_cancel(pw_call *call, pw_status why)
 {
     if (call->cancelled) {
         return;
     }
     call->cancelled = 1;
+    call->cancel_why = why;
     if (call->deadline_timer != NULL) {
         uv_timer_stop(call->deadline_timer);
     }
     pw__client_call_parent_cancelled(&call->children);
+    call_fire_watchers(call, why);
     if (!call->finished && call->handler_started && call->ops && call->ops->on_cancel) {
         call->ops->on_cancel(call, why, call->ops_ud);
     }
@@ -812,6 +847,8 @@ static void call_run_on_end(pw_call *call)
 
 static void call_free(pw_call *call)
 {
+    /* Watchers still attached are told the call is gone. */
+    call_fire_watchers(call, PW_CANCELLED);
     call_run_on_end(call);
     pw__client_call_parent_gone(&call->children);
     if (call->deadline_timer != NULL) {

@@ -127,6 +127,9 @@ struct pw_call {
     uv_timer_t *deadline_timer;
     uint64_t deadline;
     pw__list children;
+    /* Library watchers of cancellation (pw_call_watch_start): a circular list head. */
+    pw_call_watch watchers;
+    pw_status cancel_why;
     pw__chunk *chunks;
     /* Compression: what the handler asked for, what the client accepts, and inflate space. */
     pw_compression compression;

@@ -101,6 +101,30 @@ PW_EXTERN int64_t pw_call_remaining_ms(const pw_call *call);
 PW_EXTERN int pw_call_is_cancelled(const pw_call *call);
 
 /**
+ * A watcher told when a call is cancelled or its deadline passes, for
+ * libraries that act for a handler (the database layer cancels the query it
+ * runs). cb also runs (with PW_CANCELLED) if the call is freed while still
+ * watched. Storage is the caller's (embed it); it must stay valid until
+ * pw_call_watch_stop or until cb has run (watchers run once, then are
+ * detached). The handler's own on_cancel is unaffected.
+ */
+typedef struct pw_call_watch {
+    struct pw_call_watch *next;
+    struct pw_call_watch *prev;
+    void (*cb)(struct pw_call_watch *w, pw_status why);
+    void *user_data;
+} pw_call_watch;
+
+/**
+ * Starts watching call with w (cb and user_data set by the caller). When the
+ * call is already cancelled, cb is not run and PW_CANCELLED is returned (or
+ * PW_DEADLINE_EXCEEDED when its deadline passed); otherwise PW_OK.
+ */
+PW_EXTERN pw_status pw_call_watch_start(pw_call *call, pw_call_watch *w);
+/** Stops watching (no-op when cb already ran or w never started). */
+PW_EXTERN void pw_call_watch_stop(pw_call_watch *w);
+
+/**
  * Response metadata to send with the response headers (before the first message
  * or the status). Adding after the headers were sent returns PW_FAILED_PRECONDITION.
  */
