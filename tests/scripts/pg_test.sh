@@ -24,6 +24,22 @@ q "CREATE TABLE t (k text PRIMARY KEY); INSERT INTO t VALUES ('kept')" >/dev/nul
 "$pg" restart
 [ "$(q "SELECT k FROM t")" = kept ] || fail "row lost across restart"
 if "$pg" createdb 'x; DROP DATABASE postgres' 2>/dev/null; then fail "bad name accepted"; fi
+# Least privilege: each service's database is its own.
+"$pg" service pwsa
+"$pg" service pwsa || fail "service is not idempotent"
+"$pg" service pwsb
+as() { psql -X -At -v ON_ERROR_STOP=1 "postgresql://$1@127.0.0.1:55499/$2" -c "$3" 2>&1; }
+as pwsa_owner pwsa "CREATE TABLE merchants (id text PRIMARY KEY)" >/dev/null || fail "owner cannot create"
+as pwsa_app pwsa "INSERT INTO merchants VALUES ('m1')" >/dev/null || fail "app cannot write its data"
+[ "$(as pwsa_app pwsa "SELECT id FROM merchants")" = m1 ] || fail "app cannot read its data"
+out=$(as pwsa_app pwsa "DROP TABLE merchants") && fail "app may drop tables"
+[[ $out == *"must be owner"* ]] || fail "drop refused for another reason: $out"
+out=$(as pwsa_app pwsa "CREATE TABLE x (i int)") && fail "app may create tables"
+out=$(as pwsb_app pwsa "SELECT 1") && fail "service b reaches service a's database"
+[[ $out == *"permission denied for database"* ]] || fail "b refused for another reason: $out"
+out=$(as pwsb_owner pwsa "SELECT 1") && fail "b's owner reaches a's database"
+"$pg" dropdb pwsa
+"$pg" dropdb pwsb
 "$pg" dropdb pw_test_db
 "$pg" dropdb pw_test_db || fail "dropdb of an absent database"
 "$pg" stop
