@@ -34,7 +34,7 @@ struct pw__db_op {
     int results_seen;
     /* An outcome decided before the op reached the database (delivered on the next turn). */
     pw_status early_status;
-    char early_why[192];
+    char early_why[320];
     unsigned prepare_sent : 1;
     /* Opens a transaction: the connection it runs on is pinned to tx. */
     unsigned begins_tx : 1;

@@ -93,7 +93,9 @@ static void tx_finish(pw_db_tx *tx, pw_status status, const char *msg)
     }
     tx->state = TX_DONE;
     tx->end_status = status;
-    snprintf(tx->end_msg, sizeof(tx->end_msg), "%s", msg ? msg : "");
+    if (msg != tx->end_msg) {
+        snprintf(tx->end_msg, sizeof(tx->end_msg), "%s", msg ? msg : "");
+    }
     uv_timer_start(&tx->timer, tx_done_fired, 0, 0);
 }
 
