@@ -13,6 +13,7 @@
 #include "src/proto/grpc/testing/test.pw.h"
 #include <paywire/builtins.h>
 #include <paywire/json.h>
+#include <paywire/trace.h>
 #include <paywire/errors.h>
 #include <paywire/metrics.h>
 
@@ -420,6 +421,7 @@ typedef struct app {
     pw_server *server;
     pw_admin *admin;
     pw_metrics *metrics;
+    pw_tracer *tracer;
     uv_signal_t sigterm;
     uv_signal_t sigint;
 } app;
@@ -429,6 +431,7 @@ static void server_closed(pw_server *server, void *ud)
     (void)server;
     app *a = ud;
     pw_metrics_free(a->metrics);
+    pw_tracer_close(a->tracer);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -478,6 +481,15 @@ int main(int argc, char **argv)
         pw_metrics_observe_server(metrics, server) != PW_OK) {
         return 1;
     }
+    /* Access logs and traces (exported with --otlp_endpoint=http://host:port/v1/traces). */
+    pw_tracer *tracer = NULL;
+    if (pw_access_log_enable(server, "interop") != PW_OK ||
+        pw_tracer_new(&tracer, &loop, "interop",
+                      pw_interop_flag(argc, argv, "otlp_endpoint", NULL)) != PW_OK ||
+        pw_tracer_observe_server(tracer, server) != PW_OK) {
+        fprintf(stderr, "paywire-interop-server: cannot set up logs and tracing\n");
+        return 1;
+    }
     if (admin_port != NULL) {
         char admin_address[64];
         snprintf(admin_address, sizeof(admin_address), "127.0.0.1:%s", admin_port);
@@ -503,6 +515,7 @@ int main(int argc, char **argv)
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     a.admin = admin;
     a.metrics = metrics;
+    a.tracer = tracer;
     uv_run(&loop, UV_RUN_DEFAULT);
     int rv_close = uv_loop_close(&loop);
     fprintf(stderr, "paywire-interop-server: stopped%s\n", rv_close == 0 ? "" : " (handles left)");
