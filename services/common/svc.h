@@ -1,0 +1,84 @@
+#ifndef PAYWIRE_SERVICES_SVC_H
+#define PAYWIRE_SERVICES_SVC_H
+
+/*
+ * What every paywire business service shares (library pw_service_common):
+ * ids and secrets, sealing of stored secrets, field validation with
+ * BadRequest details, callers (mTLS identity or API key), the idempotent
+ * transaction pattern of docs/design/merchant.md, and configuration.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <paywire/db.h>
+#include <paywire/errors.h>
+#include <paywire/paywire.h>
+
+/* ---- ids and secrets (OpenSSL's CSPRNG) ---- */
+
+/** prefix + "_" + 26 Crockford base32 characters of 128 random bits into out (>= 40 bytes). */
+pw_status svc_new_id(const char *prefix, char *out, size_t cap);
+/** 1 when id is prefix + "_" + 26 Crockford base32 characters. */
+int svc_id_ok(const char *id, const char *prefix);
+/** prefix + 43 base62 characters of 256 random bits (e.g. "sk_live_…"). */
+pw_status svc_new_secret(const char *prefix, char *out, size_t cap);
+/** SHA-256 of len bytes. */
+void svc_sha256(const void *data, size_t len, uint8_t out[32]);
+
+/* ---- sealing secrets at rest: AES-256-GCM, key from configuration ---- */
+
+typedef struct svc_sealer {
+    uint8_t key[32];
+    int ready;
+} svc_sealer;
+
+/** Key from 64 hex characters. PW_OK or PW_INVALID_ARGUMENT. */
+pw_status svc_sealer_init(svc_sealer *s, const char *hex_key);
+/** base64(nonce | ciphertext | tag) of text into out (NUL-terminated). */
+pw_status svc_seal(const svc_sealer *s, const char *text, char *out, size_t cap);
+/** The reverse; PW_DATA_LOSS when it does not authenticate. */
+pw_status svc_open(const svc_sealer *s, const char *sealed, char *out, size_t cap);
+
+/* ---- validation ---- */
+
+int svc_country_ok(const char *code);
+int svc_currency_ok(const char *code);
+/** 1–max characters of UTF-8 text without control characters. */
+int svc_text_ok(const char *s, size_t max);
+int svc_email_ok(const char *s);
+/** An absolute https:// URL; with public_only, not an IP literal in a private, loopback or
+ * link-local range, nor localhost. */
+int svc_https_url_ok(const char *s, int public_only);
+/** ISO 13616 IBAN: country length and mod-97 check (spaces allowed). */
+int svc_iban_ok(const char *s);
+/** An address on chain (paywire.common.v1.Chain values): EVM (EIP-55 when mixed case), Solana,
+ * Tron. */
+int svc_wallet_ok(int chain, const char *address);
+
+/* ---- callers ---- */
+
+typedef struct svc_caller {
+    /** 1: a service with an allowed mTLS identity (all scopes). */
+    int internal;
+    /** The mTLS URI SAN, or the API key id. */
+    char identity[256];
+    /** API-key callers: their merchant and mode ("TEST"/"LIVE"). */
+    char merchant_id[40];
+    char mode[8];
+    char scopes[512];
+    char merchant_state[24];
+} svc_caller;
+
+/** 1 when the caller may use scope (internal callers may use any). */
+int svc_caller_has_scope(const svc_caller *c, const char *scope);
+
+/* ---- configuration: "key = value" lines, then PREFIX_KEY environment overrides ---- */
+
+typedef struct svc_config svc_config;
+/** Reads path (NULL: none) and the environment (prefix "PW_MERCHANT_" etc.). */
+pw_status svc_config_load(svc_config **out, const char *path, const char *env_prefix, char *err,
+                          size_t err_len);
+/** The value of key ("listen", "database_url"), or def. */
+const char *svc_config_get(const svc_config *c, const char *key, const char *def);
+void svc_config_free(svc_config *c);
+
+#endif

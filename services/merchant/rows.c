@@ -1,0 +1,254 @@
+/* rows.c: database rows to API messages, lists, tokens and audit events. */
+#include <stdio.h>
+#include <string.h>
+#include <protobuf-c/protobuf-c.h>
+#include "merchant.h"
+
+static const char *const state_names[] = {
+    [PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_PENDING_REVIEW] = "PENDING_REVIEW",
+    [PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_ACTIVE] = "ACTIVE",
+    [PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_SUSPENDED] = "SUSPENDED",
+    [PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_CLOSED] = "CLOSED",
+};
+
+const char *state_name(Paywire__Merchant__V1__MerchantState s)
+{
+    return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) && state_names[s]
+               ? state_names[s]
+               : "";
+}
+
+Paywire__Merchant__V1__MerchantState state_from_name(const char *s)
+{
+    for (size_t i = 1; i < sizeof(state_names) / sizeof(state_names[0]); i++) {
+        if (strcmp(state_names[i], s) == 0) {
+            return (Paywire__Merchant__V1__MerchantState)i;
+        }
+    }
+    return PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_UNSPECIFIED;
+}
+
+char **split_csv(svc_req *r, const char *csv, size_t *n)
+{
+    *n = 0;
+    if (csv == NULL || csv[0] == '\0') {
+        return NULL;
+    }
+    size_t count = 1;
+    for (const char *p = csv; *p; p++) {
+        count += *p == ',';
+    }
+    char **items = svc_alloc(r, count * sizeof(*items));
+    char *copy = svc_strdup(r, csv);
+    if (items == NULL || copy == NULL) {
+        return NULL;
+    }
+    for (char *tok = copy; tok != NULL;) {
+        char *comma = strchr(tok, ',');
+        if (comma != NULL) {
+            *comma = '\0';
+        }
+        items[(*n)++] = tok;
+        tok = comma ? comma + 1 : NULL;
+    }
+    return items;
+}
+
+char *join_csv(svc_req *r, char *const *items, size_t n)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++) {
+        len += strlen(items[i]) + 1;
+    }
+    char *out = svc_alloc(r, len);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            strcat(out, ",");
+        }
+        strcat(out, items[i]);
+    }
+    return out;
+}
+
+Google__Protobuf__Timestamp *timestamp(svc_req *r, int64_t us)
+{
+    Google__Protobuf__Timestamp *t = svc_alloc(r, sizeof(*t));
+    if (t == NULL) {
+        return NULL;
+    }
+    google__protobuf__timestamp__init(t);
+    t->seconds = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+    t->nanos = (int32_t)((us - t->seconds * 1000000) * 1000);
+    return t;
+}
+
+static char *text_col(svc_req *r, const pw_db_result *res, int row, int col)
+{
+    const char *s = "";
+    size_t len;
+    if (pw_db_get_text(res, row, col, &s, &len) != PW_OK) {
+        s = "";
+    }
+    return svc_strdup(r, s);
+}
+
+static Google__Protobuf__Timestamp *time_col(svc_req *r, const pw_db_result *res, int row, int col)
+{
+    int64_t us;
+    return pw_db_get_timestamptz(res, row, col, &us) == PW_OK ? timestamp(r, us) : NULL;
+}
+
+/* "****6789": a tax id or account number as people may see it. */
+static char *masked(svc_req *r, const char *plain)
+{
+    size_t n = strlen(plain);
+    char buf[16];
+    snprintf(buf, sizeof(buf), "****%.4s", n > 4 ? plain + n - 4 : plain);
+    return svc_strdup(r, buf);
+}
+
+Merchant *merchant_from_row(svc_req *r, const pw_db_result *res, int row, int c)
+{
+    Merchant *m = svc_alloc(r, sizeof(*m));
+    if (m == NULL) {
+        return NULL;
+    }
+    paywire__merchant__v1__merchant__init(m);
+    m->id = text_col(r, res, row, c + 0);
+    m->display_name = text_col(r, res, row, c + 1);
+    const uint8_t *le;
+    size_t le_len;
+    if (pw_db_get_bytea(res, row, c + 2, &le, &le_len) == PW_OK) {
+        ProtobufCMessage *entity = NULL;
+        if (pw_call_unpack(r->call, pw_slice_make(le, le_len),
+                           &paywire__merchant__v1__legal_entity__descriptor, &entity) == PW_OK) {
+            /* A copy in call memory: the unpacked message's own fields are freed with it. */
+            LegalEntity *e = svc_alloc(r, sizeof(*e));
+            *e = *(LegalEntity *)entity;
+            char plain[128] = "";
+            if (e->tax_id[0] != '\0' &&
+                svc_open(&r->app->sealer, e->tax_id, plain, sizeof(plain)) == PW_OK) {
+                e->tax_id = masked(r, plain);
+            } else if (e->tax_id[0] != '\0') {
+                e->tax_id = svc_strdup(r, "****");
+            }
+            m->legal_entity = e;
+        }
+    }
+    m->country = text_col(r, res, row, c + 3);
+    m->merchant_category_code = text_col(r, res, row, c + 4);
+    m->currencies = split_csv(r, text_col(r, res, row, c + 5), &m->n_currencies);
+    m->support_email = text_col(r, res, row, c + 6);
+    m->website_url = text_col(r, res, row, c + 7);
+    m->state = state_from_name(text_col(r, res, row, c + 8));
+    m->state_reason = text_col(r, res, row, c + 9);
+    m->compliance_case_id = text_col(r, res, row, c + 10);
+    int64_t etag = 0;
+    pw_db_get_int64(res, row, c + 11, &etag);
+    char e[24];
+    snprintf(e, sizeof(e), "%lld", (long long)etag);
+    m->etag = svc_strdup(r, e);
+    m->create_time = time_col(r, res, row, c + 12);
+    m->update_time = time_col(r, res, row, c + 13);
+    return m;
+}
+
+ApiKey *api_key_from_row(svc_req *r, const pw_db_result *res, int row, int c)
+{
+    ApiKey *k = svc_alloc(r, sizeof(*k));
+    if (k == NULL) {
+        return NULL;
+    }
+    paywire__merchant__v1__api_key__init(k);
+    k->id = text_col(r, res, row, c + 0);
+    k->merchant_id = text_col(r, res, row, c + 1);
+    const char *mode = text_col(r, res, row, c + 2);
+    k->mode = strcmp(mode, "LIVE") == 0 ? PAYWIRE__MERCHANT__V1__API_KEY_MODE__API_KEY_MODE_LIVE
+                                        : PAYWIRE__MERCHANT__V1__API_KEY_MODE__API_KEY_MODE_TEST;
+    k->scopes = split_csv(r, text_col(r, res, row, c + 3), &k->n_scopes);
+    k->description = text_col(r, res, row, c + 4);
+    k->secret_prefix = text_col(r, res, row, c + 5);
+    k->create_time = time_col(r, res, row, c + 6);
+    k->revoke_time = time_col(r, res, row, c + 7);
+    k->last_used_time = time_col(r, res, row, c + 8);
+    return k;
+}
+
+static const pw_db_stmt audit_insert = {
+    "merchant_audit_insert",
+    "INSERT INTO audit_outbox (actor, action, subject_id, detail) VALUES ($1, $2, $3, $4)",
+    4,
+    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_JSONB}};
+
+static void audit_written(pw_db_result *res, void *ud)
+{
+    svc_req *r = ud;
+    if (pw_db_status(res) != PW_OK) {
+        svc_abort_db(r, res);
+    }
+}
+
+void audit_event(svc_req *r, const char *action, const char *subject_id, const char *detail_json)
+{
+    const char *actor = r->caller.internal ? r->caller.identity : r->caller.identity;
+    pw_db_param p[] = {pw_db_text(actor), pw_db_text(action), pw_db_text(subject_id),
+                       pw_db_jsonb(detail_json)};
+    /* Pipelined before the next statement of the transaction; its failure aborts it. */
+    svc_tx_query(r, &audit_insert, p, 4, audit_written);
+}
+
+/* Tokens: hex of "v1|filter|position" — opaque to clients, checked on the way back. */
+char *page_token(svc_req *r, const char *position, const char *filter)
+{
+    char plain[256];
+    int n = snprintf(plain, sizeof(plain), "v1|%s|%s", filter, position);
+    char *out = svc_alloc(r, (size_t)n * 2 + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        snprintf(out + 2 * i, 3, "%02x", (unsigned char)plain[i]);
+    }
+    return out;
+}
+
+int page_token_read(svc_req *r, const char *token, const char *filter, char *position, size_t cap)
+{
+    position[0] = '\0';
+    if (token == NULL || token[0] == '\0') {
+        return 1;
+    }
+    char plain[256];
+    size_t n = strlen(token);
+    if (n % 2 != 0 || n / 2 >= sizeof(plain)) {
+        svc_violation(r, "page_token", "not a token from this method");
+        return 0;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(token + 2 * i, "%2x", &v) != 1) {
+            svc_violation(r, "page_token", "not a token from this method");
+            return 0;
+        }
+        plain[i] = (char)v;
+    }
+    plain[n / 2] = '\0';
+    char want[128];
+    snprintf(want, sizeof(want), "v1|%s|", filter);
+    if (strncmp(plain, want, strlen(want)) != 0) {
+        svc_violation(r, "page_token",
+                      "belongs to a request with other filters; repeat the same filters or start "
+                      "again without a token");
+        return 0;
+    }
+    snprintf(position, cap, "%s", plain + strlen(want));
+    return 1;
+}
+
+int page_size(int32_t requested)
+{
+    return requested <= 0 ? DEFAULT_PAGE : requested > MAX_PAGE ? MAX_PAGE : requested;
+}
