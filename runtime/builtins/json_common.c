@@ -405,3 +405,22 @@ pw_status pw__json_append_string(pw_buf *out, const char *s, size_t n)
     }
     return rv == PW_OK ? pw_buf_append(out, "\"", 1) : rv;
 }
+
+void pw__json_message_init(const ProtobufCMessageDescriptor *d, void *mem)
+{
+    memset(mem, 0, d->sizeof_message);
+    ((ProtobufCMessage *)mem)->descriptor = d;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->default_value == NULL || f->label == PROTOBUF_C_LABEL_REPEATED ||
+            (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+            continue;
+        }
+        void *member = pw__json_member(mem, f);
+        if (f->type == PROTOBUF_C_TYPE_STRING) {
+            *(const void **)member = f->default_value;
+        } else if (f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_BYTES) {
+            memcpy(member, f->default_value, pw__json_elem_size(f->type));
+        }
+    }
+}

@@ -25,6 +25,12 @@ pw__wkt pw__json_wkt(const ProtobufCMessageDescriptor *d);
 /* The well-known type of a message field's type (PW_WKT_NONE for other fields). */
 pw__wkt pw__json_wkt_of_field(const ProtobufCFieldDescriptor *f);
 
+/*
+ * Initialises a message of a descriptor built at run time (message_init NULL),
+ * as protobuf-c does for such descriptors: zeroes, descriptor, string defaults.
+ */
+void pw__json_message_init(const ProtobufCMessageDescriptor *d, void *mem);
+
 /* The C storage of one element of a field of this type. */
 size_t pw__json_elem_size(ProtobufCType type);
 

@@ -112,7 +112,11 @@ static ProtobufCMessage *new_message(dec *d, const ProtobufCMessageDescriptor *t
         oom(d);
         return NULL;
     }
-    protobuf_c_message_init(type, m);
+    if (type->message_init != NULL) {
+        protobuf_c_message_init(type, m);
+    } else {
+        pw__json_message_init(type, m);
+    }
     return m;
 }
 
