@@ -81,11 +81,11 @@ static pw_status read_key_row(svc_req *r, const pw_db_result *res, const uint8_t
     pw_db_get_text(res, 0, 5, &s, &len);
     snprintf(r->caller.merchant_state, sizeof(r->caller.merchant_state), "%s", s);
     if (revoked) {
-        snprintf(msg, cap, "API key %s was revoked", r->caller.identity);
+        snprintf(msg, cap, "API key %.40s was revoked", r->caller.identity);
         return PW_UNAUTHENTICATED;
     }
     if (strcmp(r->caller.merchant_state, "CLOSED") == 0) {
-        snprintf(msg, cap, "merchant %s is closed", r->caller.merchant_id);
+        snprintf(msg, cap, "merchant %.40s is closed", r->caller.merchant_id);
         return PW_PERMISSION_DENIED;
     }
     return PW_OK;
