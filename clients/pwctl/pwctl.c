@@ -422,28 +422,32 @@ static int cmd_call(session *s)
     char *text = request_text(o);
     char **items = NULL;
     size_t nitems = 0;
+    ProtobufCMessage **reqs = NULL;
+    pw_metadata md = {0};
+    int rc = 0;
     if (text == NULL || split_array(text, &items, &nitems) != 0 ||
         (!m->client_streaming && nitems != 1)) {
         fprintf(stderr, "pwctl: cannot read the request (one JSON object%s)\n",
                 m->client_streaming ? ", or an array of them" : "");
-        free(text);
-        return 2;
+        rc = 2;
+        goto done;
     }
-    ProtobufCMessage **reqs = calloc(nitems + 1, sizeof(*reqs));
+    reqs = calloc(nitems + 1, sizeof(*reqs));
     pw_json_options j = json_opts(o);
     for (size_t i = 0; i < nitems; i++) {
         if (pw_json_decode(m->input, items[i], strlen(items[i]), &j, &reqs[i], err, sizeof(err)) !=
             PW_OK) {
             fprintf(stderr, "pwctl: bad request for %s: %s\n", m->input->name, err);
-            return 2;
+            rc = 2;
+            goto done;
         }
     }
-    pw_metadata md = {0};
     for (int i = 0; i < o->nheaders; i++) {
         const char *colon = strchr(o->headers[i], ':');
         if (colon == NULL) {
             fprintf(stderr, "pwctl: header \"%s\" is not name: value\n", o->headers[i]);
-            return 2;
+            rc = 2;
+            goto done;
         }
         char name[128];
         snprintf(name, sizeof(name), "%.*s", (int)(colon - o->headers[i]), o->headers[i]);
@@ -457,7 +461,6 @@ static int cmd_call(session *s)
     snprintf(path, sizeof(path), "/%s/%s", m->service, m->name);
     pw_call_options co = {.timeout_ms = o->timeout_ms, .metadata = &md};
     pw_stream *st;
-    int rc = 0;
     if (pw_stream_open(&st, s->ch, path, &co) != PW_OK) {
         fprintf(stderr, "pwctl: cannot start the call\n");
         rc = 3;
@@ -480,8 +483,11 @@ static int cmd_call(session *s)
         }
         pw_stream_free(st);
     }
+done:
     for (size_t i = 0; i < nitems; i++) {
-        protobuf_c_message_free_unpacked(reqs[i], NULL);
+        if (reqs != NULL) {
+            protobuf_c_message_free_unpacked(reqs[i], NULL);
+        }
         free(items[i]);
     }
     free(reqs);

@@ -214,6 +214,16 @@ static void add_dst_effect(svc_req *r)
     if (copy.destination_case ==
         PAYWIRE__MERCHANT__V1__SETTLEMENT_DESTINATION__DESTINATION_BANK_ACCOUNT) {
         bank = *copy.bank_account;
+        /* IBANs are kept in their electronic form: no spaces, upper case. */
+        char compact[64];
+        size_t k = 0;
+        for (const char *c = bank.iban; *c && k + 1 < sizeof(compact); c++) {
+            if (*c != ' ') {
+                compact[k++] = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
+            }
+        }
+        compact[k] = '\0';
+        bank.iban = compact;
         if ((bank.iban[0] && svc_seal(&r->app->sealer, bank.iban, iban, sizeof(iban)) != PW_OK) ||
             (bank.account_number[0] &&
              svc_seal(&r->app->sealer, bank.account_number, account, sizeof(account)) != PW_OK)) {

@@ -1,0 +1,933 @@
+/*
+ * The merchant service end to end: a real merchant-server process (this
+ * build, under the sanitizers in CI) on a fresh database of the local
+ * PostgreSQL, TLS with a local CA, called through the generated C client as
+ * an internal service (mTLS identity spiffe://paywire/tests) and as merchants
+ * (API keys). Every RPC, every lifecycle transition (allowed and refused),
+ * idempotent retries across a restart, concurrent duplicates, invalid input,
+ * and authentication failures.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+#include <paywire/db.h>
+#include <paywire/errors.h>
+#include <paywire/paywire.h>
+#include "pw_test.h"
+#include "pw_test_db.h"
+#include "paywire/merchant/v1/merchant.pw.h"
+#include "src/proto/grpc/health/v1/health.pb-c.h"
+
+#define SVC  "/paywire.merchant.v1.MerchantService/"
+#define P(x) Paywire__Merchant__V1__##x
+
+static char dir[64];
+static char db_url[512];
+static char conf_path[128];
+static int port;
+static pid_t server_pid;
+static uv_loop_t loop;
+static pw_channel *internal;
+static pw_channel *public_ch;
+
+/* ---- the server process ---- */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void write_config(const char *database_url)
+{
+    FILE *f = fopen(conf_path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "listen = 127.0.0.1:%d\ndatabase_url = %s\n"
+            "encryption_key = 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+            "tls_cert = %s/merchant.crt\ntls_key = %s/merchant.key\ntls_ca = %s/ca.crt\n"
+            "internal_identities = spiffe://paywire/tests\nlog_level = warning\n",
+            port, database_url, dir, dir, dir);
+    fclose(f);
+}
+
+static void start_server(void)
+{
+    server_pid = fork();
+    if (server_pid == 0) {
+        char log[128];
+        snprintf(log, sizeof(log), "%s/merchant.log", dir);
+        FILE *out = freopen(log, "a", stderr);
+        (void)out;
+        execl(PW_MERCHANT_SERVER, "merchant-server", "--config", conf_path, (char *)NULL);
+        _exit(127);
+    }
+    assert_true(server_pid > 0);
+}
+
+static void stop_server(void)
+{
+    if (server_pid > 0) {
+        kill(server_pid, SIGTERM);
+        int status = 0;
+        waitpid(server_pid, &status, 0);
+        /* A clean exit: no leaked handles, no sanitizer report. */
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        server_pid = 0;
+    }
+}
+
+static int health(const char *service)
+{
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    req.service = (char *)service;
+    ProtobufCMessage *resp = NULL;
+    pw_call_options o = {.timeout_ms = 1000, .wait_for_ready = 1};
+    pw_status rv =
+        pw_channel_unary(internal, "/grpc.health.v1.Health/Check", &o, &req.base,
+                         &grpc__health__v1__health_check_response__descriptor, &resp, NULL, NULL);
+    int st = rv == PW_OK ? (int)((Grpc__Health__V1__HealthCheckResponse *)resp)->status : -1;
+    protobuf_c_message_free_unpacked(resp, NULL);
+    return st;
+}
+
+static void wait_serving(void)
+{
+    for (int i = 0; i < 200; i++) {
+        if (health("paywire.merchant.v1.MerchantService") == 1) {
+            return;
+        }
+        uv_sleep(50);
+    }
+    fail_msg("merchant-server did not become SERVING (see %s/merchant.log)", dir);
+}
+
+static pw_channel *channel(int mtls)
+{
+    static pw_tls_config with_cert, ca_only;
+    static char cert[128], key[128], ca[128];
+    snprintf(cert, sizeof(cert), "%s/tests.crt", dir);
+    snprintf(key, sizeof(key), "%s/tests.key", dir);
+    snprintf(ca, sizeof(ca), "%s/ca.crt", dir);
+    with_cert = (pw_tls_config){.cert_file = cert, .key_file = key, .ca_file = ca};
+    ca_only = (pw_tls_config){.ca_file = ca};
+    char target[64];
+    snprintf(target, sizeof(target), "localhost:%d", port);
+    pw_channel_options o = {
+        .tls = mtls ? &with_cert : &ca_only, .backoff_initial_ms = 50, .backoff_max_ms = 200};
+    pw_channel *ch;
+    assert_int_equal(pw_channel_new(&ch, &loop, target, &o), PW_OK);
+    return ch;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/pw-merchant-test-%ld", (long)getpid());
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "bash %s/scripts/certs %s >/dev/null", PW_SOURCE_DIR, dir);
+    assert_int_equal(system(cmd), 0);
+    pw_test_db_create("merchant_test", db_url, sizeof(db_url));
+    char err[512];
+    assert_int_equal(pw_db_migrate(db_url, PW_SOURCE_DIR "/services/merchant/migrations",
+                                   "paywire.migrate.merchant", NULL, err, sizeof(err)),
+                     PW_OK);
+    snprintf(conf_path, sizeof(conf_path), "%s/merchant.conf", dir);
+    port = free_port();
+    write_config(db_url);
+    start_server();
+    uv_loop_init(&loop);
+    internal = channel(1);
+    public_ch = channel(0);
+    wait_serving();
+    return 0;
+}
+
+static void closed(pw_channel *ch, void *ud)
+{
+    (void)ch;
+    (void)ud;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    pw_channel_close(internal, closed, NULL);
+    pw_channel_close(public_ch, closed, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    stop_server();
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- calls ---- */
+
+typedef struct reply {
+    pw_status code;
+    char message[512];
+    pw_error_details details;
+    ProtobufCMessage *msg;
+} reply;
+
+/* One unary call; bearer (may be NULL) as an API key on the public channel, else mTLS. */
+static reply call(const char *method, const ProtobufCMessage *req,
+                  const ProtobufCMessageDescriptor *resp_type, const char *bearer)
+{
+    char path[128];
+    snprintf(path, sizeof(path), SVC "%s", method);
+    pw_metadata md = {0};
+    if (bearer != NULL) {
+        char v[160];
+        snprintf(v, sizeof(v), "Bearer %s", bearer);
+        pw_metadata_add_str(&md, "authorization", v);
+    }
+    pw_call_options o = {.timeout_ms = 10000, .metadata = &md};
+    reply r = {0};
+    char *msg = NULL;
+    pw_metadata trailers = {0};
+    r.code = pw_channel_unary(bearer ? public_ch : internal, path, &o, req, resp_type, &r.msg, &msg,
+                              &trailers);
+    snprintf(r.message, sizeof(r.message), "%s", msg ? msg : "");
+    pw_free(msg);
+    pw_error_details_read(&trailers, &r.details);
+    pw_metadata_clear(&trailers);
+    pw_metadata_clear(&md);
+    return r;
+}
+
+static void reply_free(reply *r)
+{
+    protobuf_c_message_free_unpacked(r->msg, NULL);
+    pw_error_details_clear(&r->details);
+    r->msg = NULL;
+}
+
+static int has_violation(const reply *r, const char *field)
+{
+    for (size_t i = 0; i < r->details.violation_count; i++) {
+        if (strcmp(r->details.violations[i].field, field) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void expect_code(reply *r, pw_status code, const char *in_message)
+{
+    if (r->code != code || (in_message && strstr(r->message, in_message) == NULL)) {
+        fail_msg("got %s \"%s\", wanted %s containing \"%s\"", pw_status_str(r->code), r->message,
+                 pw_status_str(code), in_message ? in_message : "");
+    }
+    reply_free(r);
+}
+
+/* ---- fixtures ---- */
+
+static int key_counter;
+
+static void next_key(char *out, size_t cap)
+{
+    snprintf(out, cap, "test-%ld-%d", (long)getpid(), ++key_counter);
+}
+
+static P(Merchant) * sample_merchant(const char *name)
+{
+    static P(Merchant) m;
+    static P(LegalEntity) le;
+    static Paywire__Common__V1__PostalAddress addr;
+    static char *currencies[] = {"EUR", "USD"};
+    static char name_buf[64];
+    snprintf(name_buf, sizeof(name_buf), "%s", name);
+    paywire__merchant__v1__merchant__init(&m);
+    paywire__merchant__v1__legal_entity__init(&le);
+    paywire__common__v1__postal_address__init(&addr);
+    addr.country = "DE";
+    le.legal_name = "Test GmbH";
+    le.entity_type = PAYWIRE__MERCHANT__V1__ENTITY_TYPE__ENTITY_TYPE_COMPANY;
+    le.tax_id = "DE123456789";
+    le.registered_address = &addr;
+    m.display_name = name_buf;
+    m.legal_entity = &le;
+    m.country = "DE";
+    m.merchant_category_code = "5942";
+    m.n_currencies = 2;
+    m.currencies = currencies;
+    return &m;
+}
+
+/* Creates a merchant; its id into out. */
+static void create(const char *name, char *out, size_t cap)
+{
+    char key[64];
+    next_key(key, sizeof(key));
+    P(CreateMerchantRequest) req = PAYWIRE__MERCHANT__V1__CREATE_MERCHANT_REQUEST__INIT;
+    req.idempotency_key = key;
+    req.merchant = sample_merchant(name);
+    reply r = call("CreateMerchant", &req.base,
+                   &paywire__merchant__v1__create_merchant_response__descriptor, NULL);
+    assert_int_equal(r.code, PW_OK);
+    P(Merchant) *m = ((P(CreateMerchantResponse) *)r.msg)->merchant;
+    assert_int_equal(m->state,
+                     PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_PENDING_REVIEW);
+    assert_string_equal(m->legal_entity->tax_id, "****6789");
+    snprintf(out, cap, "%s", m->id);
+    reply_free(&r);
+}
+
+static void approve(const char *merchant, const char *case_id)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "INSERT INTO approved_compliance_cases VALUES ('%s', '%s')", case_id,
+             merchant);
+    pw_test_db_exec(db_url, sql);
+}
+
+/* A lifecycle call by name; returns the reply code (the reply is freed). */
+static pw_status transition(const char *method, const char *merchant, const char *extra)
+{
+    char key[64];
+    next_key(key, sizeof(key));
+    reply r;
+    if (strcmp(method, "ActivateMerchant") == 0) {
+        P(ActivateMerchantRequest) req = PAYWIRE__MERCHANT__V1__ACTIVATE_MERCHANT_REQUEST__INIT;
+        req.idempotency_key = key;
+        req.merchant_id = (char *)merchant;
+        req.compliance_case_id = (char *)extra;
+        r = call(method, &req.base, &paywire__merchant__v1__activate_merchant_response__descriptor,
+                 NULL);
+    } else if (strcmp(method, "SuspendMerchant") == 0) {
+        P(SuspendMerchantRequest) req = PAYWIRE__MERCHANT__V1__SUSPEND_MERCHANT_REQUEST__INIT;
+        req.idempotency_key = key;
+        req.merchant_id = (char *)merchant;
+        req.reason = (char *)extra;
+        r = call(method, &req.base, &paywire__merchant__v1__suspend_merchant_response__descriptor,
+                 NULL);
+    } else if (strcmp(method, "ReinstateMerchant") == 0) {
+        P(ReinstateMerchantRequest) req = PAYWIRE__MERCHANT__V1__REINSTATE_MERCHANT_REQUEST__INIT;
+        req.idempotency_key = key;
+        req.merchant_id = (char *)merchant;
+        r = call(method, &req.base, &paywire__merchant__v1__reinstate_merchant_response__descriptor,
+                 NULL);
+    } else {
+        P(CloseMerchantRequest) req = PAYWIRE__MERCHANT__V1__CLOSE_MERCHANT_REQUEST__INIT;
+        req.idempotency_key = key;
+        req.merchant_id = (char *)merchant;
+        req.reason = (char *)extra;
+        r = call(method, &req.base, &paywire__merchant__v1__close_merchant_response__descriptor,
+                 NULL);
+    }
+    pw_status code = r.code;
+    if (code == PW_FAILED_PRECONDITION) {
+        assert_true(strcmp(r.details.reason, "INVALID_STATE_TRANSITION") == 0 ||
+                    strcmp(r.details.reason, "COMPLIANCE_NOT_APPROVED") == 0);
+    }
+    reply_free(&r);
+    return code;
+}
+
+/* An API key for merchant with scopes; its secret and id into the outputs. */
+static void new_key(const char *merchant, char *const *scopes, size_t n, int live, char *secret,
+                    char *id)
+{
+    char key[64];
+    next_key(key, sizeof(key));
+    P(CreateApiKeyRequest) req = PAYWIRE__MERCHANT__V1__CREATE_API_KEY_REQUEST__INIT;
+    req.idempotency_key = key;
+    req.merchant_id = (char *)merchant;
+    req.mode = live ? PAYWIRE__MERCHANT__V1__API_KEY_MODE__API_KEY_MODE_LIVE
+                    : PAYWIRE__MERCHANT__V1__API_KEY_MODE__API_KEY_MODE_TEST;
+    req.n_scopes = n;
+    req.scopes = (char **)scopes;
+    reply r = call("CreateApiKey", &req.base,
+                   &paywire__merchant__v1__create_api_key_response__descriptor, NULL);
+    assert_int_equal(r.code, PW_OK);
+    P(CreateApiKeyResponse) *resp = (P(CreateApiKeyResponse) *)r.msg;
+    assert_true(strncmp(resp->secret, live ? "sk_live_" : "sk_test_", 8) == 0);
+    strcpy(secret, resp->secret);
+    strcpy(id, resp->api_key->id);
+    reply_free(&r);
+}
+
+/* ---- tests ---- */
+
+static void test_merchant_lifecycle_every_transition(void **state)
+{
+    (void)state;
+    char m[40];
+    create("Lifecycle", m, sizeof(m));
+    /* From PENDING_REVIEW: suspend and reinstate are refused; activation needs an approved case. */
+    assert_int_equal(transition("SuspendMerchant", m, "x"), PW_FAILED_PRECONDITION);
+    assert_int_equal(transition("ReinstateMerchant", m, ""), PW_FAILED_PRECONDITION);
+    assert_int_equal(transition("ActivateMerchant", m, "case_unapproved"), PW_FAILED_PRECONDITION);
+    approve(m, "case_lifecycle");
+    assert_int_equal(transition("ActivateMerchant", m, "case_lifecycle"), PW_OK);
+    /* ACTIVE: activate and reinstate refused, suspend allowed. */
+    assert_int_equal(transition("ActivateMerchant", m, "case_lifecycle"), PW_FAILED_PRECONDITION);
+    assert_int_equal(transition("ReinstateMerchant", m, ""), PW_FAILED_PRECONDITION);
+    assert_int_equal(transition("SuspendMerchant", m, "chargeback review"), PW_OK);
+    /* SUSPENDED: suspend and activate refused; reinstate allowed; suspend again; close. */
+    assert_int_equal(transition("SuspendMerchant", m, "again"), PW_FAILED_PRECONDITION);
+    assert_int_equal(transition("ActivateMerchant", m, "case_lifecycle"), PW_FAILED_PRECONDITION);
+    assert_int_equal(transition("ReinstateMerchant", m, ""), PW_OK);
+    assert_int_equal(transition("SuspendMerchant", m, "second look"), PW_OK);
+    assert_int_equal(transition("CloseMerchant", m, "merchant asked"), PW_OK);
+    /* CLOSED is final. */
+    assert_int_equal(transition("CloseMerchant", m, "again"), PW_FAILED_PRECONDITION);
+    assert_int_equal(transition("ReinstateMerchant", m, ""), PW_FAILED_PRECONDITION);
+    assert_int_equal(transition("ActivateMerchant", m, "case_lifecycle"), PW_FAILED_PRECONDITION);
+    /* PENDING_REVIEW → CLOSED directly, and ACTIVE → CLOSED. */
+    char m2[40], m3[40];
+    create("Rejected", m2, sizeof(m2));
+    assert_int_equal(transition("CloseMerchant", m2, "rejected at review"), PW_OK);
+    create("Closing", m3, sizeof(m3));
+    approve(m3, "case_m3");
+    assert_int_equal(transition("ActivateMerchant", m3, "case_m3"), PW_OK);
+    assert_int_equal(transition("CloseMerchant", m3, "offboarded"), PW_OK);
+    /* A reason is required where the audit log needs one. */
+    assert_int_equal(transition("SuspendMerchant", m, ""), PW_INVALID_ARGUMENT);
+    /* Every transition left an audit row. */
+    char sql[200];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM audit_outbox WHERE subject_id = '%s'", m);
+    assert_int_equal(pw_test_db_scalar(db_url, sql), 1 + 5); /* created + five transitions */
+}
+
+static void test_merchant_get_list_update(void **state)
+{
+    (void)state;
+    char a[40], b[40], c[40];
+    create("Alpha", a, sizeof(a));
+    create("Beta", b, sizeof(b));
+    create("Gamma", c, sizeof(c));
+    /* Get. */
+    P(GetMerchantRequest) g = PAYWIRE__MERCHANT__V1__GET_MERCHANT_REQUEST__INIT;
+    g.merchant_id = b;
+    reply r = call("GetMerchant", &g.base,
+                   &paywire__merchant__v1__get_merchant_response__descriptor, NULL);
+    assert_int_equal(r.code, PW_OK);
+    P(Merchant) *m = ((P(GetMerchantResponse) *)r.msg)->merchant;
+    assert_string_equal(m->display_name, "Beta");
+    char etag[24];
+    snprintf(etag, sizeof(etag), "%s", m->etag);
+    reply_free(&r);
+    /* List newest first, two per page, every merchant exactly once across pages. */
+    P(ListMerchantsRequest) l = PAYWIRE__MERCHANT__V1__LIST_MERCHANTS_REQUEST__INIT;
+    l.page_size = 2;
+    int seen_a = 0, seen_b = 0, seen_c = 0, pages = 0;
+    char token[256] = "";
+    do {
+        l.page_token = token;
+        r = call("ListMerchants", &l.base,
+                 &paywire__merchant__v1__list_merchants_response__descriptor, NULL);
+        assert_int_equal(r.code, PW_OK);
+        P(ListMerchantsResponse) *lr = (P(ListMerchantsResponse) *)r.msg;
+        assert_true(lr->n_merchants <= 2);
+        for (size_t i = 0; i < lr->n_merchants; i++) {
+            seen_a += strcmp(lr->merchants[i]->id, a) == 0;
+            seen_b += strcmp(lr->merchants[i]->id, b) == 0;
+            seen_c += strcmp(lr->merchants[i]->id, c) == 0;
+        }
+        snprintf(token, sizeof(token), "%s", lr->next_page_token);
+        reply_free(&r);
+        pages++;
+    } while (token[0] != '\0' && pages < 100);
+    assert_int_equal(seen_a + seen_b + seen_c, 3);
+    /* A token used with other filters is refused. */
+    l.page_size = 1;
+    l.page_token = "";
+    r = call("ListMerchants", &l.base, &paywire__merchant__v1__list_merchants_response__descriptor,
+             NULL);
+    char first_token[256];
+    snprintf(first_token, sizeof(first_token), "%s",
+             ((P(ListMerchantsResponse) *)r.msg)->next_page_token);
+    reply_free(&r);
+    l.page_token = first_token;
+    l.state = PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_ACTIVE;
+    r = call("ListMerchants", &l.base, &paywire__merchant__v1__list_merchants_response__descriptor,
+             NULL);
+    assert_true(has_violation(&r, "page_token"));
+    expect_code(&r, PW_INVALID_ARGUMENT, "page_token");
+    /* Update with a field mask and the etag; a stale etag is ABORTED. */
+    char key[64];
+    next_key(key, sizeof(key));
+    char *paths[] = {"display_name", "support_email"};
+    Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+    mask.n_paths = 2;
+    mask.paths = paths;
+    P(Merchant) patch = PAYWIRE__MERCHANT__V1__MERCHANT__INIT;
+    patch.id = b;
+    patch.display_name = "Beta Books";
+    patch.support_email = "help@beta.example";
+    P(UpdateMerchantRequest) u = PAYWIRE__MERCHANT__V1__UPDATE_MERCHANT_REQUEST__INIT;
+    u.idempotency_key = key;
+    u.merchant = &patch;
+    u.update_mask = &mask;
+    u.etag = etag;
+    r = call("UpdateMerchant", &u.base,
+             &paywire__merchant__v1__update_merchant_response__descriptor, NULL);
+    assert_int_equal(r.code, PW_OK);
+    m = ((P(UpdateMerchantResponse) *)r.msg)->merchant;
+    assert_string_equal(m->display_name, "Beta Books");
+    assert_string_equal(m->country, "DE"); /* untouched */
+    assert_string_not_equal(m->etag, etag);
+    reply_free(&r);
+    next_key(key, sizeof(key));
+    u.idempotency_key = key;
+    r = call("UpdateMerchant", &u.base,
+             &paywire__merchant__v1__update_merchant_response__descriptor, NULL);
+    assert_string_equal(r.details.reason, "ETAG_MISMATCH");
+    expect_code(&r, PW_ABORTED, "changed since you read it");
+    /* Unknown and immutable paths are refused, naming update_mask. */
+    char *bad_paths[] = {"country"};
+    mask.n_paths = 1;
+    mask.paths = bad_paths;
+    u.etag = "";
+    next_key(key, sizeof(key));
+    u.idempotency_key = key;
+    r = call("UpdateMerchant", &u.base,
+             &paywire__merchant__v1__update_merchant_response__descriptor, NULL);
+    assert_true(has_violation(&r, "update_mask"));
+    expect_code(&r, PW_INVALID_ARGUMENT, "cannot be updated");
+    /* Not found. */
+    g.merchant_id = "mer_00000000000000000000000000";
+    r = call("GetMerchant", &g.base, &paywire__merchant__v1__get_merchant_response__descriptor,
+             NULL);
+    expect_code(&r, PW_NOT_FOUND, "not found");
+}
+
+static void test_merchant_invalid_input_names_fields(void **state)
+{
+    (void)state;
+    char key[64];
+    next_key(key, sizeof(key));
+    P(Merchant) *m = sample_merchant("");
+    char *currencies[] = {"EUR", "XXX", "EUR"};
+    m->currencies = currencies;
+    m->n_currencies = 3;
+    m->country = "Germany";
+    m->merchant_category_code = "59a2";
+    m->website_url = "https://127.0.0.1/shop";
+    m->support_email = "nobody";
+    P(CreateMerchantRequest) req = PAYWIRE__MERCHANT__V1__CREATE_MERCHANT_REQUEST__INIT;
+    req.idempotency_key = key;
+    req.merchant = m;
+    reply r = call("CreateMerchant", &req.base,
+                   &paywire__merchant__v1__create_merchant_response__descriptor, NULL);
+    const char *fields[] = {
+        "merchant.display_name",  "merchant.country",       "merchant.merchant_category_code",
+        "merchant.currencies[1]", "merchant.currencies[2]", "merchant.support_email",
+        "merchant.website_url"};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        if (!has_violation(&r, fields[i])) {
+            fail_msg("no violation for %s", fields[i]);
+        }
+    }
+    expect_code(&r, PW_INVALID_ARGUMENT, "invalid merchant.display_name");
+    /* No idempotency key. */
+    req.merchant = sample_merchant("Keyless");
+    req.idempotency_key = "";
+    r = call("CreateMerchant", &req.base,
+             &paywire__merchant__v1__create_merchant_response__descriptor, NULL);
+    assert_true(has_violation(&r, "idempotency_key"));
+    expect_code(&r, PW_INVALID_ARGUMENT, "idempotency_key");
+}
+
+/* Same key: same answer, after a server restart too; same key, other request: refused. */
+static void test_merchant_idempotency_across_restart(void **state)
+{
+    (void)state;
+    P(CreateMerchantRequest) req = PAYWIRE__MERCHANT__V1__CREATE_MERCHANT_REQUEST__INIT;
+    req.idempotency_key = "restart-key-1";
+    req.merchant = sample_merchant("Restart");
+    reply r = call("CreateMerchant", &req.base,
+                   &paywire__merchant__v1__create_merchant_response__descriptor, NULL);
+    assert_int_equal(r.code, PW_OK);
+    char id[40];
+    snprintf(id, sizeof(id), "%s", ((P(CreateMerchantResponse) *)r.msg)->merchant->id);
+    reply_free(&r);
+    stop_server();
+    start_server();
+    wait_serving();
+    r = call("CreateMerchant", &req.base,
+             &paywire__merchant__v1__create_merchant_response__descriptor, NULL);
+    assert_int_equal(r.code, PW_OK);
+    assert_string_equal(((P(CreateMerchantResponse) *)r.msg)->merchant->id, id);
+    reply_free(&r);
+    assert_int_equal(
+        pw_test_db_scalar(db_url, "SELECT count(*) FROM merchants WHERE display_name = 'Restart'"),
+        1);
+    req.merchant = sample_merchant("Restart but different");
+    r = call("CreateMerchant", &req.base,
+             &paywire__merchant__v1__create_merchant_response__descriptor, NULL);
+    assert_string_equal(r.details.reason, "IDEMPOTENCY_KEY_REUSED");
+    expect_code(&r, PW_FAILED_PRECONDITION, "restart-key-1");
+}
+
+/* Many calls with one key at the same moment: one merchant, every caller told its id. */
+typedef struct dup_call {
+    int done;
+    pw_status code;
+    char id[40];
+} dup_call;
+
+static void dup_done(const P(CreateMerchantResponse) * resp, const pw_result *res, void *ud)
+{
+    dup_call *d = ud;
+    d->done = 1;
+    d->code = res->code;
+    if (resp != NULL) {
+        snprintf(d->id, sizeof(d->id), "%s", resp->merchant->id);
+    }
+}
+
+static void test_merchant_concurrent_duplicates(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    dup_call d[N];
+    memset(d, 0, sizeof(d));
+    P(CreateMerchantRequest) req = PAYWIRE__MERCHANT__V1__CREATE_MERCHANT_REQUEST__INIT;
+    req.idempotency_key = "concurrent-key-1";
+    req.merchant = sample_merchant("Concurrent");
+    pw_call_options o = {.timeout_ms = 10000};
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(paywire_merchant_v1_merchant_service_create_merchant(internal, &req, &o,
+                                                                              dup_done, &d[i]),
+                         PW_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        pw_test_run_until(&loop, &d[i].done, 15000);
+    }
+    for (int i = 0; i < N; i++) {
+        /* The first result, or ABORTED asking for a retry: never a second merchant. */
+        assert_true(d[i].code == PW_OK || d[i].code == PW_ABORTED);
+        if (d[i].code == PW_OK) {
+            assert_string_equal(d[i].id, d[0].code == PW_OK ? d[0].id : d[i].id);
+        }
+    }
+    assert_int_equal(
+        pw_test_db_scalar(db_url,
+                          "SELECT count(*) FROM merchants WHERE display_name = 'Concurrent'"),
+        1);
+}
+
+static void test_merchant_api_keys_and_auth(void **state)
+{
+    (void)state;
+    char m[40], other[40];
+    create("Keyholder", m, sizeof(m));
+    create("Someone else", other, sizeof(other));
+    approve(m, "case_keys");
+    assert_int_equal(transition("ActivateMerchant", m, "case_keys"), PW_OK);
+    char *read_only[] = {"merchants:read", "api_keys:read"};
+    char secret[80], id[40];
+    new_key(m, read_only, 2, 1, secret, id);
+    /* The secret is stored only as its hash. */
+    char sql[300];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM api_keys WHERE id = '%s' AND secret_prefix = '%.12s'"
+             " AND length(secret_hash) = 32",
+             id, secret);
+    assert_int_equal(pw_test_db_scalar(db_url, sql), 1);
+    /* The merchant reads itself with its key. */
+    P(GetMerchantRequest) g = PAYWIRE__MERCHANT__V1__GET_MERCHANT_REQUEST__INIT;
+    g.merchant_id = m;
+    reply r = call("GetMerchant", &g.base,
+                   &paywire__merchant__v1__get_merchant_response__descriptor, secret);
+    expect_code(&r, PW_OK, NULL);
+    /* Another merchant's data does not exist for it. */
+    g.merchant_id = other;
+    r = call("GetMerchant", &g.base, &paywire__merchant__v1__get_merchant_response__descriptor,
+             secret);
+    expect_code(&r, PW_NOT_FOUND, "not found");
+    /* Missing key (and no client certificate). */
+    pw_metadata none = {0};
+    (void)none;
+    g.merchant_id = m;
+    {
+        char path[128];
+        snprintf(path, sizeof(path), SVC "GetMerchant");
+        ProtobufCMessage *resp = NULL;
+        char *msg = NULL;
+        pw_call_options o = {.timeout_ms = 5000};
+        assert_int_equal(pw_channel_unary(public_ch, path, &o, &g.base,
+                                          &paywire__merchant__v1__get_merchant_response__descriptor,
+                                          &resp, &msg, NULL),
+                         PW_UNAUTHENTICATED);
+        assert_non_null(strstr(msg, "needs an API key"));
+        pw_free(msg);
+    }
+    /* Unknown key. */
+    r = call("GetMerchant", &g.base, &paywire__merchant__v1__get_merchant_response__descriptor,
+             "sk_live_doesnotexist000000000000000000000000000");
+    expect_code(&r, PW_UNAUTHENTICATED, "unknown API key");
+    /* Wrong scope: a read-only key cannot create keys. */
+    char key[64];
+    next_key(key, sizeof(key));
+    char *write_scope[] = {"api_keys:write"};
+    P(CreateApiKeyRequest) ck = PAYWIRE__MERCHANT__V1__CREATE_API_KEY_REQUEST__INIT;
+    ck.idempotency_key = key;
+    ck.merchant_id = m;
+    ck.mode = PAYWIRE__MERCHANT__V1__API_KEY_MODE__API_KEY_MODE_TEST;
+    ck.n_scopes = 1;
+    ck.scopes = write_scope;
+    r = call("CreateApiKey", &ck.base, &paywire__merchant__v1__create_api_key_response__descriptor,
+             secret);
+    assert_string_equal(r.details.reason, "MISSING_SCOPE");
+    expect_code(&r, PW_PERMISSION_DENIED, "lacks scope api_keys:write");
+    /* An API key cannot call internal methods. */
+    P(ListMerchantsRequest) l = PAYWIRE__MERCHANT__V1__LIST_MERCHANTS_REQUEST__INIT;
+    r = call("ListMerchants", &l.base, &paywire__merchant__v1__list_merchants_response__descriptor,
+             secret);
+    expect_code(&r, PW_PERMISSION_DENIED, "internal services");
+    /* ResolveApiKey (internal) tells other services who the key is. */
+    P(ResolveApiKeyRequest) rk = PAYWIRE__MERCHANT__V1__RESOLVE_API_KEY_REQUEST__INIT;
+    rk.secret = secret;
+    r = call("ResolveApiKey", &rk.base,
+             &paywire__merchant__v1__resolve_api_key_response__descriptor, NULL);
+    assert_int_equal(r.code, PW_OK);
+    assert_string_equal(((P(ResolveApiKeyResponse) *)r.msg)->merchant_id, m);
+    assert_int_equal(((P(ResolveApiKeyResponse) *)r.msg)->n_scopes, 2);
+    reply_free(&r);
+    /* ListApiKeys with the key itself. */
+    P(ListApiKeysRequest) lk = PAYWIRE__MERCHANT__V1__LIST_API_KEYS_REQUEST__INIT;
+    lk.merchant_id = m;
+    r = call("ListApiKeys", &lk.base, &paywire__merchant__v1__list_api_keys_response__descriptor,
+             secret);
+    assert_int_equal(r.code, PW_OK);
+    assert_int_equal(((P(ListApiKeysResponse) *)r.msg)->n_api_keys, 1);
+    reply_free(&r);
+    /* A retried CreateApiKey returns the same key with the secret withheld. */
+    char *scopes[] = {"merchants:read"};
+    next_key(key, sizeof(key));
+    ck.idempotency_key = key;
+    ck.n_scopes = 1;
+    ck.scopes = scopes;
+    r = call("CreateApiKey", &ck.base, &paywire__merchant__v1__create_api_key_response__descriptor,
+             NULL);
+    char first_id[40];
+    snprintf(first_id, sizeof(first_id), "%s", ((P(CreateApiKeyResponse) *)r.msg)->api_key->id);
+    assert_false(((P(CreateApiKeyResponse) *)r.msg)->secret_withheld);
+    reply_free(&r);
+    r = call("CreateApiKey", &ck.base, &paywire__merchant__v1__create_api_key_response__descriptor,
+             NULL);
+    assert_string_equal(((P(CreateApiKeyResponse) *)r.msg)->api_key->id, first_id);
+    assert_true(((P(CreateApiKeyResponse) *)r.msg)->secret_withheld);
+    assert_string_equal(((P(CreateApiKeyResponse) *)r.msg)->secret, "");
+    reply_free(&r);
+    /* Revocation takes effect at once. */
+    next_key(key, sizeof(key));
+    P(RevokeApiKeyRequest) rv = PAYWIRE__MERCHANT__V1__REVOKE_API_KEY_REQUEST__INIT;
+    rv.idempotency_key = key;
+    rv.merchant_id = m;
+    rv.api_key_id = id;
+    r = call("RevokeApiKey", &rv.base, &paywire__merchant__v1__revoke_api_key_response__descriptor,
+             NULL);
+    assert_int_equal(r.code, PW_OK);
+    assert_non_null(((P(RevokeApiKeyResponse) *)r.msg)->api_key->revoke_time);
+    reply_free(&r);
+    r = call("GetMerchant", &g.base, &paywire__merchant__v1__get_merchant_response__descriptor,
+             secret);
+    expect_code(&r, PW_UNAUTHENTICATED, "was revoked");
+    r = call("ResolveApiKey", &rk.base,
+             &paywire__merchant__v1__resolve_api_key_response__descriptor, NULL);
+    expect_code(&r, PW_UNAUTHENTICATED, "was revoked");
+    /* Live keys of a merchant that is not active do not work. */
+    char pending[40];
+    create("Pending", pending, sizeof(pending));
+    new_key(pending, read_only, 2, 1, secret, id);
+    g.merchant_id = pending;
+    r = call("GetMerchant", &g.base, &paywire__merchant__v1__get_merchant_response__descriptor,
+             secret);
+    expect_code(&r, PW_PERMISSION_DENIED, "once merchant");
+}
+
+static void test_merchant_destinations_and_webhooks(void **state)
+{
+    (void)state;
+    char m[40];
+    create("Payouts", m, sizeof(m));
+    char key[64];
+    /* A bank account by IBAN (stored sealed, returned masked) and a wallet. */
+    Paywire__Merchant__V1__BankAccount bank = PAYWIRE__MERCHANT__V1__BANK_ACCOUNT__INIT;
+    bank.account_holder_name = "Payouts GmbH";
+    bank.country = "DE";
+    bank.currency = "EUR";
+    bank.iban = "DE89 3704 0044 0532 0130 00";
+    P(SettlementDestination) dst = PAYWIRE__MERCHANT__V1__SETTLEMENT_DESTINATION__INIT;
+    dst.destination_case = PAYWIRE__MERCHANT__V1__SETTLEMENT_DESTINATION__DESTINATION_BANK_ACCOUNT;
+    dst.bank_account = &bank;
+    P(AddSettlementDestinationRequest)
+    add = PAYWIRE__MERCHANT__V1__ADD_SETTLEMENT_DESTINATION_REQUEST__INIT;
+    next_key(key, sizeof(key));
+    add.idempotency_key = key;
+    add.merchant_id = m;
+    add.destination = &dst;
+    reply r = call("AddSettlementDestination", &add.base,
+                   &paywire__merchant__v1__add_settlement_destination_response__descriptor, NULL);
+    assert_int_equal(r.code, PW_OK);
+    P(SettlementDestination) *got = ((P(AddSettlementDestinationResponse) *)r.msg)->destination;
+    assert_string_equal(got->bank_account->iban, "****3000");
+    char bank_id[40];
+    snprintf(bank_id, sizeof(bank_id), "%s", got->id);
+    reply_free(&r);
+    assert_int_equal(
+        pw_test_db_scalar(db_url, "SELECT count(*) FROM settlement_destinations"
+                                  " WHERE position('DE89' in encode(destination, 'escape')) > 0"),
+        0);
+    /* Wrong IBAN check digits; bad wallet checksum. */
+    bank.iban = "DE88 3704 0044 0532 0130 00";
+    next_key(key, sizeof(key));
+    add.idempotency_key = key;
+    r = call("AddSettlementDestination", &add.base,
+             &paywire__merchant__v1__add_settlement_destination_response__descriptor, NULL);
+    assert_true(has_violation(&r, "destination.bank_account.iban"));
+    expect_code(&r, PW_INVALID_ARGUMENT, "IBAN");
+    Paywire__Common__V1__ChainAddress addr = PAYWIRE__COMMON__V1__CHAIN_ADDRESS__INIT;
+    addr.chain = PAYWIRE__COMMON__V1__CHAIN__CHAIN_ETHEREUM;
+    addr.address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"; /* last letter's case is wrong */
+    Paywire__Merchant__V1__Wallet wallet = PAYWIRE__MERCHANT__V1__WALLET__INIT;
+    wallet.address = &addr;
+    wallet.token = "USDC";
+    dst.destination_case = PAYWIRE__MERCHANT__V1__SETTLEMENT_DESTINATION__DESTINATION_WALLET;
+    dst.wallet = &wallet;
+    next_key(key, sizeof(key));
+    add.idempotency_key = key;
+    r = call("AddSettlementDestination", &add.base,
+             &paywire__merchant__v1__add_settlement_destination_response__descriptor, NULL);
+    expect_code(&r, PW_INVALID_ARGUMENT, "EIP-55");
+    addr.address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+    next_key(key, sizeof(key));
+    add.idempotency_key = key;
+    r = call("AddSettlementDestination", &add.base,
+             &paywire__merchant__v1__add_settlement_destination_response__descriptor, NULL);
+    expect_code(&r, PW_OK, NULL);
+    /* List, remove, list. */
+    P(ListSettlementDestinationsRequest)
+    ld = PAYWIRE__MERCHANT__V1__LIST_SETTLEMENT_DESTINATIONS_REQUEST__INIT;
+    ld.merchant_id = m;
+    r = call("ListSettlementDestinations", &ld.base,
+             &paywire__merchant__v1__list_settlement_destinations_response__descriptor, NULL);
+    assert_int_equal(((P(ListSettlementDestinationsResponse) *)r.msg)->n_destinations, 2);
+    reply_free(&r);
+    P(RemoveSettlementDestinationRequest)
+    rd = PAYWIRE__MERCHANT__V1__REMOVE_SETTLEMENT_DESTINATION_REQUEST__INIT;
+    next_key(key, sizeof(key));
+    rd.idempotency_key = key;
+    rd.merchant_id = m;
+    rd.destination_id = bank_id;
+    r = call("RemoveSettlementDestination", &rd.base,
+             &paywire__merchant__v1__remove_settlement_destination_response__descriptor, NULL);
+    expect_code(&r, PW_OK, NULL);
+    r = call("ListSettlementDestinations", &ld.base,
+             &paywire__merchant__v1__list_settlement_destinations_response__descriptor, NULL);
+    assert_int_equal(((P(ListSettlementDestinationsResponse) *)r.msg)->n_destinations, 1);
+    reply_free(&r);
+    /* Webhooks: create (secret once), list, rotate (new secret), delete; private URLs refused. */
+    P(WebhookEndpoint) ep = PAYWIRE__MERCHANT__V1__WEBHOOK_ENDPOINT__INIT;
+    ep.url = "https://hooks.example.com/paywire";
+    P(CreateWebhookEndpointRequest)
+    cw = PAYWIRE__MERCHANT__V1__CREATE_WEBHOOK_ENDPOINT_REQUEST__INIT;
+    next_key(key, sizeof(key));
+    cw.idempotency_key = key;
+    cw.merchant_id = m;
+    cw.endpoint = &ep;
+    r = call("CreateWebhookEndpoint", &cw.base,
+             &paywire__merchant__v1__create_webhook_endpoint_response__descriptor, NULL);
+    assert_int_equal(r.code, PW_OK);
+    char whk[40], first_secret[80];
+    snprintf(whk, sizeof(whk), "%s", ((P(CreateWebhookEndpointResponse) *)r.msg)->endpoint->id);
+    snprintf(first_secret, sizeof(first_secret), "%s",
+             ((P(CreateWebhookEndpointResponse) *)r.msg)->signing_secret);
+    assert_true(strncmp(first_secret, "whsec_", 6) == 0);
+    reply_free(&r);
+    P(RotateWebhookSecretRequest) rw = PAYWIRE__MERCHANT__V1__ROTATE_WEBHOOK_SECRET_REQUEST__INIT;
+    next_key(key, sizeof(key));
+    rw.idempotency_key = key;
+    rw.merchant_id = m;
+    rw.endpoint_id = whk;
+    r = call("RotateWebhookSecret", &rw.base,
+             &paywire__merchant__v1__rotate_webhook_secret_response__descriptor, NULL);
+    assert_int_equal(r.code, PW_OK);
+    assert_string_not_equal(((P(RotateWebhookSecretResponse) *)r.msg)->signing_secret,
+                            first_secret);
+    reply_free(&r);
+    P(ListWebhookEndpointsRequest) lw = PAYWIRE__MERCHANT__V1__LIST_WEBHOOK_ENDPOINTS_REQUEST__INIT;
+    lw.merchant_id = m;
+    r = call("ListWebhookEndpoints", &lw.base,
+             &paywire__merchant__v1__list_webhook_endpoints_response__descriptor, NULL);
+    assert_int_equal(((P(ListWebhookEndpointsResponse) *)r.msg)->n_endpoints, 1);
+    reply_free(&r);
+    P(DeleteWebhookEndpointRequest)
+    dw = PAYWIRE__MERCHANT__V1__DELETE_WEBHOOK_ENDPOINT_REQUEST__INIT;
+    next_key(key, sizeof(key));
+    dw.idempotency_key = key;
+    dw.merchant_id = m;
+    dw.endpoint_id = whk;
+    r = call("DeleteWebhookEndpoint", &dw.base,
+             &paywire__merchant__v1__delete_webhook_endpoint_response__descriptor, NULL);
+    expect_code(&r, PW_OK, NULL);
+    r = call("ListWebhookEndpoints", &lw.base,
+             &paywire__merchant__v1__list_webhook_endpoints_response__descriptor, NULL);
+    assert_int_equal(((P(ListWebhookEndpointsResponse) *)r.msg)->n_endpoints, 0);
+    reply_free(&r);
+    ep.url = "https://192.168.1.10/hooks";
+    next_key(key, sizeof(key));
+    cw.idempotency_key = key;
+    r = call("CreateWebhookEndpoint", &cw.base,
+             &paywire__merchant__v1__create_webhook_endpoint_response__descriptor, NULL);
+    assert_true(has_violation(&r, "endpoint.url"));
+    expect_code(&r, PW_INVALID_ARGUMENT, "endpoint.url");
+}
+
+/* Health says NOT_SERVING while the database cannot be reached. */
+static void test_merchant_health_follows_database(void **state)
+{
+    (void)state;
+    stop_server();
+    write_config("postgresql://postgres@127.0.0.1:1/nowhere");
+    start_server();
+    int st = -1;
+    for (int i = 0; i < 100 && st != 2; i++) {
+        st = health("paywire.merchant.v1.MerchantService");
+        uv_sleep(50);
+    }
+    assert_int_equal(st, 2); /* NOT_SERVING */
+    /* Calls fail fast with UNAVAILABLE, not a hang. */
+    P(GetMerchantRequest) g = PAYWIRE__MERCHANT__V1__GET_MERCHANT_REQUEST__INIT;
+    g.merchant_id = "mer_00000000000000000000000000";
+    reply r = call("GetMerchant", &g.base,
+                   &paywire__merchant__v1__get_merchant_response__descriptor, NULL);
+    expect_code(&r, PW_UNAVAILABLE, "database unavailable");
+    stop_server();
+    write_config(db_url);
+    start_server();
+    wait_serving();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_merchant_lifecycle_every_transition),
+        cmocka_unit_test(test_merchant_get_list_update),
+        cmocka_unit_test(test_merchant_invalid_input_names_fields),
+        cmocka_unit_test(test_merchant_idempotency_across_restart),
+        cmocka_unit_test(test_merchant_concurrent_duplicates),
+        cmocka_unit_test(test_merchant_api_keys_and_auth),
+        cmocka_unit_test(test_merchant_destinations_and_webhooks),
+        cmocka_unit_test(test_merchant_health_follows_database),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
