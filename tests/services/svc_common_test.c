@@ -1,0 +1,164 @@
+/* services/common: ids, secrets, sealing, validation and configuration. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "pw_test.h"
+#include "svc.h"
+
+static void test_svc_ids_and_secrets(void **state)
+{
+    (void)state;
+    char a[40], b[40];
+    assert_int_equal(svc_new_id("mer", a, sizeof(a)), PW_OK);
+    assert_int_equal(svc_new_id("mer", b, sizeof(b)), PW_OK);
+    assert_int_equal(strlen(a), 30);
+    assert_true(svc_id_ok(a, "mer"));
+    assert_string_not_equal(a, b);
+    assert_false(svc_id_ok(a, "key"));
+    assert_false(svc_id_ok("mer_0000000000000000000000000I", "mer")); /* I is not Crockford */
+    assert_false(svc_id_ok("mer_123", "mer"));
+    assert_int_equal(svc_new_id("mer", a, 10), PW_INTERNAL); /* too small a buffer */
+    char s1[64], s2[64];
+    assert_int_equal(svc_new_secret("sk_live_", s1, sizeof(s1)), PW_OK);
+    assert_int_equal(svc_new_secret("sk_live_", s2, sizeof(s2)), PW_OK);
+    assert_int_equal(strlen(s1), 8 + 43);
+    assert_string_not_equal(s1, s2);
+    for (const char *p = s1 + 8; *p; p++) {
+        assert_non_null(
+            strchr("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", *p));
+    }
+    uint8_t h[32];
+    svc_sha256("abc", 3, h);
+    /* SHA-256("abc") begins ba7816bf. */
+    assert_int_equal(h[0], 0xba);
+    assert_int_equal(h[3], 0xbf);
+}
+
+static void test_svc_sealing(void **state)
+{
+    (void)state;
+    svc_sealer s;
+    assert_int_equal(svc_sealer_init(&s, "not hex"), PW_INVALID_ARGUMENT);
+    assert_int_equal(
+        svc_sealer_init(&s, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
+        PW_OK);
+    char sealed[256], sealed2[256], plain[128];
+    assert_int_equal(svc_seal(&s, "DE89370400440532013000", sealed, sizeof(sealed)), PW_OK);
+    assert_int_equal(svc_seal(&s, "DE89370400440532013000", sealed2, sizeof(sealed2)), PW_OK);
+    assert_string_not_equal(sealed, sealed2); /* a fresh nonce each time */
+    assert_null(strstr(sealed, "DE89"));
+    assert_int_equal(svc_open(&s, sealed, plain, sizeof(plain)), PW_OK);
+    assert_string_equal(plain, "DE89370400440532013000");
+    /* Tampering is detected, and so is another key. */
+    sealed[20] = sealed[20] == 'A' ? 'B' : 'A';
+    assert_int_equal(svc_open(&s, sealed, plain, sizeof(plain)), PW_DATA_LOSS);
+    svc_sealer other;
+    svc_sealer_init(&other, "ff112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+    assert_int_equal(svc_open(&other, sealed2, plain, sizeof(plain)), PW_DATA_LOSS);
+}
+
+static void test_svc_codes_text_urls(void **state)
+{
+    (void)state;
+    assert_true(svc_country_ok("DE"));
+    assert_true(svc_country_ok("SG"));
+    assert_false(svc_country_ok("XX"));
+    assert_false(svc_country_ok("de"));
+    assert_false(svc_country_ok("DEU"));
+    assert_true(svc_currency_ok("JPY"));
+    assert_true(svc_currency_ok("BHD"));
+    assert_true(svc_currency_ok("USDC"));
+    assert_false(svc_currency_ok("XYZ"));
+    assert_false(svc_currency_ok("US"));
+    assert_false(svc_currency_ok("USDCX"));
+    assert_true(svc_text_ok("Café", 10));
+    assert_false(svc_text_ok("", 10));
+    assert_false(svc_text_ok("a\nb", 10));
+    assert_false(svc_text_ok("0123456789a", 10));
+    assert_true(svc_email_ok("ops@shop.example"));
+    assert_false(svc_email_ok("ops@shop"));
+    assert_false(svc_email_ok("@shop.example"));
+    assert_false(svc_email_ok("a@b@c.example"));
+    assert_true(svc_https_url_ok("https://shop.example/hooks?x=1", 1));
+    assert_true(svc_https_url_ok("https://shop.example:8443/h", 1));
+    assert_false(svc_https_url_ok("http://shop.example/", 1));
+    assert_false(svc_https_url_ok("https://user@shop.example/", 1));
+    assert_false(svc_https_url_ok("https://10.1.2.3/h", 1));
+    assert_false(svc_https_url_ok("https://127.0.0.1/h", 1));
+    assert_false(svc_https_url_ok("https://169.254.169.254/latest", 1));
+    assert_false(svc_https_url_ok("https://[::1]/h", 1));
+    assert_false(svc_https_url_ok("https://localhost/h", 1));
+    assert_true(svc_https_url_ok("https://localhost/h", 0));
+    assert_true(svc_https_url_ok("https://8.8.8.8/h", 1));
+}
+
+static void test_svc_iban_and_wallets(void **state)
+{
+    (void)state;
+    assert_true(svc_iban_ok("DE89 3704 0044 0532 0130 00"));
+    assert_true(svc_iban_ok("GB82WEST12345698765432"));
+    assert_true(svc_iban_ok("gb82west12345698765432"));
+    assert_false(svc_iban_ok("DE88 3704 0044 0532 0130 00")); /* check digits */
+    assert_false(svc_iban_ok("DE89 3704 0044 0532 0130 0"));  /* length for DE */
+    assert_false(svc_iban_ok("XX89370400440532013000"));
+    /* EIP-55: the specification's example; one letter's case changed; all lower case. */
+    assert_true(svc_wallet_ok(1, "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"));
+    assert_true(svc_wallet_ok(3, "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"));
+    assert_false(svc_wallet_ok(1, "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"));
+    assert_true(svc_wallet_ok(2, "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"));
+    assert_false(svc_wallet_ok(1, "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beae"));
+    assert_false(svc_wallet_ok(1, "5aaeb6053f3e94c9b9a09f33669435e7ef1beaed00"));
+    /* Solana: a 32-byte public key (the System Program id, all zero bytes). */
+    assert_true(svc_wallet_ok(4, "11111111111111111111111111111111"));
+    assert_true(svc_wallet_ok(4, "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"));
+    assert_false(svc_wallet_ok(4, "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGG")); /* too short */
+    assert_false(svc_wallet_ok(4, "0OIl"));
+    /* Tron: base58check with version 0x41 (the USDT contract address). */
+    assert_true(svc_wallet_ok(5, "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"));
+    assert_false(svc_wallet_ok(5, "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6u"));
+    assert_false(svc_wallet_ok(0, "anything"));
+}
+
+static void test_svc_config(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/pw-svc-config-XXXXXX";
+    int fd = mkstemp(path);
+    const char text[] = "# comment\nlisten = 127.0.0.1:1\n  database_url=postgresql://x  \n\n";
+    assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+    close(fd);
+    svc_config *c;
+    char err[128];
+    assert_int_equal(svc_config_load(&c, path, "PW_TESTSVC_", err, sizeof(err)), PW_OK);
+    assert_string_equal(svc_config_get(c, "listen", NULL), "127.0.0.1:1");
+    assert_string_equal(svc_config_get(c, "database_url", NULL), "postgresql://x");
+    assert_string_equal(svc_config_get(c, "missing", "dflt"), "dflt");
+    setenv("PW_TESTSVC_LISTEN", "127.0.0.1:2", 1);
+    assert_string_equal(svc_config_get(c, "listen", NULL), "127.0.0.1:2");
+    unsetenv("PW_TESTSVC_LISTEN");
+    svc_config_free(c);
+    FILE *f = fopen(path, "w");
+    fputs("no equals sign here\n", f);
+    fclose(f);
+    assert_int_equal(svc_config_load(&c, path, "PW_TESTSVC_", err, sizeof(err)),
+                     PW_INVALID_ARGUMENT);
+    assert_non_null(strstr(err, ":1: expected key = value"));
+    unlink(path);
+    svc_caller caller = {.scopes = "merchants:read,payments:write"};
+    assert_true(svc_caller_has_scope(&caller, "payments:write"));
+    assert_false(svc_caller_has_scope(&caller, "payments:wri"));
+    assert_false(svc_caller_has_scope(&caller, "merchants:write"));
+    caller.internal = 1;
+    assert_true(svc_caller_has_scope(&caller, "anything"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_svc_ids_and_secrets), cmocka_unit_test(test_svc_sealing),
+        cmocka_unit_test(test_svc_codes_text_urls), cmocka_unit_test(test_svc_iban_and_wallets),
+        cmocka_unit_test(test_svc_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
