@@ -687,11 +687,46 @@ static char *base_name(const char *proto_name)
     return pw_strndup(proto_name, n);
 }
 
+/*
+ * protoc-c names struct members after fields (and oneofs): a field called
+ * "case" or "break" produces C that does not compile, far from the .proto.
+ * Say so here, naming the message and field.
+ */
+static int check_fields(const Google__Protobuf__FileDescriptorProto *f,
+                        const Google__Protobuf__DescriptorProto *m, const char *scope, char **err)
+{
+    char *name = scope[0] ? fmt("%s.%s", scope, m->name) : pw_strdup(m->name);
+    int rv = 0;
+    for (size_t i = 0; i < m->n_field && rv == 0; i++) {
+        if (pwg_is_c_keyword(m->field[i]->name)) {
+            *err = fmt("%s: message %s: field '%s' is a C keyword, and protoc-c names its struct "
+                       "member after it (the generated code cannot compile); rename the field",
+                       f->name, name, m->field[i]->name);
+            rv = -1;
+        }
+    }
+    for (size_t i = 0; i < m->n_oneof_decl && rv == 0; i++) {
+        if (pwg_is_c_keyword(m->oneof_decl[i]->name)) {
+            *err = fmt("%s: message %s: oneof '%s' is a C keyword; rename it", f->name, name,
+                       m->oneof_decl[i]->name);
+            rv = -1;
+        }
+    }
+    for (size_t i = 0; i < m->n_nested_type && rv == 0; i++) {
+        rv = check_fields(f, m->nested_type[i], name, err);
+    }
+    pw_free(name);
+    return rv;
+}
+
 int pwg_generate(const Google__Protobuf__FileDescriptorProto *f, pw_buf *h, pw_buf *c, char **err)
 {
     svc *svcs = pw_calloc(f->n_service ? f->n_service : 1, sizeof(svc));
     size_t built = 0;
     int rv = 0;
+    for (size_t i = 0; i < f->n_message_type && rv == 0; i++) {
+        rv = check_fields(f, f->message_type[i], "", err);
+    }
     for (; built < f->n_service && rv == 0; built++) {
         rv = build_svc(f, built, &svcs[built], err);
     }

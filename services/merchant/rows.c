@@ -195,7 +195,8 @@ void audit_event(svc_req *r, const char *action, const char *subject_id, const c
 {
     /* Who: the service's SPIFFE id, or "api_key:key_…" for a merchant's key. */
     char actor[300];
-    snprintf(actor, sizeof(actor), "%s%s", r->caller.internal ? "" : "api_key:", r->caller.identity);
+    snprintf(actor, sizeof(actor), "%s%s",
+             r->caller.internal ? "" : "api_key:", r->caller.identity);
     pw_db_param p[] = {pw_db_text(actor), pw_db_text(action), pw_db_text(subject_id),
                        pw_db_jsonb(detail_json)};
     /* Pipelined before the next statement of the transaction; its failure aborts it. */

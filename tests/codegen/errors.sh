@@ -22,6 +22,10 @@ out=$(protoc -I "$here/bad" -I "$wkt" --plugin=protoc-gen-paywire="$plugin" --pa
 expect "C keyword method names the method and says why" "$out" \
   "keyword.proto: service Router: method Switch: protoc-c names its service member after the method, and 'switch' is a C keyword"
 
+out=$(protoc -I "$here/bad" -I "$wkt" --plugin=protoc-gen-paywire="$plugin" --paywire_out="$tmp" keyword_field.proto 2>&1)
+expect "C keyword field names message and field" "$out" \
+  "keyword_field.proto: message Verdict.Detail: field 'case' is a C keyword"
+
 out=$(printf 'not a request' | "$plugin" | protoc -I "$wkt" --decode=google.protobuf.compiler.CodeGeneratorResponse google/protobuf/compiler/plugin.proto 2>&1)
 expect "garbage on stdin" "$out" "stdin is not a valid CodeGeneratorRequest"
 
