@@ -539,11 +539,14 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) {
         pw__sconn_on_stream_frame_sent(ud);
     }
-    const pw_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    /* Not for JSON calls: curl reports a reset after a complete response as an error. */
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
-        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && (call == NULL || !call->json) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
         nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0) {
+        /* Not for JSON calls: curl reports a reset after a complete response as an error. */
+        const pw_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        if (call != NULL && call->json) {
+            return 0;
+        }
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_NO_ERROR);
     }
