@@ -79,7 +79,6 @@ static void conn_fail(pw__db_conn *conn, const char *why)
         return;
     }
     conn->state = PW__DB_BROKEN;
-    snprintf(conn->error, sizeof(conn->error), "%s", why);
     /* Every op on the wire fails; the pool decides about the rest. */
     while (conn->head != NULL) {
         pw__db_op *op = conn->head;

@@ -68,7 +68,6 @@ struct pw__db_conn {
     size_t capprepared;
     /* Handles and thread-pool cancels still open; freed at 0. */
     int refs;
-    char error[256];
 };
 
 struct pw_db_result {

@@ -544,7 +544,7 @@ void pw_db_pool_stats(const pw_db_pool *pool, unsigned *open, unsigned *busy)
     }
 }
 
-static pw_status check_params(const pw_db_stmt *stmt, const pw_db_param *params, int n)
+pw_status pw__db_check_params(const pw_db_stmt *stmt, const pw_db_param *params, int n)
 {
     if (stmt == NULL || stmt->name == NULL || stmt->sql == NULL || n != stmt->nparams || n < 0 ||
         n > PW_DB_MAX_PARAMS || (n > 0 && params == NULL)) {
@@ -563,15 +563,10 @@ static pw_status check_params(const pw_db_stmt *stmt, const pw_db_param *params,
     return PW_OK;
 }
 
-pw_status pw__db_check_params(const pw_db_stmt *stmt, const pw_db_param *params, int n)
-{
-    return check_params(stmt, params, n);
-}
-
 pw_status pw_db_query(pw_db_pool *pool, pw_call *call, const pw_db_stmt *stmt,
                       const pw_db_param *params, int n, pw_db_result_cb cb, void *user_data)
 {
-    pw_status rv = check_params(stmt, params, n);
+    pw_status rv = pw__db_check_params(stmt, params, n);
     if (rv != PW_OK || cb == NULL) {
         return rv != PW_OK ? rv : PW_INVALID_ARGUMENT;
     }

@@ -319,8 +319,8 @@ static void claimed(pw_db_result *res, void *ud)
 static void idem_body(pw_db_tx *tx, int attempt, void *ud)
 {
     svc_req *r = ud;
+    (void)attempt;
     r->tx = tx;
-    r->attempt = attempt;
     r->response = NULL;
     r->replayed = 0;
     r->fail_code = PW_OK;

@@ -33,7 +33,6 @@ typedef struct svc_app {
     /** ErrorInfo domain ("merchant.paywire"). */
     const char *domain;
     svc_sealer sealer;
-    void *user_data;
 } svc_app;
 
 struct svc_req {
@@ -52,7 +51,6 @@ struct svc_req {
     char scope[300];
     uint8_t fingerprint[32];
     pw_db_tx *tx;
-    int attempt;
     svc_step effect;
     ProtobufCMessage *response;
     uint8_t *stored;

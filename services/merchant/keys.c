@@ -50,11 +50,6 @@ static int scope_known(const char *s)
 
 /* ---- resolving a presented secret (ours, and the auth layer of every request) ---- */
 
-typedef struct resolved {
-    pw_status status;
-    char message[200];
-} resolved;
-
 /* Fills r->caller from a resolve_key row; returns the status and message for the caller. */
 static pw_status read_key_row(svc_req *r, const pw_db_result *res, const uint8_t want[32],
                               char *msg, size_t cap)
@@ -116,13 +111,22 @@ static void key_resolved(pw_db_result *res, void *ud)
     svc_auth_done(r, st, msg);
 }
 
-void resolve_key_locally(svc_req *r, const char *secret)
+/* Looks a secret up by its hash; cb gets the row (and the hash to compare) in a key_lookup. */
+static pw_status lookup_key(svc_req *r, const char *secret, pw_db_result_cb cb)
 {
     key_lookup *l = svc_alloc(r, sizeof(*l));
+    if (l == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
     l->r = r;
     svc_sha256(secret, strlen(secret), l->hash);
     pw_db_param p = pw_db_bytea(l->hash, 32);
-    if (pw_db_query(r->app->pool, r->call, &resolve_key, &p, 1, key_resolved, l) != PW_OK) {
+    return pw_db_query(r->app->pool, r->call, &resolve_key, &p, 1, cb, l);
+}
+
+void resolve_key_locally(svc_req *r, const char *secret)
+{
+    if (lookup_key(r, secret, key_resolved) != PW_OK) {
         svc_auth_done(r, PW_INTERNAL, "cannot query");
     }
 }
@@ -170,11 +174,7 @@ static void resolve_authed(svc_req *r)
     if (svc_fail_if_invalid(r)) {
         return;
     }
-    key_lookup *l = svc_alloc(r, sizeof(*l));
-    l->r = r;
-    svc_sha256(req->secret, strlen(req->secret), l->hash);
-    pw_db_param p = pw_db_bytea(l->hash, 32);
-    if (pw_db_query(r->app->pool, r->call, &resolve_key, &p, 1, resolve_answered, l) != PW_OK) {
+    if (lookup_key(r, req->secret, resolve_answered) != PW_OK) {
         svc_fail(r, PW_INTERNAL, "cannot query");
     }
 }
@@ -324,10 +324,9 @@ static void list_keys_authed(svc_req *r)
     if (!svc_id_ok(req->merchant_id, "mer")) {
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }
-    int ok = page_token_read(r, req->page_token, req->include_revoked ? "all" : "live", after,
-                             sizeof(after));
-    if (!ok || svc_fail_if_invalid(r) || !svc_owns(r, req->merchant_id, "merchant")) {
-        svc_fail_if_invalid(r);
+    page_token_read(r, req->page_token, req->include_revoked ? "all" : "live", after,
+                    sizeof(after));
+    if (svc_fail_if_invalid(r) || !svc_owns(r, req->merchant_id, "merchant")) {
         return;
     }
     pw_db_param p[] = {pw_db_text(req->merchant_id), pw_db_text(after),

@@ -312,9 +312,8 @@ static void list_authed(svc_req *r)
     if (req->page_size < 0) {
         svc_violation(r, "page_size", "must not be negative");
     }
-    if (!page_token_read(r, req->page_token, state_name(req->state), pos, sizeof(pos)) ||
-        svc_fail_if_invalid(r)) {
-        svc_fail_if_invalid(r);
+    page_token_read(r, req->page_token, state_name(req->state), pos, sizeof(pos));
+    if (svc_fail_if_invalid(r)) {
         return;
     }
     pw_db_param p[] = {pw_db_text(state_name(req->state)),

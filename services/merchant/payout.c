@@ -301,9 +301,8 @@ static void list_owned(svc_req *r, const char *merchant_id, const char *token, i
     if (!svc_id_ok(merchant_id, "mer")) {
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }
-    int ok = page_token_read(r, token, filter, after, sizeof(after));
-    if (!ok || svc_fail_if_invalid(r) || !svc_owns(r, merchant_id, "merchant")) {
-        svc_fail_if_invalid(r);
+    page_token_read(r, token, filter, after, sizeof(after));
+    if (svc_fail_if_invalid(r) || !svc_owns(r, merchant_id, "merchant")) {
         return;
     }
     pw_db_param p[] = {pw_db_text(merchant_id), pw_db_text(after), pw_db_int8(page_size(size) + 1)};
