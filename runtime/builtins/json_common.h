@@ -59,11 +59,4 @@ void pw__civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 /* Appends s as a JSON string literal; invalid UTF-8 becomes U+FFFD. PW_OK or ENOMEM. */
 pw_status pw__json_append_string(pw_buf *out, const char *s, size_t n);
 
-/* Base64 (RFC 4648): encode standard with padding; decode standard or URL-safe, padding optional.
- */
-size_t pw__b64_encoded_len(size_t len);
-void pw__b64_encode(const uint8_t *in, size_t len, char *out);
-/* out needs len / 4 * 3 + 3 bytes. Returns 0, or -1 on a bad character or length. */
-int pw__b64_decode_any(const char *in, size_t len, uint8_t *out, size_t *out_len);
-
 #endif

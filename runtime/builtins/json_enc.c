@@ -91,15 +91,13 @@ static int put_fmt(enc *e, const char *fmt, ...)
 
 static int put_bytes(enc *e, const ProtobufCBinaryData *b)
 {
-    size_t n = pw__b64_encoded_len(b->len);
-    char *tmp = pw_malloc(n + 1);
-    if (tmp == NULL) {
+    if (put(e, "\"", 1) != 0) {
+        return -1;
+    }
+    if (pw_base64_encode(e->out, b->data, b->len, 1) != PW_OK) {
         return fail(e, PW_ERRNO(ENOMEM), "out of memory");
     }
-    pw__b64_encode(b->data, b->len, tmp);
-    int rv = put(e, "\"", 1) || put(e, tmp, n) || put(e, "\"", 1);
-    pw_free(tmp);
-    return rv ? -1 : 0;
+    return put(e, "\"", 1);
 }
 
 static int put_enum(enc *e, const ProtobufCEnumDescriptor *d, int v)

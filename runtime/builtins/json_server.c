@@ -113,17 +113,13 @@ static pw_status encode_detail(pw_buf *out, const Google__Protobuf__Any *any, vo
 {
     const char *slash = strrchr(any->type_url, '/');
     const char *type = slash ? slash + 1 : any->type_url;
-    char *b64 = pw_malloc(pw__b64_encoded_len(any->value.len) + 1);
-    if (b64 == NULL) {
-        return PW_ERRNO(ENOMEM);
+    pw_status rv = pw_buf_printf(out, "{\"type\":\"%s\",\"value\":\"", type);
+    if (rv == PW_OK) {
+        rv = pw_base64_encode(out, any->value.data, any->value.len, 0);
     }
-    pw__b64_encode(any->value.data, any->value.len, b64);
-    size_t n = pw__b64_encoded_len(any->value.len);
-    while (n > 0 && b64[n - 1] == '=') {
-        n--;
+    if (rv == PW_OK) {
+        rv = pw_buf_printf(out, "\"");
     }
-    pw_status rv = pw_buf_printf(out, "{\"type\":\"%s\",\"value\":\"%.*s\"", type, (int)n, b64);
-    pw_free(b64);
     pw_json_options o = {.resolve = server_resolve, .resolve_user_data = user_data};
     const ProtobufCMessageDescriptor *d = pw__json_resolve(&o, type);
     ProtobufCMessage *m =

@@ -90,3 +90,98 @@ pw_status pw_buf_printf(pw_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
     return PW_OK;
 }
+
+/* ---- base64 (RFC 4648) ---- */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+pw_status pw_base64_encode(pw_buf *out, const void *bytes, size_t len, int pad)
+{
+    const uint8_t *data = bytes;
+    if (len == 0) {
+        return PW_OK; /* out->data may still be NULL: no pointer arithmetic on it */
+    }
+    pw_status rv = pw_buf_reserve(out, (len + 2) / 3 * 4);
+    if (rv != PW_OK) {
+        return rv;
+    }
+    uint8_t *p = out->data + out->len;
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
+        *p++ = (uint8_t)b64_alphabet[v >> 18];
+        *p++ = (uint8_t)b64_alphabet[(v >> 12) & 63];
+        *p++ = (uint8_t)b64_alphabet[(v >> 6) & 63];
+        *p++ = (uint8_t)b64_alphabet[v & 63];
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)data[i] << 16;
+        *p++ = (uint8_t)b64_alphabet[v >> 18];
+        *p++ = (uint8_t)b64_alphabet[(v >> 12) & 63];
+        if (pad) {
+            *p++ = '=';
+            *p++ = '=';
+        }
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8;
+        *p++ = (uint8_t)b64_alphabet[v >> 18];
+        *p++ = (uint8_t)b64_alphabet[(v >> 12) & 63];
+        *p++ = (uint8_t)b64_alphabet[(v >> 6) & 63];
+        if (pad) {
+            *p++ = '=';
+        }
+    }
+    out->len = (size_t)(p - out->data);
+    return PW_OK;
+}
+
+static int b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    if (c == '+' || c == '-') {
+        return 62;
+    }
+    if (c == '/' || c == '_') {
+        return 63;
+    }
+    return -1;
+}
+
+int pw_base64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
+{
+    /* Strip up to two '=' of padding; then the length mod 4 must not be 1. */
+    size_t pad = 0;
+    while (len > 0 && in[len - 1] == '=' && pad < 2) {
+        len--;
+        pad++;
+    }
+    if (len % 4 == 1 || (pad > 0 && (len + pad) % 4 != 0)) {
+        return -1;
+    }
+    size_t n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64_value(in[i]);
+        if (v < 0) {
+            return -1;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    *out_len = n;
+    return 0;
+}

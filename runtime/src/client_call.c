@@ -369,7 +369,7 @@ void pw__client_call_on_header(pw_client_call *call, const nghttp2_frame *frame,
     if (pw_metadata_key_is_binary(key, namelen)) {
         uint8_t *raw = pw_malloc(valuelen / 4 * 3 + 3);
         size_t n;
-        if (raw != NULL && pw__base64_decode((const char *)value, valuelen, raw, &n) == 0) {
+        if (raw != NULL && pw_base64_decode((const char *)value, valuelen, raw, &n) == 0) {
             pw_metadata_add(md, key, raw, n);
         }
         pw_free(raw);

@@ -48,6 +48,19 @@ PW_EXTERN void pw_buf_consume(pw_buf *b, size_t n);
 /** Frees the storage and empties the buffer. */
 PW_EXTERN void pw_buf_reset(pw_buf *b);
 
+/**
+ * Appends the base64 of len bytes (RFC 4648 standard alphabet), with '='
+ * padding when pad is set (gRPC's -bin metadata uses none, proto3 JSON
+ * pads). PW_OK or PW_ERRNO(ENOMEM).
+ */
+PW_EXTERN pw_status pw_base64_encode(pw_buf *out, const void *data, size_t len, int pad);
+/**
+ * Decodes base64 in the standard or the URL-safe alphabet, padded or not.
+ * out must hold (len / 4 + 1) * 3 bytes. Returns 0 and sets *out_len, or -1
+ * on invalid input.
+ */
+PW_EXTERN int pw_base64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len);
+
 #ifdef __cplusplus
 }
 #endif

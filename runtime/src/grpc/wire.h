@@ -15,14 +15,6 @@ pw_status pw__percent_encode(pw_buf *out, const char *s, size_t len);
  */
 char *pw__percent_decode(const char *s, size_t len);
 
-/** Appends base64 (standard alphabet, no padding, as gRPC emits). */
-pw_status pw__base64_encode(pw_buf *out, const uint8_t *data, size_t len);
-/**
- * Decodes padded or unpadded base64. out must hold (len / 4 + 1) * 3 bytes.
- * Returns 0 and sets *out_len, or -1 on invalid input.
- */
-int pw__base64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len);
-
 /**
  * Parses grpc-timeout ("1-8 digits" + one of H M S m u n) into milliseconds,
  * rounding sub-millisecond values up. Returns 0, or -1 when invalid.

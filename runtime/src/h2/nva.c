@@ -75,7 +75,7 @@ void pw__nva_add_metadata_as(pw__nva *b, const pw_metadata *md, const char *pref
         }
         size_t value_off = b->strings.len;
         pw_status rv = pw_metadata_key_is_binary(e->key, key_len)
-                           ? pw__base64_encode(&b->strings, e->value, e->value_len)
+                           ? pw_base64_encode(&b->strings, e->value, e->value_len, 0)
                            : pw_buf_append(&b->strings, e->value, e->value_len);
         if (rv != PW_OK) {
             b->failed = 1;
