@@ -327,7 +327,7 @@ pw_status pw__json_append_string(pw_buf *out, const char *s, size_t n)
         }
         i += ulen ? ulen : 1;
     }
-    if (rv == PW_OK) {
+    if (rv == PW_OK && run > 0) { /* s may be NULL when n == 0 */
         rv = pw_buf_append(out, p + i - run, run);
     }
     return rv == PW_OK ? pw_buf_append(out, "\"", 1) : rv;

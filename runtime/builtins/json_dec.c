@@ -730,7 +730,7 @@ static int dec_duration(dec *d, ProtobufCMessage *m, json_t *v)
     return 0;
 }
 
-/* "fooBar,baz.qux" → paths ["foo_bar", "baz.qux"]. */
+/* "fooBar,baz.qux" → paths ["foo_bar", "baz.qux"]; empty paths are skipped. */
 static int dec_field_mask(dec *d, ProtobufCMessage *m, json_t *v)
 {
     if (!json_is_string(v)) {
@@ -742,6 +742,10 @@ static int dec_field_mask(dec *d, ProtobufCMessage *m, json_t *v)
     while (*p != '\0') {
         const char *end = strchr(p, ',');
         size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == 0) {
+            p += end != NULL;
+            continue;
+        }
         char *snake = pw_malloc(n * 2 + 1);
         char **slot = snake ? repeated_push(d, m, f) : NULL;
         if (slot == NULL) {

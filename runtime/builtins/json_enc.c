@@ -68,6 +68,9 @@ static int put_double(enc *e, double v, int is_float)
     if (isinf(v)) {
         return puts_(e, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
     }
+    if (v == 0 && signbit(v)) {
+        return puts_(e, "-0.0"); /* "-0" would read back as the integer 0 */
+    }
     char tmp[40];
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
@@ -302,6 +305,21 @@ static int enc_duration(enc *e, const ProtobufCMessage *m)
     return put_fmt(e, "\"%s%" PRId64 "%ss\"", sign, s < 0 ? -s : s, frac);
 }
 
+/* A path JSON can carry and give back unchanged: non-empty lower_snake
+ * segments where every '_' comes before a lowercase letter. */
+static int mask_path_ok(const char *path)
+{
+    if (*path == '\0') {
+        return 0;
+    }
+    for (const char *c = path; *c; c++) {
+        if ((*c >= 'A' && *c <= 'Z') || *c == ',' || (*c == '_' && !(c[1] >= 'a' && c[1] <= 'z'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int enc_field_mask(enc *e, const ProtobufCMessage *m)
 {
     const ProtobufCFieldDescriptor *f;
@@ -310,6 +328,14 @@ static int enc_field_mask(enc *e, const ProtobufCMessage *m)
     char *const *paths = *(char *const *const *)p;
     pw_buf joined = {0};
     pw_status rv = PW_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (!mask_path_ok(paths[i])) {
+            return fail(e, PW_INVALID_ARGUMENT,
+                        "field mask path \"%.64s\" has no JSON form (lower_snake_case, "
+                        "non-empty)",
+                        paths[i]);
+        }
+    }
     for (size_t i = 0; i < n && rv == PW_OK; i++) {
         char camel[512];
         pw_json_name(paths[i], camel, sizeof(camel));

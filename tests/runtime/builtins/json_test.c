@@ -62,8 +62,9 @@ static void test_json_scalars(void **state)
                "\"f32\":7,\"f64\":\"8\",\"sf32\":-9,\"sf64\":\"-10\",\"flt\":1.5,"
                "\"dbl\":0.1,\"flag\":true,\"text\":\"h\xc3\xa9llo \\\"q\\\"\\n\","
                "\"blob\":\"AAEC/w==\",\"color\":\"COLOR_GREEN\"}");
-    /* Defaults are left out; an empty message is {}. */
+    /* Defaults are left out; an empty message is {}. Negative zero is not a default. */
     round_trip("{}");
+    round_trip("{\"flt\":-0.0,\"dbl\":-0.0}");
     /* Inputs in their other accepted forms. */
     All *m = decode_ok(
         "{\"i64\":123,\"u64\":1e3,\"i32\":\"-7\",\"dbl\":\"NaN\",\"flt\":\"-Infinity\","
@@ -113,6 +114,8 @@ static void test_json_well_known_types(void **state)
                "\"1969-12-31T23:59:59.000001Z\"]}");
     round_trip("{\"ttl\":\"-0.000000001s\"}");
     round_trip("{\"anything\":null}");
+    /* An empty field mask is present and empty: "" both ways (found by fuzz_json). */
+    round_trip("{\"mask\":\"\"}");
     /* Offsets are accepted and normalised to UTC; field masks come back snake_case. */
     All *m = decode_ok("{\"createdAt\":\"2026-11-24T19:30:00.5+01:00\",\"mask\":\"a.bC,d\"}", NULL);
     assert_int_equal(m->created_at->seconds, 1795545000);
@@ -121,6 +124,23 @@ static void test_json_well_known_types(void **state)
     assert_string_equal(m->mask->paths[0], "a.b_c");
     encode_is(&m->base, NULL, "{\"createdAt\":\"2026-11-24T18:30:00.500Z\",\"mask\":\"a.bC,d\"}");
     protobuf_c_message_free_unpacked(&m->base, NULL);
+    /* Empty paths are skipped; a path with no JSON form is refused, not mangled. */
+    m = decode_ok("{\"mask\":\",a,,bC,\"}", NULL);
+    assert_int_equal(m->mask->n_paths, 2);
+    encode_is(&m->base, NULL, "{\"mask\":\"a,bC\"}");
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    char *paths[] = {"a_1"};
+    Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+    mask.n_paths = 1;
+    mask.paths = paths;
+    All bad = PWTEST__JSON__V1__ALL__INIT;
+    bad.mask = &mask;
+    pw_buf out = {0};
+    char err[256] = "";
+    assert_int_equal(pw_json_encode(&bad.base, NULL, &out, err, sizeof(err)), PW_INVALID_ARGUMENT);
+    assert_non_null(strstr(err, "\"a_1\" has no JSON form"));
+    assert_int_equal(out.len, 0);
+    pw_buf_reset(&out);
 }
 
 static void test_json_any(void **state)
