@@ -516,13 +516,18 @@ static int dec_field(dec *d, ProtobufCMessage *m, const ProtobufCFieldDescriptor
     }
     clear_singular(m, f);
     int skip = 0;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+        /* Set first, so a half-decoded member is freed with m on failure. */
+        *(uint32_t *)q = f->id;
+    }
     if (dec_value(d, f, v, pw__json_member(m, f), &skip) != 0 || skip) {
+        if (skip && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+            *(uint32_t *)q = 0;
+        }
         return skip ? 0 : -1;
     }
-    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-        *(uint32_t *)q = f->id;
-    } else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_MESSAGE &&
-               f->type != PROTOBUF_C_TYPE_STRING) {
+    if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && f->label == PROTOBUF_C_LABEL_OPTIONAL &&
+        f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_STRING) {
         *(protobuf_c_boolean *)q = 1;
     }
     return 0;

@@ -47,14 +47,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ProtobufCMessage *again = NULL;
     if (pw_json_decode(type, (const char *)first.data, first.len, NULL, &again, err, sizeof(err)) !=
         PW_OK) {
-        fprintf(stderr, "our output does not read back: %s\n%.*s\n", err, (int)first.len,
-                (const char *)first.data);
+        fprintf(stderr, "fuzz_json: our output does not read back (%s): %.*s\n", err,
+                (int)first.len, (const char *)first.data);
         abort();
     }
     pw_buf second = encode_or_die(again);
     protobuf_c_message_free_unpacked(again, NULL);
     if (second.len != first.len || memcmp(second.data, first.data, first.len) != 0) {
-        fprintf(stderr, "round trip changed the text:\n%.*s\n%.*s\n", (int)first.len,
+        fprintf(stderr, "fuzz_json: round trip changed the text: %.*s  =>  %.*s\n", (int)first.len,
                 (const char *)first.data, (int)second.len, (const char *)second.data);
         abort();
     }
