@@ -108,10 +108,82 @@ int dyn_has_file(const dyn_pool *p, const char *name)
     return 0;
 }
 
+/* ---- checking what a server sent ---- */
+
+#define PW_MAX_FIELD_NUMBER 536870911 /* 2^29 - 1 */
+
+static int enum_ok(const EnumProto *e)
+{
+    if (e->name == NULL) {
+        return 0;
+    }
+    for (size_t i = 0; i < e->n_value; i++) {
+        if (e->value[i]->name == NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Every name the builder reads is present and every field number is one the wire can carry. */
+static int msg_ok(const MsgProto *m, int depth)
+{
+    if (m->name == NULL || depth > 64) {
+        return 0;
+    }
+    for (size_t i = 0; i < m->n_field; i++) {
+        const FieldProto *f = m->field[i];
+        if (f->name == NULL || f->number < 1 || f->number > PW_MAX_FIELD_NUMBER) {
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < m->n_nested_type; i++) {
+        if (!msg_ok(m->nested_type[i], depth + 1)) {
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < m->n_enum_type; i++) {
+        if (!enum_ok(m->enum_type[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int file_ok(const FileProto *f)
+{
+    if (f->name == NULL) {
+        return 0;
+    }
+    for (size_t i = 0; i < f->n_message_type; i++) {
+        if (!msg_ok(f->message_type[i], 0)) {
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < f->n_enum_type; i++) {
+        if (!enum_ok(f->enum_type[i])) {
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < f->n_service; i++) {
+        const Google__Protobuf__ServiceDescriptorProto *s = f->service[i];
+        if (s->name == NULL) {
+            return 0;
+        }
+        for (size_t k = 0; k < s->n_method; k++) {
+            const Google__Protobuf__MethodDescriptorProto *m = s->method[k];
+            if (m->name == NULL || m->input_type == NULL || m->output_type == NULL) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 pw_status dyn_add_file(dyn_pool *p, const uint8_t *data, size_t len)
 {
     FileProto *f = google__protobuf__file_descriptor_proto__unpack(NULL, len, data);
-    if (f == NULL || f->name == NULL) {
+    if (f == NULL || !file_ok(f)) {
         google__protobuf__file_descriptor_proto__free_unpacked(f, NULL);
         return PW_INVALID_ARGUMENT;
     }

@@ -30,7 +30,8 @@ typedef struct dyn_method {
 dyn_pool *dyn_new(void);
 void dyn_free(dyn_pool *p);
 /** Adds one serialized FileDescriptorProto (copied); a file already added is skipped. Returns PW_OK
- * or PW_INVALID_ARGUMENT. */
+ * or PW_INVALID_ARGUMENT (not a FileDescriptorProto, a name missing, a field number outside
+ * 1..2^29-1, types nested over 64 deep): a server's answer is checked, never trusted. */
 pw_status dyn_add_file(dyn_pool *p, const uint8_t *data, size_t len);
 /** 1 when a file of that name was added. */
 int dyn_has_file(const dyn_pool *p, const char *name);
