@@ -25,13 +25,22 @@ static const pw_db_stmt revoke_key = {
     " WHERE id = $1 AND merchant_id = $2 RETURNING " KEY_COLS,
     2,
     {PW_DB_TEXT, PW_DB_TEXT}};
+/* Column 7: last_used_time is older than the sampling interval (or unset). */
+#define KEY_USE_INTERVAL "interval '60 seconds'"
 static const pw_db_stmt resolve_key = {
     "key_resolve",
     "SELECT k.id, k.merchant_id, k.mode, k.scopes, k.revoke_time IS NOT NULL, m.state,"
-    " k.secret_hash FROM api_keys k JOIN merchants m ON m.id = k.merchant_id"
-    " WHERE k.secret_hash = $1",
+    " k.secret_hash, coalesce(k.last_used_time < now() - " KEY_USE_INTERVAL ", true)"
+    " FROM api_keys k JOIN merchants m ON m.id = k.merchant_id WHERE k.secret_hash = $1",
     1,
     {PW_DB_BYTEA}};
+/* At most one write per key per interval, however many instances see it used. */
+static const pw_db_stmt touch_key = {"key_touch",
+                                     "UPDATE api_keys SET last_used_time = now() WHERE id = $1"
+                                     " AND coalesce(last_used_time < now() - " KEY_USE_INTERVAL
+                                     ", true)",
+                                     1,
+                                     {PW_DB_TEXT}};
 
 static const char *const known_scopes[] = {"merchants:read", "merchants:write", "api_keys:read",
                                            "api_keys:write", "settlement:read", "settlement:write",
@@ -49,6 +58,32 @@ static int scope_known(const char *s)
 }
 
 /* ---- resolving a presented secret (ours, and the auth layer of every request) ---- */
+
+static void key_touched(pw_db_result *res, void *ud)
+{
+    (void)ud;
+    if (pw_db_status(res) != PW_OK) {
+        PW_LOG(PW_LOG_WARNING, "merchant", "recording an API key's last use: %s",
+               pw_db_message(res));
+    }
+}
+
+/*
+ * Records that key id was used, when its last_used_time is older than the
+ * interval: a sampled write, so authenticated reads stay reads. Not bound to
+ * the call: the answer does not wait for it, and a failure is only logged.
+ */
+static void note_key_used(svc_req *r, const pw_db_result *res, const char *id)
+{
+    int stale = 0;
+    if (pw_db_get_bool(res, 0, 7, &stale) != PW_OK || !stale) {
+        return;
+    }
+    pw_db_param p = pw_db_text(id);
+    if (pw_db_query(r->app->pool, NULL, &touch_key, &p, 1, key_touched, NULL) != PW_OK) {
+        PW_LOG(PW_LOG_WARNING, "merchant", "recording an API key's last use: out of memory");
+    }
+}
 
 /* Fills r->caller from a resolve_key row; returns the status and message for the caller. */
 static pw_status read_key_row(svc_req *r, const pw_db_result *res, const uint8_t want[32],
@@ -83,6 +118,7 @@ static pw_status read_key_row(svc_req *r, const pw_db_result *res, const uint8_t
         snprintf(msg, cap, "merchant %.40s is closed", r->caller.merchant_id);
         return PW_PERMISSION_DENIED;
     }
+    note_key_used(r, res, r->caller.identity);
     return PW_OK;
 }
 

@@ -641,12 +641,41 @@ static void test_merchant_api_keys_and_auth(void **state)
              " AND length(secret_hash) = 32",
              id, secret);
     assert_int_equal(pw_test_db_scalar(db_url, sql), 1);
+    char used[200];
+    snprintf(used, sizeof(used),
+             "SELECT count(*) FROM api_keys WHERE id = '%s'"
+             " AND last_used_time > now() - interval '1 minute'",
+             id);
+    assert_int_equal(pw_test_db_scalar(db_url, used), 0);
     /* The merchant reads itself with its key. */
     P(GetMerchantRequest) g = PAYWIRE__MERCHANT__V1__GET_MERCHANT_REQUEST__INIT;
     g.merchant_id = m;
     reply r = call("GetMerchant", &g.base,
                    &paywire__merchant__v1__get_merchant_response__descriptor, secret);
     expect_code(&r, PW_OK, NULL);
+    /* Its last use is recorded (after the answer, sampled: at most once a minute). */
+    assert_int_equal(pw_test_db_wait_scalar(db_url, used, 1, 3000), 1);
+    char stamp[200];
+    snprintf(stamp, sizeof(stamp),
+             "SELECT (extract(epoch FROM last_used_time) * 1000000)::bigint FROM api_keys"
+             " WHERE id = '%s'",
+             id);
+    long long first_use = pw_test_db_scalar(db_url, stamp);
+    r = call("GetMerchant", &g.base, &paywire__merchant__v1__get_merchant_response__descriptor,
+             secret);
+    expect_code(&r, PW_OK, NULL);
+    /* A second use within the minute writes nothing: the stamp stays put for 300 ms. */
+    assert_int_equal(pw_test_db_wait_scalar(db_url, stamp, first_use + 1, 300), first_use);
+    /* Once the last use is older than the interval, the next use records again. */
+    char age[200];
+    snprintf(age, sizeof(age),
+             "UPDATE api_keys SET last_used_time = now() - interval '2 minutes' WHERE id = '%s'",
+             id);
+    pw_test_db_exec(db_url, age);
+    r = call("GetMerchant", &g.base, &paywire__merchant__v1__get_merchant_response__descriptor,
+             secret);
+    expect_code(&r, PW_OK, NULL);
+    assert_int_equal(pw_test_db_wait_scalar(db_url, used, 1, 3000), 1);
     /* Another merchant's data does not exist for it. */
     g.merchant_id = other;
     r = call("GetMerchant", &g.base, &paywire__merchant__v1__get_merchant_response__descriptor,

@@ -1,6 +1,7 @@
 /* Test databases on the local cluster: one per test binary, dropped at exit. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 #include <libpq-fe.h>
@@ -51,6 +52,16 @@ long long pw_test_db_scalar(const char *url, const char *sql)
     long long v = PQntuples(r) > 0 ? atoll(PQgetvalue(r, 0, 0)) : -1;
     PQclear(r);
     PQfinish(c);
+    return v;
+}
+
+long long pw_test_db_wait_scalar(const char *url, const char *sql, long long want, int timeout_ms)
+{
+    long long v = pw_test_db_scalar(url, sql);
+    for (int waited = 0; v != want && waited < timeout_ms; waited += 20) {
+        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+        v = pw_test_db_scalar(url, sql);
+    }
     return v;
 }
 

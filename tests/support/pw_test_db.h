@@ -23,6 +23,12 @@ void pw_test_db_exec(const char *url, const char *sql);
 /** The first column of the first row of sql's result as an integer (-1 when no row). */
 long long pw_test_db_scalar(const char *url, const char *sql);
 
+/**
+ * Polls pw_test_db_scalar every 20 ms until it returns want or timeout_ms has
+ * passed; returns the last value (for work a service finishes after it answers).
+ */
+long long pw_test_db_wait_scalar(const char *url, const char *sql, long long want, int timeout_ms);
+
 /** Restarts the cluster (scripts/pg restart), blocking until it accepts connections. */
 void pw_test_db_restart(void);
 
