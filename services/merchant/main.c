@@ -5,6 +5,10 @@
  * variables (see services/merchant/README.md). --migrate applies the
  * migrations and exits. SIGTERM/SIGINT: graceful shutdown (health turns
  * NOT_SERVING, in-flight calls finish, up to 10 s).
+ *
+ * One worker loop per CPU (config `workers`), each with its own server on the
+ * same port (SO_REUSEPORT), database pool, health and metrics; the admin
+ * listener runs on worker 0 and reports the metrics of all of them.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -13,29 +17,51 @@
 #include <paywire/builtins.h>
 #include <paywire/json.h>
 #include <paywire/metrics.h>
+#include <paywire/workers.h>
 #include "merchant.h"
 
 #define SERVICE_NAME "paywire.merchant.v1.MerchantService"
+#define MAX_WORKERS  64
 
-typedef struct app {
-    uv_loop_t *loop;
-    svc_config *cfg;
+struct app;
+
+/* One loop's share: everything here lives and dies on that worker's thread. */
+typedef struct worker {
+    struct app *app;
+    int index;
     svc_app svc;
     pw_server *server;
     pw_health *health;
     pw_metrics *metrics;
+    int stopping;
+    /* Worker 0 only: the admin listener, and the nudge that adds the others' metrics to it. */
     pw_admin *admin;
+    uv_async_t add_metrics;
+} worker;
+
+typedef struct app {
+    svc_config *cfg;
+    svc_app proto; /* what every worker's svc_app starts from (pool aside) */
+    paywire_merchant_v1_merchant_service_handlers handlers;
+    pw_db_options dbo;
+    pw_tls_config tls;
+    const char *listen;
+    const char *admin_listen;
+    int nworkers;
+    worker workers[MAX_WORKERS];
+    pw_workers *pool;
+    /* Posted by worker 0 once its admin listener is closed: the others may free their metrics. */
+    uv_sem_t admin_closed;
     uv_signal_t sigterm;
     uv_signal_t sigint;
-    int stopping;
 } app;
 
-static void set_health(app *a, int available)
+static void set_health(worker *w, int available)
 {
-    if (a->health != NULL && !a->stopping) {
+    if (w->health != NULL && !w->stopping) {
         pw_health_status st = available ? PW_HEALTH_SERVING : PW_HEALTH_NOT_SERVING;
-        pw_health_set(a->health, SERVICE_NAME, st);
-        pw_health_set(a->health, "", st);
+        pw_health_set(w->health, SERVICE_NAME, st);
+        pw_health_set(w->health, "", st);
     }
 }
 
@@ -49,35 +75,24 @@ static const pw_db_stmt probe = {"merchant_probe", "SELECT 1", 0, {0}};
 
 static void probed(pw_db_result *res, void *ud)
 {
-    app *a = ud;
-    set_health(a, pw_db_status(res) == PW_OK);
-    if (pw_db_status(res) != PW_OK) {
+    worker *w = ud;
+    set_health(w, pw_db_status(res) == PW_OK);
+    if (pw_db_status(res) != PW_OK && w->index == 0) {
         PW_LOG(PW_LOG_WARNING, "merchant", "database not reachable yet: %s", pw_db_message(res));
     }
 }
 
 static void pool_closed(void *ud)
 {
-    app *a = ud;
-    pw_metrics_free(a->metrics);
+    worker *w = ud;
+    pw_metrics_free(w->metrics);
 }
 
 static void server_closed(pw_server *server, void *ud)
 {
     (void)server;
-    app *a = ud;
-    pw_db_pool_close(a->svc.pool, pool_closed, a);
-}
-
-static void on_signal(uv_signal_t *sig, int signum)
-{
-    app *a = sig->data;
-    PW_LOG(PW_LOG_NOTICE, "merchant", "signal %d: shutting down", signum);
-    a->stopping = 1;
-    uv_close((uv_handle_t *)&a->sigterm, NULL);
-    uv_close((uv_handle_t *)&a->sigint, NULL);
-    pw_admin_close(a->admin);
-    pw_server_shutdown(a->server, 10000, server_closed, a);
+    worker *w = ud;
+    pw_db_pool_close(w->svc.pool, pool_closed, w);
 }
 
 static const char *flag_value(int argc, char **argv, const char *name)
@@ -98,6 +113,98 @@ static int has_flag(int argc, char **argv, const char *name)
         }
     }
     return 0;
+}
+
+static void fail_setup(worker *w, const char *what, pw_status rv)
+{
+    fprintf(stderr, "merchant-server: worker %d: %s: %s\n", w->index, what, pw_status_str(rv));
+    exit(1); /* a worker that cannot serve at start-up ends the process */
+}
+
+/* Worker 0: adds every other worker's registry to /metrics (they exist once start returned). */
+static void on_add_metrics(uv_async_t *h)
+{
+    worker *w = h->data;
+    app *a = w->app;
+    for (int i = 1; i < a->nworkers; i++) {
+        if (pw_admin_add_metrics(w->admin, a->workers[i].metrics) != PW_OK) {
+            PW_LOG(PW_LOG_WARNING, "merchant", "admin: cannot add worker %d's metrics", i);
+        }
+    }
+    uv_close((uv_handle_t *)h, NULL);
+}
+
+static void worker_start(uv_loop_t *loop, int index, void *ud)
+{
+    app *a = ud;
+    worker *w = &a->workers[index];
+    *w = (worker){.app = a, .index = index, .svc = a->proto};
+    pw_db_options dbo = a->dbo;
+    dbo.user_data = w;
+    pw_server_options so = {.reuse_port = a->nworkers > 1};
+    pw_status rv;
+    if ((rv = pw_db_pool_new(&w->svc.pool, loop, &dbo)) != PW_OK ||
+        (rv = pw_server_new(&w->server, loop, &so)) != PW_OK ||
+        (rv = paywire_merchant_v1_merchant_service_register(w->server, &a->handlers, &w->svc)) !=
+            PW_OK ||
+        (rv = pw_health_enable(w->server, &w->health)) != PW_OK ||
+        (rv = pw_reflection_enable(w->server)) != PW_OK ||
+        (rv = pw_json_enable(w->server)) != PW_OK ||
+        (rv = pw_access_log_enable(w->server, "merchant")) != PW_OK ||
+        (rv = pw_metrics_new(&w->metrics, loop)) != PW_OK ||
+        (rv = pw_metrics_observe_server(w->metrics, w->server)) != PW_OK) {
+        fail_setup(w, "setup failed", rv);
+    }
+    /* NOT_SERVING until the database answers. */
+    pw_health_set(w->health, SERVICE_NAME, PW_HEALTH_NOT_SERVING);
+    pw_health_set(w->health, "", PW_HEALTH_NOT_SERVING);
+    if (index == 0 && a->admin_listen != NULL) {
+        if ((rv = pw_admin_listen(&w->admin, loop, a->admin_listen, w->metrics, w->health,
+                                  w->server, NULL)) != PW_OK) {
+            fail_setup(w, "cannot listen (admin)", rv);
+        }
+        uv_async_init(loop, &w->add_metrics, on_add_metrics);
+        w->add_metrics.data = w;
+    }
+    int port = 0;
+    if ((rv = pw_server_listen(w->server, a->listen, a->tls.cert_file ? &a->tls : NULL, &port)) !=
+        PW_OK) {
+        fail_setup(w, a->listen, rv);
+    }
+    if (index == 0) {
+        PW_LOG(PW_LOG_NOTICE, "merchant", "listening on %s (port %d, %s, %d worker%s)", a->listen,
+               port, a->tls.cert_file ? "TLS" : "h2c", a->nworkers, a->nworkers == 1 ? "" : "s");
+    }
+    pw_db_query(w->svc.pool, NULL, &probe, NULL, 0, probed, w);
+}
+
+static void worker_stop(uv_loop_t *loop, int index, void *ud)
+{
+    (void)loop;
+    app *a = ud;
+    worker *w = &a->workers[index];
+    w->stopping = 1;
+    if (index == 0) {
+        if (w->admin != NULL && !uv_is_closing((uv_handle_t *)&w->add_metrics)) {
+            uv_close((uv_handle_t *)&w->add_metrics, NULL);
+        }
+        pw_admin_close(w->admin);
+        for (int i = 1; i < a->nworkers; i++) {
+            uv_sem_post(&a->admin_closed);
+        }
+    } else {
+        uv_sem_wait(&a->admin_closed); /* worker 0 may still render this worker's metrics */
+    }
+    pw_server_shutdown(w->server, 10000, server_closed, w);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    app *a = sig->data;
+    PW_LOG(PW_LOG_NOTICE, "merchant", "signal %d: shutting down", signum);
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+    pw_workers_stop(a->pool);
 }
 
 static int migrate(const svc_config *cfg)
@@ -134,7 +241,7 @@ int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     char err[512] = "";
-    app a = {0};
+    static app a; /* large (per-worker state); lives for the whole process */
     if (svc_config_load(&a.cfg, flag_value(argc, argv, "--config"), "PW_MERCHANT_", err,
                         sizeof(err)) != PW_OK) {
         fprintf(stderr, "merchant-server: %s\n", err);
@@ -148,72 +255,62 @@ int main(int argc, char **argv)
     }
     const char *db_url = svc_config_get(a.cfg, "database_url", NULL);
     const char *key = svc_config_get(a.cfg, "encryption_key", NULL);
-    if (db_url == NULL || svc_sealer_init(&a.svc.sealer, key) != PW_OK) {
+    if (db_url == NULL || svc_sealer_init(&a.proto.sealer, key) != PW_OK) {
         fprintf(stderr, "merchant-server: database_url and encryption_key (64 hex characters) are "
                         "required\n");
         return 2;
     }
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    a.loop = &loop;
-    pw_db_options dbo = {.conninfo = db_url,
-                         .max_connections =
-                             (unsigned)atoi(svc_config_get(a.cfg, "db_connections", "8")),
-                         .on_available = on_available,
-                         .user_data = &a};
-    a.svc.internal_identities = svc_config_get(a.cfg, "internal_identities", "");
-    a.svc.resolve_key = resolve_key_locally;
-    a.svc.domain = MERCHANT_DOMAIN;
-    paywire_merchant_v1_merchant_service_handlers h = {0};
-    merchant_handlers_init(&h);
-    keys_handlers_init(&h);
-    payout_handlers_init(&h);
-    pw_tls_config tls = {
+    a.listen = svc_config_get(a.cfg, "listen", "127.0.0.1:50061");
+    a.admin_listen = svc_config_get(a.cfg, "admin_listen", NULL);
+    a.nworkers = atoi(svc_config_get(a.cfg, "workers", "0"));
+    if (a.nworkers <= 0) {
+        a.nworkers = (int)uv_available_parallelism();
+    }
+    const char *colon = strrchr(a.listen, ':');
+    if (a.nworkers > MAX_WORKERS || (a.nworkers > 1 && colon != NULL && atoi(colon + 1) == 0)) {
+        fprintf(stderr,
+                "merchant-server: workers must be 1..%d, and 1 when listen has port 0 "
+                "(each worker would get a port of its own)\n",
+                MAX_WORKERS);
+        return 2;
+    }
+    a.dbo = (pw_db_options){
+        .conninfo = db_url,
+        .max_connections = (unsigned)atoi(svc_config_get(a.cfg, "db_connections", "8")),
+        .on_available = on_available,
+    };
+    a.proto.internal_identities = svc_config_get(a.cfg, "internal_identities", "");
+    a.proto.resolve_key = resolve_key_locally;
+    a.proto.domain = MERCHANT_DOMAIN;
+    merchant_handlers_init(&a.handlers);
+    keys_handlers_init(&a.handlers);
+    payout_handlers_init(&a.handlers);
+    a.tls = (pw_tls_config){
         .cert_file = svc_config_get(a.cfg, "tls_cert", NULL),
         .key_file = svc_config_get(a.cfg, "tls_key", NULL),
         .ca_file = svc_config_get(a.cfg, "tls_ca", NULL),
         /* Client certificates are optional: merchants call with API keys; services present one. */
         .require_client_cert = 0,
     };
-    const char *listen = svc_config_get(a.cfg, "listen", "127.0.0.1:50061");
-    const char *admin_listen = svc_config_get(a.cfg, "admin_listen", NULL);
-    int port = 0;
-    pw_status rv;
-    if ((rv = pw_db_pool_new(&a.svc.pool, &loop, &dbo)) != PW_OK ||
-        (rv = pw_server_new(&a.server, &loop, NULL)) != PW_OK ||
-        (rv = paywire_merchant_v1_merchant_service_register(a.server, &h, &a.svc)) != PW_OK ||
-        (rv = pw_health_enable(a.server, &a.health)) != PW_OK ||
-        (rv = pw_reflection_enable(a.server)) != PW_OK ||
-        (rv = pw_json_enable(a.server)) != PW_OK ||
-        (rv = pw_access_log_enable(a.server, "merchant")) != PW_OK ||
-        (rv = pw_metrics_new(&a.metrics, &loop)) != PW_OK ||
-        (rv = pw_metrics_observe_server(a.metrics, a.server)) != PW_OK) {
-        fprintf(stderr, "merchant-server: setup failed: %s\n", pw_status_str(rv));
+    uv_sem_init(&a.admin_closed, 0);
+    if (pw_workers_start(&a.pool, a.nworkers, worker_start, worker_stop, &a) != PW_OK) {
+        fprintf(stderr, "merchant-server: cannot start %d workers\n", a.nworkers);
         return 1;
     }
-    /* NOT_SERVING until the database answers. */
-    pw_health_set(a.health, SERVICE_NAME, PW_HEALTH_NOT_SERVING);
-    pw_health_set(a.health, "", PW_HEALTH_NOT_SERVING);
-    if (admin_listen != NULL && pw_admin_listen(&a.admin, &loop, admin_listen, a.metrics, a.health,
-                                                a.server, NULL) != PW_OK) {
-        fprintf(stderr, "merchant-server: cannot listen on %s (admin)\n", admin_listen);
-        return 1;
+    if (a.admin_listen != NULL && a.nworkers > 1) {
+        uv_async_send(&a.workers[0].add_metrics);
     }
-    rv = pw_server_listen(a.server, listen, tls.cert_file ? &tls : NULL, &port);
-    if (rv != PW_OK) {
-        fprintf(stderr, "merchant-server: cannot listen on %s: %s\n", listen, pw_status_str(rv));
-        return 1;
-    }
-    PW_LOG(PW_LOG_NOTICE, "merchant", "listening on %s (port %d, %s)", listen, port,
-           tls.cert_file ? "TLS" : "h2c");
-    pw_db_query(a.svc.pool, NULL, &probe, NULL, 0, probed, &a);
+    /* The main thread waits for signals; serving happens on the workers. */
+    uv_loop_t loop;
+    uv_loop_init(&loop);
     uv_signal_init(&loop, &a.sigterm);
     uv_signal_init(&loop, &a.sigint);
     a.sigterm.data = a.sigint.data = &a;
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_run(&loop, UV_RUN_DEFAULT);
-    int leaked = uv_loop_close(&loop);
+    int leaked = pw_workers_join(a.pool) + (uv_loop_close(&loop) != 0);
+    uv_sem_destroy(&a.admin_closed);
     svc_config_free(a.cfg);
     PW_LOG(PW_LOG_NOTICE, "merchant", "stopped%s", leaked ? " (handles left open)" : "");
     return leaked ? 1 : 0;

@@ -20,6 +20,7 @@
 #include <paywire/paywire.h>
 #include "pw_test.h"
 #include "pw_test_db.h"
+#include "pw_test_raw.h"
 #include "paywire/merchant/v1/merchant.pw.h"
 #include "src/proto/grpc/health/v1/health.pb-c.h"
 
@@ -30,6 +31,7 @@ static char dir[64];
 static char db_url[512];
 static char conf_path[128];
 static int port;
+static int admin_port;
 static pid_t server_pid;
 static uv_loop_t loop;
 static pw_channel *internal;
@@ -56,8 +58,9 @@ static void write_config(const char *database_url)
             "listen = 127.0.0.1:%d\ndatabase_url = %s\n"
             "encryption_key = 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
             "tls_cert = %s/merchant.crt\ntls_key = %s/merchant.key\ntls_ca = %s/ca.crt\n"
-            "internal_identities = spiffe://paywire/tests\nlog_level = warning\n",
-            port, database_url, dir, dir, dir);
+            "internal_identities = spiffe://paywire/tests\nlog_level = warning\n"
+            "workers = 2\nadmin_listen = 127.0.0.1:%d\n",
+            port, database_url, dir, dir, dir, admin_port);
     fclose(f);
 }
 
@@ -145,6 +148,7 @@ static int group_setup(void **state)
                      PW_OK);
     snprintf(conf_path, sizeof(conf_path), "%s/merchant.conf", dir);
     port = free_port();
+    admin_port = free_port();
     write_config(db_url);
     start_server();
     uv_loop_init(&loop);
@@ -922,6 +926,54 @@ static void test_merchant_destinations_and_webhooks(void **state)
 }
 
 /* Health says NOT_SERVING while the database cannot be reached. */
+static void set_flag(pw_channel *ch, void *ud)
+{
+    (void)ch;
+    *(int *)ud = 1;
+}
+
+/* GetMerchant calls answered NOT_FOUND, as the admin listener's /metrics reports them. */
+static int get_not_found_count(void)
+{
+    static char text[1 << 17];
+    assert_int_equal(
+        pw_test_http(admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 1, text, sizeof(text)),
+        1);
+    const char *line = strstr(text, "\npaywire_server_handled_total{method=\"" SVC
+                                    "GetMerchant\",code=\"NOT_FOUND\"} ");
+    assert_non_null(strstr(text, "\npaywire_server_started_total{method=\"" SVC "GetMerchant\"}"));
+    return line ? atoi(strchr(line, '}') + 2) : 0;
+}
+
+/*
+ * Two workers share the port: 16 connections (each lands on either, by the
+ * kernel's hash) make one call each, and the admin listener on worker 0
+ * reports the calls of both. Were it reporting worker 0 alone, the count would
+ * fall short unless all 16 landed there (1 in 2^16).
+ */
+static void test_merchant_workers_share_port_and_metrics(void **state)
+{
+    (void)state;
+    int before = get_not_found_count();
+    P(GetMerchantRequest) g = PAYWIRE__MERCHANT__V1__GET_MERCHANT_REQUEST__INIT;
+    g.merchant_id = "mer_00000000000000000000000000";
+    for (int i = 0; i < 16; i++) {
+        pw_channel *ch = channel(1);
+        ProtobufCMessage *resp = NULL;
+        pw_call_options o = {.timeout_ms = 5000, .wait_for_ready = 1};
+        assert_int_equal(pw_channel_unary(ch, SVC "GetMerchant", &o, &g.base,
+                                          &paywire__merchant__v1__get_merchant_response__descriptor,
+                                          &resp, NULL, NULL),
+                         PW_NOT_FOUND);
+        int done = 0;
+        pw_channel_close(ch, set_flag, &done);
+        while (!done) {
+            uv_run(&loop, UV_RUN_ONCE);
+        }
+    }
+    assert_int_equal(get_not_found_count() - before, 16);
+}
+
 static void test_merchant_health_follows_database(void **state)
 {
     (void)state;
@@ -956,6 +1008,7 @@ int main(void)
         cmocka_unit_test(test_merchant_concurrent_duplicates),
         cmocka_unit_test(test_merchant_api_keys_and_auth),
         cmocka_unit_test(test_merchant_destinations_and_webhooks),
+        cmocka_unit_test(test_merchant_workers_share_port_and_metrics),
         cmocka_unit_test(test_merchant_health_follows_database),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -324,4 +325,38 @@ const uint8_t *pw_test_raw_preface(size_t *len)
                                      "\x00\x00\x00\x04\x00\x00\x00\x00\x00";
     *len = sizeof(preface) - 1;
     return preface;
+}
+
+int pw_test_http(int port, const char *request, int responses, char *out, size_t cap)
+{
+    int fd = pw_test_raw_connect(port);
+    send(fd, request, strlen(request), 0);
+    size_t len = 0;
+    int seen = 0;
+    while (seen < responses && len < cap - 1) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 3000) <= 0) {
+            break;
+        }
+        ssize_t n = recv(fd, out + len, cap - 1 - len, 0);
+        if (n <= 0) {
+            break;
+        }
+        len += (size_t)n;
+        out[len] = '\0';
+        /* Count complete responses: header end plus Content-Length bytes. */
+        seen = 0;
+        const char *p2 = out;
+        while ((p2 = strstr(p2, "Content-Length: ")) != NULL) {
+            size_t body = strtoul(p2 + 16, NULL, 10);
+            const char *end = strstr(p2, "\r\n\r\n");
+            if (end == NULL || (size_t)(out + len - (end + 4)) < body) {
+                break;
+            }
+            seen++;
+            p2 = end + 4 + body;
+        }
+    }
+    close(fd);
+    return seen;
 }

@@ -74,4 +74,12 @@ int pw_test_raw_connect(int port);
 /** The HTTP/2 client preface followed by an empty SETTINGS frame (len bytes). */
 const uint8_t *pw_test_raw_preface(size_t *len);
 
+/**
+ * Sends request (raw HTTP/1.1 bytes) to 127.0.0.1:port and reads until
+ * `responses` complete responses (headers plus Content-Length bytes) have
+ * arrived or 3 s pass without data; out gets the text, NUL-terminated.
+ * Returns the number of complete responses read.
+ */
+int pw_test_http(int port, const char *request, int responses, char *out, size_t cap);
+
 #endif

@@ -62,40 +62,6 @@ static void srv_teardown(pw_test_thread *t)
 }
 
 /* Sends raw HTTP bytes and reads responses until `responses` bodies are complete. */
-static int http(int port, const char *request, int responses, char *out, size_t cap)
-{
-    int fd = pw_test_raw_connect(port);
-    send(fd, request, strlen(request), 0);
-    size_t len = 0;
-    int seen = 0;
-    while (seen < responses && len < cap - 1) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 3000) <= 0) {
-            break;
-        }
-        ssize_t n = recv(fd, out + len, cap - 1 - len, 0);
-        if (n <= 0) {
-            break;
-        }
-        len += (size_t)n;
-        out[len] = '\0';
-        /* Count complete responses: header end plus Content-Length bytes. */
-        seen = 0;
-        const char *p2 = out;
-        while ((p2 = strstr(p2, "Content-Length: ")) != NULL) {
-            size_t body = strtoul(p2 + 16, NULL, 10);
-            const char *end = strstr(p2, "\r\n\r\n");
-            if (end == NULL || (size_t)(out + len - (end + 4)) < body) {
-                break;
-            }
-            seen++;
-            p2 = end + 4 + body;
-        }
-    }
-    close(fd);
-    return seen;
-}
-
 static void expect_line(const char *text, const char *line)
 {
     char want[512];
@@ -130,8 +96,9 @@ static void test_metrics_scrape_has_exact_values(void **state)
     uv_sleep(100); /* the server's on_end runs as the streams close */
 
     static char text[65536];
-    assert_int_equal(
-        http(s.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 1, text, sizeof(text)), 1);
+    assert_int_equal(pw_test_http(s.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 1, text,
+                                  sizeof(text)),
+                     1);
     assert_non_null(strstr(text, "HTTP/1.1 200 OK\r\n"));
     assert_non_null(strstr(text, "Content-Type: text/plain; version=0.0.4"));
     expect_line(text, "paywire_server_started_total{method=\"/test.Svc/Echo\"} 4");
@@ -149,18 +116,19 @@ static void test_metrics_scrape_has_exact_values(void **state)
 
     /* Keep-alive: two requests on one connection; other routes. */
     assert_int_equal(
-        http(s.admin_port,
-             "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", 2,
-             text, sizeof(text)),
+        pw_test_http(
+            s.admin_port,
+            "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", 2,
+            text, sizeof(text)),
         2);
     assert_non_null(strstr(text, "\r\n\r\nok\n"));
     assert_non_null(strstr(text, "\r\n\r\nready\n"));
-    http(s.admin_port, "GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 1, text,
-         sizeof(text));
+    pw_test_http(s.admin_port, "GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 1,
+                 text, sizeof(text));
     assert_non_null(strstr(text, "HTTP/1.1 404 Not Found"));
-    http(s.admin_port, "GET /debug HTTP/1.1\r\nHost: t\r\n\r\n", 1, text, sizeof(text));
+    pw_test_http(s.admin_port, "GET /debug HTTP/1.1\r\nHost: t\r\n\r\n", 1, text, sizeof(text));
     assert_non_null(strstr(text, "connections: "));
-    http(s.admin_port, "BREW /coffee HTCPCP/1.0\r\n\r\n", 1, text, sizeof(text));
+    pw_test_http(s.admin_port, "BREW /coffee HTCPCP/1.0\r\n\r\n", 1, text, sizeof(text));
     assert_non_null(strstr(text, "HTTP/1.1 400 Bad Request"));
     pw_test_thread_stop(&s.thread);
 }
@@ -197,8 +165,9 @@ static void test_metrics_sums_registries_of_several_loops(void **state)
     uv_sleep(300); /* on_end as streams close; connection gauges refresh every 250 ms */
 
     static char text[65536];
-    assert_int_equal(
-        http(a.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 1, text, sizeof(text)), 1);
+    assert_int_equal(pw_test_http(a.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 1, text,
+                                  sizeof(text)),
+                     1);
     expect_line(text, "paywire_server_started_total{method=\"/test.Svc/Echo\"} 5");
     expect_line(text, "paywire_server_handled_total{method=\"/test.Svc/Echo\",code=\"OK\"} 5");
     expect_line(text, "paywire_server_handling_seconds_count{method=\"/test.Svc/Echo\"} 5");
