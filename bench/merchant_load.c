@@ -1,9 +1,11 @@
 /*
  * merchant-load: sustained CreateMerchant/GetMerchant traffic through the
- * generated C client (mTLS, one connection) against a running merchant
- * service, closed loop with a fixed number of calls in flight; prints
- * throughput and p50/p90/p99 latency per method (bench/merchant runs it).
- *   merchant-load HOST:PORT CERT_DIR SECONDS IN_FLIGHT CREATE_PERCENT
+ * generated C client (mTLS) against a running merchant service, closed
+ * loop with a fixed number of calls in flight spread over CONNECTIONS
+ * connections (default 1; a server with several workers needs several to use
+ * them); prints throughput and p50/p90/p99 latency per method (bench/merchant
+ * runs it).
+ *   merchant-load HOST:PORT CERT_DIR SECONDS IN_FLIGHT CREATE_PERCENT [CONNECTIONS]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,8 @@
 #include <paywire/paywire.h>
 #include "paywire/merchant/v1/merchant.pw.h"
 
-#define MAX_IDS 65536
+#define MAX_IDS   65536
+#define MAX_CONNS 64
 
 typedef struct series {
     const char *name;
@@ -22,7 +25,8 @@ typedef struct series {
 } series;
 
 typedef struct load {
-    pw_channel *ch;
+    pw_channel *ch[MAX_CONNS];
+    int nconns;
     uint64_t end_ns;
     int create_pct;
     int in_flight;
@@ -35,6 +39,7 @@ typedef struct load {
 
 typedef struct slot {
     load *l;
+    pw_channel *ch;
     uint64_t start;
     char key[48];
 } slot;
@@ -107,7 +112,7 @@ static void next(slot *sl)
             PAYWIRE__MERCHANT__V1__CREATE_MERCHANT_REQUEST__INIT;
         req.idempotency_key = sl->key;
         req.merchant = &m;
-        if (paywire_merchant_v1_merchant_service_create_merchant(l->ch, &req, &o, created, sl) !=
+        if (paywire_merchant_v1_merchant_service_create_merchant(sl->ch, &req, &o, created, sl) !=
             PW_OK) {
             l->in_flight--;
         }
@@ -115,7 +120,7 @@ static void next(slot *sl)
         Paywire__Merchant__V1__GetMerchantRequest req =
             PAYWIRE__MERCHANT__V1__GET_MERCHANT_REQUEST__INIT;
         req.merchant_id = l->ids[(l->rng >> 20) % l->nids];
-        if (paywire_merchant_v1_merchant_service_get_merchant(l->ch, &req, &o, got, sl) != PW_OK) {
+        if (paywire_merchant_v1_merchant_service_get_merchant(sl->ch, &req, &o, got, sl) != PW_OK) {
             l->in_flight--;
         }
     }
@@ -148,8 +153,8 @@ static void closed(pw_channel *ch, void *ud)
 int main(int argc, char **argv)
 {
     if (argc < 6) {
-        fprintf(stderr,
-                "usage: merchant-load HOST:PORT CERT_DIR SECONDS IN_FLIGHT CREATE_PERCENT\n");
+        fprintf(stderr, "usage: merchant-load HOST:PORT CERT_DIR SECONDS IN_FLIGHT CREATE_PERCENT "
+                        "[CONNECTIONS]\n");
         return 2;
     }
     char cert[256], key[256], ca[256];
@@ -165,9 +170,16 @@ int main(int argc, char **argv)
               .create = {.name = "CreateMerchant"},
               .get = {.name = "GetMerchant"}};
     l.ids = calloc(MAX_IDS, sizeof(*l.ids));
-    if (pw_channel_new(&l.ch, &loop, argv[1], &co) != PW_OK) {
-        fprintf(stderr, "merchant-load: cannot create a channel\n");
-        return 1;
+    l.nconns = argc > 6 ? atoi(argv[6]) : 1;
+    if (l.nconns < 1 || l.nconns > MAX_CONNS) {
+        fprintf(stderr, "merchant-load: CONNECTIONS must be 1..%d\n", MAX_CONNS);
+        return 2;
+    }
+    for (int i = 0; i < l.nconns; i++) {
+        if (pw_channel_new(&l.ch[i], &loop, argv[1], &co) != PW_OK) {
+            fprintf(stderr, "merchant-load: cannot create a channel\n");
+            return 1;
+        }
     }
     int n = atoi(argv[4]);
     slot *slots = calloc((size_t)n, sizeof(*slots));
@@ -177,6 +189,7 @@ int main(int argc, char **argv)
     l.in_flight = n;
     for (int i = 0; i < n; i++) {
         slots[i].l = &l;
+        slots[i].ch = l.ch[i % l.nconns];
         next(&slots[i]);
     }
     while (l.in_flight > 0) {
@@ -187,10 +200,12 @@ int main(int argc, char **argv)
            "p99 ms", "errors");
     report(&l.create, elapsed);
     report(&l.get, elapsed);
-    printf("(%d calls in flight, %.1f s, one mTLS connection; %d%% creates)\n", n, elapsed,
-           l.create_pct);
+    printf("(%d calls in flight, %.1f s, %d mTLS connection%s; %d%% creates)\n", n, elapsed,
+           l.nconns, l.nconns == 1 ? "" : "s", l.create_pct);
     int errors = (int)(l.create.errors + l.get.errors);
-    pw_channel_close(l.ch, closed, NULL);
+    for (int i = 0; i < l.nconns; i++) {
+        pw_channel_close(l.ch[i], closed, NULL);
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     free(l.create.lat_us);
