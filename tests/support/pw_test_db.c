@@ -24,7 +24,8 @@ static void url_for(const char *db, char *out, size_t cap)
     snprintf(out, cap, "%.*s/%s", (int)(slash - admin), admin, db);
 }
 
-void pw_test_db_exec(const char *url, const char *sql)
+/* Runs sql on a fresh connection; fails the test unless it succeeds. The caller PQclears. */
+static PGresult *run(const char *url, const char *sql)
 {
     PGconn *c = PQconnectdb(url);
     if (PQstatus(c) != CONNECTION_OK) {
@@ -32,26 +33,23 @@ void pw_test_db_exec(const char *url, const char *sql)
                  PQerrorMessage(c));
     }
     PGresult *r = PQexec(c, sql);
+    PQfinish(c);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
         fail_msg("%s: %s", sql, PQresultErrorMessage(r));
     }
-    PQclear(r);
-    PQfinish(c);
+    return r;
+}
+
+void pw_test_db_exec(const char *url, const char *sql)
+{
+    PQclear(run(url, sql));
 }
 
 long long pw_test_db_scalar(const char *url, const char *sql)
 {
-    PGconn *c = PQconnectdb(url);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fail_msg("cannot connect to %s: %s", url, PQerrorMessage(c));
-    }
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    }
+    PGresult *r = run(url, sql);
     long long v = PQntuples(r) > 0 ? atoll(PQgetvalue(r, 0, 0)) : -1;
     PQclear(r);
-    PQfinish(c);
     return v;
 }
 
