@@ -19,6 +19,7 @@
 #include <paywire/metrics.h>
 #include <paywire/workers.h>
 #include "merchant.h"
+#include "svc_sweep.h"
 
 #define SERVICE_NAME "paywire.merchant.v1.MerchantService"
 #define MAX_WORKERS  64
@@ -34,9 +35,11 @@ typedef struct worker {
     pw_health *health;
     pw_metrics *metrics;
     int stopping;
-    /* Worker 0 only: the admin listener, and the nudge that adds the others' metrics to it. */
+    /* Worker 0 only: the admin listener, the nudge that adds the others' metrics to it, and
+     * the idempotency sweeper. */
     pw_admin *admin;
     uv_async_t add_metrics;
+    svc_sweeper *sweeper;
 } worker;
 
 typedef struct app {
@@ -44,6 +47,7 @@ typedef struct app {
     svc_app proto; /* what every worker's svc_app starts from (pool aside) */
     paywire_merchant_v1_merchant_service_handlers handlers;
     pw_db_options dbo;
+    svc_sweep_options sweep;
     pw_tls_config tls;
     const char *listen;
     const char *admin_listen;
@@ -158,6 +162,10 @@ static void worker_start(uv_loop_t *loop, int index, void *ud)
     /* NOT_SERVING until the database answers. */
     pw_health_set(w->health, SERVICE_NAME, PW_HEALTH_NOT_SERVING);
     pw_health_set(w->health, "", PW_HEALTH_NOT_SERVING);
+    if (index == 0 &&
+        (rv = svc_sweeper_start(&w->sweeper, loop, w->svc.pool, &a->sweep)) != PW_OK) {
+        fail_setup(w, "idempotency sweeper", rv);
+    }
     if (index == 0 && a->admin_listen != NULL) {
         if ((rv = pw_admin_listen(&w->admin, loop, a->admin_listen, w->metrics, w->health,
                                   w->server, NULL)) != PW_OK) {
@@ -185,6 +193,7 @@ static void worker_stop(uv_loop_t *loop, int index, void *ud)
     worker *w = &a->workers[index];
     w->stopping = 1;
     if (index == 0) {
+        svc_sweeper_stop(w->sweeper);
         if (w->admin != NULL && !uv_is_closing((uv_handle_t *)&w->add_metrics)) {
             uv_close((uv_handle_t *)&w->add_metrics, NULL);
         }
@@ -279,6 +288,15 @@ int main(int argc, char **argv)
         .max_connections = (unsigned)atoi(svc_config_get(a.cfg, "db_connections", "8")),
         .on_available = on_available,
     };
+    a.sweep.retention_hours = atoi(svc_config_get(a.cfg, "idempotency_retention_hours", "168"));
+    int sweep_s = atoi(svc_config_get(a.cfg, "idempotency_sweep_seconds", "3600"));
+    a.sweep.interval_ms = sweep_s > 0 ? (uint64_t)sweep_s * 1000u : 0;
+    a.sweep.first_ms = a.sweep.interval_ms < 10000 ? a.sweep.interval_ms : 10000;
+    if (a.sweep.retention_hours < 24 || a.sweep.interval_ms == 0) {
+        fprintf(stderr, "merchant-server: idempotency_retention_hours must be at least 24 and "
+                        "idempotency_sweep_seconds at least 1\n");
+        return 2;
+    }
     a.proto.internal_identities = svc_config_get(a.cfg, "internal_identities", "");
     a.proto.resolve_key = resolve_key_locally;
     a.proto.domain = MERCHANT_DOMAIN;

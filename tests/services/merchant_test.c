@@ -59,7 +59,7 @@ static void write_config(const char *database_url)
             "encryption_key = 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
             "tls_cert = %s/merchant.crt\ntls_key = %s/merchant.key\ntls_ca = %s/ca.crt\n"
             "internal_identities = spiffe://paywire/tests\nlog_level = warning\n"
-            "workers = 2\nadmin_listen = 127.0.0.1:%d\n",
+            "workers = 2\nadmin_listen = 127.0.0.1:%d\nidempotency_sweep_seconds = 1\n",
             port, database_url, dir, dir, dir, admin_port);
     fclose(f);
 }
@@ -974,6 +974,25 @@ static void test_merchant_workers_share_port_and_metrics(void **state)
     assert_int_equal(get_not_found_count() - before, 16);
 }
 
+/* Idempotency records are kept 7 days, then deleted by the sweeper (here: every second). */
+static void test_merchant_idempotency_records_expire(void **state)
+{
+    (void)state;
+    pw_test_db_exec(
+        db_url,
+        "INSERT INTO idempotency_keys (scope, method, key, request_sha256, response,"
+        " create_time) VALUES"
+        " ('sweep', 'CreateMerchant', 'eight-days', '\\x00', '\\x00', now() - interval '8 days'),"
+        " ('sweep', 'CreateMerchant', 'six-days', '\\x00', '\\x00', now() - interval '6 days')");
+    assert_int_equal(
+        pw_test_db_wait_scalar(
+            db_url, "SELECT count(*) FROM idempotency_keys WHERE key = 'eight-days'", 0, 5000),
+        0);
+    assert_int_equal(
+        pw_test_db_scalar(db_url, "SELECT count(*) FROM idempotency_keys WHERE key = 'six-days'"),
+        1);
+}
+
 static void test_merchant_health_follows_database(void **state)
 {
     (void)state;
@@ -1009,6 +1028,7 @@ int main(void)
         cmocka_unit_test(test_merchant_api_keys_and_auth),
         cmocka_unit_test(test_merchant_destinations_and_webhooks),
         cmocka_unit_test(test_merchant_workers_share_port_and_metrics),
+        cmocka_unit_test(test_merchant_idempotency_records_expire),
         cmocka_unit_test(test_merchant_health_follows_database),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
