@@ -82,7 +82,7 @@ static void respond(admin_conn *c, int code, const char *reason, const char *typ
     pw_buf_printf(&w->body, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
                   code, reason, type, pw_buf_pending(body),
                   keep_alive ? "" : "Connection: close\r\n");
-    pw_buf_append(&w->body, body->data + body->off, pw_buf_pending(body));
+    pw_buf_append(&w->body, pw_buf_head(body), pw_buf_pending(body));
     uv_buf_t b = uv_buf_init((char *)w->body.data, (unsigned int)w->body.len);
     w->req.data = w;
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_done) != 0) {

@@ -916,8 +916,7 @@ const ProtobufCMessage *pw_call_request(const pw_call *call)
 
 pw_slice pw_call_request_bytes(const pw_call *call)
 {
-    return pw_slice_make(call->request_bytes.data + call->request_bytes.off,
-                         pw_buf_pending(&call->request_bytes));
+    return pw_slice_make(pw_buf_head(&call->request_bytes), pw_buf_pending(&call->request_bytes));
 }
 
 static void *pb_alloc(void *ud, size_t size)

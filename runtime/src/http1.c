@@ -288,7 +288,7 @@ void pw__http1_pump(pw__sconn *sc)
     if (pw_buf_pending(&h->pending) > 0) {
         pw_buf more = h->pending;
         h->pending = (pw_buf){0};
-        h1_parse(h, more.data + more.off, pw_buf_pending(&more));
+        h1_parse(h, pw_buf_head(&more), pw_buf_pending(&more));
         pw_buf_reset(&more);
     }
 }

@@ -43,6 +43,11 @@ static inline size_t pw_buf_pending(const pw_buf *b)
 {
     return b->len - b->off;
 }
+/** The first pending byte; NULL when the buffer never held any (so NULL + 0 is never formed). */
+static inline uint8_t *pw_buf_head(const pw_buf *b)
+{
+    return b->data != NULL ? b->data + b->off : NULL;
+}
 /** Marks n pending bytes as consumed; compacts when everything was consumed. */
 PW_EXTERN void pw_buf_consume(pw_buf *b, size_t n);
 /** Frees the storage and empties the buffer. */

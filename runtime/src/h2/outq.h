@@ -47,7 +47,7 @@ ssize_t pw__outq_provide(pw__outq *q, size_t len, int last, int *eof);
 /** The pending bytes, first. */
 static inline const uint8_t *pw__outq_data(const pw__outq *q)
 {
-    return q->buf.data + q->buf.off;
+    return pw_buf_head(&q->buf);
 }
 /** Marks n bytes sent; updates blocked/ready (the write-ready protocol). */
 void pw__outq_consume(pw__outq *q, size_t n);

@@ -64,8 +64,8 @@ void pw__conn_flush(pw__conn *c)
     c->inflight = c->out;
     c->out = tmp;
     c->out.len = c->out.off = 0;
-    uv_buf_t b = uv_buf_init((char *)c->inflight.data + c->inflight.off,
-                             (unsigned int)pw_buf_pending(&c->inflight));
+    uv_buf_t b =
+        uv_buf_init((char *)pw_buf_head(&c->inflight), (unsigned int)pw_buf_pending(&c->inflight));
     int rv = uv_write(&c->write_req, &c->h.stream, &b, 1, conn_write_cb);
     if (rv != 0) {
         pw__conn_close(c, rv, 0);
@@ -175,7 +175,7 @@ static pw_status conn_handshake_done(pw__conn *c)
 {
     c->handshaken = 1;
     if (pw_buf_pending(&c->early) > 0) {
-        pw_status rv = conn_encrypt(c, c->early.data + c->early.off, pw_buf_pending(&c->early));
+        pw_status rv = conn_encrypt(c, pw_buf_head(&c->early), pw_buf_pending(&c->early));
         pw_buf_reset(&c->early);
         if (rv != PW_OK) {
             return rv;
