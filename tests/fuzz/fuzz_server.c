@@ -5,7 +5,8 @@
  * writing, reads whatever comes back, then closes; the server must survive
  * every input, answer or drop the connection, and free it (checked: the
  * connection count returns to 0). ASan/UBSan and LeakSanitizer watch the
- * rest. One server lives for the whole run, as it would in production.
+ * rest. One server lives for the whole run, as it would in production, serving
+ * the pwtest.Json test service (tests/runtime/builtins/json_service.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,74 +18,15 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <paywire/errors.h>
 #include <paywire/json.h>
 #include <paywire/paywire.h>
-#include "pwtest/json/v1/all.pb-c.h"
+#include "json_service.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uv_loop_t loop;
 static pw_server *server;
 static int port;
-
-static void echo(pw_call *call, void *ud)
-{
-    (void)ud;
-    pw_call_reply(call, pw_call_request(call));
-}
-
-static void reject(pw_call *call, void *ud)
-{
-    (void)ud;
-    pw_error_details d = {0};
-    pw_error_add_violation(&d, "inner.name", "must not be empty");
-    pw_call_finish_details(call, PW_INVALID_ARGUMENT, &d, "bad request");
-    pw_error_details_clear(&d);
-}
-
-static void on_cancel(pw_call *call, pw_status why, void *ud)
-{
-    (void)ud;
-    pw_call_finish(call, why, NULL);
-}
-
-static const pw_call_ops wait_ops = {.on_cancel = on_cancel};
-
-/* Answers only when cancelled: deadlines, RST_STREAM and connection loss reach it. */
-static void never(pw_call *call, void *ud)
-{
-    pw_call_set_ops(call, &wait_ops, ud);
-}
-
-#define ALL &pwtest__json__v1__all__descriptor
-static const pw_method methods[] = {
-    {.path = "/pwtest.Json/Echo",
-     .kind = PW_METHOD_UNARY,
-     .request_type = ALL,
-     .response_type = ALL,
-     .handler = echo},
-    {.path = "/pwtest.Json/Reject",
-     .kind = PW_METHOD_UNARY,
-     .request_type = ALL,
-     .response_type = ALL,
-     .handler = reject},
-    {.path = "/pwtest.Json/Never",
-     .kind = PW_METHOD_UNARY,
-     .request_type = ALL,
-     .response_type = ALL,
-     .handler = never},
-    {.path = "/pwtest.Json/Stream",
-     .kind = PW_METHOD_SERVER_STREAMING,
-     .request_type = ALL,
-     .response_type = ALL,
-     .handler = never},
-    {.path = "/pwtest.Json/Bidi",
-     .kind = PW_METHOD_BIDI_STREAMING,
-     .request_type = ALL,
-     .response_type = ALL,
-     .handler = never},
-};
 
 static void start_server(void)
 {
@@ -93,12 +35,7 @@ static void start_server(void)
     if (pw_server_new(&server, &loop, &o) != PW_OK) {
         abort();
     }
-    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-        if (pw_server_add_method(server, &methods[i]) != PW_OK) {
-            abort();
-        }
-    }
-    if (pw_json_enable(server) != PW_OK ||
+    if (pw_test_json_service_add(server, NULL) != PW_OK || pw_json_enable(server) != PW_OK ||
         pw_server_listen(server, "127.0.0.1:0", NULL, &port) != PW_OK) {
         abort();
     }

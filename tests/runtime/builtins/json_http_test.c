@@ -14,6 +14,7 @@
 #include <protobuf-c/protobuf-c.h>
 #include "pw_test.h"
 #include "pw_test_raw.h"
+#include "json_service.h"
 #include "pwtest/json/v1/all.pb-c.h"
 
 typedef struct srv {
@@ -24,85 +25,12 @@ typedef struct srv {
     atomic_int cancels;
 } srv;
 
-static void echo(pw_call *call, void *ud)
-{
-    (void)ud;
-    const pw_metadata_entry *e = pw_metadata_get(pw_call_metadata(call), "x-reply");
-    if (e != NULL) {
-        pw_call_add_initial_metadata(call, "x-reply", e->value, e->value_len);
-        pw_call_add_trailing_metadata(call, "x-after", "done", 4);
-    }
-    pw_call_reply(call, pw_call_request(call));
-}
-
-static void reject(pw_call *call, void *ud)
-{
-    (void)ud;
-    pw_error_details d = {0};
-    pw_error_set_info(&d, "MERCHANT_SUSPENDED", "merchant.paywire");
-    pw_error_add_violation(&d, "merchant.country", "must be ISO 3166-1 alpha-2");
-    pw_call_finish_details(call, PW_FAILED_PRECONDITION, &d, "merchant \"mer_1\" is suspended");
-    pw_error_details_clear(&d);
-}
-
-static void never_on_cancel(pw_call *call, pw_status why, void *ud)
-{
-    srv *s = ud;
-    atomic_fetch_add(&s->cancels, 1);
-    pw_call_finish(call, why, NULL);
-}
-
-static const pw_call_ops never_ops = {.on_cancel = never_on_cancel};
-
-static void never(pw_call *call, void *ud)
-{
-    pw_call_set_ops(call, &never_ops, ud);
-}
-
-static void silent(pw_call *call, void *ud)
-{
-    (void)ud;
-    pw_call_finish(call, PW_OK, NULL); /* OK without a message */
-}
-
-#define ALL &pwtest__json__v1__all__descriptor
-static pw_method methods[] = {
-    {.path = "/pwtest.Json/Echo",
-     .kind = PW_METHOD_UNARY,
-     .request_type = ALL,
-     .response_type = ALL,
-     .handler = echo},
-    {.path = "/pwtest.Json/Reject",
-     .kind = PW_METHOD_UNARY,
-     .request_type = ALL,
-     .response_type = ALL,
-     .handler = reject},
-    {.path = "/pwtest.Json/Never",
-     .kind = PW_METHOD_UNARY,
-     .request_type = ALL,
-     .response_type = ALL,
-     .handler = never},
-    {.path = "/pwtest.Json/Silent",
-     .kind = PW_METHOD_UNARY,
-     .request_type = ALL,
-     .response_type = ALL,
-     .handler = silent},
-    {.path = "/pwtest.Json/Stream",
-     .kind = PW_METHOD_SERVER_STREAMING,
-     .request_type = ALL,
-     .response_type = ALL,
-     .handler = never},
-};
-
 static void srv_setup(pw_test_thread *t)
 {
     srv *s = t->user_data;
     pw_server_options o = {.max_recv_message_size = 4096};
     assert_int_equal(pw_server_new(&s->server, &t->loop, &o), PW_OK);
-    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-        methods[i].user_data = s;
-        assert_int_equal(pw_server_add_method(s->server, &methods[i]), PW_OK);
-    }
+    assert_int_equal(pw_test_json_service_add(s->server, &s->cancels), PW_OK);
     if (s->json) {
         assert_int_equal(pw_json_enable(s->server), PW_OK);
     }
