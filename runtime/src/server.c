@@ -350,6 +350,9 @@ static void sconn_fire_ready(pw__sconn *sc)
 
 void pw__sconn_pump(pw__sconn *sc)
 {
+    if (!sc->proto_known) {
+        return; /* nothing goes out before we know which protocol the client speaks */
+    }
     if (sc->http1) {
         pw__http1_pump(sc);
         return;
@@ -376,9 +379,9 @@ static pw_status sconn_on_read(pw__conn *c, const uint8_t *data, size_t len)
     pw__sconn *sc = c->owner;
     sc->last_read_at = uv_now(c->h.handle.loop);
     if (!sc->proto_known) {
-        /* Cleartext only: TLS clients choose HTTP/2 by ALPN. */
+        /* Cleartext, or TLS without ALPN (with ALPN, sconn_on_handshake knew it). */
         sc->proto_known = 1;
-        if (c->ssl == NULL && pw__http1_detect(data, len)) {
+        if (pw__http1_detect(data, len)) {
             pw_status rv = pw__http1_start(sc);
             if (rv != PW_OK) {
                 return rv;
@@ -435,10 +438,30 @@ static void sconn_on_closed(pw__conn *c, pw_status why)
     pw__sconn_lifecycle_stop(sc, sconn_timer_closed);
 }
 
+/* TLS handshake done: ALPN chose HTTP/2 (our SETTINGS go now) or HTTP/1.1; without ALPN the
+ * client's first bytes tell, as in cleartext. */
+static void sconn_on_handshake(pw__conn *c, pw_status st, const char *why)
+{
+    (void)why;
+    pw__sconn *sc = c->owner;
+    if (st != PW_OK || c->alpn_none) {
+        return; /* a failed handshake closes the connection */
+    }
+    sc->proto_known = 1;
+    if (c->alpn_http1) {
+        pw_status rv = pw__http1_start(sc);
+        if (rv != PW_OK) {
+            pw__conn_close(c, rv, 0);
+        }
+        return;
+    }
+    pw__sconn_pump(sc);
+}
+
 static const pw__conn_ops sconn_ops = {
     .on_read = sconn_on_read,
     .on_writable = sconn_on_writable,
-    .on_connect = NULL,
+    .on_connect = sconn_on_handshake,
     .on_closed = sconn_on_closed,
 };
 
@@ -645,13 +668,9 @@ static void listener_on_connection(uv_stream_t *stream, int status)
         pw__conn_close(&sc->conn, rv, 0);
         return;
     }
+    /* Our SETTINGS wait: under TLS for ALPN's choice (sconn_on_handshake), in
+     * cleartext for the client's first bytes, which may be HTTP/1.1. */
     PW_LOG(PW_LOG_DEBUG, "server", "accepted %s%s", sc->conn.address, l->ssl_ctx ? " (TLS)" : "");
-    if (l->ssl_ctx != NULL) {
-        /* Under TLS, ALPN chose HTTP/2: our SETTINGS can go at once. In
-         * cleartext they wait for the client's first bytes, which may be HTTP/1.1. */
-        sc->proto_known = 1;
-        pw__sconn_pump(sc);
-    }
 }
 
 /* ---- listening ---- */
@@ -735,7 +754,7 @@ pw_status pw_server_listen(pw_server *s, const char *address, const pw_tls_confi
     l->server = s;
     if (tls != NULL) {
         char err[256];
-        pw_status st = pw__tls_server_ctx(tls, &l->ssl_ctx, err, sizeof(err));
+        pw_status st = pw__tls_server_ctx(tls, &s->json_enabled, &l->ssl_ctx, err, sizeof(err));
         if (st != PW_OK) {
             PW_LOG(PW_LOG_ERR, "server", "listen %s: %s", address, err);
             pw_free(l);

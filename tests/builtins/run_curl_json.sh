@@ -2,14 +2,25 @@
 # curl calls a unary method of a paywire server with JSON, over HTTP/1.1 and
 # HTTP/2 (prior knowledge), on the same port gRPC clients use; errors come
 # back as JSON with the code name, message and details.
+# Under TLS, ALPN picks HTTP/2, or HTTP/1.1 for a client that offers only that.
 #   run_curl_json.sh SERVER_BIN
 set -euo pipefail
 server=$1
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+here=$(cd "$(dirname "$0")" && pwd)
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && break; sleep 0.05; done; }
+tmp=$(mktemp -d)
+port=$(free_port)
+tls_port=$(free_port)
+bash "$here/../interop/make_certs.sh" "$tmp/certs"
 "$server" --port="$port" 2>/dev/null &
 pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+"$server" --port="$tls_port" --use_tls=true --tls_cert="$tmp/certs/server.pem" \
+  --tls_key="$tmp/certs/server.key" 2>/dev/null &
+tls_pid=$!
+trap 'kill $pid $tls_pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
+wait_port "$port"
+wait_port "$tls_port"
 url=http://127.0.0.1:$port/grpc.testing.TestService/UnaryCall
 fails=0
 
@@ -47,4 +58,13 @@ expect "streaming method refused" "501 2" 'unary methods only' --http2-prior-kno
   -d '{}' "http://127.0.0.1:$port/grpc.testing.TestService/StreamingOutputCall"
 expect "deadline" "504 1.1" '"code":"deadline_exceeded"' "${json[@]}" -H 'connect-timeout-ms: 0' \
   -d '{}' "$url"
+tls_url=https://localhost:$tls_port/grpc.testing.TestService/UnaryCall
+expect "TLS, ALPN h2" "200 2" '{"payload":{"body":"AAAA"}}' --cacert "$tmp/certs/ca.pem" \
+  "${json[@]}" -d '{"responseSize": 3}' "$tls_url"
+expect "TLS, ALPN http/1.1" "200 1.1" '{"payload":{"body":"AAAA"}}' --http1.1 \
+  --cacert "$tmp/certs/ca.pem" "${json[@]}" -d '{"responseSize": 3}' "$tls_url"
+expect "TLS, HTTP/1.1 error" "400 1.1" '"code":"invalid_argument"' --http1.1 \
+  --cacert "$tmp/certs/ca.pem" "${json[@]}" -d '{"responseSize": "three"}' "$tls_url"
+expect "TLS, no ALPN, HTTP/1.1" "200 1.1" '{"payload":{"body":"AAAA"}}' --http1.1 --no-alpn \
+  --cacert "$tmp/certs/ca.pem" "${json[@]}" -d '{"responseSize": 3}' "$tls_url"
 [[ $fails == 0 ]]

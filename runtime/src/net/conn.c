@@ -170,7 +170,7 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->rbuf, c->rbuf ? CONN_READ_SIZE : 0);
 }
 
-/* Handshake finished: record the peer identity; clients check ALPN. */
+/* Handshake finished: record the peer identity and the protocol ALPN chose. */
 static pw_status conn_handshake_done(pw__conn *c)
 {
     c->handshaken = 1;
@@ -184,7 +184,12 @@ static pw_status conn_handshake_done(pw__conn *c)
     const unsigned char *proto = NULL;
     unsigned int proto_len = 0;
     SSL_get0_alpn_selected(c->ssl, &proto, &proto_len);
-    if (proto_len != 2 || memcmp(proto, "h2", 2) != 0) {
+    /* A server selects http/1.1 only when it serves JSON over it (tls.c); a client that
+     * offered no ALPN at all is told apart by its first bytes, as in cleartext. */
+    int server = SSL_is_server(c->ssl);
+    c->alpn_http1 = server && proto_len == 8 && memcmp(proto, "http/1.1", 8) == 0;
+    c->alpn_none = server && proto_len == 0;
+    if (!c->alpn_http1 && !c->alpn_none && (proto_len != 2 || memcmp(proto, "h2", 2) != 0)) {
         if (c->ops->on_connect != NULL) {
             c->ops->on_connect(c, PW_UNAVAILABLE, "TLS peer did not negotiate ALPN h2");
         }

@@ -39,6 +39,9 @@ struct pw__conn {
     SSL *ssl;
     int is_pipe;
     int handshaken;
+    /* Server side: the client chose HTTP/1.1 by ALPN (JSON calls only), or offered no ALPN. */
+    int alpn_http1;
+    int alpn_none;
     int writing;
     int closing;
     int close_after_flush;

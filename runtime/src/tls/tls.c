@@ -29,25 +29,39 @@ void pw__tls_drain_errors(const char *what, char *buf, size_t size)
     }
 }
 
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
+/* The offered protocol named name (RFC 7301 list: length-prefixed names), or NULL. */
+static const unsigned char *alpn_find(const unsigned char *in, unsigned int inlen, const char *name)
 {
-    (void)ssl;
-    (void)arg;
-    /* RFC 7301 list: length-prefixed names. gRPC requires "h2". */
+    size_t len = strlen(name);
     for (unsigned int i = 0; i < inlen;) {
         unsigned int n = in[i];
         if (i + 1 + n > inlen) {
             break;
         }
-        if (n == 2 && memcmp(in + i + 1, "h2", 2) == 0) {
-            *out = in + i + 1;
-            *outlen = 2;
-            return SSL_TLSEXT_ERR_OK;
+        if (n == len && memcmp(in + i + 1, name, len) == 0) {
+            return in + i + 1;
         }
         i += 1 + n;
     }
-    return SSL_TLSEXT_ERR_ALERT_FATAL;
+    return NULL;
+}
+
+/* gRPC requires "h2"; "http/1.1" is accepted for JSON calls while the server allows it. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    const int *http1_ok = arg;
+    const unsigned char *p = alpn_find(in, inlen, "h2");
+    if (p == NULL && http1_ok != NULL && *http1_ok) {
+        p = alpn_find(in, inlen, "http/1.1");
+    }
+    if (p == NULL) {
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    *out = p;
+    *outlen = p[-1];
+    return SSL_TLSEXT_ERR_OK;
 }
 
 static pw_status ctx_fail(SSL_CTX *ctx, const char *what, const char *file, char *err,
@@ -87,7 +101,8 @@ static SSL_CTX *ctx_common(const SSL_METHOD *method)
     return ctx;
 }
 
-pw_status pw__tls_server_ctx(const pw_tls_config *cfg, SSL_CTX **out, char *err, size_t err_size)
+pw_status pw__tls_server_ctx(const pw_tls_config *cfg, const int *http1_ok, SSL_CTX **out,
+                             char *err, size_t err_size)
 {
     if (cfg->cert_file == NULL || cfg->key_file == NULL) {
         snprintf(err, err_size, "TLS listener needs cert_file and key_file");
@@ -113,7 +128,7 @@ pw_status pw__tls_server_ctx(const pw_tls_config *cfg, SSL_CTX **out, char *err,
         /* Session ids are needed when client certs are verified and sessions resumed. */
         SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"paywire", 7);
     }
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, (void *)http1_ok);
     *out = ctx;
     return PW_OK;
 }

@@ -7,11 +7,14 @@
 #include <paywire/status.h>
 
 /**
- * Builds a server context: TLS 1.2+, ALPN "h2" required, client certificates
- * verified against ca_file when set. Returns PW_OK or PW_INVALID_ARGUMENT with
- * the reason (file and OpenSSL error) in err.
+ * Builds a server context: TLS 1.2+, ALPN "h2" (or "http/1.1" for a client
+ * that offers no h2, while *http1_ok is non-zero; http1_ok may be NULL and
+ * must outlive the context), client certificates verified against ca_file
+ * when set. Returns PW_OK or PW_INVALID_ARGUMENT with the reason (file and
+ * OpenSSL error) in err.
  */
-pw_status pw__tls_server_ctx(const pw_tls_config *cfg, SSL_CTX **out, char *err, size_t err_size);
+pw_status pw__tls_server_ctx(const pw_tls_config *cfg, const int *http1_ok, SSL_CTX **out,
+                             char *err, size_t err_size);
 /** Builds a client context: TLS 1.2+, ALPN "h2", server verified, optional client cert. */
 pw_status pw__tls_client_ctx(const pw_tls_config *cfg, SSL_CTX **out, char *err, size_t err_size);
 

@@ -2,9 +2,12 @@
  * JSON over HTTP (pw_json_enable): Connect-style unary calls against a real
  * server on its own thread, over HTTP/1.1 (raw sockets) and HTTP/2 (raw
  * nghttp2 client): success, bad JSON, rich errors, deadlines, limits,
- * keep-alive and pipelining, streaming methods refused, JSON switched off.
+ * keep-alive and pipelining, streaming methods refused, JSON switched off,
+ * HTTP/1.1 under TLS when ALPN chooses it.
  */
 #include <stdatomic.h>
+#include <unistd.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +20,13 @@
 #include "json_service.h"
 #include "pwtest/json/v1/all.pb-c.h"
 
+#define CERTS "certs-json-http-test"
+
 typedef struct srv {
     pw_test_thread thread;
     pw_server *server;
     int port;
+    int tls_port; /* the same server under TLS */
     int json;
     atomic_int cancels;
 } srv;
@@ -35,6 +41,8 @@ static void srv_setup(pw_test_thread *t)
         assert_int_equal(pw_json_enable(s->server), PW_OK);
     }
     assert_int_equal(pw_server_listen(s->server, "127.0.0.1:0", NULL, &s->port), PW_OK);
+    pw_tls_config tls = {.cert_file = CERTS "/server.pem", .key_file = CERTS "/server.key"};
+    assert_int_equal(pw_server_listen(s->server, "127.0.0.1:0", &tls, &s->tls_port), PW_OK);
 }
 
 static void srv_teardown(pw_test_thread *t)
@@ -60,6 +68,11 @@ static void srv_stop(srv *s)
 
 static int setup(void **state)
 {
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "bash %s/interop/make_certs.sh " CERTS, PW_TEST_DIR);
+    if (system(cmd) != 0) {
+        return -1;
+    }
     *state = srv_start(1);
     return 0;
 }
@@ -243,6 +256,65 @@ static void test_json_h2(void **state)
     assert_true(r.data_bytes > 100);
 }
 
+/*
+ * Over TLS with ALPN alpn ("\x08http/1.1" style list); sends request and reads
+ * until the server closes. Returns the protocol ALPN chose ("" when the
+ * handshake failed) and what came back in got.
+ */
+static const char *tls_exchange(int port, const char *alpn, const char *request, char *got,
+                                size_t cap)
+{
+    static char chosen[16];
+    chosen[0] = '\0';
+    got[0] = '\0';
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    assert_int_equal(SSL_CTX_load_verify_locations(ctx, CERTS "/ca.pem", NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)alpn, (unsigned)strlen(alpn));
+    SSL *ssl = SSL_new(ctx);
+    int fd = pw_test_raw_connect(port);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    if (SSL_connect(ssl) == 1) {
+        const unsigned char *p;
+        unsigned len;
+        SSL_get0_alpn_selected(ssl, &p, &len);
+        snprintf(chosen, sizeof(chosen), "%.*s", (int)len, (const char *)p);
+        SSL_write(ssl, request, (int)strlen(request));
+        size_t n = 0;
+        int r;
+        while (n < cap - 1 && (r = SSL_read(ssl, got + n, (int)(cap - 1 - n))) > 0) {
+            n += (size_t)r;
+        }
+        got[n] = '\0';
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    return chosen;
+}
+
+/* A client that offers only HTTP/1.1 gets it under TLS while JSON is on; h2 wins when offered. */
+static void test_json_h1_over_tls(void **state)
+{
+    srv *s = *state;
+    static const char req[] = "POST /pwtest.Json/Echo HTTP/1.1\r\nHost: localhost\r\n"
+                              "Content-Type: application/json\r\nContent-Length: 10\r\n"
+                              "Connection: close\r\n\r\n{\"i32\": 7}";
+    char got[4096];
+    assert_string_equal(tls_exchange(s->tls_port, "\x08http/1.1", req, got, sizeof(got)),
+                        "http/1.1");
+    assert_non_null(strstr(got, "HTTP/1.1 200 OK\r\n"));
+    assert_string_equal(body_of(got), "{\"i32\":7}");
+    assert_string_equal(tls_exchange(s->tls_port, "\x08http/1.1\x02h2", "", got, sizeof(got)),
+                        "h2");
+    /* Without JSON there is nothing to serve over HTTP/1.1: the handshake fails (no ALPN match). */
+    srv *off = srv_start(0);
+    assert_string_equal(tls_exchange(off->tls_port, "\x08http/1.1", req, got, sizeof(got)), "");
+    assert_string_equal(tls_exchange(off->tls_port, "\x02h2", "", got, sizeof(got)), "h2");
+    srv_stop(off);
+}
+
 static void test_json_off_is_415(void **state)
 {
     (void)state;
@@ -275,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_json_h1_limits_and_content_types),
         cmocka_unit_test(test_json_h1_keep_alive_pipelining_and_continue),
         cmocka_unit_test(test_json_h2),
+        cmocka_unit_test(test_json_h1_over_tls),
         cmocka_unit_test(test_json_off_is_415),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
