@@ -5,7 +5,7 @@
  *   pwctl [options] describe NAME             a service, method or message
  *   pwctl [options] call pkg.Svc/Method [JSON | @FILE | -]
  *
- * Options: --addr HOST:PORT (default $PWCTL_ADDR or 127.0.0.1:50061),
+ * Options: --addr HOST:PORT (default $PWCTL_ADDR or 127.0.0.1:15061),
  * --cacert FILE (TLS; without it h2c), --cert FILE --key FILE (mTLS),
  * -H 'name: value' (repeatable), --timeout MS, --emit-defaults,
  * --proto-names, --embedded (use the descriptors compiled into pwctl
@@ -60,7 +60,7 @@ static int usage(void)
 
 static int parse_args(int argc, char **argv, opts *o)
 {
-    o->addr = getenv("PWCTL_ADDR") ? getenv("PWCTL_ADDR") : "127.0.0.1:50061";
+    o->addr = getenv("PWCTL_ADDR") ? getenv("PWCTL_ADDR") : "127.0.0.1:15061";
     o->cacert = getenv("PWCTL_CACERT");
     o->cert = getenv("PWCTL_CERT");
     o->key = getenv("PWCTL_KEY");

@@ -269,7 +269,7 @@ int main(int argc, char **argv)
                         "required\n");
         return 2;
     }
-    a.listen = svc_config_get(a.cfg, "listen", "127.0.0.1:50061");
+    a.listen = svc_config_get(a.cfg, "listen", "127.0.0.1:15061");
     a.admin_listen = svc_config_get(a.cfg, "admin_listen", NULL);
     a.nworkers = atoi(svc_config_get(a.cfg, "workers", "0"));
     if (a.nworkers <= 0) {

@@ -13,7 +13,7 @@ static char created[128];
 const char *pw_test_db_admin_url(void)
 {
     const char *url = getenv("PW_TEST_PG_URL");
-    return url && url[0] ? url : "postgresql://postgres@127.0.0.1:55432/postgres";
+    return url && url[0] ? url : "postgresql://postgres@127.0.0.1:15432/postgres";
 }
 
 /* The admin URL with its database name replaced by db. */

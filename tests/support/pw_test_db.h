@@ -8,7 +8,7 @@
  */
 #include <stddef.h>
 
-/** The cluster's admin URL: $PW_TEST_PG_URL, else scripts/pg's default (127.0.0.1:55432). */
+/** The cluster's admin URL: $PW_TEST_PG_URL, else scripts/pg's default (127.0.0.1:15432). */
 const char *pw_test_db_admin_url(void);
 
 /**

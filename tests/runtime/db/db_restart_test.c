@@ -31,11 +31,11 @@ static int group_setup(void **state)
     (void)state;
     snprintf(cluster_dir, sizeof(cluster_dir), "/var/tmp/pw-restart-test-%ld", (long)getpid());
     setenv("PW_PG_DIR", cluster_dir, 1);
-    setenv("PW_PG_PORT", "55497", 1);
+    setenv("PW_PG_PORT", "15497", 1);
     if (run_script("start") != 0) {
         fail_msg("cannot start a PostgreSQL cluster in %s", cluster_dir);
     }
-    snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:55497/postgres");
+    snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:15497/postgres");
     pw_test_db_exec(url, "DROP TABLE IF EXISTS payments");
     /* The idempotency key is the primary key: a second apply is a conflict, not a row. */
     pw_test_db_exec(url, "CREATE TABLE payments (idempotency_key text PRIMARY KEY,"
