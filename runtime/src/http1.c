@@ -33,6 +33,8 @@ typedef struct pw__h1 {
     pw_buf name;
     pw_buf value;
     pw_buf pending;
+    /* When the head of the request being read began (0: not reading one). */
+    uint64_t head_started_at;
     int32_t next_id;
     unsigned in_value : 1;
     unsigned expect_continue : 1;
@@ -93,7 +95,13 @@ static int on_message_begin(http_parser *p)
     h->expect_continue = 0;
     h->next_id += 2;
     h->call = pw__call_new(h->sc, h->next_id);
-    return h->call == NULL ? -1 : 0;
+    if (h->call == NULL) {
+        return -1;
+    }
+    /* The head must arrive within the handshake timeout (a slow-header client holds nothing). */
+    h->head_started_at = uv_now(h->sc->conn.h.handle.loop);
+    pw__sconn_lifecycle_kick(h->sc, h->head_started_at + h->sc->server->opts.handshake_timeout_ms);
+    return 0;
 }
 
 static int on_url(http_parser *p, const char *at, size_t len)
@@ -121,6 +129,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 static int on_headers_complete(http_parser *p)
 {
     pw__h1 *h = p->data;
+    h->head_started_at = 0;
     h1_flush_header(h);
     const char *method = http_method_str((enum http_method)p->method);
     pw__call_on_header(h->call, (const uint8_t *)":method", 7, (const uint8_t *)method,
@@ -190,20 +199,37 @@ pw_status pw__http1_start(pw__sconn *sc)
     return PW_OK;
 }
 
-/* A request we cannot parse: 400 with the parser's reason, then close. */
-static void h1_bad_request(pw__h1 *h)
+/* Answers status (e.g. "400 Bad Request") with why as plain text, then closes. */
+static void h1_refuse(pw__h1 *h, const char *status, const char *why, pw_status close_status)
 {
-    const char *why = http_errno_description(HTTP_PARSER_ERRNO(&h->parser));
     char head[256];
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                     "HTTP/1.1 %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
                      "content-length: %zu\r\nconnection: close\r\n\r\n",
-                     strlen(why) + 1);
+                     status, strlen(why) + 1);
     pw__conn_write(&h->sc->conn, (const uint8_t *)head, (size_t)n);
     pw__conn_write(&h->sc->conn, (const uint8_t *)why, strlen(why));
     pw__conn_write(&h->sc->conn, (const uint8_t *)"\n", 1);
     h->closing = 1;
-    pw__conn_close(&h->sc->conn, PW_INVALID_ARGUMENT, 1);
+    pw__conn_close(&h->sc->conn, close_status, 1);
+}
+
+/* A request we cannot parse: 400 with the parser's reason, then close. */
+static void h1_bad_request(pw__h1 *h)
+{
+    h1_refuse(h, "400 Bad Request", http_errno_description(HTTP_PARSER_ERRNO(&h->parser)),
+              PW_INVALID_ARGUMENT);
+}
+
+uint64_t pw__http1_head_started_at(const pw__sconn *sc)
+{
+    return sc->h1 != NULL && !sc->h1->closing ? sc->h1->head_started_at : 0;
+}
+
+void pw__http1_head_timeout(pw__sconn *sc)
+{
+    h1_refuse(sc->h1, "408 Request Timeout", "the request's headers did not arrive in time",
+              PW_DEADLINE_EXCEEDED);
 }
 
 /* Parses what it can; keeps the rest while a request waits for its response. */

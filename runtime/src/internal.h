@@ -198,6 +198,10 @@ void pw__http1_pump(pw__sconn *sc);
 /** Writes a JSON call's response (headers from nva, body from call->out). */
 void pw__http1_respond(pw_call *call, const nghttp2_nv *nv, size_t n);
 void pw__http1_free(pw__sconn *sc);
+/** When the head of the request being read began, or 0. */
+uint64_t pw__http1_head_started_at(const pw__sconn *sc);
+/** The head took longer than the handshake timeout: 408 and close. */
+void pw__http1_head_timeout(pw__sconn *sc);
 
 /* channel.c: children of a server call (deadline and cancellation propagation). */
 void pw__client_call_parent_cancelled(pw__list *children);

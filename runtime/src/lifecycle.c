@@ -89,6 +89,13 @@ static void lifecycle_fired(uv_timer_t *t)
             return;
         }
     }
+    uint64_t head = sc->http1 ? pw__http1_head_started_at(sc) : 0;
+    if (head != 0 && DUE(at(head, o->handshake_timeout_ms))) {
+        PW_LOG(PW_LOG_INFO, "server", "%s: closing: HTTP/1.1 request head too slow",
+               sc->conn.address);
+        pw__http1_head_timeout(sc);
+        return;
+    }
     if (sc->draining && !sc->final_goaway &&
         DUE(sc->drain_started_at + PW_DRAIN_PING_FALLBACK_MS)) {
         send_final_goaway(sc);

@@ -596,35 +596,54 @@ static void dup_done(const P(CreateMerchantResponse) * resp, const pw_result *re
     }
 }
 
+static void set_flag(pw_channel *ch, void *ud)
+{
+    (void)ch;
+    *(int *)ud = 1;
+}
+
+/* 12 concurrent calls with one key, over 4 connections (so both workers race): one merchant. */
 static void test_merchant_concurrent_duplicates(void **state)
 {
     (void)state;
-    enum { N = 12 };
+    enum { N = 12, CONNS = 4 };
     dup_call d[N];
     memset(d, 0, sizeof(d));
+    pw_channel *chs[CONNS];
+    for (int i = 0; i < CONNS; i++) {
+        chs[i] = channel(1);
+    }
     P(CreateMerchantRequest) req = PAYWIRE__MERCHANT__V1__CREATE_MERCHANT_REQUEST__INIT;
     req.idempotency_key = "concurrent-key-1";
     req.merchant = sample_merchant("Concurrent");
-    pw_call_options o = {.timeout_ms = 10000};
+    pw_call_options o = {.timeout_ms = 10000, .wait_for_ready = 1};
     for (int i = 0; i < N; i++) {
-        assert_int_equal(paywire_merchant_v1_merchant_service_create_merchant(internal, &req, &o,
-                                                                              dup_done, &d[i]),
+        assert_int_equal(paywire_merchant_v1_merchant_service_create_merchant(chs[i % CONNS], &req,
+                                                                              &o, dup_done, &d[i]),
                          PW_OK);
     }
     for (int i = 0; i < N; i++) {
         pw_test_run_until(&loop, &d[i].done, 15000);
     }
+    const char *first = NULL;
     for (int i = 0; i < N; i++) {
         /* The first result, or ABORTED asking for a retry: never a second merchant. */
         assert_true(d[i].code == PW_OK || d[i].code == PW_ABORTED);
         if (d[i].code == PW_OK) {
-            assert_string_equal(d[i].id, d[0].code == PW_OK ? d[0].id : d[i].id);
+            first = first ? first : d[i].id;
+            assert_string_equal(d[i].id, first);
         }
     }
+    assert_non_null(first);
     assert_int_equal(
         pw_test_db_scalar(db_url,
                           "SELECT count(*) FROM merchants WHERE display_name = 'Concurrent'"),
         1);
+    for (int i = 0; i < CONNS; i++) {
+        int done = 0;
+        pw_channel_close(chs[i], set_flag, &done);
+        pw_test_run_until(&loop, &done, 5000);
+    }
 }
 
 static void test_merchant_api_keys_and_auth(void **state)
@@ -926,11 +945,6 @@ static void test_merchant_destinations_and_webhooks(void **state)
 }
 
 /* Health says NOT_SERVING while the database cannot be reached. */
-static void set_flag(pw_channel *ch, void *ud)
-{
-    (void)ch;
-    *(int *)ud = 1;
-}
 
 /* GetMerchant calls answered NOT_FOUND, as the admin listener's /metrics reports them. */
 static int get_not_found_count(void)
@@ -967,9 +981,7 @@ static void test_merchant_workers_share_port_and_metrics(void **state)
                          PW_NOT_FOUND);
         int done = 0;
         pw_channel_close(ch, set_flag, &done);
-        while (!done) {
-            uv_run(&loop, UV_RUN_ONCE);
-        }
+        pw_test_run_until(&loop, &done, 5000);
     }
     assert_int_equal(get_not_found_count() - before, 16);
 }

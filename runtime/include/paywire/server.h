@@ -117,7 +117,10 @@ typedef struct pw_server_options {
     uint32_t max_connection_age_ms;
     /** Time a drained connection's calls get before it is closed (default 30000 ms). */
     uint32_t max_connection_age_grace_ms;
-    /** Time from accept to the client's HTTP/2 SETTINGS, TLS included (default 10000 ms). */
+    /**
+     * Time from accept to the client's HTTP/2 SETTINGS, TLS included; on
+     * HTTP/1.1, also the time a request's headers may take (then 408) (default 10000 ms).
+     */
     uint32_t handshake_timeout_ms;
     /** Send a PING after this long without reading anything (default 7200000 ms, gRPC's). */
     uint32_t keepalive_time_ms;

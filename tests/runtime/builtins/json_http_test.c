@@ -34,7 +34,7 @@ typedef struct srv {
 static void srv_setup(pw_test_thread *t)
 {
     srv *s = t->user_data;
-    pw_server_options o = {.max_recv_message_size = 4096};
+    pw_server_options o = {.max_recv_message_size = 4096, .handshake_timeout_ms = 500};
     assert_int_equal(pw_server_new(&s->server, &t->loop, &o), PW_OK);
     assert_int_equal(pw_test_json_service_add(s->server, &s->cancels), PW_OK);
     if (s->json) {
@@ -315,6 +315,18 @@ static void test_json_h1_over_tls(void **state)
     srv_stop(off);
 }
 
+/* A client that sends its headers slowly gets 408 once the handshake timeout passes. */
+static void test_json_h1_slow_head_is_408(void **state)
+{
+    srv *s = *state;
+    uint64_t t0 = uv_hrtime();
+    char *r = h1_exchange(s, "POST /pwtest.Json/Echo HTTP/1.1\r\nHost: x\r\nContent-Ty");
+    uint64_t ms = (uv_hrtime() - t0) / 1000000;
+    assert_non_null(strstr(r, "HTTP/1.1 408 Request Timeout\r\n"));
+    assert_non_null(strstr(r, "did not arrive in time"));
+    assert_true(ms >= 450 && ms < 3000);
+}
+
 static void test_json_off_is_415(void **state)
 {
     (void)state;
@@ -348,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_json_h1_keep_alive_pipelining_and_continue),
         cmocka_unit_test(test_json_h2),
         cmocka_unit_test(test_json_h1_over_tls),
+        cmocka_unit_test(test_json_h1_slow_head_is_408),
         cmocka_unit_test(test_json_off_is_415),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
