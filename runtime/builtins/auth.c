@@ -318,24 +318,81 @@ pw_status pw_api_keys_enable(pw_server *server, pw_api_keys *k)
 
 /* ---- rate limits ---- */
 
+#define LIMITER_SLOTS 4096
+
 typedef struct bucket {
     char caller[128];
     double tokens;
     uint64_t at_ms;
 } bucket;
 
-typedef struct limiter {
-    void (*destroy)(void *);
+struct pw_rate_limiter {
     double per_ms;
     double burst;
-    bucket buckets[256];
-    size_t count;
-    size_t next_evict;
+    bucket slots[LIMITER_SLOTS];
+};
+
+pw_status pw_rate_limiter_new(pw_rate_limiter **out, uint32_t per_second, uint32_t burst)
+{
+    *out = NULL;
+    if (per_second == 0 || burst == 0) {
+        return PW_INVALID_ARGUMENT;
+    }
+    pw_rate_limiter *l = pw_calloc(1, sizeof(*l));
+    if (l == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    l->per_ms = (double)per_second / 1000.0;
+    l->burst = burst;
+    *out = l;
+    return PW_OK;
+}
+
+void pw_rate_limiter_free(pw_rate_limiter *l)
+{
+    pw_free(l);
+}
+
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) {
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    }
+    return h;
+}
+
+int64_t pw_rate_limiter_take(pw_rate_limiter *l, const char *caller, uint64_t now_ms)
+{
+    bucket *b = &l->slots[name_hash(caller) % LIMITER_SLOTS];
+    if (strncmp(b->caller, caller, sizeof(b->caller)) != 0) {
+        snprintf(b->caller, sizeof(b->caller), "%s", caller);
+        b->tokens = l->burst;
+        b->at_ms = now_ms;
+    }
+    b->tokens += (double)(now_ms - b->at_ms) * l->per_ms;
+    if (b->tokens > l->burst) {
+        b->tokens = l->burst;
+    }
+    b->at_ms = now_ms;
+    if (b->tokens >= 1.0) {
+        b->tokens -= 1.0;
+        return 0;
+    }
+    return (int64_t)((1.0 - b->tokens) / l->per_ms) + 1;
+}
+
+/* The interceptor's state: a limiter, freed with the server. */
+typedef struct limiter {
+    void (*destroy)(void *);
+    pw_rate_limiter *l;
 } limiter;
 
 static void limiter_destroy(void *p)
 {
-    pw_free(p);
+    limiter *l = p;
+    pw_rate_limiter_free(l->l);
+    pw_free(l);
 }
 
 static pw_status limit_start(pw_call *call, char *msg, size_t n, void *ud)
@@ -345,51 +402,36 @@ static pw_status limit_start(pw_call *call, char *msg, size_t n, void *ud)
     if (caller == NULL) {
         caller = pw_call_peer(call)->address;
     }
-    uint64_t now = uv_now(pw_call_loop(call));
-    bucket *b = NULL;
-    for (size_t i = 0; i < l->count && b == NULL; i++) {
-        if (strcmp(l->buckets[i].caller, caller) == 0) {
-            b = &l->buckets[i];
-        }
-    }
-    if (b == NULL) {
-        /* A new caller starts with a full bucket; the table evicts round-robin when full. */
-        b = l->count < 256 ? &l->buckets[l->count++] : &l->buckets[l->next_evict++ % 256];
-        snprintf(b->caller, sizeof(b->caller), "%s", caller);
-        b->tokens = l->burst;
-        b->at_ms = now;
-    }
-    b->tokens += (double)(now - b->at_ms) * l->per_ms;
-    if (b->tokens > l->burst) {
-        b->tokens = l->burst;
-    }
-    b->at_ms = now;
-    if (b->tokens >= 1.0) {
-        b->tokens -= 1.0;
+    int64_t wait_ms = pw_rate_limiter_take(l->l, caller, uv_now(pw_call_loop(call)));
+    if (wait_ms == 0) {
         return PW_OK;
     }
     pw_error_details d = {0};
-    d.retry_delay_ms = (int64_t)((1.0 - b->tokens) / l->per_ms) + 1;
+    d.retry_delay_ms = wait_ms;
     char reason[256];
     snprintf(reason, sizeof(reason), "rate limit exceeded for %s; retry in %lld ms", caller,
-             (long long)d.retry_delay_ms);
+             (long long)wait_ms);
     pw_call_attach_details(call, PW_RESOURCE_EXHAUSTED, reason, &d);
     return deny(call, PW_RESOURCE_EXHAUSTED, caller, msg, n, reason);
 }
 
 pw_status pw_rate_limit_enable(pw_server *server, uint32_t per_second, uint32_t burst)
 {
-    if (per_second == 0 || burst == 0) {
-        return PW_INVALID_ARGUMENT;
-    }
     limiter *l = pw_calloc(1, sizeof(*l));
     if (l == NULL) {
         return PW_ERRNO(ENOMEM);
     }
     l->destroy = limiter_destroy;
-    l->per_ms = (double)per_second / 1000.0;
-    l->burst = burst;
+    pw_status rv = pw_rate_limiter_new(&l->l, per_second, burst);
+    if (rv != PW_OK) {
+        pw_free(l);
+        return rv;
+    }
     pw_interceptor ic = {limit_start, NULL, l};
-    pw_status rv = pw_server_add_interceptor(server, &ic);
-    return rv == PW_OK ? pw_server_add_hook(server, free_on_close, l) : rv;
+    rv = pw_server_add_interceptor(server, &ic);
+    if (rv != PW_OK) {
+        limiter_destroy(l);
+        return rv;
+    }
+    return pw_server_add_hook(server, free_on_close, l);
 }

@@ -65,6 +65,21 @@ PW_EXTERN pw_status pw_api_keys_enable(pw_server *server, pw_api_keys *keys);
 /* ---- rate limits ---- */
 
 /**
+ * Token buckets by caller name, for one loop (not thread-safe): per_second
+ * tokens a second, up to burst; a new caller starts full. Buckets live in a
+ * fixed table of 4096 slots by hash of the name: two callers that collide
+ * share a slot and the newer one resets it (fail-open, never fail-closed).
+ */
+typedef struct pw_rate_limiter pw_rate_limiter;
+
+/** Returns PW_OK, PW_INVALID_ARGUMENT (a zero rate or burst) or PW_ERRNO(ENOMEM). */
+PW_EXTERN pw_status pw_rate_limiter_new(pw_rate_limiter **out, uint32_t per_second, uint32_t burst);
+/** NULL is a no-op. */
+PW_EXTERN void pw_rate_limiter_free(pw_rate_limiter *l);
+/** Takes a token for caller at now_ms (e.g. uv_now): 0 when allowed, else the ms until one is. */
+PW_EXTERN int64_t pw_rate_limiter_take(pw_rate_limiter *l, const char *caller, uint64_t now_ms);
+
+/**
  * A token bucket per caller (the authenticated principal, else the peer
  * address): per_second tokens a second, up to burst. Over the limit:
  * RESOURCE_EXHAUSTED with a google.rpc.RetryInfo saying when to retry.

@@ -183,10 +183,32 @@ static void test_auth_mtls_allow_list(void **state)
     assert_int_equal(handler_runs, 1);
 }
 
+/* Token buckets by name: burst, then one per 1000/rate ms; callers do not share tokens. */
+static void test_auth_rate_limiter(void **state)
+{
+    (void)state;
+    pw_rate_limiter *l;
+    assert_int_equal(pw_rate_limiter_new(&l, 0, 1), PW_INVALID_ARGUMENT);
+    assert_int_equal(pw_rate_limiter_new(&l, 4, 2), PW_OK);
+    assert_int_equal(pw_rate_limiter_take(l, "mer_A", 1000), 0);
+    assert_int_equal(pw_rate_limiter_take(l, "mer_A", 1000), 0);
+    int64_t wait = pw_rate_limiter_take(l, "mer_A", 1000);
+    assert_true(wait >= 250 && wait <= 251);
+    assert_int_equal(pw_rate_limiter_take(l, "mer_B", 1000), 0); /* a bucket of its own */
+    assert_true(pw_rate_limiter_take(l, "mer_A", 1100) > 0);
+    assert_int_equal(pw_rate_limiter_take(l, "mer_A", 1000 + (uint64_t)wait), 0);
+    /* Refill stops at the burst. */
+    assert_int_equal(pw_rate_limiter_take(l, "mer_A", 100000), 0);
+    assert_int_equal(pw_rate_limiter_take(l, "mer_A", 100000), 0);
+    assert_true(pw_rate_limiter_take(l, "mer_A", 100000) > 0);
+    pw_rate_limiter_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auth_api_keys),
+        cmocka_unit_test(test_auth_rate_limiter),
         cmocka_unit_test(test_auth_mtls_allow_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
