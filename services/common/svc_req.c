@@ -181,6 +181,17 @@ void svc_auth_done(svc_req *r, pw_status status, const char *message)
         svc_fail(r, status, "%s", message);
         return;
     }
+    if (!r->caller.internal && r->app->merchant_limit != NULL) {
+        int64_t wait_ms = pw_rate_limiter_take(r->app->merchant_limit, r->caller.merchant_id,
+                                               uv_now(pw_call_loop(r->call)));
+        if (wait_ms > 0) {
+            r->details.retry_delay_ms = wait_ms;
+            svc_fail_reason(r, PW_RESOURCE_EXHAUSTED, "RATE_LIMITED",
+                            "merchant %s is over its rate limit; retry in %lld ms",
+                            r->caller.merchant_id, (long long)wait_ms);
+            return;
+        }
+    }
     if (!svc_caller_has_scope(&r->caller, r->need_scope)) {
         svc_fail_reason(r, PW_PERMISSION_DENIED, "MISSING_SCOPE", "API key %s lacks scope %s",
                         r->caller.identity, r->need_scope);

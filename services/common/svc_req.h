@@ -17,6 +17,7 @@
  * to is freed with the call, after the reply.
  */
 #include <protobuf-c/protobuf-c.h>
+#include <paywire/auth.h>
 #include "svc.h"
 
 typedef struct svc_req svc_req;
@@ -33,6 +34,11 @@ typedef struct svc_app {
     /** ErrorInfo domain ("merchant.paywire"). */
     const char *domain;
     svc_sealer sealer;
+    /**
+     * Calls with an API key, per merchant (NULL: no limit). Over it:
+     * RESOURCE_EXHAUSTED, reason RATE_LIMITED, with RetryInfo. One per loop.
+     */
+    pw_rate_limiter *merchant_limit;
 } svc_app;
 
 struct svc_req {

@@ -48,6 +48,8 @@ typedef struct app {
     paywire_merchant_v1_merchant_service_handlers handlers;
     pw_db_options dbo;
     svc_sweep_options sweep;
+    uint32_t rate_per_second; /* per merchant and worker; 0: no limit */
+    uint32_t rate_burst;
     pw_tls_config tls;
     const char *listen;
     const char *admin_listen;
@@ -89,6 +91,7 @@ static void probed(pw_db_result *res, void *ud)
 static void pool_closed(void *ud)
 {
     worker *w = ud;
+    pw_rate_limiter_free(w->svc.merchant_limit);
     pw_metrics_free(w->metrics);
 }
 
@@ -147,6 +150,11 @@ static void worker_start(uv_loop_t *loop, int index, void *ud)
     dbo.user_data = w;
     pw_server_options so = {.reuse_port = a->nworkers > 1};
     pw_status rv;
+    if (a->rate_per_second > 0 &&
+        (rv = pw_rate_limiter_new(&w->svc.merchant_limit, a->rate_per_second, a->rate_burst)) !=
+            PW_OK) {
+        fail_setup(w, "rate limiter", rv);
+    }
     if ((rv = pw_db_pool_new(&w->svc.pool, loop, &dbo)) != PW_OK ||
         (rv = pw_server_new(&w->server, loop, &so)) != PW_OK ||
         (rv = paywire_merchant_v1_merchant_service_register(w->server, &a->handlers, &w->svc)) !=
@@ -297,6 +305,15 @@ int main(int argc, char **argv)
                         "idempotency_sweep_seconds at least 1\n");
         return 2;
     }
+    int rate = atoi(svc_config_get(a.cfg, "merchant_rate_limit_per_second", "100"));
+    int burst = atoi(svc_config_get(a.cfg, "merchant_rate_limit_burst", "200"));
+    if (rate < 0 || burst < 1) {
+        fprintf(stderr, "merchant-server: merchant_rate_limit_per_second must be 0 (off) or more, "
+                        "merchant_rate_limit_burst at least 1\n");
+        return 2;
+    }
+    a.rate_per_second = (uint32_t)rate;
+    a.rate_burst = (uint32_t)burst;
     a.proto.internal_identities = svc_config_get(a.cfg, "internal_identities", "");
     a.proto.resolve_key = resolve_key_locally;
     a.proto.domain = MERCHANT_DOMAIN;

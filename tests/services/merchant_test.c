@@ -59,7 +59,8 @@ static void write_config(const char *database_url)
             "encryption_key = 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
             "tls_cert = %s/merchant.crt\ntls_key = %s/merchant.key\ntls_ca = %s/ca.crt\n"
             "internal_identities = spiffe://paywire/tests\nlog_level = warning\n"
-            "workers = 2\nadmin_listen = 127.0.0.1:%d\nidempotency_sweep_seconds = 1\n",
+            "workers = 2\nadmin_listen = 127.0.0.1:%d\nidempotency_sweep_seconds = 1\n"
+            "merchant_rate_limit_per_second = 5\nmerchant_rate_limit_burst = 40\n",
             port, database_url, dir, dir, dir, admin_port);
     fclose(f);
 }
@@ -806,6 +807,48 @@ static void test_merchant_api_keys_and_auth(void **state)
     expect_code(&r, PW_PERMISSION_DENIED, "once merchant");
 }
 
+/* API-key calls are limited per merchant (here 40 at once, then 5 a second); internal ones are not.
+ */
+static void test_merchant_rate_limit_per_merchant(void **state)
+{
+    (void)state;
+    char m[40], other[40], secret[80], other_secret[80], id[40];
+    create("Busy", m, sizeof(m));
+    create("Quiet", other, sizeof(other));
+    char *read_only[] = {"merchants:read"};
+    new_key(m, read_only, 1, 0, secret, id);
+    new_key(other, read_only, 1, 0, other_secret, id);
+    P(GetMerchantRequest) g = PAYWIRE__MERCHANT__V1__GET_MERCHANT_REQUEST__INIT;
+    g.merchant_id = m;
+    int ok = 0, limited = 0;
+    for (int i = 0; i < 60; i++) {
+        reply r = call("GetMerchant", &g.base,
+                       &paywire__merchant__v1__get_merchant_response__descriptor, secret);
+        if (r.code == PW_RESOURCE_EXHAUSTED) {
+            limited++;
+            assert_string_equal(r.details.reason, "RATE_LIMITED");
+            assert_true(r.details.retry_delay_ms > 0 && r.details.retry_delay_ms <= 201);
+            assert_non_null(strstr(r.message, "over its rate limit"));
+        } else {
+            assert_int_equal(r.code, PW_OK);
+            ok++;
+        }
+        reply_free(&r);
+    }
+    /* 40 from the burst, plus the few that refilled while the calls ran. */
+    assert_true(ok >= 40 && ok < 55);
+    assert_int_equal(ok + limited, 60);
+    /* Another merchant has its own bucket; internal callers have none. */
+    g.merchant_id = other;
+    reply r = call("GetMerchant", &g.base,
+                   &paywire__merchant__v1__get_merchant_response__descriptor, other_secret);
+    expect_code(&r, PW_OK, NULL);
+    g.merchant_id = m;
+    r = call("GetMerchant", &g.base, &paywire__merchant__v1__get_merchant_response__descriptor,
+             NULL);
+    expect_code(&r, PW_OK, NULL);
+}
+
 static void test_merchant_destinations_and_webhooks(void **state)
 {
     (void)state;
@@ -1038,6 +1081,7 @@ int main(void)
         cmocka_unit_test(test_merchant_idempotency_across_restart),
         cmocka_unit_test(test_merchant_concurrent_duplicates),
         cmocka_unit_test(test_merchant_api_keys_and_auth),
+        cmocka_unit_test(test_merchant_rate_limit_per_merchant),
         cmocka_unit_test(test_merchant_destinations_and_webhooks),
         cmocka_unit_test(test_merchant_workers_share_port_and_metrics),
         cmocka_unit_test(test_merchant_idempotency_records_expire),
