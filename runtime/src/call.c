@@ -139,6 +139,7 @@ void pw__call_on_header(pw_call *call, const uint8_t *name, size_t name_len, con
             call->path = pw_strndup((const char *)value, value_len);
         } else if (name_is(name, name_len, ":method")) {
             call->is_post = value_len == 4 && memcmp(value, "POST", 4) == 0;
+            call->is_get = value_len == 3 && memcmp(value, "GET", 3) == 0;
         }
         return;
     }
@@ -596,6 +597,12 @@ void pw__call_on_headers_done(pw_call *call)
         return;
     }
     call->dispatched = 1;
+    char *query = call->path != NULL ? strchr(call->path, '?') : NULL;
+    if (query != NULL && call->is_get && call->reject_code == PW_OK && !call->http_reject) {
+        call->http_reject = pw__connect_get(call);
+    } else if (query != NULL) {
+        *query = '\0'; /* a query string means nothing to a POST */
+    }
     if (!call->is_post && call->reject_code == PW_OK && !call->http_reject) {
         call->http_reject = 405;
         snprintf(call->reject_msg, sizeof(call->reject_msg),
@@ -636,6 +643,14 @@ void pw__call_on_headers_done(pw_call *call)
                            "%s is not a unary method with message types; JSON over HTTP serves "
                            "unary methods only (use gRPC for streaming)",
                            path);
+        return;
+    }
+    if (call->connect_get && call->method->idempotency_level != PW_IDEMPOTENCY_NO_SIDE_EFFECTS) {
+        snprintf(call->reject_msg, sizeof(call->reject_msg),
+                 "GET serves methods marked idempotency_level = NO_SIDE_EFFECTS; POST the JSON "
+                 "to %s",
+                 path);
+        call_respond_http(call, 405);
         return;
     }
     if (call->timeout_ms == 0) {

@@ -134,13 +134,9 @@ static int on_headers_complete(http_parser *p)
     const char *method = http_method_str((enum http_method)p->method);
     pw__call_on_header(h->call, (const uint8_t *)":method", 7, (const uint8_t *)method,
                        strlen(method));
-    /* The path without its query string. */
-    size_t path_len = 0;
-    while (path_len < h->url.len && h->url.data[path_len] != '?') {
-        path_len++;
-    }
+    /* The target as sent, query included (call.c reads a Connect GET's query, else drops it). */
     pw__call_on_header(h->call, (const uint8_t *)":path", 5,
-                       h->url.data ? h->url.data : (const uint8_t *)"", path_len);
+                       h->url.data ? h->url.data : (const uint8_t *)"", h->url.len);
     h->keep_alive = http_should_keep_alive(p) ? 1u : 0u;
     if (h->expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";

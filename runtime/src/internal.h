@@ -116,6 +116,9 @@ struct pw_call {
     unsigned cancelled : 1;
     unsigned half_closed : 1;
     unsigned is_post : 1;
+    unsigned is_get : 1;
+    /* A Connect GET: the request came in the query string (connect.c). */
+    unsigned connect_get : 1;
     unsigned content_type_seen : 1;
     /* A Connect-style JSON call (connect.c): body is JSON, response is one JSON body. */
     unsigned json : 1;
@@ -187,6 +190,13 @@ int pw__connect_content_type(const uint8_t *value, size_t len);
 int pw__connect_http_status(pw_status code);
 /** Submits the whole response of a JSON call (status queued): HTTP/2 or HTTP/1.1. */
 void pw__connect_respond(pw_call *call);
+/**
+ * A GET whose path has a query: a Connect GET ("?encoding=json&message=..."
+ * [&base64=1][&connect=v1][&compression=identity]). Cuts the query off the
+ * path, puts the message in the request body and makes the call a JSON one.
+ * Returns 0, or the HTTP status to refuse with (reason in call->reject_msg).
+ */
+int pw__connect_get(pw_call *call);
 
 /* http1.c: HTTP/1.1 on a server connection (JSON calls only). */
 /** 1 when the first bytes of a cleartext connection are not the HTTP/2 preface. */

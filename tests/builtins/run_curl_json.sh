@@ -58,6 +58,11 @@ expect "streaming method refused" "501 2" 'unary methods only' --http2-prior-kno
   -d '{}' "http://127.0.0.1:$port/grpc.testing.TestService/StreamingOutputCall"
 expect "deadline" "504 1.1" '"code":"deadline_exceeded"' "${json[@]}" -H 'connect-timeout-ms: 0' \
   -d '{}' "$url"
+get_url=http://127.0.0.1:$port/grpc.testing.TestService
+expect "GET of a method with side effects" "405 1.1" 'NO_SIDE_EFFECTS; POST the JSON' --get \
+  --data-urlencode encoding=json --data-urlencode 'message={}' "$get_url/UnaryCall"
+expect "GET over HTTP/2, the same refusal" "405 2" '' --http2-prior-knowledge --get \
+  --data-urlencode encoding=json --data-urlencode 'message={}' "$get_url/UnaryCall"
 tls_url=https://localhost:$tls_port/grpc.testing.TestService/UnaryCall
 expect "TLS, ALPN h2" "200 2" '{"payload":{"body":"AAAA"}}' --cacert "$tmp/certs/ca.pem" \
   "${json[@]}" -d '{"responseSize": 3}' "$tls_url"

@@ -315,6 +315,50 @@ static void test_json_h1_over_tls(void **state)
     srv_stop(off);
 }
 
+static char *h1_get(srv *s, const char *target)
+{
+    char req[4096];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+             target);
+    return h1_exchange(s, req);
+}
+
+/* Connect's GET form serves NO_SIDE_EFFECTS methods from the query string, and only them. */
+static void test_json_connect_get(void **state)
+{
+    srv *s = *state;
+    char *r = h1_get(s, "/pwtest.Json/Lookup?connect=v1&encoding=json&message=%7B%22i32%22%3A7%7D");
+    assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
+    assert_string_equal(body_of(r), "{\"i32\":7}");
+    /* {"text":"a b"} as unpadded base64url, and '+' as a space in plain form. */
+    r = h1_get(s, "/pwtest.Json/Lookup?encoding=json&base64=1&message=eyJ0ZXh0IjoiYSBiIn0");
+    assert_string_equal(body_of(r), "{\"text\":\"a b\"}");
+    r = h1_get(s, "/pwtest.Json/Lookup?encoding=json&message=%7B%22text%22:%22a+b%22%7D");
+    assert_string_equal(body_of(r), "{\"text\":\"a b\"}");
+    r = h1_get(s, "/pwtest.Json/Lookup?message=%7B%22i32%22%3A%22x%22%7D&encoding=json");
+    assert_non_null(strstr(r, "HTTP/1.1 400 "));
+    assert_non_null(strstr(body_of(r), "i32: expected an integer"));
+    r = h1_get(s, "/pwtest.Json/Echo?encoding=json&message=%7B%7D");
+    assert_non_null(strstr(r, "HTTP/1.1 405 "));
+    assert_non_null(strstr(r, "NO_SIDE_EFFECTS; POST the JSON to /pwtest.Json/Echo"));
+    r = h1_get(s, "/pwtest.Json/Lookup?encoding=proto&message=");
+    assert_non_null(strstr(r, "HTTP/1.1 415 "));
+    r = h1_get(s, "/pwtest.Json/Lookup?encoding=json&message=%7");
+    assert_non_null(strstr(r, "HTTP/1.1 400 "));
+    r = h1_get(s, "/pwtest.Json/Lookup?encoding=json");
+    assert_non_null(strstr(r, "HTTP/1.1 405 "));
+    assert_non_null(strstr(r, "?encoding=json&message="));
+    /* The same over HTTP/2. */
+    static const char *const get_headers[] = {
+        ":method",    "GET",   ":scheme",
+        "http",       ":path", "/pwtest.Json/Lookup?encoding=json&message=%7B%22i32%22%3A9%7D",
+        ":authority", "x",     NULL};
+    pw_test_raw_result res;
+    assert_int_equal(pw_test_raw_request(s->port, get_headers, NULL, 0, 1, 0, 5000, &res), 0);
+    assert_int_equal(res.http_status, 200);
+    assert_int_equal(res.data_bytes, strlen("{\"i32\":9}"));
+}
+
 /* A client that sends its headers slowly gets 408 once the handshake timeout passes. */
 static void test_json_h1_slow_head_is_408(void **state)
 {
@@ -361,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_json_h2),
         cmocka_unit_test(test_json_h1_over_tls),
         cmocka_unit_test(test_json_h1_slow_head_is_408),
+        cmocka_unit_test(test_json_connect_get),
         cmocka_unit_test(test_json_off_is_415),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -51,13 +51,15 @@ pw_status pw_test_json_service_add(pw_server *server, atomic_int *cancels)
         const char *path;
         pw_method_kind kind;
         pw_handler_cb handler;
+        pw_idempotency idempotency;
     } table[] = {
-        {"/pwtest.Json/Echo", PW_METHOD_UNARY, echo},
-        {"/pwtest.Json/Reject", PW_METHOD_UNARY, reject},
-        {"/pwtest.Json/Never", PW_METHOD_UNARY, never},
-        {"/pwtest.Json/Silent", PW_METHOD_UNARY, silent},
-        {"/pwtest.Json/Stream", PW_METHOD_SERVER_STREAMING, never},
-        {"/pwtest.Json/Bidi", PW_METHOD_BIDI_STREAMING, never},
+        {"/pwtest.Json/Echo", PW_METHOD_UNARY, echo, PW_IDEMPOTENCY_UNKNOWN},
+        {"/pwtest.Json/Lookup", PW_METHOD_UNARY, echo, PW_IDEMPOTENCY_NO_SIDE_EFFECTS},
+        {"/pwtest.Json/Reject", PW_METHOD_UNARY, reject, PW_IDEMPOTENCY_UNKNOWN},
+        {"/pwtest.Json/Never", PW_METHOD_UNARY, never, PW_IDEMPOTENCY_UNKNOWN},
+        {"/pwtest.Json/Silent", PW_METHOD_UNARY, silent, PW_IDEMPOTENCY_UNKNOWN},
+        {"/pwtest.Json/Stream", PW_METHOD_SERVER_STREAMING, never, PW_IDEMPOTENCY_UNKNOWN},
+        {"/pwtest.Json/Bidi", PW_METHOD_BIDI_STREAMING, never, PW_IDEMPOTENCY_UNKNOWN},
     };
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
         pw_method m = {.path = table[i].path,
@@ -65,7 +67,8 @@ pw_status pw_test_json_service_add(pw_server *server, atomic_int *cancels)
                        .request_type = &pwtest__json__v1__all__descriptor,
                        .response_type = &pwtest__json__v1__all__descriptor,
                        .handler = table[i].handler,
-                       .user_data = cancels};
+                       .user_data = cancels,
+                       .idempotency_level = table[i].idempotency};
         pw_status rv = pw_server_add_method(server, &m);
         if (rv != PW_OK) {
             return rv;

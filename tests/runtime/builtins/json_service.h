@@ -6,6 +6,7 @@
  * HTTP tests and the whole-server fuzz target.
  *   Echo    unary: replies with the request; an "x-reply" header comes back
  *           as initial metadata, with trailer "x-after: done"
+ *   Lookup  like Echo, marked idempotency_level = NO_SIDE_EFFECTS (Connect GET)
  *   Reject  unary: FAILED_PRECONDITION with ErrorInfo and a field violation
  *   Never   unary: answers only when cancelled (deadline, reset, lost peer)
  *   Silent  unary: OK without a message
