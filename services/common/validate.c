@@ -248,48 +248,33 @@ static void keccak_f(uint64_t st[25])
     }
 }
 
+#define KECCAK256_RATE 136
+
+/* XORs one rate-sized block into the state (little-endian lanes) and permutes. */
+static void keccak_absorb(uint64_t st[25], const uint8_t *block)
+{
+    for (size_t i = 0; i < KECCAK256_RATE / 8; i++) {
+        uint64_t w = 0;
+        for (int k = 7; k >= 0; k--) {
+            w = w << 8 | block[i * 8 + (size_t)k];
+        }
+        st[i] ^= w;
+    }
+    keccak_f(st);
+}
+
 static void keccak256(const uint8_t *in, size_t len, uint8_t out[32])
 {
     uint64_t st[25] = {0};
-    const size_t rate = 136;
-    uint8_t block[136];
-    for (;;) {
-        size_t n = len < rate ? len : rate;
-        memset(block, 0, sizeof(block));
-        memcpy(block, in, n);
-        if (n < rate) {
-            block[n] ^= 0x01;
-            block[rate - 1] ^= 0x80;
-        }
-        for (size_t i = 0; i < rate / 8; i++) {
-            uint64_t w = 0;
-            for (int k = 7; k >= 0; k--) {
-                w = w << 8 | block[i * 8 + (size_t)k];
-            }
-            st[i] ^= w;
-        }
-        keccak_f(st);
-        if (n < rate) {
-            break;
-        }
-        in += n;
-        len -= n;
-        if (len == 0) {
-            /* An exact multiple of the rate: one more block of padding only. */
-            memset(block, 0, sizeof(block));
-            block[0] = 0x01;
-            block[rate - 1] ^= 0x80;
-            for (size_t i = 0; i < rate / 8; i++) {
-                uint64_t w = 0;
-                for (int k = 7; k >= 0; k--) {
-                    w = w << 8 | block[i * 8 + (size_t)k];
-                }
-                st[i] ^= w;
-            }
-            keccak_f(st);
-            break;
-        }
+    for (; len >= KECCAK256_RATE; in += KECCAK256_RATE, len -= KECCAK256_RATE) {
+        keccak_absorb(st, in);
     }
+    /* The last, partial (maybe empty) block with Keccak's pad10*1 (0x01 ... 0x80). */
+    uint8_t block[KECCAK256_RATE] = {0};
+    memcpy(block, in, len);
+    block[len] ^= 0x01;
+    block[KECCAK256_RATE - 1] ^= 0x80;
+    keccak_absorb(st, block);
     for (int i = 0; i < 32; i++) {
         out[i] = (uint8_t)(st[i / 8] >> (8 * (i % 8)));
     }
