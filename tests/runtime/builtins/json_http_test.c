@@ -219,39 +219,36 @@ static void test_json_h1_keep_alive_pipelining_and_continue(void **state)
     assert_true(strncmp(r, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 42) == 0);
 }
 
+/* Request headers for the raw HTTP/2 client (static storage; content_type NULL: none). */
+static const char *const *h2_headers(const char *method, const char *path, const char *content_type)
+{
+    static const char *h[11];
+    const char *const all[] = {":method",    method, ":scheme",      "http",       ":path", path,
+                               ":authority", "x",    "content-type", content_type, NULL};
+    memcpy(h, all, sizeof(all));
+    if (content_type == NULL) {
+        h[8] = NULL;
+    }
+    return h;
+}
+
 static void test_json_h2(void **state)
 {
     srv *s = *state;
-    static const char *const headers[] = {":method",
-                                          "POST",
-                                          ":scheme",
-                                          "http",
-                                          ":path",
-                                          "/pwtest.Json/Echo",
-                                          ":authority",
-                                          "x",
-                                          "content-type",
-                                          "application/json",
-                                          NULL};
     pw_test_raw_result r;
     const char body[] = "{\"u64\":\"18446744073709551615\"}";
-    assert_int_equal(pw_test_raw_request(s->port, headers, body, sizeof(body) - 1, 1, 0, 5000, &r),
-                     0);
+    assert_int_equal(
+        pw_test_raw_request(s->port, h2_headers("POST", "/pwtest.Json/Echo", "application/json"),
+                            body, sizeof(body) - 1, 1, 0, 5000, &r),
+        0);
     assert_int_equal(r.http_status, 200);
     assert_int_equal(r.grpc_status, -1); /* no gRPC trailers on a JSON response */
     assert_int_equal(r.data_bytes, sizeof(body) - 1);
-    static const char *const reject_headers[] = {":method",
-                                                 "POST",
-                                                 ":scheme",
-                                                 "http",
-                                                 ":path",
-                                                 "/pwtest.Json/Reject",
-                                                 ":authority",
-                                                 "x",
-                                                 "content-type",
-                                                 "application/json; charset=utf-8",
-                                                 NULL};
-    assert_int_equal(pw_test_raw_request(s->port, reject_headers, "{}", 2, 1, 0, 5000, &r), 0);
+    assert_int_equal(pw_test_raw_request(s->port,
+                                         h2_headers("POST", "/pwtest.Json/Reject",
+                                                    "application/json; charset=utf-8"),
+                                         "{}", 2, 1, 0, 5000, &r),
+                     0);
     assert_int_equal(r.http_status, 400);
     assert_true(r.data_bytes > 100);
 }
@@ -349,12 +346,10 @@ static void test_json_connect_get(void **state)
     assert_non_null(strstr(r, "HTTP/1.1 405 "));
     assert_non_null(strstr(r, "?encoding=json&message="));
     /* The same over HTTP/2. */
-    static const char *const get_headers[] = {
-        ":method",    "GET",   ":scheme",
-        "http",       ":path", "/pwtest.Json/Lookup?encoding=json&message=%7B%22i32%22%3A9%7D",
-        ":authority", "x",     NULL};
     pw_test_raw_result res;
-    assert_int_equal(pw_test_raw_request(s->port, get_headers, NULL, 0, 1, 0, 5000, &res), 0);
+    const char *const *get =
+        h2_headers("GET", "/pwtest.Json/Lookup?encoding=json&message=%7B%22i32%22%3A9%7D", NULL);
+    assert_int_equal(pw_test_raw_request(s->port, get, NULL, 0, 1, 0, 5000, &res), 0);
     assert_int_equal(res.http_status, 200);
     assert_int_equal(res.data_bytes, strlen("{\"i32\":9}"));
 }
@@ -375,19 +370,11 @@ static void test_json_off_is_415(void **state)
 {
     (void)state;
     srv *s = srv_start(0);
-    static const char *const headers[] = {":method",
-                                          "POST",
-                                          ":scheme",
-                                          "http",
-                                          ":path",
-                                          "/pwtest.Json/Echo",
-                                          ":authority",
-                                          "x",
-                                          "content-type",
-                                          "application/json",
-                                          NULL};
     pw_test_raw_result r;
-    assert_int_equal(pw_test_raw_request(s->port, headers, "{}", 2, 1, 0, 5000, &r), 0);
+    assert_int_equal(
+        pw_test_raw_request(s->port, h2_headers("POST", "/pwtest.Json/Echo", "application/json"),
+                            "{}", 2, 1, 0, 5000, &r),
+        0);
     assert_int_equal(r.http_status, 415);
     assert_non_null(strstr(r.grpc_message, "JSON is not enabled"));
     srv_stop(s);
