@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <paywire/alloc.h>
 #include "dyn.h"
 #include "google/protobuf/descriptor.pb-c.h"
 
@@ -84,7 +85,8 @@ void dyn_free(dyn_pool *p)
         return;
     }
     for (size_t i = 0; i < p->nfiles; i++) {
-        google__protobuf__file_descriptor_proto__free_unpacked(p->files[i], NULL);
+        google__protobuf__file_descriptor_proto__free_unpacked(p->files[i],
+                                                               pw_protobuf_allocator());
     }
     for (size_t i = 0; i < p->nallocs; i++) {
         free(p->allocs[i]);
@@ -182,13 +184,14 @@ static int file_ok(const FileProto *f)
 
 pw_status dyn_add_file(dyn_pool *p, const uint8_t *data, size_t len)
 {
-    FileProto *f = google__protobuf__file_descriptor_proto__unpack(NULL, len, data);
+    FileProto *f =
+        google__protobuf__file_descriptor_proto__unpack(pw_protobuf_allocator(), len, data);
     if (f == NULL || !file_ok(f)) {
-        google__protobuf__file_descriptor_proto__free_unpacked(f, NULL);
+        google__protobuf__file_descriptor_proto__free_unpacked(f, pw_protobuf_allocator());
         return PW_INVALID_ARGUMENT;
     }
     if (dyn_has_file(p, f->name)) {
-        google__protobuf__file_descriptor_proto__free_unpacked(f, NULL);
+        google__protobuf__file_descriptor_proto__free_unpacked(f, pw_protobuf_allocator());
         return PW_OK;
     }
     FileProto **files = realloc(p->files, (p->nfiles + 1) * sizeof(*files));

@@ -150,7 +150,7 @@ static pw_status reflect(session *s, Grpc__Reflection__V1__ServerReflectionReque
             *out = (Grpc__Reflection__V1__ServerReflectionResponse *)m;
             return PW_OK;
         }
-        protobuf_c_message_free_unpacked(m, NULL);
+        pw_protobuf_free(m);
         if (rv != PW_UNIMPLEMENTED || s->reflection_path != NULL) {
             return rv != PW_OK ? rv : PW_INTERNAL;
         }
@@ -185,7 +185,7 @@ static pw_status load_symbol(session *s, const char *symbol, char *err, size_t c
                               f->file_descriptor_proto[i].len);
         }
     }
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    pw_protobuf_free(&resp->base);
     return rv;
 }
 
@@ -211,7 +211,7 @@ static pw_status list_services(session *s, char ***names, size_t *n, char *err, 
             (*names)[(*n)++] = strdup(l->service[i]->name);
         }
     }
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    pw_protobuf_free(&resp->base);
     return PW_OK;
 }
 
@@ -284,7 +284,8 @@ static void print_error(const opts *o, pw_status code, const char *message,
     fprintf(stderr, "ERROR:\n  Code: %s\n  Message: %s\n", code_name(code), message ? message : "");
     const pw_metadata_entry *e =
         trailers ? pw_metadata_get(trailers, "grpc-status-details-bin") : NULL;
-    Google__Rpc__Status *st = e ? google__rpc__status__unpack(NULL, e->value_len, e->value) : NULL;
+    Google__Rpc__Status *st =
+        e ? google__rpc__status__unpack(pw_protobuf_allocator(), e->value_len, e->value) : NULL;
     if (st != NULL && st->n_details > 0) {
         pw_buf out = {0};
         pw_json_options j = json_opts(o);
@@ -298,7 +299,7 @@ static void print_error(const opts *o, pw_status code, const char *message,
         }
         pw_buf_reset(&out);
     }
-    google__rpc__status__free_unpacked(st, NULL);
+    google__rpc__status__free_unpacked(st, pw_protobuf_allocator());
 }
 
 /* ---- commands ---- */
@@ -472,7 +473,7 @@ static int cmd_call(session *s)
         ProtobufCMessage *resp;
         while (pw_stream_recv(st, m->output, &resp) == 1) {
             print_json(o, resp);
-            protobuf_c_message_free_unpacked(resp, NULL);
+            pw_protobuf_free(resp);
         }
         const char *msg = NULL;
         const pw_metadata *trailers = NULL;
@@ -486,7 +487,7 @@ static int cmd_call(session *s)
 done:
     for (size_t i = 0; i < nitems; i++) {
         if (reqs != NULL) {
-            protobuf_c_message_free_unpacked(reqs[i], NULL);
+            pw_protobuf_free(reqs[i]);
         }
         free(items[i]);
     }

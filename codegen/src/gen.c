@@ -345,7 +345,7 @@ static void emit_header_client(pw_buf *h, const svc *s)
               "*opts,\n    %s_done_cb done, void *user_data);\n",
               m->fn, m->req_type, m->fn);
             P(h, "/** Blocking form (tools, tests): see pw_channel_unary(). Free *response with\n"
-                 " * protobuf_c_message_free_unpacked(&(*response)->base, NULL). */\n");
+                 " * pw_protobuf_free(&(*response)->base). */\n");
             P(h,
               "pw_status %s_blocking(pw_channel *channel, const %s *request,\n"
               "    const pw_call_options *opts, %s **response, char **status_message);\n\n",
@@ -398,7 +398,7 @@ static void emit_header_client(pw_buf *h, const svc *s)
               "    const pw_call_options *opts, pw_stream **out);\n",
               m->fn, m->req_type);
         }
-        P(h, "/** 1 and *out (free with protobuf_c_message_free_unpacked), 0 at the end, or an "
+        P(h, "/** 1 and *out (free with pw_protobuf_free), 0 at the end, or an "
              "error. */\n");
         P(h,
           "static inline int %s_stream_recv(pw_stream *s, %s **out)\n{\n"
@@ -446,7 +446,8 @@ static void emit_source_server(pw_buf *c, const svc *s, const char *file_sym)
         P(c, "static void %s__on_message(pw_call *call, pw_slice msg, void *ud)\n{\n", m->fn);
         P(c, "    const %s__binding *b = ud;\n", m->fn);
         P(c,
-          "    ProtobufCMessage *req = protobuf_c_message_unpack(&%s, NULL, msg.len, msg.base);\n",
+          "    ProtobufCMessage *req = protobuf_c_message_unpack(&%s, pw_protobuf_allocator(), "
+          "msg.len, msg.base);\n",
           m->req_desc);
         P(c,
           "    if (req == NULL) {\n        pw_call_abort(call, PW_INTERNAL, \"cannot decode "
@@ -456,7 +457,7 @@ static void emit_source_server(pw_buf *c, const svc *s, const char *file_sym)
           "    if (b->ops->on_message != NULL) {\n        b->ops->on_message(call, (const %s "
           "*)(const void *)req, b->user_data);\n    }\n",
           m->req_type);
-        P(c, "    protobuf_c_message_free_unpacked(req, NULL);\n}\n\n");
+        P(c, "    pw_protobuf_free(req);\n}\n\n");
         P(c,
           "static void %s__on_half_close(pw_call *call, void *ud)\n{\n    const %s__binding *b = "
           "ud;\n    if (b->ops->on_half_close != NULL) {\n        b->ops->on_half_close(call, "
@@ -509,7 +510,9 @@ static void emit_client_trampolines(pw_buf *c, const meth *m)
       m->fn, m->fn, m->fn);
     P(c, "static void %s__c_on_message(pw_client_call *call, pw_slice msg, void *ud)\n{\n", m->fn);
     P(c, "    const %s__cbinding *b = ud;\n", m->fn);
-    P(c, "    ProtobufCMessage *resp = protobuf_c_message_unpack(&%s, NULL, msg.len, msg.base);\n",
+    P(c,
+      "    ProtobufCMessage *resp = protobuf_c_message_unpack(&%s, pw_protobuf_allocator(), "
+      "msg.len, msg.base);\n",
       m->resp_desc);
     P(c,
       "    if (resp == NULL) {\n        pw_client_call_fail(call, PW_INTERNAL, \"cannot decode "
@@ -517,8 +520,7 @@ static void emit_client_trampolines(pw_buf *c, const meth *m)
       m->m->output_type + 1);
     P(c,
       "    if (b->ops->on_message != NULL) {\n        b->ops->on_message(call, (const %s *)(const "
-      "void *)resp, b->user_data);\n    }\n    protobuf_c_message_free_unpacked(resp, "
-      "NULL);\n}\n\n",
+      "void *)resp, b->user_data);\n    }\n    pw_protobuf_free(resp);\n}\n\n",
       m->resp_type);
     P(c,
       "static void %s__c_on_write_ready(pw_client_call *call, void *ud)\n{\n    const "

@@ -34,7 +34,8 @@ int main(void)
         }
     }
     Google__Protobuf__Compiler__CodeGeneratorRequest *req =
-        google__protobuf__compiler__code_generator_request__unpack(NULL, in.len, in.data);
+        google__protobuf__compiler__code_generator_request__unpack(pw_protobuf_allocator(), in.len,
+                                                                   in.data);
     pw_buf_reset(&in);
     if (req == NULL) {
         Google__Protobuf__Compiler__CodeGeneratorResponse r =
@@ -46,6 +47,6 @@ int main(void)
     Google__Protobuf__Compiler__CodeGeneratorResponse *resp = pwg_run(req);
     int rv = write_response(resp);
     pwg_response_free(resp);
-    google__protobuf__compiler__code_generator_request__free_unpacked(req, NULL);
+    google__protobuf__compiler__code_generator_request__free_unpacked(req, pw_protobuf_allocator());
     return rv;
 }

@@ -183,7 +183,8 @@ static const ProtobufCMessage *unpack_any(const Google__Protobuf__Any *any,
         strcmp(any->type_url + plen, desc->name) != 0) {
         return NULL;
     }
-    return protobuf_c_message_unpack(desc, NULL, any->value.len, any->value.data);
+    return protobuf_c_message_unpack(desc, pw_protobuf_allocator(), any->value.len,
+                                     any->value.data);
 }
 
 pw_status pw_error_details_read(const pw_metadata *trailers, pw_error_details *out)
@@ -194,7 +195,8 @@ pw_status pw_error_details_read(const pw_metadata *trailers, pw_error_details *o
     if (e == NULL) {
         return PW_NOT_FOUND;
     }
-    Google__Rpc__Status *st = google__rpc__status__unpack(NULL, e->value_len, e->value);
+    Google__Rpc__Status *st =
+        google__rpc__status__unpack(pw_protobuf_allocator(), e->value_len, e->value);
     if (st == NULL) {
         return PW_INTERNAL;
     }
@@ -224,9 +226,9 @@ pw_status pw_error_details_read(const pw_metadata *trailers, pw_error_details *o
                                   res->description);
         }
         if (m != NULL) {
-            protobuf_c_message_free_unpacked((ProtobufCMessage *)(uintptr_t)m, NULL);
+            pw_protobuf_free((ProtobufCMessage *)(uintptr_t)m);
         }
     }
-    google__rpc__status__free_unpacked(st, NULL);
+    google__rpc__status__free_unpacked(st, pw_protobuf_allocator());
     return PW_OK;
 }

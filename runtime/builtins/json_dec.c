@@ -2,7 +2,7 @@
  * json_dec.c: proto3 JSON text → protobuf-c message. jansson parses the text
  * (duplicate keys rejected); this file walks the tree against the message
  * descriptor and builds the message in place, allocating with pw_malloc, so
- * that protobuf_c_message_free_unpacked(m, NULL) frees it, also half-built
+ * that pw_protobuf_free(m) frees it, also half-built
  * after an error.
  */
 #include <errno.h>
@@ -487,7 +487,7 @@ static void clear_singular(ProtobufCMessage *m, const ProtobufCFieldDescriptor *
         b->len = 0;
     } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
         ProtobufCMessage **sub = p;
-        protobuf_c_message_free_unpacked(*sub, NULL);
+        pw_protobuf_free(*sub);
         *sub = NULL;
     }
 }
@@ -842,7 +842,7 @@ static int dec_any(dec *d, ProtobufCMessage *m, json_t *v)
             protobuf_c_message_pack(inner, packed.data);
         }
     }
-    protobuf_c_message_free_unpacked(inner, NULL);
+    pw_protobuf_free(inner);
     if (rv != 0) {
         return -1;
     }
@@ -916,7 +916,7 @@ pw_status pw_json_decode(const ProtobufCMessageDescriptor *type, const char *jso
     }
     ProtobufCMessage *m = new_message(&d, type);
     if (m != NULL && dec_into(&d, m, root) != 0) {
-        protobuf_c_message_free_unpacked(m, NULL);
+        pw_protobuf_free(m);
         m = NULL;
     }
     json_decref(root);

@@ -383,7 +383,8 @@ static int enc_any(enc *e, const ProtobufCMessage *m)
         return fail(e, PW_INVALID_ARGUMENT,
                     "Any holds type \"%s\", which this process does not know", url);
     }
-    ProtobufCMessage *inner = protobuf_c_message_unpack(d, NULL, value->len, value->data);
+    ProtobufCMessage *inner =
+        protobuf_c_message_unpack(d, pw_protobuf_allocator(), value->len, value->data);
     if (inner == NULL) {
         return fail(e, PW_INVALID_ARGUMENT, "Any holds bytes that do not decode as %s", d->name);
     }
@@ -394,7 +395,7 @@ static int enc_any(enc *e, const ProtobufCMessage *m)
     } else if (rv == 0) {
         rv = enc_fields(e, inner, &first);
     }
-    protobuf_c_message_free_unpacked(inner, NULL);
+    pw_protobuf_free(inner);
     return rv == 0 ? put(e, "}", 1) : -1;
 }
 

@@ -123,7 +123,8 @@ static pw_status encode_detail(pw_buf *out, const Google__Protobuf__Any *any, vo
     pw_json_options o = {.resolve = server_resolve, .resolve_user_data = user_data};
     const ProtobufCMessageDescriptor *d = pw__json_resolve(&o, type);
     ProtobufCMessage *m =
-        d ? protobuf_c_message_unpack(d, NULL, any->value.len, any->value.data) : NULL;
+        d ? protobuf_c_message_unpack(d, pw_protobuf_allocator(), any->value.len, any->value.data)
+          : NULL;
     if (rv == PW_OK && m != NULL) {
         /* The decoded detail too, for people reading curl output. */
         rv = pw_buf_printf(out, ",\"debug\":");
@@ -131,7 +132,7 @@ static pw_status encode_detail(pw_buf *out, const Google__Protobuf__Any *any, vo
             rv = pw_buf_printf(out, "null");
         }
     }
-    protobuf_c_message_free_unpacked(m, NULL);
+    pw_protobuf_free(m);
     return rv == PW_OK ? pw_buf_printf(out, "}") : rv;
 }
 
@@ -144,7 +145,7 @@ static pw_status codec_encode_error(pw_status code, const char *message,
     }
     const pw_metadata_entry *e = pw_metadata_get(trailing, "grpc-status-details-bin");
     Google__Rpc__Status *details =
-        e ? google__rpc__status__unpack(NULL, e->value_len, e->value) : NULL;
+        e ? google__rpc__status__unpack(pw_protobuf_allocator(), e->value_len, e->value) : NULL;
     if (rv == PW_OK && details != NULL && details->n_details > 0) {
         rv = pw_buf_printf(out, ",\"details\":[");
         for (size_t i = 0; rv == PW_OK && i < details->n_details; i++) {
@@ -157,7 +158,7 @@ static pw_status codec_encode_error(pw_status code, const char *message,
             rv = pw_buf_printf(out, "]");
         }
     }
-    google__rpc__status__free_unpacked(details, NULL);
+    google__rpc__status__free_unpacked(details, pw_protobuf_allocator());
     return rv == PW_OK ? pw_buf_printf(out, "}") : rv;
 }
 

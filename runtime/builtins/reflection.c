@@ -68,7 +68,7 @@ static int message_defines(const char *prefix, const Google__Protobuf__Descripto
 static int file_defines(const pw_file_descriptor *f, const char *symbol)
 {
     Google__Protobuf__FileDescriptorProto *fd =
-        google__protobuf__file_descriptor_proto__unpack(NULL, f->len, f->data);
+        google__protobuf__file_descriptor_proto__unpack(pw_protobuf_allocator(), f->len, f->data);
     if (fd == NULL) {
         return 0;
     }
@@ -92,7 +92,7 @@ static int file_defines(const pw_file_descriptor *f, const char *symbol)
             found = name_is(svc, s->method[j]->name, symbol);
         }
     }
-    google__protobuf__file_descriptor_proto__free_unpacked(fd, NULL);
+    google__protobuf__file_descriptor_proto__free_unpacked(fd, pw_protobuf_allocator());
     return found;
 }
 
@@ -214,14 +214,15 @@ static void refl_on_message(pw_call *call, pw_slice msg, void *ud)
 {
     const pw_server *server = ud;
     refl_req *req = (refl_req *)(void *)protobuf_c_message_unpack(
-        &grpc__reflection__v1__server_reflection_request__descriptor, NULL, msg.len, msg.base);
+        &grpc__reflection__v1__server_reflection_request__descriptor, pw_protobuf_allocator(),
+        msg.len, msg.base);
     if (req == NULL) {
         pw_call_abort(call, PW_INTERNAL, "cannot decode ServerReflectionRequest");
         return;
     }
     answer *a = pw_malloc(sizeof(*a));
     if (a == NULL) {
-        protobuf_c_message_free_unpacked(&req->base, NULL);
+        pw_protobuf_free(&req->base);
         pw_call_abort(call, PW_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
@@ -231,7 +232,7 @@ static void refl_on_message(pw_call *call, pw_slice msg, void *ud)
     answer_request(server, req, &r, a);
     pw_call_send(call, &r.base);
     pw_free(a);
-    protobuf_c_message_free_unpacked(&req->base, NULL);
+    pw_protobuf_free(&req->base);
 }
 
 static void refl_on_half_close(pw_call *call, void *ud)

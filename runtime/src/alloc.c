@@ -2,10 +2,13 @@
  * alloc.c: the one allocator hook. Every runtime allocation goes through
  * pw_malloc & co., so tests can fail the Nth allocation and services can swap
  * the allocator. The hook is start-up configuration, set before any object exists.
+ * protobuf-c messages go through the same hook via one ProtobufCAllocator
+ * adapter, for unpacking and freeing alike.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <protobuf-c/protobuf-c.h>
 #include <paywire/alloc.h>
 
 static void *libc_malloc(size_t size, void *ud)
@@ -82,4 +85,30 @@ char *pw_strndup(const char *s, size_t len)
 char *pw_strdup(const char *s)
 {
     return s == NULL ? NULL : pw_strndup(s, strlen(s));
+}
+
+static void *pb_alloc(void *ud, size_t size)
+{
+    (void)ud;
+    return pw_malloc(size);
+}
+
+static void pb_free(void *ud, void *ptr)
+{
+    (void)ud;
+    pw_free(ptr);
+}
+
+static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
+
+ProtobufCAllocator *pw_protobuf_allocator(void)
+{
+    return &pb_allocator;
+}
+
+void pw_protobuf_free(ProtobufCMessage *msg)
+{
+    if (msg != NULL) {
+        protobuf_c_message_free_unpacked(msg, &pb_allocator);
+    }
 }

@@ -766,7 +766,7 @@ static pw_status call_keep_unpacked(pw_call *call, ProtobufCMessage *m)
     ProtobufCMessage **list =
         pw_realloc(call->unpacked, (call->unpacked_count + 1) * sizeof(*list));
     if (list == NULL) {
-        protobuf_c_message_free_unpacked(m, NULL);
+        pw_protobuf_free(m);
         return PW_ERRNO(ENOMEM);
     }
     call->unpacked = list;
@@ -870,7 +870,7 @@ static void call_free(pw_call *call)
         uv_close((uv_handle_t *)call->deadline_timer, timer_closed);
     }
     for (size_t i = 0; i < call->unpacked_count; i++) {
-        protobuf_c_message_free_unpacked(call->unpacked[i], NULL);
+        pw_protobuf_free(call->unpacked[i]);
     }
     pw_free(call->unpacked);
     pw_metadata_clear(&call->md);
@@ -934,23 +934,11 @@ pw_slice pw_call_request_bytes(const pw_call *call)
     return pw_slice_make(pw_buf_head(&call->request_bytes), pw_buf_pending(&call->request_bytes));
 }
 
-static void *pb_alloc(void *ud, size_t size)
-{
-    (void)ud;
-    return pw_malloc(size);
-}
-
-static void pb_free(void *ud, void *p)
-{
-    (void)ud;
-    pw_free(p);
-}
-
 pw_status pw_call_unpack(pw_call *call, pw_slice bytes, const ProtobufCMessageDescriptor *desc,
                          ProtobufCMessage **out)
 {
-    ProtobufCAllocator alloc = {pb_alloc, pb_free, NULL};
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, bytes.len, bytes.base);
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(desc, pw_protobuf_allocator(), bytes.len, bytes.base);
     if (m == NULL) {
         return PW_INTERNAL;
     }

@@ -118,7 +118,7 @@ int pw_stream_recv(pw_stream *s, const ProtobufCMessageDescriptor *desc, Protobu
     }
     stream_msg *m = PW_CONTAINER_OF(s->msgs.next, stream_msg, link);
     pw__list_remove(&m->link);
-    *out = protobuf_c_message_unpack(desc, NULL, m->len, m->data);
+    *out = protobuf_c_message_unpack(desc, pw_protobuf_allocator(), m->len, m->data);
     pw_free(m);
     return *out != NULL ? 1 : PW_INTERNAL;
 }
@@ -197,8 +197,8 @@ pw_status pw_channel_unary(pw_channel *ch, const char *path, const pw_call_optio
     }
     if (rv == PW_OK) {
         *response_out = resp;
-    } else if (resp != NULL) {
-        protobuf_c_message_free_unpacked(resp, NULL);
+    } else {
+        pw_protobuf_free(resp);
     }
     if (status_message != NULL) {
         *status_message = pw_strdup(msg);

@@ -21,7 +21,7 @@ static void unary_on_message(pw_client_call *call, pw_slice msg, void *ud)
         pw_client_call_fail(call, PW_INTERNAL, "unary call received more than one response");
         return;
     }
-    u->response = protobuf_c_message_unpack(u->type, NULL, msg.len, msg.base);
+    u->response = protobuf_c_message_unpack(u->type, pw_protobuf_allocator(), msg.len, msg.base);
     if (u->response == NULL) {
         pw_client_call_fail(call, PW_INTERNAL, "cannot decode the response");
     }
@@ -37,9 +37,7 @@ static void unary_on_done(pw_client_call *call, const pw_result *result, void *u
         r.message = "the server sent no response message";
     }
     u->done(r.code == PW_OK ? u->response : NULL, &r, u->typed, u->user_data);
-    if (u->response != NULL) {
-        protobuf_c_message_free_unpacked(u->response, NULL);
-    }
+    pw_protobuf_free(u->response);
     pw_free(u);
 }
 

@@ -5,125 +5,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "pwtest/v1/kinds.pw.h"
+#include "kinds_service.h"
 #include "pw_test.h"
-
-/* ---- server: typed handlers ---- */
-
-static void append(pw_call *call, const Pwtest__V1__Ledger__Entry *req, void *ud)
-{
-    (void)ud;
-    Pwtest__V1__Ledger ledger = PWTEST__V1__LEDGER__INIT;
-    Pwtest__V1__Ledger__Entry *entries[1] = {(Pwtest__V1__Ledger__Entry *)req};
-    ledger.state = PWTEST__V1__LEDGER__STATE__STATE_OPEN;
-    ledger.n_entries = 1;
-    ledger.entries = entries;
-    pwtest_v1_kinds_append_reply(call, &ledger);
-}
-
-static void replay(pw_call *call, const Pwtest__V1__Count *req, void *ud)
-{
-    (void)ud;
-    for (int64_t i = 0; i < req->n; i++) {
-        Pwtest__Common__V1__Money money = PWTEST__COMMON__V1__MONEY__INIT;
-        money.currency = (char *)"USD";
-        money.minor_units = 100 * (i + 1);
-        Pwtest__V1__Ledger__Entry e = PWTEST__V1__LEDGER__ENTRY__INIT;
-        e.amount = &money;
-        pwtest_v1_kinds_replay_send(call, &e);
-    }
-    pw_call_finish(call, PW_OK, NULL);
-}
-
-typedef struct tally_state {
-    int64_t n;
-    int64_t sum;
-} tally_state;
-
-static void tally_on_message(pw_call *call, const Pwtest__V1__Ledger__Entry *e, void *ud)
-{
-    (void)call;
-    tally_state *t = ud;
-    t->n++;
-    t->sum += e->amount ? e->amount->minor_units : 0;
-}
-
-static void tally_on_half_close(pw_call *call, void *ud)
-{
-    tally_state *t = ud;
-    Pwtest__V1__Count c = PWTEST__V1__COUNT__INIT;
-    c.n = t->n * 1000000 + t->sum; /* both checked by the client */
-    pwtest_v1_kinds_tally_reply(call, &c);
-}
-
-static void tally_on_cancel(pw_call *call, pw_status why, void *ud)
-{
-    (void)ud;
-    pw_call_finish(call, why, NULL);
-}
-
-static const pwtest_v1_kinds_tally_ops tally_ops = {
-    .on_message = tally_on_message,
-    .on_half_close = tally_on_half_close,
-    .on_cancel = tally_on_cancel,
-};
-
-static void tally(pw_call *call, void *ud)
-{
-    (void)ud;
-    tally_state *t = pw_call_alloc(call, sizeof(*t));
-    assert_non_null(t);
-    assert_int_equal(pwtest_v1_kinds_tally_recv(call, &tally_ops, t), PW_OK);
-}
-
-static int mirror_cancels;
-
-static void mirror_on_message(pw_call *call, const Pwtest__V1__Ledger__Entry *e, void *ud)
-{
-    (void)ud;
-    pwtest_v1_kinds_mirror_send(call, e);
-}
-
-static void mirror_on_half_close(pw_call *call, void *ud)
-{
-    (void)ud;
-    pw_call_finish(call, PW_OK, NULL);
-}
-
-static void mirror_on_cancel(pw_call *call, pw_status why, void *ud)
-{
-    (void)ud;
-    mirror_cancels++;
-    pw_call_finish(call, why, NULL);
-}
-
-static const pwtest_v1_kinds_mirror_ops mirror_ops = {
-    .on_message = mirror_on_message,
-    .on_half_close = mirror_on_half_close,
-    .on_cancel = mirror_on_cancel,
-};
-
-static void mirror(pw_call *call, void *ud)
-{
-    assert_int_equal(pwtest_v1_kinds_mirror_recv(call, &mirror_ops, ud), PW_OK);
-}
-
-static void empty_reply(pw_call *call, const Google__Protobuf__Empty *req, void *ud)
-{
-    (void)req;
-    (void)ud;
-    Google__Protobuf__Empty e = GOOGLE__PROTOBUF__EMPTY__INIT;
-    pwtest_v1_kinds_new_reply(call, &e);
-}
-
-static const pwtest_v1_kinds_handlers kinds = {
-    .append = append,
-    .replay = replay,
-    .tally = tally,
-    .mirror = mirror,
-    .new_ = empty_reply,
-    .delete_ = empty_reply,
-};
 
 /* HTTPStatus is mounted with no handlers: GetURL answers UNIMPLEMENTED. */
 static const pwtest_v1_http_status_handlers http_status = {0};
@@ -141,7 +24,7 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof(*f));
     uv_loop_init(&f->loop);
     assert_int_equal(pw_server_new(&f->server, &f->loop, NULL), PW_OK);
-    assert_int_equal(pwtest_v1_kinds_register(f->server, &kinds, NULL), PW_OK);
+    assert_int_equal(pwtest_v1_kinds_register(f->server, &pw_test_kinds_handlers, NULL), PW_OK);
     assert_int_equal(pwtest_v1_http_status_register(f->server, &http_status, NULL), PW_OK);
     int port;
     assert_int_equal(pw_server_listen(f->server, "127.0.0.1:0", NULL, &port), PW_OK);
@@ -204,7 +87,7 @@ static void test_codegen_unary_async_and_blocking(void **state)
     assert_int_equal(pwtest_v1_kinds_append_blocking(f->ch, &e, NULL, &ledger, &msg), PW_OK);
     assert_int_equal(ledger->state, PWTEST__V1__LEDGER__STATE__STATE_OPEN);
     assert_string_equal(ledger->entries[0]->amount->currency, "EUR");
-    protobuf_c_message_free_unpacked(&ledger->base, NULL);
+    pw_protobuf_free(&ledger->base);
     pw_free(msg);
 }
 
@@ -258,7 +141,7 @@ static void test_codegen_server_streaming(void **state)
     int count = 0;
     while (pwtest_v1_kinds_replay_stream_recv(s, &got) == 1) {
         count++;
-        protobuf_c_message_free_unpacked(&got->base, NULL);
+        pw_protobuf_free(&got->base);
     }
     assert_int_equal(pw_stream_finish(s, NULL, NULL), PW_OK);
     assert_int_equal(count, 3);
@@ -317,7 +200,7 @@ static void test_codegen_client_streaming(void **state)
     Pwtest__V1__Count *count;
     assert_int_equal(pwtest_v1_kinds_tally_stream_recv(s, &count), 1);
     assert_int_equal(count->n, 1000000 + 7);
-    protobuf_c_message_free_unpacked(&count->base, NULL);
+    pw_protobuf_free(&count->base);
     assert_int_equal(pw_stream_finish(s, NULL, NULL), PW_OK);
     pw_stream_free(s);
 }
@@ -351,13 +234,13 @@ static void test_codegen_streamed_garbage_is_internal(void **state)
 {
     fx *f = *state;
     pw_test_call r = {0};
-    int before = mirror_cancels;
+    int before = pw_test_kinds_mirror_cancels;
     const uint8_t garbage[] = {0x0a, 0xff, 0xff, 0xff, 0xff};
     assert_int_equal(pw_test_call_run(&f->loop, f->ch, "/pwtest.v1.Kinds/Mirror", NULL, garbage,
                                       sizeof(garbage), &r),
                      PW_INTERNAL);
     assert_non_null(strstr(r.message, "cannot decode request as pwtest.v1.Ledger.Entry"));
-    assert_int_equal(mirror_cancels, before + 1);
+    assert_int_equal(pw_test_kinds_mirror_cancels, before + 1);
     pw_test_call_reset(&r);
 }
 
@@ -369,9 +252,9 @@ static void test_codegen_keyword_methods_and_unimplemented(void **state)
     Google__Protobuf__Empty e = GOOGLE__PROTOBUF__EMPTY__INIT;
     Google__Protobuf__Empty *out = NULL;
     assert_int_equal(pwtest_v1_kinds_new_blocking(f->ch, &e, NULL, &out, NULL), PW_OK);
-    protobuf_c_message_free_unpacked(&out->base, NULL);
+    pw_protobuf_free(&out->base);
     assert_int_equal(pwtest_v1_kinds_delete_blocking(f->ch, &e, NULL, &out, NULL), PW_OK);
-    protobuf_c_message_free_unpacked(&out->base, NULL);
+    pw_protobuf_free(&out->base);
     Pwtest__V1__Count *count = NULL;
     char *msg = NULL;
     assert_int_equal(pwtest_v1_http_status_get_url_blocking(f->ch, &e, NULL, &count, &msg),

@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void exercise(const ProtobufCMessageDescriptor *type, const uint8_t *data, size_t size)
 {
-    ProtobufCMessage *m = protobuf_c_message_unpack(type, NULL, size, data);
+    ProtobufCMessage *m = protobuf_c_message_unpack(type, pw_protobuf_allocator(), size, data);
     if (m == NULL) {
         return;
     }
@@ -35,17 +35,17 @@ static void exercise(const ProtobufCMessageDescriptor *type, const uint8_t *data
                 abort();
             }
             free(out);
-            protobuf_c_message_free_unpacked(again, NULL);
+            pw_protobuf_free(again);
         }
     }
     pw_buf_reset(&json);
-    protobuf_c_message_free_unpacked(m, NULL);
+    pw_protobuf_free(m);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     Google__Protobuf__FileDescriptorSet *set =
-        google__protobuf__file_descriptor_set__unpack(NULL, size, data);
+        google__protobuf__file_descriptor_set__unpack(pw_protobuf_allocator(), size, data);
     if (set == NULL) {
         return 0;
     }
@@ -66,6 +66,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     dyn_free(pool);
-    google__protobuf__file_descriptor_set__free_unpacked(set, NULL);
+    google__protobuf__file_descriptor_set__free_unpacked(set, pw_protobuf_allocator());
     return 0;
 }

@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     pw_buf first = encode_or_die(m);
-    protobuf_c_message_free_unpacked(m, NULL);
+    pw_protobuf_free(m);
     if (first.len == 0) {
         pw_buf_reset(&first);
         return 0;
@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     pw_buf second = encode_or_die(again);
-    protobuf_c_message_free_unpacked(again, NULL);
+    pw_protobuf_free(again);
     if (second.len != first.len || memcmp(second.data, first.data, first.len) != 0) {
         fprintf(stderr, "fuzz_json: round trip changed the text: %.*s  =>  %.*s\n", (int)first.len,
                 (const char *)first.data, (int)second.len, (const char *)second.data);

@@ -49,7 +49,7 @@ static int case_empty_unary(ctx *c)
         snprintf(c->err, sizeof(c->err), "status %s: %s", pw_status_str(st), msg ? msg : "");
     }
     if (resp != NULL) {
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
+        pw_protobuf_free(&resp->base);
     }
     pw_free(msg);
     return !ok;
@@ -74,7 +74,7 @@ static int unary_sized(ctx *c, const pw_call_options *opts, pw_status *st_out, c
         if (bad) {
             snprintf(c->err, sizeof(c->err), "response payload is not 314159 zero bytes");
         }
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
+        pw_protobuf_free(&resp->base);
     }
     return bad;
 }
@@ -115,7 +115,7 @@ static int case_client_streaming(ctx *c)
     int32_t total =
         got == 1 ? ((Grpc__Testing__StreamingInputCallResponse *)resp)->aggregated_payload_size
                  : -1;
-    protobuf_c_message_free_unpacked(resp, NULL);
+    pw_protobuf_free(resp);
     snprintf(c->err, sizeof(c->err), "status %s (%s), aggregated %d", pw_status_str(st), msg,
              total);
     pw_stream_free(s);
@@ -146,7 +146,7 @@ static int case_server_streaming(ctx *c)
             bad = 1;
         }
         n++;
-        protobuf_c_message_free_unpacked(&r->base, NULL);
+        pw_protobuf_free(&r->base);
     }
     const char *msg;
     pw_status st = pw_stream_finish(s, &msg, NULL);
@@ -184,7 +184,7 @@ static int duplex_recv_size(pw_stream *s, size_t want)
         return 0;
     }
     int ok = payload_is_zeros(m->payload, want);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
+    pw_protobuf_free(&m->base);
     return ok;
 }
 
@@ -363,7 +363,7 @@ static int unimplemented(ctx *c, const char *path)
                                                                              &resp, &msg);
     int bad = expect_status(c, "UnimplementedCall", st, msg, PW_UNIMPLEMENTED, NULL);
     if (resp != NULL) {
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
+        pw_protobuf_free(&resp->base);
     }
     pw_free(msg);
     return bad;
@@ -442,7 +442,7 @@ static int case_client_compressed_unary(ctx *c)
     int bad = st != PW_OK || !payload_is_zeros(resp->payload, 314159);
     snprintf(c->err, sizeof(c->err), "status %s: %s", pw_status_str(st), msg ? msg : "");
     if (resp != NULL) {
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
+        pw_protobuf_free(&resp->base);
     }
     pw_free(msg);
     return bad;
@@ -472,7 +472,7 @@ static int case_client_compressed_streaming(ctx *c)
     pw_status st = pw_stream_finish(s, &msg, NULL);
     int32_t total = got == 1 ? resp->aggregated_payload_size : -1;
     if (got == 1) {
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
+        pw_protobuf_free(&resp->base);
     }
     snprintf(c->err, sizeof(c->err), "status %s (%s), aggregated %d", pw_status_str(st), msg,
              total);
@@ -494,7 +494,7 @@ static int case_server_compressed_unary(ctx *c)
     int bad = st != PW_OK || !payload_is_zeros(resp->payload, 314159);
     snprintf(c->err, sizeof(c->err), "status %s: %s", pw_status_str(st), msg ? msg : "");
     if (resp != NULL) {
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
+        pw_protobuf_free(&resp->base);
     }
     pw_free(msg);
     return bad;

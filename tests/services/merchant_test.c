@@ -102,7 +102,7 @@ static int health(const char *service)
         pw_channel_unary(internal, "/grpc.health.v1.Health/Check", &o, &req.base,
                          &grpc__health__v1__health_check_response__descriptor, &resp, NULL, NULL);
     int st = rv == PW_OK ? (int)((Grpc__Health__V1__HealthCheckResponse *)resp)->status : -1;
-    protobuf_c_message_free_unpacked(resp, NULL);
+    pw_protobuf_free(resp);
     return st;
 }
 
@@ -215,7 +215,7 @@ static reply call(const char *method, const ProtobufCMessage *req,
 
 static void reply_free(reply *r)
 {
-    protobuf_c_message_free_unpacked(r->msg, NULL);
+    pw_protobuf_free(r->msg);
     pw_error_details_clear(&r->details);
     r->msg = NULL;
 }

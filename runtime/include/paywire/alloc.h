@@ -35,6 +35,27 @@ PW_EXTERN char *pw_strdup(const char *s);
 /** Copies len bytes and adds a NUL. Free with pw_free. */
 PW_EXTERN char *pw_strndup(const char *s, size_t len);
 
+struct ProtobufCAllocator;
+struct ProtobufCMessage;
+
+/**
+ * The one ProtobufCAllocator of paywire: protobuf-c's alloc and free over
+ * pw_malloc and pw_free, so decoded messages follow pw_set_allocator like
+ * every other allocation. Every message the runtime decodes (requests,
+ * responses, JSON, pw_channel_unary, pw_stream_recv) is allocated
+ * with it; unpack your own messages with it too and free them with
+ * pw_protobuf_free() (or protobuf_c_message_free_unpacked(m, this)), never
+ * with protobuf-c's default (NULL) allocator. Static storage, never NULL;
+ * protobuf-c takes it non-const but does not write it.
+ */
+PW_EXTERN struct ProtobufCAllocator *pw_protobuf_allocator(void);
+
+/**
+ * Frees a message unpacked with pw_protobuf_allocator(), and everything it
+ * owns. Accepts NULL.
+ */
+PW_EXTERN void pw_protobuf_free(struct ProtobufCMessage *msg);
+
 #ifdef __cplusplus
 }
 #endif

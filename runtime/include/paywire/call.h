@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <uv.h>
 #include <paywire/status.h>
+#include <paywire/alloc.h>
 #include <paywire/buf.h>
 #include <paywire/metadata.h>
 #include <paywire/tls.h>

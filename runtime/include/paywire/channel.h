@@ -223,7 +223,7 @@ PW_EXTERN pw_status pw_client_unary(pw_channel *channel, const char *path,
 /**
  * Blocking unary call for tools and tests: runs the channel's loop until the call
  * ends. Must not be called while that loop is running. On PW_OK, *response_out
- * is the decoded response (free with protobuf_c_message_free_unpacked(r, NULL)).
+ * is the decoded response (free with pw_protobuf_free(r)).
  * status_message (may be NULL) receives a copy of grpc-message (pw_free it).
  * trailers (may be NULL) receives the trailing metadata.
  * Returns the call's gRPC status.

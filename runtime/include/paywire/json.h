@@ -56,7 +56,7 @@ PW_EXTERN pw_status pw_json_encode(const struct ProtobufCMessage *msg, const pw_
 
 /**
  * Parses len bytes of JSON text as a message of type. *out gets a new
- * message, freed by the caller with protobuf_c_message_free_unpacked(m, NULL).
+ * message, freed by the caller with pw_protobuf_free(m).
  * Returns PW_OK; PW_INVALID_ARGUMENT with err (may be NULL) naming the path
  * and the problem (bad JSON, wrong type, unknown field, out of range, two
  * members of one oneof); PW_ERRNO(ENOMEM).

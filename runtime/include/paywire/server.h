@@ -207,7 +207,7 @@ PW_EXTERN pw_status pw_server_add_interceptor(pw_server *server, const pw_interc
 typedef struct pw_json_codec {
     /**
      * Parses json as a new message of type (*out, freed with
-     * protobuf_c_message_free_unpacked(m, NULL)). On failure writes a message
+     * pw_protobuf_free(m)). On failure writes a message
      * a person can act on into err and returns a gRPC status (INVALID_ARGUMENT).
      */
     pw_status (*decode)(const struct ProtobufCMessageDescriptor *type, pw_slice json,

@@ -22,7 +22,7 @@ PW_EXTERN pw_status pw_stream_send(pw_stream *s, const struct ProtobufCMessage *
 PW_EXTERN pw_status pw_stream_close_send(pw_stream *s);
 /**
  * Waits for the next response message. Returns 1 and sets *out (free with
- * protobuf_c_message_free_unpacked(m, NULL)), 0 at the end of the stream, or a
+ * pw_protobuf_free(m)), 0 at the end of the stream, or a
  * negative/gRPC status when the message cannot be decoded (PW_INTERNAL).
  */
 PW_EXTERN int pw_stream_recv(pw_stream *s, const struct ProtobufCMessageDescriptor *desc,

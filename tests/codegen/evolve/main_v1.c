@@ -38,7 +38,7 @@ int main(void)
     printf("%s\n", st == PW_OK ? reply->message : pw_status_str(st));
     int ok = st == PW_OK && strcmp(reply->message, "Hello, paywire") == 0;
     if (reply != NULL) {
-        protobuf_c_message_free_unpacked(&reply->base, NULL);
+        pw_protobuf_free(&reply->base);
     }
     pw_channel_close(ch, NULL, NULL);
     pw_server_close(server, NULL, NULL);

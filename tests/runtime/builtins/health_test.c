@@ -89,7 +89,7 @@ static void test_health_watch_sees_changes_and_shutdown(void **state)
     assert_int_equal(grpc_health_v1_health_check_blocking(ch, &req, NULL, &resp, NULL), PW_OK);
     assert_int_equal(resp->status,
                      GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    pw_protobuf_free(&resp->base);
 
     /* Graceful shutdown: NOT_SERVING first, then the stream ends after the grace. */
     closed = 0;

@@ -51,7 +51,7 @@ static void round_trip(const char *canonical)
 {
     All *m = decode_ok(canonical, NULL);
     encode_is(&m->base, NULL, canonical);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
+    pw_protobuf_free(&m->base);
 }
 
 static void test_json_scalars(void **state)
@@ -83,10 +83,10 @@ static void test_json_scalars(void **state)
               "{\"i32\":-7,\"i64\":\"123\",\"u64\":\"1000\",\"flt\":\"-Infinity\",\"dbl\":\"NaN\","
               "\"text\":\"\xc3\xa9\",\"blob\":\"AAEC/w==\",\"color\":\"COLOR_GREEN\"}");
     /* Proto names are accepted too, and emitted when asked. */
-    protobuf_c_message_free_unpacked(&m->base, NULL);
+    pw_protobuf_free(&m->base);
     m = decode_ok("{\"many_i64\":[\"1\",2]}", NULL);
     encode_is(&m->base, &(pw_json_options){.proto_names = 1}, "{\"many_i64\":[\"1\",\"2\"]}");
-    protobuf_c_message_free_unpacked(&m->base, NULL);
+    pw_protobuf_free(&m->base);
 }
 
 static void test_json_nested_repeated_maps_oneof(void **state)
@@ -123,12 +123,12 @@ static void test_json_well_known_types(void **state)
     assert_int_equal(m->mask->n_paths, 2);
     assert_string_equal(m->mask->paths[0], "a.b_c");
     encode_is(&m->base, NULL, "{\"createdAt\":\"2026-11-24T18:30:00.500Z\",\"mask\":\"a.bC,d\"}");
-    protobuf_c_message_free_unpacked(&m->base, NULL);
+    pw_protobuf_free(&m->base);
     /* Empty paths are skipped; a path with no JSON form is refused, not mangled. */
     m = decode_ok("{\"mask\":\",a,,bC,\"}", NULL);
     assert_int_equal(m->mask->n_paths, 2);
     encode_is(&m->base, NULL, "{\"mask\":\"a,bC\"}");
-    protobuf_c_message_free_unpacked(&m->base, NULL);
+    pw_protobuf_free(&m->base);
     char *paths[] = {"a_1"};
     Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
     mask.n_paths = 1;
@@ -155,12 +155,12 @@ static void test_json_any(void **state)
     All *m = decode_ok("{\"detail\":{\"@type\":\"type.googleapis.com/google.rpc.ErrorInfo\","
                        "\"reason\":\"R\"}}",
                        NULL);
-    Google__Rpc__ErrorInfo *info =
-        google__rpc__error_info__unpack(NULL, m->detail->value.len, m->detail->value.data);
+    Google__Rpc__ErrorInfo *info = google__rpc__error_info__unpack(
+        pw_protobuf_allocator(), m->detail->value.len, m->detail->value.data);
     assert_non_null(info);
     assert_string_equal(info->reason, "R");
-    google__rpc__error_info__free_unpacked(info, NULL);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
+    google__rpc__error_info__free_unpacked(info, pw_protobuf_allocator());
+    pw_protobuf_free(&m->base);
     decode_fails("{\"detail\":{\"@type\":\"type.googleapis.com/x.Unknown\"}}",
                  "detail: unknown type \"type.googleapis.com/x.Unknown\" in Any");
 }

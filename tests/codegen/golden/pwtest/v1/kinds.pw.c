@@ -186,7 +186,7 @@ typedef struct pwtest_v1_kinds_tally__binding {
 static void pwtest_v1_kinds_tally__on_message(pw_call *call, pw_slice msg, void *ud)
 {
     const pwtest_v1_kinds_tally__binding *b = ud;
-    ProtobufCMessage *req = protobuf_c_message_unpack(&pwtest__v1__ledger__entry__descriptor, NULL, msg.len, msg.base);
+    ProtobufCMessage *req = protobuf_c_message_unpack(&pwtest__v1__ledger__entry__descriptor, pw_protobuf_allocator(), msg.len, msg.base);
     if (req == NULL) {
         pw_call_abort(call, PW_INTERNAL, "cannot decode request as pwtest.v1.Ledger.Entry");
         return;
@@ -194,7 +194,7 @@ static void pwtest_v1_kinds_tally__on_message(pw_call *call, pw_slice msg, void 
     if (b->ops->on_message != NULL) {
         b->ops->on_message(call, (const Pwtest__V1__Ledger__Entry *)(const void *)req, b->user_data);
     }
-    protobuf_c_message_free_unpacked(req, NULL);
+    pw_protobuf_free(req);
 }
 
 static void pwtest_v1_kinds_tally__on_half_close(pw_call *call, void *ud)
@@ -254,7 +254,7 @@ typedef struct pwtest_v1_kinds_mirror__binding {
 static void pwtest_v1_kinds_mirror__on_message(pw_call *call, pw_slice msg, void *ud)
 {
     const pwtest_v1_kinds_mirror__binding *b = ud;
-    ProtobufCMessage *req = protobuf_c_message_unpack(&pwtest__v1__ledger__entry__descriptor, NULL, msg.len, msg.base);
+    ProtobufCMessage *req = protobuf_c_message_unpack(&pwtest__v1__ledger__entry__descriptor, pw_protobuf_allocator(), msg.len, msg.base);
     if (req == NULL) {
         pw_call_abort(call, PW_INTERNAL, "cannot decode request as pwtest.v1.Ledger.Entry");
         return;
@@ -262,7 +262,7 @@ static void pwtest_v1_kinds_mirror__on_message(pw_call *call, pw_slice msg, void
     if (b->ops->on_message != NULL) {
         b->ops->on_message(call, (const Pwtest__V1__Ledger__Entry *)(const void *)req, b->user_data);
     }
-    protobuf_c_message_free_unpacked(req, NULL);
+    pw_protobuf_free(req);
 }
 
 static void pwtest_v1_kinds_mirror__on_half_close(pw_call *call, void *ud)
@@ -424,7 +424,7 @@ typedef struct pwtest_v1_kinds_replay__cbinding {
 static void pwtest_v1_kinds_replay__c_on_message(pw_client_call *call, pw_slice msg, void *ud)
 {
     const pwtest_v1_kinds_replay__cbinding *b = ud;
-    ProtobufCMessage *resp = protobuf_c_message_unpack(&pwtest__v1__ledger__entry__descriptor, NULL, msg.len, msg.base);
+    ProtobufCMessage *resp = protobuf_c_message_unpack(&pwtest__v1__ledger__entry__descriptor, pw_protobuf_allocator(), msg.len, msg.base);
     if (resp == NULL) {
         pw_client_call_fail(call, PW_INTERNAL, "cannot decode response as pwtest.v1.Ledger.Entry");
         return;
@@ -432,7 +432,7 @@ static void pwtest_v1_kinds_replay__c_on_message(pw_client_call *call, pw_slice 
     if (b->ops->on_message != NULL) {
         b->ops->on_message(call, (const Pwtest__V1__Ledger__Entry *)(const void *)resp, b->user_data);
     }
-    protobuf_c_message_free_unpacked(resp, NULL);
+    pw_protobuf_free(resp);
 }
 
 static void pwtest_v1_kinds_replay__c_on_write_ready(pw_client_call *call, void *ud)
@@ -507,7 +507,7 @@ typedef struct pwtest_v1_kinds_tally__cbinding {
 static void pwtest_v1_kinds_tally__c_on_message(pw_client_call *call, pw_slice msg, void *ud)
 {
     const pwtest_v1_kinds_tally__cbinding *b = ud;
-    ProtobufCMessage *resp = protobuf_c_message_unpack(&pwtest__v1__count__descriptor, NULL, msg.len, msg.base);
+    ProtobufCMessage *resp = protobuf_c_message_unpack(&pwtest__v1__count__descriptor, pw_protobuf_allocator(), msg.len, msg.base);
     if (resp == NULL) {
         pw_client_call_fail(call, PW_INTERNAL, "cannot decode response as pwtest.v1.Count");
         return;
@@ -515,7 +515,7 @@ static void pwtest_v1_kinds_tally__c_on_message(pw_client_call *call, pw_slice m
     if (b->ops->on_message != NULL) {
         b->ops->on_message(call, (const Pwtest__V1__Count *)(const void *)resp, b->user_data);
     }
-    protobuf_c_message_free_unpacked(resp, NULL);
+    pw_protobuf_free(resp);
 }
 
 static void pwtest_v1_kinds_tally__c_on_write_ready(pw_client_call *call, void *ud)
@@ -578,7 +578,7 @@ typedef struct pwtest_v1_kinds_mirror__cbinding {
 static void pwtest_v1_kinds_mirror__c_on_message(pw_client_call *call, pw_slice msg, void *ud)
 {
     const pwtest_v1_kinds_mirror__cbinding *b = ud;
-    ProtobufCMessage *resp = protobuf_c_message_unpack(&pwtest__v1__ledger__entry__descriptor, NULL, msg.len, msg.base);
+    ProtobufCMessage *resp = protobuf_c_message_unpack(&pwtest__v1__ledger__entry__descriptor, pw_protobuf_allocator(), msg.len, msg.base);
     if (resp == NULL) {
         pw_client_call_fail(call, PW_INTERNAL, "cannot decode response as pwtest.v1.Ledger.Entry");
         return;
@@ -586,7 +586,7 @@ static void pwtest_v1_kinds_mirror__c_on_message(pw_client_call *call, pw_slice 
     if (b->ops->on_message != NULL) {
         b->ops->on_message(call, (const Pwtest__V1__Ledger__Entry *)(const void *)resp, b->user_data);
     }
-    protobuf_c_message_free_unpacked(resp, NULL);
+    pw_protobuf_free(resp);
 }
 
 static void pwtest_v1_kinds_mirror__c_on_write_ready(pw_client_call *call, void *ud)

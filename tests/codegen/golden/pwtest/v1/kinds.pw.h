@@ -154,7 +154,7 @@ typedef void (*pwtest_v1_kinds_append_done_cb)(const Pwtest__V1__Ledger *respons
 pw_status pwtest_v1_kinds_append(pw_channel *channel, const Pwtest__V1__Ledger__Entry *request, const pw_call_options *opts,
     pwtest_v1_kinds_append_done_cb done, void *user_data);
 /** Blocking form (tools, tests): see pw_channel_unary(). Free *response with
- * protobuf_c_message_free_unpacked(&(*response)->base, NULL). */
+ * pw_protobuf_free(&(*response)->base). */
 pw_status pwtest_v1_kinds_append_blocking(pw_channel *channel, const Pwtest__V1__Ledger__Entry *request,
     const pw_call_options *opts, Pwtest__V1__Ledger **response, char **status_message);
 
@@ -176,7 +176,7 @@ pw_status pwtest_v1_kinds_replay_start(pw_channel *channel, const Pwtest__V1__Co
 /** Blocking stream (tools, tests); see pw_stream. */
 pw_status pwtest_v1_kinds_replay_open(pw_channel *channel, const Pwtest__V1__Count *request,
     const pw_call_options *opts, pw_stream **out);
-/** 1 and *out (free with protobuf_c_message_free_unpacked), 0 at the end, or an error. */
+/** 1 and *out (free with pw_protobuf_free), 0 at the end, or an error. */
 static inline int pwtest_v1_kinds_replay_stream_recv(pw_stream *s, Pwtest__V1__Ledger__Entry **out)
 {
     return pw_stream_recv(s, &pwtest__v1__ledger__entry__descriptor, (ProtobufCMessage **)(void *)out);
@@ -206,7 +206,7 @@ static inline pw_status pwtest_v1_kinds_tally_stream_send(pw_stream *s, const Pw
 {
     return pw_stream_send(s, &request->base);
 }
-/** 1 and *out (free with protobuf_c_message_free_unpacked), 0 at the end, or an error. */
+/** 1 and *out (free with pw_protobuf_free), 0 at the end, or an error. */
 static inline int pwtest_v1_kinds_tally_stream_recv(pw_stream *s, Pwtest__V1__Count **out)
 {
     return pw_stream_recv(s, &pwtest__v1__count__descriptor, (ProtobufCMessage **)(void *)out);
@@ -236,7 +236,7 @@ static inline pw_status pwtest_v1_kinds_mirror_stream_send(pw_stream *s, const P
 {
     return pw_stream_send(s, &request->base);
 }
-/** 1 and *out (free with protobuf_c_message_free_unpacked), 0 at the end, or an error. */
+/** 1 and *out (free with pw_protobuf_free), 0 at the end, or an error. */
 static inline int pwtest_v1_kinds_mirror_stream_recv(pw_stream *s, Pwtest__V1__Ledger__Entry **out)
 {
     return pw_stream_recv(s, &pwtest__v1__ledger__entry__descriptor, (ProtobufCMessage **)(void *)out);
@@ -254,7 +254,7 @@ typedef void (*pwtest_v1_kinds_new_done_cb)(const Google__Protobuf__Empty *respo
 pw_status pwtest_v1_kinds_new(pw_channel *channel, const Google__Protobuf__Empty *request, const pw_call_options *opts,
     pwtest_v1_kinds_new_done_cb done, void *user_data);
 /** Blocking form (tools, tests): see pw_channel_unary(). Free *response with
- * protobuf_c_message_free_unpacked(&(*response)->base, NULL). */
+ * pw_protobuf_free(&(*response)->base). */
 pw_status pwtest_v1_kinds_new_blocking(pw_channel *channel, const Google__Protobuf__Empty *request,
     const pw_call_options *opts, Google__Protobuf__Empty **response, char **status_message);
 
@@ -267,7 +267,7 @@ typedef void (*pwtest_v1_kinds_delete_done_cb)(const Google__Protobuf__Empty *re
 pw_status pwtest_v1_kinds_delete(pw_channel *channel, const Google__Protobuf__Empty *request, const pw_call_options *opts,
     pwtest_v1_kinds_delete_done_cb done, void *user_data);
 /** Blocking form (tools, tests): see pw_channel_unary(). Free *response with
- * protobuf_c_message_free_unpacked(&(*response)->base, NULL). */
+ * pw_protobuf_free(&(*response)->base). */
 pw_status pwtest_v1_kinds_delete_blocking(pw_channel *channel, const Google__Protobuf__Empty *request,
     const pw_call_options *opts, Google__Protobuf__Empty **response, char **status_message);
 
@@ -314,7 +314,7 @@ typedef void (*pwtest_v1_http_status_get_url_done_cb)(const Pwtest__V1__Count *r
 pw_status pwtest_v1_http_status_get_url(pw_channel *channel, const Google__Protobuf__Empty *request, const pw_call_options *opts,
     pwtest_v1_http_status_get_url_done_cb done, void *user_data);
 /** Blocking form (tools, tests): see pw_channel_unary(). Free *response with
- * protobuf_c_message_free_unpacked(&(*response)->base, NULL). */
+ * pw_protobuf_free(&(*response)->base). */
 pw_status pwtest_v1_http_status_get_url_blocking(pw_channel *channel, const Google__Protobuf__Empty *request,
     const pw_call_options *opts, Pwtest__V1__Count **response, char **status_message);
 
