@@ -156,6 +156,21 @@ static void channel_submit_pending(pw_channel *ch)
     }
 }
 
+/*
+ * Failures of a multi-address target logged at debug only: at info once every
+ * address failed (each once), never when another address connected.
+ */
+static void channel_log_failures(pw_channel *ch, int all_failed)
+{
+    for (size_t i = 0; i < ch->sub_count; i++) {
+        pw__subchan *s = ch->subs[i];
+        if (s->failure_unlogged && all_failed) {
+            PW_LOG(PW_LOG_INFO, "channel", "%s", s->last_error);
+        }
+        s->failure_unlogged = 0;
+    }
+}
+
 void pw__channel_sub_changed(pw_channel *ch, pw__subchan *s)
 {
     if (ch->closing) {
@@ -163,10 +178,12 @@ void pw__channel_sub_changed(pw_channel *ch, pw__subchan *s)
     }
     switch (s->state) {
     case PW_CHAN_READY:
+        channel_log_failures(ch, 0);
         channel_submit_pending(ch);
         break;
     case PW_CHAN_TRANSIENT_FAILURE:
         if (channel_all_failed(ch)) {
+            channel_log_failures(ch, 1);
             channel_fail_pending(ch, 0, PW_UNAVAILABLE);
             if (!ch->fixed_list && ch->unix_path == NULL) {
                 channel_resolve(ch); /* addresses may have changed */

@@ -46,6 +46,8 @@ struct pw__subchan {
     uv_timer_t timer;
     uint32_t backoff_ms;
     char last_error[300];
+    /* last_error was logged at debug only: another address might still connect. */
+    int failure_unlogged;
 };
 
 struct pw_channel {

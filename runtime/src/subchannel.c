@@ -182,7 +182,13 @@ void pw__subchan_on_failed(pw__subchan *s, const char *why)
     pw_channel *ch = s->ch;
     snprintf(s->last_error, sizeof(s->last_error), "%s", why);
     snprintf(ch->last_error, sizeof(ch->last_error), "%s", why);
-    PW_LOG(PW_LOG_INFO, "channel", "%s", why);
+    /*
+     * One address of several failing is not yet news ("localhost" resolves to
+     * ::1 first while many servers listen on 127.0.0.1 only): the channel logs
+     * it at info only once every address failed (pw__channel_sub_changed).
+     */
+    s->failure_unlogged = ch->sub_count > 1;
+    PW_LOG(s->failure_unlogged ? PW_LOG_DEBUG : PW_LOG_INFO, "channel", "%s", why);
     s->state = PW_CHAN_TRANSIENT_FAILURE;
     uint32_t span = s->backoff_ms / 5;
     uint32_t delay = s->backoff_ms - span + pw__channel_jitter_below(ch, 2 * span + 1);

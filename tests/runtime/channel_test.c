@@ -218,6 +218,87 @@ static void test_channel_keepalive_closes_a_silent_connection(void **state)
     pw_test_shutdown(&loop, NULL, ch);
 }
 
+/* ---- issue 13: a failed address of a multi-address target ---- */
+
+typedef struct logged {
+    int level; /* of the line naming the failed address; 0 if none */
+    int lines;
+} logged;
+
+static char watched[64];
+
+static void capture(pw_log_level level, const char *module, const char *line, void *ud)
+{
+    logged *l = ud;
+    if (strcmp(module, "channel") == 0 && strstr(line, watched) != NULL) {
+        l->level = level;
+        l->lines++;
+    }
+}
+
+/*
+ * Calls target on loop (server, on the same loop, may be NULL) with the log
+ * lines naming the address 127.0.0.1:dead captured in *l, and closes both.
+ */
+static pw_status call_logging(uv_loop_t *loop, pw_server *server, const char *target, int dead,
+                              logged *l)
+{
+    snprintf(watched, sizeof(watched), "cannot connect to 127.0.0.1:%d", dead);
+    pw_log_set_sink(capture, l);
+    pw_log_set_level(PW_LOG_DEBUG);
+    pw_channel *ch;
+    assert_int_equal(pw_channel_new(&ch, loop, target, NULL), PW_OK);
+    pw_test_call r = {0};
+    pw_status rv = pw_test_call_run(loop, ch, "/test.Svc/Ok", NULL, "", 0, &r);
+    pw_test_call_reset(&r);
+    pw_test_shutdown(loop, server, ch);
+    pw_log_set_sink(NULL, NULL);
+    pw_log_set_level(PW_LOG_INFO);
+    return rv;
+}
+
+static void test_channel_issue13_failed_address_is_debug_when_another_connects(void **state)
+{
+    (void)state;
+    int dead = dead_port();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int port;
+    pw_server *s = start_server(&loop, "127.0.0.1:0", &port);
+    char target[128];
+    snprintf(target, sizeof(target), "ipv4:127.0.0.1:%d,127.0.0.1:%d", dead, port);
+    logged l = {0};
+    assert_int_equal(call_logging(&loop, s, target, dead, &l), PW_OK);
+    assert_int_equal(l.lines, 1);
+    assert_int_equal(l.level, PW_LOG_DEBUG);
+}
+
+static void test_channel_issue13_every_address_failed_is_info(void **state)
+{
+    (void)state;
+    int dead = dead_port(), dead2 = dead_port();
+    while (dead2 == dead) {
+        dead2 = dead_port();
+    }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char target[128];
+    snprintf(target, sizeof(target), "ipv4:127.0.0.1:%d,127.0.0.1:%d", dead, dead2);
+    logged l = {0};
+    assert_int_equal(call_logging(&loop, NULL, target, dead, &l), PW_UNAVAILABLE);
+    /* Once at debug when it failed, once at info when the last address failed too. */
+    assert_int_equal(l.lines, 2);
+    assert_int_equal(l.level, PW_LOG_INFO);
+
+    /* A single-address target has nothing else to try: info at once. */
+    uv_loop_init(&loop);
+    snprintf(target, sizeof(target), "127.0.0.1:%d", dead);
+    l = (logged){0};
+    assert_int_equal(call_logging(&loop, NULL, target, dead, &l), PW_UNAVAILABLE);
+    assert_int_equal(l.lines, 1);
+    assert_int_equal(l.level, PW_LOG_INFO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +308,8 @@ int main(void)
         cmocka_unit_test(test_channel_close_cancels_pending_calls),
         cmocka_unit_test(test_channel_rejects_bad_targets),
         cmocka_unit_test(test_channel_keepalive_closes_a_silent_connection),
+        cmocka_unit_test(test_channel_issue13_failed_address_is_debug_when_another_connects),
+        cmocka_unit_test(test_channel_issue13_every_address_failed_is_info),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
