@@ -175,6 +175,18 @@ int64_t pw_db_affected(const pw_db_result *r)
     return n[0] ? strtoll(n, NULL, 10) : 0;
 }
 
+int pw_db_column(const pw_db_result *r, const char *name)
+{
+    /* PQfnumber would fold unquoted names to lower case; ours are matched exactly. */
+    int n = r->pg && r->status == PW_OK ? PQnfields(r->pg) : 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(PQfname(r->pg, i), name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
 int pw_db_is_null(const pw_db_result *r, int row, int col)
 {
     return r->pg == NULL || row >= PQntuples(r->pg) || col >= PQnfields(r->pg) ||

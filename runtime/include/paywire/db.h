@@ -180,6 +180,8 @@ PW_EXTERN const char *pw_db_constraint(const pw_db_result *r);
 PW_EXTERN int pw_db_rows(const pw_db_result *r);
 /** Rows an INSERT/UPDATE/DELETE touched. */
 PW_EXTERN int64_t pw_db_affected(const pw_db_result *r);
+/** The index of the result column called name (exactly, as the query names it), or -1. */
+PW_EXTERN int pw_db_column(const pw_db_result *r, const char *name);
 PW_EXTERN int pw_db_is_null(const pw_db_result *r, int row, int col);
 /**
  * Getters: PW_OK, PW_NOT_FOUND (NULL value or no such row/column),
