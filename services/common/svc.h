@@ -73,12 +73,42 @@ int svc_caller_has_scope(const svc_caller *c, const char *scope);
 
 /* ---- configuration: "key = value" lines, then PREFIX_KEY environment overrides ---- */
 
+typedef enum svc_setting_type {
+    /** Any text. */
+    SVC_SETTING_TEXT = 0,
+    /** A whole number in [min, max]. */
+    SVC_SETTING_INT,
+} svc_setting_type;
+
+/** One setting a service understands; lists end with an entry whose key is NULL. */
+typedef struct svc_setting {
+    const char *key;
+    svc_setting_type type;
+    /** The value when neither the file nor the environment sets it; NULL: unset. */
+    const char *def;
+    int64_t min;
+    int64_t max;
+    /** 1: the service cannot start without it. */
+    int required;
+} svc_setting;
+
 typedef struct svc_config svc_config;
-/** Reads path (NULL: none) and the environment (prefix "PW_MERCHANT_" etc.). */
-pw_status svc_config_load(svc_config **out, const char *path, const char *env_prefix, char *err,
-                          size_t err_len);
-/** The value of key ("listen", "database_url"), or def. */
-const char *svc_config_get(const svc_config *c, const char *key, const char *def);
+/**
+ * Reads path (NULL: no file), then every environment variable env_prefix + KEY
+ * (upper case; "PW_MERCHANT_" + "DATABASE_URL"), against the settings of
+ * common and service (either may be NULL). Refuses an unknown key (in the file
+ * or the environment), a malformed line, a number that is not one or out of
+ * range, and a missing required setting, with err naming the key and where it
+ * came from. Returns PW_OK, PW_INVALID_ARGUMENT (err says why) or
+ * PW_ERRNO(ENOMEM). *out is NULL on failure.
+ */
+pw_status svc_config_load(svc_config **out, const svc_setting *common, const svc_setting *service,
+                          const char *path, const char *env_prefix, char *err, size_t err_len);
+/** A setting's text, or NULL when it is unset. key must be one of the settings (asserted). */
+const char *svc_config_text(const svc_config *c, const char *key);
+/** A SVC_SETTING_INT setting's value (0 when unset). */
+int64_t svc_config_int(const svc_config *c, const char *key);
+/** NULL is a no-op. */
 void svc_config_free(svc_config *c);
 
 #endif

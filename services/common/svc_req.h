@@ -2,127 +2,254 @@
 #define PAYWIRE_SERVICES_SVC_REQ_H
 
 /*
- * One RPC being served by a business service: its caller, accumulated error
- * details, and the idempotent transaction pattern (docs/design/merchant.md):
+ * One RPC being served by a business service (docs/design/services.md).
+ * Each call runs its handler on a fiber of its worker's loop, so a handler is
+ * written top to bottom in the order things happen and waits for the
+ * database (or another service) where it needs an answer:
  *
- *   svc_idempotent(r, "CreateMerchant", req->idempotency_key, response_type, effect)
+ *   SVC_HANDLER(get_merchant, Paywire__Merchant__V1__GetMerchantRequest)
+ *   {
+ *       if (!svc_id_ok(req->merchant_id, "mer")) {
+ *           svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
+ *       }
+ *       svc_check(r);
+ *       svc_authenticate(r, "merchants:read");
+ *       svc_owns(r, req->merchant_id, "merchant");
+ *       pw_db_param p = pw_db_text(req->merchant_id);
+ *       svc_row m = svc_one(r, svc_query(r, &select_merchant, &p, 1), "merchant",
+ * req->merchant_id);
+ *       ...
+ *       svc_reply(r, &resp.base);
+ *   }
  *
- * claims (scope, method, key) with the request's fingerprint in a
- * transaction; a fresh key runs effect(r) inside the transaction, which ends
- * with svc_commit (stores the response, commits, replies) or svc_abort; a
- * key already used with the same request replies the stored response; with a
- * different request, FAILED_PRECONDITION IDEMPOTENCY_KEY_REUSED.
+ * What fails, fails once, in the framework: a failed query, a cancelled call
+ * or a passed deadline ends the handler (the functions marked "does not
+ * return on failure" never come back then), rolls back an open transaction
+ * and answers the call with the status and a safe message. Handlers never
+ * check allocations: service binaries run with an allocator that aborts on
+ * out-of-memory (svc_main).
  *
- * A request lives in the call's memory (pw_call_alloc): everything it points
- * to is freed with the call, after the reply.
+ * Memory: svc_alloc and everything built from rows live in the call's memory
+ * until the call ends. A query result is valid until the handler's next
+ * wait (the next svc_query, svc_tx_query, svc_commit...).
  */
 #include <protobuf-c/protobuf-c.h>
 #include <paywire/auth.h>
 #include "svc.h"
+#include "svc_fiber.h"
 
 typedef struct svc_req svc_req;
-typedef void (*svc_step)(svc_req *r);
 
-/** Looks up an API key secret; calls svc_auth_done when it knows. Set by the service. */
+/** A handler's body, run on the call's fiber. request is the typed request (see SVC_HANDLER). */
+typedef void (*svc_handler_fn)(svc_req *r, const void *request);
+/** A transaction's body: its statements, ending with svc_commit or svc_abort. May run again. */
+typedef void (*svc_tx_fn)(svc_req *r, const void *arg);
+/**
+ * Looks up an API key secret (runs on the request's fiber, may wait): fills
+ * r->caller and returns, or ends the call with svc_fail. Set by the service.
+ */
 typedef void (*svc_key_resolver)(svc_req *r, const char *secret);
 
+/** One worker loop's share of a service: filled by svc_main; read-only to handlers. */
 typedef struct svc_app {
     pw_db_pool *pool;
+    svc_fibers *fibers;
     /** URI SANs of internal callers ("spiffe://paywire/orchestration"), comma-separated. */
     const char *internal_identities;
     svc_key_resolver resolve_key;
     /** ErrorInfo domain ("merchant.paywire"). */
     const char *domain;
-    svc_sealer sealer;
+    /** Seals stored secrets (configured when the service asks for an encryption_key). */
+    const svc_sealer *sealer;
     /**
      * Calls with an API key, per merchant (NULL: no limit). Over it:
      * RESOURCE_EXHAUSTED, reason RATE_LIMITED, with RetryInfo. One per loop.
      */
     pw_rate_limiter *merchant_limit;
+    /** The service's own process-wide state (svc_service.setup), or NULL. */
+    void *service;
 } svc_app;
+
+/** Where a transaction is. */
+typedef enum svc_tx_state {
+    SVC_TX_NONE = 0,
+    SVC_TX_OPEN,
+    SVC_TX_ENDED,
+} svc_tx_state;
 
 struct svc_req {
     pw_call *call;
     svc_app *app;
-    const ProtobufCMessage *request;
+    /** Who is calling: set by svc_authenticate. */
     svc_caller caller;
+    /** Error details gathered for the answer (violations, resource info). */
     pw_error_details details;
-    /* Authentication in progress. */
-    const char *need_scope;
-    svc_step after_auth;
+    /* ---- the framework's (handlers do not touch these) ---- */
+    svc_fiber *fiber;
+    const ProtobufCMessage *request;
+    svc_handler_fn handler;
+    int authenticated;
+    /* The API key while it is being resolved (wiped after). */
+    char secret[160];
+    /* What the last wait delivered. */
+    int event;
+    pw_db_result *result;
+    pw_db_tx *tx;
+    pw_status tx_status;
+    char tx_message[300];
+    svc_tx_state tx_state;
+    /* A pipelined statement that failed (its status and message), reported at the next wait. */
+    pw_status piped_status;
+    char piped_message[300];
+    int piped_pending;
+    /* How the handler ended, and where to jump to end it early. */
+    pw_status code;
+    char message[512];
+    int replied;
+    void *exit_jmp;
+    void *restart_jmp;
     /* The idempotent transaction. */
     const char *method;
     const char *key;
     const ProtobufCMessageDescriptor *response_type;
     char scope[300];
     uint8_t fingerprint[32];
-    pw_db_tx *tx;
-    svc_step effect;
-    ProtobufCMessage *response;
-    uint8_t *stored;
-    size_t stored_len;
+    svc_tx_fn effect;
+    const void *effect_arg;
     int replayed;
-    pw_status fail_code;
-    char fail_msg[300];
-    /* Handler data. */
-    void *scratch;
 };
 
-/** A request for call (its memory is the call's). NULL only when out of memory (call finished). */
-svc_req *svc_req_new(pw_call *call, svc_app *app, const ProtobufCMessage *request);
+/**
+ * Serves call on a fiber of app: handler(r, request) runs until it waits or
+ * ends; the call is finished when it ends. Used by SVC_HANDLER.
+ */
+void svc_serve(pw_call *call, svc_app *app, const ProtobufCMessage *request,
+               svc_handler_fn handler);
 
-/** Call memory: a copy of s (NULL → ""), and zeroed space. */
+/**
+ * Defines a typed handler body for a method with request type Req:
+ *   SVC_HANDLER(get_merchant, Paywire__Merchant__V1__GetMerchantRequest) { ... }
+ * declares `static void get_merchant(svc_req *r, const Req *req)` and the
+ * generated-table entry `get_merchant_h`, which runs it on a fiber.
+ */
+#define SVC_HANDLER(name, Req)                                     \
+    static void name(svc_req *r, const Req *req);                  \
+    static void name##_fiber(svc_req *r, const void *request)      \
+    {                                                              \
+        name(r, request);                                          \
+    }                                                              \
+    static void name##_h(pw_call *call, const Req *req, void *app) \
+    {                                                              \
+        svc_serve(call, app, &req->base, name##_fiber);            \
+    }                                                              \
+    static void name(svc_req *r, const Req *req)
+
+/* ---- memory: the call's, freed when it ends; never NULL (allocation failure aborts) ---- */
+
+/** A copy of s (NULL → ""). */
 char *svc_strdup(svc_req *r, const char *s);
+/** size zeroed bytes. */
 void *svc_alloc(svc_req *r, size_t size);
 
 /* ---- answering ---- */
 
+/** Sends response; the call ends OK when the handler returns. */
 void svc_reply(svc_req *r, const ProtobufCMessage *response);
-/** Finishes with code, the details gathered so far, and a printf message. */
-void svc_fail(svc_req *r, pw_status code, const char *fmt, ...) PW_PRINTF(3, 4);
-/** As svc_fail with ErrorInfo reason in our domain. */
-void svc_fail_reason(svc_req *r, pw_status code, const char *reason, const char *fmt, ...)
+/** Ends the handler: code, the details gathered so far, and a printf message. */
+_Noreturn void svc_fail(svc_req *r, pw_status code, const char *fmt, ...) PW_PRINTF(3, 4);
+/** As svc_fail with ErrorInfo reason in the service's domain. */
+_Noreturn void svc_fail_reason(svc_req *r, pw_status code, const char *reason, const char *fmt, ...)
     PW_PRINTF(4, 5);
-/** A database outcome that is not OK: its status and safe message. */
-void svc_fail_db(svc_req *r, const pw_db_result *res);
-/** Adds a BadRequest violation; svc_has_violations tells whether any were added. */
+/** Adds a BadRequest violation for field. */
 void svc_violation(svc_req *r, const char *field, const char *description);
-int svc_has_violations(const svc_req *r);
-/** Finishes with INVALID_ARGUMENT and the violations; returns 1 when there were any. */
-int svc_fail_if_invalid(svc_req *r);
+/** Ends the handler with INVALID_ARGUMENT and the violations, if there are any. */
+void svc_check(svc_req *r);
 
 /* ---- callers ---- */
 
 /**
- * Identifies the caller, then runs next: an internal service by its mTLS
- * identity, or a merchant by its API key (Authorization: Bearer sk_…),
- * which must have scope (NULL: internal callers only).
+ * Identifies the caller: an internal service by its mTLS identity, or a
+ * merchant by its API key (Authorization: Bearer sk_…), which must have scope
+ * (NULL: internal callers only). Does not return on failure.
  */
-void svc_authenticate(svc_req *r, const char *scope, svc_step next);
-/** The key resolver's answer: status PW_OK with r->caller filled, or the failure. */
-void svc_auth_done(svc_req *r, pw_status status, const char *message);
+void svc_authenticate(svc_req *r, const char *scope);
 /**
- * 1 when the caller may act for merchant_id (internal callers: any; API-key
- * callers: their own). Otherwise finishes the call with NOT_FOUND and returns 0.
+ * Returns when the caller may act for merchant_id (internal callers: any;
+ * API-key callers: their own); otherwise ends with NOT_FOUND ("what not found").
  */
-int svc_owns(svc_req *r, const char *merchant_id, const char *what);
+void svc_owns(svc_req *r, const char *merchant_id, const char *what);
 
-/* ---- the idempotent transaction ---- */
+/* ---- queries outside a transaction ---- */
 
+/** Runs stmt and waits for it. Does not return on failure. */
+const pw_db_result *svc_query(svc_req *r, const pw_db_stmt *stmt, const pw_db_param *params, int n);
+
+/* ---- transactions ---- */
+
+/**
+ * Runs fn(r, arg) in a READ COMMITTED transaction. fn issues svc_tx_query /
+ * svc_tx_pipe and ends with svc_commit or svc_abort. After a serialization
+ * failure or deadlock the transaction is rolled back and fn runs again from
+ * its start (so fn keeps no state across runs but what it reads). Returns
+ * once committed (the response sent by svc_commit); does not return on
+ * failure.
+ */
+void svc_transaction(svc_req *r, svc_tx_fn fn, const void *arg);
+/**
+ * The idempotent transaction (docs/design/api-conventions.md): claims
+ * (caller, method, key) with the request's fingerprint in a transaction; a
+ * fresh key runs fn(r, arg) in it as svc_transaction does; a key used before
+ * with the same request replies the stored response (of response_type); with
+ * a different request ends with FAILED_PRECONDITION IDEMPOTENCY_KEY_REUSED.
+ * A missing or malformed key ends with INVALID_ARGUMENT naming idempotency_key.
+ */
 void svc_idempotent(svc_req *r, const char *method, const char *key,
-                    const ProtobufCMessageDescriptor *response_type, svc_step effect);
-/** A query inside the transaction. */
-pw_status svc_tx_query(svc_req *r, const pw_db_stmt *stmt, const pw_db_param *params, int n,
-                       pw_db_result_cb cb);
+                    const ProtobufCMessageDescriptor *response_type, svc_tx_fn fn, const void *arg);
+/** A statement in the transaction, waited for. Does not return on failure. */
+const pw_db_result *svc_tx_query(svc_req *r, const pw_db_stmt *stmt, const pw_db_param *params,
+                                 int n);
 /**
- * Ends the effect: stores `stored` (the response with its secrets removed, or
- * the response itself when NULL) for replays, commits, then replies response.
+ * A statement in the transaction that nothing waits for (an audit or outbox
+ * row): sent now, pipelined before the next one; if it fails, the next wait
+ * ends the handler and rolls back.
  */
-void svc_commit(svc_req *r, ProtobufCMessage *response, const ProtobufCMessage *stored);
-/** Ends the effect with a failure (rolls back); reason (may be NULL) becomes ErrorInfo. */
-void svc_abort(svc_req *r, pw_status code, const char *reason, const char *fmt, ...)
+void svc_tx_pipe(svc_req *r, const pw_db_stmt *stmt, const pw_db_param *params, int n);
+/**
+ * Ends fn: stores `stored` (the response with its secrets removed, or
+ * response itself when NULL) for replays, commits, and sends response.
+ */
+void svc_commit(svc_req *r, const ProtobufCMessage *response, const ProtobufCMessage *stored);
+/** Ends the transaction with a failure (rolled back); reason (may be NULL) becomes ErrorInfo. */
+_Noreturn void svc_abort(svc_req *r, pw_status code, const char *reason, const char *fmt, ...)
     PW_PRINTF(4, 5);
-/** Ends the effect with a failed query's status and message. */
-void svc_abort_db(svc_req *r, const pw_db_result *res);
+
+/* ---- rows, read by column name ---- */
+
+typedef struct svc_row {
+    svc_req *r;
+    const pw_db_result *res;
+    int row;
+} svc_row;
+
+/** Row i of res. */
+svc_row svc_row_at(svc_req *r, const pw_db_result *res, int i);
+/**
+ * The only row of res; with no row, ends with NOT_FOUND "what id not found"
+ * and the ResourceInfo (resource_type may be NULL).
+ */
+svc_row svc_one(svc_req *r, const pw_db_result *res, const char *what, const char *id);
+/* Column values. A column the query does not return ends with INTERNAL (a bug). */
+/** Text in call memory; "" for NULL. */
+char *svc_text(svc_row row, const char *col);
+/** 0 for NULL. */
+int64_t svc_int64(svc_row row, const char *col);
+int svc_bool(svc_row row, const char *col);
+/** Bytes, borrowed until the next wait; empty for NULL. */
+pw_slice svc_bytes(svc_row row, const char *col);
+int svc_is_null(svc_row row, const char *col);
+/** A Timestamp in call memory, NULL for NULL. */
+struct Google__Protobuf__Timestamp *svc_time(svc_row row, const char *col);
+/** A Timestamp in call memory from microseconds since the epoch. */
+struct Google__Protobuf__Timestamp *svc_timestamp(svc_req *r, int64_t unix_us);
 
 #endif

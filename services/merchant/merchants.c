@@ -155,44 +155,26 @@ static uint8_t *seal_entity(svc_req *r, const LegalEntity *e, size_t *len)
     LegalEntity copy = *e;
     char sealed[256] = "";
     if (e->tax_id[0] != '\0' &&
-        svc_seal(&r->app->sealer, e->tax_id, sealed, sizeof(sealed)) != PW_OK) {
+        svc_seal(r->app->sealer, e->tax_id, sealed, sizeof(sealed)) != PW_OK) {
         return NULL;
     }
     copy.tax_id = sealed;
     *len = protobuf_c_message_get_packed_size(&copy.base);
     uint8_t *out = svc_alloc(r, *len);
-    if (out != NULL) {
-        protobuf_c_message_pack(&copy.base, out);
-    }
+    protobuf_c_message_pack(&copy.base, out);
     return out;
 }
 
 /* ---- create ---- */
 
-static void created(pw_db_result *res, void *ud)
+static void create_tx(svc_req *r, const void *arg)
 {
-    svc_req *r = ud;
-    if (pw_db_status(res) != PW_OK) {
-        svc_abort_db(r, res);
-        return;
-    }
-    Paywire__Merchant__V1__CreateMerchantResponse *resp = svc_alloc(r, sizeof(*resp));
-    paywire__merchant__v1__create_merchant_response__init(resp);
-    resp->merchant = merchant_from_row(r, res, 0, 0);
-    audit_event(r, "merchant.created", resp->merchant->id, "{}");
-    svc_commit(r, &resp->base, NULL);
-}
-
-static void create_effect(svc_req *r)
-{
-    const Paywire__Merchant__V1__CreateMerchantRequest *req = (const void *)r->request;
-    const Merchant *m = req->merchant;
+    const Merchant *m = arg;
     char id[40];
     size_t le_len;
     uint8_t *le = seal_entity(r, m->legal_entity, &le_len);
     if (svc_new_id("mer", id, sizeof(id)) != PW_OK || le == NULL) {
-        svc_abort(r, PW_INTERNAL, NULL, "cannot create an id or seal the tax id");
-        return;
+        svc_fail(r, PW_INTERNAL, "cannot create an id or seal the tax id");
     }
     pw_db_param p[] = {pw_db_text(id),
                        pw_db_text(m->display_name),
@@ -202,135 +184,80 @@ static void create_effect(svc_req *r)
                        pw_db_text(join_csv(r, m->currencies, m->n_currencies)),
                        pw_db_text(m->support_email),
                        pw_db_text(m->website_url)};
-    svc_tx_query(r, &insert_merchant, p, 8, created);
+    Paywire__Merchant__V1__CreateMerchantResponse resp =
+        PAYWIRE__MERCHANT__V1__CREATE_MERCHANT_RESPONSE__INIT;
+    resp.merchant = merchant_from_row(svc_row_at(r, svc_tx_query(r, &insert_merchant, p, 8), 0));
+    audit_event(r, "merchant.created", resp.merchant->id, "{}");
+    svc_commit(r, &resp.base, NULL);
 }
 
-static void create_authed(svc_req *r)
+SVC_HANDLER(create_merchant, Paywire__Merchant__V1__CreateMerchantRequest)
 {
-    const Paywire__Merchant__V1__CreateMerchantRequest *req = (const void *)r->request;
+    svc_authenticate(r, NULL); /* onboarding backends only */
     if (req->merchant == NULL) {
         svc_violation(r, "merchant", "required");
     } else {
         check_profile(r, req->merchant, 1, NULL, 0);
     }
-    if (svc_fail_if_invalid(r)) {
-        return;
-    }
+    svc_check(r);
     svc_idempotent(r, "CreateMerchant", req->idempotency_key,
-                   &paywire__merchant__v1__create_merchant_response__descriptor, create_effect);
-}
-
-static void create_merchant(pw_call *call, const Paywire__Merchant__V1__CreateMerchantRequest *req,
-                            void *ud)
-{
-    svc_req *r = svc_req_new(call, ud, &req->base);
-    if (r != NULL) {
-        svc_authenticate(r, NULL, create_authed); /* onboarding backends only */
-    }
+                   &paywire__merchant__v1__create_merchant_response__descriptor, create_tx,
+                   req->merchant);
 }
 
 /* ---- get ---- */
 
-static void got(pw_db_result *res, void *ud)
+SVC_HANDLER(get_merchant, Paywire__Merchant__V1__GetMerchantRequest)
 {
-    svc_req *r = ud;
-    if (pw_db_status(res) != PW_OK) {
-        svc_fail_db(r, res);
-        return;
+    svc_authenticate(r, "merchants:read");
+    if (!svc_id_ok(req->merchant_id, "mer")) {
+        svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }
-    const Paywire__Merchant__V1__GetMerchantRequest *req = (const void *)r->request;
+    svc_check(r);
+    svc_owns(r, req->merchant_id, "merchant");
+    pw_db_param p = pw_db_text(req->merchant_id);
+    const pw_db_result *res = svc_query(r, &select_merchant, &p, 1);
     if (pw_db_rows(res) == 0) {
         pw_error_set_resource(&r->details, "paywire.merchant.v1.Merchant", req->merchant_id, NULL,
                               NULL);
         svc_fail(r, PW_NOT_FOUND, "merchant %s not found", req->merchant_id);
-        return;
     }
     Paywire__Merchant__V1__GetMerchantResponse resp =
         PAYWIRE__MERCHANT__V1__GET_MERCHANT_RESPONSE__INIT;
-    resp.merchant = merchant_from_row(r, res, 0, 0);
+    resp.merchant = merchant_from_row(svc_row_at(r, res, 0));
     svc_reply(r, &resp.base);
-}
-
-static void get_authed(svc_req *r)
-{
-    const Paywire__Merchant__V1__GetMerchantRequest *req = (const void *)r->request;
-    if (!svc_id_ok(req->merchant_id, "mer")) {
-        svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
-    }
-    if (svc_fail_if_invalid(r) || !svc_owns(r, req->merchant_id, "merchant")) {
-        return;
-    }
-    pw_db_param p = pw_db_text(req->merchant_id);
-    if (pw_db_query(r->app->pool, r->call, &select_merchant, &p, 1, got, r) != PW_OK) {
-        svc_fail(r, PW_INTERNAL, "cannot query");
-    }
-}
-
-static void get_merchant(pw_call *call, const Paywire__Merchant__V1__GetMerchantRequest *req,
-                         void *ud)
-{
-    svc_req *r = svc_req_new(call, ud, &req->base);
-    if (r != NULL) {
-        svc_authenticate(r, "merchants:read", get_authed);
-    }
 }
 
 /* ---- list ---- */
 
-static void listed(pw_db_result *res, void *ud)
+SVC_HANDLER(list_merchants_rpc, Paywire__Merchant__V1__ListMerchantsRequest)
 {
-    svc_req *r = ud;
-    if (pw_db_status(res) != PW_OK) {
-        svc_fail_db(r, res);
-        return;
+    svc_authenticate(r, NULL);
+    char pos[32];
+    if (req->page_size < 0) {
+        svc_violation(r, "page_size", "must not be negative");
     }
-    const Paywire__Merchant__V1__ListMerchantsRequest *req = (const void *)r->request;
+    page_token_read(r, req->page_token, state_name(req->state), pos, sizeof(pos));
+    svc_check(r);
     int want = page_size(req->page_size);
+    pw_db_param p[] = {pw_db_text(state_name(req->state)),
+                       pw_db_int8(pos[0] ? strtoll(pos, NULL, 10) : INT64_MAX),
+                       pw_db_int8(want + 1)};
+    const pw_db_result *res = svc_query(r, &list_merchants, p, 3);
     int rows = pw_db_rows(res);
     int n = rows > want ? want : rows;
     Paywire__Merchant__V1__ListMerchantsResponse resp =
         PAYWIRE__MERCHANT__V1__LIST_MERCHANTS_RESPONSE__INIT;
     resp.merchants = svc_alloc(r, (size_t)(n ? n : 1) * sizeof(*resp.merchants));
     for (int i = 0; i < n; i++) {
-        resp.merchants[i] = merchant_from_row(r, res, i, 1);
+        resp.merchants[i] = merchant_from_row(svc_row_at(r, res, i));
     }
     resp.n_merchants = (size_t)n;
     if (rows > want) {
-        int64_t seq = 0;
-        pw_db_get_int64(res, n - 1, 0, &seq);
-        char pos[24];
-        snprintf(pos, sizeof(pos), "%lld", (long long)seq);
+        snprintf(pos, sizeof(pos), "%lld", (long long)svc_int64(svc_row_at(r, res, n - 1), "seq"));
         resp.next_page_token = page_token(r, pos, state_name(req->state));
     }
     svc_reply(r, &resp.base);
-}
-
-static void list_authed(svc_req *r)
-{
-    const Paywire__Merchant__V1__ListMerchantsRequest *req = (const void *)r->request;
-    char pos[32];
-    if (req->page_size < 0) {
-        svc_violation(r, "page_size", "must not be negative");
-    }
-    page_token_read(r, req->page_token, state_name(req->state), pos, sizeof(pos));
-    if (svc_fail_if_invalid(r)) {
-        return;
-    }
-    pw_db_param p[] = {pw_db_text(state_name(req->state)),
-                       pw_db_int8(pos[0] ? strtoll(pos, NULL, 10) : INT64_MAX),
-                       pw_db_int8(page_size(req->page_size) + 1)};
-    if (pw_db_query(r->app->pool, r->call, &list_merchants, p, 3, listed, r) != PW_OK) {
-        svc_fail(r, PW_INTERNAL, "cannot query");
-    }
-}
-
-static void list_merchants_h(pw_call *call, const Paywire__Merchant__V1__ListMerchantsRequest *req,
-                             void *ud)
-{
-    svc_req *r = svc_req_new(call, ud, &req->base);
-    if (r != NULL) {
-        svc_authenticate(r, NULL, list_authed);
-    }
 }
 
 /* ---- update ---- */
@@ -338,124 +265,88 @@ static void list_merchants_h(pw_call *call, const Paywire__Merchant__V1__ListMer
 static const char *const updatable[] = {"display_name", "legal_entity",  "merchant_category_code",
                                         "currencies",   "support_email", "website_url"};
 
-static void updated(pw_db_result *res, void *ud)
+static void check_update(svc_req *r, const Paywire__Merchant__V1__UpdateMerchantRequest *req)
 {
-    svc_req *r = ud;
-    if (pw_db_status(res) != PW_OK) {
-        svc_abort_db(r, res);
-        return;
-    }
-    Paywire__Merchant__V1__UpdateMerchantResponse *resp = svc_alloc(r, sizeof(*resp));
-    paywire__merchant__v1__update_merchant_response__init(resp);
-    resp->merchant = merchant_from_row(r, res, 0, 0);
-    audit_event(r, "merchant.updated", resp->merchant->id, "{}");
-    svc_commit(r, &resp->base, NULL);
-}
-
-/* The current row is locked: apply the mask on top of it. */
-static void update_locked(pw_db_result *res, void *ud)
-{
-    svc_req *r = ud;
-    const Paywire__Merchant__V1__UpdateMerchantRequest *req = (const void *)r->request;
-    if (pw_db_status(res) != PW_OK) {
-        svc_abort_db(r, res);
-        return;
-    }
-    if (pw_db_rows(res) == 0) {
-        svc_abort(r, PW_NOT_FOUND, NULL, "merchant %s not found", req->merchant->id);
-        return;
-    }
-    Merchant *cur = merchant_from_row(r, res, 0, 0);
-    if (req->etag[0] != '\0' && strcmp(req->etag, cur->etag) != 0) {
-        svc_abort(r, PW_ABORTED, "ETAG_MISMATCH",
-                  "merchant %s changed since you read it (etag %s, now %s); read it again", cur->id,
-                  req->etag, cur->etag);
-        return;
-    }
-    char *const *paths = req->update_mask->paths;
-    size_t np = req->update_mask->n_paths;
-    if (in_paths(paths, np, "legal_entity") &&
-        cur->state != PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_PENDING_REVIEW) {
-        svc_abort(r, PW_FAILED_PRECONDITION, "LEGAL_ENTITY_LOCKED",
-                  "the legal entity of merchant %s cannot change after activation", cur->id);
-        return;
-    }
-    const Merchant *m = req->merchant;
-    const uint8_t *le;
-    size_t le_len;
-    pw_db_get_bytea(res, 0, 2, &le, &le_len); /* unchanged unless in the mask: stays sealed */
-    if (in_paths(paths, np, "legal_entity")) {
-        le = seal_entity(r, m->legal_entity, &le_len);
-    }
-    const char *currencies = in_paths(paths, np, "currencies")
-                                 ? join_csv(r, m->currencies, m->n_currencies)
-                                 : join_csv(r, cur->currencies, cur->n_currencies);
-    pw_db_param p[] = {
-        pw_db_text(cur->id),
-        pw_db_text(in_paths(paths, np, "display_name") ? m->display_name : cur->display_name),
-        pw_db_bytea(le, le_len),
-        pw_db_text(in_paths(paths, np, "merchant_category_code") ? m->merchant_category_code
-                                                                 : cur->merchant_category_code),
-        pw_db_text(currencies),
-        pw_db_text(in_paths(paths, np, "support_email") ? m->support_email : cur->support_email),
-        pw_db_text(in_paths(paths, np, "website_url") ? m->website_url : cur->website_url)};
-    svc_tx_query(r, &update_merchant, p, 7, updated);
-}
-
-static void update_effect(svc_req *r)
-{
-    const Paywire__Merchant__V1__UpdateMerchantRequest *req = (const void *)r->request;
-    pw_db_param p = pw_db_text(req->merchant->id);
-    svc_tx_query(r, &lock_merchant, &p, 1, update_locked);
-}
-
-static void update_authed(svc_req *r)
-{
-    const Paywire__Merchant__V1__UpdateMerchantRequest *req = (const void *)r->request;
     if (req->merchant == NULL || !svc_id_ok(req->merchant->id, "mer")) {
         svc_violation(r, "merchant.id", "a merchant id: \"mer_\" and 26 characters");
     }
     if (req->update_mask == NULL || req->update_mask->n_paths == 0) {
         svc_violation(r, "update_mask", "name the fields to change (e.g. \"display_name\")");
-    } else {
-        for (size_t i = 0; i < req->update_mask->n_paths; i++) {
-            const char *p = req->update_mask->paths[i];
-            int ok = 0;
-            for (size_t k = 0; k < sizeof(updatable) / sizeof(updatable[0]); k++) {
-                ok |= strcmp(p, updatable[k]) == 0;
-            }
-            if (!ok) {
-                char desc[256];
-                snprintf(desc, sizeof(desc),
-                         "\"%.40s\" cannot be updated (updatable: display_name, legal_entity, "
-                         "merchant_category_code, currencies, support_email, website_url)",
-                         p);
-                svc_violation(r, "update_mask", desc);
-            }
-        }
-        if (req->merchant != NULL) {
-            check_profile(r, req->merchant, 0, req->update_mask->paths, req->update_mask->n_paths);
-        }
-    }
-    if (svc_fail_if_invalid(r) || !svc_owns(r, req->merchant->id, "merchant")) {
         return;
     }
-    svc_idempotent(r, "UpdateMerchant", req->idempotency_key,
-                   &paywire__merchant__v1__update_merchant_response__descriptor, update_effect);
+    for (size_t i = 0; i < req->update_mask->n_paths; i++) {
+        const char *p = req->update_mask->paths[i];
+        int ok = 0;
+        for (size_t k = 0; k < sizeof(updatable) / sizeof(updatable[0]); k++) {
+            ok |= strcmp(p, updatable[k]) == 0;
+        }
+        if (!ok) {
+            char desc[256];
+            snprintf(desc, sizeof(desc),
+                     "\"%.40s\" cannot be updated (updatable: display_name, legal_entity, "
+                     "merchant_category_code, currencies, support_email, website_url)",
+                     p);
+            svc_violation(r, "update_mask", desc);
+        }
+    }
+    if (req->merchant != NULL) {
+        check_profile(r, req->merchant, 0, req->update_mask->paths, req->update_mask->n_paths);
+    }
 }
 
-static void update_merchant_h(pw_call *call,
-                              const Paywire__Merchant__V1__UpdateMerchantRequest *req, void *ud)
+/* Locks the current row and applies the mask on top of it. */
+static void update_tx(svc_req *r, const void *arg)
 {
-    svc_req *r = svc_req_new(call, ud, &req->base);
-    if (r != NULL) {
-        svc_authenticate(r, "merchants:write", update_authed);
+    const Paywire__Merchant__V1__UpdateMerchantRequest *req = arg;
+    const Merchant *m = req->merchant;
+    pw_db_param id = pw_db_text(m->id);
+    svc_row row = svc_one(r, svc_tx_query(r, &lock_merchant, &id, 1), "merchant", m->id);
+    Merchant *cur = merchant_from_row(row);
+    if (req->etag[0] != '\0' && strcmp(req->etag, cur->etag) != 0) {
+        svc_fail_reason(r, PW_ABORTED, "ETAG_MISMATCH",
+                        "merchant %s changed since you read it (etag %s, now %s); read it again",
+                        cur->id, req->etag, cur->etag);
     }
+    char *const *paths = req->update_mask->paths;
+    size_t np = req->update_mask->n_paths;
+    if (in_paths(paths, np, "legal_entity") &&
+        cur->state != PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_PENDING_REVIEW) {
+        svc_fail_reason(r, PW_FAILED_PRECONDITION, "LEGAL_ENTITY_LOCKED",
+                        "the legal entity of merchant %s cannot change after activation", cur->id);
+    }
+    pw_slice le = svc_bytes(row, "legal_entity"); /* unchanged unless in the mask: stays sealed */
+    size_t le_len = le.len;
+    const uint8_t *le_bytes =
+        in_paths(paths, np, "legal_entity") ? seal_entity(r, m->legal_entity, &le_len) : le.base;
+    const char *currencies = in_paths(paths, np, "currencies")
+                                 ? join_csv(r, m->currencies, m->n_currencies)
+                                 : join_csv(r, cur->currencies, cur->n_currencies);
+#define PICK(f) (in_paths(paths, np, #f) ? m->f : cur->f)
+    pw_db_param p[] = {pw_db_text(cur->id),           pw_db_text(PICK(display_name)),
+                       pw_db_bytea(le_bytes, le_len), pw_db_text(PICK(merchant_category_code)),
+                       pw_db_text(currencies),        pw_db_text(PICK(support_email)),
+                       pw_db_text(PICK(website_url))};
+#undef PICK
+    Paywire__Merchant__V1__UpdateMerchantResponse resp =
+        PAYWIRE__MERCHANT__V1__UPDATE_MERCHANT_RESPONSE__INIT;
+    resp.merchant = merchant_from_row(svc_row_at(r, svc_tx_query(r, &update_merchant, p, 7), 0));
+    audit_event(r, "merchant.updated", resp.merchant->id, "{}");
+    svc_commit(r, &resp.base, NULL);
+}
+
+SVC_HANDLER(update_merchant_rpc, Paywire__Merchant__V1__UpdateMerchantRequest)
+{
+    svc_authenticate(r, "merchants:write");
+    check_update(r, req);
+    svc_check(r);
+    svc_owns(r, req->merchant->id, "merchant");
+    svc_idempotent(r, "UpdateMerchant", req->idempotency_key,
+                   &paywire__merchant__v1__update_merchant_response__descriptor, update_tx, req);
 }
 
 /* ---- lifecycle ---- */
 
-/* A transition: the method's request fields, the states it may leave from, and its target. */
+/* A transition: the states it may leave from, its target, and what its request must carry. */
 typedef struct transition {
     const char *method;
     const char *action;
@@ -500,7 +391,7 @@ static const transition close_t = {"CloseMerchant",
                                    0,
                                    &paywire__merchant__v1__close_merchant_response__descriptor};
 
-/* The fields every lifecycle request shares, read through the descriptor. */
+/* What every lifecycle request carries. */
 typedef struct lifecycle_args {
     const transition *t;
     const char *key;
@@ -509,25 +400,39 @@ typedef struct lifecycle_args {
     const char *case_id;
 } lifecycle_args;
 
-static const char *field_text(const ProtobufCMessage *m, const char *name)
+static const char *from_names(unsigned mask)
 {
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
-    return f ? *(const char *const *)((const uint8_t *)m + f->offset) : "";
+    return mask == BIT(PENDING_REVIEW) ? "PENDING_REVIEW"
+           : mask == BIT(ACTIVE)       ? "ACTIVE"
+           : mask == BIT(SUSPENDED)    ? "SUSPENDED"
+                                       : "not CLOSED";
 }
 
-static void transitioned(pw_db_result *res, void *ud)
+static void lifecycle_tx(svc_req *r, const void *arg)
 {
-    svc_req *r = ud;
-    lifecycle_args *a = r->scratch;
-    if (pw_db_status(res) != PW_OK) {
-        svc_abort_db(r, res);
-        return;
+    const lifecycle_args *a = arg;
+    pw_db_param id = pw_db_text(a->merchant_id);
+    svc_row row = svc_one(r, svc_tx_query(r, &lock_merchant, &id, 1), "merchant", a->merchant_id);
+    Merchant *cur = merchant_from_row(row);
+    if (!(a->t->from_mask & (1u << cur->state))) {
+        svc_fail_reason(r, PW_FAILED_PRECONDITION, "INVALID_STATE_TRANSITION",
+                        "merchant %s is %s; %s needs it to be %s", cur->id, state_name(cur->state),
+                        a->t->method, from_names(a->t->from_mask));
     }
+    if (a->t->needs_case) {
+        pw_db_param p[] = {pw_db_text(a->case_id), pw_db_text(a->merchant_id)};
+        if (pw_db_rows(svc_tx_query(r, &case_approved, p, 2)) == 0) {
+            svc_fail_reason(r, PW_FAILED_PRECONDITION, "COMPLIANCE_NOT_APPROVED",
+                            "compliance case %s is not an approved case of merchant %s", a->case_id,
+                            a->merchant_id);
+        }
+    }
+    pw_db_param p[] = {pw_db_text(a->merchant_id), pw_db_text(state_name(a->t->to)),
+                       pw_db_text(a->reason), pw_db_text(a->case_id)};
+    Merchant *m = merchant_from_row(svc_row_at(r, svc_tx_query(r, &transition_merchant, p, 4), 0));
     /* Every lifecycle response is { Merchant merchant = 1; }. */
     ProtobufCMessage *resp = svc_alloc(r, a->t->response_type->sizeof_message);
     protobuf_c_message_init(a->t->response_type, resp);
-    Merchant *m = merchant_from_row(r, res, 0, 0);
     *(Merchant **)((uint8_t *)resp + a->t->response_type->fields[0].offset) = m;
     char detail[400];
     snprintf(detail, sizeof(detail), "{\"to\": \"%s\", \"reason_length\": %zu}",
@@ -536,134 +441,81 @@ static void transitioned(pw_db_result *res, void *ud)
     svc_commit(r, resp, NULL);
 }
 
-static void do_transition(svc_req *r)
+static void lifecycle(svc_req *r, lifecycle_args a)
 {
-    lifecycle_args *a = r->scratch;
-    pw_db_param p[] = {pw_db_text(a->merchant_id), pw_db_text(state_name(a->t->to)),
-                       pw_db_text(a->reason), pw_db_text(a->case_id)};
-    svc_tx_query(r, &transition_merchant, p, 4, transitioned);
-}
-
-static void case_checked(pw_db_result *res, void *ud)
-{
-    svc_req *r = ud;
-    lifecycle_args *a = r->scratch;
-    if (pw_db_status(res) != PW_OK) {
-        svc_abort_db(r, res);
-    } else if (pw_db_rows(res) == 0) {
-        svc_abort(r, PW_FAILED_PRECONDITION, "COMPLIANCE_NOT_APPROVED",
-                  "compliance case %s is not an approved case of merchant %s", a->case_id,
-                  a->merchant_id);
-    } else {
-        do_transition(r);
-    }
-}
-
-static void lifecycle_locked(pw_db_result *res, void *ud)
-{
-    svc_req *r = ud;
-    lifecycle_args *a = r->scratch;
-    if (pw_db_status(res) != PW_OK) {
-        svc_abort_db(r, res);
-        return;
-    }
-    if (pw_db_rows(res) == 0) {
-        svc_abort(r, PW_NOT_FOUND, NULL, "merchant %s not found", a->merchant_id);
-        return;
-    }
-    Merchant *cur = merchant_from_row(r, res, 0, 0);
-    if (!(a->t->from_mask & (1u << cur->state))) {
-        svc_abort(r, PW_FAILED_PRECONDITION, "INVALID_STATE_TRANSITION",
-                  "merchant %s is %s; %s needs it to be %s", cur->id, state_name(cur->state),
-                  a->t->method,
-                  a->t->from_mask == BIT(PENDING_REVIEW) ? "PENDING_REVIEW"
-                  : a->t->from_mask == BIT(ACTIVE)       ? "ACTIVE"
-                  : a->t->from_mask == BIT(SUSPENDED)    ? "SUSPENDED"
-                                                         : "not CLOSED");
-        return;
-    }
-    if (a->t->needs_case) {
-        pw_db_param p[] = {pw_db_text(a->case_id), pw_db_text(a->merchant_id)};
-        svc_tx_query(r, &case_approved, p, 2, case_checked);
-        return;
-    }
-    do_transition(r);
-}
-
-static void lifecycle_effect(svc_req *r)
-{
-    lifecycle_args *a = r->scratch;
-    pw_db_param p = pw_db_text(a->merchant_id);
-    svc_tx_query(r, &lock_merchant, &p, 1, lifecycle_locked);
-}
-
-static void lifecycle_authed(svc_req *r)
-{
-    lifecycle_args *a = r->scratch;
-    if (!svc_id_ok(a->merchant_id, "mer")) {
+    svc_authenticate(r, NULL); /* internal: operators and compliance */
+    if (!svc_id_ok(a.merchant_id, "mer")) {
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }
-    if (a->t->needs_reason && !svc_text_ok(a->reason, 500)) {
+    if (a.t->needs_reason && !svc_text_ok(a.reason, 500)) {
         svc_violation(r, "reason", "required: 1-500 characters (kept in the audit log)");
-    } else if (!a->t->needs_reason && a->reason[0] != '\0' && !svc_text_ok(a->reason, 500)) {
+    } else if (!a.t->needs_reason && a.reason[0] != '\0' && !svc_text_ok(a.reason, 500)) {
         svc_violation(r, "reason", "at most 500 characters");
     }
-    if (a->t->needs_case && !svc_text_ok(a->case_id, 64)) {
+    if (a.t->needs_case && !svc_text_ok(a.case_id, 64)) {
         svc_violation(r, "compliance_case_id", "required: the approved compliance case");
     }
-    if (svc_fail_if_invalid(r)) {
-        return;
-    }
-    svc_idempotent(r, a->t->method, a->key, a->t->response_type, lifecycle_effect);
+    svc_check(r);
+    svc_idempotent(r, a.t->method, a.key, a.t->response_type, lifecycle_tx, &a);
 }
 
-static void lifecycle(pw_call *call, const ProtobufCMessage *req, void *ud, const transition *t)
+SVC_HANDLER(activate, Paywire__Merchant__V1__ActivateMerchantRequest)
 {
-    svc_req *r = svc_req_new(call, ud, req);
-    if (r == NULL) {
-        return;
-    }
-    lifecycle_args *a = svc_alloc(r, sizeof(*a));
-    a->t = t;
-    a->key = field_text(req, "idempotency_key");
-    a->merchant_id = field_text(req, "merchant_id");
-    a->reason = t == &activate_t ? "" : field_text(req, "reason");
-    a->case_id = t == &activate_t ? field_text(req, "compliance_case_id") : "";
-    r->scratch = a;
-    svc_authenticate(r, NULL, lifecycle_authed); /* internal: operators and compliance */
+    lifecycle(r, (lifecycle_args){&activate_t, req->idempotency_key, req->merchant_id, "",
+                                  req->compliance_case_id});
 }
 
-static void activate(pw_call *call, const Paywire__Merchant__V1__ActivateMerchantRequest *req,
-                     void *ud)
+SVC_HANDLER(suspend, Paywire__Merchant__V1__SuspendMerchantRequest)
 {
-    lifecycle(call, &req->base, ud, &activate_t);
+    lifecycle(
+        r, (lifecycle_args){&suspend_t, req->idempotency_key, req->merchant_id, req->reason, ""});
 }
 
-static void suspend(pw_call *call, const Paywire__Merchant__V1__SuspendMerchantRequest *req,
-                    void *ud)
+SVC_HANDLER(reinstate, Paywire__Merchant__V1__ReinstateMerchantRequest)
 {
-    lifecycle(call, &req->base, ud, &suspend_t);
+    lifecycle(
+        r, (lifecycle_args){&reinstate_t, req->idempotency_key, req->merchant_id, req->reason, ""});
 }
 
-static void reinstate(pw_call *call, const Paywire__Merchant__V1__ReinstateMerchantRequest *req,
-                      void *ud)
+SVC_HANDLER(close_merchant, Paywire__Merchant__V1__CloseMerchantRequest)
 {
-    lifecycle(call, &req->base, ud, &reinstate_t);
-}
-
-static void close_h(pw_call *call, const Paywire__Merchant__V1__CloseMerchantRequest *req, void *ud)
-{
-    lifecycle(call, &req->base, ud, &close_t);
+    lifecycle(r,
+              (lifecycle_args){&close_t, req->idempotency_key, req->merchant_id, req->reason, ""});
 }
 
 void merchant_handlers_init(paywire_merchant_v1_merchant_service_handlers *h)
 {
-    h->create_merchant = create_merchant;
-    h->get_merchant = get_merchant;
-    h->list_merchants = list_merchants_h;
-    h->update_merchant = update_merchant_h;
-    h->activate_merchant = activate;
-    h->suspend_merchant = suspend;
-    h->reinstate_merchant = reinstate;
-    h->close_merchant = close_h;
+    h->create_merchant = create_merchant_h;
+    h->get_merchant = get_merchant_h;
+    h->list_merchants = list_merchants_rpc_h;
+    h->update_merchant = update_merchant_rpc_h;
+    h->activate_merchant = activate_h;
+    h->suspend_merchant = suspend_h;
+    h->reinstate_merchant = reinstate_h;
+    h->close_merchant = close_merchant_h;
+}
+
+/* ---- the service ---- */
+
+pw_status merchant_setup(const svc_config *cfg, void **state, char *err, size_t err_len)
+{
+    (void)cfg;
+    (void)err;
+    (void)err_len;
+    paywire_merchant_v1_merchant_service_handlers *h = pw_calloc(1, sizeof(*h));
+    merchant_handlers_init(h);
+    keys_handlers_init(h);
+    payout_handlers_init(h);
+    *state = h;
+    return PW_OK;
+}
+
+void merchant_teardown(void *state)
+{
+    pw_free(state);
+}
+
+pw_status merchant_register(pw_server *server, svc_app *app)
+{
+    return paywire_merchant_v1_merchant_service_register(server, app->service, app);
 }

@@ -137,84 +137,50 @@ static void check_destination(svc_req *r, const Destination *d)
 }
 
 /* The stored form: account numbers sealed. The returned form: masked. */
-static Destination *destination_from_row(svc_req *r, const pw_db_result *res, int row)
+static Destination *destination_from_row(svc_row row)
 {
-    const uint8_t *bytes;
-    size_t len;
+    svc_req *r = row.r;
     ProtobufCMessage *m = NULL;
-    if (pw_db_get_bytea(res, row, 2, &bytes, &len) != PW_OK ||
-        pw_call_unpack(r->call, pw_slice_make(bytes, len),
+    if (pw_call_unpack(r->call, svc_bytes(row, "destination"),
                        &paywire__merchant__v1__settlement_destination__descriptor, &m) != PW_OK) {
-        return NULL;
+        svc_fail(r, PW_DATA_LOSS, "settlement destination %s cannot be read", svc_text(row, "id"));
     }
     /* Copies in call memory: the unpacked message's own fields are freed with it. */
     Destination *d = svc_alloc(r, sizeof(*d));
     *d = *(Destination *)m;
-    const char *s;
-    size_t n;
-    pw_db_get_text(res, row, 0, &s, &n);
-    d->id = svc_strdup(r, s);
-    pw_db_get_text(res, row, 1, &s, &n);
-    d->merchant_id = svc_strdup(r, s);
-    int64_t us;
-    if (pw_db_get_timestamptz(res, row, 3, &us) == PW_OK) {
-        d->create_time = timestamp(r, us);
-    }
-    if (d->destination_case ==
+    d->id = svc_text(row, "id");
+    d->merchant_id = svc_text(row, "merchant_id");
+    d->create_time = svc_time(row, "create_time");
+    if (d->destination_case !=
         PAYWIRE__MERCHANT__V1__SETTLEMENT_DESTINATION__DESTINATION_BANK_ACCOUNT) {
-        Paywire__Merchant__V1__BankAccount *b = svc_alloc(r, sizeof(*b));
-        *b = *d->bank_account;
-        d->bank_account = b;
-        char *fields[] = {b->iban, b->account_number};
-        for (int i = 0; i < 2; i++) {
-            char plain[128];
-            char out[16] = "";
-            if (fields[i][0] != '\0' &&
-                svc_open(&r->app->sealer, fields[i], plain, sizeof(plain)) == PW_OK) {
-                size_t pn = strlen(plain);
-                snprintf(out, sizeof(out), "****%.4s", pn > 4 ? plain + pn - 4 : plain);
-                OPENSSL_cleanse(plain, sizeof(plain));
-            }
-            if (i == 0) {
-                b->iban = svc_strdup(r, out);
-            } else {
-                b->account_number = svc_strdup(r, out);
-            }
+        return d;
+    }
+    Paywire__Merchant__V1__BankAccount *b = svc_alloc(r, sizeof(*b));
+    *b = *d->bank_account;
+    d->bank_account = b;
+    char **fields[] = {&b->iban, &b->account_number};
+    for (int i = 0; i < 2; i++) {
+        char plain[128];
+        const char *sealed = *fields[i];
+        *fields[i] = svc_strdup(r, "");
+        if (sealed[0] != '\0' && svc_open(r->app->sealer, sealed, plain, sizeof(plain)) == PW_OK) {
+            *fields[i] = masked(r, plain);
+            OPENSSL_cleanse(plain, sizeof(plain));
         }
     }
     return d;
 }
 
-static void dst_inserted(pw_db_result *res, void *ud)
+/* The destination as stored: no id, merchant or time (they are columns), account numbers
+ * sealed, IBANs in their electronic form (no spaces, upper case). */
+static pw_slice sealed_destination(svc_req *r, const Destination *in)
 {
-    svc_req *r = ud;
-    if (pw_db_status(res) != PW_OK) {
-        svc_abort_db(r, res);
-        return;
-    }
-    if (pw_db_rows(res) == 0) {
-        svc_abort(r, PW_FAILED_PRECONDITION, "MERCHANT_CLOSED",
-                  "merchant does not exist or is closed");
-        return;
-    }
-    Paywire__Merchant__V1__AddSettlementDestinationResponse *resp = svc_alloc(r, sizeof(*resp));
-    paywire__merchant__v1__add_settlement_destination_response__init(resp);
-    resp->destination = destination_from_row(r, res, 0);
-    audit_event(r, "settlement_destination.added", resp->destination->id, "{}");
-    svc_commit(r, &resp->base, NULL);
-}
-
-static void add_dst_effect(svc_req *r)
-{
-    const Paywire__Merchant__V1__AddSettlementDestinationRequest *req = (const void *)r->request;
-    char id[40];
-    Destination copy = *req->destination;
+    Destination copy = *in;
     Paywire__Merchant__V1__BankAccount bank;
     char iban[256] = "", account[256] = "";
     if (copy.destination_case ==
         PAYWIRE__MERCHANT__V1__SETTLEMENT_DESTINATION__DESTINATION_BANK_ACCOUNT) {
         bank = *copy.bank_account;
-        /* IBANs are kept in their electronic form: no spaces, upper case. */
         char compact[64];
         size_t k = 0;
         for (const char *c = bank.iban; *c && k + 1 < sizeof(compact); c++) {
@@ -223,12 +189,10 @@ static void add_dst_effect(svc_req *r)
             }
         }
         compact[k] = '\0';
-        bank.iban = compact;
-        if ((bank.iban[0] && svc_seal(&r->app->sealer, bank.iban, iban, sizeof(iban)) != PW_OK) ||
+        if ((compact[0] && svc_seal(r->app->sealer, compact, iban, sizeof(iban)) != PW_OK) ||
             (bank.account_number[0] &&
-             svc_seal(&r->app->sealer, bank.account_number, account, sizeof(account)) != PW_OK)) {
-            svc_abort(r, PW_INTERNAL, NULL, "cannot seal the account number");
-            return;
+             svc_seal(r->app->sealer, bank.account_number, account, sizeof(account)) != PW_OK)) {
+            svc_fail(r, PW_INTERNAL, "cannot seal the account number");
         }
         bank.iban = iban;
         bank.account_number = account;
@@ -240,91 +204,83 @@ static void add_dst_effect(svc_req *r)
     size_t len = protobuf_c_message_get_packed_size(&copy.base);
     uint8_t *bytes = svc_alloc(r, len);
     protobuf_c_message_pack(&copy.base, bytes);
-    if (svc_new_id("dst", id, sizeof(id)) != PW_OK) {
-        svc_abort(r, PW_INTERNAL, NULL, "cannot create an id");
-        return;
-    }
-    pw_db_param p[] = {pw_db_text(id), pw_db_text(req->merchant_id), pw_db_bytea(bytes, len)};
-    svc_tx_query(r, &insert_dst, p, 3, dst_inserted);
+    return pw_slice_make(bytes, len);
 }
 
-static void add_dst_authed(svc_req *r)
+/* An insert that selects the merchant: no row means it does not exist or is closed. */
+static svc_row inserted_for_open_merchant(svc_req *r, const pw_db_result *res)
 {
-    const Paywire__Merchant__V1__AddSettlementDestinationRequest *req = (const void *)r->request;
+    if (pw_db_rows(res) == 0) {
+        svc_fail_reason(r, PW_FAILED_PRECONDITION, "MERCHANT_CLOSED",
+                        "merchant does not exist or is closed");
+    }
+    return svc_row_at(r, res, 0);
+}
+
+static void add_dst_tx(svc_req *r, const void *arg)
+{
+    const Paywire__Merchant__V1__AddSettlementDestinationRequest *req = arg;
+    char id[40];
+    pw_slice stored = sealed_destination(r, req->destination);
+    if (svc_new_id("dst", id, sizeof(id)) != PW_OK) {
+        svc_fail(r, PW_INTERNAL, "cannot create an id");
+    }
+    pw_db_param p[] = {pw_db_text(id), pw_db_text(req->merchant_id),
+                       pw_db_bytea(stored.base, stored.len)};
+    svc_row row = inserted_for_open_merchant(r, svc_tx_query(r, &insert_dst, p, 3));
+    Paywire__Merchant__V1__AddSettlementDestinationResponse resp =
+        PAYWIRE__MERCHANT__V1__ADD_SETTLEMENT_DESTINATION_RESPONSE__INIT;
+    resp.destination = destination_from_row(row);
+    audit_event(r, "settlement_destination.added", resp.destination->id, "{}");
+    svc_commit(r, &resp.base, NULL);
+}
+
+SVC_HANDLER(add_destination, Paywire__Merchant__V1__AddSettlementDestinationRequest)
+{
+    svc_authenticate(r, "settlement:write");
     if (!svc_id_ok(req->merchant_id, "mer")) {
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }
     check_destination(r, req->destination);
-    if (svc_fail_if_invalid(r) || !svc_owns(r, req->merchant_id, "merchant")) {
-        return;
-    }
+    svc_check(r);
+    svc_owns(r, req->merchant_id, "merchant");
     svc_idempotent(r, "AddSettlementDestination", req->idempotency_key,
                    &paywire__merchant__v1__add_settlement_destination_response__descriptor,
-                   add_dst_effect);
+                   add_dst_tx, req);
 }
 
-static void add_dst_h(pw_call *call,
-                      const Paywire__Merchant__V1__AddSettlementDestinationRequest *req, void *ud)
-{
-    svc_req *r = svc_req_new(call, ud, &req->base);
-    if (r != NULL) {
-        svc_authenticate(r, "settlement:write", add_dst_authed);
-    }
-}
-
-static void dst_listed(pw_db_result *res, void *ud)
-{
-    svc_req *r = ud;
-    const Paywire__Merchant__V1__ListSettlementDestinationsRequest *req = (const void *)r->request;
-    if (pw_db_status(res) != PW_OK) {
-        svc_fail_db(r, res);
-        return;
-    }
-    int want = page_size(req->page_size), rows = pw_db_rows(res), n = rows > want ? want : rows;
-    Paywire__Merchant__V1__ListSettlementDestinationsResponse resp =
-        PAYWIRE__MERCHANT__V1__LIST_SETTLEMENT_DESTINATIONS_RESPONSE__INIT;
-    resp.destinations = svc_alloc(r, (size_t)(n ? n : 1) * sizeof(*resp.destinations));
-    for (int i = 0; i < n; i++) {
-        resp.destinations[resp.n_destinations++] = destination_from_row(r, res, i);
-    }
-    if (rows > want) {
-        resp.next_page_token = page_token(r, resp.destinations[n - 1]->id, "dst");
-    }
-    svc_reply(r, &resp.base);
-}
-
-/* Lists (destinations, webhooks): merchant id check, token, then the query. */
-static void list_owned(svc_req *r, const char *merchant_id, const char *token, int32_t size,
-                       const char *filter, const pw_db_stmt *stmt, pw_db_result_cb cb)
+/* Lists (destinations, webhooks): merchant id check, token, then a page plus one. */
+static const pw_db_result *list_owned(svc_req *r, const char *merchant_id, const char *token,
+                                      int want, const char *filter, const pw_db_stmt *stmt)
 {
     char after[48];
     if (!svc_id_ok(merchant_id, "mer")) {
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }
     page_token_read(r, token, filter, after, sizeof(after));
-    if (svc_fail_if_invalid(r) || !svc_owns(r, merchant_id, "merchant")) {
-        return;
-    }
-    pw_db_param p[] = {pw_db_text(merchant_id), pw_db_text(after), pw_db_int8(page_size(size) + 1)};
-    if (pw_db_query(r->app->pool, r->call, stmt, p, 3, cb, r) != PW_OK) {
-        svc_fail(r, PW_INTERNAL, "cannot query");
-    }
+    svc_check(r);
+    svc_owns(r, merchant_id, "merchant");
+    pw_db_param p[] = {pw_db_text(merchant_id), pw_db_text(after), pw_db_int8(want + 1)};
+    return svc_query(r, stmt, p, 3);
 }
 
-static void list_dst_authed(svc_req *r)
+SVC_HANDLER(list_destinations, Paywire__Merchant__V1__ListSettlementDestinationsRequest)
 {
-    const Paywire__Merchant__V1__ListSettlementDestinationsRequest *req = (const void *)r->request;
-    list_owned(r, req->merchant_id, req->page_token, req->page_size, "dst", &list_dst, dst_listed);
-}
-
-static void list_dst_h(pw_call *call,
-                       const Paywire__Merchant__V1__ListSettlementDestinationsRequest *req,
-                       void *ud)
-{
-    svc_req *r = svc_req_new(call, ud, &req->base);
-    if (r != NULL) {
-        svc_authenticate(r, "settlement:read", list_dst_authed);
+    svc_authenticate(r, "settlement:read");
+    int want = page_size(req->page_size);
+    const pw_db_result *res =
+        list_owned(r, req->merchant_id, req->page_token, want, "dst", &list_dst);
+    int rows = pw_db_rows(res), n = rows > want ? want : rows;
+    Paywire__Merchant__V1__ListSettlementDestinationsResponse resp =
+        PAYWIRE__MERCHANT__V1__LIST_SETTLEMENT_DESTINATIONS_RESPONSE__INIT;
+    resp.destinations = svc_alloc(r, (size_t)(n ? n : 1) * sizeof(*resp.destinations));
+    for (int i = 0; i < n; i++) {
+        resp.destinations[resp.n_destinations++] = destination_from_row(svc_row_at(r, res, i));
     }
+    if (rows > want) {
+        resp.next_page_token = page_token(r, resp.destinations[n - 1]->id, "dst");
+    }
+    svc_reply(r, &resp.base);
 }
 
 /* Soft deletes (destinations, webhooks) share their shape: id + merchant, empty response. */
@@ -337,168 +293,104 @@ typedef struct removal {
     const ProtobufCMessageDescriptor *response_type;
 } removal;
 
-static void removed(pw_db_result *res, void *ud)
+static void remove_tx(svc_req *r, const void *arg)
 {
-    svc_req *r = ud;
-    removal *rm = r->scratch;
-    if (pw_db_status(res) != PW_OK) {
-        svc_abort_db(r, res);
-        return;
-    }
-    if (pw_db_rows(res) == 0) {
-        svc_abort(r, PW_NOT_FOUND, NULL, "%s %s not found", rm->what, rm->id);
-        return;
-    }
+    const removal *rm = arg;
+    pw_db_param p[] = {pw_db_text(rm->id), pw_db_text(rm->merchant_id)};
+    svc_one(r, svc_tx_query(r, rm->stmt, p, 2), rm->what, rm->id);
     ProtobufCMessage *resp = svc_alloc(r, rm->response_type->sizeof_message);
     protobuf_c_message_init(rm->response_type, resp);
     audit_event(r, rm->action, rm->id, "{}");
     svc_commit(r, resp, NULL);
 }
 
-static void remove_effect(svc_req *r)
+SVC_HANDLER(remove_destination, Paywire__Merchant__V1__RemoveSettlementDestinationRequest)
 {
-    removal *rm = r->scratch;
-    pw_db_param p[] = {pw_db_text(rm->id), pw_db_text(rm->merchant_id)};
-    svc_tx_query(r, rm->stmt, p, 2, removed);
-}
-
-static void remove_dst_authed(svc_req *r)
-{
-    const Paywire__Merchant__V1__RemoveSettlementDestinationRequest *req = (const void *)r->request;
-    removal *rm = svc_alloc(r, sizeof(*rm));
-    *rm = (removal){&remove_dst,
-                    req->destination_id,
-                    req->merchant_id,
-                    "settlement destination",
-                    "settlement_destination.removed",
-                    &paywire__merchant__v1__remove_settlement_destination_response__descriptor};
-    r->scratch = rm;
+    svc_authenticate(r, "settlement:write");
     if (!svc_id_ok(req->merchant_id, "mer")) {
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }
     if (!svc_id_ok(req->destination_id, "dst")) {
         svc_violation(r, "destination_id", "a destination id: \"dst_\" and 26 characters");
     }
-    if (svc_fail_if_invalid(r) || !svc_owns(r, req->merchant_id, "merchant")) {
-        return;
-    }
-    svc_idempotent(r, "RemoveSettlementDestination", req->idempotency_key, rm->response_type,
-                   remove_effect);
-}
-
-static void remove_dst_h(pw_call *call,
-                         const Paywire__Merchant__V1__RemoveSettlementDestinationRequest *req,
-                         void *ud)
-{
-    svc_req *r = svc_req_new(call, ud, &req->base);
-    if (r != NULL) {
-        svc_authenticate(r, "settlement:write", remove_dst_authed);
-    }
+    svc_check(r);
+    svc_owns(r, req->merchant_id, "merchant");
+    removal rm = {&remove_dst,
+                  req->destination_id,
+                  req->merchant_id,
+                  "settlement destination",
+                  "settlement_destination.removed",
+                  &paywire__merchant__v1__remove_settlement_destination_response__descriptor};
+    svc_idempotent(r, "RemoveSettlementDestination", req->idempotency_key, rm.response_type,
+                   remove_tx, &rm);
 }
 
 /* ---- webhook endpoints ---- */
 
-static WebhookEndpoint *endpoint_from_row(svc_req *r, const pw_db_result *res, int row)
+static WebhookEndpoint *endpoint_from_row(svc_row row)
 {
-    WebhookEndpoint *w = svc_alloc(r, sizeof(*w));
+    WebhookEndpoint *w = svc_alloc(row.r, sizeof(*w));
     paywire__merchant__v1__webhook_endpoint__init(w);
-    const char *s;
-    size_t n;
-    pw_db_get_text(res, row, 0, &s, &n);
-    w->id = svc_strdup(r, s);
-    pw_db_get_text(res, row, 1, &s, &n);
-    w->merchant_id = svc_strdup(r, s);
-    pw_db_get_text(res, row, 2, &s, &n);
-    w->url = svc_strdup(r, s);
-    pw_db_get_text(res, row, 3, &s, &n);
-    w->event_types = split_csv(r, s, &w->n_event_types);
-    int enabled = 0;
-    pw_db_get_bool(res, row, 4, &enabled);
-    w->enabled = enabled;
-    int64_t us;
-    if (pw_db_get_timestamptz(res, row, 5, &us) == PW_OK) {
-        w->create_time = timestamp(r, us);
-    }
+    w->id = svc_text(row, "id");
+    w->merchant_id = svc_text(row, "merchant_id");
+    w->url = svc_text(row, "url");
+    w->event_types = split_csv(row.r, svc_text(row, "event_types"), &w->n_event_types);
+    w->enabled = svc_bool(row, "enabled");
+    w->create_time = svc_time(row, "create_time");
     return w;
 }
 
 /* A new signing secret: its sealed form for the row, the plain one for the response. */
-static int new_signing_secret(svc_req *r, char *plain, size_t plain_cap, char *sealed, size_t cap)
-{
-    return svc_new_secret("whsec_", plain, plain_cap) == PW_OK &&
-           svc_seal(&r->app->sealer, plain, sealed, cap) == PW_OK;
-}
-
-typedef struct secret_scratch {
+typedef struct signing_secret {
     char plain[64];
     char sealed[256];
-} secret_scratch;
+} signing_secret;
 
-static void whk_answered(pw_db_result *res, void *ud, int create)
+static void new_signing_secret(svc_req *r, signing_secret *s)
 {
-    svc_req *r = ud;
-    secret_scratch *s = r->scratch;
-    if (pw_db_status(res) != PW_OK) {
-        svc_abort_db(r, res);
-        return;
+    if (svc_new_secret("whsec_", s->plain, sizeof(s->plain)) != PW_OK ||
+        svc_seal(r->app->sealer, s->plain, s->sealed, sizeof(s->sealed)) != PW_OK) {
+        svc_fail(r, PW_INTERNAL, "cannot create a signing secret");
     }
-    if (pw_db_rows(res) == 0) {
-        svc_abort(r, create ? PW_FAILED_PRECONDITION : PW_NOT_FOUND,
-                  create ? "MERCHANT_CLOSED" : NULL, "%s",
-                  create ? "merchant does not exist or is closed" : "webhook endpoint not found");
-        return;
-    }
-    WebhookEndpoint *w = endpoint_from_row(r, res, 0);
-    char *secret = svc_strdup(r, s->plain);
-    OPENSSL_cleanse(s->plain, sizeof(s->plain));
-    /* Create and rotate answer the same shape: endpoint, signing_secret, secret_withheld. */
-    const ProtobufCMessageDescriptor *d =
-        create ? &paywire__merchant__v1__create_webhook_endpoint_response__descriptor
-               : &paywire__merchant__v1__rotate_webhook_secret_response__descriptor;
-    Paywire__Merchant__V1__CreateWebhookEndpointResponse *resp = svc_alloc(r, d->sizeof_message);
-    Paywire__Merchant__V1__CreateWebhookEndpointResponse *stored = svc_alloc(r, d->sizeof_message);
-    protobuf_c_message_init(d, resp);
-    resp->endpoint = w;
-    resp->signing_secret = secret;
-    *stored = *resp;
-    stored->signing_secret = (char *)protobuf_c_empty_string;
-    stored->secret_withheld = 1;
-    audit_event(r, create ? "webhook_endpoint.created" : "webhook_endpoint.secret_rotated", w->id,
-                "{}");
-    svc_commit(r, &resp->base, &stored->base);
 }
 
-static void whk_created(pw_db_result *res, void *ud)
+/* The plain secret for the response, in call memory; the stack copy is wiped. */
+static char *hand_out(svc_req *r, signing_secret *s)
 {
-    whk_answered(res, ud, 1);
+    char *out = svc_strdup(r, s->plain);
+    OPENSSL_cleanse(s, sizeof(*s));
+    return out;
 }
 
-static void whk_rotated(pw_db_result *res, void *ud)
+static void create_whk_tx(svc_req *r, const void *arg)
 {
-    whk_answered(res, ud, 0);
-}
-
-static void create_whk_effect(svc_req *r)
-{
-    const Paywire__Merchant__V1__CreateWebhookEndpointRequest *req = (const void *)r->request;
-    secret_scratch *s = svc_alloc(r, sizeof(*s));
-    r->scratch = s;
+    const Paywire__Merchant__V1__CreateWebhookEndpointRequest *req = arg;
+    signing_secret s;
     char id[40];
-    if (svc_new_id("whk", id, sizeof(id)) != PW_OK ||
-        !new_signing_secret(r, s->plain, sizeof(s->plain), s->sealed, sizeof(s->sealed))) {
-        svc_abort(r, PW_INTERNAL, NULL, "cannot create the endpoint's secret");
-        return;
+    if (svc_new_id("whk", id, sizeof(id)) != PW_OK) {
+        svc_fail(r, PW_INTERNAL, "cannot create an id");
     }
+    new_signing_secret(r, &s);
     pw_db_param p[] = {
         pw_db_text(id), pw_db_text(req->merchant_id), pw_db_text(req->endpoint->url),
         pw_db_text(join_csv(r, req->endpoint->event_types, req->endpoint->n_event_types)),
-        pw_db_bytea(s->sealed, strlen(s->sealed))};
-    svc_tx_query(r, &insert_whk, p, 5, whk_created);
+        pw_db_bytea(s.sealed, strlen(s.sealed))};
+    svc_row row = inserted_for_open_merchant(r, svc_tx_query(r, &insert_whk, p, 5));
+    Paywire__Merchant__V1__CreateWebhookEndpointResponse resp =
+        PAYWIRE__MERCHANT__V1__CREATE_WEBHOOK_ENDPOINT_RESPONSE__INIT;
+    resp.endpoint = endpoint_from_row(row);
+    resp.signing_secret = hand_out(r, &s);
+    /* What a retry gets: the endpoint, the secret withheld. */
+    Paywire__Merchant__V1__CreateWebhookEndpointResponse stored = resp;
+    stored.signing_secret = (char *)protobuf_c_empty_string;
+    stored.secret_withheld = 1;
+    audit_event(r, "webhook_endpoint.created", resp.endpoint->id, "{}");
+    svc_commit(r, &resp.base, &stored.base);
 }
 
-static void create_whk_authed(svc_req *r)
+SVC_HANDLER(create_webhook, Paywire__Merchant__V1__CreateWebhookEndpointRequest)
 {
-    const Paywire__Merchant__V1__CreateWebhookEndpointRequest *req = (const void *)r->request;
+    svc_authenticate(r, "webhooks:write");
     if (!svc_id_ok(req->merchant_id, "mer")) {
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }
@@ -514,37 +406,25 @@ static void create_whk_authed(svc_req *r)
             svc_violation(r, f, "an event type such as \"payment.captured\"");
         }
     }
-    if (svc_fail_if_invalid(r) || !svc_owns(r, req->merchant_id, "merchant")) {
-        return;
-    }
+    svc_check(r);
+    svc_owns(r, req->merchant_id, "merchant");
     svc_idempotent(r, "CreateWebhookEndpoint", req->idempotency_key,
                    &paywire__merchant__v1__create_webhook_endpoint_response__descriptor,
-                   create_whk_effect);
+                   create_whk_tx, req);
 }
 
-static void create_whk_h(pw_call *call,
-                         const Paywire__Merchant__V1__CreateWebhookEndpointRequest *req, void *ud)
+SVC_HANDLER(list_webhooks, Paywire__Merchant__V1__ListWebhookEndpointsRequest)
 {
-    svc_req *r = svc_req_new(call, ud, &req->base);
-    if (r != NULL) {
-        svc_authenticate(r, "webhooks:write", create_whk_authed);
-    }
-}
-
-static void whk_listed(pw_db_result *res, void *ud)
-{
-    svc_req *r = ud;
-    const Paywire__Merchant__V1__ListWebhookEndpointsRequest *req = (const void *)r->request;
-    if (pw_db_status(res) != PW_OK) {
-        svc_fail_db(r, res);
-        return;
-    }
-    int want = page_size(req->page_size), rows = pw_db_rows(res), n = rows > want ? want : rows;
+    svc_authenticate(r, "webhooks:read");
+    int want = page_size(req->page_size);
+    const pw_db_result *res =
+        list_owned(r, req->merchant_id, req->page_token, want, "whk", &list_whk);
+    int rows = pw_db_rows(res), n = rows > want ? want : rows;
     Paywire__Merchant__V1__ListWebhookEndpointsResponse resp =
         PAYWIRE__MERCHANT__V1__LIST_WEBHOOK_ENDPOINTS_RESPONSE__INIT;
     resp.endpoints = svc_alloc(r, (size_t)(n ? n : 1) * sizeof(*resp.endpoints));
     for (int i = 0; i < n; i++) {
-        resp.endpoints[resp.n_endpoints++] = endpoint_from_row(r, res, i);
+        resp.endpoints[resp.n_endpoints++] = endpoint_from_row(svc_row_at(r, res, i));
     }
     if (rows > want) {
         resp.next_page_token = page_token(r, resp.endpoints[n - 1]->id, "whk");
@@ -552,37 +432,31 @@ static void whk_listed(pw_db_result *res, void *ud)
     svc_reply(r, &resp.base);
 }
 
-static void list_whk_authed(svc_req *r)
+static void rotate_tx(svc_req *r, const void *arg)
 {
-    const Paywire__Merchant__V1__ListWebhookEndpointsRequest *req = (const void *)r->request;
-    list_owned(r, req->merchant_id, req->page_token, req->page_size, "whk", &list_whk, whk_listed);
-}
-
-static void list_whk_h(pw_call *call, const Paywire__Merchant__V1__ListWebhookEndpointsRequest *req,
-                       void *ud)
-{
-    svc_req *r = svc_req_new(call, ud, &req->base);
-    if (r != NULL) {
-        svc_authenticate(r, "webhooks:read", list_whk_authed);
-    }
-}
-
-static void rotate_effect(svc_req *r)
-{
-    const Paywire__Merchant__V1__RotateWebhookSecretRequest *req = (const void *)r->request;
-    secret_scratch *s = svc_alloc(r, sizeof(*s));
-    r->scratch = s;
-    if (!new_signing_secret(r, s->plain, sizeof(s->plain), s->sealed, sizeof(s->sealed))) {
-        svc_abort(r, PW_INTERNAL, NULL, "cannot create a secret");
-        return;
-    }
+    const Paywire__Merchant__V1__RotateWebhookSecretRequest *req = arg;
+    signing_secret s;
+    new_signing_secret(r, &s);
     pw_db_param p[] = {pw_db_text(req->endpoint_id), pw_db_text(req->merchant_id),
-                       pw_db_bytea(s->sealed, strlen(s->sealed))};
-    svc_tx_query(r, &rotate_whk, p, 3, whk_rotated);
+                       pw_db_bytea(s.sealed, strlen(s.sealed))};
+    const pw_db_result *res = svc_tx_query(r, &rotate_whk, p, 3);
+    if (pw_db_rows(res) == 0) {
+        OPENSSL_cleanse(&s, sizeof(s));
+        svc_fail(r, PW_NOT_FOUND, "webhook endpoint not found");
+    }
+    Paywire__Merchant__V1__RotateWebhookSecretResponse resp =
+        PAYWIRE__MERCHANT__V1__ROTATE_WEBHOOK_SECRET_RESPONSE__INIT;
+    resp.endpoint = endpoint_from_row(svc_row_at(r, res, 0));
+    resp.signing_secret = hand_out(r, &s);
+    Paywire__Merchant__V1__RotateWebhookSecretResponse stored = resp;
+    stored.signing_secret = (char *)protobuf_c_empty_string;
+    stored.secret_withheld = 1;
+    audit_event(r, "webhook_endpoint.secret_rotated", resp.endpoint->id, "{}");
+    svc_commit(r, &resp.base, &stored.base);
 }
 
 /* Rotate and delete name an endpoint of a merchant. */
-static int check_endpoint_ref(svc_req *r, const char *merchant_id, const char *endpoint_id)
+static void check_endpoint_ref(svc_req *r, const char *merchant_id, const char *endpoint_id)
 {
     if (!svc_id_ok(merchant_id, "mer")) {
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
@@ -590,61 +464,40 @@ static int check_endpoint_ref(svc_req *r, const char *merchant_id, const char *e
     if (!svc_id_ok(endpoint_id, "whk")) {
         svc_violation(r, "endpoint_id", "a webhook endpoint id: \"whk_\" and 26 characters");
     }
-    return !svc_fail_if_invalid(r) && svc_owns(r, merchant_id, "merchant");
+    svc_check(r);
+    svc_owns(r, merchant_id, "merchant");
 }
 
-static void rotate_authed(svc_req *r)
+SVC_HANDLER(rotate_webhook, Paywire__Merchant__V1__RotateWebhookSecretRequest)
 {
-    const Paywire__Merchant__V1__RotateWebhookSecretRequest *req = (const void *)r->request;
-    if (check_endpoint_ref(r, req->merchant_id, req->endpoint_id)) {
-        svc_idempotent(r, "RotateWebhookSecret", req->idempotency_key,
-                       &paywire__merchant__v1__rotate_webhook_secret_response__descriptor,
-                       rotate_effect);
-    }
+    svc_authenticate(r, "webhooks:write");
+    check_endpoint_ref(r, req->merchant_id, req->endpoint_id);
+    svc_idempotent(r, "RotateWebhookSecret", req->idempotency_key,
+                   &paywire__merchant__v1__rotate_webhook_secret_response__descriptor, rotate_tx,
+                   req);
 }
 
-static void rotate_h(pw_call *call, const Paywire__Merchant__V1__RotateWebhookSecretRequest *req,
-                     void *ud)
+SVC_HANDLER(delete_webhook, Paywire__Merchant__V1__DeleteWebhookEndpointRequest)
 {
-    svc_req *r = svc_req_new(call, ud, &req->base);
-    if (r != NULL) {
-        svc_authenticate(r, "webhooks:write", rotate_authed);
-    }
-}
-
-static void delete_whk_authed(svc_req *r)
-{
-    const Paywire__Merchant__V1__DeleteWebhookEndpointRequest *req = (const void *)r->request;
-    removal *rm = svc_alloc(r, sizeof(*rm));
-    *rm = (removal){&delete_whk,
-                    req->endpoint_id,
-                    req->merchant_id,
-                    "webhook endpoint",
-                    "webhook_endpoint.deleted",
-                    &paywire__merchant__v1__delete_webhook_endpoint_response__descriptor};
-    r->scratch = rm;
-    if (check_endpoint_ref(r, req->merchant_id, req->endpoint_id)) {
-        svc_idempotent(r, "DeleteWebhookEndpoint", req->idempotency_key, rm->response_type,
-                       remove_effect);
-    }
-}
-
-static void delete_whk_h(pw_call *call,
-                         const Paywire__Merchant__V1__DeleteWebhookEndpointRequest *req, void *ud)
-{
-    svc_req *r = svc_req_new(call, ud, &req->base);
-    if (r != NULL) {
-        svc_authenticate(r, "webhooks:write", delete_whk_authed);
-    }
+    svc_authenticate(r, "webhooks:write");
+    check_endpoint_ref(r, req->merchant_id, req->endpoint_id);
+    removal rm = {&delete_whk,
+                  req->endpoint_id,
+                  req->merchant_id,
+                  "webhook endpoint",
+                  "webhook_endpoint.deleted",
+                  &paywire__merchant__v1__delete_webhook_endpoint_response__descriptor};
+    svc_idempotent(r, "DeleteWebhookEndpoint", req->idempotency_key, rm.response_type, remove_tx,
+                   &rm);
 }
 
 void payout_handlers_init(paywire_merchant_v1_merchant_service_handlers *h)
 {
-    h->add_settlement_destination = add_dst_h;
-    h->list_settlement_destinations = list_dst_h;
-    h->remove_settlement_destination = remove_dst_h;
-    h->create_webhook_endpoint = create_whk_h;
-    h->list_webhook_endpoints = list_whk_h;
-    h->rotate_webhook_secret = rotate_h;
-    h->delete_webhook_endpoint = delete_whk_h;
+    h->add_settlement_destination = add_destination_h;
+    h->list_settlement_destinations = list_destinations_h;
+    h->remove_settlement_destination = remove_destination_h;
+    h->create_webhook_endpoint = create_webhook_h;
+    h->list_webhook_endpoints = list_webhooks_h;
+    h->rotate_webhook_secret = rotate_webhook_h;
+    h->delete_webhook_endpoint = delete_webhook_h;
 }

@@ -39,11 +39,7 @@ char **split_csv(svc_req *r, const char *csv, size_t *n)
         count += *p == ',';
     }
     char **items = svc_alloc(r, count * sizeof(*items));
-    char *copy = svc_strdup(r, csv);
-    if (items == NULL || copy == NULL) {
-        return NULL;
-    }
-    for (char *tok = copy; tok != NULL;) {
+    for (char *tok = svc_strdup(r, csv); tok != NULL;) {
         char *comma = strchr(tok, ',');
         if (comma != NULL) {
             *comma = '\0';
@@ -61,9 +57,6 @@ char *join_csv(svc_req *r, char *const *items, size_t n)
         len += strlen(items[i]) + 1;
     }
     char *out = svc_alloc(r, len);
-    if (out == NULL) {
-        return NULL;
-    }
     for (size_t i = 0; i < n; i++) {
         if (i > 0) {
             strcat(out, ",");
@@ -73,36 +66,8 @@ char *join_csv(svc_req *r, char *const *items, size_t n)
     return out;
 }
 
-Google__Protobuf__Timestamp *timestamp(svc_req *r, int64_t us)
-{
-    Google__Protobuf__Timestamp *t = svc_alloc(r, sizeof(*t));
-    if (t == NULL) {
-        return NULL;
-    }
-    google__protobuf__timestamp__init(t);
-    t->seconds = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-    t->nanos = (int32_t)((us - t->seconds * 1000000) * 1000);
-    return t;
-}
-
-static char *text_col(svc_req *r, const pw_db_result *res, int row, int col)
-{
-    const char *s = "";
-    size_t len;
-    if (pw_db_get_text(res, row, col, &s, &len) != PW_OK) {
-        s = "";
-    }
-    return svc_strdup(r, s);
-}
-
-static Google__Protobuf__Timestamp *time_col(svc_req *r, const pw_db_result *res, int row, int col)
-{
-    int64_t us;
-    return pw_db_get_timestamptz(res, row, col, &us) == PW_OK ? timestamp(r, us) : NULL;
-}
-
 /* "****6789": a tax id or account number as people may see it. */
-static char *masked(svc_req *r, const char *plain)
+char *masked(svc_req *r, const char *plain)
 {
     size_t n = strlen(plain);
     char buf[16];
@@ -110,70 +75,67 @@ static char *masked(svc_req *r, const char *plain)
     return svc_strdup(r, buf);
 }
 
-Merchant *merchant_from_row(svc_req *r, const pw_db_result *res, int row, int c)
+/* The stored legal entity (packed, tax id sealed) as people may see it: tax id masked. */
+static LegalEntity *entity_from(svc_req *r, pw_slice packed)
 {
-    Merchant *m = svc_alloc(r, sizeof(*m));
-    if (m == NULL) {
+    ProtobufCMessage *entity = NULL;
+    if (pw_call_unpack(r->call, packed, &paywire__merchant__v1__legal_entity__descriptor,
+                       &entity) != PW_OK) {
         return NULL;
     }
-    paywire__merchant__v1__merchant__init(m);
-    m->id = text_col(r, res, row, c + 0);
-    m->display_name = text_col(r, res, row, c + 1);
-    const uint8_t *le;
-    size_t le_len;
-    if (pw_db_get_bytea(res, row, c + 2, &le, &le_len) == PW_OK) {
-        ProtobufCMessage *entity = NULL;
-        if (pw_call_unpack(r->call, pw_slice_make(le, le_len),
-                           &paywire__merchant__v1__legal_entity__descriptor, &entity) == PW_OK) {
-            /* A copy in call memory: the unpacked message's own fields are freed with it. */
-            LegalEntity *e = svc_alloc(r, sizeof(*e));
-            *e = *(LegalEntity *)entity;
-            char plain[128] = "";
-            if (e->tax_id[0] != '\0' &&
-                svc_open(&r->app->sealer, e->tax_id, plain, sizeof(plain)) == PW_OK) {
-                e->tax_id = masked(r, plain);
-            } else if (e->tax_id[0] != '\0') {
-                e->tax_id = svc_strdup(r, "****");
-            }
-            m->legal_entity = e;
-        }
+    /* A copy in call memory: the unpacked message's own fields are freed with it. */
+    LegalEntity *e = svc_alloc(r, sizeof(*e));
+    *e = *(LegalEntity *)entity;
+    char plain[128] = "";
+    if (e->tax_id[0] != '\0' &&
+        svc_open(r->app->sealer, e->tax_id, plain, sizeof(plain)) == PW_OK) {
+        e->tax_id = masked(r, plain);
+    } else if (e->tax_id[0] != '\0') {
+        e->tax_id = svc_strdup(r, "****");
     }
-    m->country = text_col(r, res, row, c + 3);
-    m->merchant_category_code = text_col(r, res, row, c + 4);
-    m->currencies = split_csv(r, text_col(r, res, row, c + 5), &m->n_currencies);
-    m->support_email = text_col(r, res, row, c + 6);
-    m->website_url = text_col(r, res, row, c + 7);
-    m->state = state_from_name(text_col(r, res, row, c + 8));
-    m->state_reason = text_col(r, res, row, c + 9);
-    m->compliance_case_id = text_col(r, res, row, c + 10);
-    int64_t etag = 0;
-    pw_db_get_int64(res, row, c + 11, &etag);
-    char e[24];
-    snprintf(e, sizeof(e), "%lld", (long long)etag);
-    m->etag = svc_strdup(r, e);
-    m->create_time = time_col(r, res, row, c + 12);
-    m->update_time = time_col(r, res, row, c + 13);
+    return e;
+}
+
+Merchant *merchant_from_row(svc_row row)
+{
+    svc_req *r = row.r;
+    Merchant *m = svc_alloc(r, sizeof(*m));
+    paywire__merchant__v1__merchant__init(m);
+    m->id = svc_text(row, "id");
+    m->display_name = svc_text(row, "display_name");
+    m->legal_entity = entity_from(r, svc_bytes(row, "legal_entity"));
+    m->country = svc_text(row, "country");
+    m->merchant_category_code = svc_text(row, "merchant_category_code");
+    m->currencies = split_csv(r, svc_text(row, "currencies"), &m->n_currencies);
+    m->support_email = svc_text(row, "support_email");
+    m->website_url = svc_text(row, "website_url");
+    m->state = state_from_name(svc_text(row, "state"));
+    m->state_reason = svc_text(row, "state_reason");
+    m->compliance_case_id = svc_text(row, "compliance_case_id");
+    char etag[24];
+    snprintf(etag, sizeof(etag), "%lld", (long long)svc_int64(row, "etag"));
+    m->etag = svc_strdup(r, etag);
+    m->create_time = svc_time(row, "create_time");
+    m->update_time = svc_time(row, "update_time");
     return m;
 }
 
-ApiKey *api_key_from_row(svc_req *r, const pw_db_result *res, int row, int c)
+ApiKey *api_key_from_row(svc_row row)
 {
+    svc_req *r = row.r;
     ApiKey *k = svc_alloc(r, sizeof(*k));
-    if (k == NULL) {
-        return NULL;
-    }
     paywire__merchant__v1__api_key__init(k);
-    k->id = text_col(r, res, row, c + 0);
-    k->merchant_id = text_col(r, res, row, c + 1);
-    const char *mode = text_col(r, res, row, c + 2);
-    k->mode = strcmp(mode, "LIVE") == 0 ? PAYWIRE__MERCHANT__V1__API_KEY_MODE__API_KEY_MODE_LIVE
-                                        : PAYWIRE__MERCHANT__V1__API_KEY_MODE__API_KEY_MODE_TEST;
-    k->scopes = split_csv(r, text_col(r, res, row, c + 3), &k->n_scopes);
-    k->description = text_col(r, res, row, c + 4);
-    k->secret_prefix = text_col(r, res, row, c + 5);
-    k->create_time = time_col(r, res, row, c + 6);
-    k->revoke_time = time_col(r, res, row, c + 7);
-    k->last_used_time = time_col(r, res, row, c + 8);
+    k->id = svc_text(row, "id");
+    k->merchant_id = svc_text(row, "merchant_id");
+    k->mode = strcmp(svc_text(row, "mode"), "LIVE") == 0
+                  ? PAYWIRE__MERCHANT__V1__API_KEY_MODE__API_KEY_MODE_LIVE
+                  : PAYWIRE__MERCHANT__V1__API_KEY_MODE__API_KEY_MODE_TEST;
+    k->scopes = split_csv(r, svc_text(row, "scopes"), &k->n_scopes);
+    k->description = svc_text(row, "description");
+    k->secret_prefix = svc_text(row, "secret_prefix");
+    k->create_time = svc_time(row, "create_time");
+    k->revoke_time = svc_time(row, "revoke_time");
+    k->last_used_time = svc_time(row, "last_used_time");
     return k;
 }
 
@@ -182,14 +144,6 @@ static const pw_db_stmt audit_insert = {
     "INSERT INTO audit_outbox (actor, action, subject_id, detail) VALUES ($1, $2, $3, $4)",
     4,
     {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_JSONB}};
-
-static void audit_written(pw_db_result *res, void *ud)
-{
-    svc_req *r = ud;
-    if (pw_db_status(res) != PW_OK) {
-        svc_abort_db(r, res);
-    }
-}
 
 void audit_event(svc_req *r, const char *action, const char *subject_id, const char *detail_json)
 {
@@ -200,7 +154,7 @@ void audit_event(svc_req *r, const char *action, const char *subject_id, const c
     pw_db_param p[] = {pw_db_text(actor), pw_db_text(action), pw_db_text(subject_id),
                        pw_db_jsonb(detail_json)};
     /* Pipelined before the next statement of the transaction; its failure aborts it. */
-    svc_tx_query(r, &audit_insert, p, 4, audit_written);
+    svc_tx_pipe(r, &audit_insert, p, 4);
 }
 
 /* Tokens: hex of "v1|filter|position" — opaque to clients, checked on the way back. */
@@ -209,9 +163,6 @@ char *page_token(svc_req *r, const char *position, const char *filter)
     char plain[256];
     int n = snprintf(plain, sizeof(plain), "v1|%s|%s", filter, position);
     char *out = svc_alloc(r, (size_t)n * 2 + 1);
-    if (out == NULL) {
-        return NULL;
-    }
     for (int i = 0; i < n; i++) {
         snprintf(out + 2 * i, 3, "%02x", (unsigned char)plain[i]);
     }

@@ -120,37 +120,68 @@ static void test_svc_iban_and_wallets(void **state)
     assert_false(svc_wallet_ok(0, "anything"));
 }
 
+static const svc_setting test_settings[] = {
+    {"listen", SVC_SETTING_TEXT, "127.0.0.1:0", 0, 0, 0},
+    {"database_url", SVC_SETTING_TEXT, NULL, 0, 0, 1},
+    {"workers", SVC_SETTING_INT, "2", 1, 8, 0},
+    {"missing", SVC_SETTING_TEXT, "dflt", 0, 0, 0},
+    {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
+};
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Loads path against test_settings and expects a refusal whose message contains want. */
+static void expect_refused(const char *path, const char *want)
+{
+    svc_config *c = (svc_config *)1;
+    char err[256] = "";
+    assert_int_equal(
+        svc_config_load(&c, test_settings, NULL, path, "PW_TESTSVC_", err, sizeof(err)),
+        PW_INVALID_ARGUMENT);
+    assert_null(c);
+    if (strstr(err, want) == NULL) {
+        fail_msg("error \"%s\" does not contain \"%s\"", err, want);
+    }
+}
+
 static void test_svc_config(void **state)
 {
     (void)state;
     char path[] = "/tmp/pw-svc-config-XXXXXX";
-    int fd = mkstemp(path);
-    const char text[] = "# comment\nlisten = 127.0.0.1:1\n  database_url=postgresql://x  \n\n";
-    assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
-    close(fd);
+    close(mkstemp(path));
+    write_file(path, "# comment\nlisten = 127.0.0.1:1\n  database_url=postgresql://x  \n\n");
     svc_config *c;
-    char err[128];
-    assert_int_equal(svc_config_load(&c, path, "PW_TESTSVC_", err, sizeof(err)), PW_OK);
-    assert_string_equal(svc_config_get(c, "listen", NULL), "127.0.0.1:1");
-    assert_string_equal(svc_config_get(c, "database_url", NULL), "postgresql://x");
-    assert_string_equal(svc_config_get(c, "missing", "dflt"), "dflt");
-    setenv("PW_TESTSVC_LISTEN", "127.0.0.1:2", 1);
-    assert_string_equal(svc_config_get(c, "listen", NULL), "127.0.0.1:2");
-    unsetenv("PW_TESTSVC_LISTEN");
+    char err[256];
+    setenv("PW_TESTSVC_WORKERS", "3", 1);
+    assert_int_equal(
+        svc_config_load(&c, test_settings, NULL, path, "PW_TESTSVC_", err, sizeof(err)), PW_OK);
+    assert_string_equal(svc_config_text(c, "listen"), "127.0.0.1:1");
+    assert_string_equal(svc_config_text(c, "database_url"), "postgresql://x");
+    assert_string_equal(svc_config_text(c, "missing"), "dflt");
+    assert_int_equal(svc_config_int(c, "workers"), 3); /* the environment wins over defaults */
     svc_config_free(c);
-    FILE *f = fopen(path, "w");
-    fputs("no equals sign here\n", f);
-    fclose(f);
-    assert_int_equal(svc_config_load(&c, path, "PW_TESTSVC_", err, sizeof(err)),
-                     PW_INVALID_ARGUMENT);
-    assert_non_null(strstr(err, ":1: expected key = value"));
+    setenv("PW_TESTSVC_WORKERS", "9", 1);
+    expect_refused(path, "workers (PW_TESTSVC_WORKERS): 9 is out of range 1..8");
+    setenv("PW_TESTSVC_WORKERS", "two", 1);
+    expect_refused(path, "workers (PW_TESTSVC_WORKERS): \"two\" is not a whole number");
+    unsetenv("PW_TESTSVC_WORKERS");
+    setenv("PW_TESTSVC_LISTN", "x", 1);
+    expect_refused(path, "PW_TESTSVC_LISTN: unknown setting \"listn\"");
+    unsetenv("PW_TESTSVC_LISTN");
+    write_file(path, "database_url = x\nlisen = 127.0.0.1:1\n");
+    expect_refused(path, ":2: unknown setting \"lisen\"");
+    write_file(path, "listen = 127.0.0.1:1\n");
+    expect_refused(path, "database_url is required");
+    write_file(path, "no equals sign here\n");
+    expect_refused(path, ":1: expected key = value");
     unlink(path);
-    svc_caller caller = {.scopes = "merchants:read,payments:write"};
-    assert_true(svc_caller_has_scope(&caller, "payments:write"));
-    assert_false(svc_caller_has_scope(&caller, "payments:wri"));
-    assert_false(svc_caller_has_scope(&caller, "merchants:write"));
-    caller.internal = 1;
-    assert_true(svc_caller_has_scope(&caller, "anything"));
+    expect_refused(path, "cannot read config file");
 }
 
 int main(void)
