@@ -689,33 +689,111 @@ static char *base_name(const char *proto_name)
     return pw_strndup(proto_name, n);
 }
 
+/* ---- protoc-c's message structs ---- */
+
+typedef struct member {
+    char *name;  /* the C name in protoc-c's struct */
+    char *owner; /* what it comes from: "field 'x'", "oneof 'k'" */
+} member;
+
+/* Field types whose proto2 optional members get a has_ flag (strings and messages are
+ * pointers, NULL when absent). */
+static int has_flag_type(Google__Protobuf__FieldDescriptorProto__Type t)
+{
+    return t != GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_STRING &&
+           t != GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_MESSAGE &&
+           t != GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_GROUP;
+}
+
 /*
- * protoc-c names struct members after fields (and oneofs): a field called
- * "case" or "break" produces C that does not compile, far from the .proto.
- * Say so here, naming the message and field.
+ * The members of protoc-c 1.4.1's struct for m (protoc-c/c_message.cc and the
+ * c_*_field.cc generators): the ProtobufCMessage header "base"; per field its
+ * member (pwg_pbc_member), with "n_" before it when repeated and "has_" for a
+ * proto2 optional scalar outside a oneof; per oneof its case member. A
+ * oneof's fields sit in an anonymous union, so they share the struct's names.
+ * Fills out (1 + 2 * n_field + n_oneof_decl entries) and returns the count.
  */
-static int check_fields(const Google__Protobuf__FileDescriptorProto *f,
-                        const Google__Protobuf__DescriptorProto *m, const char *scope, char **err)
+static size_t pbc_members(const Google__Protobuf__FileDescriptorProto *f,
+                          const Google__Protobuf__DescriptorProto *m, member *out)
+{
+    int proto2 = f->syntax == NULL || strcmp(f->syntax, "proto3") != 0;
+    size_t n = 0;
+    out[n++] = (member){pw_strdup("base"), pw_strdup("the ProtobufCMessage header")};
+    for (size_t i = 0; i < m->n_field; i++) {
+        const Google__Protobuf__FieldDescriptorProto *fd = m->field[i];
+        char *c = pwg_pbc_member(fd->name);
+        char *owner = fmt("field '%s'", fd->name);
+        if (fd->label == GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__LABEL__LABEL_REPEATED) {
+            out[n++] = (member){fmt("n_%s", c ? c : ""), pw_strdup(owner)};
+        } else if (proto2 &&
+                   fd->label == GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__LABEL__LABEL_OPTIONAL &&
+                   !fd->has_oneof_index && has_flag_type(fd->type)) {
+            out[n++] = (member){fmt("has_%s", c ? c : ""), pw_strdup(owner)};
+        }
+        out[n++] = (member){c, owner};
+    }
+    for (size_t i = 0; i < m->n_oneof_decl; i++) {
+        const char *name = m->oneof_decl[i]->name;
+        out[n++] = (member){pwg_pbc_oneof_case(name), fmt("oneof '%s'", name)};
+    }
+    return n;
+}
+
+/*
+ * protoc-c escapes field names that are C++ keywords ("register" becomes the
+ * member register_), so those compile. What it leaves broken is refused here,
+ * naming the message and field, instead of as a compiler error far from the
+ * .proto: a member that is still a C keyword or a macro, or two members with
+ * one name.
+ */
+static int check_member(const Google__Protobuf__FileDescriptorProto *f, const char *msg,
+                        const member *v, size_t i, char **err)
+{
+    if (v[i].name == NULL || v[i].owner == NULL) {
+        *err = fmt("%s: out of memory", f->name);
+        return -1;
+    }
+    const char *why = pwg_member_unusable(v[i].name);
+    if (why != NULL) {
+        *err = fmt("%s: message %s: %s becomes the struct member '%s' in protoc-c's output, %s, "
+                   "so that code cannot compile; rename it",
+                   f->name, msg, v[i].owner, v[i].name, why);
+        return -1;
+    }
+    for (size_t j = 0; j < i; j++) {
+        if (strcmp(v[j].name, v[i].name) == 0) {
+            *err = fmt("%s: message %s: %s and %s both become the struct member '%s' in "
+                       "protoc-c's output, so that code cannot compile; rename %s",
+                       f->name, msg, v[j].owner, v[i].owner, v[i].name, v[i].owner);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_members(const Google__Protobuf__FileDescriptorProto *f,
+                         const Google__Protobuf__DescriptorProto *m, const char *scope, char **err)
 {
     char *name = scope[0] ? fmt("%s.%s", scope, m->name) : pw_strdup(m->name);
+    member *v = pw_calloc(1 + 2 * m->n_field + m->n_oneof_decl, sizeof(*v));
+    if (name == NULL || v == NULL) {
+        pw_free(name);
+        pw_free(v);
+        *err = fmt("%s: out of memory", f->name);
+        return -1;
+    }
+    size_t n = pbc_members(f, m, v);
     int rv = 0;
-    for (size_t i = 0; i < m->n_field && rv == 0; i++) {
-        if (pwg_is_c_keyword(m->field[i]->name)) {
-            *err = fmt("%s: message %s: field '%s' is a C keyword, and protoc-c names its struct "
-                       "member after it (the generated code cannot compile); rename the field",
-                       f->name, name, m->field[i]->name);
-            rv = -1;
-        }
+    for (size_t i = 0; i < n && rv == 0; i++) {
+        rv = check_member(f, name, v, i, err);
     }
-    for (size_t i = 0; i < m->n_oneof_decl && rv == 0; i++) {
-        if (pwg_is_c_keyword(m->oneof_decl[i]->name)) {
-            *err = fmt("%s: message %s: oneof '%s' is a C keyword; rename it", f->name, name,
-                       m->oneof_decl[i]->name);
-            rv = -1;
-        }
+    for (size_t i = 0; i < n; i++) {
+        pw_free(v[i].name);
+        pw_free(v[i].owner);
     }
+    pw_free(v);
     for (size_t i = 0; i < m->n_nested_type && rv == 0; i++) {
-        rv = check_fields(f, m->nested_type[i], name, err);
+        rv = check_members(f, m->nested_type[i], name, err);
     }
     pw_free(name);
     return rv;
@@ -727,7 +805,7 @@ int pwg_generate(const Google__Protobuf__FileDescriptorProto *f, pw_buf *h, pw_b
     size_t built = 0;
     int rv = 0;
     for (size_t i = 0; i < f->n_message_type && rv == 0; i++) {
-        rv = check_fields(f, f->message_type[i], "", err);
+        rv = check_members(f, f->message_type[i], "", err);
     }
     for (; built < f->n_service && rv == 0; built++) {
         rv = build_svc(f, built, &svcs[built], err);

@@ -3,9 +3,11 @@
  * output: type names join each dotted component, camel-cased (underscores
  * dropped, the next letter upper-cased), with "__"; lower names lower-case
  * each component, putting '_' before an upper-case letter that follows a
- * non-upper-case one, and join with "__".
+ * non-upper-case one, and join with "__". Struct members are the field's
+ * name lower-cased, with '_' appended when that is a C++ keyword.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <paywire/alloc.h>
 #include <paywire/buf.h>
@@ -124,6 +126,28 @@ char *pwg_file_ident(const char *file_name)
     return buf_take(&b);
 }
 
+static int in_list(const char *const *words, const char *s)
+{
+    for (size_t i = 0; words[i] != NULL; i++) {
+        if (strcmp(s, words[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when s is one of the space-separated words of list (which starts and ends with a space). */
+static int in_words(const char *list, const char *s)
+{
+    char key[64];
+    size_t n = strlen(s);
+    if (n == 0 || n + 3 > sizeof(key) || strchr(s, ' ') != NULL) {
+        return 0;
+    }
+    snprintf(key, sizeof(key), " %s ", s);
+    return strstr(list, key) != NULL;
+}
+
 int pwg_is_keyword(const char *s)
 {
     static const char *const words[] = {
@@ -137,12 +161,7 @@ int pwg_is_keyword(const char *s)
         "struct",   "switch",   "template", "this",   "throw",    "true",      "try",
         "typedef",  "typeid",   "typename", "union",  "unsigned", "using",     "virtual",
         "void",     "volatile", "while",    "xor",    NULL};
-    for (size_t i = 0; words[i] != NULL; i++) {
-        if (strcmp(s, words[i]) == 0) {
-            return 1;
-        }
-    }
-    return 0;
+    return in_list(words, s);
 }
 
 int pwg_is_c_keyword(const char *s)
@@ -153,10 +172,75 @@ int pwg_is_c_keyword(const char *s)
         "goto",    "if",     "inline",   "int",    "long",     "register", "restrict",
         "return",  "short",  "signed",   "sizeof", "static",   "struct",   "switch",
         "typedef", "union",  "unsigned", "void",   "volatile", "while",    NULL};
-    for (size_t i = 0; words[i] != NULL; i++) {
-        if (strcmp(s, words[i]) == 0) {
-            return 1;
-        }
+    return in_list(words, s);
+}
+
+/*
+ * protoc-c 1.4.1's kKeywordList (protoc-c/c_helpers.cc): C++ keywords and
+ * alternative tokens, which cover C's except "restrict". Its FieldName()
+ * lower-cases a field's name and appends '_' when the result is in the list.
+ */
+static const char pbc_escaped[] =
+    " and and_eq asm auto bitand bitor bool break case catch char class compl const"
+    " const_cast continue default delete do double dynamic_cast else enum explicit extern"
+    " false float for friend goto if inline int long mutable namespace new not not_eq"
+    " operator or or_eq private protected public register reinterpret_cast return short"
+    " signed sizeof static static_cast struct switch template this throw true try typedef"
+    " typeid typename union unsigned using virtual void volatile wchar_t while xor xor_eq ";
+
+char *pwg_pbc_member(const char *field_name)
+{
+    pw_buf b = {0};
+    for (const char *p = field_name; *p; p++) {
+        char c = (char)tolower((unsigned char)*p);
+        pw_buf_append(&b, &c, 1);
     }
-    return 0;
+    char *lower = buf_take(&b);
+    if (lower == NULL || !in_words(pbc_escaped, lower)) {
+        return lower;
+    }
+    pw_buf e = {0};
+    pw_buf_printf(&e, "%s_", lower);
+    pw_free(lower);
+    return buf_take(&e);
+}
+
+char *pwg_pbc_oneof_case(const char *oneof_name)
+{
+    char *lower = pwg_pbc_lower(oneof_name);
+    pw_buf b = {0};
+    if (lower != NULL) {
+        pw_buf_printf(&b, "%s_case", lower);
+    }
+    pw_free(lower);
+    return lower ? buf_take(&b) : NULL;
+}
+
+/*
+ * Object-like macros with lower-case names in scope of every generated file
+ * (it includes paywire/paywire.h, so <uv.h>, and protobuf-c.h, built with
+ * _GNU_SOURCE) that expand to more than a plain identifier: C11's errno and
+ * static_assert, and glibc's (st_mtime, sa_handler, si_pid, ...). A struct
+ * member named after one is replaced by the macro's body, which does not
+ * compile there. (stdin, d_fileno and the like expand to one identifier:
+ * the member is renamed consistently and compiles.) tests/codegen/errors.sh
+ * checks this list against the headers and that each name breaks protoc-c's
+ * output.
+ */
+static const char header_macros[] =
+    " errno h_addr h_errno s6_addr s6_addr16 s6_addr32 sa_handler sa_sigaction si_addr"
+    " si_addr_lsb si_arch si_band si_call_addr si_fd si_int si_lower si_overrun si_pid"
+    " si_pkey si_ptr si_status si_stime si_syscall si_timerid si_uid si_upper si_utime"
+    " si_value sigev_notify_attributes sigev_notify_function st_atime st_ctime st_mtime"
+    " static_assert ";
+
+const char *pwg_member_unusable(const char *member)
+{
+    if (pwg_is_c_keyword(member)) {
+        return "a C keyword that protoc-c leaves as it is (it escapes C++ keywords only)";
+    }
+    if (in_words(header_macros, member)) {
+        return "a macro of the C headers that generated code includes";
+    }
+    return NULL;
 }

@@ -6,7 +6,7 @@ set -euo pipefail
 plugin=$1
 mode=${2:-check}
 here=$(cd "$(dirname "$0")" && pwd)
-protos=(pwtest/common/v1/types.proto pwtest/v1/kinds.proto)
+protos=(pwtest/common/v1/types.proto pwtest/v1/kinds.proto pwtest/v1/keywords.proto)
 wkt=$(pkg-config --variable=includedir protobuf 2>/dev/null || echo /usr/include)
 gen() {
   mkdir -p "$1"
