@@ -87,7 +87,10 @@ static void note_key_used(svc_req *r, svc_row row, const char *id)
 
 /*
  * Looks secret up by its hash into *out. Ends the call with UNAUTHENTICATED
- * for an unknown or revoked key, PERMISSION_DENIED for a closed merchant.
+ * for an unknown or revoked key, PERMISSION_DENIED for a closed merchant or a
+ * live key of a merchant neither ACTIVE nor SUSPENDED (a suspended merchant
+ * reads its data and returns money; each service refuses the rest by
+ * merchant_state). Our own auth and ResolveApiKey share this one rule.
  */
 static void find_key(svc_req *r, const char *secret, svc_caller *out)
 {
@@ -112,20 +115,20 @@ static void find_key(svc_req *r, const char *secret, svc_caller *out)
     if (strcmp(out->merchant_state, "CLOSED") == 0) {
         svc_fail(r, PW_PERMISSION_DENIED, "merchant %.40s is closed", out->merchant_id);
     }
+    if (strcmp(out->mode, "LIVE") == 0 && strcmp(out->merchant_state, "ACTIVE") != 0 &&
+        strcmp(out->merchant_state, "SUSPENDED") != 0) {
+        svc_fail(r, PW_PERMISSION_DENIED, "live keys work once merchant %.40s is active",
+                 out->merchant_id);
+    }
     note_key_used(r, row, out->identity);
 }
 
 void resolve_key_locally(svc_req *r, const char *secret)
 {
     find_key(r, secret, &r->caller);
-    if (strcmp(r->caller.mode, "LIVE") == 0 && strcmp(r->caller.merchant_state, "ACTIVE") != 0 &&
-        strcmp(r->caller.merchant_state, "SUSPENDED") != 0) {
-        svc_fail(r, PW_PERMISSION_DENIED, "live keys work once merchant %s is active",
-                 r->caller.merchant_id);
-    }
 }
 
-/* ResolveApiKey: the same lookup, answered to another service. */
+/* ResolveApiKey: the same lookup and rule, answered with the merchant's state. */
 SVC_HANDLER(resolve_api_key, Paywire__Merchant__V1__ResolveApiKeyRequest)
 {
     svc_authenticate(r, NULL);
@@ -136,10 +139,6 @@ SVC_HANDLER(resolve_api_key, Paywire__Merchant__V1__ResolveApiKeyRequest)
     svc_caller found;
     memset(&found, 0, sizeof(found));
     find_key(r, req->secret, &found);
-    if (strcmp(found.merchant_state, "ACTIVE") != 0) {
-        svc_fail(r, PW_PERMISSION_DENIED, "merchant %s is %s", found.merchant_id,
-                 found.merchant_state);
-    }
     Paywire__Merchant__V1__ResolveApiKeyResponse resp =
         PAYWIRE__MERCHANT__V1__RESOLVE_API_KEY_RESPONSE__INIT;
     resp.merchant_id = svc_strdup(r, found.merchant_id);

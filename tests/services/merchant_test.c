@@ -807,6 +807,53 @@ static void test_merchant_api_keys_and_auth(void **state)
     expect_code(&r, PW_PERMISSION_DENIED, "once merchant");
 }
 
+/* ResolveApiKey answers by the rule of the merchant's own auth (issue 15): test keys of any
+ * merchant not CLOSED, live keys of ACTIVE and SUSPENDED merchants, with the merchant's state. */
+static void test_merchant_resolve_key_states(void **state)
+{
+    (void)state;
+    char *scopes[] = {"payments:read"};
+    char m[40], live[128], test_key[128], id[40];
+    create("Resolver", m, sizeof(m));
+    new_key(m, scopes, 1, 1, live, id);
+    new_key(m, scopes, 1, 0, test_key, id);
+    P(ResolveApiKeyRequest) rk = PAYWIRE__MERCHANT__V1__RESOLVE_API_KEY_REQUEST__INIT;
+    struct {
+        const char *transition, *extra;
+        char *secret;
+        pw_status code;
+        int merchant_state;
+    } steps[] = {
+        {NULL, NULL, test_key, PW_OK,
+         PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_PENDING_REVIEW},
+        {NULL, NULL, live, PW_PERMISSION_DENIED, 0},
+        {"ActivateMerchant", "case_resolver", live, PW_OK,
+         PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_ACTIVE},
+        {"SuspendMerchant", "review", live, PW_OK,
+         PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_SUSPENDED},
+        {"CloseMerchant", "offboarded", live, PW_PERMISSION_DENIED, 0},
+        {NULL, NULL, test_key, PW_PERMISSION_DENIED, 0},
+    };
+    approve(m, "case_resolver");
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        if (steps[i].transition != NULL) {
+            assert_int_equal(transition(steps[i].transition, m, steps[i].extra), PW_OK);
+        }
+        rk.secret = steps[i].secret;
+        reply r = call("ResolveApiKey", &rk.base,
+                       &paywire__merchant__v1__resolve_api_key_response__descriptor, NULL);
+        if (r.code != steps[i].code) {
+            fail_msg("step %zu: got %s \"%s\"", i, pw_status_str(r.code), r.message);
+        }
+        if (r.code == PW_OK) {
+            P(ResolveApiKeyResponse) *resp = (P(ResolveApiKeyResponse) *)r.msg;
+            assert_string_equal(resp->merchant_id, m);
+            assert_int_equal(resp->merchant_state, steps[i].merchant_state);
+        }
+        reply_free(&r);
+    }
+}
+
 /* API-key calls are limited per merchant (here 40 at once, then 5 a second); internal ones are not.
  */
 static void test_merchant_rate_limit_per_merchant(void **state)
@@ -1081,6 +1128,7 @@ int main(void)
         cmocka_unit_test(test_merchant_idempotency_across_restart),
         cmocka_unit_test(test_merchant_concurrent_duplicates),
         cmocka_unit_test(test_merchant_api_keys_and_auth),
+        cmocka_unit_test(test_merchant_resolve_key_states),
         cmocka_unit_test(test_merchant_rate_limit_per_merchant),
         cmocka_unit_test(test_merchant_destinations_and_webhooks),
         cmocka_unit_test(test_merchant_workers_share_port_and_metrics),
