@@ -190,6 +190,6 @@ int main(int argc, char **argv)
     uv_signal_start(&a.term, on_signal, SIGTERM);
     uv_signal_start(&a.intr, on_signal, SIGINT);
     uv_run(&loop, UV_RUN_DEFAULT);
-    int leaks = pw_workers_join(a.pool);
-    return uv_loop_close(&loop) == 0 && leaks == 0 ? 0 : 1;
+    pw_status joined = pw_workers_join(a.pool);
+    return uv_loop_close(&loop) == 0 && joined == PW_OK ? 0 : 1;
 }

@@ -132,20 +132,19 @@ static pw_status reflect(session *s, Grpc__Reflection__V1__ServerReflectionReque
         const char *path = s->reflection_path ? s->reflection_path : reflection_paths[attempt];
         pw_call_options co = {.timeout_ms = s->o->timeout_ms ? s->o->timeout_ms : 10000};
         pw_stream *st;
-        if (pw_stream_open(&st, s->ch, path, &co) != PW_OK) {
+        if (pw_client_call_start_blocking(&st, s->ch, path, &co) != PW_OK) {
             snprintf(err, cap, "cannot open a call to %s", s->o->addr);
             return PW_UNAVAILABLE;
         }
         pw_stream_send(st, &req->base);
         pw_stream_close_send(st);
         ProtobufCMessage *m = NULL;
-        int got =
-            pw_stream_recv(st, &grpc__reflection__v1__server_reflection_response__descriptor, &m);
+        pw_stream_recv(st, &grpc__reflection__v1__server_reflection_response__descriptor, &m);
         const char *msg = NULL;
         pw_status rv = pw_stream_finish(st, &msg, NULL);
         snprintf(err, cap, "%s", msg ? msg : "");
         pw_stream_free(st);
-        if (got == 1 && rv == PW_OK) {
+        if (m != NULL && rv == PW_OK) {
             s->reflection_path = path;
             *out = (Grpc__Reflection__V1__ServerReflectionResponse *)m;
             return PW_OK;
@@ -462,7 +461,7 @@ static int cmd_call(session *s)
     snprintf(path, sizeof(path), "/%s/%s", m->service, m->name);
     pw_call_options co = {.timeout_ms = o->timeout_ms, .metadata = &md};
     pw_stream *st;
-    if (pw_stream_open(&st, s->ch, path, &co) != PW_OK) {
+    if (pw_client_call_start_blocking(&st, s->ch, path, &co) != PW_OK) {
         fprintf(stderr, "pwctl: cannot start the call\n");
         rc = 3;
     } else {
@@ -471,7 +470,7 @@ static int cmd_call(session *s)
         }
         pw_stream_close_send(st);
         ProtobufCMessage *resp;
-        while (pw_stream_recv(st, m->output, &resp) == 1) {
+        while (pw_stream_recv(st, m->output, &resp) == PW_OK && resp != NULL) {
             print_json(o, resp);
             pw_protobuf_free(resp);
         }

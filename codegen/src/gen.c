@@ -291,7 +291,10 @@ static void emit_header_server(pw_buf *h, const svc *s)
     for (size_t i = 0; i < s->n; i++) {
         const meth *m = &s->methods[i];
         if (m->server_streaming) {
-            P(h, "/** Queues one %s response (copied). See pw_call_send(). */\n", m->m->name);
+            P(h,
+              "/** Queues one %s response (copied). Returns as pw_call_send(): PW_OK,\n"
+              " * PW_RESOURCE_EXHAUSTED, PW_CANCELLED or PW_FAILED_PRECONDITION. */\n",
+              m->m->name);
             P(h,
               "static inline pw_status %s_send(pw_call *call, const %s *response)\n{\n"
               "    return pw_call_send(call, &response->base);\n}\n\n",
@@ -338,14 +341,21 @@ static void emit_header_client(pw_buf *h, const svc *s)
               "void *user_data);\n",
               m->fn, m->resp_type);
             emit_doc(h, "", m->comment,
-                     "Calls it asynchronously on the channel's loop; done runs exactly once "
-                     "if this returns PW_OK.");
+                     "Calls it asynchronously on the channel's loop. Returns PW_OK, and done\n"
+                     "runs exactly once on a later loop turn; or, as pw_client_unary(),\n"
+                     "PW_CANCELLED (the channel is closing), PW_INVALID_ARGUMENT or\n"
+                     "PW_ERRNO(ENOMEM), and done never runs.");
             P(h,
               "pw_status %s(pw_channel *channel, const %s *request, const pw_call_options "
               "*opts,\n    %s_done_cb done, void *user_data);\n",
               m->fn, m->req_type, m->fn);
-            P(h, "/** Blocking form (tools, tests): see pw_channel_unary(). Free *response with\n"
-                 " * pw_protobuf_free(&(*response)->base). */\n");
+            P(h,
+              "/**\n * Blocking form (tools, tests): runs the channel's loop until the call ends,\n"
+              " * as pw_client_unary_blocking(). Returns PW_OK with *response set (free it\n"
+              " * with pw_protobuf_free(&(*response)->base)), or the status the call ended\n"
+              " * with (PW_CANCELLED ... PW_UNAUTHENTICATED; PW_INTERNAL for a missing or\n"
+              " * undecodable response) with *response NULL. status_message (may be NULL)\n"
+              " * receives a copy of grpc-message on every outcome (pw_free it).\n */\n");
             P(h,
               "pw_status %s_blocking(pw_channel *channel, const %s *request,\n"
               "    const pw_call_options *opts, %s **response, char **status_message);\n\n",
@@ -362,15 +372,23 @@ static void emit_header_client(pw_buf *h, const svc *s)
         P(h, "} %s_client_ops;\n\n", m->fn);
         emit_doc(h, "", m->comment,
                  m->client_streaming
-                     ? "Starts the call; send requests with the _send function, then "
-                       "pw_client_call_close_send(). on_done runs once if this returns PW_OK."
-                     : "Starts the call with its one request; responses arrive in on_message. "
-                       "on_done runs once if this returns PW_OK.");
+                     ? "Starts the call; send requests with the _call_send function, then\n"
+                       "pw_client_call_close_send(). Returns PW_OK, and on_done runs exactly\n"
+                       "once; or, as pw_client_call_start(), PW_CANCELLED, PW_INVALID_ARGUMENT\n"
+                       "or PW_ERRNO(ENOMEM), and no callback runs. *out (may be NULL)\n"
+                       "receives the call (NULL on failure)."
+                     : "Starts the call with its one request; responses arrive in on_message.\n"
+                       "Returns PW_OK, and on_done runs exactly once; or, as\n"
+                       "pw_client_call_start(), PW_CANCELLED, PW_INVALID_ARGUMENT or\n"
+                       "PW_ERRNO(ENOMEM), and no callback runs. *out (may be NULL) receives\n"
+                       "the call (NULL on failure).");
         if (m->client_streaming) {
             P(h,
               "pw_status %s_start(pw_channel *channel, const pw_call_options *opts,\n"
               "    const %s_client_ops *ops, void *user_data, pw_client_call **out);\n",
               m->fn, m->fn);
+            P(h, "/** Queues one request (copied); returns as pw_client_call_send() (PW_OK,\n"
+                 " * PW_FAILED_PRECONDITION after close_send, ...). */\n");
             P(h,
               "static inline pw_status %s_call_send(pw_client_call *call, const %s *request)\n"
               "{\n    return pw_client_call_send(call, &request->base);\n}\n",
@@ -382,26 +400,32 @@ static void emit_header_client(pw_buf *h, const svc *s)
               "    pw_client_call **out);\n",
               m->fn, m->req_type, m->fn);
         }
-        P(h, "/** Blocking stream (tools, tests); see pw_stream. */\n");
+        P(h, "/**\n * Blocking form (tools, tests): a pw_stream, whose functions run the\n"
+             " * channel's loop. Returns PW_OK with *out set, or as\n"
+             " * pw_client_call_start_blocking() (PW_CANCELLED, PW_INVALID_ARGUMENT,\n"
+             " * PW_ERRNO(ENOMEM)) with *out NULL.\n */\n");
         if (m->client_streaming) {
             P(h,
-              "pw_status %s_open(pw_channel *channel, const pw_call_options *opts, pw_stream "
-              "**out);\n",
+              "pw_status %s_start_blocking(pw_channel *channel, const pw_call_options *opts,\n"
+              "    pw_stream **out);\n",
               m->fn);
+            P(h, "/** Sends one request, waiting while the queue is full; returns as\n"
+                 " * pw_stream_send() (PW_OK, PW_FAILED_PRECONDITION, ...). */\n");
             P(h,
               "static inline pw_status %s_stream_send(pw_stream *s, const %s *request)\n{\n"
               "    return pw_stream_send(s, &request->base);\n}\n",
               m->fn, m->req_type);
         } else {
             P(h,
-              "pw_status %s_open(pw_channel *channel, const %s *request,\n"
+              "pw_status %s_start_blocking(pw_channel *channel, const %s *request,\n"
               "    const pw_call_options *opts, pw_stream **out);\n",
               m->fn, m->req_type);
         }
-        P(h, "/** 1 and *out (free with pw_protobuf_free), 0 at the end, or an "
-             "error. */\n");
+        P(h, "/**\n * Waits for the next response: PW_OK with *out set (free it with\n"
+             " * pw_protobuf_free(&(*out)->base)), or with *out NULL at the end of the\n"
+             " * stream; PW_INTERNAL (*out NULL) when it cannot be decoded.\n */\n");
         P(h,
-          "static inline int %s_stream_recv(pw_stream *s, %s **out)\n{\n"
+          "static inline pw_status %s_stream_recv(pw_stream *s, %s **out)\n{\n"
           "    return pw_stream_recv(s, &%s, (ProtobufCMessage **)(void *)out);\n}\n\n",
           m->fn, m->resp_type, m->resp_desc);
     }
@@ -563,8 +587,8 @@ static void emit_source_client(pw_buf *c, const svc *s)
               m->fn, m->req_type, m->resp_type);
             P(c,
               "    pw_call_options o = pw__gen_options(opts, %s);\n"
-              "    return pw_channel_unary(channel, %s, &o, &request->base, &%s,\n"
-              "                            (ProtobufCMessage **)(void *)response, "
+              "    return pw_client_unary_blocking(channel, %s, &o, &request->base, &%s,\n"
+              "                                    (ProtobufCMessage **)(void *)response, "
               "status_message, NULL);\n}\n\n",
               level, path, m->resp_desc);
             continue;
@@ -583,6 +607,7 @@ static void emit_source_client(pw_buf *c, const svc *s)
               m->fn, m->req_type, m->fn);
         }
         P(c,
+          "    if (out != NULL) {\n        *out = NULL;\n    }\n"
           "    %s__cbinding *b = pw_malloc(sizeof(*b));\n    if (b == NULL) {\n        return "
           "PW_ERRNO(ENOMEM);\n    }\n    b->ops = ops;\n    b->user_data = user_data;\n",
           m->fn);
@@ -600,18 +625,18 @@ static void emit_source_client(pw_buf *c, const svc *s)
         P(c, "    if (out != NULL) {\n        *out = call;\n    }\n    return PW_OK;\n}\n\n");
         if (m->client_streaming) {
             P(c,
-              "pw_status %s_open(pw_channel *channel, const pw_call_options *opts, pw_stream "
-              "**out)\n{\n    pw_call_options o = pw__gen_options(opts, %s);\n"
-              "    return pw_stream_open(out, channel, %s, &o);\n}\n\n",
+              "pw_status %s_start_blocking(pw_channel *channel, const pw_call_options *opts,\n"
+              "    pw_stream **out)\n{\n    pw_call_options o = pw__gen_options(opts, %s);\n"
+              "    return pw_client_call_start_blocking(out, channel, %s, &o);\n}\n\n",
               m->fn, level, path);
         } else {
             P(c,
-              "pw_status %s_open(pw_channel *channel, const %s *request,\n"
+              "pw_status %s_start_blocking(pw_channel *channel, const %s *request,\n"
               "    const pw_call_options *opts, pw_stream **out)\n{\n",
               m->fn, m->req_type);
             P(c,
               "    pw_call_options o = pw__gen_options(opts, %s);\n"
-              "    pw_status rv = pw_stream_open(out, channel, %s, &o);\n"
+              "    pw_status rv = pw_client_call_start_blocking(out, channel, %s, &o);\n"
               "    if (rv == PW_OK) {\n        pw_stream_send(*out, &request->base);\n"
               "        pw_stream_close_send(*out);\n    }\n    return rv;\n}\n\n",
               level, path);

@@ -75,10 +75,12 @@ pw_status pw_access_log_enable(pw_server *server, const char *service)
     if (name == NULL) {
         return PW_ERRNO(ENOMEM);
     }
-    pw_interceptor ic = {NULL, access_end, name};
-    pw_status rv = pw_server_add_interceptor(server, &ic);
-    if (rv == PW_OK) {
-        rv = pw_server_add_hook(server, access_hook, name);
+    /* The hook that frees name goes first, so a failed interceptor leaves nothing dangling. */
+    pw_status rv = pw_server_add_hook(server, access_hook, name);
+    if (rv != PW_OK) {
+        pw_free(name);
+        return rv;
     }
-    return rv;
+    pw_interceptor ic = {NULL, access_end, name};
+    return pw_server_add_interceptor(server, &ic);
 }

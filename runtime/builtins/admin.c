@@ -2,7 +2,9 @@
  * admin.c: the admin HTTP/1.1 listener (Prometheus scrapes HTTP/1.1). Requests
  * are parsed with Debian's http-parser; responses are small and written
  * whole; connections are kept alive as HTTP/1.1 says unless the client asks
- * otherwise. Routes: /metrics, /healthz, /readyz, /debug.
+ * otherwise. Routes: /metrics, /healthz, /readyz, /debug. The admin owns its
+ * listener and every accepted connection: pw_admin_close closes them all and
+ * frees the admin once the last handle is closed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include <paywire/builtins.h>
 #include <paywire/log.h>
 #include <paywire/metrics.h>
+#include "../src/list.h"
 #include "../src/net/addr.h"
 
 struct pw_admin {
@@ -19,11 +22,17 @@ struct pw_admin {
     size_t metrics_count;
     pw_health *health;
     pw_server *server;
+    pw__list conns;
+    /* The listener and the open connections: freed when the last one closed. */
+    int handles;
     int closing;
+    pw_admin_close_cb close_cb;
+    void *close_ud;
 };
 
 typedef struct admin_conn {
     uv_tcp_t tcp;
+    pw__list link;
     pw_admin *admin;
     http_parser parser;
     char url[256];
@@ -39,16 +48,30 @@ typedef struct admin_write {
     pw_buf body;
 } admin_write;
 
+static void admin_handle_closed(pw_admin *a)
+{
+    if (--a->handles > 0) {
+        return;
+    }
+    if (a->close_cb != NULL) {
+        a->close_cb(a, a->close_ud);
+    }
+    pw_free(a->metrics);
+    pw_free(a);
+}
+
 static void conn_closed(uv_handle_t *h)
 {
-    pw_free(h->data);
+    admin_conn *c = h->data;
+    pw_admin *a = c->admin;
+    pw__list_remove(&c->link);
+    pw_free(c);
+    admin_handle_closed(a);
 }
 
 static void listener_closed(uv_handle_t *h)
 {
-    pw_admin *a = h->data;
-    pw_free(a->metrics);
-    pw_free(a);
+    admin_handle_closed(h->data);
 }
 
 static void conn_close(admin_conn *c)
@@ -192,6 +215,8 @@ static void on_connection(uv_stream_t *server, int status)
     c->admin = a;
     uv_tcp_init(server->loop, &c->tcp);
     c->tcp.data = c;
+    pw__list_push(&a->conns, &c->link);
+    a->handles++;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
@@ -203,6 +228,10 @@ static void on_connection(uv_stream_t *server, int status)
 pw_status pw_admin_listen(pw_admin **out, uv_loop_t *loop, const char *address, pw_metrics *m,
                           pw_health *health, pw_server *server, int *port_out)
 {
+    *out = NULL;
+    if (port_out != NULL) {
+        *port_out = 0;
+    }
     char host[128];
     int port;
     struct sockaddr_storage ss;
@@ -215,7 +244,8 @@ pw_status pw_admin_listen(pw_admin **out, uv_loop_t *loop, const char *address, 
     if (a == NULL) {
         return PW_ERRNO(ENOMEM);
     }
-    *a = (pw_admin){.health = health, .server = server};
+    *a = (pw_admin){.health = health, .server = server, .handles = 1};
+    pw__list_init(&a->conns);
     if (m != NULL && pw_admin_add_metrics(a, m) != PW_OK) {
         pw_free(a);
         return PW_ERRNO(ENOMEM);
@@ -252,10 +282,16 @@ pw_status pw_admin_add_metrics(pw_admin *a, pw_metrics *m)
     return PW_OK;
 }
 
-void pw_admin_close(pw_admin *a)
+void pw_admin_close(pw_admin *a, pw_admin_close_cb cb, void *user_data)
 {
-    if (a != NULL && !a->closing) {
-        a->closing = 1;
-        uv_close((uv_handle_t *)&a->listener, listener_closed);
+    if (a == NULL || a->closing) {
+        return;
+    }
+    a->closing = 1;
+    a->close_cb = cb;
+    a->close_ud = user_data;
+    uv_close((uv_handle_t *)&a->listener, listener_closed);
+    PW_LIST_FOREACH(node, &a->conns) {
+        conn_close(PW_CONTAINER_OF(node, admin_conn, link));
     }
 }

@@ -57,6 +57,25 @@ static void free_on_close(pw_server *server, pw_server_event event, void *ud)
     }
 }
 
+/*
+ * Mounts start(state) on server, which owns state (a struct whose first member
+ * is its destroy function) from here on whatever the outcome: the hook that
+ * frees it with the server goes first, so a failed interceptor leaves nothing
+ * pointing at freed memory, and a failed hook frees it at once.
+ */
+static pw_status enable_owned(pw_server *server, void *state,
+                              pw_status (*start)(pw_call *, char *, size_t, void *))
+{
+    pw_status rv = pw_server_add_hook(server, free_on_close, state);
+    if (rv != PW_OK) {
+        void (**destroy)(void *) = state;
+        (*destroy)(state);
+        return rv;
+    }
+    pw_interceptor ic = {start, NULL, state};
+    return pw_server_add_interceptor(server, &ic);
+}
+
 /* ---- mTLS allow-list ---- */
 
 typedef struct rule {
@@ -84,27 +103,45 @@ static void authz_destroy(void *p)
 pw_status pw_authz_new(pw_authz **out)
 {
     pw_authz *a = pw_calloc(1, sizeof(*a));
+    *out = a;
     if (a == NULL) {
         return PW_ERRNO(ENOMEM);
     }
     a->destroy = authz_destroy;
-    *out = a;
+    return PW_OK;
+}
+
+void pw_authz_free(pw_authz *a)
+{
+    if (a != NULL) {
+        authz_destroy(a);
+    }
+}
+
+/* Appends copies of (identity, pattern) to *rules; on failure *rules is as it was. */
+static pw_status rule_add(rule **rules, size_t *count, const char *identity, const char *pattern)
+{
+    rule *r = pw_realloc(*rules, (*count + 1) * sizeof(*r));
+    if (r == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    *rules = r;
+    r[*count] = (rule){pw_strdup(identity), pw_strdup(pattern)};
+    if (r[*count].identity == NULL || r[*count].pattern == NULL) {
+        pw_free(r[*count].identity);
+        pw_free(r[*count].pattern);
+        return PW_ERRNO(ENOMEM);
+    }
+    (*count)++;
     return PW_OK;
 }
 
 pw_status pw_authz_allow(pw_authz *a, const char *identity, const char *pattern)
 {
-    rule *r = pw_realloc(a->rules, (a->count + 1) * sizeof(*r));
-    if (r == NULL) {
-        return PW_ERRNO(ENOMEM);
+    if (identity == NULL || pattern == NULL) {
+        return PW_INVALID_ARGUMENT;
     }
-    a->rules = r;
-    r[a->count] = (rule){pw_strdup(identity), pw_strdup(pattern)};
-    if (r[a->count].identity == NULL || r[a->count].pattern == NULL) {
-        return PW_ERRNO(ENOMEM);
-    }
-    a->count++;
-    return PW_OK;
+    return rule_add(&a->rules, &a->count, identity, pattern);
 }
 
 /* The peer's identity: its first URI SAN, else its subject. */
@@ -142,9 +179,7 @@ static pw_status authz_start(pw_call *call, char *msg, size_t n, void *ud)
 
 pw_status pw_authz_enable(pw_server *server, pw_authz *a)
 {
-    pw_interceptor ic = {authz_start, NULL, a};
-    pw_status rv = pw_server_add_interceptor(server, &ic);
-    return rv == PW_OK ? pw_server_add_hook(server, free_on_close, a) : rv;
+    return enable_owned(server, a, authz_start);
 }
 
 /* ---- API keys ---- */
@@ -185,12 +220,19 @@ static void keys_destroy(void *p)
 pw_status pw_api_keys_new(pw_api_keys **out)
 {
     pw_api_keys *k = pw_calloc(1, sizeof(*k));
+    *out = k;
     if (k == NULL) {
         return PW_ERRNO(ENOMEM);
     }
     k->destroy = keys_destroy;
-    *out = k;
     return PW_OK;
+}
+
+void pw_api_keys_free(pw_api_keys *k)
+{
+    if (k != NULL) {
+        keys_destroy(k);
+    }
 }
 
 static void hex(const uint8_t *in, size_t n, char *out)
@@ -207,7 +249,11 @@ pw_status pw_api_keys_create(pw_api_keys *k, const char *prefix, const char *pri
                              const char *scopes, char *key_out, size_t key_size)
 {
     uint8_t id_bytes[8], secret[32];
-    if (key_size < 128 || strlen(prefix) > 24) {
+    if (key_out != NULL && key_size > 0) {
+        key_out[0] = '\0';
+    }
+    if (key_out == NULL || key_size < 128 || prefix == NULL || strlen(prefix) > 24 ||
+        principal == NULL) {
         return PW_INVALID_ARGUMENT;
     }
     if (RAND_bytes(id_bytes, sizeof(id_bytes)) != 1 || RAND_bytes(secret, sizeof(secret)) != 1) {
@@ -228,14 +274,20 @@ pw_status pw_api_keys_create(pw_api_keys *k, const char *prefix, const char *pri
     SHA256((const unsigned char *)secret_hex, 64, key->hash);
     key->principal = pw_strdup(principal);
     key->scopes = pw_strdup(scopes ? scopes : "");
-    snprintf(key_out, key_size, "%s.%s", key->id, secret_hex);
+    pw_status rv = PW_OK;
+    if (key->principal == NULL || key->scopes == NULL) {
+        OPENSSL_cleanse(key->hash, sizeof(key->hash));
+        pw_free(key->principal);
+        pw_free(key->scopes);
+        rv = PW_ERRNO(ENOMEM);
+    } else {
+        /* The only copy of the secret leaves here, once the key is in the keyring. */
+        snprintf(key_out, key_size, "%s.%s", key->id, secret_hex);
+        k->count++;
+    }
     OPENSSL_cleanse(secret, sizeof(secret));
     OPENSSL_cleanse(secret_hex, sizeof(secret_hex));
-    if (key->principal == NULL || key->scopes == NULL) {
-        return PW_ERRNO(ENOMEM);
-    }
-    k->count++;
-    return PW_OK;
+    return rv;
 }
 
 pw_status pw_api_keys_revoke(pw_api_keys *k, const char *key_id)
@@ -251,13 +303,10 @@ pw_status pw_api_keys_revoke(pw_api_keys *k, const char *key_id)
 
 pw_status pw_api_keys_require(pw_api_keys *k, const char *pattern, const char *scope)
 {
-    rule *r = pw_realloc(k->requirements, (k->req_count + 1) * sizeof(*r));
-    if (r == NULL) {
-        return PW_ERRNO(ENOMEM);
+    if (pattern == NULL || scope == NULL) {
+        return PW_INVALID_ARGUMENT;
     }
-    k->requirements = r;
-    r[k->req_count++] = (rule){pw_strdup(scope), pw_strdup(pattern)};
-    return PW_OK;
+    return rule_add(&k->requirements, &k->req_count, scope, pattern);
 }
 
 static int has_scope(const char *scopes, const char *scope)
@@ -311,9 +360,7 @@ static pw_status keys_start(pw_call *call, char *msg, size_t n, void *ud)
 
 pw_status pw_api_keys_enable(pw_server *server, pw_api_keys *k)
 {
-    pw_interceptor ic = {keys_start, NULL, k};
-    pw_status rv = pw_server_add_interceptor(server, &ic);
-    return rv == PW_OK ? pw_server_add_hook(server, free_on_close, k) : rv;
+    return enable_owned(server, k, keys_start);
 }
 
 /* ---- rate limits ---- */
@@ -427,11 +474,5 @@ pw_status pw_rate_limit_enable(pw_server *server, uint32_t per_second, uint32_t 
         pw_free(l);
         return rv;
     }
-    pw_interceptor ic = {limit_start, NULL, l};
-    rv = pw_server_add_interceptor(server, &ic);
-    if (rv != PW_OK) {
-        limiter_destroy(l);
-        return rv;
-    }
-    return pw_server_add_hook(server, free_on_close, l);
+    return enable_owned(server, l, limit_start);
 }

@@ -34,10 +34,16 @@ pw_status pw_error_add_violation(pw_error_details *d, const char *field, const c
         return PW_ERRNO(ENOMEM);
     }
     d->violations = v;
-    v = &d->violations[d->violation_count++];
-    v->field = pw_strdup(field);
-    v->description = pw_strdup(description);
-    return v->field && v->description ? PW_OK : PW_ERRNO(ENOMEM);
+    v = &d->violations[d->violation_count];
+    v->field = pw_strdup(field ? field : "");
+    v->description = pw_strdup(description ? description : "");
+    if (v->field == NULL || v->description == NULL) {
+        pw_free(v->field);
+        pw_free(v->description);
+        return PW_ERRNO(ENOMEM);
+    }
+    d->violation_count++;
+    return PW_OK;
 }
 
 pw_status pw_error_set_resource(pw_error_details *d, const char *type, const char *name,

@@ -146,6 +146,9 @@ static const grpc_health_v1_health_handlers handlers = {.check = check, .watch =
 
 pw_status pw_health_enable(pw_server *server, pw_health **out)
 {
+    if (out != NULL) {
+        *out = NULL;
+    }
     pw_health *h = pw_calloc(1, sizeof(*h));
     if (h == NULL) {
         return PW_ERRNO(ENOMEM);
@@ -160,8 +163,10 @@ pw_status pw_health_enable(pw_server *server, pw_health **out)
         pw_free(h);
         return rv;
     }
-    if (out != NULL) {
+    /* From here the server's hook frees h, whatever registering does. */
+    rv = grpc_health_v1_health_register(server, &handlers, h);
+    if (rv == PW_OK && out != NULL) {
         *out = h;
     }
-    return grpc_health_v1_health_register(server, &handlers, h);
+    return rv;
 }

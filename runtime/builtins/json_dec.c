@@ -252,7 +252,7 @@ static int get_bytes(dec *d, json_t *v, ProtobufCBinaryData *out)
         return oom(d);
     }
     size_t n;
-    if (pw_base64_decode(json_string_value(v), len, buf, &n) != 0) {
+    if (pw_base64_decode(json_string_value(v), len, buf, &n) != PW_OK) {
         pw_free(buf);
         return fail(d, PW_INVALID_ARGUMENT, "invalid base64");
     }

@@ -52,6 +52,9 @@ struct pw_metrics {
     uv_timer_t lag_timer;
     uint64_t lag_expected;
     int overflow_logged;
+    int closing;
+    pw_metrics_close_cb close_cb;
+    void *close_ud;
 };
 
 /* Single writer: a relaxed load and store, no locked instruction. */
@@ -200,6 +203,7 @@ static void lag_tick(uv_timer_t *t)
 
 pw_status pw_metrics_new(pw_metrics **out, uv_loop_t *loop)
 {
+    *out = NULL;
     pw_metrics *m = pw_calloc(1, sizeof(*m));
     if (m == NULL) {
         return PW_ERRNO(ENOMEM);
@@ -216,6 +220,9 @@ pw_status pw_metrics_new(pw_metrics **out, uv_loop_t *loop)
 static void metrics_closed(uv_handle_t *h)
 {
     pw_metrics *m = h->data;
+    if (m->close_cb != NULL) {
+        m->close_cb(m, m->close_ud);
+    }
     size_t n = atomic_load_explicit(&m->count, memory_order_relaxed);
     for (size_t i = 0; i < n; i++) {
         pw_free(m->series[i]->method);
@@ -225,11 +232,15 @@ static void metrics_closed(uv_handle_t *h)
     pw_free(m);
 }
 
-void pw_metrics_free(pw_metrics *m)
+void pw_metrics_close(pw_metrics *m, pw_metrics_close_cb cb, void *user_data)
 {
-    if (m != NULL) {
-        uv_close((uv_handle_t *)&m->lag_timer, metrics_closed);
+    if (m == NULL || m->closing) {
+        return;
     }
+    m->closing = 1;
+    m->close_cb = cb;
+    m->close_ud = user_data;
+    uv_close((uv_handle_t *)&m->lag_timer, metrics_closed);
 }
 
 /* ---- rendering ---- */

@@ -39,6 +39,8 @@ struct pw_tracer {
     uv_timer_t timer;
     int exports;
     int closing;
+    pw_tracer_close_cb close_cb;
+    void *close_ud;
 };
 
 typedef struct export_req {
@@ -335,12 +337,17 @@ static void client_end(pw_client_call *call, const pw_result *r, const pw_call_s
 
 pw_status pw_tracer_new(pw_tracer **out, uv_loop_t *loop, const char *service, const char *endpoint)
 {
+    *out = NULL;
     pw_tracer *t = pw_calloc(1, sizeof(*t));
     if (t == NULL) {
         return PW_ERRNO(ENOMEM);
     }
     t->loop = loop;
     t->service = pw_strdup(service ? service : "");
+    if (t->service == NULL) {
+        pw_free(t);
+        return PW_ERRNO(ENOMEM);
+    }
     if (endpoint != NULL) {
         char hostport[160] = "";
         if (sscanf(endpoint, "http://%159[^/]%255s", hostport, t->path) < 1) {
@@ -385,18 +392,23 @@ pw_status pw_tracer_observe_channel(pw_tracer *t, pw_channel *ch)
 static void tracer_timer_closed(uv_handle_t *h)
 {
     pw_tracer *t = h->data;
+    if (t->close_cb != NULL) {
+        t->close_cb(t, t->close_ud);
+    }
     pw_free(t->batch);
     pw_free(t->service);
     pw_free(t);
 }
 
-void pw_tracer_close(pw_tracer *t)
+void pw_tracer_close(pw_tracer *t, pw_tracer_close_cb cb, void *user_data)
 {
     if (t == NULL || t->closing) {
         return;
     }
     pw_tracer_flush(t);
     t->closing = 1;
+    t->close_cb = cb;
+    t->close_ud = user_data;
     if (t->exports == 0) {
         uv_close((uv_handle_t *)&t->timer, tracer_timer_closed);
     }

@@ -40,7 +40,7 @@ struct pw_db_pool {
     char last_error[256];
     int closing;
     int handles;
-    void (*close_cb)(void *);
+    pw_db_pool_close_cb close_cb;
     void *close_ud;
     uint64_t rng;
 };
@@ -453,6 +453,7 @@ void pw__db_pool_conn_down(pw_db_pool *pool, pw__db_conn *conn, const char *why)
 
 pw_status pw_db_pool_new(pw_db_pool **out, uv_loop_t *loop, const pw_db_options *o)
 {
+    *out = NULL;
     if (o == NULL || o->conninfo == NULL) {
         return PW_INVALID_ARGUMENT;
     }
@@ -497,16 +498,14 @@ static void pool_handle_closed(uv_handle_t *h)
     if (--pool->handles > 0) {
         return;
     }
-    void (*cb)(void *) = pool->close_cb;
-    void *ud = pool->close_ud;
+    if (pool->close_cb != NULL) {
+        pool->close_cb(pool, pool->close_ud);
+    }
     pw_free(pool->conninfo);
     pw_free(pool);
-    if (cb != NULL) {
-        cb(ud);
-    }
 }
 
-void pw_db_pool_close(pw_db_pool *pool, void (*cb)(void *user_data), void *user_data)
+void pw_db_pool_close(pw_db_pool *pool, pw_db_pool_close_cb cb, void *user_data)
 {
     if (pool == NULL || pool->closing) {
         return;

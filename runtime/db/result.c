@@ -293,10 +293,12 @@ pw_status pw_db_get_text(const pw_db_result *r, int row, int col, const char **o
 pw_status pw_db_get_bytea(const pw_db_result *r, int row, int col, const uint8_t **out, size_t *len)
 {
     static const Oid types[] = {OID_BYTEA, 0};
+    const uint8_t *v;
     int n;
     Oid t;
-    pw_status rv = typed(r, row, col, types, 0, out, &n, &t);
+    pw_status rv = typed(r, row, col, types, 0, &v, &n, &t);
     if (rv == PW_OK) {
+        *out = v;
         *len = (size_t)n;
     }
     return rv;

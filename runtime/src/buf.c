@@ -156,8 +156,9 @@ static int b64_value(char c)
     return -1;
 }
 
-int pw_base64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
+pw_status pw_base64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
 {
+    *out_len = 0;
     /* Strip up to two '=' of padding; then the length mod 4 must not be 1. */
     size_t pad = 0;
     while (len > 0 && in[len - 1] == '=' && pad < 2) {
@@ -165,7 +166,7 @@ int pw_base64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
         pad++;
     }
     if (len % 4 == 1 || (pad > 0 && (len + pad) % 4 != 0)) {
-        return -1;
+        return PW_INVALID_ARGUMENT;
     }
     size_t n = 0;
     uint32_t acc = 0;
@@ -173,7 +174,7 @@ int pw_base64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
     for (size_t i = 0; i < len; i++) {
         int v = b64_value(in[i]);
         if (v < 0) {
-            return -1;
+            return PW_INVALID_ARGUMENT;
         }
         acc = (acc << 6) | (uint32_t)v;
         bits += 6;
@@ -183,5 +184,5 @@ int pw_base64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
         }
     }
     *out_len = n;
-    return 0;
+    return PW_OK;
 }

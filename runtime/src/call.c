@@ -115,7 +115,7 @@ static void call_add_metadata(pw_call *call, const uint8_t *name, size_t name_le
         call_reject(call, PW_RESOURCE_EXHAUSTED, "out of memory decoding metadata");
         return;
     }
-    if (pw_base64_decode((const char *)value, value_len, raw, &raw_len) != 0) {
+    if (pw_base64_decode((const char *)value, value_len, raw, &raw_len) != PW_OK) {
         call_reject(call, PW_INTERNAL, "metadata %s is not valid base64", key);
     } else if (pw_metadata_add(&call->md, key, raw, raw_len) != PW_OK) {
         call_reject(call, PW_INTERNAL, "invalid metadata %s", key);
@@ -937,6 +937,7 @@ pw_slice pw_call_request_bytes(const pw_call *call)
 pw_status pw_call_unpack(pw_call *call, pw_slice bytes, const ProtobufCMessageDescriptor *desc,
                          ProtobufCMessage **out)
 {
+    *out = NULL;
     ProtobufCMessage *m =
         protobuf_c_message_unpack(desc, pw_protobuf_allocator(), bytes.len, bytes.base);
     if (m == NULL) {

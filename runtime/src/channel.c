@@ -421,6 +421,7 @@ static void channel_free(pw_channel *ch)
 pw_status pw_channel_new(pw_channel **out, uv_loop_t *loop, const char *target,
                          const pw_channel_options *opts)
 {
+    *out = NULL;
     pw_channel *ch = pw_calloc(1, sizeof(*ch));
     if (ch == NULL) {
         return PW_ERRNO(ENOMEM);
@@ -528,7 +529,7 @@ void pw__channel_maybe_finish(pw_channel *ch)
 
 void pw_channel_close(pw_channel *ch, pw_channel_close_cb cb, void *ud)
 {
-    if (ch->closing) {
+    if (ch == NULL || ch->closing) {
         return;
     }
     ch->closing = 1;

@@ -26,6 +26,9 @@ pw_status pw_client_call_start(pw_client_call **out, pw_channel *ch, const char 
                                const pw_call_options *opts, const pw_client_ops *ops,
                                void *user_data)
 {
+    if (out != NULL) {
+        *out = NULL;
+    }
     if (ch->closing) {
         return PW_CANCELLED;
     }
@@ -330,7 +333,7 @@ void pw__client_call_on_header(pw_client_call *call, const nghttp2_frame *frame,
     }
     if (name_is(name, namelen, "grpc-status")) {
         pw_status st;
-        if (pw_status_parse((const char *)value, valuelen, &st) == 0) {
+        if (pw_status_parse((const char *)value, valuelen, &st) == PW_OK) {
             call->status = st;
             call->have_status = 1;
         }
@@ -369,7 +372,7 @@ void pw__client_call_on_header(pw_client_call *call, const nghttp2_frame *frame,
     if (pw_metadata_key_is_binary(key, namelen)) {
         uint8_t *raw = pw_malloc(valuelen / 4 * 3 + 3);
         size_t n;
-        if (raw != NULL && pw_base64_decode((const char *)value, valuelen, raw, &n) == 0) {
+        if (raw != NULL && pw_base64_decode((const char *)value, valuelen, raw, &n) == PW_OK) {
             pw_metadata_add(md, key, raw, n);
         }
         pw_free(raw);

@@ -112,7 +112,7 @@ int pw__connect_get(pw_call *call)
         size_t cap = pw_buf_pending(&message) / 4 * 3 + 3;
         if (pw_buf_reserve(&call->request_bytes, cap) != PW_OK ||
             pw_base64_decode((const char *)pw_buf_head(&message), pw_buf_pending(&message),
-                             call->request_bytes.data, &call->request_bytes.len) != 0) {
+                             call->request_bytes.data, &call->request_bytes.len) != PW_OK) {
             status = get_refuse(call, 400, "Connect GET: message is not valid base64");
         }
     } else if (status == 0) {

@@ -48,8 +48,12 @@ struct pw_server {
     pw_json_codec json;
     int json_enabled;
     int shutting_down;
+    int close_requested;
     int closing;
     int open_handles;
+    /* The callbacks of pw_server_shutdown and pw_server_close: each runs once, in that order. */
+    pw_server_close_cb shutdown_cb;
+    void *shutdown_ud;
     pw_server_close_cb close_cb;
     void *close_ud;
 };

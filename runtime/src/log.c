@@ -63,21 +63,25 @@ void pw_log_set_level(pw_log_level level)
     recompute_max();
 }
 
-void pw_log_set_module_level(const char *module, pw_log_level level)
+pw_status pw_log_set_module_level(const char *module, pw_log_level level)
 {
+    if (module == NULL || strlen(module) >= sizeof(modules[0].name)) {
+        return PW_INVALID_ARGUMENT;
+    }
     size_t i = 0;
     while (i < module_count && strcmp(modules[i].name, module) != 0) {
         i++;
     }
     if (i == module_count) {
         if (module_count == MAX_MODULES) {
-            return;
+            return PW_RESOURCE_EXHAUSTED;
         }
         snprintf(modules[i].name, sizeof(modules[i].name), "%s", module);
         module_count++;
     }
     modules[i].level = level;
     recompute_max();
+    return PW_OK;
 }
 
 pw_log_level pw_log_get_level(void)

@@ -136,6 +136,7 @@ void pw__ignore_sigpipe(void)
 
 pw_status pw_server_new(pw_server **out, uv_loop_t *loop, const pw_server_options *opts)
 {
+    *out = NULL;
     pw_server *s = pw_calloc(1, sizeof(*s));
     if (s == NULL) {
         return PW_ERRNO(ENOMEM);
@@ -307,6 +308,7 @@ uv_loop_t *pw_server_loop(const pw_server *s)
 }
 
 static void server_tick_closed(uv_handle_t *h);
+static void server_close(pw_server *s);
 
 /* Frees the server once every listener and connection socket is closed. */
 static void server_maybe_finish(pw_server *s)
@@ -418,7 +420,7 @@ static void sconn_timer_closed(uv_handle_t *h)
     if (s != NULL) {
         if (s->shutting_down && s->closing == 0 && pw__list_empty(&s->conns)) {
             /* Every connection drained before the grace period ended. */
-            pw_server_close(s, s->close_cb, s->close_ud);
+            server_close(s);
         }
         server_maybe_finish(s);
     }
@@ -747,6 +749,9 @@ static void listener_closed(uv_handle_t *h)
 pw_status pw_server_listen(pw_server *s, const char *address, const pw_tls_config *tls,
                            int *port_out)
 {
+    if (port_out != NULL) {
+        *port_out = 0;
+    }
     pw__listener *l = pw_calloc(1, sizeof(*l));
     if (l == NULL) {
         return PW_ERRNO(ENOMEM);
@@ -769,6 +774,9 @@ pw_status pw_server_listen(pw_server *s, const char *address, const pw_tls_confi
     pw__list_init(&l->link);
     if (rv != PW_OK) {
         PW_LOG(PW_LOG_ERR, "server", "listen %s: %s", address, pw_status_str(rv));
+        if (port_out != NULL) {
+            *port_out = 0;
+        }
         if (l->h.handle.type != UV_UNKNOWN_HANDLE) {
             l->server = NULL;
             uv_close(&l->h.handle, listener_closed);
@@ -788,6 +796,9 @@ pw_status pw_server_listen(pw_server *s, const char *address, const pw_tls_confi
 static void server_tick_closed(uv_handle_t *h)
 {
     pw_server *s = h->data;
+    if (s->shutdown_cb != NULL) {
+        s->shutdown_cb(s, s->shutdown_ud);
+    }
     if (s->close_cb != NULL) {
         s->close_cb(s, s->close_ud);
     }
@@ -810,7 +821,7 @@ static void grace_expired(uv_timer_t *t)
 {
     pw_server *s = t->data;
     PW_LOG(PW_LOG_NOTICE, "server", "shutdown grace period over: cancelling remaining calls");
-    pw_server_close(s, s->close_cb, s->close_ud);
+    server_close(s);
 }
 
 static void server_stop_listening(pw_server *s)
@@ -824,16 +835,19 @@ static void server_stop_listening(pw_server *s)
 
 void pw_server_shutdown(pw_server *s, uint32_t grace_ms, pw_server_close_cb cb, void *ud)
 {
-    if (s->closing || s->shutting_down) {
+    if (s == NULL || s->shutting_down) {
         return;
     }
     s->shutting_down = 1;
-    s->close_cb = cb;
-    s->close_ud = ud;
+    s->shutdown_cb = cb;
+    s->shutdown_ud = ud;
+    if (s->closing) {
+        return; /* already closing: cb runs when it is done */
+    }
     server_run_hooks(s, PW_SERVER_SHUTTING_DOWN);
     server_stop_listening(s);
     if (pw__list_empty(&s->conns)) {
-        pw_server_close(s, cb, ud);
+        server_close(s);
         return;
     }
     PW_LIST_FOREACH(node, &s->conns) {
@@ -844,12 +858,21 @@ void pw_server_shutdown(pw_server *s, uint32_t grace_ms, pw_server_close_cb cb, 
 
 void pw_server_close(pw_server *s, pw_server_close_cb cb, void *ud)
 {
+    if (s == NULL || s->close_requested) {
+        return;
+    }
+    s->close_requested = 1;
+    s->close_cb = cb;
+    s->close_ud = ud;
+    server_close(s);
+}
+
+static void server_close(pw_server *s)
+{
     if (s->closing) {
         return;
     }
     s->closing = 1;
-    s->close_cb = cb;
-    s->close_ud = ud;
     uv_close((uv_handle_t *)&s->grace_timer, grace_timer_closed);
     server_stop_listening(s);
     PW_LIST_FOREACH(node, &s->conns) {

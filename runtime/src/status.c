@@ -57,21 +57,21 @@ pw_status pw_status_to_wire(pw_status rv)
     return PW_INTERNAL;
 }
 
-int pw_status_parse(const char *text, size_t len, pw_status *out)
+pw_status pw_status_parse(const char *text, size_t len, pw_status *out)
 {
     if (len == 0 || len > 10) {
-        return -1;
+        return PW_INVALID_ARGUMENT;
     }
     int64_t v = 0;
     for (size_t i = 0; i < len; i++) {
         if (text[i] < '0' || text[i] > '9') {
-            return -1;
+            return PW_INVALID_ARGUMENT;
         }
         v = v * 10 + (text[i] - '0');
     }
     if (v > INT32_MAX) {
-        return -1;
+        return PW_INVALID_ARGUMENT;
     }
     *out = (pw_status)v;
-    return 0;
+    return PW_OK;
 }

@@ -69,9 +69,10 @@ static const pw_client_ops stream_ops = {
     .on_done = stream_on_done,
 };
 
-pw_status pw_stream_open(pw_stream **out, pw_channel *ch, const char *path,
-                         const pw_call_options *opts)
+pw_status pw_client_call_start_blocking(pw_stream **out, pw_channel *ch, const char *path,
+                                        const pw_call_options *opts)
 {
+    *out = NULL;
     pw_stream *s = pw_calloc(1, sizeof(*s));
     if (s == NULL) {
         return PW_ERRNO(ENOMEM);
@@ -108,19 +109,21 @@ pw_status pw_stream_close_send(pw_stream *s)
     return s->done ? PW_OK : pw_client_call_close_send(s->call);
 }
 
-int pw_stream_recv(pw_stream *s, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
+pw_status pw_stream_recv(pw_stream *s, const ProtobufCMessageDescriptor *desc,
+                         ProtobufCMessage **out)
 {
+    *out = NULL;
     while (pw__list_empty(&s->msgs) && !s->done) {
         stream_run_once(s);
     }
     if (pw__list_empty(&s->msgs)) {
-        return 0;
+        return PW_OK; /* the end: *out stays NULL */
     }
     stream_msg *m = PW_CONTAINER_OF(s->msgs.next, stream_msg, link);
     pw__list_remove(&m->link);
     *out = protobuf_c_message_unpack(desc, pw_protobuf_allocator(), m->len, m->data);
     pw_free(m);
-    return *out != NULL ? 1 : PW_INTERNAL;
+    return *out != NULL ? PW_OK : PW_INTERNAL;
 }
 
 const pw_metadata *pw_stream_headers(pw_stream *s)
@@ -172,28 +175,31 @@ void pw_stream_free(pw_stream *s)
     pw_free(s);
 }
 
-pw_status pw_channel_unary(pw_channel *ch, const char *path, const pw_call_options *opts,
-                           const ProtobufCMessage *request,
-                           const ProtobufCMessageDescriptor *response_type,
-                           ProtobufCMessage **response_out, char **status_message,
-                           pw_metadata *trailers)
+pw_status pw_client_unary_blocking(pw_channel *ch, const char *path, const pw_call_options *opts,
+                                   const ProtobufCMessage *request,
+                                   const ProtobufCMessageDescriptor *response_type,
+                                   ProtobufCMessage **response_out, char **status_message,
+                                   pw_metadata *trailers)
 {
     pw_stream *s;
     *response_out = NULL;
-    pw_status rv = pw_stream_open(&s, ch, path, opts);
+    if (status_message != NULL) {
+        *status_message = NULL;
+    }
+    pw_status rv = pw_client_call_start_blocking(&s, ch, path, opts);
     if (rv != PW_OK) {
         return rv;
     }
     pw_stream_send(s, request);
     pw_stream_close_send(s);
     ProtobufCMessage *resp = NULL;
-    int got = pw_stream_recv(s, response_type, &resp);
+    pw_status got = pw_stream_recv(s, response_type, &resp);
     const char *msg;
     const pw_metadata *md;
     rv = pw_stream_finish(s, &msg, &md);
-    if (rv == PW_OK && got != 1) {
+    if (rv == PW_OK && resp == NULL) {
         rv = PW_INTERNAL;
-        msg = got == 0 ? "response had no message" : "cannot decode the response";
+        msg = got == PW_OK ? "response had no message" : "cannot decode the response";
     }
     if (rv == PW_OK) {
         *response_out = resp;

@@ -5,6 +5,7 @@
  */
 #include <stdatomic.h>
 #include <paywire/alloc.h>
+#include <paywire/log.h>
 #include <paywire/workers.h>
 
 typedef struct worker {
@@ -49,6 +50,7 @@ static void worker_main(void *arg)
 pw_status pw_workers_start(pw_workers **out, int n, pw_worker_start_cb start,
                            pw_worker_stop_cb stop, void *user_data)
 {
+    *out = NULL;
     if (n <= 0) {
         n = (int)uv_available_parallelism();
     }
@@ -99,7 +101,7 @@ void pw_workers_stop(pw_workers *ws)
     }
 }
 
-int pw_workers_join(pw_workers *ws)
+pw_status pw_workers_join(pw_workers *ws)
 {
     int leaks = 0;
     for (int i = 0; i < ws->n; i++) {
@@ -109,5 +111,9 @@ int pw_workers_join(pw_workers *ws)
     uv_sem_destroy(&ws->started);
     pw_free(ws->w);
     pw_free(ws);
-    return leaks;
+    if (leaks > 0) {
+        PW_LOG(PW_LOG_WARNING, "workers", "%d worker loop(s) ended with handles still open", leaks);
+        return PW_FAILED_PRECONDITION;
+    }
+    return PW_OK;
 }

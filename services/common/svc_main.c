@@ -146,11 +146,12 @@ static void probed(pw_db_result *res, void *ud)
 
 /* ---- a worker ---- */
 
-static void pool_closed(void *ud)
+static void pool_closed(pw_db_pool *pool, void *ud)
 {
+    (void)pool;
     worker *w = ud;
     pw_rate_limiter_free(w->app.merchant_limit);
-    pw_metrics_free(w->metrics);
+    pw_metrics_close(w->metrics, NULL, NULL);
     if (svc_fibers_active(w->app.fibers) == 0) {
         svc_fibers_free(w->app.fibers);
     } else {
@@ -163,7 +164,7 @@ static void server_closed(pw_server *server, void *ud)
 {
     (void)server;
     worker *w = ud;
-    pw_tracer_close(w->tracer);
+    pw_tracer_close(w->tracer, NULL, NULL);
     pw_db_pool_close(w->app.pool, pool_closed, w);
 }
 
@@ -301,7 +302,7 @@ static void worker_stop(uv_loop_t *loop, int index, void *ud)
         if (w->admin != NULL && !uv_is_closing((uv_handle_t *)&w->add_metrics)) {
             uv_close((uv_handle_t *)&w->add_metrics, NULL);
         }
-        pw_admin_close(w->admin);
+        pw_admin_close(w->admin, NULL, NULL);
         for (int i = 1; i < sh->nworkers; i++) {
             uv_sem_post(&sh->admin_closed);
         }
@@ -466,7 +467,7 @@ static int serve(shell *sh)
     uv_signal_start(&sh->sigterm, on_signal, SIGTERM);
     uv_signal_start(&sh->sigint, on_signal, SIGINT);
     uv_run(&loop, UV_RUN_DEFAULT);
-    int leaked = pw_workers_join(sh->pool) + (uv_loop_close(&loop) != 0);
+    int leaked = (pw_workers_join(sh->pool) != PW_OK) + (uv_loop_close(&loop) != 0);
     uv_sem_destroy(&sh->admin_closed);
     PW_LOG(PW_LOG_NOTICE, sh->svc->name, "stopped%s", leaked ? " (handles left open)" : "");
     return leaked ? 1 : 0;

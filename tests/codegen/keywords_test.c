@@ -222,10 +222,11 @@ static void test_codegen_keywords_oneof_switch_over_the_wire(void **state)
     req.switch_case = PWTEST__V1__BRANCH__SWITCH_CASE;
     req.case_ = (char *)"from-case";
     pw_stream *s;
-    assert_int_equal(pwtest_v1_reserved_branches_open(f->ch, &req, NULL, &s), PW_OK);
+    assert_int_equal(pwtest_v1_reserved_branches_start_blocking(f->ch, &req, NULL, &s), PW_OK);
     Branch *got[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(pwtest_v1_reserved_branches_stream_recv(s, &got[i]), 1);
+        assert_int_equal(pwtest_v1_reserved_branches_stream_recv(s, &got[i]), PW_OK);
+        assert_non_null(got[i]);
         assert_string_equal(got[i]->break_, "from-case");
     }
     assert_int_equal(pw_stream_finish(s, NULL, NULL), PW_OK);
@@ -339,15 +340,17 @@ static dyn_pool *pool_by_reflection(fx *f, const char *symbol)
         GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL;
     req.file_containing_symbol = (char *)symbol;
     pw_stream *st;
-    assert_int_equal(pw_stream_open(&st, f->ch,
-                                    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-                                    NULL),
-                     PW_OK);
+    assert_int_equal(
+        pw_client_call_start_blocking(
+            &st, f->ch, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", NULL),
+        PW_OK);
     pw_stream_send(st, &req.base);
     pw_stream_close_send(st);
     ProtobufCMessage *m = NULL;
     assert_int_equal(
-        pw_stream_recv(st, &grpc__reflection__v1__server_reflection_response__descriptor, &m), 1);
+        pw_stream_recv(st, &grpc__reflection__v1__server_reflection_response__descriptor, &m),
+        PW_OK);
+    assert_non_null(m);
     assert_int_equal(pw_stream_finish(st, NULL, NULL), PW_OK);
     pw_stream_free(st);
     Grpc__Reflection__V1__ServerReflectionResponse *resp = (void *)m;
@@ -383,8 +386,8 @@ static void test_codegen_keywords_reflection_and_dynamic_messages(void **state)
     ProtobufCMessage *req = decode(d, "{\"register\": \"x\", \"default\": \"5\"}");
     ProtobufCMessage *resp = NULL;
     char *msg = NULL;
-    assert_int_equal(pw_channel_unary(f->ch, "/pwtest.v1.Reserved/Echo", NULL, req, echo_m->output,
-                                      &resp, &msg, NULL),
+    assert_int_equal(pw_client_unary_blocking(f->ch, "/pwtest.v1.Reserved/Echo", NULL, req,
+                                              echo_m->output, &resp, &msg, NULL),
                      PW_OK);
     expect_json(resp, 0, "{\"default\":\"10\",\"register\":\"X\"}");
 

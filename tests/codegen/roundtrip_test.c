@@ -136,10 +136,10 @@ static void test_codegen_server_streaming(void **state)
 
     pw_stream *s;
     n.n = 3;
-    assert_int_equal(pwtest_v1_kinds_replay_open(f->ch, &n, NULL, &s), PW_OK);
+    assert_int_equal(pwtest_v1_kinds_replay_start_blocking(f->ch, &n, NULL, &s), PW_OK);
     Pwtest__V1__Ledger__Entry *got;
     int count = 0;
-    while (pwtest_v1_kinds_replay_stream_recv(s, &got) == 1) {
+    while (pwtest_v1_kinds_replay_stream_recv(s, &got) == PW_OK && got != NULL) {
         count++;
         pw_protobuf_free(&got->base);
     }
@@ -192,15 +192,18 @@ static void test_codegen_client_streaming(void **state)
     assert_int_equal(o.n, 4 * 1000000 + 10);
 
     pw_stream *s;
-    assert_int_equal(pwtest_v1_kinds_tally_open(f->ch, NULL, &s), PW_OK);
+    assert_int_equal(pwtest_v1_kinds_tally_start_blocking(f->ch, NULL, &s), PW_OK);
     Pwtest__Common__V1__Money m;
     Pwtest__V1__Ledger__Entry e = entry(&m, 7);
     assert_int_equal(pwtest_v1_kinds_tally_stream_send(s, &e), PW_OK);
     pw_stream_close_send(s);
     Pwtest__V1__Count *count;
-    assert_int_equal(pwtest_v1_kinds_tally_stream_recv(s, &count), 1);
+    assert_int_equal(pwtest_v1_kinds_tally_stream_recv(s, &count), PW_OK);
+    assert_non_null(count);
     assert_int_equal(count->n, 1000000 + 7);
     pw_protobuf_free(&count->base);
+    assert_int_equal(pwtest_v1_kinds_tally_stream_recv(s, &count), PW_OK);
+    assert_null(count); /* the end of the stream */
     assert_int_equal(pw_stream_finish(s, NULL, NULL), PW_OK);
     pw_stream_free(s);
 }

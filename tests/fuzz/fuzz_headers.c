@@ -18,13 +18,13 @@ static void fuzz_base64(const uint8_t *v, size_t n)
 {
     uint8_t *out = malloc(n / 4 * 3 + 3);
     size_t len;
-    if (pw_base64_decode((const char *)v, n, out, &len) == 0) {
+    if (pw_base64_decode((const char *)v, n, out, &len) == PW_OK) {
         /* Re-encoding decoded bytes and decoding again gives the same bytes. */
         pw_buf b = {0};
         pw_base64_encode(&b, out, len, 0);
         uint8_t *again = malloc(b.len / 4 * 3 + 3);
         size_t len2;
-        if (pw_base64_decode((const char *)b.data, b.len, again, &len2) != 0 || len2 != len ||
+        if (pw_base64_decode((const char *)b.data, b.len, again, &len2) != PW_OK || len2 != len ||
             memcmp(again, out, len) != 0) {
             abort();
         }

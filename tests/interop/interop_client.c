@@ -96,7 +96,8 @@ static int case_client_streaming(ctx *c)
 {
     static const size_t sizes[] = {27182, 8, 1828, 45904};
     pw_stream *s;
-    CHECK(c, grpc_testing_test_service_streaming_input_call_open(c->ch, NULL, &s) == PW_OK,
+    CHECK(c,
+          grpc_testing_test_service_streaming_input_call_start_blocking(c->ch, NULL, &s) == PW_OK,
           "open failed");
     for (size_t i = 0; i < 4; i++) {
         Grpc__Testing__StreamingInputCallRequest req =
@@ -109,12 +110,12 @@ static int case_client_streaming(ctx *c)
     }
     pw_stream_close_send(s);
     ProtobufCMessage *resp = NULL;
-    int got = pw_stream_recv(s, &grpc__testing__streaming_input_call_response__descriptor, &resp);
+    pw_stream_recv(s, &grpc__testing__streaming_input_call_response__descriptor, &resp);
     const char *msg;
     pw_status st = pw_stream_finish(s, &msg, NULL);
     int32_t total =
-        got == 1 ? ((Grpc__Testing__StreamingInputCallResponse *)resp)->aggregated_payload_size
-                 : -1;
+        resp != NULL ? ((Grpc__Testing__StreamingInputCallResponse *)resp)->aggregated_payload_size
+                     : -1;
     pw_protobuf_free(resp);
     snprintf(c->err, sizeof(c->err), "status %s (%s), aggregated %d", pw_status_str(st), msg,
              total);
@@ -137,11 +138,14 @@ static int case_server_streaming(ctx *c)
     req.n_response_parameters = 4;
     req.response_parameters = pp;
     pw_stream *s;
-    CHECK(c, grpc_testing_test_service_streaming_output_call_open(c->ch, &req, NULL, &s) == PW_OK,
+    CHECK(c,
+          grpc_testing_test_service_streaming_output_call_start_blocking(c->ch, &req, NULL, &s) ==
+              PW_OK,
           "open failed");
     int n = 0, bad = 0;
     Grpc__Testing__StreamingOutputCallResponse *r;
-    while (grpc_testing_test_service_streaming_output_call_stream_recv(s, &r) == 1) {
+    while (grpc_testing_test_service_streaming_output_call_stream_recv(s, &r) == PW_OK &&
+           r != NULL) {
         if (n >= 4 || !payload_is_zeros(r->payload, (size_t)sizes[n])) {
             bad = 1;
         }
@@ -180,7 +184,7 @@ static pw_status duplex_send(pw_stream *s, int32_t resp_size, size_t req_size,
 static int duplex_recv_size(pw_stream *s, size_t want)
 {
     Grpc__Testing__StreamingOutputCallResponse *m;
-    if (grpc_testing_test_service_full_duplex_call_stream_recv(s, &m) != 1) {
+    if (grpc_testing_test_service_full_duplex_call_stream_recv(s, &m) != PW_OK || m == NULL) {
         return 0;
     }
     int ok = payload_is_zeros(m->payload, want);
@@ -188,12 +192,24 @@ static int duplex_recv_size(pw_stream *s, size_t want)
     return ok;
 }
 
+/* 1 when another message (or an undecodable one) came before the end of the stream. */
+static int duplex_more(pw_stream *s)
+{
+    Grpc__Testing__StreamingOutputCallResponse *m;
+    pw_status rv = grpc_testing_test_service_full_duplex_call_stream_recv(s, &m);
+    int more = rv != PW_OK || m != NULL;
+    if (m != NULL) {
+        pw_protobuf_free(&m->base);
+    }
+    return more;
+}
+
 static int case_ping_pong(ctx *c)
 {
     static const int32_t resp[] = {31415, 9, 2653, 58979};
     static const size_t reqs[] = {27182, 8, 1828, 45904};
     pw_stream *s;
-    CHECK(c, grpc_testing_test_service_full_duplex_call_open(c->ch, NULL, &s) == PW_OK,
+    CHECK(c, grpc_testing_test_service_full_duplex_call_start_blocking(c->ch, NULL, &s) == PW_OK,
           "open failed");
     int bad = 0;
     for (int i = 0; i < 4 && !bad; i++) {
@@ -203,8 +219,7 @@ static int case_ping_pong(ctx *c)
         }
     }
     pw_stream_close_send(s);
-    Grpc__Testing__StreamingOutputCallResponse *m;
-    int extra = grpc_testing_test_service_full_duplex_call_stream_recv(s, &m);
+    int extra = duplex_more(s);
     const char *msg;
     pw_status st = pw_stream_finish(s, &msg, NULL);
     snprintf(c->err, sizeof(c->err), "status %s (%s), failed at exchange %d, extra %d",
@@ -216,11 +231,10 @@ static int case_ping_pong(ctx *c)
 static int case_empty_stream(ctx *c)
 {
     pw_stream *s;
-    CHECK(c, grpc_testing_test_service_full_duplex_call_open(c->ch, NULL, &s) == PW_OK,
+    CHECK(c, grpc_testing_test_service_full_duplex_call_start_blocking(c->ch, NULL, &s) == PW_OK,
           "open failed");
     pw_stream_close_send(s);
-    Grpc__Testing__StreamingOutputCallResponse *m;
-    int got = grpc_testing_test_service_full_duplex_call_stream_recv(s, &m);
+    int got = duplex_more(s);
     const char *msg;
     pw_status st = pw_stream_finish(s, &msg, NULL);
     snprintf(c->err, sizeof(c->err), "status %s (%s), got %d", pw_status_str(st), msg, got);
@@ -289,7 +303,8 @@ static int case_custom_metadata(ctx *c)
     const char *msg;
     if (!bad) {
         /* Full duplex. */
-        CHECK(c, grpc_testing_test_service_full_duplex_call_open(c->ch, &opts, &s) == PW_OK,
+        CHECK(c,
+              grpc_testing_test_service_full_duplex_call_start_blocking(c->ch, &opts, &s) == PW_OK,
               "open failed");
         duplex_send(s, 314159, 271828, NULL);
         pw_stream_close_send(s);
@@ -329,7 +344,7 @@ static int status_case(ctx *c, const char *text)
         return 1;
     }
     pw_stream *s;
-    CHECK(c, grpc_testing_test_service_full_duplex_call_open(c->ch, NULL, &s) == PW_OK,
+    CHECK(c, grpc_testing_test_service_full_duplex_call_start_blocking(c->ch, NULL, &s) == PW_OK,
           "open failed");
     duplex_send(s, -1, 0, &es);
     pw_stream_close_send(s);
@@ -382,7 +397,8 @@ static int case_unimplemented_service(ctx *c)
 static int case_cancel_after_begin(ctx *c)
 {
     pw_stream *s;
-    CHECK(c, grpc_testing_test_service_streaming_input_call_open(c->ch, NULL, &s) == PW_OK,
+    CHECK(c,
+          grpc_testing_test_service_streaming_input_call_start_blocking(c->ch, NULL, &s) == PW_OK,
           "open failed");
     pw_stream_cancel(s);
     const char *msg;
@@ -395,7 +411,7 @@ static int case_cancel_after_begin(ctx *c)
 static int case_cancel_after_first_response(ctx *c)
 {
     pw_stream *s;
-    CHECK(c, grpc_testing_test_service_full_duplex_call_open(c->ch, NULL, &s) == PW_OK,
+    CHECK(c, grpc_testing_test_service_full_duplex_call_start_blocking(c->ch, NULL, &s) == PW_OK,
           "open failed");
     duplex_send(s, 31415, 27182, NULL);
     int ok = duplex_recv_size(s, 31415);
@@ -414,7 +430,7 @@ static int case_timeout_on_sleeping_server(ctx *c)
 {
     pw_call_options opts = {.timeout_ms = 1};
     pw_stream *s;
-    CHECK(c, grpc_testing_test_service_full_duplex_call_open(c->ch, &opts, &s) == PW_OK,
+    CHECK(c, grpc_testing_test_service_full_duplex_call_start_blocking(c->ch, &opts, &s) == PW_OK,
           "open failed");
     duplex_send(s, -1, 27182, NULL);
     const char *msg;
@@ -454,7 +470,8 @@ static int case_client_compressed_streaming(ctx *c)
     static const size_t sizes[] = {27182, 45904};
     pw_call_options opts = {.compression = PW_COMPRESSION_GZIP};
     pw_stream *s;
-    CHECK(c, grpc_testing_test_service_streaming_input_call_open(c->ch, &opts, &s) == PW_OK,
+    CHECK(c,
+          grpc_testing_test_service_streaming_input_call_start_blocking(c->ch, &opts, &s) == PW_OK,
           "open failed");
     for (size_t i = 0; i < 2; i++) {
         Grpc__Testing__StreamingInputCallRequest req =
@@ -467,11 +484,11 @@ static int case_client_compressed_streaming(ctx *c)
     }
     pw_stream_close_send(s);
     Grpc__Testing__StreamingInputCallResponse *resp = NULL;
-    int got = grpc_testing_test_service_streaming_input_call_stream_recv(s, &resp);
+    grpc_testing_test_service_streaming_input_call_stream_recv(s, &resp);
     const char *msg;
     pw_status st = pw_stream_finish(s, &msg, NULL);
-    int32_t total = got == 1 ? resp->aggregated_payload_size : -1;
-    if (got == 1) {
+    int32_t total = resp != NULL ? resp->aggregated_payload_size : -1;
+    if (resp != NULL) {
         pw_protobuf_free(&resp->base);
     }
     snprintf(c->err, sizeof(c->err), "status %s (%s), aggregated %d", pw_status_str(st), msg,

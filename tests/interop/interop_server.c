@@ -430,8 +430,8 @@ static void server_closed(pw_server *server, void *ud)
 {
     (void)server;
     app *a = ud;
-    pw_metrics_free(a->metrics);
-    pw_tracer_close(a->tracer);
+    pw_metrics_close(a->metrics, NULL, NULL);
+    pw_tracer_close(a->tracer, NULL, NULL);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -440,7 +440,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     app *a = sig->data;
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
-    pw_admin_close(a->admin);
+    pw_admin_close(a->admin, NULL, NULL);
     /* Calls still finishing report to the metrics: free them once the server is closed. */
     pw_server_shutdown(a->server, 30000, server_closed, a);
 }

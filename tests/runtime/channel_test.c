@@ -134,15 +134,26 @@ static void test_channel_rejects_bad_targets(void **state)
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    pw_channel *ch;
+    pw_channel *ch = (pw_channel *)&loop; /* not NULL: failures must set it */
     assert_int_equal(pw_channel_new(&ch, &loop, "no-port", NULL), PW_INVALID_ARGUMENT);
+    assert_null(ch);
     assert_int_equal(pw_channel_new(&ch, &loop, "host:99999", NULL), PW_INVALID_ARGUMENT);
     assert_int_equal(pw_channel_new(&ch, &loop, "[::1:80", NULL), PW_INVALID_ARGUMENT);
     assert_int_equal(pw_channel_new(&ch, &loop, "localhost:50051", NULL), PW_OK);
     pw_test_call r = {0};
-    assert_int_equal(pw_client_call_start(NULL, ch, "no-slash", NULL, &pw_test_call_ops, &r),
+    pw_client_call *call = (pw_client_call *)&r;
+    assert_int_equal(pw_client_call_start(&call, ch, "no-slash", NULL, &pw_test_call_ops, &r),
                      PW_INVALID_ARGUMENT);
-    pw_test_shutdown(&loop, NULL, ch);
+    assert_null(call);
+    /* A bad address leaves no port behind. */
+    pw_server *s;
+    assert_int_equal(pw_server_new(&s, &loop, NULL), PW_OK);
+    int port = -1;
+    assert_int_equal(pw_server_listen(s, "not-an-ip:0", NULL, &port), PW_INVALID_ARGUMENT);
+    assert_int_equal(port, 0);
+    pw_channel_close(NULL, NULL, NULL); /* close functions accept NULL */
+    pw_server_close(NULL, NULL, NULL);
+    pw_test_shutdown(&loop, s, ch);
 }
 
 /* An HTTP/2 peer that says SETTINGS once, then reads and never writes again. */

@@ -228,6 +228,15 @@ static fx *fx_new(const pw_server_options *o)
     return f;
 }
 
+/* Starts a call to path (Slow or Never) and runs the loop until its handler holds it. */
+static void hold_call(fx *f, const char *path, pw_test_call *r)
+{
+    assert_int_equal(pw_test_call_start(f->ch, path, NULL, "x", 1, r, NULL), PW_OK);
+    while (f->held == NULL) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+}
+
 static void fx_free(fx *f)
 {
     uv_close((uv_handle_t *)&f->timer, NULL);
@@ -261,11 +270,7 @@ static void test_lifecycle_max_age_drains_then_closes(void **state)
     pw_server_options o = {.max_connection_age_ms = 150, .max_connection_age_grace_ms = 400};
     fx *f = fx_new(&o);
     pw_test_call held = {0};
-    assert_int_equal(pw_test_call_start(f->ch, "/test.Svc/Never", NULL, "x", 1, &held, NULL),
-                     PW_OK);
-    while (f->held == NULL) {
-        uv_run(&f->loop, UV_RUN_ONCE);
-    }
+    hold_call(f, "/test.Svc/Never", &held);
     /* After the age and its grace, the held call's connection is closed. */
     pw_test_run_until(&f->loop, &held.done, 5000);
     assert_true(held.code == PW_UNAVAILABLE || held.code == PW_CANCELLED);
@@ -284,10 +289,7 @@ static void test_lifecycle_graceful_shutdown_finishes_inflight(void **state)
     pw_server_options o = {0};
     fx *f = fx_new(&o);
     pw_test_call r = {0};
-    assert_int_equal(pw_test_call_start(f->ch, "/test.Svc/Slow", NULL, "x", 1, &r, NULL), PW_OK);
-    while (f->held == NULL) {
-        uv_run(&f->loop, UV_RUN_ONCE);
-    }
+    hold_call(f, "/test.Svc/Slow", &r);
     pw_server_shutdown(f->server, 5000, server_closed, f);
     f->server = NULL;
     /* The in-flight call completes normally... */
@@ -311,16 +313,52 @@ static void test_lifecycle_shutdown_grace_cancels_the_rest(void **state)
     pw_server_options o = {0};
     fx *f = fx_new(&o);
     pw_test_call r = {0};
-    assert_int_equal(pw_test_call_start(f->ch, "/test.Svc/Never", NULL, "x", 1, &r, NULL), PW_OK);
-    while (f->held == NULL) {
-        uv_run(&f->loop, UV_RUN_ONCE);
-    }
+    hold_call(f, "/test.Svc/Never", &r);
     pw_server_shutdown(f->server, 200, server_closed, f);
     f->server = NULL;
     pw_test_run_until(&f->loop, &f->closed, 3000);
     assert_int_equal(f->cancels, 1);
     pw_test_run_until(&f->loop, &r.done, 3000);
     assert_int_not_equal(r.code, PW_OK);
+    pw_test_call_reset(&r);
+    fx_free(f);
+}
+
+/* Records which close callback ran, in order ('S' shutdown, 'C' close). */
+static char close_order[8];
+
+static void shutdown_done(pw_server *s, void *ud)
+{
+    (void)s;
+    (void)ud;
+    strcat(close_order, "S");
+}
+
+static void close_done(pw_server *s, void *ud)
+{
+    (void)s;
+    strcat(close_order, "C");
+    ((fx *)ud)->closed = 1;
+}
+
+/* Issue 13: pw_server_close cutting a shutdown short keeps both callbacks, each once. */
+static void test_lifecycle_close_during_shutdown_runs_both_callbacks_once(void **state)
+{
+    (void)state;
+    pw_server_options o = {0};
+    fx *f = fx_new(&o);
+    pw_test_call r = {0};
+    hold_call(f, "/test.Svc/Never", &r);
+    close_order[0] = '\0';
+    pw_server_shutdown(f->server, 5000, shutdown_done, f);
+    pw_server_shutdown(f->server, 5000, shutdown_done, f); /* only the first call counts */
+    pw_server_close(f->server, close_done, f);
+    pw_server_close(f->server, close_done, f);
+    assert_string_equal(close_order, ""); /* deferred */
+    f->server = NULL;
+    pw_test_run_until(&f->loop, &f->closed, 3000);
+    assert_string_equal(close_order, "SC");
+    pw_test_run_until(&f->loop, &r.done, 3000);
     pw_test_call_reset(&r);
     fx_free(f);
 }
@@ -395,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_lifecycle_max_age_drains_then_closes),
         cmocka_unit_test(test_lifecycle_graceful_shutdown_finishes_inflight),
         cmocka_unit_test(test_lifecycle_shutdown_grace_cancels_the_rest),
+        cmocka_unit_test(test_lifecycle_close_during_shutdown_runs_both_callbacks_once),
         cmocka_unit_test(test_lifecycle_max_concurrent_streams_opens_another_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

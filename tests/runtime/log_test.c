@@ -73,15 +73,35 @@ static void test_log_lines_are_json_with_fields_and_redacted(void **state)
 static void test_log_levels_per_module(void **state)
 {
     (void)state;
-    pw_log_set_module_level("chatty", PW_LOG_DEBUG);
+    assert_int_equal(pw_log_set_module_level("chatty", PW_LOG_DEBUG), PW_OK);
     PW_LOG(PW_LOG_DEBUG, "chatty", "shown");
     PW_LOG(PW_LOG_DEBUG, "quiet", "hidden");
-    pw_log_set_module_level("quiet", PW_LOG_ERR);
+    assert_int_equal(pw_log_set_module_level("quiet", PW_LOG_ERR), PW_OK);
     PW_LOG(PW_LOG_WARNING, "quiet", "hidden too");
     PW_LOG(PW_LOG_ERR, "quiet", "errors still shown");
     assert_int_equal(lines, 2);
     assert_non_null(strstr(captured[0], "shown"));
     assert_non_null(strstr(captured[1], "errors still shown"));
+}
+
+/* Issue 13: the module table is bounded, and saying so is a status, not silence. */
+static void test_log_module_levels_are_bounded(void **state)
+{
+    (void)state;
+    assert_int_equal(pw_log_set_module_level(NULL, PW_LOG_INFO), PW_INVALID_ARGUMENT);
+    assert_int_equal(pw_log_set_module_level("a-module-name-of-thirty-two-bytes", PW_LOG_INFO),
+                     PW_INVALID_ARGUMENT);
+    pw_status rv = PW_OK;
+    int set = 0;
+    for (int i = 0; i < 40 && rv == PW_OK; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "m%d", i);
+        rv = pw_log_set_module_level(name, PW_LOG_INFO);
+        set += rv == PW_OK;
+    }
+    assert_int_equal(rv, PW_RESOURCE_EXHAUSTED);
+    assert_true(set <= 32);
+    assert_int_equal(pw_log_set_module_level("chatty", PW_LOG_INFO), PW_OK); /* known: updated */
 }
 
 int main(void)
@@ -91,6 +111,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_lines_are_json_with_fields_and_redacted, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_log_levels_per_module, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_module_levels_are_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,14 +30,15 @@ static void test_status_parse(void **state)
 {
     (void)state;
     pw_status st = -1;
-    assert_int_equal(pw_status_parse("0", 1, &st), 0);
+    assert_int_equal(pw_status_parse("0", 1, &st), PW_OK);
     assert_int_equal(st, 0);
-    assert_int_equal(pw_status_parse("14", 2, &st), 0);
+    assert_int_equal(pw_status_parse("14", 2, &st), PW_OK);
     assert_int_equal(st, 14);
-    assert_int_equal(pw_status_parse("", 0, &st), -1);
-    assert_int_equal(pw_status_parse("1a", 2, &st), -1);
-    assert_int_equal(pw_status_parse("-1", 2, &st), -1);
-    assert_int_equal(pw_status_parse("99999999999", 11, &st), -1);
+    assert_int_equal(pw_status_parse("", 0, &st), PW_INVALID_ARGUMENT);
+    assert_int_equal(pw_status_parse("1a", 2, &st), PW_INVALID_ARGUMENT);
+    assert_int_equal(pw_status_parse("-1", 2, &st), PW_INVALID_ARGUMENT);
+    assert_int_equal(pw_status_parse("99999999999", 11, &st), PW_INVALID_ARGUMENT);
+    assert_int_equal(st, 14); /* left as it was on failure */
 }
 
 int main(void)

@@ -93,7 +93,7 @@ static void test_workers_share_a_port_and_split_connections(void **state)
     assert_true(a > 0 && b > 0);
     pw_workers_stop(ws);
     pw_workers_stop(ws); /* harmless twice */
-    assert_int_equal(pw_workers_join(ws), 0);
+    assert_int_equal(pw_workers_join(ws), PW_OK);
     close(holder);
 }
 

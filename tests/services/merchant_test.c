@@ -98,9 +98,9 @@ static int health(const char *service)
     req.service = (char *)service;
     ProtobufCMessage *resp = NULL;
     pw_call_options o = {.timeout_ms = 1000, .wait_for_ready = 1};
-    pw_status rv =
-        pw_channel_unary(internal, "/grpc.health.v1.Health/Check", &o, &req.base,
-                         &grpc__health__v1__health_check_response__descriptor, &resp, NULL, NULL);
+    pw_status rv = pw_client_unary_blocking(internal, "/grpc.health.v1.Health/Check", &o, &req.base,
+                                            &grpc__health__v1__health_check_response__descriptor,
+                                            &resp, NULL, NULL);
     int st = rv == PW_OK ? (int)((Grpc__Health__V1__HealthCheckResponse *)resp)->status : -1;
     pw_protobuf_free(resp);
     return st;
@@ -203,8 +203,8 @@ static reply call(const char *method, const ProtobufCMessage *req,
     reply r = {0};
     char *msg = NULL;
     pw_metadata trailers = {0};
-    r.code = pw_channel_unary(bearer ? public_ch : internal, path, &o, req, resp_type, &r.msg, &msg,
-                              &trailers);
+    r.code = pw_client_unary_blocking(bearer ? public_ch : internal, path, &o, req, resp_type,
+                                      &r.msg, &msg, &trailers);
     snprintf(r.message, sizeof(r.message), "%s", msg ? msg : "");
     pw_free(msg);
     pw_error_details_read(&trailers, &r.details);
@@ -715,10 +715,11 @@ static void test_merchant_api_keys_and_auth(void **state)
         ProtobufCMessage *resp = NULL;
         char *msg = NULL;
         pw_call_options o = {.timeout_ms = 5000};
-        assert_int_equal(pw_channel_unary(public_ch, path, &o, &g.base,
-                                          &paywire__merchant__v1__get_merchant_response__descriptor,
-                                          &resp, &msg, NULL),
-                         PW_UNAUTHENTICATED);
+        assert_int_equal(
+            pw_client_unary_blocking(public_ch, path, &o, &g.base,
+                                     &paywire__merchant__v1__get_merchant_response__descriptor,
+                                     &resp, &msg, NULL),
+            PW_UNAUTHENTICATED);
         assert_non_null(strstr(msg, "needs an API key"));
         pw_free(msg);
     }
@@ -1065,10 +1066,11 @@ static void test_merchant_workers_share_port_and_metrics(void **state)
         pw_channel *ch = channel(1);
         ProtobufCMessage *resp = NULL;
         pw_call_options o = {.timeout_ms = 5000, .wait_for_ready = 1};
-        assert_int_equal(pw_channel_unary(ch, SVC "GetMerchant", &o, &g.base,
-                                          &paywire__merchant__v1__get_merchant_response__descriptor,
-                                          &resp, NULL, NULL),
-                         PW_NOT_FOUND);
+        assert_int_equal(
+            pw_client_unary_blocking(ch, SVC "GetMerchant", &o, &g.base,
+                                     &paywire__merchant__v1__get_merchant_response__descriptor,
+                                     &resp, NULL, NULL),
+            PW_NOT_FOUND);
         int done = 0;
         pw_channel_close(ch, set_flag, &done);
         pw_test_run_until(&loop, &done, 5000);

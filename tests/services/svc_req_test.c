@@ -126,8 +126,9 @@ static pw_status call_case(fixture *f, int which, int64_t timeout_ms, char *msg,
     return rv;
 }
 
-static void pool_closed(void *ud)
+static void pool_closed(pw_db_pool *pool, void *ud)
 {
+    (void)pool;
     (void)ud;
 }
 

@@ -32,11 +32,17 @@ typedef struct pw_buf {
     size_t cap;
 } pw_buf;
 
-/** Makes room for at least extra more bytes. PW_ERRNO(ENOMEM) on failure. */
+/**
+ * Makes room for at least extra more bytes. Returns PW_OK, or PW_ERRNO(ENOMEM)
+ * with b unchanged.
+ */
 PW_EXTERN pw_status pw_buf_reserve(pw_buf *b, size_t extra);
-/** Appends a copy of len bytes. PW_ERRNO(ENOMEM) on failure. */
+/** Appends a copy of len bytes. Returns PW_OK, or PW_ERRNO(ENOMEM) with b unchanged. */
 PW_EXTERN pw_status pw_buf_append(pw_buf *b, const void *data, size_t len);
-/** Appends printf-formatted text (no NUL). PW_ERRNO(ENOMEM) on failure. */
+/**
+ * Appends printf-formatted text (no NUL). Returns PW_OK; PW_ERRNO(ENOMEM) or
+ * PW_INTERNAL (vsnprintf failed) with b's bytes unchanged.
+ */
 PW_EXTERN pw_status pw_buf_printf(pw_buf *b, const char *fmt, ...) PW_PRINTF(2, 3);
 /** Pending bytes. */
 static inline size_t pw_buf_pending(const pw_buf *b)
@@ -56,15 +62,16 @@ PW_EXTERN void pw_buf_reset(pw_buf *b);
 /**
  * Appends the base64 of len bytes (RFC 4648 standard alphabet), with '='
  * padding when pad is set (gRPC's -bin metadata uses none, proto3 JSON
- * pads). PW_OK or PW_ERRNO(ENOMEM).
+ * pads). Returns PW_OK, or PW_ERRNO(ENOMEM) with out unchanged.
  */
 PW_EXTERN pw_status pw_base64_encode(pw_buf *out, const void *data, size_t len, int pad);
 /**
  * Decodes base64 in the standard or the URL-safe alphabet, padded or not.
- * out must hold (len / 4 + 1) * 3 bytes. Returns 0 and sets *out_len, or -1
- * on invalid input.
+ * out must hold (len / 4 + 1) * 3 bytes. Returns PW_OK and sets *out_len to
+ * the decoded length; PW_INVALID_ARGUMENT on invalid input, with *out_len set
+ * to 0 (out may hold part of the bytes).
  */
-PW_EXTERN int pw_base64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len);
+PW_EXTERN pw_status pw_base64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len);
 
 #ifdef __cplusplus
 }

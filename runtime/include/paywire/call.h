@@ -87,8 +87,10 @@ PW_EXTERN const struct ProtobufCMessage *pw_call_request(const pw_call *call);
 PW_EXTERN pw_slice pw_call_request_bytes(const pw_call *call);
 
 /**
- * Decodes bytes as desc into memory owned by the call (freed when the call ends).
- * Returns PW_OK or PW_INTERNAL (undecodable, as the gRPC spec requires).
+ * Decodes bytes as desc into memory owned by the call (freed when the call
+ * ends; do not free it). Returns PW_OK with *out set; PW_INTERNAL
+ * (undecodable, as the gRPC spec requires) or PW_ERRNO(ENOMEM), with *out set
+ * to NULL.
  */
 PW_EXTERN pw_status pw_call_unpack(pw_call *call, pw_slice bytes,
                                    const struct ProtobufCMessageDescriptor *desc,
@@ -127,11 +129,17 @@ PW_EXTERN void pw_call_watch_stop(pw_call_watch *w);
 
 /**
  * Response metadata to send with the response headers (before the first message
- * or the status). Adding after the headers were sent returns PW_FAILED_PRECONDITION.
+ * or the status); key and value are copied. Returns PW_OK;
+ * PW_FAILED_PRECONDITION once the headers were sent; PW_INVALID_ARGUMENT (a
+ * key or value pw_metadata_add() refuses); PW_ERRNO(ENOMEM).
  */
 PW_EXTERN pw_status pw_call_add_initial_metadata(pw_call *call, const char *key, const void *value,
                                                  size_t len);
-/** Metadata sent in the trailers together with the status. */
+/**
+ * Metadata sent in the trailers together with the status (copied). Returns
+ * PW_OK; PW_FAILED_PRECONDITION once the status was queued;
+ * PW_INVALID_ARGUMENT or PW_ERRNO(ENOMEM) as pw_call_add_initial_metadata().
+ */
 PW_EXTERN pw_status pw_call_add_trailing_metadata(pw_call *call, const char *key, const void *value,
                                                   size_t len);
 
@@ -139,9 +147,15 @@ PW_EXTERN pw_status pw_call_add_trailing_metadata(pw_call *call, const char *key
  * Queues one response message (copied). Returns PW_OK; PW_RESOURCE_EXHAUSTED
  * when the message exceeds the send limit or the handler ignored back-pressure
  * far past the high-water mark; PW_CANCELLED after the call was cancelled;
- * PW_FAILED_PRECONDITION after finish or a second message on a unary method.
+ * PW_FAILED_PRECONDITION after finish or a second message on a unary method;
+ * PW_INTERNAL when a JSON call's response cannot be encoded as JSON;
+ * PW_ERRNO(ENOMEM).
  */
 PW_EXTERN pw_status pw_call_send(pw_call *call, const struct ProtobufCMessage *msg);
+/**
+ * Like pw_call_send() for a message already serialized (copied); the same
+ * codes (PW_OK, PW_RESOURCE_EXHAUSTED, PW_CANCELLED, ...).
+ */
 PW_EXTERN pw_status pw_call_send_bytes(pw_call *call, pw_slice msg);
 
 /**
@@ -185,7 +199,8 @@ typedef void (*pw_offload_done_cb)(pw_call *call, pw_status status, void *user_d
  * Runs blocking or CPU-heavy work (hashing a password, signing) on libuv's
  * thread pool, then done on the call's loop. The call stays allocated until
  * done has run, even if it is cancelled meanwhile. Returns PW_OK (done runs
- * exactly once) or a libuv error.
+ * exactly once, on a later loop turn), or PW_ERRNO(ENOMEM) or a libuv error
+ * of uv_queue_work (UV_EINVAL) (then neither work nor done runs).
  */
 PW_EXTERN pw_status pw_call_offload(pw_call *call, pw_offload_work_cb work, pw_offload_done_cb done,
                                     void *user_data);
@@ -202,8 +217,9 @@ PW_EXTERN const struct pw_method *pw_call_get_method(const pw_call *call);
 /**
  * Per-call context for interceptors and handlers (e.g. the authenticated
  * principal): up to 8 (key, value) pairs, keys compared by address (use the
- * address of a static variable). Returns PW_OK or PW_RESOURCE_EXHAUSTED when
- * full. The value is borrowed; pw_call_alloc memory lives long enough.
+ * address of a static variable); setting a key again replaces its value.
+ * Returns PW_OK or PW_RESOURCE_EXHAUSTED when 8 other keys are set. The value
+ * is borrowed; pw_call_alloc memory lives long enough.
  */
 PW_EXTERN pw_status pw_call_set_context(pw_call *call, const void *key, void *value);
 /** The value set for key, or NULL. */

@@ -145,16 +145,21 @@ typedef struct pw_client_interceptor {
  * Creates a channel to target on loop. Targets: "host:port" or
  * "dns:///host:port" (resolved on the loop to every address, re-resolved when
  * all fail), "[v6]:port", "ipv4:a:p,b:p" / "ipv6:[a]:p,..." (a fixed list) and
- * "unix:/path". Connects lazily on the first call. opts may be NULL. Returns
- * PW_OK, PW_INVALID_ARGUMENT (bad target or TLS files), PW_ERRNO(ENOMEM).
+ * "unix:/path". Connects lazily on the first call. opts may be NULL (read
+ * during the call). Returns PW_OK with *out set; PW_INVALID_ARGUMENT (bad
+ * target or TLS files) or PW_ERRNO(ENOMEM), with *out set to NULL. Close it
+ * with pw_channel_close().
  */
 PW_EXTERN pw_status pw_channel_new(pw_channel **out, uv_loop_t *loop, const char *target,
                                    const pw_channel_options *opts);
 
 typedef void (*pw_channel_close_cb)(pw_channel *channel, void *user_data);
 /**
- * Fails every pending call with PW_CANCELLED, closes the connection and frees the
- * channel; cb (may be NULL) runs once every handle is closed.
+ * Fails every pending call with PW_CANCELLED, closes the connections and frees
+ * the channel. cb (may be NULL) runs exactly once, on a later loop turn, when
+ * every handle is closed; the channel is freed after it returns. Only the
+ * first call counts: later ones do nothing (their cb never runs). NULL is a
+ * no-op.
  */
 PW_EXTERN void pw_channel_close(pw_channel *channel, pw_channel_close_cb cb, void *user_data);
 
@@ -166,20 +171,35 @@ PW_EXTERN pw_status pw_channel_add_interceptor(pw_channel *channel,
 
 /**
  * Starts a call to path ("/package.Service/Method"). ops (borrowed, keep static)
- * and user_data receive its events; on_done is required. If this returns PW_OK,
- * on_done runs exactly once, on a later loop turn. *out (may be NULL) receives
- * the call, valid until on_done returns.
+ * and user_data receive its events; on_done is required. Returns PW_OK, and
+ * on_done runs exactly once, on a later loop turn; PW_CANCELLED (the channel
+ * is closing), PW_INVALID_ARGUMENT (path not starting with '/', no on_done)
+ * or PW_ERRNO(ENOMEM), and no callback runs. *out (may be NULL) receives the
+ * call, valid until on_done returns (NULL on failure). The blocking form is
+ * pw_client_call_start_blocking() (stream.h).
  */
 PW_EXTERN pw_status pw_client_call_start(pw_client_call **out, pw_channel *channel,
                                          const char *path, const pw_call_options *opts,
                                          const pw_client_ops *ops, void *user_data);
 
-/** Queues one request message (copied). PW_FAILED_PRECONDITION after close_send. */
+/**
+ * Queues one request message (copied). Returns PW_OK; PW_FAILED_PRECONDITION
+ * after close_send or once the call ended with OK; the status the call ended
+ * with when it ended otherwise (PW_CANCELLED ... PW_UNAUTHENTICATED);
+ * PW_RESOURCE_EXHAUSTED (larger than the send limit) or PW_ERRNO(ENOMEM).
+ */
 PW_EXTERN pw_status pw_client_call_send(pw_client_call *call, const struct ProtobufCMessage *msg);
+/**
+ * Like pw_client_call_send() for a message already serialized (copied); the
+ * same codes (PW_OK, PW_FAILED_PRECONDITION, ...).
+ */
 PW_EXTERN pw_status pw_client_call_send_bytes(pw_client_call *call, pw_slice msg);
-/** Half-closes: no more request messages. */
+/** Half-closes: no more request messages. Returns PW_OK (also once the call ended). */
 PW_EXTERN pw_status pw_client_call_close_send(pw_client_call *call);
-/** Per-call context slots for interceptors (as pw_call_set_context; up to 4). */
+/**
+ * Per-call context slots for interceptors (as pw_call_set_context; up to 4).
+ * Returns PW_OK, or PW_RESOURCE_EXHAUSTED when 4 other keys are set.
+ */
 PW_EXTERN pw_status pw_client_call_set_context(pw_client_call *call, const void *key, void *value);
 PW_EXTERN void *pw_client_call_get_context(const pw_client_call *call, const void *key);
 /** The server call this call was made from (pw_call_options.parent), or NULL. */
@@ -201,18 +221,20 @@ PW_EXTERN void pw_client_call_cancel(pw_client_call *call);
 
 /**
  * Completion of pw_client_unary: response is the decoded message (NULL unless
- * result->code is PW_OK), valid during the callback. typed is the function
- * pointer given to pw_client_unary, passed back so generated code can call
- * its typed callback through the right type.
+ * result->code is PW_OK), valid during the callback (the runtime frees it
+ * after). typed is the function pointer given to pw_client_unary, passed back
+ * so generated code can call its typed callback through the right type.
  */
 typedef void (*pw_unary_done_cb)(const struct ProtobufCMessage *response, const pw_result *result,
                                  void (*typed)(void), void *user_data);
 
 /**
- * Asynchronous unary call: sends request, decodes the single response as
- * response_type. done runs exactly once, on a later loop turn, if this returns
- * PW_OK; a missing or undecodable response is reported as PW_INTERNAL.
- * Returns the error of pw_client_call_start, or PW_ERRNO(ENOMEM).
+ * Unary call: sends request (copied), decodes the single response as
+ * response_type. Returns PW_OK, and done runs exactly once, on a later loop
+ * turn (a missing or undecodable response is reported as PW_INTERNAL); or,
+ * as pw_client_call_start, PW_CANCELLED, PW_INVALID_ARGUMENT or
+ * PW_ERRNO(ENOMEM), and done never runs. The blocking form is
+ * pw_client_unary_blocking().
  */
 PW_EXTERN pw_status pw_client_unary(pw_channel *channel, const char *path,
                                     const pw_call_options *opts,
@@ -221,19 +243,24 @@ PW_EXTERN pw_status pw_client_unary(pw_channel *channel, const char *path,
                                     pw_unary_done_cb done, void (*typed)(void), void *user_data);
 
 /**
- * Blocking unary call for tools and tests: runs the channel's loop until the call
- * ends. Must not be called while that loop is running. On PW_OK, *response_out
- * is the decoded response (free with pw_protobuf_free(r)).
- * status_message (may be NULL) receives a copy of grpc-message (pw_free it).
- * trailers (may be NULL) receives the trailing metadata.
- * Returns the call's gRPC status.
+ * The blocking form of pw_client_unary(), for tools and tests: runs the
+ * channel's loop until the call ends, so it must not be called while that
+ * loop is running. Returns PW_OK with *response_out the decoded response
+ * (free it with pw_protobuf_free()). Otherwise *response_out is NULL and it
+ * returns the status the call ended with (PW_CANCELLED ... PW_UNAUTHENTICATED;
+ * PW_INTERNAL for a missing or undecodable response), or the error of
+ * pw_client_call_start_blocking() (PW_CANCELLED, PW_INVALID_ARGUMENT,
+ * PW_ERRNO(ENOMEM)) when the call did not start. status_message (may be NULL)
+ * receives a copy of grpc-message ("" when there was none; pw_free it), or
+ * NULL when the call did not start. trailers (may be NULL) gets copies of the
+ * trailing metadata appended.
  */
-PW_EXTERN pw_status pw_channel_unary(pw_channel *channel, const char *path,
-                                     const pw_call_options *opts,
-                                     const struct ProtobufCMessage *request,
-                                     const struct ProtobufCMessageDescriptor *response_type,
-                                     struct ProtobufCMessage **response_out, char **status_message,
-                                     pw_metadata *trailers);
+PW_EXTERN pw_status pw_client_unary_blocking(pw_channel *channel, const char *path,
+                                             const pw_call_options *opts,
+                                             const struct ProtobufCMessage *request,
+                                             const struct ProtobufCMessageDescriptor *response_type,
+                                             struct ProtobufCMessage **response_out,
+                                             char **status_message, pw_metadata *trailers);
 
 #ifdef __cplusplus
 }

@@ -142,15 +142,20 @@ typedef struct pw_db_options {
 typedef void (*pw_db_result_cb)(pw_db_result *r, void *user_data);
 
 /**
- * A pool on loop. Connections open on demand. Returns PW_OK,
- * PW_INVALID_ARGUMENT (no conninfo), PW_ERRNO(ENOMEM).
+ * A pool on loop (o is copied, conninfo too). Connections open on demand.
+ * Returns PW_OK with *out set; PW_INVALID_ARGUMENT (no conninfo) or
+ * PW_ERRNO(ENOMEM), with *out set to NULL. Close it with pw_db_pool_close().
  */
 PW_EXTERN pw_status pw_db_pool_new(pw_db_pool **out, uv_loop_t *loop, const pw_db_options *o);
+
+typedef void (*pw_db_pool_close_cb)(pw_db_pool *pool, void *user_data);
 /**
  * Closes every connection; queued and running queries complete with
- * PW_UNAVAILABLE ("pool closed"); cb (may be NULL) runs when all is freed.
+ * PW_UNAVAILABLE ("pool closed"). cb (may be NULL) runs exactly once, on a
+ * later loop turn, when every connection and timer is closed; the pool is
+ * freed after it returns. Only the first call counts; NULL is a no-op.
  */
-PW_EXTERN void pw_db_pool_close(pw_db_pool *pool, void (*cb)(void *user_data), void *user_data);
+PW_EXTERN void pw_db_pool_close(pw_db_pool *pool, pw_db_pool_close_cb cb, void *user_data);
 /** 1 while the pool can reach the database (or has not tried yet), 0 after connecting failed. */
 PW_EXTERN int pw_db_pool_available(const pw_db_pool *pool);
 /** Open connections, and those running a query now. */
@@ -169,7 +174,15 @@ PW_EXTERN pw_status pw_db_query(pw_db_pool *pool, pw_call *call, const pw_db_stm
 
 /* ---- results ---- */
 
-/** PW_OK, or the gRPC status the failure maps to (see docs/design/data-layer.md). */
+/**
+ * PW_OK, or the gRPC status the failure maps to (see docs/design/data-layer.md):
+ * PW_ALREADY_EXISTS (23505), PW_FAILED_PRECONDITION (23503),
+ * PW_INVALID_ARGUMENT (23502, 23514, class 22), PW_ABORTED (40001, 40P01),
+ * PW_DEADLINE_EXCEEDED or PW_CANCELLED (57014, the call's deadline or
+ * cancellation), PW_UNAVAILABLE (class 08, 57P01-03, 25006, a lost
+ * connection, a closed pool), PW_RESOURCE_EXHAUSTED (class 53), PW_INTERNAL
+ * (anything else).
+ */
 PW_EXTERN pw_status pw_db_status(const pw_db_result *r);
 /** A message safe to return to callers (names the constraint; never row values). */
 PW_EXTERN const char *pw_db_message(const pw_db_result *r);
@@ -183,19 +196,38 @@ PW_EXTERN int64_t pw_db_affected(const pw_db_result *r);
 /** The index of the result column called name (exactly, as the query names it), or -1. */
 PW_EXTERN int pw_db_column(const pw_db_result *r, const char *name);
 PW_EXTERN int pw_db_is_null(const pw_db_result *r, int row, int col);
-/**
- * Getters: PW_OK, PW_NOT_FOUND (NULL value or no such row/column),
- * PW_INVALID_ARGUMENT (the column's type does not fit: e.g. text read as int).
+/*
+ * Getters. Each returns PW_OK with the value in its out-parameters;
+ * PW_NOT_FOUND (a NULL value, or no such row or column) or
+ * PW_INVALID_ARGUMENT (the column's type does not fit: e.g. text read as
+ * int), with the out-parameters left as they were (so a default set before
+ * the call survives a NULL).
  */
+
+/** An int8, int4 or int2 column. Returns PW_OK, PW_NOT_FOUND or PW_INVALID_ARGUMENT. */
 PW_EXTERN pw_status pw_db_get_int64(const pw_db_result *r, int row, int col, int64_t *out);
+/** A bool column (*out 0 or 1). Returns PW_OK, PW_NOT_FOUND or PW_INVALID_ARGUMENT. */
 PW_EXTERN pw_status pw_db_get_bool(const pw_db_result *r, int row, int col, int *out);
-/** Text, jsonb or a numeric cast to text; borrowed until the callback returns. */
+/**
+ * Text, varchar, json, jsonb or a numeric cast to text: NUL-terminated,
+ * borrowed until the callback returns; *len (may be NULL) gets its length.
+ * Returns PW_OK, PW_NOT_FOUND or PW_INVALID_ARGUMENT.
+ */
 PW_EXTERN pw_status pw_db_get_text(const pw_db_result *r, int row, int col, const char **out,
                                    size_t *len);
+/**
+ * A bytea column, borrowed until the callback returns. Returns PW_OK,
+ * PW_NOT_FOUND or PW_INVALID_ARGUMENT.
+ */
 PW_EXTERN pw_status pw_db_get_bytea(const pw_db_result *r, int row, int col, const uint8_t **out,
                                     size_t *len);
+/**
+ * A timestamptz (or timestamp) column in microseconds since the Unix epoch.
+ * Returns PW_OK, PW_NOT_FOUND or PW_INVALID_ARGUMENT.
+ */
 PW_EXTERN pw_status pw_db_get_timestamptz(const pw_db_result *r, int row, int col,
                                           int64_t *unix_us);
+/** A uuid column's 16 bytes. Returns PW_OK, PW_NOT_FOUND or PW_INVALID_ARGUMENT. */
 PW_EXTERN pw_status pw_db_get_uuid(const pw_db_result *r, int row, int col, uint8_t out[16]);
 
 /* ---- transactions ---- */
@@ -219,8 +251,9 @@ typedef void (*pw_db_tx_done)(pw_status status, const char *message, void *user_
 
 /**
  * Runs body in a transaction on one connection, retrying up to max_attempts
- * (0: 5) on SQLSTATE 40001/40P01; done runs exactly once. call as in
- * pw_db_query. Returns PW_OK or PW_ERRNO(ENOMEM) (then nothing runs).
+ * (0: 5) on SQLSTATE 40001/40P01. call as in pw_db_query. Returns PW_OK, and
+ * done runs exactly once, later; PW_INVALID_ARGUMENT (no body or done, an
+ * unknown isolation) or PW_ERRNO(ENOMEM), and nothing runs.
  */
 PW_EXTERN pw_status pw_db_tx_run(pw_db_pool *pool, pw_call *call, pw_db_isolation isolation,
                                  int max_attempts, pw_db_tx_body body, pw_db_tx_done done,
@@ -228,7 +261,11 @@ PW_EXTERN pw_status pw_db_tx_run(pw_db_pool *pool, pw_call *call, pw_db_isolatio
 /**
  * A query inside the transaction. Its callback sees only outcomes the body
  * must handle: serialization failures and deadlocks restart the body instead.
- * Returns as pw_db_query.
+ * Returns PW_OK (cb runs exactly once, later) or, and then cb never runs:
+ * PW_INVALID_ARGUMENT (as pw_db_query); PW_CANCELLED or PW_DEADLINE_EXCEEDED
+ * once the call the transaction runs for was; PW_FAILED_PRECONDITION after
+ * commit or abort; PW_UNAVAILABLE when its connection is gone;
+ * PW_ERRNO(ENOMEM).
  */
 PW_EXTERN pw_status pw_db_tx_query(pw_db_tx *tx, const pw_db_stmt *stmt, const pw_db_param *params,
                                    int n, pw_db_result_cb cb, void *user_data);
@@ -245,7 +282,8 @@ PW_EXTERN void pw_db_tx_abort(pw_db_tx *tx, pw_status status, const char *messag
  * named by lock_name (two instances starting at once serialise), recording
  * each with its SHA-256 in schema_migrations. Refuses (PW_FAILED_PRECONDITION)
  * when an applied migration's file changed or disappeared. *applied (may be
- * NULL) gets how many ran. Returns PW_OK, PW_UNAVAILABLE (cannot connect),
+ * NULL) gets how many ran, on failure too (the ones committed before it); err
+ * (err_len bytes, may be NULL) gets "" on success. Returns PW_OK, PW_UNAVAILABLE (cannot connect),
  * PW_FAILED_PRECONDITION, PW_INVALID_ARGUMENT (bad file name, unreadable
  * folder), PW_INTERNAL (a migration failed: err names it and the server's
  * error).

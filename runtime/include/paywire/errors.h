@@ -43,12 +43,21 @@ typedef struct pw_error_details {
     char *resource_description;
 } pw_error_details;
 
-/** Sets ErrorInfo. PW_OK or PW_ERRNO(ENOMEM). */
+/**
+ * Sets ErrorInfo (copied; NULL clears a field). Returns PW_OK, or
+ * PW_ERRNO(ENOMEM) with the fields it could not copy set to NULL.
+ */
 PW_EXTERN pw_status pw_error_set_info(pw_error_details *d, const char *reason, const char *domain);
-/** Adds one BadRequest field violation ("merchant.country", "must be ISO 3166-1 alpha-2"). */
+/**
+ * Adds one BadRequest field violation ("merchant.country", "must be ISO
+ * 3166-1 alpha-2"), copied. Returns PW_OK, or PW_ERRNO(ENOMEM) with d unchanged.
+ */
 PW_EXTERN pw_status pw_error_add_violation(pw_error_details *d, const char *field,
                                            const char *description);
-/** Sets ResourceInfo (owner and description may be NULL). */
+/**
+ * Sets ResourceInfo (copied; owner and description may be NULL). Returns
+ * PW_OK, or PW_ERRNO(ENOMEM) with the fields it could not copy set to NULL.
+ */
 PW_EXTERN pw_status pw_error_set_resource(pw_error_details *d, const char *type, const char *name,
                                           const char *owner, const char *description);
 /** Frees everything; d is empty afterwards. */
@@ -74,7 +83,9 @@ PW_EXTERN pw_status pw_call_attach_details(pw_call *call, pw_status code, const 
 /**
  * Reads the details from a call's trailing metadata into out (which it
  * clears first). Returns PW_OK; PW_NOT_FOUND when there is no
- * grpc-status-details-bin; PW_INTERNAL when it cannot be decoded.
+ * grpc-status-details-bin; PW_INTERNAL when it cannot be decoded (or memory
+ * ran out decoding it). On failure out is left cleared (release it with
+ * pw_error_details_clear() either way).
  */
 PW_EXTERN pw_status pw_error_details_read(const pw_metadata *trailers, pw_error_details *out);
 

@@ -55,17 +55,20 @@ PW_EXTERN pw_status pw_json_encode(const struct ProtobufCMessage *msg, const pw_
                                    pw_buf *out, char *err, size_t err_len);
 
 /**
- * Parses len bytes of JSON text as a message of type. *out gets a new
- * message, freed by the caller with pw_protobuf_free(m).
- * Returns PW_OK; PW_INVALID_ARGUMENT with err (may be NULL) naming the path
- * and the problem (bad JSON, wrong type, unknown field, out of range, two
- * members of one oneof); PW_ERRNO(ENOMEM).
+ * Parses len bytes of JSON text as a message of type. Returns PW_OK with
+ * *out a new message (allocated with pw_protobuf_allocator(); the caller
+ * frees it with pw_protobuf_free()); PW_INVALID_ARGUMENT with err (may be
+ * NULL) naming the path and the problem (bad JSON, wrong type, unknown
+ * field, out of range, two members of one oneof), or PW_ERRNO(ENOMEM); *out
+ * is set to NULL on failure.
  */
 PW_EXTERN pw_status pw_json_decode(const struct ProtobufCMessageDescriptor *type, const char *json,
                                    size_t len, const pw_json_options *opts,
                                    struct ProtobufCMessage **out, char *err, size_t err_len);
 
-/** The JSON name of a proto field name: "response_size" → "responseSize". Writes at most cap bytes.
+/**
+ * The JSON name of a proto field name: "response_size" → "responseSize".
+ * Writes at most cap bytes, NUL included (truncating a longer name).
  */
 PW_EXTERN void pw_json_name(const char *proto_name, char *out, size_t cap);
 

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <paywire/version.h>
+#include <paywire/status.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,8 +39,12 @@ typedef struct pw_log_field {
  */
 PW_EXTERN void pw_log_set_sink(pw_log_sink_cb sink, void *user_data);
 PW_EXTERN void pw_log_set_level(pw_log_level level);
-/** A level for one module (e.g. "server", "channel", "access"); up to 32 modules. */
-PW_EXTERN void pw_log_set_module_level(const char *module, pw_log_level level);
+/**
+ * A level for one module (e.g. "server", "channel", "access"), copied; up to
+ * 32 modules. Returns PW_OK; PW_INVALID_ARGUMENT for a NULL name or one of 32
+ * bytes or more; PW_RESOURCE_EXHAUSTED when 32 other modules have levels.
+ */
+PW_EXTERN pw_status pw_log_set_module_level(const char *module, pw_log_level level);
 /** The most verbose level any module logs at (what PW_LOG checks first). */
 PW_EXTERN pw_log_level pw_log_get_level(void);
 

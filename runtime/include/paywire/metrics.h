@@ -21,13 +21,24 @@ typedef struct pw_metrics pw_metrics;
 typedef struct pw_admin pw_admin;
 struct pw_health;
 
-/** A registry for one loop. Free with pw_metrics_free after what it observes is closed. */
+/**
+ * A registry for one loop (it owns a timer on it). Returns PW_OK with *out
+ * set, or PW_ERRNO(ENOMEM) with *out set to NULL. Close it with
+ * pw_metrics_close() after what it observes is closed.
+ */
 PW_EXTERN pw_status pw_metrics_new(pw_metrics **out, uv_loop_t *loop);
-PW_EXTERN void pw_metrics_free(pw_metrics *m);
 
-/** Counts every call of server (an interceptor added first). */
+typedef void (*pw_metrics_close_cb)(pw_metrics *m, void *user_data);
+/**
+ * Closes the registry's timer and frees it. cb (may be NULL) runs exactly
+ * once, on a later loop turn; the registry is freed after it returns. Only
+ * the first call counts; NULL is a no-op.
+ */
+PW_EXTERN void pw_metrics_close(pw_metrics *m, pw_metrics_close_cb cb, void *user_data);
+
+/** Counts every call of server (an interceptor added first). Returns PW_OK or PW_ERRNO(ENOMEM). */
 PW_EXTERN pw_status pw_metrics_observe_server(pw_metrics *m, pw_server *server);
-/** Counts every call made on channel (a client interceptor). */
+/** Counts every call made on channel (a client interceptor). Returns PW_OK or PW_ERRNO(ENOMEM). */
 PW_EXTERN pw_status pw_metrics_observe_channel(pw_metrics *m, pw_channel *channel);
 
 /**
@@ -42,21 +53,34 @@ PW_EXTERN pw_status pw_metrics_render(const pw_metrics *m, pw_buf *out);
  * gauges add up, loop lag is the worst loop's. Safe from any thread while
  * the registries' loops run (values are read atomically; a scrape may see a
  * call counted as started but not yet as handled). Connection gauges are
- * refreshed every 250 ms.
+ * refreshed every 250 ms. Returns PW_OK or PW_ERRNO(ENOMEM) (out may then
+ * hold part of the text).
  */
 PW_EXTERN pw_status pw_metrics_render_all(const pw_metrics *const *regs, size_t n, pw_buf *out);
 
 /**
  * An admin HTTP/1.1 listener on address (e.g. "127.0.0.1:9090"): GET /metrics
- * (m), /healthz (200 while the process serves), /readyz (200 when health's ""
- * is SERVING, else 503; health may be NULL: always ready), /debug (live
- * connections and in-flight calls of server, which may be NULL). *port_out
- * (may be NULL) receives the bound port. Close with pw_admin_close.
+ * (m, which may be NULL), /healthz (200 while the process serves), /readyz
+ * (200 when health's "" is SERVING, else 503; health may be NULL: always
+ * ready), /debug (live connections and in-flight calls of server, which may
+ * be NULL). m, health and server are borrowed and must outlive the admin.
+ * Returns PW_OK with *out set and *port_out (may be NULL) the bound port;
+ * PW_INVALID_ARGUMENT (bad address), a libuv error of binding or listening
+ * (e.g. UV_EADDRINUSE) or PW_ERRNO(ENOMEM), with *out set to NULL and
+ * *port_out to 0. Close it with pw_admin_close().
  */
 PW_EXTERN pw_status pw_admin_listen(pw_admin **out, uv_loop_t *loop, const char *address,
                                     pw_metrics *m, struct pw_health *health, pw_server *server,
                                     int *port_out);
-PW_EXTERN void pw_admin_close(pw_admin *admin);
+
+typedef void (*pw_admin_close_cb)(pw_admin *admin, void *user_data);
+/**
+ * Stops listening and closes every admin connection. cb (may be NULL) runs
+ * exactly once, on a later loop turn, when the listener and every connection
+ * are closed; the admin is freed after it returns. Only the first call
+ * counts; NULL is a no-op.
+ */
+PW_EXTERN void pw_admin_close(pw_admin *admin, pw_admin_close_cb cb, void *user_data);
 
 /**
  * Adds the registry of another loop (a worker's) to what /metrics reports:

@@ -139,17 +139,19 @@ typedef struct pw_server_options {
 typedef void (*pw_server_close_cb)(pw_server *server, void *user_data);
 
 /**
- * Creates a server on loop (borrowed; the application runs it). opts may be NULL.
- * If SIGPIPE is at its default disposition it is set to ignored (process-wide),
- * so that a peer closing its socket cannot end the process; pw_channel_new does
- * the same. Returns PW_OK, PW_ERRNO(ENOMEM).
+ * Creates a server on loop (borrowed; the application runs it). opts may be NULL
+ * (copied). If SIGPIPE is at its default disposition it is set to ignored
+ * (process-wide), so that a peer closing its socket cannot end the process;
+ * pw_channel_new does the same. Returns PW_OK with *out set, or
+ * PW_ERRNO(ENOMEM) with *out set to NULL. Close it with pw_server_close() or
+ * pw_server_shutdown().
  */
 PW_EXTERN pw_status pw_server_new(pw_server **out, uv_loop_t *loop, const pw_server_options *opts);
 
 /**
- * Registers a method (copied; see pw_method for what is borrowed). Returns PW_ALREADY_EXISTS for a
- * duplicate path, PW_INVALID_ARGUMENT for a path not of the form "/service/method",
- * PW_ERRNO(ENOMEM).
+ * Registers a method (copied; see pw_method for what is borrowed). Returns
+ * PW_OK; PW_ALREADY_EXISTS for a duplicate path; PW_INVALID_ARGUMENT for a
+ * path not of the form "/service/method"; PW_ERRNO(ENOMEM).
  */
 PW_EXTERN pw_status pw_server_add_method(pw_server *server, const pw_method *method);
 
@@ -157,17 +159,22 @@ PW_EXTERN pw_status pw_server_add_method(pw_server *server, const pw_method *met
  * Starts listening. address is "host:port" (IPv4, "[v6]:port", port 0 picks a
  * free one) or "unix:/path". tls NULL means cleartext HTTP/2 (h2c, prior
  * knowledge); otherwise TLS 1.2+ with ALPN "h2" (tls is read during the call).
- * *port_out (may be NULL) receives the bound TCP port. Returns PW_OK, a libuv
- * error (e.g. UV_EADDRINUSE), PW_INVALID_ARGUMENT for a bad address or TLS files.
+ * *port_out (may be NULL) receives the bound TCP port (0 for a Unix socket and
+ * on failure). Returns PW_OK; PW_INVALID_ARGUMENT for a bad address or TLS
+ * files; a libuv error such as UV_EADDRINUSE or UV_EACCES (-errno);
+ * PW_ERRNO(ENOMEM).
  */
 PW_EXTERN pw_status pw_server_listen(pw_server *server, const char *address,
                                      const pw_tls_config *tls, int *port_out);
 
 /**
  * Stops listening, cancels every in-flight call (handlers get on_cancel),
- * closes every connection and frees the server; cb (may be NULL) runs on a later
- * loop turn once every handle is closed. The calls' memory is released when
- * their handlers have called pw_call_finish.
+ * closes every connection and frees the server. cb (may be NULL) runs exactly
+ * once, on a later loop turn, when every handle is closed (after the cb of a
+ * pw_server_shutdown in progress); the server is freed after it returns. Only
+ * the first call counts: later ones do nothing (their cb never runs). NULL is
+ * a no-op. The calls' memory is released when their handlers have called
+ * pw_call_finish.
  */
 PW_EXTERN void pw_server_close(pw_server *server, pw_server_close_cb cb, void *user_data);
 
@@ -176,7 +183,10 @@ PW_EXTERN void pw_server_close(pw_server *server, pw_server_close_cb cb, void *u
  * connection with the double GOAWAY (first "shutting down", then, one round
  * trip later, the last stream it will serve), lets in-flight calls finish for
  * up to grace_ms, then cancels what remains and closes like pw_server_close.
- * cb (may be NULL) runs once everything is closed and the server freed.
+ * cb (may be NULL) runs exactly once, on a later loop turn, when everything is
+ * closed; the server is freed after it returns. pw_server_close may still be
+ * called to cut the grace short (both callbacks run). Only the first call
+ * counts; NULL is a no-op.
  */
 PW_EXTERN void pw_server_shutdown(pw_server *server, uint32_t grace_ms, pw_server_close_cb cb,
                                   void *user_data);
@@ -206,18 +216,24 @@ PW_EXTERN pw_status pw_server_add_interceptor(pw_server *server, const pw_interc
  */
 typedef struct pw_json_codec {
     /**
-     * Parses json as a new message of type (*out, freed with
-     * pw_protobuf_free(m)). On failure writes a message
-     * a person can act on into err and returns a gRPC status (INVALID_ARGUMENT).
+     * Parses json as a new message of type: PW_OK with *out set (allocated
+     * with pw_protobuf_allocator(); the runtime frees it with
+     * pw_protobuf_free()). On failure sets *out to NULL, writes a message a
+     * person can act on into err and returns a gRPC status
+     * (PW_INVALID_ARGUMENT) or PW_ERRNO(ENOMEM).
      */
     pw_status (*decode)(const struct ProtobufCMessageDescriptor *type, pw_slice json,
                         struct ProtobufCMessage **out, char *err, size_t err_len, void *user_data);
-    /** Appends msg as JSON to out; returns PW_OK or a status with err set. */
+    /**
+     * Appends msg as JSON to out; returns PW_OK, or PW_INVALID_ARGUMENT or
+     * PW_ERRNO(ENOMEM) with err set (out keeps what it had).
+     */
     pw_status (*encode)(const struct ProtobufCMessage *msg, pw_buf *out, char *err, size_t err_len,
                         void *user_data);
     /**
      * Appends the error body ({"code":"not_found","message":...,"details":[...]})
-     * for code and message; trailing may hold grpc-status-details-bin.
+     * for code and message; trailing may hold grpc-status-details-bin. Returns
+     * PW_OK or PW_ERRNO(ENOMEM).
      */
     pw_status (*encode_error)(pw_status code, const char *message, const pw_metadata *trailing,
                               pw_buf *out, void *user_data);
@@ -249,6 +265,7 @@ PW_EXTERN const pw_method *pw_server_next_method(const pw_server *server, size_t
 /**
  * Appends a human-readable list of the server's live connections (peer, TLS
  * identity, age, calls) and in-flight calls (method, age, remaining deadline).
+ * Returns PW_OK or PW_ERRNO(ENOMEM) (out then holds part of the list).
  */
 PW_EXTERN pw_status pw_server_debug(const pw_server *server, pw_buf *out);
 

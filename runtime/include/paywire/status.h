@@ -56,19 +56,22 @@ enum {
 PW_EXTERN const char *pw_status_str(pw_status rv);
 
 /**
- * The gRPC code to put on the wire for rv: gRPC codes map to themselves; negative
- * values map by cause (ECONNREFUSED and friends -> UNAVAILABLE, ETIMEDOUT ->
- * DEADLINE_EXCEEDED, ENOMEM -> RESOURCE_EXHAUSTED, ECANCELED -> CANCELLED,
- * anything else -> INTERNAL); codes above 16 (unknown on the wire) map to UNKNOWN.
+ * The gRPC code to put on the wire for rv, always one of PW_OK ...
+ * PW_UNAUTHENTICATED: gRPC codes map to themselves; negative values map by
+ * cause (ECONNREFUSED and friends -> PW_UNAVAILABLE, ETIMEDOUT ->
+ * PW_DEADLINE_EXCEEDED, ENOMEM -> PW_RESOURCE_EXHAUSTED, ECANCELED ->
+ * PW_CANCELLED, anything else -> PW_INTERNAL); codes above 16 (unknown on
+ * the wire) map to PW_UNKNOWN.
  */
 PW_EXTERN pw_status pw_status_to_wire(pw_status rv);
 
 /**
- * Parses the decimal text of a grpc-status header. Returns 0 and sets *out on
- * success; -1 when text is not a decimal number in 0..INT32_MAX.
- * Codes above 16 are returned as given (callers treat them as UNKNOWN).
+ * Parses the decimal text of a grpc-status header (len bytes, no NUL needed).
+ * Returns PW_OK and sets *out; PW_INVALID_ARGUMENT, with *out left as it was,
+ * when text is not a decimal number in 0..INT32_MAX. Codes above 16 are
+ * stored as given (callers treat them as UNKNOWN).
  */
-PW_EXTERN int pw_status_parse(const char *text, size_t len, pw_status *out);
+PW_EXTERN pw_status pw_status_parse(const char *text, size_t len, pw_status *out);
 
 #ifdef __cplusplus
 }

@@ -26,7 +26,9 @@ typedef void (*pw_worker_stop_cb)(uv_loop_t *loop, int index, void *user_data);
 
 /**
  * Starts n workers (n <= 0: one per CPU) and returns once every start callback
- * has run. Returns PW_OK, PW_ERRNO(ENOMEM) or a libuv error.
+ * has run. Returns PW_OK with *out set; PW_ERRNO(ENOMEM) or a libuv error of
+ * uv_thread_create (e.g. UV_EAGAIN), with *out set to NULL (workers already
+ * started were stopped and joined).
  */
 PW_EXTERN pw_status pw_workers_start(pw_workers **out, int n, pw_worker_start_cb start,
                                      pw_worker_stop_cb stop, void *user_data);
@@ -35,10 +37,11 @@ PW_EXTERN int pw_workers_count(const pw_workers *w);
 /** Asks every worker to stop (runs stop on each). Thread-safe; may be called more than once. */
 PW_EXTERN void pw_workers_stop(pw_workers *w);
 /**
- * Waits for every worker's loop to end, then frees w. Returns 0, or the
- * number of workers whose loop still had handles (a leak) when it closed.
+ * Waits for every worker's loop to end, then frees w (in every case). Returns
+ * PW_OK, or PW_FAILED_PRECONDITION when a worker's loop still had handles
+ * when it closed (a leak; logged with how many).
  */
-PW_EXTERN int pw_workers_join(pw_workers *w);
+PW_EXTERN pw_status pw_workers_join(pw_workers *w);
 
 #ifdef __cplusplus
 }

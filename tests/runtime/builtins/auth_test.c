@@ -204,12 +204,38 @@ static void test_auth_rate_limiter(void **state)
     pw_rate_limiter_free(l);
 }
 
+/* Issue 13: a _free for every _new; failures leave no half-made entries. */
+static void test_auth_free_without_enable(void **state)
+{
+    (void)state;
+    pw_authz *a;
+    assert_int_equal(pw_authz_new(&a), PW_OK);
+    assert_int_equal(pw_authz_allow(a, "spiffe://paywire/x", "*"), PW_OK);
+    assert_int_equal(pw_authz_allow(a, NULL, "*"), PW_INVALID_ARGUMENT);
+    pw_authz_free(a);
+    pw_authz_free(NULL);
+
+    pw_api_keys *k;
+    assert_int_equal(pw_api_keys_new(&k), PW_OK);
+    char key[128];
+    assert_int_equal(pw_api_keys_create(k, "sk_test_", "mer_1", "read", key, sizeof(key)), PW_OK);
+    assert_int_equal(pw_api_keys_require(k, "*", "read"), PW_OK);
+    char small[16] = "untouched";
+    assert_int_equal(pw_api_keys_create(k, "sk_test_", "mer_1", NULL, small, sizeof(small)),
+                     PW_INVALID_ARGUMENT);
+    assert_string_equal(small, ""); /* no key on failure */
+    assert_int_equal(pw_api_keys_revoke(k, "sk_test_nosuch"), PW_NOT_FOUND);
+    pw_api_keys_free(k); /* ASan reports anything left behind */
+    pw_api_keys_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auth_api_keys),
         cmocka_unit_test(test_auth_rate_limiter),
         cmocka_unit_test(test_auth_mtls_allow_list),
+        cmocka_unit_test(test_auth_free_without_enable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

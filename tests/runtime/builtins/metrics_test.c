@@ -56,9 +56,9 @@ static void srv_setup(pw_test_thread *t)
 static void srv_teardown(pw_test_thread *t)
 {
     srv *s = t->user_data;
-    pw_admin_close(s->admin);
+    pw_admin_close(s->admin, NULL, NULL);
     pw_server_close(s->server, NULL, NULL);
-    pw_metrics_free(s->metrics);
+    pw_metrics_close(s->metrics, NULL, NULL);
 }
 
 /* Sends raw HTTP bytes and reads responses until `responses` bodies are complete. */
@@ -180,11 +180,105 @@ static void test_metrics_sums_registries_of_several_loops(void **state)
     pw_test_thread_stop(&b.thread);
 }
 
+/* ---- closing: pw_admin_close and pw_metrics_close (issue 13) ---- */
+
+/* A keep-alive HTTP client on the test's loop. */
+typedef struct peer {
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    uv_write_t write;
+    char buf[512];
+    int answered;
+    int eof;
+} peer;
+
+static void peer_alloc(uv_handle_t *h, size_t n, uv_buf_t *b)
+{
+    (void)n;
+    peer *p = h->data;
+    *b = uv_buf_init(p->buf, sizeof(p->buf));
+}
+
+static void peer_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    (void)b;
+    peer *p = s->data;
+    if (n > 0) {
+        p->answered = 1;
+    } else if (n < 0) {
+        p->eof = 1;
+        uv_close((uv_handle_t *)s, NULL);
+    }
+}
+
+static void peer_connected(uv_connect_t *req, int status)
+{
+    peer *p = req->data;
+    assert_int_equal(status, 0);
+    static char get[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    uv_buf_t b = uv_buf_init(get, sizeof(get) - 1);
+    uv_write(&p->write, (uv_stream_t *)&p->tcp, &b, 1, NULL);
+    uv_read_start((uv_stream_t *)&p->tcp, peer_alloc, peer_read);
+}
+
+static void tick(uv_timer_t *t)
+{
+    (void)t; /* keeps UV_RUN_ONCE from blocking while the test waits for a flag */
+}
+
+static void admin_closed(pw_admin *a, void *ud)
+{
+    (void)a;
+    ++*(int *)ud;
+}
+
+static void metrics_closed(pw_metrics *m, void *ud)
+{
+    (void)m;
+    ++*(int *)ud;
+}
+
+static void test_metrics_admin_close_ends_connections_then_calls_back_once(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uv_timer_t ticker;
+    uv_timer_init(&loop, &ticker);
+    uv_timer_start(&ticker, tick, 20, 20);
+    pw_metrics *m;
+    assert_int_equal(pw_metrics_new(&m, &loop), PW_OK);
+    pw_admin *admin;
+    int port;
+    assert_int_equal(pw_admin_listen(&admin, &loop, "127.0.0.1:0", m, NULL, NULL, &port), PW_OK);
+
+    peer p = {0};
+    uv_tcp_init(&loop, &p.tcp);
+    p.tcp.data = p.connect.data = &p;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", port, &a);
+    uv_tcp_connect(&p.connect, &p.tcp, (const struct sockaddr *)&a, peer_connected);
+    pw_test_run_until(&loop, &p.answered, 5000); /* accepted, answered, kept alive */
+
+    int closed = 0, mclosed = 0;
+    pw_admin_close(admin, admin_closed, &closed);
+    pw_admin_close(admin, admin_closed, &closed); /* only the first call counts */
+    assert_int_equal(closed, 0);                  /* deferred */
+    pw_test_run_until(&loop, &p.eof, 5000);       /* the admin closed the kept-alive connection */
+    pw_metrics_close(m, metrics_closed, &mclosed);
+    assert_int_equal(mclosed, 0);
+    uv_close((uv_handle_t *)&ticker, NULL);
+    pw_test_loop_finish(&loop, 5000);
+    assert_int_equal(closed, 1);
+    assert_int_equal(mclosed, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_scrape_has_exact_values),
         cmocka_unit_test(test_metrics_sums_registries_of_several_loops),
+        cmocka_unit_test(test_metrics_admin_close_ends_connections_then_calls_back_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -143,6 +143,12 @@ static const span_view *find(const span_view *v, int n, const char *name, int ki
     return NULL;
 }
 
+static void tracer_closed(pw_tracer *t, void *ud)
+{
+    (void)t;
+    ++*(int *)ud;
+}
+
 static void test_trace_across_two_servers(void **state)
 {
     (void)state;
@@ -220,12 +226,16 @@ static void test_trace_across_two_servers(void **state)
     assert_string_equal(a_cli->parent, a_srv->id);
     assert_string_equal(b_srv->parent, a_cli->id);
 
-    pw_tracer_close(ta);
-    pw_tracer_close(tb);
+    int closed = 0;
+    pw_tracer_close(ta, tracer_closed, &closed);
+    pw_tracer_close(ta, tracer_closed, &closed); /* only the first call counts */
+    pw_tracer_close(tb, NULL, NULL);
+    assert_int_equal(closed, 0); /* deferred */
     uv_close((uv_handle_t *)&rx.server, NULL);
     pw_server_close(a, NULL, NULL);
     pw_server_close(b, NULL, NULL);
     pw_test_loop_finish(&loop, 5000);
+    assert_int_equal(closed, 1);
 }
 
 int main(void)

@@ -35,10 +35,27 @@ static pw_db_pool *pool_on(uv_loop_t *loop, const pw_db_options *extra)
     return pool;
 }
 
+typedef struct closing {
+    pw_db_pool *pool;
+    int calls;
+} closing;
+
+static void pool_closed(pw_db_pool *pool, void *ud)
+{
+    closing *c = ud;
+    assert_ptr_equal(pool, c->pool);
+    c->calls++;
+}
+
+/* Closes pool: its callback runs once, on a later turn, and the loop ends clean. */
 static void pool_done(uv_loop_t *loop, pw_db_pool *pool)
 {
-    pw_db_pool_close(pool, NULL, NULL);
+    closing c = {pool, 0};
+    pw_db_pool_close(pool, pool_closed, &c);
+    pw_db_pool_close(pool, pool_closed, &c); /* only the first call counts */
+    assert_int_equal(c.calls, 0);
     pw_test_loop_finish(loop, 5000);
+    assert_int_equal(c.calls, 1);
 }
 
 /* ---- one query, remembered ---- */

@@ -37,21 +37,22 @@ static void test_wire_base64(void **state)
     assert_memory_equal(b.data, "q6urYWI", 7);
     uint8_t out[16];
     size_t n;
-    assert_int_equal(pw_base64_decode("q6ur", 4, out, &n), 0);
+    assert_int_equal(pw_base64_decode("q6ur", 4, out, &n), PW_OK);
     assert_int_equal(n, 3);
     assert_memory_equal(out, "\xab\xab\xab", 3);
-    assert_int_equal(pw_base64_decode("YWI=", 4, out, &n), 0);
+    assert_int_equal(pw_base64_decode("YWI=", 4, out, &n), PW_OK);
     assert_int_equal(n, 2);
-    assert_int_equal(pw_base64_decode("YWI", 3, out, &n), 0);
+    assert_int_equal(pw_base64_decode("YWI", 3, out, &n), PW_OK);
     assert_int_equal(n, 2);
-    assert_int_equal(pw_base64_decode("Y", 1, out, &n), -1);
-    assert_int_equal(pw_base64_decode("YW*=", 4, out, &n), -1);
-    assert_int_equal(pw_base64_decode("YW=", 3, out, &n), -1);
+    assert_int_equal(pw_base64_decode("Y", 1, out, &n), PW_INVALID_ARGUMENT);
+    assert_int_equal(pw_base64_decode("YW*=", 4, out, &n), PW_INVALID_ARGUMENT);
+    assert_int_equal(pw_base64_decode("YW=", 3, out, &n), PW_INVALID_ARGUMENT);
+    assert_int_equal(n, 0); /* *out_len is 0 on failure */
     /* Padded, as proto3 JSON writes bytes; URL-safe input decodes too. */
     b.len = b.off = 0;
     assert_int_equal(pw_base64_encode(&b, "ab", 2, 1), PW_OK);
     assert_memory_equal(b.data, "YWI=", 4);
-    assert_int_equal(pw_base64_decode("_-8", 3, out, &n), 0);
+    assert_int_equal(pw_base64_decode("_-8", 3, out, &n), PW_OK);
     assert_int_equal(n, 2);
     assert_memory_equal(out, "\xff\xef", 2);
     pw_buf_reset(&b);

@@ -225,8 +225,8 @@ pw_status pwtest_v1_reserved_echo_blocking(pw_channel *channel, const Pwtest__V1
     const pw_call_options *opts, Pwtest__V1__Keywords **response, char **status_message)
 {
     pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
-    return pw_channel_unary(channel, "/pwtest.v1.Reserved/Echo", &o, &request->base, &pwtest__v1__keywords__descriptor,
-                            (ProtobufCMessage **)(void *)response, status_message, NULL);
+    return pw_client_unary_blocking(channel, "/pwtest.v1.Reserved/Echo", &o, &request->base, &pwtest__v1__keywords__descriptor,
+                                    (ProtobufCMessage **)(void *)response, status_message, NULL);
 }
 
 typedef struct pwtest_v1_reserved_branches__cbinding {
@@ -276,6 +276,9 @@ pw_status pwtest_v1_reserved_branches_start(pw_channel *channel, const Pwtest__V
     const pw_call_options *opts, const pwtest_v1_reserved_branches_client_ops *ops, void *user_data,
     pw_client_call **out)
 {
+    if (out != NULL) {
+        *out = NULL;
+    }
     pwtest_v1_reserved_branches__cbinding *b = pw_malloc(sizeof(*b));
     if (b == NULL) {
         return PW_ERRNO(ENOMEM);
@@ -300,11 +303,11 @@ pw_status pwtest_v1_reserved_branches_start(pw_channel *channel, const Pwtest__V
     return PW_OK;
 }
 
-pw_status pwtest_v1_reserved_branches_open(pw_channel *channel, const Pwtest__V1__Branch *request,
+pw_status pwtest_v1_reserved_branches_start_blocking(pw_channel *channel, const Pwtest__V1__Branch *request,
     const pw_call_options *opts, pw_stream **out)
 {
     pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
-    pw_status rv = pw_stream_open(out, channel, "/pwtest.v1.Reserved/Branches", &o);
+    pw_status rv = pw_client_call_start_blocking(out, channel, "/pwtest.v1.Reserved/Branches", &o);
     if (rv == PW_OK) {
         pw_stream_send(*out, &request->base);
         pw_stream_close_send(*out);

@@ -56,7 +56,8 @@ static inline void pwtest_v1_reserved_echo_reply(pw_call *call, const Pwtest__V1
     pw_call_reply(call, &response->base);
 }
 
-/** Queues one Branches response (copied). See pw_call_send(). */
+/** Queues one Branches response (copied). Returns as pw_call_send(): PW_OK,
+ * PW_RESOURCE_EXHAUSTED, PW_CANCELLED or PW_FAILED_PRECONDITION. */
 static inline pw_status pwtest_v1_reserved_branches_send(pw_call *call, const Pwtest__V1__Branch *response)
 {
     return pw_call_send(call, &response->base);
@@ -70,12 +71,21 @@ typedef void (*pwtest_v1_reserved_echo_done_cb)(const Pwtest__V1__Keywords *resp
 /**
  * Returns the request with "register" upper-cased and "default" doubled.
  *
- * Calls it asynchronously on the channel's loop; done runs exactly once if this returns PW_OK.
+ * Calls it asynchronously on the channel's loop. Returns PW_OK, and done
+ * runs exactly once on a later loop turn; or, as pw_client_unary(),
+ * PW_CANCELLED (the channel is closing), PW_INVALID_ARGUMENT or
+ * PW_ERRNO(ENOMEM), and done never runs.
  */
 pw_status pwtest_v1_reserved_echo(pw_channel *channel, const Pwtest__V1__Keywords *request, const pw_call_options *opts,
     pwtest_v1_reserved_echo_done_cb done, void *user_data);
-/** Blocking form (tools, tests): see pw_channel_unary(). Free *response with
- * pw_protobuf_free(&(*response)->base). */
+/**
+ * Blocking form (tools, tests): runs the channel's loop until the call ends,
+ * as pw_client_unary_blocking(). Returns PW_OK with *response set (free it
+ * with pw_protobuf_free(&(*response)->base)), or the status the call ended
+ * with (PW_CANCELLED ... PW_UNAUTHENTICATED; PW_INTERNAL for a missing or
+ * undecodable response) with *response NULL. status_message (may be NULL)
+ * receives a copy of grpc-message on every outcome (pw_free it).
+ */
 pw_status pwtest_v1_reserved_echo_blocking(pw_channel *channel, const Pwtest__V1__Keywords *request,
     const pw_call_options *opts, Pwtest__V1__Keywords **response, char **status_message);
 
@@ -89,16 +99,29 @@ typedef struct pwtest_v1_reserved_branches_client_ops {
 /**
  * Server streaming: one Branch per case of the oneof.
  *
- * Starts the call with its one request; responses arrive in on_message. on_done runs once if this returns PW_OK.
+ * Starts the call with its one request; responses arrive in on_message.
+ * Returns PW_OK, and on_done runs exactly once; or, as
+ * pw_client_call_start(), PW_CANCELLED, PW_INVALID_ARGUMENT or
+ * PW_ERRNO(ENOMEM), and no callback runs. *out (may be NULL) receives
+ * the call (NULL on failure).
  */
 pw_status pwtest_v1_reserved_branches_start(pw_channel *channel, const Pwtest__V1__Branch *request,
     const pw_call_options *opts, const pwtest_v1_reserved_branches_client_ops *ops, void *user_data,
     pw_client_call **out);
-/** Blocking stream (tools, tests); see pw_stream. */
-pw_status pwtest_v1_reserved_branches_open(pw_channel *channel, const Pwtest__V1__Branch *request,
+/**
+ * Blocking form (tools, tests): a pw_stream, whose functions run the
+ * channel's loop. Returns PW_OK with *out set, or as
+ * pw_client_call_start_blocking() (PW_CANCELLED, PW_INVALID_ARGUMENT,
+ * PW_ERRNO(ENOMEM)) with *out NULL.
+ */
+pw_status pwtest_v1_reserved_branches_start_blocking(pw_channel *channel, const Pwtest__V1__Branch *request,
     const pw_call_options *opts, pw_stream **out);
-/** 1 and *out (free with pw_protobuf_free), 0 at the end, or an error. */
-static inline int pwtest_v1_reserved_branches_stream_recv(pw_stream *s, Pwtest__V1__Branch **out)
+/**
+ * Waits for the next response: PW_OK with *out set (free it with
+ * pw_protobuf_free(&(*out)->base)), or with *out NULL at the end of the
+ * stream; PW_INTERNAL (*out NULL) when it cannot be decoded.
+ */
+static inline pw_status pwtest_v1_reserved_branches_stream_recv(pw_stream *s, Pwtest__V1__Branch **out)
 {
     return pw_stream_recv(s, &pwtest__v1__branch__descriptor, (ProtobufCMessage **)(void *)out);
 }

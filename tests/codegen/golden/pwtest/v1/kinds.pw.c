@@ -412,8 +412,8 @@ pw_status pwtest_v1_kinds_append_blocking(pw_channel *channel, const Pwtest__V1_
     const pw_call_options *opts, Pwtest__V1__Ledger **response, char **status_message)
 {
     pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_IDEMPOTENT);
-    return pw_channel_unary(channel, "/pwtest.v1.Kinds/Append", &o, &request->base, &pwtest__v1__ledger__descriptor,
-                            (ProtobufCMessage **)(void *)response, status_message, NULL);
+    return pw_client_unary_blocking(channel, "/pwtest.v1.Kinds/Append", &o, &request->base, &pwtest__v1__ledger__descriptor,
+                                    (ProtobufCMessage **)(void *)response, status_message, NULL);
 }
 
 typedef struct pwtest_v1_kinds_replay__cbinding {
@@ -463,6 +463,9 @@ pw_status pwtest_v1_kinds_replay_start(pw_channel *channel, const Pwtest__V1__Co
     const pw_call_options *opts, const pwtest_v1_kinds_replay_client_ops *ops, void *user_data,
     pw_client_call **out)
 {
+    if (out != NULL) {
+        *out = NULL;
+    }
     pwtest_v1_kinds_replay__cbinding *b = pw_malloc(sizeof(*b));
     if (b == NULL) {
         return PW_ERRNO(ENOMEM);
@@ -487,11 +490,11 @@ pw_status pwtest_v1_kinds_replay_start(pw_channel *channel, const Pwtest__V1__Co
     return PW_OK;
 }
 
-pw_status pwtest_v1_kinds_replay_open(pw_channel *channel, const Pwtest__V1__Count *request,
+pw_status pwtest_v1_kinds_replay_start_blocking(pw_channel *channel, const Pwtest__V1__Count *request,
     const pw_call_options *opts, pw_stream **out)
 {
     pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_NO_SIDE_EFFECTS);
-    pw_status rv = pw_stream_open(out, channel, "/pwtest.v1.Kinds/Replay", &o);
+    pw_status rv = pw_client_call_start_blocking(out, channel, "/pwtest.v1.Kinds/Replay", &o);
     if (rv == PW_OK) {
         pw_stream_send(*out, &request->base);
         pw_stream_close_send(*out);
@@ -545,6 +548,9 @@ static const pw_client_ops pwtest_v1_kinds_tally__c_ops = {
 pw_status pwtest_v1_kinds_tally_start(pw_channel *channel, const pw_call_options *opts,
     const pwtest_v1_kinds_tally_client_ops *ops, void *user_data, pw_client_call **out)
 {
+    if (out != NULL) {
+        *out = NULL;
+    }
     pwtest_v1_kinds_tally__cbinding *b = pw_malloc(sizeof(*b));
     if (b == NULL) {
         return PW_ERRNO(ENOMEM);
@@ -564,10 +570,11 @@ pw_status pwtest_v1_kinds_tally_start(pw_channel *channel, const pw_call_options
     return PW_OK;
 }
 
-pw_status pwtest_v1_kinds_tally_open(pw_channel *channel, const pw_call_options *opts, pw_stream **out)
+pw_status pwtest_v1_kinds_tally_start_blocking(pw_channel *channel, const pw_call_options *opts,
+    pw_stream **out)
 {
     pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
-    return pw_stream_open(out, channel, "/pwtest.v1.Kinds/Tally", &o);
+    return pw_client_call_start_blocking(out, channel, "/pwtest.v1.Kinds/Tally", &o);
 }
 
 typedef struct pwtest_v1_kinds_mirror__cbinding {
@@ -616,6 +623,9 @@ static const pw_client_ops pwtest_v1_kinds_mirror__c_ops = {
 pw_status pwtest_v1_kinds_mirror_start(pw_channel *channel, const pw_call_options *opts,
     const pwtest_v1_kinds_mirror_client_ops *ops, void *user_data, pw_client_call **out)
 {
+    if (out != NULL) {
+        *out = NULL;
+    }
     pwtest_v1_kinds_mirror__cbinding *b = pw_malloc(sizeof(*b));
     if (b == NULL) {
         return PW_ERRNO(ENOMEM);
@@ -635,10 +645,11 @@ pw_status pwtest_v1_kinds_mirror_start(pw_channel *channel, const pw_call_option
     return PW_OK;
 }
 
-pw_status pwtest_v1_kinds_mirror_open(pw_channel *channel, const pw_call_options *opts, pw_stream **out)
+pw_status pwtest_v1_kinds_mirror_start_blocking(pw_channel *channel, const pw_call_options *opts,
+    pw_stream **out)
 {
     pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
-    return pw_stream_open(out, channel, "/pwtest.v1.Kinds/Mirror", &o);
+    return pw_client_call_start_blocking(out, channel, "/pwtest.v1.Kinds/Mirror", &o);
 }
 
 pw_status pwtest_v1_kinds_new(pw_channel *channel, const Google__Protobuf__Empty *request, const pw_call_options *opts,
@@ -653,8 +664,8 @@ pw_status pwtest_v1_kinds_new_blocking(pw_channel *channel, const Google__Protob
     const pw_call_options *opts, Google__Protobuf__Empty **response, char **status_message)
 {
     pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
-    return pw_channel_unary(channel, "/pwtest.v1.Kinds/New", &o, &request->base, &google__protobuf__empty__descriptor,
-                            (ProtobufCMessage **)(void *)response, status_message, NULL);
+    return pw_client_unary_blocking(channel, "/pwtest.v1.Kinds/New", &o, &request->base, &google__protobuf__empty__descriptor,
+                                    (ProtobufCMessage **)(void *)response, status_message, NULL);
 }
 
 pw_status pwtest_v1_kinds_delete(pw_channel *channel, const Google__Protobuf__Empty *request, const pw_call_options *opts,
@@ -669,8 +680,8 @@ pw_status pwtest_v1_kinds_delete_blocking(pw_channel *channel, const Google__Pro
     const pw_call_options *opts, Google__Protobuf__Empty **response, char **status_message)
 {
     pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
-    return pw_channel_unary(channel, "/pwtest.v1.Kinds/Delete", &o, &request->base, &google__protobuf__empty__descriptor,
-                            (ProtobufCMessage **)(void *)response, status_message, NULL);
+    return pw_client_unary_blocking(channel, "/pwtest.v1.Kinds/Delete", &o, &request->base, &google__protobuf__empty__descriptor,
+                                    (ProtobufCMessage **)(void *)response, status_message, NULL);
 }
 
 /* ==== pwtest.v1.HTTPStatus: server ==== */
@@ -727,7 +738,7 @@ pw_status pwtest_v1_http_status_get_url_blocking(pw_channel *channel, const Goog
     const pw_call_options *opts, Pwtest__V1__Count **response, char **status_message)
 {
     pw_call_options o = pw__gen_options(opts, PW_IDEMPOTENCY_UNKNOWN);
-    return pw_channel_unary(channel, "/pwtest.v1.HTTPStatus/GetURL", &o, &request->base, &pwtest__v1__count__descriptor,
-                            (ProtobufCMessage **)(void *)response, status_message, NULL);
+    return pw_client_unary_blocking(channel, "/pwtest.v1.HTTPStatus/GetURL", &o, &request->base, &pwtest__v1__count__descriptor,
+                                    (ProtobufCMessage **)(void *)response, status_message, NULL);
 }
 

@@ -81,7 +81,8 @@ static inline void pwtest_v1_kinds_append_reply(pw_call *call, const Pwtest__V1_
     pw_call_reply(call, &response->base);
 }
 
-/** Queues one Replay response (copied). See pw_call_send(). */
+/** Queues one Replay response (copied). Returns as pw_call_send(): PW_OK,
+ * PW_RESOURCE_EXHAUSTED, PW_CANCELLED or PW_FAILED_PRECONDITION. */
 static inline pw_status pwtest_v1_kinds_replay_send(pw_call *call, const Pwtest__V1__Ledger__Entry *response)
 {
     return pw_call_send(call, &response->base);
@@ -108,7 +109,8 @@ typedef struct pwtest_v1_kinds_tally_ops {
  */
 pw_status pwtest_v1_kinds_tally_recv(pw_call *call, const pwtest_v1_kinds_tally_ops *ops, void *user_data);
 
-/** Queues one Mirror response (copied). See pw_call_send(). */
+/** Queues one Mirror response (copied). Returns as pw_call_send(): PW_OK,
+ * PW_RESOURCE_EXHAUSTED, PW_CANCELLED or PW_FAILED_PRECONDITION. */
 static inline pw_status pwtest_v1_kinds_mirror_send(pw_call *call, const Pwtest__V1__Ledger__Entry *response)
 {
     return pw_call_send(call, &response->base);
@@ -149,12 +151,21 @@ typedef void (*pwtest_v1_kinds_append_done_cb)(const Pwtest__V1__Ledger *respons
 /**
  * Unary: returns the ledger with one more entry.
  *
- * Calls it asynchronously on the channel's loop; done runs exactly once if this returns PW_OK.
+ * Calls it asynchronously on the channel's loop. Returns PW_OK, and done
+ * runs exactly once on a later loop turn; or, as pw_client_unary(),
+ * PW_CANCELLED (the channel is closing), PW_INVALID_ARGUMENT or
+ * PW_ERRNO(ENOMEM), and done never runs.
  */
 pw_status pwtest_v1_kinds_append(pw_channel *channel, const Pwtest__V1__Ledger__Entry *request, const pw_call_options *opts,
     pwtest_v1_kinds_append_done_cb done, void *user_data);
-/** Blocking form (tools, tests): see pw_channel_unary(). Free *response with
- * pw_protobuf_free(&(*response)->base). */
+/**
+ * Blocking form (tools, tests): runs the channel's loop until the call ends,
+ * as pw_client_unary_blocking(). Returns PW_OK with *response set (free it
+ * with pw_protobuf_free(&(*response)->base)), or the status the call ended
+ * with (PW_CANCELLED ... PW_UNAUTHENTICATED; PW_INTERNAL for a missing or
+ * undecodable response) with *response NULL. status_message (may be NULL)
+ * receives a copy of grpc-message on every outcome (pw_free it).
+ */
 pw_status pwtest_v1_kinds_append_blocking(pw_channel *channel, const Pwtest__V1__Ledger__Entry *request,
     const pw_call_options *opts, Pwtest__V1__Ledger **response, char **status_message);
 
@@ -168,16 +179,29 @@ typedef struct pwtest_v1_kinds_replay_client_ops {
 /**
  * Server streaming: n entries.
  *
- * Starts the call with its one request; responses arrive in on_message. on_done runs once if this returns PW_OK.
+ * Starts the call with its one request; responses arrive in on_message.
+ * Returns PW_OK, and on_done runs exactly once; or, as
+ * pw_client_call_start(), PW_CANCELLED, PW_INVALID_ARGUMENT or
+ * PW_ERRNO(ENOMEM), and no callback runs. *out (may be NULL) receives
+ * the call (NULL on failure).
  */
 pw_status pwtest_v1_kinds_replay_start(pw_channel *channel, const Pwtest__V1__Count *request,
     const pw_call_options *opts, const pwtest_v1_kinds_replay_client_ops *ops, void *user_data,
     pw_client_call **out);
-/** Blocking stream (tools, tests); see pw_stream. */
-pw_status pwtest_v1_kinds_replay_open(pw_channel *channel, const Pwtest__V1__Count *request,
+/**
+ * Blocking form (tools, tests): a pw_stream, whose functions run the
+ * channel's loop. Returns PW_OK with *out set, or as
+ * pw_client_call_start_blocking() (PW_CANCELLED, PW_INVALID_ARGUMENT,
+ * PW_ERRNO(ENOMEM)) with *out NULL.
+ */
+pw_status pwtest_v1_kinds_replay_start_blocking(pw_channel *channel, const Pwtest__V1__Count *request,
     const pw_call_options *opts, pw_stream **out);
-/** 1 and *out (free with pw_protobuf_free), 0 at the end, or an error. */
-static inline int pwtest_v1_kinds_replay_stream_recv(pw_stream *s, Pwtest__V1__Ledger__Entry **out)
+/**
+ * Waits for the next response: PW_OK with *out set (free it with
+ * pw_protobuf_free(&(*out)->base)), or with *out NULL at the end of the
+ * stream; PW_INTERNAL (*out NULL) when it cannot be decoded.
+ */
+static inline pw_status pwtest_v1_kinds_replay_stream_recv(pw_stream *s, Pwtest__V1__Ledger__Entry **out)
 {
     return pw_stream_recv(s, &pwtest__v1__ledger__entry__descriptor, (ProtobufCMessage **)(void *)out);
 }
@@ -192,22 +216,40 @@ typedef struct pwtest_v1_kinds_tally_client_ops {
 /**
  * Client streaming: counts the entries sent.
  *
- * Starts the call; send requests with the _send function, then pw_client_call_close_send(). on_done runs once if this returns PW_OK.
+ * Starts the call; send requests with the _call_send function, then
+ * pw_client_call_close_send(). Returns PW_OK, and on_done runs exactly
+ * once; or, as pw_client_call_start(), PW_CANCELLED, PW_INVALID_ARGUMENT
+ * or PW_ERRNO(ENOMEM), and no callback runs. *out (may be NULL)
+ * receives the call (NULL on failure).
  */
 pw_status pwtest_v1_kinds_tally_start(pw_channel *channel, const pw_call_options *opts,
     const pwtest_v1_kinds_tally_client_ops *ops, void *user_data, pw_client_call **out);
+/** Queues one request (copied); returns as pw_client_call_send() (PW_OK,
+ * PW_FAILED_PRECONDITION after close_send, ...). */
 static inline pw_status pwtest_v1_kinds_tally_call_send(pw_client_call *call, const Pwtest__V1__Ledger__Entry *request)
 {
     return pw_client_call_send(call, &request->base);
 }
-/** Blocking stream (tools, tests); see pw_stream. */
-pw_status pwtest_v1_kinds_tally_open(pw_channel *channel, const pw_call_options *opts, pw_stream **out);
+/**
+ * Blocking form (tools, tests): a pw_stream, whose functions run the
+ * channel's loop. Returns PW_OK with *out set, or as
+ * pw_client_call_start_blocking() (PW_CANCELLED, PW_INVALID_ARGUMENT,
+ * PW_ERRNO(ENOMEM)) with *out NULL.
+ */
+pw_status pwtest_v1_kinds_tally_start_blocking(pw_channel *channel, const pw_call_options *opts,
+    pw_stream **out);
+/** Sends one request, waiting while the queue is full; returns as
+ * pw_stream_send() (PW_OK, PW_FAILED_PRECONDITION, ...). */
 static inline pw_status pwtest_v1_kinds_tally_stream_send(pw_stream *s, const Pwtest__V1__Ledger__Entry *request)
 {
     return pw_stream_send(s, &request->base);
 }
-/** 1 and *out (free with pw_protobuf_free), 0 at the end, or an error. */
-static inline int pwtest_v1_kinds_tally_stream_recv(pw_stream *s, Pwtest__V1__Count **out)
+/**
+ * Waits for the next response: PW_OK with *out set (free it with
+ * pw_protobuf_free(&(*out)->base)), or with *out NULL at the end of the
+ * stream; PW_INTERNAL (*out NULL) when it cannot be decoded.
+ */
+static inline pw_status pwtest_v1_kinds_tally_stream_recv(pw_stream *s, Pwtest__V1__Count **out)
 {
     return pw_stream_recv(s, &pwtest__v1__count__descriptor, (ProtobufCMessage **)(void *)out);
 }
@@ -222,22 +264,40 @@ typedef struct pwtest_v1_kinds_mirror_client_ops {
 /**
  * Bidirectional: echoes each entry.
  *
- * Starts the call; send requests with the _send function, then pw_client_call_close_send(). on_done runs once if this returns PW_OK.
+ * Starts the call; send requests with the _call_send function, then
+ * pw_client_call_close_send(). Returns PW_OK, and on_done runs exactly
+ * once; or, as pw_client_call_start(), PW_CANCELLED, PW_INVALID_ARGUMENT
+ * or PW_ERRNO(ENOMEM), and no callback runs. *out (may be NULL)
+ * receives the call (NULL on failure).
  */
 pw_status pwtest_v1_kinds_mirror_start(pw_channel *channel, const pw_call_options *opts,
     const pwtest_v1_kinds_mirror_client_ops *ops, void *user_data, pw_client_call **out);
+/** Queues one request (copied); returns as pw_client_call_send() (PW_OK,
+ * PW_FAILED_PRECONDITION after close_send, ...). */
 static inline pw_status pwtest_v1_kinds_mirror_call_send(pw_client_call *call, const Pwtest__V1__Ledger__Entry *request)
 {
     return pw_client_call_send(call, &request->base);
 }
-/** Blocking stream (tools, tests); see pw_stream. */
-pw_status pwtest_v1_kinds_mirror_open(pw_channel *channel, const pw_call_options *opts, pw_stream **out);
+/**
+ * Blocking form (tools, tests): a pw_stream, whose functions run the
+ * channel's loop. Returns PW_OK with *out set, or as
+ * pw_client_call_start_blocking() (PW_CANCELLED, PW_INVALID_ARGUMENT,
+ * PW_ERRNO(ENOMEM)) with *out NULL.
+ */
+pw_status pwtest_v1_kinds_mirror_start_blocking(pw_channel *channel, const pw_call_options *opts,
+    pw_stream **out);
+/** Sends one request, waiting while the queue is full; returns as
+ * pw_stream_send() (PW_OK, PW_FAILED_PRECONDITION, ...). */
 static inline pw_status pwtest_v1_kinds_mirror_stream_send(pw_stream *s, const Pwtest__V1__Ledger__Entry *request)
 {
     return pw_stream_send(s, &request->base);
 }
-/** 1 and *out (free with pw_protobuf_free), 0 at the end, or an error. */
-static inline int pwtest_v1_kinds_mirror_stream_recv(pw_stream *s, Pwtest__V1__Ledger__Entry **out)
+/**
+ * Waits for the next response: PW_OK with *out set (free it with
+ * pw_protobuf_free(&(*out)->base)), or with *out NULL at the end of the
+ * stream; PW_INTERNAL (*out NULL) when it cannot be decoded.
+ */
+static inline pw_status pwtest_v1_kinds_mirror_stream_recv(pw_stream *s, Pwtest__V1__Ledger__Entry **out)
 {
     return pw_stream_recv(s, &pwtest__v1__ledger__entry__descriptor, (ProtobufCMessage **)(void *)out);
 }
@@ -249,12 +309,21 @@ typedef void (*pwtest_v1_kinds_new_done_cb)(const Google__Protobuf__Empty *respo
  * Names that are C++ keywords (fine for C, escaped in the handler table);
  * they take google.protobuf.Empty.
  *
- * Calls it asynchronously on the channel's loop; done runs exactly once if this returns PW_OK.
+ * Calls it asynchronously on the channel's loop. Returns PW_OK, and done
+ * runs exactly once on a later loop turn; or, as pw_client_unary(),
+ * PW_CANCELLED (the channel is closing), PW_INVALID_ARGUMENT or
+ * PW_ERRNO(ENOMEM), and done never runs.
  */
 pw_status pwtest_v1_kinds_new(pw_channel *channel, const Google__Protobuf__Empty *request, const pw_call_options *opts,
     pwtest_v1_kinds_new_done_cb done, void *user_data);
-/** Blocking form (tools, tests): see pw_channel_unary(). Free *response with
- * pw_protobuf_free(&(*response)->base). */
+/**
+ * Blocking form (tools, tests): runs the channel's loop until the call ends,
+ * as pw_client_unary_blocking(). Returns PW_OK with *response set (free it
+ * with pw_protobuf_free(&(*response)->base)), or the status the call ended
+ * with (PW_CANCELLED ... PW_UNAUTHENTICATED; PW_INTERNAL for a missing or
+ * undecodable response) with *response NULL. status_message (may be NULL)
+ * receives a copy of grpc-message on every outcome (pw_free it).
+ */
 pw_status pwtest_v1_kinds_new_blocking(pw_channel *channel, const Google__Protobuf__Empty *request,
     const pw_call_options *opts, Google__Protobuf__Empty **response, char **status_message);
 
@@ -262,12 +331,21 @@ pw_status pwtest_v1_kinds_new_blocking(pw_channel *channel, const Google__Protob
  * valid during the callback. */
 typedef void (*pwtest_v1_kinds_delete_done_cb)(const Google__Protobuf__Empty *response, const pw_result *result, void *user_data);
 /**
- * Calls it asynchronously on the channel's loop; done runs exactly once if this returns PW_OK.
+ * Calls it asynchronously on the channel's loop. Returns PW_OK, and done
+ * runs exactly once on a later loop turn; or, as pw_client_unary(),
+ * PW_CANCELLED (the channel is closing), PW_INVALID_ARGUMENT or
+ * PW_ERRNO(ENOMEM), and done never runs.
  */
 pw_status pwtest_v1_kinds_delete(pw_channel *channel, const Google__Protobuf__Empty *request, const pw_call_options *opts,
     pwtest_v1_kinds_delete_done_cb done, void *user_data);
-/** Blocking form (tools, tests): see pw_channel_unary(). Free *response with
- * pw_protobuf_free(&(*response)->base). */
+/**
+ * Blocking form (tools, tests): runs the channel's loop until the call ends,
+ * as pw_client_unary_blocking(). Returns PW_OK with *response set (free it
+ * with pw_protobuf_free(&(*response)->base)), or the status the call ended
+ * with (PW_CANCELLED ... PW_UNAUTHENTICATED; PW_INTERNAL for a missing or
+ * undecodable response) with *response NULL. status_message (may be NULL)
+ * receives a copy of grpc-message on every outcome (pw_free it).
+ */
 pw_status pwtest_v1_kinds_delete_blocking(pw_channel *channel, const Google__Protobuf__Empty *request,
     const pw_call_options *opts, Google__Protobuf__Empty **response, char **status_message);
 
@@ -309,12 +387,21 @@ static inline void pwtest_v1_http_status_get_url_reply(pw_call *call, const Pwte
  * valid during the callback. */
 typedef void (*pwtest_v1_http_status_get_url_done_cb)(const Pwtest__V1__Count *response, const pw_result *result, void *user_data);
 /**
- * Calls it asynchronously on the channel's loop; done runs exactly once if this returns PW_OK.
+ * Calls it asynchronously on the channel's loop. Returns PW_OK, and done
+ * runs exactly once on a later loop turn; or, as pw_client_unary(),
+ * PW_CANCELLED (the channel is closing), PW_INVALID_ARGUMENT or
+ * PW_ERRNO(ENOMEM), and done never runs.
  */
 pw_status pwtest_v1_http_status_get_url(pw_channel *channel, const Google__Protobuf__Empty *request, const pw_call_options *opts,
     pwtest_v1_http_status_get_url_done_cb done, void *user_data);
-/** Blocking form (tools, tests): see pw_channel_unary(). Free *response with
- * pw_protobuf_free(&(*response)->base). */
+/**
+ * Blocking form (tools, tests): runs the channel's loop until the call ends,
+ * as pw_client_unary_blocking(). Returns PW_OK with *response set (free it
+ * with pw_protobuf_free(&(*response)->base)), or the status the call ended
+ * with (PW_CANCELLED ... PW_UNAUTHENTICATED; PW_INTERNAL for a missing or
+ * undecodable response) with *response NULL. status_message (may be NULL)
+ * receives a copy of grpc-message on every outcome (pw_free it).
+ */
 pw_status pwtest_v1_http_status_get_url_blocking(pw_channel *channel, const Google__Protobuf__Empty *request,
     const pw_call_options *opts, Pwtest__V1__Count **response, char **status_message);
 
