@@ -175,6 +175,17 @@ int64_t pw_db_affected(const pw_db_result *r)
     return n[0] ? strtoll(n, NULL, 10) : 0;
 }
 
+int pw_db_columns(const pw_db_result *r)
+{
+    return r->pg && r->status == PW_OK ? PQnfields(r->pg) : 0;
+}
+
+const char *pw_db_column_name(const pw_db_result *r, int col)
+{
+    const char *name = col >= 0 && col < pw_db_columns(r) ? PQfname(r->pg, col) : NULL;
+    return name ? name : "";
+}
+
 int pw_db_column(const pw_db_result *r, const char *name)
 {
     /* PQfnumber would fold unquoted names to lower case; ours are matched exactly. */

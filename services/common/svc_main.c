@@ -225,11 +225,14 @@ static void worker_server(worker *w, uv_loop_t *loop)
         (rv = pw_json_enable(w->server)) != PW_OK ||
         (rv = pw_access_log_enable(w->server, sh->svc->name)) != PW_OK ||
         (rv = pw_metrics_new(&w->metrics, loop)) != PW_OK ||
-        (rv = pw_metrics_observe_server(w->metrics, w->server)) != PW_OK ||
-        (rv = pw_tracer_new(&w->tracer, loop, sh->svc->name,
-                            svc_config_text(sh->cfg, "otlp_endpoint"))) != PW_OK ||
-        (rv = pw_tracer_observe_server(w->tracer, w->server)) != PW_OK) {
+        (rv = pw_metrics_observe_server(w->metrics, w->server)) != PW_OK) {
         fail_setup(w, "setup failed", rv);
+    }
+    /* Spans only where they go somewhere: a tracer draws random ids for every call. */
+    const char *otlp = svc_config_text(sh->cfg, "otlp_endpoint");
+    if (otlp != NULL && ((rv = pw_tracer_new(&w->tracer, loop, sh->svc->name, otlp)) != PW_OK ||
+                         (rv = pw_tracer_observe_server(w->tracer, w->server)) != PW_OK)) {
+        fail_setup(w, "tracing", rv);
     }
     /* NOT_SERVING until the database answers. */
     pw_health_set(w->health, sh->svc->health_service, PW_HEALTH_NOT_SERVING);

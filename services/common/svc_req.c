@@ -598,12 +598,22 @@ svc_row svc_one(svc_req *r, const pw_db_result *res, const char *what, const cha
     return svc_row_at(r, res, 0);
 }
 
+/* Columns are mostly read in the order the query names them: look next to the last one first,
+ * so reading a row costs one name comparison per column. */
 static int column(svc_row row, const char *col)
 {
+    svc_req *r = row.r;
+    int n = pw_db_columns(row.res);
+    int hint = r->column_hint + 1 < n ? r->column_hint + 1 : 0;
+    if (hint < n && strcmp(pw_db_column_name(row.res, hint), col) == 0) {
+        r->column_hint = hint;
+        return hint;
+    }
     int c = pw_db_column(row.res, col);
     if (c < 0) {
-        svc_fail(row.r, PW_INTERNAL, "the query has no column \"%s\"", col);
+        svc_fail(r, PW_INTERNAL, "the query has no column \"%s\"", col);
     }
+    r->column_hint = c;
     return c;
 }
 

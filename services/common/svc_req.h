@@ -89,6 +89,8 @@ struct svc_req {
     const ProtobufCMessage *request;
     svc_handler_fn handler;
     int authenticated;
+    /* The column read last (svc_text and friends look beside it first). */
+    int column_hint;
     /* The API key while it is being resolved (wiped after). */
     char secret[160];
     /* What the last wait delivered. */

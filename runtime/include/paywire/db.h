@@ -193,6 +193,10 @@ PW_EXTERN const char *pw_db_constraint(const pw_db_result *r);
 PW_EXTERN int pw_db_rows(const pw_db_result *r);
 /** Rows an INSERT/UPDATE/DELETE touched. */
 PW_EXTERN int64_t pw_db_affected(const pw_db_result *r);
+/** The number of columns of a successful result (0 otherwise). */
+PW_EXTERN int pw_db_columns(const pw_db_result *r);
+/** Column col's name, borrowed like the result; "" when there is no such column. */
+PW_EXTERN const char *pw_db_column_name(const pw_db_result *r, int col);
 /** The index of the result column called name (exactly, as the query names it), or -1. */
 PW_EXTERN int pw_db_column(const pw_db_result *r, const char *name);
 PW_EXTERN int pw_db_is_null(const pw_db_result *r, int row, int col);
