@@ -28,6 +28,7 @@ enum {
     EV_RESULT,
     EV_BODY,
     EV_DONE,
+    EV_WAKE,
 };
 
 /* ---- the fiber ---- */
@@ -346,6 +347,20 @@ const pw_db_result *svc_query(svc_req *r, const pw_db_stmt *stmt, const pw_db_pa
         fail_db(r, pw_db_status(r->result), pw_db_message(r->result));
     }
     return r->result;
+}
+
+/* ---- waiting for work done elsewhere ---- */
+
+void svc_suspend(svc_req *r)
+{
+    PW_ASSERT(r->tx_state != SVC_TX_OPEN); /* a transaction's waits are its own */
+    wait_event(r);
+    PW_ASSERT(r->event == EV_WAKE);
+}
+
+void svc_resume(svc_req *r)
+{
+    resume_with(r, EV_WAKE);
 }
 
 /* ---- transactions ---- */

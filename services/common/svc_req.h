@@ -186,6 +186,24 @@ void svc_owns(svc_req *r, const char *merchant_id, const char *what);
 /** Runs stmt and waits for it. Does not return on failure. */
 const pw_db_result *svc_query(svc_req *r, const pw_db_stmt *stmt, const pw_db_param *params, int n);
 
+/* ---- waiting for work done elsewhere ---- */
+
+/**
+ * Suspends the handler until svc_resume(r): for a handler whose answer is
+ * produced by something it does not own (the ledger's batches, which apply
+ * many calls' transfers in one transaction). Before suspending, the handler
+ * must have handed r to that work, which resumes it exactly once. Neither
+ * the call's cancellation nor its deadline wakes it: the work must be bounded
+ * on its own (a statement timeout). Not inside a transaction (asserted).
+ */
+void svc_suspend(svc_req *r);
+/**
+ * Resumes a handler suspended in svc_suspend; it runs until its next wait or
+ * its end, then this returns. Call it from the loop (a database callback, a
+ * timer), never from inside a fiber, and once per svc_suspend.
+ */
+void svc_resume(svc_req *r);
+
 /* ---- transactions ---- */
 
 /**

@@ -6,7 +6,8 @@
  * ends DEADLINE_EXCEEDED); fail after writing in a transaction (nothing
  * stays); end without an answer (INTERNAL); a pipelined statement that fails
  * (the transaction rolls back); a serialization failure (the body runs again
- * and commits once).
+ * and commits once); a handler that suspends until a timer resumes it
+ * (svc_suspend/svc_resume: work it does not own answers for it).
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,7 +25,8 @@ enum {
     CASE_FAIL_AFTER_WRITE,
     CASE_NO_ANSWER,
     CASE_PIPE_FAILS,
-    CASE_RETRY
+    CASE_RETRY,
+    CASE_SUSPEND
 };
 
 static char db_url[512];
@@ -76,6 +78,32 @@ static void retried(svc_req *r, const void *arg)
     svc_commit(r, &resp.base, NULL);
 }
 
+/* The suspended handler and what its resumer hands it: the resumer is a timer on the loop. */
+static svc_req *parked;
+static const char *handed;
+
+static void wake_parked(uv_timer_t *t)
+{
+    svc_req *r = parked;
+    parked = NULL;
+    handed = "woken by the timer";
+    uv_close((uv_handle_t *)t, NULL);
+    svc_resume(r);
+}
+
+static void suspend_until_timer(svc_req *r)
+{
+    static uv_timer_t timer;
+    uv_timer_init(pw_call_loop(r->call), &timer);
+    uv_timer_start(&timer, wake_parked, 20, 0);
+    parked = r;
+    handed = NULL;
+    svc_suspend(r);
+    Grpc__Testing__SimpleResponse resp = GRPC__TESTING__SIMPLE_RESPONSE__INIT;
+    resp.username = svc_strdup(r, handed);
+    svc_reply(r, &resp.base);
+}
+
 SVC_HANDLER(unary, SimpleRequest)
 {
     switch (req->response_size) {
@@ -96,6 +124,9 @@ SVC_HANDLER(unary, SimpleRequest)
     case CASE_RETRY:
         svc_transaction(r, retried, NULL);
         break;
+    case CASE_SUSPEND:
+        suspend_until_timer(r);
+        break;
     default:
         svc_violation(r, "response_size", "a test case number");
         svc_check(r);
@@ -110,7 +141,9 @@ typedef struct fixture {
     grpc_testing_test_service_handlers handlers;
 } fixture;
 
-static pw_status call_case(fixture *f, int which, int64_t timeout_ms, char *msg, size_t cap)
+/* One case; the response's username (when user is not NULL) into user. */
+static pw_status call_case_user(fixture *f, int which, int64_t timeout_ms, char *msg, size_t cap,
+                                char *user, size_t user_cap)
 {
     SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     req.response_size = which;
@@ -122,8 +155,19 @@ static pw_status call_case(fixture *f, int which, int64_t timeout_ms, char *msg,
     pw_status rv = pw_test_call_run(&f->loop, f->channel, "/grpc.testing.TestService/UnaryCall", &o,
                                     buf, len, &res);
     snprintf(msg, cap, "%s", res.message);
+    if (user != NULL) {
+        Grpc__Testing__SimpleResponse *resp =
+            grpc__testing__simple_response__unpack(NULL, res.last.len, res.last.data);
+        snprintf(user, user_cap, "%s", resp && resp->username ? resp->username : "");
+        grpc__testing__simple_response__free_unpacked(resp, NULL);
+    }
     pw_test_call_reset(&res);
     return rv;
+}
+
+static pw_status call_case(fixture *f, int which, int64_t timeout_ms, char *msg, size_t cap)
+{
+    return call_case_user(f, which, timeout_ms, msg, cap, NULL, 0);
 }
 
 static void pool_closed(pw_db_pool *pool, void *ud)
@@ -183,6 +227,12 @@ static void test_svc_req_cases(void **state)
     assert_int_equal(retry_runs, 2);
     assert_int_equal(pw_test_db_scalar(db_url, "SELECT count(*) FROM notes WHERE body = 'retried'"),
                      1);
+
+    char user[64];
+    assert_int_equal(call_case_user(&f, CASE_SUSPEND, 0, msg, sizeof(msg), user, sizeof(user)),
+                     PW_OK);
+    assert_string_equal(user, "woken by the timer");
+    assert_null(parked);
 
     assert_int_equal(call_case(&f, 99, 0, msg, sizeof(msg)), PW_INVALID_ARGUMENT);
     assert_non_null(strstr(msg, "response_size"));
