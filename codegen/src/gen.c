@@ -299,6 +299,13 @@ static void emit_header_server(pw_buf *h, const svc *s)
               "static inline pw_status %s_send(pw_call *call, const %s *response)\n{\n"
               "    return pw_call_send(call, &response->base);\n}\n\n",
               m->fn, m->resp_type);
+            P(h, "/** The same with pw_write_flags (PW_WRITE_NO_COMPRESS: this one uncompressed);\n"
+                 " * returns as pw_call_send_flags() (PW_OK, PW_CANCELLED, ...). */\n");
+            P(h,
+              "static inline pw_status %s_send_flags(pw_call *call, const %s *response,\n"
+              "    uint32_t flags)\n{\n"
+              "    return pw_call_send_flags(call, &response->base, flags);\n}\n\n",
+              m->fn, m->resp_type);
         } else {
             P(h, "/** Sends the %s response and finishes with OK. See pw_call_reply(). */\n",
               m->m->name);
@@ -308,7 +315,9 @@ static void emit_header_server(pw_buf *h, const svc *s)
               m->fn, m->resp_type);
         }
         if (m->client_streaming) {
-            P(h, "/** Receive callbacks of %s; request is valid during on_message. */\n",
+            P(h,
+              "/** Receive callbacks of %s; request is valid during on_message, and\n"
+              " * pw_call_request_compressed(call) tells whether it arrived compressed. */\n",
               m->m->name);
             P(h, "typedef struct %s_ops {\n", m->fn);
             P(h, "    void (*on_message)(pw_call *call, const %s *request, void *user_data);\n",
@@ -362,7 +371,10 @@ static void emit_header_client(pw_buf *h, const svc *s)
               m->fn, m->req_type, m->resp_type);
             continue;
         }
-        P(h, "/** Client callbacks of %s; response is valid during on_message. */\n", m->m->name);
+        P(h,
+          "/** Client callbacks of %s; response is valid during on_message, and\n"
+          " * pw_client_call_message_compressed(call) tells whether it arrived compressed. */\n",
+          m->m->name);
         P(h, "typedef struct %s_client_ops {\n", m->fn);
         P(h, "    void (*on_message)(pw_client_call *call, const %s *response, void *user_data);\n",
           m->resp_type);
@@ -393,6 +405,14 @@ static void emit_header_client(pw_buf *h, const svc *s)
               "static inline pw_status %s_call_send(pw_client_call *call, const %s *request)\n"
               "{\n    return pw_client_call_send(call, &request->base);\n}\n",
               m->fn, m->req_type);
+            P(h, "/** The same with pw_write_flags (PW_WRITE_NO_COMPRESS); returns as\n"
+                 " * pw_client_call_send_flags() (PW_OK, PW_FAILED_PRECONDITION, ...). */\n");
+            P(h,
+              "static inline pw_status %s_call_send_flags(pw_client_call *call, const %s "
+              "*request,\n"
+              "    uint32_t flags)\n{\n"
+              "    return pw_client_call_send_flags(call, &request->base, flags);\n}\n",
+              m->fn, m->req_type);
         } else {
             P(h,
               "pw_status %s_start(pw_channel *channel, const %s *request,\n"
@@ -415,6 +435,13 @@ static void emit_header_client(pw_buf *h, const svc *s)
               "static inline pw_status %s_stream_send(pw_stream *s, const %s *request)\n{\n"
               "    return pw_stream_send(s, &request->base);\n}\n",
               m->fn, m->req_type);
+            P(h, "/** The same with pw_write_flags (PW_WRITE_NO_COMPRESS); returns as\n"
+                 " * pw_stream_send_flags() (PW_OK, PW_FAILED_PRECONDITION, ...). */\n");
+            P(h,
+              "static inline pw_status %s_stream_send_flags(pw_stream *s, const %s *request,\n"
+              "    uint32_t flags)\n{\n"
+              "    return pw_stream_send_flags(s, &request->base, flags);\n}\n",
+              m->fn, m->req_type);
         } else {
             P(h,
               "pw_status %s_start_blocking(pw_channel *channel, const %s *request,\n"
@@ -423,7 +450,8 @@ static void emit_header_client(pw_buf *h, const svc *s)
         }
         P(h, "/**\n * Waits for the next response: PW_OK with *out set (free it with\n"
              " * pw_protobuf_free(&(*out)->base)), or with *out NULL at the end of the\n"
-             " * stream; PW_INTERNAL (*out NULL) when it cannot be decoded.\n */\n");
+             " * stream; PW_INTERNAL (*out NULL) when it cannot be decoded.\n"
+             " * pw_stream_message_compressed(s) then tells whether it arrived compressed.\n */\n");
         P(h,
           "static inline pw_status %s_stream_recv(pw_stream *s, %s **out)\n{\n"
           "    return pw_stream_recv(s, &%s, (ProtobufCMessage **)(void *)out);\n}\n\n",

@@ -330,7 +330,8 @@ static pw_status call_send_json(pw_call *call, const ProtobufCMessage *msg, pw_s
     return PW_OK;
 }
 
-static pw_status call_send(pw_call *call, const ProtobufCMessage *msg, pw_slice bytes)
+static pw_status call_send(pw_call *call, const ProtobufCMessage *msg, pw_slice bytes,
+                           uint32_t flags)
 {
     if (call->cancelled) {
         return PW_CANCELLED;
@@ -349,8 +350,10 @@ static pw_status call_send(pw_call *call, const ProtobufCMessage *msg, pw_slice 
     if (rv != PW_OK) {
         return rv;
     }
-    rv = call->compress_out ? pw__outq_push_gzip(&call->out, msg, bytes)
-                            : pw__outq_push(&call->out, msg, bytes);
+    /* Compression is per message (gRPC's compressed flag): the call's encoding allows it. */
+    int compress = call->compress_out && !(flags & PW_WRITE_NO_COMPRESS);
+    rv = compress ? pw__outq_push_gzip(&call->out, msg, bytes)
+                  : pw__outq_push(&call->out, msg, bytes);
     if (rv != PW_OK) {
         return rv;
     }
@@ -362,12 +365,17 @@ static pw_status call_send(pw_call *call, const ProtobufCMessage *msg, pw_slice 
 
 pw_status pw_call_send(pw_call *call, const ProtobufCMessage *msg)
 {
-    return call_send(call, msg, pw_slice_make(NULL, 0));
+    return call_send(call, msg, pw_slice_make(NULL, 0), 0);
+}
+
+pw_status pw_call_send_flags(pw_call *call, const ProtobufCMessage *msg, uint32_t flags)
+{
+    return call_send(call, msg, pw_slice_make(NULL, 0), flags);
 }
 
 pw_status pw_call_send_bytes(pw_call *call, pw_slice msg)
 {
-    return call_send(call, NULL, msg);
+    return call_send(call, NULL, msg, 0);
 }
 
 void pw_call_set_compression(pw_call *call, pw_compression algo)
@@ -679,13 +687,13 @@ void pw__call_on_headers_done(pw_call *call)
 static pw_status call_on_message(void *ud, int compressed, pw_slice msg)
 {
     pw_call *call = ud;
+    call->request_compressed = compressed != 0;
     if (compressed) {
         if (pw__encoding_parse(call->encoding) != PW_COMPRESSION_GZIP) {
             snprintf(call->in.err_text, sizeof(call->in.err_text),
                      "compressed message without grpc-encoding");
             return PW_INTERNAL;
         }
-        call->request_compressed = 1;
         call->inflated.len = call->inflated.off = 0;
         pw_status rv = pw__gzip_inflate(msg, call->in.max_len, &call->inflated, call->in.err_text,
                                         sizeof(call->in.err_text));

@@ -113,6 +113,8 @@ struct pw_client_call {
     unsigned in_trailers : 1;
     unsigned compress_out : 1;
     unsigned response_gzip : 1;
+    /* The message being delivered to on_message arrived compressed. */
+    unsigned message_compressed : 1;
     /* Retries: a response arrived (or replay overflowed), so no further attempt. */
     unsigned committed : 1;
     unsigned refused : 1;

@@ -228,7 +228,8 @@ static void client_call_kick(pw_client_call *call)
     pw__cconn_schedule(call->cc);
 }
 
-static pw_status client_call_send(pw_client_call *call, const ProtobufCMessage *msg, pw_slice bytes)
+static pw_status client_call_send(pw_client_call *call, const ProtobufCMessage *msg, pw_slice bytes,
+                                  uint32_t flags)
 {
     if (call->done) {
         return call->status == PW_OK ? PW_FAILED_PRECONDITION : call->status;
@@ -237,8 +238,9 @@ static pw_status client_call_send(pw_client_call *call, const ProtobufCMessage *
         return PW_FAILED_PRECONDITION;
     }
     size_t before = call->out.buf.len;
-    pw_status rv = call->compress_out ? pw__outq_push_gzip(&call->out, msg, bytes)
-                                      : pw__outq_push(&call->out, msg, bytes);
+    int compress = call->compress_out && !(flags & PW_WRITE_NO_COMPRESS);
+    pw_status rv = compress ? pw__outq_push_gzip(&call->out, msg, bytes)
+                            : pw__outq_push(&call->out, msg, bytes);
     if (rv != PW_OK) {
         return rv;
     }
@@ -251,12 +253,23 @@ static pw_status client_call_send(pw_client_call *call, const ProtobufCMessage *
 
 pw_status pw_client_call_send(pw_client_call *call, const ProtobufCMessage *msg)
 {
-    return client_call_send(call, msg, pw_slice_make(NULL, 0));
+    return client_call_send(call, msg, pw_slice_make(NULL, 0), 0);
+}
+
+pw_status pw_client_call_send_flags(pw_client_call *call, const ProtobufCMessage *msg,
+                                    uint32_t flags)
+{
+    return client_call_send(call, msg, pw_slice_make(NULL, 0), flags);
 }
 
 pw_status pw_client_call_send_bytes(pw_client_call *call, pw_slice msg)
 {
-    return client_call_send(call, NULL, msg);
+    return client_call_send(call, NULL, msg, 0);
+}
+
+int pw_client_call_message_compressed(const pw_client_call *call)
+{
+    return call->message_compressed;
 }
 
 pw_status pw_client_call_close_send(pw_client_call *call)
@@ -407,6 +420,7 @@ void pw__client_call_on_headers_done(pw_client_call *call, const nghttp2_frame *
 static pw_status client_call_on_message(void *ud, int compressed, pw_slice msg)
 {
     pw_client_call *call = ud;
+    call->message_compressed = compressed != 0;
     if (compressed) {
         if (!call->response_gzip) {
             snprintf(call->in.err_text, sizeof(call->in.err_text),

@@ -10,6 +10,7 @@
 
 typedef struct stream_msg {
     pw__list link;
+    int compressed;
     size_t len;
     uint8_t data[];
 } stream_msg;
@@ -22,6 +23,7 @@ struct pw_stream {
     pw_metadata trailers;
     char *message;
     pw_status status;
+    int last_compressed;
     int got_headers;
     int done;
 };
@@ -43,6 +45,7 @@ static void stream_on_message(pw_client_call *c, pw_slice msg, void *ud)
         return;
     }
     m->len = msg.len;
+    m->compressed = pw_client_call_message_compressed(c);
     memcpy(m->data, msg.base, msg.len);
     pw__list_init(&m->link);
     pw__list_push(&s->msgs, &m->link);
@@ -93,7 +96,7 @@ static void stream_run_once(pw_stream *s)
     uv_run(s->ch->loop, UV_RUN_ONCE);
 }
 
-pw_status pw_stream_send(pw_stream *s, const ProtobufCMessage *msg)
+pw_status pw_stream_send_flags(pw_stream *s, const ProtobufCMessage *msg, uint32_t flags)
 {
     while (!s->done && !pw_client_call_writable(s->call)) {
         stream_run_once(s);
@@ -101,7 +104,12 @@ pw_status pw_stream_send(pw_stream *s, const ProtobufCMessage *msg)
     if (s->done) {
         return s->status == PW_OK ? PW_FAILED_PRECONDITION : s->status;
     }
-    return pw_client_call_send(s->call, msg);
+    return pw_client_call_send_flags(s->call, msg, flags);
+}
+
+pw_status pw_stream_send(pw_stream *s, const ProtobufCMessage *msg)
+{
+    return pw_stream_send_flags(s, msg, 0);
 }
 
 pw_status pw_stream_close_send(pw_stream *s)
@@ -121,9 +129,15 @@ pw_status pw_stream_recv(pw_stream *s, const ProtobufCMessageDescriptor *desc,
     }
     stream_msg *m = PW_CONTAINER_OF(s->msgs.next, stream_msg, link);
     pw__list_remove(&m->link);
+    s->last_compressed = m->compressed;
     *out = protobuf_c_message_unpack(desc, pw_protobuf_allocator(), m->len, m->data);
     pw_free(m);
     return *out != NULL ? PW_OK : PW_INTERNAL;
+}
+
+int pw_stream_message_compressed(const pw_stream *s)
+{
+    return s->last_compressed;
 }
 
 const pw_metadata *pw_stream_headers(pw_stream *s)

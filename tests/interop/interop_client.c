@@ -123,41 +123,62 @@ static int case_client_streaming(ctx *c)
     return !(st == PW_OK && total == 74922);
 }
 
-static int case_server_streaming(ctx *c)
+/*
+ * StreamingOutputCall with n responses of sizes[i] zeros. With compressed
+ * (else NULL), response i asks compressed[i] and the compressed flag it came
+ * with on the wire must say the same.
+ */
+static int server_streaming_run(ctx *c, size_t n, const int32_t *sizes, const int *compressed)
 {
-    static const int32_t sizes[] = {31415, 9, 2653, 58979};
     Grpc__Testing__StreamingOutputCallRequest req =
         GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
     Grpc__Testing__ResponseParameters params[4];
     Grpc__Testing__ResponseParameters *pp[4];
-    for (int i = 0; i < 4; i++) {
+    Grpc__Testing__BoolValue flag[4];
+    for (size_t i = 0; i < n && i < 4; i++) {
         grpc__testing__response_parameters__init(&params[i]);
         params[i].size = sizes[i];
+        if (compressed != NULL) {
+            grpc__testing__bool_value__init(&flag[i]);
+            flag[i].value = compressed[i];
+            params[i].compressed = &flag[i];
+        }
         pp[i] = &params[i];
     }
-    req.n_response_parameters = 4;
+    req.n_response_parameters = n < 4 ? n : 4;
     req.response_parameters = pp;
     pw_stream *s;
     CHECK(c,
           grpc_testing_test_service_streaming_output_call_start_blocking(c->ch, &req, NULL, &s) ==
               PW_OK,
           "open failed");
-    int n = 0, bad = 0;
+    size_t got = 0;
+    int bad = 0;
     Grpc__Testing__StreamingOutputCallResponse *r;
     while (grpc_testing_test_service_streaming_output_call_stream_recv(s, &r) == PW_OK &&
            r != NULL) {
-        if (n >= 4 || !payload_is_zeros(r->payload, (size_t)sizes[n])) {
+        if (got >= req.n_response_parameters || !payload_is_zeros(r->payload, (size_t)sizes[got])) {
             bad = 1;
+        } else if (compressed != NULL && pw_stream_message_compressed(s) != compressed[got]) {
+            bad = 2;
         }
-        n++;
+        got++;
         pw_protobuf_free(&r->base);
     }
     const char *msg;
     pw_status st = pw_stream_finish(s, &msg, NULL);
-    snprintf(c->err, sizeof(c->err), "status %s (%s), %d responses%s", pw_status_str(st), msg, n,
-             bad ? ", wrong sizes" : "");
+    snprintf(c->err, sizeof(c->err), "status %s (%s), %zu responses%s", pw_status_str(st), msg, got,
+             bad == 1   ? ", wrong sizes"
+             : bad == 2 ? ", a compressed flag is wrong"
+                        : "");
     pw_stream_free(s);
-    return !(st == PW_OK && n == 4 && !bad);
+    return !(st == PW_OK && got == req.n_response_parameters && !bad);
+}
+
+static int case_server_streaming(ctx *c)
+{
+    static const int32_t sizes[] = {31415, 9, 2653, 58979};
+    return server_streaming_run(c, 4, sizes, NULL);
 }
 
 static pw_status duplex_send(pw_stream *s, int32_t resp_size, size_t req_size,
@@ -464,37 +485,83 @@ static int case_client_compressed_unary(ctx *c)
     return bad;
 }
 
-/* The peer must inflate every request to sum their sizes. */
-static int case_client_compressed_streaming(ctx *c)
+/*
+ * One StreamingInputCall of n requests: sizes[i] bytes, expect_compressed =
+ * expect[i], sent compressed when compress[i] (the call is gzip when gzip is
+ * set; a message opts out with PW_WRITE_NO_COMPRESS). Returns the status and
+ * *total the aggregated size (-1 without a response).
+ */
+static pw_status compressed_input(ctx *c, int gzip, size_t n, const size_t *sizes,
+                                  const int *expect, const int *compress, int32_t *total)
 {
-    static const size_t sizes[] = {27182, 45904};
-    pw_call_options opts = {.compression = PW_COMPRESSION_GZIP};
+    pw_call_options opts = {.compression = gzip ? PW_COMPRESSION_GZIP : PW_COMPRESSION_NONE};
     pw_stream *s;
-    CHECK(c,
-          grpc_testing_test_service_streaming_input_call_start_blocking(c->ch, &opts, &s) == PW_OK,
-          "open failed");
-    for (size_t i = 0; i < 2; i++) {
+    *total = -1;
+    pw_status st = grpc_testing_test_service_streaming_input_call_start_blocking(c->ch, &opts, &s);
+    if (st != PW_OK) {
+        return st;
+    }
+    for (size_t i = 0; i < n; i++) {
         Grpc__Testing__StreamingInputCallRequest req =
             GRPC__TESTING__STREAMING_INPUT_CALL_REQUEST__INIT;
+        Grpc__Testing__BoolValue want = GRPC__TESTING__BOOL_VALUE__INIT;
+        want.value = expect[i];
+        req.expect_compressed = &want;
         Grpc__Testing__Payload payload;
         pw_interop_payload(&payload, sizes[i]);
         req.payload = &payload;
-        grpc_testing_test_service_streaming_input_call_stream_send(s, &req);
+        grpc_testing_test_service_streaming_input_call_stream_send_flags(
+            s, &req, compress[i] ? 0 : PW_WRITE_NO_COMPRESS);
         pw_free(payload.body.data);
     }
     pw_stream_close_send(s);
     Grpc__Testing__StreamingInputCallResponse *resp = NULL;
     grpc_testing_test_service_streaming_input_call_stream_recv(s, &resp);
     const char *msg;
-    pw_status st = pw_stream_finish(s, &msg, NULL);
-    int32_t total = resp != NULL ? resp->aggregated_payload_size : -1;
+    st = pw_stream_finish(s, &msg, NULL);
     if (resp != NULL) {
+        *total = resp->aggregated_payload_size;
         pw_protobuf_free(&resp->base);
     }
     snprintf(c->err, sizeof(c->err), "status %s (%s), aggregated %d", pw_status_str(st), msg,
-             total);
+             *total);
     pw_stream_free(s);
+    return st;
+}
+
+/*
+ * gRPC's client_compressed_streaming: first a probe (an uncompressed message
+ * that expects compression must be refused), then a compressed message and an
+ * uncompressed one on one call, each flagged as it really is.
+ */
+static int case_client_compressed_streaming(ctx *c)
+{
+    static const size_t probe_size[] = {27182};
+    static const int yes[] = {1}, no[] = {0};
+    int32_t total;
+    pw_status st = compressed_input(c, 0, 1, probe_size, yes, no, &total);
+    if (st != PW_INVALID_ARGUMENT) {
+        char why[sizeof(c->err)];
+        memcpy(why, c->err, sizeof(why));
+        snprintf(c->err, sizeof(c->err), "probe: want INVALID_ARGUMENT, got %.400s", why);
+        return 1;
+    }
+    static const size_t sizes[] = {27182, 45904};
+    static const int expect[] = {1, 0};
+    st = compressed_input(c, 1, 2, sizes, expect, expect, &total);
     return !(st == PW_OK && total == 73086);
+}
+
+/*
+ * gRPC's server_compressed_streaming: the server compresses the first
+ * response and not the second; the compressed flag of each is checked as it
+ * came on the wire.
+ */
+static int case_server_compressed_streaming(ctx *c)
+{
+    static const int32_t sizes[] = {31415, 92653};
+    static const int compressed[] = {1, 0};
+    return server_streaming_run(c, 2, sizes, compressed);
 }
 
 /* The server compresses its response; we must inflate it. */
@@ -540,6 +607,7 @@ static const test_case cases[] = {
     {"client_compressed_unary", case_client_compressed_unary},
     {"client_compressed_streaming", case_client_compressed_streaming},
     {"server_compressed_unary", case_server_compressed_unary},
+    {"server_compressed_streaming", case_server_compressed_streaming},
 };
 
 static void channel_closed(pw_channel *ch, void *ud)

@@ -56,14 +56,21 @@ static int finish_with_requested_status(pw_call *call, const Grpc__Testing__Echo
     return 1;
 }
 
-/* expect_compressed: the interop spec's probe that the request really was compressed. */
+/*
+ * expect_compressed: the interop spec's probe of the message's compressed
+ * flag, per message. True: this request must have arrived compressed; false:
+ * it must not have. Finishes the call with INVALID_ARGUMENT and returns 1 when
+ * the expectation is not met.
+ */
 static int check_compression(pw_call *call, const Grpc__Testing__BoolValue *expect)
 {
-    if (expect != NULL && expect->value && !pw_call_request_compressed(call)) {
-        pw_call_finish(call, PW_INVALID_ARGUMENT, "expected a compressed request");
-        return 1;
+    if (expect == NULL || expect->value == pw_call_request_compressed(call)) {
+        return 0;
     }
-    return 0;
+    pw_call_finish(call, PW_INVALID_ARGUMENT,
+                   expect->value ? "expected a compressed request"
+                                 : "expected an uncompressed request, the compressed flag is set");
+    return 1;
 }
 
 static void empty_call(pw_call *call, const Grpc__Testing__Empty *req, void *ud)
@@ -111,6 +118,8 @@ typedef struct responder {
     uv_timer_t timer;
     int32_t *sizes;
     int32_t *intervals;
+    /* Per response: 1 compressed, 0 not (ResponseParameters.compressed), -1 as the call goes. */
+    int8_t *compressed;
     size_t count;
     size_t next;
     int half_closed;
@@ -127,6 +136,7 @@ static void responder_timer_closed(uv_handle_t *h)
     responder *r = h->data;
     pw_free(r->sizes);
     pw_free(r->intervals);
+    pw_free(r->compressed);
     pw_free(r->final_msg);
     pw_free(r);
 }
@@ -159,7 +169,8 @@ static int responder_send_one(responder *r)
     }
     resp.payload = &payload;
     /* The three streaming-response methods share one response type. */
-    pw_status rv = grpc_testing_test_service_full_duplex_call_send(r->call, &resp);
+    uint32_t flags = r->compressed[r->next] == 0 ? PW_WRITE_NO_COMPRESS : 0;
+    pw_status rv = grpc_testing_test_service_full_duplex_call_send_flags(r->call, &resp, flags);
     pw_free(payload.body.data);
     if (rv != PW_OK) {
         responder_finish(r, rv, "send failed");
@@ -204,6 +215,11 @@ static pw_status responder_add(responder *r, const Grpc__Testing__StreamingOutpu
         return PW_ERRNO(ENOMEM);
     }
     r->intervals = intervals;
+    int8_t *compressed = pw_realloc(r->compressed, n ? n : 1);
+    if (compressed == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    r->compressed = compressed;
     for (size_t i = 0; i < req->n_response_parameters; i++) {
         const Grpc__Testing__ResponseParameters *p = req->response_parameters[i];
         if (p->size < 0) {
@@ -211,6 +227,12 @@ static pw_status responder_add(responder *r, const Grpc__Testing__StreamingOutpu
         }
         r->sizes[r->count + i] = p->size;
         r->intervals[r->count + i] = p->interval_us;
+        r->compressed[r->count + i] =
+            p->compressed != NULL ? (int8_t)(p->compressed->value != 0) : -1;
+        if (p->compressed != NULL) {
+            /* As gRPC's interop server: gzip for the call, messages opt out one by one. */
+            pw_call_set_compression(r->call, PW_COMPRESSION_GZIP);
+        }
     }
     r->count = n;
     return PW_OK;
@@ -353,7 +375,7 @@ static void streaming_output_call(pw_call *call,
     responder_on_request(r, req, 1);
 }
 
-/* StreamingInputCall: sums payload sizes until half-close. */
+/* StreamingInputCall: sums payload sizes until half-close; checks each expect_compressed. */
 typedef struct input_sum {
     int32_t total;
 } input_sum;
@@ -361,8 +383,11 @@ typedef struct input_sum {
 static void input_on_message(pw_call *call, const Grpc__Testing__StreamingInputCallRequest *req,
                              void *ud)
 {
-    (void)call;
     input_sum *s = ud;
+    if (check_compression(call, req->expect_compressed)) {
+        pw_free(s); /* finished: no callback follows */
+        return;
+    }
     if (req->payload != NULL) {
         s->total += (int32_t)req->payload->body.len;
     }

@@ -1,47 +1,49 @@
 // Reference interop server on gRPC C++ (Debian's libgrpc++), used only by tests:
 // the paywire interop client is run against it. Implements grpc.testing.TestService
-// as gRPC's interop test descriptions require. Flags: --port=N
-// [--use_tls --tls_cert=PEM --tls_key=PEM].
+// as gRPC's interop test descriptions require, per-message compression included
+// (expect_compressed checked on each request's compressed flag, compressed
+// responses chosen one by one). Flags: --port=N [--use_tls --tls_cert=PEM --tls_key=PEM].
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <thread>
 
+#include "ref_common.h"
 #include "src/proto/grpc/testing/test.grpc.pb.h"
 
 using grpc::ServerContext;
 using grpc::Status;
 using namespace grpc::testing;
+using pw_ref::Flag;
+using pw_ref::ReadFile;
 
 namespace
 {
 
-std::string Flag(int argc, char **argv, const std::string &name, const std::string &def)
+// expect_compressed, when present, must match the request's compressed flag.
+bool ExpectationMet(ServerContext *ctx, bool has_expect, bool expect)
 {
-    std::string prefix = "--" + name;
-    for (int i = 1; i < argc; i++) {
-        std::string a = argv[i];
-        if (a == prefix) {
-            return "true";
-        }
-        if (a.rfind(prefix + "=", 0) == 0) {
-            return a.substr(prefix.size() + 1);
-        }
-    }
-    return def;
+    return !has_expect || pw_ref::WasCompressed(ctx->c_call()) == expect;
 }
 
-std::string ReadFile(const std::string &path)
+const Status kExpectationNotMet(grpc::StatusCode::INVALID_ARGUMENT,
+                                "compressed flag does not match expect_compressed");
+
+// Compressed responses as gRPC's interop server chooses them: gzip for the call
+// as soon as a parameter says anything, and a message opts out when it says false.
+grpc::WriteOptions ResponseOptions(ServerContext *ctx, const ResponseParameters &p)
 {
-    std::ifstream f(path);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
+    grpc::WriteOptions wo;
+    if (p.has_compressed()) {
+        ctx->set_compression_algorithm(GRPC_COMPRESS_GZIP);
+        if (!p.compressed().value()) {
+            wo.set_no_compression();
+        }
+    }
+    return wo;
 }
 
 void EchoMetadata(ServerContext *ctx)
@@ -74,6 +76,9 @@ class TestServiceImpl final : public TestService::Service
             return Status(static_cast<grpc::StatusCode>(req->response_status().code()),
                           req->response_status().message());
         }
+        if (!ExpectationMet(ctx, req->has_expect_compressed(), req->expect_compressed().value())) {
+            return kExpectationNotMet;
+        }
         if (req->response_compressed().value()) {
             ctx->set_compression_algorithm(GRPC_COMPRESS_GZIP);
         }
@@ -91,17 +96,21 @@ class TestServiceImpl final : public TestService::Service
             }
             StreamingOutputCallResponse r;
             r.mutable_payload()->set_body(std::string(p.size(), '\0'));
-            w->Write(r);
+            w->Write(r, ResponseOptions(ctx, p));
         }
         return Status::OK;
     }
 
-    Status StreamingInputCall(ServerContext *, grpc::ServerReader<StreamingInputCallRequest> *r,
+    Status StreamingInputCall(ServerContext *ctx, grpc::ServerReader<StreamingInputCallRequest> *r,
                               StreamingInputCallResponse *resp) override
     {
         StreamingInputCallRequest req;
         int total = 0;
         while (r->Read(&req)) {
+            if (!ExpectationMet(ctx, req.has_expect_compressed(),
+                                req.expect_compressed().value())) {
+                return kExpectationNotMet;
+            }
             total += static_cast<int>(req.payload().body().size());
         }
         resp->set_aggregated_payload_size(total);
@@ -122,7 +131,7 @@ class TestServiceImpl final : public TestService::Service
             for (const auto &p : req.response_parameters()) {
                 StreamingOutputCallResponse r;
                 r.mutable_payload()->set_body(std::string(p.size(), '\0'));
-                if (!s->Write(r)) {
+                if (!s->Write(r, ResponseOptions(ctx, p))) {
                     return Status(grpc::StatusCode::ABORTED, "write failed");
                 }
             }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one interop pairing: a server program and a client program, h2c or TLS.
 #   run_pair.sh MODE SERVER_KIND SERVER_BIN CLIENT_KIND CLIENT_BIN CERT_DIR
-# MODE: h2c | tls. SERVER_KIND: paywire | grpcpp. CLIENT_KIND: paywire | python.
+# MODE: h2c | tls. SERVER_KIND: paywire | grpcpp. CLIENT_KIND: paywire | grpcpp | python.
 # Exits non-zero when any case fails, or when the paywire server does not shut
 # down cleanly on SIGTERM (a sanitizer report makes it exit non-zero).
 set -euo pipefail

@@ -104,6 +104,9 @@ static int raw_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8
     } else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0) {
         snprintf(r->out->grpc_message, sizeof(r->out->grpc_message), "%.*s", (int)valuelen,
                  (const char *)value);
+    } else if (namelen == 13 && memcmp(name, "grpc-encoding", 13) == 0) {
+        snprintf(r->out->grpc_encoding, sizeof(r->out->grpc_encoding), "%.*s", (int)valuelen,
+                 (const char *)value);
     }
     return 0;
 }
@@ -114,8 +117,12 @@ static int raw_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint
     (void)s;
     (void)flags;
     (void)id;
-    (void)data;
-    ((raw *)ud)->out->data_bytes += len;
+    pw_test_raw_result *out = ((raw *)ud)->out;
+    size_t room = sizeof(out->data) - out->data_kept;
+    size_t n = len < room ? len : room;
+    memcpy(out->data + out->data_kept, data, n);
+    out->data_kept += n;
+    out->data_bytes += len;
     return 0;
 }
 

@@ -36,7 +36,11 @@ typedef struct pw_test_raw_result {
     int reset;
     uint32_t rst_code;
     size_t data_bytes;
-    int closed; /* the stream ended (END_STREAM or RST) */
+    int closed;             /* the stream ended (END_STREAM or RST) */
+    char grpc_encoding[32]; /* "" when absent */
+    /* The first bytes of the response DATA, as they came on the wire. */
+    uint8_t data[16384];
+    size_t data_kept;
 } pw_test_raw_result;
 
 /**

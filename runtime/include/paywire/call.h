@@ -44,6 +44,17 @@ typedef enum pw_compression {
     PW_COMPRESSION_GZIP = 1,
 } pw_compression;
 
+/**
+ * Per-message send flags, for pw_call_send_flags(), pw_client_call_send_flags()
+ * and pw_stream_send_flags(). gRPC compresses per message: the call's encoding
+ * (grpc-encoding) says how a message may be compressed, and each message's
+ * compressed flag says whether it is.
+ */
+typedef enum pw_write_flags {
+    /** Send this message uncompressed although the call's encoding compresses. */
+    PW_WRITE_NO_COMPRESS = 1u << 0,
+} pw_write_flags;
+
 /** A server-side RPC. Owned by the runtime; see pw_handler_cb for the handler's hold. */
 typedef struct pw_call pw_call;
 
@@ -153,6 +164,14 @@ PW_EXTERN pw_status pw_call_add_trailing_metadata(pw_call *call, const char *key
  */
 PW_EXTERN pw_status pw_call_send(pw_call *call, const struct ProtobufCMessage *msg);
 /**
+ * pw_call_send() with pw_write_flags: PW_WRITE_NO_COMPRESS sends this
+ * message uncompressed on a call whose responses are compressed
+ * (pw_call_set_compression), as gRPC's per-message compressed flag allows.
+ * The same codes as pw_call_send() (PW_OK, PW_RESOURCE_EXHAUSTED, ...).
+ */
+PW_EXTERN pw_status pw_call_send_flags(pw_call *call, const struct ProtobufCMessage *msg,
+                                       uint32_t flags);
+/**
  * Like pw_call_send() for a message already serialized (copied); the same
  * codes (PW_OK, PW_RESOURCE_EXHAUSTED, PW_CANCELLED, ...).
  */
@@ -160,11 +179,18 @@ PW_EXTERN pw_status pw_call_send_bytes(pw_call *call, pw_slice msg);
 
 /**
  * Compresses this call's response messages with algo when the client accepts
- * it (grpc-accept-encoding); otherwise they go uncompressed. Takes effect only
- * before the response headers are sent (the first message or the status).
+ * it (grpc-accept-encoding, then sent as grpc-encoding); otherwise they go
+ * uncompressed. Takes effect only before the response headers are sent (the
+ * first message or the status). Single messages can still go uncompressed
+ * with pw_call_send_flags(PW_WRITE_NO_COMPRESS).
  */
 PW_EXTERN void pw_call_set_compression(pw_call *call, pw_compression algo);
-/** 1 when a request message of this call arrived compressed. */
+/**
+ * 1 when the request message being delivered arrived compressed (its
+ * compressed flag was set), else 0: during on_message (and the generated
+ * typed on_message), that message; for unary and server-streaming calls, the
+ * one request.
+ */
 PW_EXTERN int pw_call_request_compressed(const pw_call *call);
 
 /** 1 while the send queue is under the high-water mark; when 0, wait for on_write_ready. */

@@ -190,6 +190,14 @@ PW_EXTERN pw_status pw_client_call_start(pw_client_call **out, pw_channel *chann
  */
 PW_EXTERN pw_status pw_client_call_send(pw_client_call *call, const struct ProtobufCMessage *msg);
 /**
+ * pw_client_call_send() with pw_write_flags: PW_WRITE_NO_COMPRESS sends this
+ * message uncompressed on a call that compresses its requests
+ * (pw_call_options.compression). The same codes (PW_OK,
+ * PW_FAILED_PRECONDITION, ...).
+ */
+PW_EXTERN pw_status pw_client_call_send_flags(pw_client_call *call,
+                                              const struct ProtobufCMessage *msg, uint32_t flags);
+/**
  * Like pw_client_call_send() for a message already serialized (copied); the
  * same codes (PW_OK, PW_FAILED_PRECONDITION, ...).
  */
@@ -204,6 +212,13 @@ PW_EXTERN pw_status pw_client_call_set_context(pw_client_call *call, const void 
 PW_EXTERN void *pw_client_call_get_context(const pw_client_call *call, const void *key);
 /** The server call this call was made from (pw_call_options.parent), or NULL. */
 PW_EXTERN pw_call *pw_client_call_parent(const pw_client_call *call);
+
+/**
+ * 1 when the response message being delivered to on_message (and the
+ * generated typed on_message) arrived compressed (its compressed flag was
+ * set), else 0.
+ */
+PW_EXTERN int pw_client_call_message_compressed(const pw_client_call *call);
 
 /** The call's path ("/package.Service/Method"), valid until on_done returns. */
 PW_EXTERN const char *pw_client_call_path(const pw_client_call *call);

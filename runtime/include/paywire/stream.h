@@ -34,6 +34,14 @@ PW_EXTERN pw_status pw_client_call_start_blocking(pw_stream **out, pw_channel *c
  */
 PW_EXTERN pw_status pw_stream_send(pw_stream *s, const struct ProtobufCMessage *msg);
 
+/**
+ * pw_stream_send() with pw_write_flags (PW_WRITE_NO_COMPRESS: this message
+ * goes uncompressed on a compressing call). The same codes as pw_stream_send()
+ * (PW_OK, PW_FAILED_PRECONDITION, ...).
+ */
+PW_EXTERN pw_status pw_stream_send_flags(pw_stream *s, const struct ProtobufCMessage *msg,
+                                         uint32_t flags);
+
 /** Half-closes the call: no more messages. Returns PW_OK (also once the call ended). */
 PW_EXTERN pw_status pw_stream_close_send(pw_stream *s);
 
@@ -46,6 +54,12 @@ PW_EXTERN pw_status pw_stream_close_send(pw_stream *s);
  */
 PW_EXTERN pw_status pw_stream_recv(pw_stream *s, const struct ProtobufCMessageDescriptor *desc,
                                    struct ProtobufCMessage **out);
+
+/**
+ * 1 when the message the last pw_stream_recv() returned arrived compressed
+ * (its compressed flag was set on the wire), else 0.
+ */
+PW_EXTERN int pw_stream_message_compressed(const pw_stream *s);
 
 /** Waits for the response headers; returns them (borrowed from s), or NULL if none came. */
 PW_EXTERN const pw_metadata *pw_stream_headers(pw_stream *s);

@@ -63,6 +63,14 @@ static inline pw_status pwtest_v1_reserved_branches_send(pw_call *call, const Pw
     return pw_call_send(call, &response->base);
 }
 
+/** The same with pw_write_flags (PW_WRITE_NO_COMPRESS: this one uncompressed);
+ * returns as pw_call_send_flags() (PW_OK, PW_CANCELLED, ...). */
+static inline pw_status pwtest_v1_reserved_branches_send_flags(pw_call *call, const Pwtest__V1__Branch *response,
+    uint32_t flags)
+{
+    return pw_call_send_flags(call, &response->base, flags);
+}
+
 /* ==== pwtest.v1.Reserved: client ==== */
 
 /** Result of Echo: response is NULL unless result->code is PW_OK; both are
@@ -89,7 +97,8 @@ pw_status pwtest_v1_reserved_echo(pw_channel *channel, const Pwtest__V1__Keyword
 pw_status pwtest_v1_reserved_echo_blocking(pw_channel *channel, const Pwtest__V1__Keywords *request,
     const pw_call_options *opts, Pwtest__V1__Keywords **response, char **status_message);
 
-/** Client callbacks of Branches; response is valid during on_message. */
+/** Client callbacks of Branches; response is valid during on_message, and
+ * pw_client_call_message_compressed(call) tells whether it arrived compressed. */
 typedef struct pwtest_v1_reserved_branches_client_ops {
     void (*on_message)(pw_client_call *call, const Pwtest__V1__Branch *response, void *user_data);
     void (*on_write_ready)(pw_client_call *call, void *user_data);
@@ -120,6 +129,7 @@ pw_status pwtest_v1_reserved_branches_start_blocking(pw_channel *channel, const 
  * Waits for the next response: PW_OK with *out set (free it with
  * pw_protobuf_free(&(*out)->base)), or with *out NULL at the end of the
  * stream; PW_INTERNAL (*out NULL) when it cannot be decoded.
+ * pw_stream_message_compressed(s) then tells whether it arrived compressed.
  */
 static inline pw_status pwtest_v1_reserved_branches_stream_recv(pw_stream *s, Pwtest__V1__Branch **out)
 {

@@ -88,13 +88,22 @@ static inline pw_status pwtest_v1_kinds_replay_send(pw_call *call, const Pwtest_
     return pw_call_send(call, &response->base);
 }
 
+/** The same with pw_write_flags (PW_WRITE_NO_COMPRESS: this one uncompressed);
+ * returns as pw_call_send_flags() (PW_OK, PW_CANCELLED, ...). */
+static inline pw_status pwtest_v1_kinds_replay_send_flags(pw_call *call, const Pwtest__V1__Ledger__Entry *response,
+    uint32_t flags)
+{
+    return pw_call_send_flags(call, &response->base, flags);
+}
+
 /** Sends the Tally response and finishes with OK. See pw_call_reply(). */
 static inline void pwtest_v1_kinds_tally_reply(pw_call *call, const Pwtest__V1__Count *response)
 {
     pw_call_reply(call, &response->base);
 }
 
-/** Receive callbacks of Tally; request is valid during on_message. */
+/** Receive callbacks of Tally; request is valid during on_message, and
+ * pw_call_request_compressed(call) tells whether it arrived compressed. */
 typedef struct pwtest_v1_kinds_tally_ops {
     void (*on_message)(pw_call *call, const Pwtest__V1__Ledger__Entry *request, void *user_data);
     void (*on_half_close)(pw_call *call, void *user_data);
@@ -116,7 +125,16 @@ static inline pw_status pwtest_v1_kinds_mirror_send(pw_call *call, const Pwtest_
     return pw_call_send(call, &response->base);
 }
 
-/** Receive callbacks of Mirror; request is valid during on_message. */
+/** The same with pw_write_flags (PW_WRITE_NO_COMPRESS: this one uncompressed);
+ * returns as pw_call_send_flags() (PW_OK, PW_CANCELLED, ...). */
+static inline pw_status pwtest_v1_kinds_mirror_send_flags(pw_call *call, const Pwtest__V1__Ledger__Entry *response,
+    uint32_t flags)
+{
+    return pw_call_send_flags(call, &response->base, flags);
+}
+
+/** Receive callbacks of Mirror; request is valid during on_message, and
+ * pw_call_request_compressed(call) tells whether it arrived compressed. */
 typedef struct pwtest_v1_kinds_mirror_ops {
     void (*on_message)(pw_call *call, const Pwtest__V1__Ledger__Entry *request, void *user_data);
     void (*on_half_close)(pw_call *call, void *user_data);
@@ -169,7 +187,8 @@ pw_status pwtest_v1_kinds_append(pw_channel *channel, const Pwtest__V1__Ledger__
 pw_status pwtest_v1_kinds_append_blocking(pw_channel *channel, const Pwtest__V1__Ledger__Entry *request,
     const pw_call_options *opts, Pwtest__V1__Ledger **response, char **status_message);
 
-/** Client callbacks of Replay; response is valid during on_message. */
+/** Client callbacks of Replay; response is valid during on_message, and
+ * pw_client_call_message_compressed(call) tells whether it arrived compressed. */
 typedef struct pwtest_v1_kinds_replay_client_ops {
     void (*on_message)(pw_client_call *call, const Pwtest__V1__Ledger__Entry *response, void *user_data);
     void (*on_write_ready)(pw_client_call *call, void *user_data);
@@ -200,13 +219,15 @@ pw_status pwtest_v1_kinds_replay_start_blocking(pw_channel *channel, const Pwtes
  * Waits for the next response: PW_OK with *out set (free it with
  * pw_protobuf_free(&(*out)->base)), or with *out NULL at the end of the
  * stream; PW_INTERNAL (*out NULL) when it cannot be decoded.
+ * pw_stream_message_compressed(s) then tells whether it arrived compressed.
  */
 static inline pw_status pwtest_v1_kinds_replay_stream_recv(pw_stream *s, Pwtest__V1__Ledger__Entry **out)
 {
     return pw_stream_recv(s, &pwtest__v1__ledger__entry__descriptor, (ProtobufCMessage **)(void *)out);
 }
 
-/** Client callbacks of Tally; response is valid during on_message. */
+/** Client callbacks of Tally; response is valid during on_message, and
+ * pw_client_call_message_compressed(call) tells whether it arrived compressed. */
 typedef struct pwtest_v1_kinds_tally_client_ops {
     void (*on_message)(pw_client_call *call, const Pwtest__V1__Count *response, void *user_data);
     void (*on_write_ready)(pw_client_call *call, void *user_data);
@@ -230,6 +251,13 @@ static inline pw_status pwtest_v1_kinds_tally_call_send(pw_client_call *call, co
 {
     return pw_client_call_send(call, &request->base);
 }
+/** The same with pw_write_flags (PW_WRITE_NO_COMPRESS); returns as
+ * pw_client_call_send_flags() (PW_OK, PW_FAILED_PRECONDITION, ...). */
+static inline pw_status pwtest_v1_kinds_tally_call_send_flags(pw_client_call *call, const Pwtest__V1__Ledger__Entry *request,
+    uint32_t flags)
+{
+    return pw_client_call_send_flags(call, &request->base, flags);
+}
 /**
  * Blocking form (tools, tests): a pw_stream, whose functions run the
  * channel's loop. Returns PW_OK with *out set, or as
@@ -244,17 +272,26 @@ static inline pw_status pwtest_v1_kinds_tally_stream_send(pw_stream *s, const Pw
 {
     return pw_stream_send(s, &request->base);
 }
+/** The same with pw_write_flags (PW_WRITE_NO_COMPRESS); returns as
+ * pw_stream_send_flags() (PW_OK, PW_FAILED_PRECONDITION, ...). */
+static inline pw_status pwtest_v1_kinds_tally_stream_send_flags(pw_stream *s, const Pwtest__V1__Ledger__Entry *request,
+    uint32_t flags)
+{
+    return pw_stream_send_flags(s, &request->base, flags);
+}
 /**
  * Waits for the next response: PW_OK with *out set (free it with
  * pw_protobuf_free(&(*out)->base)), or with *out NULL at the end of the
  * stream; PW_INTERNAL (*out NULL) when it cannot be decoded.
+ * pw_stream_message_compressed(s) then tells whether it arrived compressed.
  */
 static inline pw_status pwtest_v1_kinds_tally_stream_recv(pw_stream *s, Pwtest__V1__Count **out)
 {
     return pw_stream_recv(s, &pwtest__v1__count__descriptor, (ProtobufCMessage **)(void *)out);
 }
 
-/** Client callbacks of Mirror; response is valid during on_message. */
+/** Client callbacks of Mirror; response is valid during on_message, and
+ * pw_client_call_message_compressed(call) tells whether it arrived compressed. */
 typedef struct pwtest_v1_kinds_mirror_client_ops {
     void (*on_message)(pw_client_call *call, const Pwtest__V1__Ledger__Entry *response, void *user_data);
     void (*on_write_ready)(pw_client_call *call, void *user_data);
@@ -278,6 +315,13 @@ static inline pw_status pwtest_v1_kinds_mirror_call_send(pw_client_call *call, c
 {
     return pw_client_call_send(call, &request->base);
 }
+/** The same with pw_write_flags (PW_WRITE_NO_COMPRESS); returns as
+ * pw_client_call_send_flags() (PW_OK, PW_FAILED_PRECONDITION, ...). */
+static inline pw_status pwtest_v1_kinds_mirror_call_send_flags(pw_client_call *call, const Pwtest__V1__Ledger__Entry *request,
+    uint32_t flags)
+{
+    return pw_client_call_send_flags(call, &request->base, flags);
+}
 /**
  * Blocking form (tools, tests): a pw_stream, whose functions run the
  * channel's loop. Returns PW_OK with *out set, or as
@@ -292,10 +336,18 @@ static inline pw_status pwtest_v1_kinds_mirror_stream_send(pw_stream *s, const P
 {
     return pw_stream_send(s, &request->base);
 }
+/** The same with pw_write_flags (PW_WRITE_NO_COMPRESS); returns as
+ * pw_stream_send_flags() (PW_OK, PW_FAILED_PRECONDITION, ...). */
+static inline pw_status pwtest_v1_kinds_mirror_stream_send_flags(pw_stream *s, const Pwtest__V1__Ledger__Entry *request,
+    uint32_t flags)
+{
+    return pw_stream_send_flags(s, &request->base, flags);
+}
 /**
  * Waits for the next response: PW_OK with *out set (free it with
  * pw_protobuf_free(&(*out)->base)), or with *out NULL at the end of the
  * stream; PW_INTERNAL (*out NULL) when it cannot be decoded.
+ * pw_stream_message_compressed(s) then tells whether it arrived compressed.
  */
 static inline pw_status pwtest_v1_kinds_mirror_stream_recv(pw_stream *s, Pwtest__V1__Ledger__Entry **out)
 {
