@@ -42,7 +42,7 @@ struct ProtobufCMessage;
  * The one ProtobufCAllocator of paywire: protobuf-c's alloc and free over
  * pw_malloc and pw_free, so decoded messages follow pw_set_allocator like
  * every other allocation. Every message the runtime decodes (requests,
- * responses, JSON, pw_channel_unary, pw_stream_recv) is allocated
+ * responses, JSON, pw_client_unary_blocking, pw_stream_recv) is allocated
  * with it; unpack your own messages with it too and free them with
  * pw_protobuf_free() (or protobuf_c_message_free_unpacked(m, this)), never
  * with protobuf-c's default (NULL) allocator. Static storage, never NULL;
