@@ -156,10 +156,10 @@ static pw_status call_case_user(fixture *f, int which, int64_t timeout_ms, char 
                                     buf, len, &res);
     snprintf(msg, cap, "%s", res.message);
     if (user != NULL) {
-        Grpc__Testing__SimpleResponse *resp =
-            grpc__testing__simple_response__unpack(NULL, res.last.len, res.last.data);
+        Grpc__Testing__SimpleResponse *resp = grpc__testing__simple_response__unpack(
+            pw_protobuf_allocator(), res.last.len, res.last.data);
         snprintf(user, user_cap, "%s", resp && resp->username ? resp->username : "");
-        grpc__testing__simple_response__free_unpacked(resp, NULL);
+        grpc__testing__simple_response__free_unpacked(resp, pw_protobuf_allocator());
     }
     pw_test_call_reset(&res);
     return rv;
