@@ -23,6 +23,16 @@ int svc_id_ok(const char *id, const char *prefix);
 pw_status svc_new_secret(const char *prefix, char *out, size_t cap);
 /** SHA-256 of len bytes. */
 void svc_sha256(const void *data, size_t len, uint8_t out[32]);
+/**
+ * The request fingerprint of the idempotent transaction: SHA-256 of request
+ * packed with the string field skip_field (may be NULL) emptied and every map
+ * field's entries, at any depth, in a canonical order, so a retry that sends
+ * a map in another order has the same fingerprint. Allocates through the
+ * allocator hook and frees before it returns. Returns PW_OK, or PW_INTERNAL
+ * when the request cannot be re-read (then out is not written).
+ */
+pw_status svc_fingerprint(const struct ProtobufCMessage *request, const char *skip_field,
+                          uint8_t out[32]);
 
 /* ---- sealing secrets at rest: AES-256-GCM, key from configuration ---- */
 

@@ -556,24 +556,6 @@ static int key_ok(const char *key)
     return 1;
 }
 
-/* The request without its idempotency key, packed and hashed (protobuf-c packs fields in
- * number order; map entries in the order received, which a client's retry repeats). */
-static void fingerprint(svc_req *r)
-{
-    const ProtobufCMessageDescriptor *d = r->request->descriptor;
-    ProtobufCMessage *copy = svc_alloc(r, d->sizeof_message);
-    memcpy(copy, r->request, d->sizeof_message);
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(d, "idempotency_key");
-    if (f != NULL) {
-        *(const char **)((uint8_t *)copy + f->offset) = protobuf_c_empty_string;
-    }
-    size_t len = protobuf_c_message_get_packed_size(copy);
-    uint8_t *bytes = svc_alloc(r, len);
-    protobuf_c_message_pack(copy, bytes);
-    svc_sha256(bytes, len, r->fingerprint);
-}
-
 void svc_idempotent(svc_req *r, const char *method, const char *key,
                     const ProtobufCMessageDescriptor *response_type, svc_tx_fn fn, const void *arg)
 {
@@ -593,7 +575,9 @@ void svc_idempotent(svc_req *r, const char *method, const char *key,
     } else {
         snprintf(r->scope, sizeof(r->scope), "mer:%s", r->caller.merchant_id);
     }
-    fingerprint(r);
+    if (svc_fingerprint(r->request, "idempotency_key", r->fingerprint) != PW_OK) {
+        svc_fail(r, PW_INTERNAL, "cannot fingerprint the request");
+    }
     svc_transaction(r, idem_body, NULL);
 }
 

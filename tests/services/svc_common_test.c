@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "pw_test.h"
+#include "pwtest/json/v1/all.pb-c.h"
 #include "svc.h"
 
 static void test_svc_ids_and_secrets(void **state)
@@ -184,12 +185,50 @@ static void test_svc_config(void **state)
     expect_refused(path, "cannot read config file");
 }
 
+/* Maps in either order, at the top and nested in a map value, give one fingerprint. */
+static void test_svc_fingerprint_sorts_maps(void **state)
+{
+    (void)state;
+    Pwtest__Json__V1__All__ByNameEntry a = PWTEST__JSON__V1__ALL__BY_NAME_ENTRY__INIT;
+    Pwtest__Json__V1__All__ByNameEntry b = PWTEST__JSON__V1__ALL__BY_NAME_ENTRY__INIT;
+    a.key = "alpha";
+    a.value = 1;
+    b.key = "beta";
+    b.value = 2;
+    Pwtest__Json__V1__All__ByNameEntry *ab[] = {&a, &b}, *ba[] = {&b, &a};
+    Pwtest__Json__V1__All m = PWTEST__JSON__V1__ALL__INIT;
+    m.text = "key-1";
+    m.n_by_name = 2;
+    uint8_t f1[32], f2[32], f3[32], f4[32];
+    m.by_name = ab;
+    assert_int_equal(svc_fingerprint(&m.base, NULL, f1), PW_OK);
+    m.by_name = ba;
+    assert_int_equal(svc_fingerprint(&m.base, NULL, f2), PW_OK);
+    assert_memory_equal(f1, f2, 32);
+    b.value = 3; /* other content: another fingerprint */
+    assert_int_equal(svc_fingerprint(&m.base, NULL, f3), PW_OK);
+    assert_memory_not_equal(f1, f3, 32);
+    b.value = 2;
+    /* The skipped field does not count; without skipping it, it does. */
+    m.text = "key-2";
+    assert_int_equal(svc_fingerprint(&m.base, "text", f3), PW_OK);
+    m.text = "key-1";
+    assert_int_equal(svc_fingerprint(&m.base, "text", f4), PW_OK);
+    assert_memory_equal(f3, f4, 32);
+    assert_memory_not_equal(f1, f4, 32);
+    /* The caller's message is left as it was (ba order). */
+    assert_ptr_equal(m.by_name[0], &b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_svc_ids_and_secrets), cmocka_unit_test(test_svc_sealing),
-        cmocka_unit_test(test_svc_codes_text_urls), cmocka_unit_test(test_svc_iban_and_wallets),
+        cmocka_unit_test(test_svc_ids_and_secrets),
+        cmocka_unit_test(test_svc_sealing),
+        cmocka_unit_test(test_svc_codes_text_urls),
+        cmocka_unit_test(test_svc_iban_and_wallets),
         cmocka_unit_test(test_svc_config),
+        cmocka_unit_test(test_svc_fingerprint_sorts_maps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
