@@ -5,10 +5,12 @@
  *
  * protobuf-c packs fields in number order, but a map's entries in the order
  * they were received, and a client may send the same map in another order
- * on a retry. So when the message type has maps anywhere, the request is
- * copied (pack, unpack), every map's entries are sorted by their packed
- * bytes (keys are unique, so this is a total order that does not depend on
- * the order received), and the copy is packed again.
+ * on a retry; and it packs the unknown fields it kept, which a newer client
+ * may send and which this build does not act on. So unless the request is
+ * flat and has none, it is copied (pack, unpack), unknown fields are dropped
+ * at every level, every map's entries are sorted by their packed bytes
+ * (keys are unique and come first, so this is a total order that does not
+ * depend on the order received), and the copy is packed again.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,17 @@ static int is_map_entry(const ProtobufCMessageDescriptor *d)
     return d->n_fields == 2 && n > 5 && strcmp(d->name + n - 5, "Entry") == 0 &&
            d->fields[0].id == 1 && strcmp(d->fields[0].name, "key") == 0 && d->fields[1].id == 2 &&
            strcmp(d->fields[1].name, "value") == 0;
+}
+
+/* 1 when d has a message-typed field: its values may carry unknown fields of their own. */
+static int has_messages(const ProtobufCMessageDescriptor *d)
+{
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        if (d->fields[i].type == PROTOBUF_C_TYPE_MESSAGE) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int has_maps(const ProtobufCMessageDescriptor *d, int depth)
@@ -111,6 +124,14 @@ static void canonicalize(ProtobufCMessage *m, int depth)
     if (depth > MAX_DEPTH) {
         return;
     }
+    /* Fields this build does not know are not part of the request it acts on. */
+    ProtobufCAllocator *a = pw_protobuf_allocator();
+    for (unsigned i = 0; i < m->n_unknown_fields; i++) {
+        a->free(a->allocator_data, m->unknown_fields[i].data);
+    }
+    a->free(a->allocator_data, m->unknown_fields);
+    m->unknown_fields = NULL;
+    m->n_unknown_fields = 0;
     for (unsigned i = 0; i < m->descriptor->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &m->descriptor->fields[i];
         if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
@@ -139,7 +160,7 @@ pw_status svc_fingerprint(const ProtobufCMessage *request, const char *skip_fiel
     if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && f->label != PROTOBUF_C_LABEL_REPEATED) {
         *(const char **)((uint8_t *)copy + f->offset) = protobuf_c_empty_string;
     }
-    if (!has_maps(d, 0)) {
+    if (!has_maps(d, 0) && copy->n_unknown_fields == 0 && !has_messages(d)) {
         pack_hash(copy, out);
         pw_free(copy);
         return PW_OK;

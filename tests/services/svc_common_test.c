@@ -218,6 +218,22 @@ static void test_svc_fingerprint_sorts_maps(void **state)
     assert_memory_not_equal(f1, f4, 32);
     /* The caller's message is left as it was (ba order). */
     assert_ptr_equal(m.by_name[0], &b);
+    /* A field this build does not know (99, from a newer client) does not count. */
+    Pwtest__Json__V1__Inner in = PWTEST__JSON__V1__INNER__INIT;
+    in.name = "n";
+    uint8_t wire[64];
+    size_t len = protobuf_c_message_pack(&in.base, wire);
+    wire[len++] = 0x98; /* field 99, varint */
+    wire[len++] = 0x06;
+    wire[len++] = 0x01;
+    ProtobufCMessage *newer = protobuf_c_message_unpack(&pwtest__json__v1__inner__descriptor,
+                                                        pw_protobuf_allocator(), len, wire);
+    assert_non_null(newer);
+    assert_int_equal(newer->n_unknown_fields, 1);
+    assert_int_equal(svc_fingerprint(&in.base, NULL, f1), PW_OK);
+    assert_int_equal(svc_fingerprint(newer, NULL, f2), PW_OK);
+    assert_memory_equal(f1, f2, 32);
+    pw_protobuf_free(newer);
 }
 
 int main(void)
