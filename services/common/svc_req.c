@@ -180,6 +180,48 @@ void svc_reply(svc_req *r, const ProtobufCMessage *response)
     r->replied = 1;
 }
 
+static void stream_wake(pw_call *call, void *ud)
+{
+    svc_req *r = ud;
+    (void)call;
+    if (r->waiting_writable) {
+        resume_with(r, EV_RESULT);
+    }
+}
+
+static void stream_cancelled(pw_call *call, pw_status why, void *ud)
+{
+    (void)why;
+    stream_wake(call, ud);
+}
+
+static const pw_call_ops stream_ops = {
+    .on_write_ready = stream_wake,
+    .on_cancel = stream_cancelled,
+};
+
+void svc_wait_writable(svc_req *r)
+{
+    while (!pw_call_writable(r->call)) {
+        if (pw_call_is_cancelled(r->call)) {
+            svc_fail(r, PW_CANCELLED, "%s was cancelled", pw_call_method(r->call));
+        }
+        pw_call_set_ops(r->call, &stream_ops, r);
+        r->waiting_writable = 1;
+        wait_event(r);
+        r->waiting_writable = 0;
+        pw_call_set_ops(r->call, NULL, NULL);
+    }
+    if (pw_call_is_cancelled(r->call)) {
+        svc_fail(r, PW_CANCELLED, "%s was cancelled", pw_call_method(r->call));
+    }
+}
+
+void svc_stream_end(svc_req *r)
+{
+    r->replied = 1;
+}
+
 static void set_failure(svc_req *r, pw_status code, const char *fmt, va_list ap) PW_PRINTF(3, 0);
 static void set_failure(svc_req *r, pw_status code, const char *fmt, va_list ap)
 {
@@ -204,6 +246,19 @@ void svc_fail_reason(svc_req *r, pw_status code, const char *reason, const char 
     set_failure(r, code, fmt, ap);
     va_end(ap);
     end_handler(r);
+}
+
+void svc_abort(svc_req *r, pw_status code, const char *reason, const char *fmt, ...)
+{
+    PW_ASSERT(r->tx_state == SVC_TX_OPEN); /* outside a transaction: svc_fail */
+    if (reason != NULL) {
+        pw_error_set_info(&r->details, reason, r->app->domain);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    set_failure(r, code, fmt, ap);
+    va_end(ap);
+    end_handler(r); /* run_handler rolls the transaction back */
 }
 
 /* A database failure: its status and safe message; UNAVAILABLE says when to retry. */
@@ -542,7 +597,7 @@ static void idem_body(svc_req *r, const void *arg)
     }
 }
 
-static int key_ok(const char *key)
+int svc_key_ok(const char *key)
 {
     size_t n = key ? strlen(key) : 0;
     if (n == 0 || n > 128) {
@@ -559,7 +614,7 @@ static int key_ok(const char *key)
 void svc_idempotent(svc_req *r, const char *method, const char *key,
                     const ProtobufCMessageDescriptor *response_type, svc_tx_fn fn, const void *arg)
 {
-    if (!key_ok(key)) {
+    if (!svc_key_ok(key)) {
         svc_violation(r, "idempotency_key",
                       "required: 1-128 printable ASCII characters chosen by the client, the same "
                       "for every retry of this request");

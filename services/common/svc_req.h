@@ -108,6 +108,8 @@ struct svc_req {
     pw_status code;
     char message[512];
     int replied;
+    /* 1 while the fiber waits in svc_wait_writable. */
+    int waiting_writable;
     void *exit_jmp;
     void *restart_jmp;
     /* The idempotent transaction. */
@@ -157,6 +159,14 @@ void *svc_alloc(svc_req *r, size_t size);
 
 /** Sends response; the call ends OK when the handler returns. */
 void svc_reply(svc_req *r, const ProtobufCMessage *response);
+/**
+ * Server streaming: waits until the call can take another message
+ * (pw_call_writable), so a slow reader holds the handler back instead of
+ * filling memory. Does not return when the call is cancelled meanwhile.
+ */
+void svc_wait_writable(svc_req *r);
+/** Server streaming: the messages sent so far (maybe none) are the answer; ends OK on return. */
+void svc_stream_end(svc_req *r);
 /** Ends the handler: code, the details gathered so far, and a printf message. */
 _Noreturn void svc_fail(svc_req *r, pw_status code, const char *fmt, ...) PW_PRINTF(3, 4);
 /** As svc_fail with ErrorInfo reason in the service's domain. */
@@ -225,6 +235,8 @@ void svc_transaction(svc_req *r, svc_tx_fn fn, const void *arg);
  */
 void svc_idempotent(svc_req *r, const char *method, const char *key,
                     const ProtobufCMessageDescriptor *response_type, svc_tx_fn fn, const void *arg);
+/** 1 when key is an idempotency key: 1-128 printable ASCII characters. */
+int svc_key_ok(const char *key);
 /** A statement in the transaction, waited for. Does not return on failure. */
 const pw_db_result *svc_tx_query(svc_req *r, const pw_db_stmt *stmt, const pw_db_param *params,
                                  int n);
