@@ -10,14 +10,22 @@ the HTML comment before it), and checks that:
 - every transfer has two entries or more, uses one mode and balances per
   currency; a pending transfer never credits a merchant account, and is
   posted or voided at most once;
-- replayed in order, every account ends at its stated balance, every touched
-  account is stated, and nothing is left pending.
+- every transfer names one balance check, the one finance.md's transfer-id
+  table gives its kind, and the check holds once the transfer is applied
+  (AVAILABLE: every debited merchant_available keeps posted - pending
+  debits >= 0; MERCHANT_FUNDS: each debited merchant's pending + available
+  posted, less both accounts' pending debits, stays >= 0; NONE: nothing);
+- replayed in order, the balances at each checkpoint are as stated, every
+  account ends at its stated balance, every touched account is stated, and
+  nothing is left pending.
 
   ledger_table_test.py PAYMENT_FLOW_MD FINANCE_MD [--self-test]
 
 --self-test also checks that wrong tables fail: it applies mutations (an
 amount changed, an entry dropped, a side flipped, an end balance changed,
-an unknown kind, a mode mixed in) and expects each to be reported.
+an unknown kind, a mode mixed in, a wrong balance check, a payout moved
+before the funds it pays, a checkpoint changed) and expects each to be
+reported, the last three by the check that exists for them.
 Standard library only. Exit status 0 when every check holds, 1 otherwise.
 """
 import re
@@ -28,6 +36,8 @@ ACCOUNT_RE = re.compile(r"^([a-z_]+)(?:\(([^()]+)\))?$")
 AMOUNT_RE = re.compile(r"^[1-9][0-9]*$")
 SIGNED_RE = re.compile(r"^-?(0|[1-9][0-9]*)$")
 CURRENCY_RE = re.compile(r"^[A-Z]{3,5}$")
+CHECKS = ("NONE", "AVAILABLE", "MERCHANT_FUNDS")
+CHECK_RE = re.compile(r"\b(NONE|AVAILABLE|MERCHANT_FUNDS)\b")
 
 
 def table_after(lines, marker):
@@ -49,7 +59,12 @@ def table_after(lines, marker):
 
 
 def finance_tables(finance_lines):
-    """(kind -> normal side, set of transfer kinds) from finance.md."""
+    """(kind -> normal side, transfer kind -> balance check) from finance.md.
+
+    A kind's check is the first of NONE, AVAILABLE, MERCHANT_FUNDS in the
+    last column of its row ("pending -> posted or voided, MERCHANT_FUNDS
+    (NONE for unapplied funds)" is MERCHANT_FUNDS); rows of one kind agree.
+    """
     _, accounts = table_after(finance_lines, "<!-- ledger-accounts")
     normal = {}
     for row in accounts:
@@ -57,13 +72,50 @@ def finance_tables(finance_lines):
             raise ValueError("finance.md: account %s has normal side %r" % (row[0], row[2]))
         normal[row[0]] = row[2]
     _, ids = table_after(finance_lines, "<!-- transfer-ids")
-    kinds = set()
+    kinds = {}
     for row in ids:
         m = re.match(r"^txf_([a-z]+)_<[a-z]+>$", row[0])
         if m is None:
             raise ValueError("finance.md: transfer id %r is not txf_<kind>_<cause>" % row[0])
-        kinds.add(m.group(1))
+        c = CHECK_RE.search(row[-1])
+        if c is None:
+            raise ValueError("finance.md: transfer id %s names no balance check" % row[0])
+        if kinds.get(m.group(1), c.group(1)) != c.group(1):
+            raise ValueError("finance.md: kind %s has two balance checks" % m.group(1))
+        kinds[m.group(1)] = c.group(1)
     return normal, kinds
+
+
+def posted_balance(normal, account, b):
+    """The posted balance of an account's counters, signed by its normal side."""
+    kind = ACCOUNT_RE.match(account).group(1)
+    return b[0] - b[1] if normal[kind] == "DEBIT" else b[1] - b[0]
+
+
+def check_rule(rule, t, balances, normal):
+    """The ways transfer t, just applied, breaks its balance check (finance.md)."""
+    errors = []
+    debited = sorted({key for key, side, _ in t["entries"] if side == 0})
+    if rule == "AVAILABLE":
+        for mode, account, currency in debited:
+            if not account.startswith("merchant_available("):
+                continue
+            b = balances[(mode, account, currency)]
+            left = posted_balance(normal, account, b) - b[2]
+            if left < 0:
+                errors.append("AVAILABLE refuses it: %s %s payable %d < 0" % (account, currency, left))
+    elif rule == "MERCHANT_FUNDS":
+        merchants = sorted({(mode, ACCOUNT_RE.match(a).group(2), cur) for mode, a, cur in debited
+                            if a.startswith("merchant_")})
+        for mode, merchant, currency in merchants:
+            funds = 0
+            for kind in ("merchant_pending", "merchant_available"):
+                account = "%s(%s)" % (kind, merchant)
+                b = balances.get((mode, account, currency), [0, 0, 0, 0])
+                funds += posted_balance(normal, account, b) - b[2]
+            if funds < 0:
+                errors.append("MERCHANT_FUNDS refuses it: %s %s funds %d < 0" % (merchant, currency, funds))
+    return errors
 
 
 def check(flow_lines, finance_lines):
@@ -72,15 +124,36 @@ def check(flow_lines, finance_lines):
     normal, kinds = finance_tables(finance_lines)
     _, entries = table_after(flow_lines, "<!-- ledger-entries")
     _, ends = table_after(flow_lines, "<!-- ledger-end-balances")
+    _, points = table_after(flow_lines, "<!-- ledger-checkpoints")
+    checkpoints = {}  # transfer number -> [(row number, cells)]
+    for n, row in enumerate(points, 1):
+        checkpoints.setdefault(row[0], []).append((n, row))
 
-    transfers = {}  # id -> {"mode", "phase", "entries": [...], "closed"}
+    transfers = {}  # id -> {"mode", "phase", "entries": [...], "closed", "check"}
     balances = {}  # (mode, account, currency) -> [posted_dr, posted_cr, pending_dr, pending_cr]
+    seen_points = set()
+
+    def settle(number, tid):
+        """Evaluates a transfer's check and the checkpoints once its rows end."""
+        t = transfers.get(tid)
+        if t is not None and t["check"] in CHECKS and not t["checked"]:
+            t["checked"] = True
+            for e in check_rule(t["check"], t, balances, normal):
+                errors.append("%s: %s" % (tid, e))
+        for n, row in checkpoints.get(number, []):
+            seen_points.add(n)
+            errors.extend(check_point(n, row, balances, normal))
+
+    last = None  # (number, transfer id) of the previous row
     for n, row in enumerate(entries, 1):
         where = "entry row %d" % n
-        if len(row) != 8:
-            errors.append("%s: %d cells, want 8" % (where, len(row)))
+        if len(row) != 9:
+            errors.append("%s: %d cells, want 9" % (where, len(row)))
             continue
-        _, tid, phase, mode, account, currency, debit, credit = row
+        number, tid, phase, mode, account, currency, debit, credit, rule = row
+        if last is not None and last != (number, tid):
+            settle(*last)
+        last = (number, tid)
         m = re.match(r"^txf_([a-z]+)_[a-z]+_[A-Za-z0-9]+$", tid)
         if m is None:
             errors.append("%s: transfer id %r is not txf_<kind>_<cause id>" % (where, tid))
@@ -90,8 +163,12 @@ def check(flow_lines, finance_lines):
         if phase not in PHASES:
             errors.append("%s: phase %r is not one of %s" % (where, phase, ", ".join(PHASES)))
             continue
-        t = transfers.setdefault(tid, {"mode": None, "phase": None, "entries": [], "closed": None})
+        t = transfers.setdefault(tid, {"mode": None, "phase": None, "entries": [], "closed": None,
+                                       "check": None, "checked": False})
         if phase in ("post", "void"):
+            if rule:
+                errors.append("%s: a %s row names no balance check (it is never refused), not %r"
+                              % (where, phase, rule))
             if t["phase"] != "pending":
                 errors.append("%s: %s of %s, which is not a pending transfer" % (where, phase, tid))
             elif t["closed"] is not None:
@@ -109,6 +186,14 @@ def check(flow_lines, finance_lines):
         if t["closed"] is not None:
             errors.append("%s: entry of %s after its %s" % (where, tid, t["closed"]))
         t["phase"] = phase
+        if rule not in CHECKS:
+            errors.append("%s: balance check %r is not one of %s" % (where, rule, ", ".join(CHECKS)))
+        elif t["check"] is not None and t["check"] != rule:
+            errors.append("%s: %s mixes balance checks %s and %s" % (where, tid, t["check"], rule))
+        elif m.group(1) in kinds and rule != kinds[m.group(1)]:
+            errors.append("%s: %s has balance check %s, finance.md gives kind %s %s"
+                          % (where, tid, rule, m.group(1), kinds[m.group(1)]))
+        t["check"] = t["check"] or rule
         if mode not in ("live", "test"):
             errors.append("%s: mode %r is not live or test" % (where, mode))
         if t["mode"] is not None and t["mode"] != mode:
@@ -135,6 +220,12 @@ def check(flow_lines, finance_lines):
         t["entries"].append((key, side, int(value)))
         b = balances.setdefault(key, [0, 0, 0, 0])
         b[(2 if phase == "pending" else 0) + side] += int(value)
+
+    if last is not None:
+        settle(*last)
+    for n, row in enumerate(points, 1):
+        if n not in seen_points:
+            errors.append("checkpoint row %d: after %r, which is no transfer's number" % (n, row[0]))
 
     for tid, t in transfers.items():
         if t["phase"] is None:
@@ -180,10 +271,30 @@ def check(flow_lines, finance_lines):
     return errors
 
 
+def check_point(n, row, balances, normal):
+    """The ways a checkpoint row disagrees with the balances replayed so far."""
+    where = "checkpoint row %d" % n
+    if len(row) != 6:
+        return ["%s: %d cells, want 6" % (where, len(row))]
+    number, account, mode, currency, want_posted, want_pending = row
+    am = ACCOUNT_RE.match(account)
+    if am is None or am.group(1) not in normal:
+        return ["%s: account %r has no kind from finance.md" % (where, account)]
+    if not SIGNED_RE.match(want_posted) or not SIGNED_RE.match(want_pending):
+        return ["%s: balances %r, %r are not integers" % (where, want_posted, want_pending)]
+    b = balances.get((mode, account, currency), [0, 0, 0, 0])
+    got = (posted_balance(normal, account, b), b[2])
+    if got != (int(want_posted), int(want_pending)):
+        return ["%s: after %s, %s %s is posted %d, pending debits %d; the table says %s, %s"
+                % (where, number, account, currency, got[0], got[1], want_posted, want_pending)]
+    return []
+
+
 def mutations(flow_lines):
     """(name, mutated lines) pairs, each a wrong table check() must refuse."""
     rows = [i for i, l in enumerate(flow_lines) if re.match(r"^\| [0-9]+ \| `txf_", l)]
     ends = [i for i, l in enumerate(flow_lines) if re.match(r"^\| `[a-z_]+(\([^)]*\))?` \| live \|", l)]
+    points = [i for i, l in enumerate(flow_lines) if re.match(r"^\| [0-9]+ \| `(?!txf_)[a-z_]+", l)]
     first, last_end = rows[0], ends[-1]
 
     def edit(index, fn):
@@ -216,17 +327,34 @@ def mutations(flow_lines):
             return join(c)
         return fn
 
+    def transfer_rows(kind):
+        return [i for i in rows if ("`txf_%s_" % kind) in flow_lines[i]]
+
     dropped = list(flow_lines)
     del dropped[first]
+    # The payout's rows moved before availability: every end balance stays,
+    # but AVAILABLE refuses the payout where it now stands.
+    avail, payout = transfer_rows("avail"), transfer_rows("payout")
+    early = list(flow_lines)
+    moved = [early[i] for i in payout]
+    for i in reversed(payout):
+        del early[i]
+    early[avail[0]:avail[0]] = moved
+    wrong_check = list(flow_lines)
+    for i in payout:
+        wrong_check[i] = field(8, "NONE")(wrong_check[i])
     return [
-        ("an amount changed", edit(first, bump)),
-        ("an entry dropped", dropped),
-        ("a side flipped", edit(first, flip)),
-        ("an end balance changed", edit(last_end, field(4, "291"))),
-        ("an unknown account kind", edit(first, field(4, "`partner_owes(sim)`"))),
-        ("a mode mixed into a transfer", edit(first, field(3, "test"))),
-        ("an unknown transfer kind", edit(first, field(1, "`txf_auth_pay_1`"))),
-        ("a wrong normal side", edit(last_end, field(3, "CREDIT"))),
+        ("an amount changed", edit(first, bump), None),
+        ("an entry dropped", dropped, None),
+        ("a side flipped", edit(first, flip), None),
+        ("an end balance changed", edit(last_end, field(4, "291")), None),
+        ("an unknown account kind", edit(first, field(4, "`partner_owes(sim)`")), None),
+        ("a mode mixed into a transfer", edit(first, field(3, "test")), None),
+        ("an unknown transfer kind", edit(first, field(1, "`txf_auth_pay_1`")), None),
+        ("a wrong normal side", edit(last_end, field(3, "CREDIT")), None),
+        ("a wrong balance check", wrong_check, "finance.md gives kind payout AVAILABLE"),
+        ("a payout before the funds it pays", early, "AVAILABLE refuses it"),
+        ("a checkpoint changed", edit(points[-1], field(4, "7971")), "checkpoint row"),
     ]
 
 
@@ -249,7 +377,11 @@ def main(argv):
         return 1
     print("ledger table: every transfer balances and every account ends as stated")
     if "--self-test" in argv:
-        missed = [name for name, lines in mutations(flow) if not check(lines, finance)]
+        missed = []
+        for name, lines, want in mutations(flow):
+            found = check(lines, finance)
+            if not found or (want is not None and not any(want in e for e in found)):
+                missed.append(name)
         for name in missed:
             print("ledger table self-test: %s was not detected" % name)
         if missed:
