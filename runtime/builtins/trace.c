@@ -1,7 +1,8 @@
 /*
  * trace.c: spans for server and client calls with W3C trace context, batched
- * and exported as OTLP/HTTP JSON (resourceSpans / scopeSpans / spans) with a
- * small HTTP/1.1 POST client on the loop. Ids come from OpenSSL's CSPRNG.
+ * and exported as OTLP/HTTP JSON (resourceSpans / scopeSpans / spans) through
+ * paywire_http (libcurl on the loop; http:// or https:// collectors). Ids
+ * come from OpenSSL's CSPRNG.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 #include <openssl/rand.h>
 #include <paywire/alloc.h>
+#include <paywire/http.h>
 #include <paywire/log.h>
 #include <paywire/trace.h>
 
@@ -29,10 +31,9 @@ typedef struct span {
 struct pw_tracer {
     uv_loop_t *loop;
     char *service;
-    char host[160];
-    int port;
-    char path[256];
-    int enabled;
+    /* The collector's URL and the client that posts to it (NULL: spans are dropped). */
+    char *url;
+    pw_http_client *http;
     span *batch;
     size_t count;
     size_t cap;
@@ -42,15 +43,6 @@ struct pw_tracer {
     pw_tracer_close_cb close_cb;
     void *close_ud;
 };
-
-typedef struct export_req {
-    pw_tracer *t;
-    uv_tcp_t tcp;
-    uv_connect_t connect;
-    uv_write_t write;
-    pw_buf body;
-    char rbuf[512];
-} export_req;
 
 static uint64_t unix_ns(void)
 {
@@ -106,58 +98,36 @@ static int parse_traceparent(const pw_metadata_entry *e, span *s)
 
 static void tracer_timer_closed(uv_handle_t *h);
 
-static void export_closed(uv_handle_t *h)
+/* The last export is done (or there was none): the client, then the timer, close. */
+static void http_closed(pw_http_client *c, void *ud)
 {
-    export_req *r = h->data;
-    pw_tracer *t = r->t;
-    pw_buf_reset(&r->body);
-    pw_free(r);
-    t->exports--;
-    if (t->closing && t->exports == 0) {
+    (void)c;
+    pw_tracer *t = ud;
+    uv_close((uv_handle_t *)&t->timer, tracer_timer_closed);
+}
+
+static void tracer_wind_down(pw_tracer *t)
+{
+    if (t->http != NULL) {
+        pw_http_client_close(t->http, http_closed, t);
+    } else {
         uv_close((uv_handle_t *)&t->timer, tracer_timer_closed);
     }
 }
 
-static void export_alloc(uv_handle_t *h, size_t n, uv_buf_t *b)
+static void exported(pw_http_client *c, const pw_http_response *r, void *ud)
 {
-    (void)n;
-    export_req *r = h->data;
-    *b = uv_buf_init(r->rbuf, sizeof(r->rbuf));
-}
-
-static void export_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-    export_req *r = s->data;
-    if (n > 0 && strncmp(b->base, "HTTP/1.1 2", 10) != 0 &&
-        strncmp(b->base, "HTTP/1.0 2", 10) != 0) {
-        PW_LOG(PW_LOG_WARNING, "trace", "span export to %s:%d refused: %.40s", r->t->host,
-               r->t->port, b->base);
+    (void)c;
+    pw_tracer *t = ud;
+    if (r->status != PW_OK) {
+        PW_LOG(PW_LOG_WARNING, "trace", "span export failed: %s", r->error);
+    } else if (r->http_status < 200 || r->http_status > 299) {
+        PW_LOG(PW_LOG_WARNING, "trace", "span export to %s refused: HTTP %ld", t->url,
+               r->http_status);
     }
-    /* One response is all we wait for. */
-    uv_close((uv_handle_t *)&r->tcp, export_closed);
-}
-
-static void export_written(uv_write_t *w, int status)
-{
-    export_req *r = w->data;
-    if (status != 0 || uv_read_start((uv_stream_t *)&r->tcp, export_alloc, export_read) != 0) {
-        uv_close((uv_handle_t *)&r->tcp, export_closed);
-    }
-}
-
-static void export_connected(uv_connect_t *c, int status)
-{
-    export_req *r = c->data;
-    if (status != 0) {
-        PW_LOG(PW_LOG_WARNING, "trace", "cannot reach span exporter %s:%d: %s", r->t->host,
-               r->t->port, uv_strerror(status));
-        uv_close((uv_handle_t *)&r->tcp, export_closed);
-        return;
-    }
-    uv_buf_t b = uv_buf_init((char *)r->body.data, (unsigned int)r->body.len);
-    r->write.data = r;
-    if (uv_write(&r->write, (uv_stream_t *)&r->tcp, &b, 1, export_written) != 0) {
-        uv_close((uv_handle_t *)&r->tcp, export_closed);
+    t->exports--;
+    if (t->closing && t->exports == 0) {
+        tracer_wind_down(t);
     }
 }
 
@@ -185,39 +155,27 @@ static void render_batch(const pw_tracer *t, pw_buf *json)
 
 void pw_tracer_flush(pw_tracer *t)
 {
-    if (t->count == 0 || !t->enabled) {
+    if (t->count == 0 || t->http == NULL) {
         t->count = 0;
         return;
     }
-    export_req *r = pw_calloc(1, sizeof(*r));
-    if (r == NULL) {
-        t->count = 0;
-        return;
-    }
-    r->t = t;
     pw_buf json = {0};
     render_batch(t, &json);
     t->count = 0;
-    pw_buf_printf(&r->body,
-                  "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-                  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                  t->path, t->host, t->port, json.len);
-    pw_buf_append(&r->body, json.data, json.len);
+    static const pw_http_header headers[] = {{"content-type", "application/json"}};
+    pw_http_request req = {
+        .method = "POST",
+        .url = t->url,
+        .headers = headers,
+        .n_headers = 1,
+        .body = json.data,
+        .body_len = json.len,
+        .timeout_ms = 5000,
+    };
+    if (pw_http_send(t->http, &req, exported, t) == PW_OK) {
+        t->exports++;
+    }
     pw_buf_reset(&json);
-    struct sockaddr_storage ss;
-    if (uv_ip4_addr(t->host, t->port, (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(t->host, t->port, (struct sockaddr_in6 *)&ss) != 0) {
-        pw_buf_reset(&r->body);
-        pw_free(r);
-        return;
-    }
-    uv_tcp_init(t->loop, &r->tcp);
-    r->tcp.data = r;
-    r->connect.data = r;
-    t->exports++;
-    if (uv_tcp_connect(&r->connect, &r->tcp, (const struct sockaddr *)&ss, export_connected) != 0) {
-        uv_close((uv_handle_t *)&r->tcp, export_closed);
-    }
 }
 
 static void tick(uv_timer_t *timer)
@@ -349,25 +307,28 @@ pw_status pw_tracer_new(pw_tracer **out, uv_loop_t *loop, const char *service, c
         return PW_ERRNO(ENOMEM);
     }
     if (endpoint != NULL) {
-        char hostport[160] = "";
-        if (sscanf(endpoint, "http://%159[^/]%255s", hostport, t->path) < 1) {
+        /* "http://host:port[/path]" or https; the OTLP default path when there is none. */
+        int https = strncmp(endpoint, "https://", 8) == 0;
+        const char *rest = endpoint + (https ? 8 : 7);
+        pw_status rv = PW_OK;
+        if ((!https && strncmp(endpoint, "http://", 7) != 0) || rest[0] == '\0' || rest[0] == '/') {
+            rv = PW_INVALID_ARGUMENT;
+        }
+        size_t n = strlen(endpoint);
+        if (rv == PW_OK && (t->url = pw_malloc(n + sizeof("/v1/traces"))) == NULL) {
+            rv = PW_ERRNO(ENOMEM);
+        }
+        if (rv == PW_OK) {
+            snprintf(t->url, n + sizeof("/v1/traces"), "%s%s", endpoint,
+                     strchr(rest, '/') ? "" : "/v1/traces");
+            rv = pw_http_client_new(&t->http, loop, NULL);
+        }
+        if (rv != PW_OK) {
+            pw_free(t->url);
             pw_free(t->service);
             pw_free(t);
-            return PW_INVALID_ARGUMENT;
+            return rv;
         }
-        char *colon = strrchr(hostport, ':');
-        if (colon == NULL) {
-            pw_free(t->service);
-            pw_free(t);
-            return PW_INVALID_ARGUMENT;
-        }
-        *colon = '\0';
-        snprintf(t->host, sizeof(t->host), "%s", hostport);
-        t->port = atoi(colon + 1);
-        if (t->path[0] == '\0') {
-            snprintf(t->path, sizeof(t->path), "/v1/traces");
-        }
-        t->enabled = 1;
     }
     uv_timer_init(loop, &t->timer);
     t->timer.data = t;
@@ -397,6 +358,7 @@ static void tracer_timer_closed(uv_handle_t *h)
     }
     pw_free(t->batch);
     pw_free(t->service);
+    pw_free(t->url);
     pw_free(t);
 }
 
@@ -410,6 +372,6 @@ void pw_tracer_close(pw_tracer *t, pw_tracer_close_cb cb, void *user_data)
     t->close_cb = cb;
     t->close_ud = user_data;
     if (t->exports == 0) {
-        uv_close((uv_handle_t *)&t->timer, tracer_timer_closed);
+        tracer_wind_down(t);
     }
 }

@@ -17,10 +17,12 @@ extern "C" {
 typedef struct pw_tracer pw_tracer;
 
 /**
- * Creates a tracer for service (copied) exporting to endpoint
- * ("http://host:port/path", e.g. "http://127.0.0.1:4318/v1/traces"; NULL:
- * spans are dropped). Spans are sent every second or every 64 spans. Returns
- * PW_OK with *out set; PW_INVALID_ARGUMENT (bad endpoint) or
+ * Creates a tracer for service (copied) exporting to endpoint, an OTLP/HTTP
+ * collector ("http://host:port/path" or https, verified against the system's
+ * CAs, e.g. "http://127.0.0.1:4318/v1/traces"; without a path, /v1/traces;
+ * NULL: spans are dropped), through paywire_http. Spans are sent every
+ * second or every 64 spans. Returns PW_OK with *out set; PW_INVALID_ARGUMENT
+ * (bad endpoint), PW_INTERNAL (the HTTP client could not start) or
  * PW_ERRNO(ENOMEM), with *out set to NULL. Close it with pw_tracer_close().
  */
 PW_EXTERN pw_status pw_tracer_new(pw_tracer **out, uv_loop_t *loop, const char *service,
