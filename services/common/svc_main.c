@@ -5,7 +5,7 @@
  * then waits for SIGTERM/SIGINT. Each worker owns everything on its loop;
  * what the workers share (the settings, the sealer, the service's state) is
  * written before they start and only read afterwards. Shutdown runs on each
- * worker in this order: the sweeper and (worker 0) the admin listener stop,
+ * worker in this order: the sweeper, the service's jobs and (worker 0) the admin listener stop,
  * the server drains, then the tracer and the database pool close, then what
  * remains is freed. The admin listener renders every worker's metrics, so
  * the other workers free theirs only after worker 0 closed it (a semaphore).
@@ -65,6 +65,7 @@ typedef struct worker {
     pw_admin *admin;
     uv_async_t add_metrics;
     svc_sweeper *sweeper;
+    void *jobs;
 } worker;
 
 typedef struct shell {
@@ -281,6 +282,10 @@ static void worker_start(uv_loop_t *loop, int index, void *ud)
         (rv = svc_sweeper_start(&w->sweeper, loop, w->app.pool, &sh->sweep)) != PW_OK) {
         fail_setup(w, "idempotency sweeper", rv);
     }
+    if (index == 0 && sh->svc->start_jobs != NULL &&
+        (rv = sh->svc->start_jobs(&w->app, loop, sh->cfg, &w->jobs)) != PW_OK) {
+        fail_setup(w, "background jobs", rv);
+    }
     const char *admin = svc_config_text(sh->cfg, "admin_listen");
     if (index == 0 && admin != NULL) {
         if ((rv = pw_admin_listen(&w->admin, loop, admin, w->metrics, w->health, w->server,
@@ -302,6 +307,9 @@ static void worker_stop(uv_loop_t *loop, int index, void *ud)
     w->stopping = 1;
     if (index == 0) {
         svc_sweeper_stop(w->sweeper);
+        if (sh->svc->stop_jobs != NULL) {
+            sh->svc->stop_jobs(w->jobs);
+        }
         if (w->admin != NULL && !uv_is_closing((uv_handle_t *)&w->add_metrics)) {
             uv_close((uv_handle_t *)&w->add_metrics, NULL);
         }

@@ -52,6 +52,15 @@ typedef struct svc_service {
     void (*teardown)(void *state);
     /** On each worker: registers the service's generated stubs on server with app as user data. */
     pw_status (*register_services)(pw_server *server, svc_app *app);
+    /**
+     * On worker 0, once it serves (may be NULL): starts the service's
+     * background jobs (outbox publishers, expiry and recovery jobs) on loop
+     * with app's pool; *jobs goes to stop_jobs. Returns PW_OK or a failure
+     * (the process exits 1).
+     */
+    pw_status (*start_jobs)(svc_app *app, uv_loop_t *loop, const svc_config *cfg, void **jobs);
+    /** At shutdown, before the server drains and the pool closes: stops them (may be NULL). */
+    void (*stop_jobs)(void *jobs);
     /** Resolves API keys (NULL: only internal callers are served). */
     svc_key_resolver resolve_key;
 } svc_service;

@@ -11,10 +11,13 @@ static const svc_service merchant_service = {
     .domain = MERCHANT_DOMAIN,
     .migrations = PW_MERCHANT_MIGRATIONS,
     .listen = "127.0.0.1:15061,[::1]:15061",
+    .settings = merchant_settings,
     .seals_secrets = 1,
     .setup = merchant_setup,
     .teardown = merchant_teardown,
     .register_services = merchant_register,
+    .start_jobs = merchant_start_jobs,
+    .stop_jobs = merchant_stop_jobs,
     .resolve_key = resolve_key_locally,
 };
 

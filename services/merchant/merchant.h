@@ -52,6 +52,10 @@ void payout_handlers_init(paywire_merchant_v1_merchant_service_handlers *h);
 pw_status merchant_setup(const svc_config *cfg, void **state, char *err, size_t err_len);
 void merchant_teardown(void *state);
 pw_status merchant_register(pw_server *server, svc_app *app);
+/** audit.c: the merchant's own settings, and the audit outbox's publisher (svc_service jobs). */
+extern const svc_setting merchant_settings[];
+pw_status merchant_start_jobs(svc_app *app, uv_loop_t *loop, const svc_config *cfg, void **jobs);
+void merchant_stop_jobs(void *jobs);
 /** The svc_key_resolver of this service: api_keys in our own database. */
 void resolve_key_locally(svc_req *r, const char *secret);
 
