@@ -64,28 +64,7 @@ static const pw_db_stmt query_page = {
     {PW_DB_INT8, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TIMESTAMPTZ, PW_DB_TIMESTAMPTZ,
      PW_DB_INT8}};
 
-/* ---- AppendEvent ---- */
-
-typedef struct append_args {
-    const char *key;
-    const P(AuditEvent) * e;
-    /* The detail's canonical bytes, in call memory. */
-    const char *detail;
-    size_t detail_len;
-    uint8_t fingerprint[32];
-} append_args;
-
-static void append_reply(svc_req *r, int64_t sequence, pw_slice hash)
-{
-    P(AppendEventResponse) resp = PAYWIRE__COMPLIANCE__V1__APPEND_EVENT_RESPONSE__INIT;
-    char hex[65] = "";
-    if (hash.len == 32) {
-        jcs_hex(hash.base, hex);
-    }
-    resp.sequence = sequence;
-    resp.hash = svc_strdup(r, hex);
-    svc_commit(r, &resp.base, NULL);
-}
+/* ---- appending ---- */
 
 static int64_t now_us(void)
 {
@@ -94,78 +73,8 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* In the transaction: the head is locked first, so the duplicate check and the append are
- * serialised with every other append. */
-static void append_tx(svc_req *r, const void *arg)
-{
-    const append_args *a = arg;
-    svc_row head = svc_row_at(r, svc_tx_query(r, &lock_head, NULL, 0), 0);
-    int64_t seq = svc_int64(head, "sequence") + 1;
-    uint8_t prev[32];
-    pw_slice ph = svc_bytes(head, "hash");
-    if (ph.len != 32) {
-        svc_abort(r, PW_INTERNAL, NULL, "the audit chain head is damaged");
-    }
-    memcpy(prev, ph.base, 32);
-
-    pw_db_param k[] = {pw_db_text(r->caller.identity), pw_db_text(a->key)};
-    const pw_db_result *found = svc_tx_query(r, &find_event, k, 2);
-    if (pw_db_rows(found) == 1) {
-        svc_row row = svc_row_at(r, found, 0);
-        pw_slice sha = svc_bytes(row, "request_sha256");
-        if (sha.len != 32 || memcmp(sha.base, a->fingerprint, 32) != 0) {
-            svc_abort(r, PW_FAILED_PRECONDITION, "IDEMPOTENCY_KEY_REUSED",
-                      "event id \"%s\" was already appended with different content", a->key);
-        }
-        append_reply(r, svc_int64(row, "sequence"), svc_bytes(row, "hash"));
-        return;
-    }
-
-    const P(AuditEvent) *e = a->e;
-    jcs_event ev = {seq,       e->actor, e->action, e->subject_id,
-                    e->source, now_us(), a->detail, a->detail_len};
-    pw_buf canon = {0};
-    if (jcs_event_bytes(&ev, &canon) != PW_OK) {
-        pw_buf_reset(&canon);
-        svc_abort(r, PW_RESOURCE_EXHAUSTED, NULL, "out of memory");
-    }
-    char *bytes = svc_alloc(r, canon.len);
-    size_t len = canon.len;
-    memcpy(bytes, canon.data, len);
-    pw_buf_reset(&canon);
-    uint8_t *hash = svc_alloc(r, 32);
-    jcs_chain_hash(prev, bytes, len, hash);
-    uint8_t *prev_copy = svc_alloc(r, 32);
-    memcpy(prev_copy, prev, 32);
-
-    pw_db_param p[] = {pw_db_int8(seq),
-                       pw_db_text(e->actor),
-                       pw_db_text(e->action),
-                       pw_db_text(e->subject_id),
-                       pw_db_text(e->source),
-                       pw_db_timestamptz(ev.time_us),
-                       pw_db_jsonb(a->detail),
-                       pw_db_bytea(bytes, len),
-                       pw_db_bytea(prev_copy, 32),
-                       pw_db_bytea(hash, 32),
-                       pw_db_text(r->caller.identity),
-                       pw_db_text(a->key),
-                       pw_db_bytea(a->fingerprint, 32)};
-    svc_tx_pipe(r, &insert_event, p, 13);
-    pw_db_param h[] = {pw_db_int8(seq), pw_db_bytea(hash, 32)};
-    svc_tx_pipe(r, &move_head, h, 2);
-    append_reply(r, seq, pw_slice_make(hash, 32));
-}
-
-static void check_text(svc_req *r, const char *field, const char *s, size_t max)
-{
-    if (!svc_text_ok(s, max) || !jcs_utf8_ok(s, strlen(s))) {
-        svc_violation(r, field, "required: 1 to 256 characters of UTF-8 text");
-    }
-}
-
 /* The fingerprint of what an event id stands for: the reported fields and the canonical detail. */
-static void fingerprint(const P(AuditEvent) * e, const char *detail, size_t len, uint8_t out[32])
+static void fingerprint(const audit_entry *e, const char *detail, size_t len, uint8_t out[32])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned int n = 32;
@@ -177,6 +86,112 @@ static void fingerprint(const P(AuditEvent) * e, const char *detail, size_t len,
     ok = ok && EVP_DigestUpdate(ctx, detail, len) && EVP_DigestFinal_ex(ctx, out, &n);
     EVP_MD_CTX_free(ctx);
     PW_ASSERT(ok);
+}
+
+/*
+ * In the transaction: appends e (detail: canonical bytes) once per (reporter, key). The head is
+ * locked first, so the duplicate check and the append are serialised with every other append.
+ * Returns the event's sequence and its hash (call memory) in *hash.
+ */
+static int64_t append_once(svc_req *r, const char *reporter, const char *key, const audit_entry *e,
+                           const char *detail, size_t detail_len, uint8_t **hash)
+{
+    uint8_t *fp = svc_alloc(r, 32);
+    fingerprint(e, detail, detail_len, fp);
+    svc_row head = svc_row_at(r, svc_tx_query(r, &lock_head, NULL, 0), 0);
+    int64_t seq = svc_int64(head, "sequence") + 1;
+    uint8_t *prev = svc_alloc(r, 32);
+    pw_slice ph = svc_bytes(head, "hash");
+    if (ph.len != 32) {
+        svc_abort(r, PW_INTERNAL, NULL, "the audit chain head is damaged");
+    }
+    memcpy(prev, ph.base, 32);
+    *hash = svc_alloc(r, 32);
+
+    pw_db_param k[] = {pw_db_text(reporter), pw_db_text(key)};
+    const pw_db_result *found = svc_tx_query(r, &find_event, k, 2);
+    if (pw_db_rows(found) == 1) {
+        svc_row row = svc_row_at(r, found, 0);
+        pw_slice sha = svc_bytes(row, "request_sha256");
+        if (sha.len != 32 || memcmp(sha.base, fp, 32) != 0) {
+            svc_abort(r, PW_FAILED_PRECONDITION, "IDEMPOTENCY_KEY_REUSED",
+                      "event id \"%s\" was already appended with different content", key);
+        }
+        pw_slice h = svc_bytes(row, "hash");
+        memcpy(*hash, h.base, h.len == 32 ? 32 : 0);
+        return svc_int64(row, "sequence");
+    }
+
+    jcs_event ev = {seq,       e->actor, e->action, e->subject_id,
+                    e->source, now_us(), detail,    detail_len};
+    pw_buf canon = {0};
+    if (jcs_event_bytes(&ev, &canon) != PW_OK) {
+        pw_buf_reset(&canon);
+        svc_abort(r, PW_RESOURCE_EXHAUSTED, NULL, "out of memory");
+    }
+    char *bytes = svc_alloc(r, canon.len);
+    size_t len = canon.len;
+    memcpy(bytes, canon.data, len);
+    pw_buf_reset(&canon);
+    jcs_chain_hash(prev, bytes, len, *hash);
+
+    pw_db_param p[] = {
+        pw_db_int8(seq),           pw_db_text(e->actor),    pw_db_text(e->action),
+        pw_db_text(e->subject_id), pw_db_text(e->source),   pw_db_timestamptz(ev.time_us),
+        pw_db_jsonb(detail),       pw_db_bytea(bytes, len), pw_db_bytea(prev, 32),
+        pw_db_bytea(*hash, 32),    pw_db_text(reporter),    pw_db_text(key),
+        pw_db_bytea(fp, 32)};
+    svc_tx_pipe(r, &insert_event, p, 13);
+    pw_db_param h[] = {pw_db_int8(seq), pw_db_bytea(*hash, 32)};
+    svc_tx_pipe(r, &move_head, h, 2);
+    return seq;
+}
+
+int64_t audit_record(svc_req *r, const char *key, const audit_entry *e)
+{
+    pw_buf d = {0};
+    const char *json = e->detail_json && e->detail_json[0] ? e->detail_json : "{}";
+    if (jcs_canonicalize(json, strlen(json), 1, &d, NULL, 0) != PW_OK) {
+        pw_buf_reset(&d);
+        svc_abort(r, PW_INTERNAL, NULL, "audit detail of %s is not canonical JSON", e->action);
+    }
+    char *detail = svc_alloc(r, d.len + 1);
+    memcpy(detail, d.data, d.len);
+    size_t len = d.len;
+    pw_buf_reset(&d);
+    uint8_t *hash;
+    return append_once(r, COMPLIANCE_IDENTITY, key, e, detail, len, &hash);
+}
+
+/* ---- AppendEvent ---- */
+
+typedef struct append_args {
+    const char *key;
+    audit_entry e;
+    /* The detail's canonical bytes, in call memory. */
+    const char *detail;
+    size_t detail_len;
+} append_args;
+
+static void append_tx(svc_req *r, const void *arg)
+{
+    const append_args *a = arg;
+    uint8_t *hash;
+    int64_t seq =
+        append_once(r, r->caller.identity, a->key, &a->e, a->detail, a->detail_len, &hash);
+    P(AppendEventResponse) resp = PAYWIRE__COMPLIANCE__V1__APPEND_EVENT_RESPONSE__INIT;
+    char hex[65];
+    jcs_hex(hash, hex);
+    resp.sequence = seq;
+    resp.hash = svc_strdup(r, hex);
+    svc_commit(r, &resp.base, NULL);
+}
+
+static void check_text(svc_req *r, const char *field, const char *s, size_t max)
+{
+    if (!svc_text_ok(s, max) || !jcs_utf8_ok(s, strlen(s))) {
+        svc_violation(r, field, "required: 1 to 256 characters of UTF-8 text");
+    }
 }
 
 SVC_HANDLER(append_event, P(AppendEventRequest))
@@ -199,7 +214,8 @@ SVC_HANDLER(append_event, P(AppendEventRequest))
     pw_buf detail = {0};
     char why[160] = "";
     pw_status rv = jcs_canonicalize(json, strlen(json), 1, &detail, why, sizeof(why));
-    append_args a = {.key = req->idempotency_key, .e = e};
+    append_args a = {.key = req->idempotency_key,
+                     .e = {e->actor, e->action, e->subject_id, e->source, NULL}};
     if (rv == PW_OK) {
         char *copy = svc_alloc(r, detail.len + 1); /* zeroed: NUL-terminated */
         memcpy(copy, detail.data, detail.len);
@@ -214,7 +230,6 @@ SVC_HANDLER(append_event, P(AppendEventRequest))
     pw_buf_reset(&detail);
     svc_check(r);
     svc_authenticate(r, NULL);
-    fingerprint(e, a.detail, a.detail_len, a.fingerprint);
     svc_transaction(r, append_tx, &a);
 }
 

@@ -12,8 +12,31 @@
 #define DEFAULT_PAGE      50
 #define MAX_PAGE          500
 
+/** Our own identity as the reporter of the audit events compliance records itself. */
+#define COMPLIANCE_IDENTITY "spiffe://paywire/compliance"
+
+/** An audit event as a service reports it (borrowed). */
+typedef struct audit_entry {
+    const char *actor;
+    const char *action;
+    const char *subject_id;
+    const char *source;
+    /** A JSON object (I-JSON, integer numbers only); NULL or "" for {}. */
+    const char *detail_json;
+} audit_entry;
+
+/**
+ * In the caller's transaction: appends e to the audit chain once per key
+ * (reported as COMPLIANCE_IDENTITY), so the event commits or rolls back with
+ * what it records. Returns its sequence. Does not return on failure.
+ */
+int64_t audit_record(svc_req *r, const char *key, const audit_entry *e);
+
 /** audit.c: fills the AuditService handlers. */
 void audit_handlers_init(paywire_compliance_v1_audit_service_handlers *h);
+
+/** lists.c: UploadSanctionsList and ListSanctionsLists. */
+void lists_handlers_init(paywire_compliance_v1_screening_service_handlers *h);
 
 /** svc_service.register_services of compliance-server (main.c): every service of the package. */
 pw_status compliance_register(pw_server *server, svc_app *app);

@@ -8,10 +8,11 @@
 pw_status compliance_register(pw_server *server, svc_app *app)
 {
     static paywire_compliance_v1_audit_service_handlers audit;
-    static const paywire_compliance_v1_screening_service_handlers screening;
+    static paywire_compliance_v1_screening_service_handlers screening;
     static const paywire_compliance_v1_verification_service_handlers verification;
     static const paywire_compliance_v1_monitoring_service_handlers monitoring;
     audit_handlers_init(&audit);
+    lists_handlers_init(&screening);
     pw_status rv = paywire_compliance_v1_audit_service_register(server, &audit, app);
     if (rv == PW_OK) {
         rv = paywire_compliance_v1_screening_service_register(server, &screening, app);

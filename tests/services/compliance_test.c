@@ -15,11 +15,16 @@
 #include "pw_test_db.h"
 #include "jcs.h"
 #include "svc_process.h"
+#include <sys/stat.h>
+#include "ofac.h"
 #include "paywire/compliance/v1/audit.pw.h"
+#include "paywire/compliance/v1/screening.pw.h"
 
-#define AUDIT "/paywire.compliance.v1.AuditService/"
-#define P(x)  Paywire__Compliance__V1__##x
+#define AUDIT     "/paywire.compliance.v1.AuditService/"
+#define SCREENING "/paywire.compliance.v1.ScreeningService/"
+#define P(x)      Paywire__Compliance__V1__##x
 
+static ofac_list *ofac;
 static svc_process srv = {.name = "compliance",
                           .binary = PW_COMPLIANCE_SERVER,
                           .health_service = "paywire.compliance.v1.ScreeningService"};
@@ -69,6 +74,7 @@ static int group_teardown(void **state)
     uv_loop_close(&loop);
     svc_process_stop(&srv);
     svc_process_cleanup(&srv);
+    ofac_list_free(ofac);
     return 0;
 }
 
@@ -547,6 +553,173 @@ static void test_audit_query_pages(void **state)
     reply_free(&r);
 }
 
+/* ---- sanctions lists ---- */
+
+/* The real OFAC SDN list (read once); the test fails naming the directory when it is missing. */
+
+static ofac_list *real_list(void)
+{
+    if (ofac == NULL) {
+        const char *env = getenv("PWSANCTIONS_DIR");
+        const char *dir = env && env[0] ? env : PW_SOURCE_DIR "/" OFAC_DEFAULT_DIR;
+        struct stat st;
+        if (stat(dir, &st) != 0) {
+            fail_msg("%s is missing: the OFAC SDN files these tests screen against", dir);
+        }
+        char err[256];
+        assert_int_equal(ofac_list_read(&ofac, dir, NULL, NULL, err, sizeof(err)), PW_OK);
+    }
+    return ofac;
+}
+
+/* "version:active" of every stored version of list, comma-separated, into out. */
+static void versions(const char *list, char *out, size_t cap)
+{
+    P(ListSanctionsListsRequest) req = PAYWIRE__COMPLIANCE__V1__LIST_SANCTIONS_LISTS_REQUEST__INIT;
+    reply r = call(SCREENING "ListSanctionsLists", &req.base,
+                   &paywire__compliance__v1__list_sanctions_lists_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    P(ListSanctionsListsResponse) *l = (P(ListSanctionsListsResponse) *)r.msg;
+    out[0] = '\0';
+    for (size_t i = 0; i < l->n_lists; i++) {
+        if (strcmp(l->lists[i]->list, list) == 0) {
+            size_t n = strlen(out);
+            snprintf(out + n, cap - n, "%s%s:%d", n ? "," : "", l->lists[i]->version,
+                     l->lists[i]->active);
+        }
+    }
+    reply_free(&r);
+}
+
+/* Streams entries announcing expected; returns the status, the message into msg. */
+static pw_status upload_raw(const char *list, const char *version, int64_t expected,
+                            P(SanctionsEntry) *const *entries, size_t n, reply *out)
+{
+    pw_stream *s = NULL;
+    assert_int_equal(
+        paywire_compliance_v1_screening_service_upload_sanctions_list_start_blocking(ch, NULL, &s),
+        PW_OK);
+    P(UploadSanctionsListRequest)
+    req = PAYWIRE__COMPLIANCE__V1__UPLOAD_SANCTIONS_LIST_REQUEST__INIT;
+    req.list = (char *)list;
+    req.version = (char *)version;
+    req.expected_entries = expected;
+    req.entries = (P(SanctionsEntry) **)entries;
+    req.n_entries = n;
+    assert_int_equal(
+        paywire_compliance_v1_screening_service_upload_sanctions_list_stream_send(s, &req), PW_OK);
+    assert_int_equal(pw_stream_close_send(s), PW_OK);
+    const char *msg = NULL;
+    const pw_metadata *trailers = NULL;
+    pw_status rv = pw_stream_finish(s, &msg, &trailers);
+    memset(out, 0, sizeof(*out));
+    out->code = rv;
+    snprintf(out->message, sizeof(out->message), "%s", msg ? msg : "");
+    if (trailers != NULL) {
+        pw_error_details_read(trailers, &out->details);
+    }
+    pw_stream_free(s);
+    return rv;
+}
+
+static void test_lists_upload_atomic(void **state)
+{
+    (void)state;
+    size_t n;
+    P(SanctionsEntry) *const *all = ofac_list_entries(real_list(), &n);
+    char v[256], msg[512];
+    int active = 0;
+    /* A first version of a small list. */
+    assert_int_equal(ofac_upload(ch, "test-list", "v1", all, 3, 2, 0, &active, msg, sizeof(msg)),
+                     PW_OK);
+    assert_true(active);
+    versions("test-list", v, sizeof(v));
+    assert_string_equal(v, "v1:1");
+
+    /* Fewer entries than announced: ABORTED, nothing stored, v1 still active. */
+    reply r;
+    assert_int_equal(upload_raw("test-list", "v2", 5, all, 3, &r), PW_ABORTED);
+    assert_non_null(r.details.reason);
+    assert_string_equal(r.details.reason, "UPLOAD_INCOMPLETE");
+    reply_free(&r);
+    versions("test-list", v, sizeof(v));
+    assert_string_equal(v, "v1:1");
+
+    /* Interrupted mid-stream: nothing stored. */
+    assert_int_not_equal(
+        ofac_upload(ch, "test-list", "v3", all, 50, 10, 25, &active, msg, sizeof(msg)), PW_OK);
+    versions("test-list", v, sizeof(v));
+    assert_string_equal(v, "v1:1");
+    assert_int_equal(pw_test_db_scalar(db_url, "SELECT count(*) FROM sanctions_lists WHERE list = "
+                                               "'test-list'"),
+                     1);
+
+    /* Bad rows: the entry and field are named; nothing stored. */
+    P(SanctionsEntry) a = PAYWIRE__COMPLIANCE__V1__SANCTIONS_ENTRY__INIT, b = a, c = a;
+    char *names[] = {"SOMEONE, Listed"};
+    char *bad_country[] = {"Cuba"};
+    a.entry_id = "1";
+    a.names = names;
+    a.n_names = 1;
+    b.entry_id = "2"; /* no names */
+    c.entry_id = "1"; /* a repeated id */
+    c.names = names;
+    c.n_names = 1;
+    c.countries = bad_country;
+    c.n_countries = 1;
+    P(SanctionsEntry) * bad[] = {&a, &b, &c};
+    assert_int_equal(upload_raw("test-list", "v4", 3, bad, 3, &r), PW_INVALID_ARGUMENT);
+    assert_true(has_violation(&r, "entries[1].names"));
+    assert_true(has_violation(&r, "entries[2].countries"));
+    assert_true(has_violation(&r, "entries"));
+    reply_free(&r);
+    assert_int_equal(upload_raw("Bad List", "v 5", 0, NULL, 0, &r), PW_INVALID_ARGUMENT);
+    assert_true(has_violation(&r, "list"));
+    assert_true(has_violation(&r, "version"));
+    reply_free(&r);
+    versions("test-list", v, sizeof(v));
+    assert_string_equal(v, "v1:1");
+
+    /* A second good version replaces it in one step; the same version again changes nothing;
+     * other entries under an existing version are refused. */
+    assert_int_equal(
+        ofac_upload(ch, "test-list", "v2", all + 3, 4, 1000, 0, &active, msg, sizeof(msg)), PW_OK);
+    versions("test-list", v, sizeof(v));
+    assert_string_equal(v, "v1:0,v2:1");
+    assert_int_equal(
+        ofac_upload(ch, "test-list", "v2", all + 3, 4, 3, 0, &active, msg, sizeof(msg)), PW_OK);
+    assert_int_equal(ofac_upload(ch, "test-list", "v2", all, 4, 1000, 0, &active, msg, sizeof(msg)),
+                     PW_FAILED_PRECONDITION);
+    versions("test-list", v, sizeof(v));
+    assert_string_equal(v, "v1:0,v2:1");
+    /* Each activation is in the audit chain. */
+    assert_int_equal(pw_test_db_scalar(db_url, "SELECT count(*) FROM audit_events WHERE action = "
+                                               "'sanctions_list.activated' AND subject_id LIKE "
+                                               "'test-list@%'"),
+                     2);
+    assert_true(verify(0, 0).intact);
+}
+
+static void test_lists_load_ofac(void **state)
+{
+    (void)state;
+    size_t n;
+    P(SanctionsEntry) *const *all = ofac_list_entries(real_list(), &n);
+    char msg[512], v[128];
+    int active = 0;
+    pw_status rv =
+        ofac_upload(ch, "ofac-sdn", "2021-07", all, n, 1000, 0, &active, msg, sizeof(msg));
+    if (rv != PW_OK) {
+        fail_msg("upload: %s %s", pw_status_str(rv), msg);
+    }
+    assert_true(active);
+    versions("ofac-sdn", v, sizeof(v));
+    assert_string_equal(v, "2021-07:1");
+    assert_int_equal(pw_test_db_scalar(db_url, "SELECT entries FROM sanctions_lists WHERE list = "
+                                               "'ofac-sdn' AND active"),
+                     8976);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -555,6 +728,8 @@ int main(void)
         cmocka_unit_test(test_audit_concurrent_appends),
         cmocka_unit_test(test_audit_export_verifiable),
         cmocka_unit_test(test_audit_query_pages),
+        cmocka_unit_test(test_lists_upload_atomic),
+        cmocka_unit_test(test_lists_load_ofac),
         cmocka_unit_test(test_audit_chain_tamper),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
