@@ -77,6 +77,12 @@ static void closed(pw_channel *c, void *ud)
     (void)ud;
 }
 
+static void closed_flag(pw_channel *c, void *ud)
+{
+    (void)c;
+    *(int *)ud = 1;
+}
+
 static int group_teardown(void **state)
 {
     (void)state;
@@ -156,6 +162,11 @@ static void test_ledger_trigger_refuses_unbalanced_sql(void **state)
     /* The balanced one commits: the trigger is not simply refusing everything. */
     sql_transfer("'acc_0000000000000000000000000B', 'CREDIT', 100, 'USD'", NULL);
     assert_int_equal(pw_test_db_scalar(db_url, "SELECT count(*) FROM entries"), 2);
+    /* Its counters, as a writer would have moved them (the later tests check them all). */
+    pw_test_db_exec(db_url, "UPDATE accounts SET posted_debits = 100, version = 1 WHERE id ="
+                            " 'acc_0000000000000000000000000A'; UPDATE accounts SET"
+                            " posted_credits = 100, version = 1 WHERE id ="
+                            " 'acc_0000000000000000000000000B'");
 }
 
 static void test_ledger_entries_are_immutable(void **state)
@@ -178,12 +189,806 @@ static void test_ledger_entries_are_immutable(void **state)
                      1);
 }
 
+/* ---- building requests ---- */
+
+#define P(x)   Paywire__Finance__V1__##x
+#define C(x)   PAYWIRE__FINANCE__V1__##x
+#define LEDGER "/paywire.finance.v1.LedgerService/"
+enum {
+    K_PENDING = 1,
+    K_AVAILABLE = 2,
+    K_REVENUE = 4,
+    K_RECEIVABLE = 5,
+    K_CLEARING = 6,
+    K_CASH = 9,
+};
+enum { TEST = 1, LIVE = 2 };
+enum { NONE = 1, AVAILABLE = 2, FUNDS = 3 };
+
+/* One entry: a merchant account (owner "mer_…"), a platform account, or an account id. */
+typedef struct leg {
+    int kind;
+    const char *owner;
+    const char *currency;
+    int64_t amount;
+    int credit;
+    const char *account_id;
+} leg;
+
+#define MAX_LEGS 8
+
+/* A CreateTransferRequest and everything it points to, without allocation. */
+typedef struct xfer_msg {
+    P(CreateTransferRequest) req;
+    P(Transfer) t;
+    P(Entry) e[MAX_LEGS];
+    P(Entry) * ep[MAX_LEGS];
+    P(AccountRef) ref[MAX_LEGS];
+    P(MerchantAccount) m[MAX_LEGS];
+    P(PlatformAccount) p[MAX_LEGS];
+    Paywire__Common__V1__Money money[MAX_LEGS];
+    char id[96];
+    char kind[24];
+} xfer_msg;
+
+static int is_merchant(int kind)
+{
+    return kind >= K_PENDING && kind <= 3;
+}
+
+static void xfer_build(xfer_msg *x, const char *id, int mode, int pending, int check,
+                       const leg *legs, size_t n)
+{
+    memset(x, 0, sizeof(*x));
+    paywire__finance__v1__create_transfer_request__init(&x->req);
+    paywire__finance__v1__transfer__init(&x->t);
+    snprintf(x->id, sizeof(x->id), "%s", id);
+    const char *us = strchr(id + 4, '_');
+    snprintf(x->kind, sizeof(x->kind), "%.*s", us ? (int)(us - id - 4) : 0, id + 4);
+    x->t.id = x->id;
+    x->t.kind = x->kind;
+    x->t.mode = (Paywire__Common__V1__Mode)mode;
+    for (size_t i = 0; i < n; i++) {
+        paywire__finance__v1__entry__init(&x->e[i]);
+        paywire__finance__v1__account_ref__init(&x->ref[i]);
+        paywire__common__v1__money__init(&x->money[i]);
+        x->money[i].amount_minor = legs[i].amount;
+        x->money[i].currency = (char *)legs[i].currency;
+        x->e[i].amount = &x->money[i];
+        x->e[i].side = legs[i].credit ? C(NORMAL_BALANCE__NORMAL_BALANCE_CREDIT)
+                                      : C(NORMAL_BALANCE__NORMAL_BALANCE_DEBIT);
+        x->e[i].purpose = legs[i].credit ? "credit" : "debit";
+        if (legs[i].account_id != NULL) {
+            x->ref[i].ref_case = C(ACCOUNT_REF__REF_ACCOUNT_ID);
+            x->ref[i].account_id = (char *)legs[i].account_id;
+        } else if (is_merchant(legs[i].kind)) {
+            paywire__finance__v1__merchant_account__init(&x->m[i]);
+            x->m[i].kind = (P(AccountKind))legs[i].kind;
+            x->m[i].merchant_id = (char *)legs[i].owner;
+            x->m[i].currency = (char *)legs[i].currency;
+            x->ref[i].ref_case = C(ACCOUNT_REF__REF_MERCHANT);
+            x->ref[i].merchant = &x->m[i];
+        } else {
+            paywire__finance__v1__platform_account__init(&x->p[i]);
+            x->p[i].kind = (P(AccountKind))legs[i].kind;
+            x->p[i].counterparty = (char *)(legs[i].owner ? legs[i].owner : "");
+            x->p[i].currency = (char *)legs[i].currency;
+            x->ref[i].ref_case = C(ACCOUNT_REF__REF_PLATFORM);
+            x->ref[i].platform = &x->p[i];
+        }
+        x->e[i].account = &x->ref[i];
+        x->ep[i] = &x->e[i];
+    }
+    x->t.n_entries = n;
+    x->t.entries = x->ep;
+    x->req.transfer = &x->t;
+    x->req.pending = pending;
+    x->req.balance_check = (P(BalanceCheck))check;
+}
+
+/* A fresh merchant id, and fresh cause ids. */
+static int serial;
+
+static void new_merchant(char *out, size_t cap)
+{
+    snprintf(out, cap, "mer_%026d", ++serial);
+}
+
+static void new_id(char *out, size_t cap, const char *kind)
+{
+    snprintf(out, cap, "txf_%s_c%ld_%d", kind, (long)getpid(), ++serial);
+}
+
+/* ---- calls ---- */
+
+typedef struct reply {
+    pw_status code;
+    char message[512];
+    pw_error_details details;
+    ProtobufCMessage *msg;
+} reply;
+
+static reply call(const char *method, const ProtobufCMessage *req,
+                  const ProtobufCMessageDescriptor *resp_type)
+{
+    char path[128];
+    snprintf(path, sizeof(path), LEDGER "%s", method);
+    pw_call_options o = {.timeout_ms = 20000};
+    reply r;
+    memset(&r, 0, sizeof(r));
+    char *msg = NULL;
+    pw_metadata trailers = {0};
+    r.code = pw_client_unary_blocking(ch, path, &o, req, resp_type, &r.msg, &msg, &trailers);
+    snprintf(r.message, sizeof(r.message), "%s", msg ? msg : "");
+    pw_free(msg);
+    pw_error_details_read(&trailers, &r.details);
+    pw_metadata_clear(&trailers);
+    return r;
+}
+
+static void reply_free(reply *r)
+{
+    pw_protobuf_free(r->msg);
+    pw_error_details_clear(&r->details);
+    r->msg = NULL;
+}
+
+/* The reply must have code, name field in a violation (field may be NULL) and carry reason. */
+static void expect(reply *r, pw_status code, const char *field, const char *reason)
+{
+    int ok = r->code == code;
+    int named = field == NULL;
+    for (size_t i = 0; i < r->details.violation_count; i++) {
+        named = named || strcmp(r->details.violations[i].field, field) == 0;
+    }
+    int why = reason == NULL || (r->details.reason && strcmp(r->details.reason, reason) == 0);
+    char got[700];
+    snprintf(got, sizeof(got), "%s \"%s\" (first field %s, reason %s)", pw_status_str(r->code),
+             r->message, r->details.violation_count ? r->details.violations[0].field : "-",
+             r->details.reason ? r->details.reason : "-");
+    reply_free(r);
+    if (!ok || !named || !why) {
+        fail_msg("got %s; wanted %s naming %s, reason %s", got, pw_status_str(code),
+                 field ? field : "-", reason ? reason : "-");
+    }
+}
+
+static reply create(const char *id, int mode, int pending, int check, const leg *legs, size_t n)
+{
+    xfer_msg x;
+    xfer_build(&x, id, mode, pending, check, legs, n);
+    return call("CreateTransfer", &x.req.base,
+                &paywire__finance__v1__create_transfer_response__descriptor);
+}
+
+/* Creates and expects OK; the transfer's state. */
+static int create_ok(const char *id, int mode, int pending, int check, const leg *legs, size_t n)
+{
+    reply r = create(id, mode, pending, check, legs, n);
+    if (r.code != PW_OK) {
+        char m[512];
+        snprintf(m, sizeof(m), "%s", r.message);
+        reply_free(&r);
+        fail_msg("CreateTransfer %s: %s", id, m);
+    }
+    int st = (int)((P(CreateTransferResponse) *)r.msg)->transfer->state;
+    reply_free(&r);
+    return st;
+}
+
+/* PostTransfer or VoidTransfer requests (their fields differ in number: mode is 3 and 2). */
+typedef struct resolve_msg {
+    P(PostTransferRequest) post;
+    P(VoidTransferRequest) voids;
+} resolve_msg;
+
+static const ProtobufCMessage *resolve_req(resolve_msg *m, const char *method, const char *id,
+                                           int mode)
+{
+    paywire__finance__v1__post_transfer_request__init(&m->post);
+    paywire__finance__v1__void_transfer_request__init(&m->voids);
+    m->post.transfer_id = m->voids.transfer_id = (char *)id;
+    m->post.mode = m->voids.mode = (Paywire__Common__V1__Mode)mode;
+    return strcmp(method, "PostTransfer") == 0 ? &m->post.base : &m->voids.base;
+}
+
+static reply resolve(const char *method, const char *id, int mode)
+{
+    resolve_msg m;
+    /* Both responses carry the transfer as field 1: one descriptor reads either. */
+    return call(method, resolve_req(&m, method, id, mode),
+                &paywire__finance__v1__post_transfer_response__descriptor);
+}
+
+/* The posted balance of a merchant or platform account; -1 in pending_out when unknown. */
+static int64_t balance(int mode, int kind, const char *owner, const char *currency,
+                       int64_t *pending_debits)
+{
+    P(GetAccountRequest) req = PAYWIRE__FINANCE__V1__GET_ACCOUNT_REQUEST__INIT;
+    P(AccountRef) ref = PAYWIRE__FINANCE__V1__ACCOUNT_REF__INIT;
+    P(MerchantAccount) m = PAYWIRE__FINANCE__V1__MERCHANT_ACCOUNT__INIT;
+    P(PlatformAccount) p = PAYWIRE__FINANCE__V1__PLATFORM_ACCOUNT__INIT;
+    if (is_merchant(kind)) {
+        m.kind = (P(AccountKind))kind;
+        m.merchant_id = (char *)owner;
+        m.currency = (char *)currency;
+        ref.ref_case = C(ACCOUNT_REF__REF_MERCHANT);
+        ref.merchant = &m;
+    } else {
+        p.kind = (P(AccountKind))kind;
+        p.counterparty = (char *)(owner ? owner : "");
+        p.currency = (char *)currency;
+        ref.ref_case = C(ACCOUNT_REF__REF_PLATFORM);
+        ref.platform = &p;
+    }
+    req.account = &ref;
+    req.mode = (Paywire__Common__V1__Mode)mode;
+    reply r =
+        call("GetAccount", &req.base, &paywire__finance__v1__get_account_response__descriptor);
+    if (r.code != PW_OK) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", r.message);
+        reply_free(&r);
+        fail_msg("GetAccount: %s", msg);
+    }
+    P(Account) *a = ((P(GetAccountResponse) *)r.msg)->account;
+    int64_t v = a->posted->amount_minor;
+    if (pending_debits != NULL) {
+        *pending_debits = a->pending_debits->amount_minor;
+    }
+    reply_free(&r);
+    return v;
+}
+
+/* ---- invariants, checked in SQL after every ledger test ---- */
+
+/* sql (a SELECT of offending rows) must return none; otherwise the first rows are shown. */
+static void no_rows(const char *what, const char *sql)
+{
+    PGconn *conn = PQconnectdb(db_url);
+    PGresult *res = PQexec(conn, sql);
+    char shown[1024] = "";
+    int rows = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : -1;
+    for (int i = 0; i < rows && i < 4; i++) {
+        size_t len = strlen(shown);
+        for (int k = 0; k < PQnfields(res) && len < sizeof(shown) - 40; k++) {
+            len += (size_t)snprintf(shown + len, sizeof(shown) - len, "%s%s", k ? " " : "\n  ",
+                                    PQgetvalue(res, i, k));
+        }
+    }
+    char err[256];
+    snprintf(err, sizeof(err), "%s", rows < 0 ? PQresultErrorMessage(res) : "");
+    PQclear(res);
+    PQfinish(conn);
+    if (rows != 0) {
+        fail_msg("%s: %d rows%s%s", what, rows, err, shown);
+    }
+}
+
+/* Σ debits = Σ credits per (mode, currency), posted and pending; stored counters = entries;
+ * balance_after of each account's last entry = its posted balance. */
+static void check_ledger(void)
+{
+    no_rows("a currency's debits and credits differ",
+            "SELECT mode, currency, sum(posted_debits), sum(posted_credits), sum(pending_debits),"
+            " sum(pending_credits) FROM accounts GROUP BY mode, currency"
+            " HAVING sum(posted_debits::numeric) <> sum(posted_credits)"
+            " OR sum(pending_debits::numeric) <> sum(pending_credits)");
+    no_rows("stored balances differ from the entries",
+            "SELECT a.id, a.posted_debits, a.posted_credits, a.pending_debits, a.pending_credits,"
+            " a.version, e.* FROM accounts a LEFT JOIN (SELECT account_id,"
+            " sum(CASE WHEN side = 'DEBIT' AND phase IN ('POSTED', 'POST') THEN amount_minor"
+            " ELSE 0 END) AS pd,"
+            " sum(CASE WHEN side = 'CREDIT' AND phase IN ('POSTED', 'POST') THEN amount_minor"
+            " ELSE 0 END) AS pc,"
+            " sum(CASE WHEN side = 'DEBIT' THEN CASE phase WHEN 'PENDING' THEN amount_minor"
+            " WHEN 'POST' THEN -amount_minor WHEN 'VOID' THEN -amount_minor ELSE 0 END"
+            " ELSE 0 END) AS qd,"
+            " sum(CASE WHEN side = 'CREDIT' THEN CASE phase WHEN 'PENDING' THEN amount_minor"
+            " WHEN 'POST' THEN -amount_minor WHEN 'VOID' THEN -amount_minor ELSE 0 END"
+            " ELSE 0 END) AS qc, count(*) AS n FROM entries GROUP BY account_id) e"
+            " ON e.account_id = a.id WHERE a.posted_debits <> coalesce(e.pd, 0)"
+            " OR a.posted_credits <> coalesce(e.pc, 0) OR a.pending_debits <> coalesce(e.qd, 0)"
+            " OR a.pending_credits <> coalesce(e.qc, 0) OR a.version <> coalesce(e.n, 0)");
+    no_rows("an account's last balance_after is not its balance",
+            "SELECT a.id, l.balance_after_minor FROM accounts a JOIN LATERAL (SELECT"
+            " balance_after_minor FROM entries WHERE account_id = a.id ORDER BY sequence DESC"
+            " LIMIT 1) l ON true WHERE l.balance_after_minor <> CASE a.normal_balance WHEN"
+            " 'CREDIT' THEN a.posted_credits - a.posted_debits ELSE a.posted_debits -"
+            " a.posted_credits END");
+}
+
+/* ---- one-phase transfers, balances, entries ---- */
+
+static void test_ledger_capture_balances_and_entries(void **state)
+{
+    (void)state;
+    char mer[40], id[96];
+    new_merchant(mer, sizeof(mer));
+    new_id(id, sizeof(id), "capture");
+    /* A capture of 10 000 with a fee of 320: one transfer (finance.md, transfer ids). */
+    leg capture[] = {{K_RECEIVABLE, "acq_a", "USD", 10000, 0, NULL},
+                     {K_PENDING, mer, "USD", 10000, 1, NULL},
+                     {K_PENDING, mer, "USD", 320, 0, NULL},
+                     {K_REVENUE, NULL, "USD", 320, 1, NULL}};
+    assert_int_equal(create_ok(id, TEST, 0, NONE, capture, 4),
+                     C(TRANSFER_STATE__TRANSFER_STATE_POSTED));
+    assert_int_equal(balance(TEST, K_PENDING, mer, "USD", NULL), 9680);
+    /* The same merchant in LIVE is another account. */
+    P(GetAccountRequest) none = PAYWIRE__FINANCE__V1__GET_ACCOUNT_REQUEST__INIT;
+    P(AccountRef) ref = PAYWIRE__FINANCE__V1__ACCOUNT_REF__INIT;
+    P(MerchantAccount) m = PAYWIRE__FINANCE__V1__MERCHANT_ACCOUNT__INIT;
+    m.kind = (P(AccountKind))K_PENDING;
+    m.merchant_id = mer;
+    m.currency = "USD";
+    ref.ref_case = C(ACCOUNT_REF__REF_MERCHANT);
+    ref.merchant = &m;
+    none.account = &ref;
+    none.mode = (Paywire__Common__V1__Mode)LIVE;
+    reply r =
+        call("GetAccount", &none.base, &paywire__finance__v1__get_account_response__descriptor);
+    expect(&r, PW_NOT_FOUND, NULL, NULL);
+    /* Its entries, one per page: a credit of 10 000 then a debit of 320, balance after each. */
+    P(ListAccountEntriesRequest) lr = PAYWIRE__FINANCE__V1__LIST_ACCOUNT_ENTRIES_REQUEST__INIT;
+    lr.account = &ref;
+    lr.mode = (Paywire__Common__V1__Mode)TEST;
+    lr.page_size = 1;
+    int64_t amounts[2] = {0}, afters[2] = {0};
+    char token[256] = "";
+    for (int page = 0; page < 3; page++) {
+        lr.page_token = token;
+        r = call("ListAccountEntries", &lr.base,
+                 &paywire__finance__v1__list_account_entries_response__descriptor);
+        assert_int_equal(r.code, PW_OK);
+        P(ListAccountEntriesResponse) *resp = (void *)r.msg;
+        if (page < 2) {
+            assert_int_equal(resp->n_entries, 1);
+            amounts[page] = resp->entries[0]->amount->amount_minor;
+            afters[page] = resp->entries[0]->balance_after->amount_minor;
+            assert_string_equal(resp->entries[0]->transfer_id, id);
+        } else {
+            assert_int_equal(resp->n_entries, 0);
+        }
+        snprintf(token, sizeof(token), "%s", resp->next_page_token);
+        reply_free(&r);
+        if (token[0] == '\0') {
+            break;
+        }
+    }
+    /* Both entries applied in one transfer: balance_after is the transfer's result. */
+    assert_int_equal(amounts[0] + amounts[1], 10320);
+    assert_int_equal(afters[1], 9680);
+    assert_int_equal(token[0], '\0');
+    lr.page_token = "zz";
+    r = call("ListAccountEntries", &lr.base,
+             &paywire__finance__v1__list_account_entries_response__descriptor);
+    expect(&r, PW_INVALID_ARGUMENT, "page_token", NULL);
+    /* GetTransfer: the entries in order, by account id; LIVE does not know it. */
+    P(GetTransferRequest) gt = PAYWIRE__FINANCE__V1__GET_TRANSFER_REQUEST__INIT;
+    gt.transfer_id = id;
+    gt.mode = (Paywire__Common__V1__Mode)TEST;
+    r = call("GetTransfer", &gt.base, &paywire__finance__v1__get_transfer_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    P(Transfer) *t = ((P(GetTransferResponse) *)r.msg)->transfer;
+    assert_int_equal(t->n_entries, 4);
+    assert_int_equal(t->entries[3]->amount->amount_minor, 320);
+    assert_string_equal(t->kind, "capture");
+    reply_free(&r);
+    gt.mode = (Paywire__Common__V1__Mode)LIVE;
+    r = call("GetTransfer", &gt.base, &paywire__finance__v1__get_transfer_response__descriptor);
+    expect(&r, PW_NOT_FOUND, NULL, NULL);
+    check_ledger();
+}
+
+/* ---- two-phase ---- */
+
+static void test_ledger_two_phase_post_and_void(void **state)
+{
+    (void)state;
+    char mer[40], fund[96], ref1[96], ref2[96];
+    new_merchant(mer, sizeof(mer));
+    new_id(fund, sizeof(fund), "adjust");
+    leg funding[] = {{K_CASH, "bank_a", "EUR", 5000, 0, NULL},
+                     {K_AVAILABLE, mer, "EUR", 5000, 1, NULL}};
+    create_ok(fund, TEST, 0, NONE, funding, 2);
+    leg refund[] = {{K_AVAILABLE, mer, "EUR", 1200, 0, NULL},
+                    {K_RECEIVABLE, "acq_a", "EUR", 1200, 1, NULL}};
+    new_id(ref1, sizeof(ref1), "refund");
+    assert_int_equal(create_ok(ref1, TEST, 1, FUNDS, refund, 2),
+                     C(TRANSFER_STATE__TRANSFER_STATE_PENDING));
+    int64_t pend = 0;
+    assert_int_equal(balance(TEST, K_AVAILABLE, mer, "EUR", &pend), 5000);
+    assert_int_equal(pend, 1200);
+    reply r = resolve("PostTransfer", ref1, TEST);
+    assert_int_equal(r.code, PW_OK);
+    P(Transfer) *t = ((P(PostTransferResponse) *)r.msg)->transfer;
+    assert_int_equal(t->state, C(TRANSFER_STATE__TRANSFER_STATE_POSTED));
+    int64_t posted_at = t->post_time->seconds * 1000000000 + t->post_time->nanos;
+    reply_free(&r);
+    assert_int_equal(balance(TEST, K_AVAILABLE, mer, "EUR", &pend), 3800);
+    assert_int_equal(pend, 0);
+    /* Posting again returns the first result, with its time. */
+    r = resolve("PostTransfer", ref1, TEST);
+    assert_int_equal(r.code, PW_OK);
+    t = ((P(PostTransferResponse) *)r.msg)->transfer;
+    assert_int_equal(t->post_time->seconds * 1000000000 + t->post_time->nanos, posted_at);
+    reply_free(&r);
+    r = resolve("VoidTransfer", ref1, TEST);
+    expect(&r, PW_FAILED_PRECONDITION, NULL, "TRANSFER_POSTED");
+    r = resolve("PostTransfer", ref1, LIVE);
+    expect(&r, PW_NOT_FOUND, NULL, NULL);
+    /* A second reservation, voided: the funds come back; posting it now is refused. */
+    new_id(ref2, sizeof(ref2), "refund");
+    create_ok(ref2, TEST, 1, FUNDS, refund, 2);
+    r = resolve("VoidTransfer", ref2, TEST);
+    assert_int_equal(r.code, PW_OK);
+    assert_int_equal(((P(VoidTransferResponse) *)r.msg)->transfer->state,
+                     C(TRANSFER_STATE__TRANSFER_STATE_VOIDED));
+    reply_free(&r);
+    r = resolve("VoidTransfer", ref2, TEST);
+    assert_int_equal(r.code, PW_OK);
+    reply_free(&r);
+    r = resolve("PostTransfer", ref2, TEST);
+    expect(&r, PW_FAILED_PRECONDITION, NULL, "TRANSFER_VOIDED");
+    assert_int_equal(balance(TEST, K_AVAILABLE, mer, "EUR", &pend), 3800);
+    assert_int_equal(pend, 0);
+    /* One-phase transfers are neither posted nor voided; unknown ids are NOT_FOUND. */
+    r = resolve("PostTransfer", fund, TEST);
+    expect(&r, PW_FAILED_PRECONDITION, NULL, "TRANSFER_NOT_TWO_PHASE");
+    r = resolve("VoidTransfer", "txf_refund_nothing_here", TEST);
+    expect(&r, PW_NOT_FOUND, NULL, NULL);
+    r = resolve("VoidTransfer", "not-a-transfer", TEST);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer_id", NULL);
+    r = resolve("VoidTransfer", ref2, 0);
+    expect(&r, PW_INVALID_ARGUMENT, "mode", NULL);
+    check_ledger();
+}
+
+/* ---- replays ---- */
+
+static void test_ledger_transfer_id_replay(void **state)
+{
+    (void)state;
+    char mer[40], id[96];
+    new_merchant(mer, sizeof(mer));
+    new_id(id, sizeof(id), "capture");
+    leg legs[] = {{K_RECEIVABLE, "acq_b", "JPY", 700, 0, NULL},
+                  {K_PENDING, mer, "JPY", 700, 1, NULL}};
+    create_ok(id, TEST, 0, NONE, legs, 2);
+    create_ok(id, TEST, 0, NONE, legs, 2);
+    assert_int_equal(balance(TEST, K_PENDING, mer, "JPY", NULL), 700);
+    legs[0].amount = legs[1].amount = 701;
+    reply r = create(id, TEST, 0, NONE, legs, 2);
+    expect(&r, PW_FAILED_PRECONDITION, "transfer.entries[0].amount", "TRANSFER_ID_REUSED");
+    legs[0].amount = legs[1].amount = 700;
+    r = create(id, TEST, 0, AVAILABLE, legs, 2);
+    expect(&r, PW_FAILED_PRECONDITION, "balance_check", "TRANSFER_ID_REUSED");
+    leg other[] = {{K_RECEIVABLE, "acq_c", "JPY", 700, 0, NULL},
+                   {K_PENDING, mer, "JPY", 700, 1, NULL}};
+    r = create(id, TEST, 0, NONE, other, 2);
+    expect(&r, PW_FAILED_PRECONDITION, "transfer.entries[0].account", "TRANSFER_ID_REUSED");
+    /* The same id in LIVE is another transfer. */
+    create_ok(id, LIVE, 0, NONE, legs, 2);
+    assert_int_equal(balance(TEST, K_PENDING, mer, "JPY", NULL), 700);
+    assert_int_equal(balance(LIVE, K_PENDING, mer, "JPY", NULL), 700);
+    check_ledger();
+}
+
+/* ---- bad input ---- */
+
+static void test_ledger_bad_input_names_fields(void **state)
+{
+    (void)state;
+    char mer[40], id[96];
+    new_merchant(mer, sizeof(mer));
+    new_id(id, sizeof(id), "adjust");
+    long long before = pw_test_db_scalar(db_url, "SELECT count(*) FROM entries");
+    leg unbalanced[] = {{K_CASH, "bank_a", "USD", 100, 0, NULL},
+                        {K_AVAILABLE, mer, "USD", 99, 1, NULL}};
+    reply r = create(id, TEST, 0, NONE, unbalanced, 2);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer.entries", NULL);
+    leg currencies[] = {{K_CASH, "bank_a", "USD", 100, 0, NULL},
+                        {K_AVAILABLE, mer, "EUR", 100, 1, NULL}};
+    r = create(id, TEST, 0, NONE, currencies, 2);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer.entries", NULL);
+    leg zero[] = {{K_CASH, "bank_a", "USD", 0, 0, NULL}, {K_AVAILABLE, mer, "USD", 0, 1, NULL}};
+    r = create(id, TEST, 0, NONE, zero, 2);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer.entries[0].amount", NULL);
+    leg negative[] = {{K_CASH, "bank_a", "USD", 5, 0, NULL},
+                      {K_AVAILABLE, mer, "USD", -5, 1, NULL}};
+    r = create(id, TEST, 0, NONE, negative, 2);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer.entries[1].amount", NULL);
+    leg unknown_kind[] = {{99, NULL, "USD", 5, 0, NULL}, {K_AVAILABLE, mer, "USD", 5, 1, NULL}};
+    r = create(id, TEST, 0, NONE, unknown_kind, 2);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer.entries[0].account.platform.kind", NULL);
+    leg no_partner[] = {{K_RECEIVABLE, NULL, "USD", 5, 0, NULL},
+                        {K_AVAILABLE, mer, "USD", 5, 1, NULL}};
+    r = create(id, TEST, 0, NONE, no_partner, 2);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer.entries[0].account.platform.counterparty", NULL);
+    leg ok[] = {{K_CASH, "bank_a", "USD", 5, 0, NULL}, {K_AVAILABLE, mer, "USD", 5, 1, NULL}};
+    r = create(id, 0, 0, NONE, ok, 2);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer.mode", NULL);
+    r = create(id, TEST, 0, 0, ok, 2);
+    expect(&r, PW_INVALID_ARGUMENT, "balance_check", NULL);
+    r = create("txf_Bad_kind", TEST, 0, NONE, ok, 2);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer.id", NULL);
+    r = create(id, TEST, 0, NONE, ok, 1);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer.entries", NULL);
+    /* Pending money is never payable: a pending transfer may not credit a merchant. */
+    r = create(id, TEST, 1, NONE, ok, 2);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer.entries[1].side", NULL);
+    /* Accounts named by id: unknown, and of the other mode. */
+    leg by_id[] = {{K_CASH, "bank_a", "USD", 5, 0, NULL},
+                   {0, NULL, "USD", 5, 1, "acc_00000000000000000000000000"}};
+    r = create(id, TEST, 0, NONE, by_id, 2);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer.entries[1].account.account_id", NULL);
+    assert_int_equal(pw_test_db_scalar(db_url, "SELECT count(*) FROM entries"), before);
+    char live_acc[64], sql[256];
+    create_ok(id, LIVE, 0, NONE, ok, 2);
+    snprintf(sql, sizeof(sql), "SELECT id FROM accounts WHERE mode = 'LIVE' AND owner = '%s'", mer);
+    PGconn *c = PQconnectdb(db_url);
+    PGresult *res = PQexec(c, sql);
+    snprintf(live_acc, sizeof(live_acc), "%s", PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    PQfinish(c);
+    by_id[1].account_id = live_acc;
+    r = create(id, TEST, 0, NONE, by_id, 2);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer.entries[1].account.account_id", NULL);
+    /* A currency that is not the account's. */
+    by_id[0].currency = by_id[1].currency = "EUR";
+    r = create(id, LIVE, 0, NONE, by_id, 2);
+    expect(&r, PW_INVALID_ARGUMENT, "transfer.entries[1].amount.currency", NULL);
+    check_ledger();
+}
+
+/* ---- races ---- */
+
+typedef struct outcome {
+    int done;
+    pw_status code;
+    char reason[48];
+    int state;
+    int64_t time_ns;
+} outcome;
+
+static void unary_done(const ProtobufCMessage *resp, const pw_result *res, void (*typed)(void),
+                       void *ud)
+{
+    (void)typed;
+    outcome *o = ud;
+    o->code = res->code;
+    pw_error_details d;
+    memset(&d, 0, sizeof(d));
+    if (res->trailing_metadata != NULL &&
+        pw_error_details_read(res->trailing_metadata, &d) == PW_OK) {
+        snprintf(o->reason, sizeof(o->reason), "%s", d.reason ? d.reason : "");
+    }
+    pw_error_details_clear(&d);
+    if (resp != NULL) {
+        /* Every ledger write answers a message whose field 1 is the transfer. */
+        const P(Transfer) *t = ((const P(CreateTransferResponse) *)resp)->transfer;
+        o->state = t ? (int)t->state : 0;
+        const Google__Protobuf__Timestamp *ts = t && t->post_time ? t->post_time
+                                                : t               ? t->void_time
+                                                                  : NULL;
+        o->time_ns = ts ? ts->seconds * 1000000000 + ts->nanos : 0;
+    }
+    o->done = 1;
+}
+
+#define CONNS 8
+static pw_channel *conns[CONNS];
+
+static void open_conns(void)
+{
+    for (int i = 0; i < CONNS; i++) {
+        conns[i] = svc_process_channel(&proc, &loop);
+    }
+}
+
+static void close_conns(void)
+{
+    for (int i = 0; i < CONNS; i++) {
+        int done = 0;
+        pw_channel_close(conns[i], closed_flag, &done);
+        pw_test_run_until(&loop, &done, 5000);
+    }
+}
+
+static void start_call(int i, const char *method, const ProtobufCMessage *req,
+                       const ProtobufCMessageDescriptor *type, outcome *o)
+{
+    char path[128];
+    snprintf(path, sizeof(path), LEDGER "%s", method);
+    pw_call_options opt = {.timeout_ms = 30000, .wait_for_ready = 1};
+    memset(o, 0, sizeof(*o));
+    assert_int_equal(pw_client_unary(conns[i % CONNS], path, &opt, req, type, unary_done, NULL, o),
+                     PW_OK);
+}
+
+static void wait_all(outcome *o, int n)
+{
+    for (int i = 0; i < n; i++) {
+        pw_test_run_until(&loop, &o[i].done, 30000);
+        assert_true(o[i].done);
+    }
+}
+
+/* 50 concurrent debits of 1 000 from 5 000: exactly 5 apply, one-phase and two-phase. */
+static void race_debits(int pending)
+{
+    enum { N = 50 };
+    char mer[40], fund[96];
+    new_merchant(mer, sizeof(mer));
+    new_id(fund, sizeof(fund), "adjust");
+    leg funding[] = {{K_CASH, "bank_a", "USD", 5000, 0, NULL},
+                     {K_AVAILABLE, mer, "USD", 5000, 1, NULL}};
+    create_ok(fund, TEST, 0, NONE, funding, 2);
+    static xfer_msg x[N];
+    static outcome o[N];
+    leg debit[] = {
+        {K_AVAILABLE, mer, "USD", 1000, 0, NULL},
+        {pending ? K_RECEIVABLE : K_CLEARING, pending ? "acq_a" : NULL, "USD", 1000, 1, NULL}};
+    for (int i = 0; i < N; i++) {
+        char id[96];
+        new_id(id, sizeof(id), pending ? "refund" : "payout");
+        xfer_build(&x[i], id, TEST, pending, pending ? FUNDS : AVAILABLE, debit, 2);
+    }
+    for (int i = 0; i < N; i++) {
+        start_call(i, "CreateTransfer", &x[i].req.base,
+                   &paywire__finance__v1__create_transfer_response__descriptor, &o[i]);
+    }
+    wait_all(o, N);
+    int ok = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        ok += o[i].code == PW_OK;
+        refused +=
+            o[i].code == PW_FAILED_PRECONDITION && strcmp(o[i].reason, "INSUFFICIENT_FUNDS") == 0;
+    }
+    assert_int_equal(ok, 5);
+    assert_int_equal(refused, N - 5);
+    int64_t pend = 0;
+    assert_int_equal(balance(TEST, K_AVAILABLE, mer, "USD", &pend), pending ? 5000 : 0);
+    assert_int_equal(pend, pending ? 5000 : 0);
+    check_ledger();
+}
+
+static void test_ledger_race_50_debits_of_1000_from_5000(void **state)
+{
+    (void)state;
+    open_conns();
+    race_debits(0);
+    race_debits(1);
+    close_conns();
+}
+
+/* Two posts, or a post and a void, of one pending transfer at once: one state change. */
+static void test_ledger_race_post_against_void(void **state)
+{
+    (void)state;
+    open_conns();
+    char mer[40], fund[96];
+    new_merchant(mer, sizeof(mer));
+    new_id(fund, sizeof(fund), "adjust");
+    leg funding[] = {{K_CASH, "bank_a", "GBP", 100000, 0, NULL},
+                     {K_AVAILABLE, mer, "GBP", 100000, 1, NULL}};
+    create_ok(fund, TEST, 0, NONE, funding, 2);
+    leg refund[] = {{K_AVAILABLE, mer, "GBP", 100, 0, NULL},
+                    {K_RECEIVABLE, "acq_a", "GBP", 100, 1, NULL}};
+    int posts_won = 0, voids_won = 0;
+    for (int round = 0; round < 20; round++) {
+        char id[96];
+        new_id(id, sizeof(id), "refund");
+        create_ok(id, TEST, 1, FUNDS, refund, 2);
+        outcome o[3];
+        resolve_msg req[3];
+        /* Odd rounds: post, post, void; even: void, post, post; each on its own connection. */
+        const char *m[3] = {round % 2 ? "PostTransfer" : "VoidTransfer", "PostTransfer",
+                            round % 2 ? "VoidTransfer" : "PostTransfer"};
+        for (int i = 0; i < 3; i++) {
+            start_call(round * 3 + i, m[i], resolve_req(&req[i], m[i], id, TEST),
+                       &paywire__finance__v1__post_transfer_response__descriptor, &o[i]);
+        }
+        wait_all(o, 3);
+        int posted = 0, voided = 0, refused = 0;
+        int64_t post_time = 0;
+        for (int i = 0; i < 3; i++) {
+            int is_post = strcmp(m[i], "PostTransfer") == 0;
+            if (o[i].code == PW_OK) {
+                posted += is_post;
+                voided += !is_post;
+                if (is_post) {
+                    assert_true(post_time == 0 || post_time == o[i].time_ns);
+                    post_time = o[i].time_ns;
+                }
+            } else {
+                assert_int_equal(o[i].code, PW_FAILED_PRECONDITION);
+                refused++;
+            }
+        }
+        /* Either both posts answer the one post (same time) and the void is refused, or the
+         * void won and both posts are refused. */
+        assert_true((posted == 2 && voided == 0 && refused == 1) ||
+                    (posted == 0 && voided == 1 && refused == 2));
+        posts_won += posted > 0;
+        voids_won += voided > 0;
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM entries WHERE transfer_id = '%s' AND phase IN ('POST',"
+                 " 'VOID')",
+                 id);
+        assert_int_equal(pw_test_db_scalar(db_url, sql), 2);
+    }
+    print_message("post/void races: posts won %d, voids won %d\n", posts_won, voids_won);
+    int64_t pend = 0;
+    assert_int_equal(balance(TEST, K_AVAILABLE, mer, "GBP", &pend), 100000 - 100 * posts_won);
+    assert_int_equal(pend, 0);
+    check_ledger();
+    close_conns();
+}
+
+/* 100 concurrent transfers credit one hot account: its balance is the exact sum. */
+static void test_ledger_race_100_into_hot_account(void **state)
+{
+    (void)state;
+    open_conns();
+    enum { N = 100 };
+    int64_t before = 0;
+    /* The revenue account may not exist yet (NOT_FOUND): then 0. */
+    if (pw_test_db_scalar(db_url, "SELECT count(*) FROM accounts WHERE mode = 'TEST' AND kind ="
+                                  " 'platform_revenue' AND currency = 'CHF'") == 1) {
+        before = balance(TEST, K_REVENUE, NULL, "CHF", NULL);
+    }
+    static xfer_msg x[N];
+    static outcome o[N];
+    int64_t sum = 0;
+    for (int i = 0; i < N; i++) {
+        char mer[40], id[96];
+        new_merchant(mer, sizeof(mer));
+        new_id(id, sizeof(id), "capture");
+        leg fee[] = {{K_PENDING, mer, "CHF", i + 1, 0, NULL},
+                     {K_REVENUE, NULL, "CHF", i + 1, 1, NULL}};
+        sum += i + 1;
+        xfer_build(&x[i], id, TEST, 0, NONE, fee, 2);
+        /* The builder keeps pointers to owner strings: keep each merchant id alive. */
+        static char owners[N][40];
+        snprintf(owners[i], sizeof(owners[i]), "%s", mer);
+        x[i].m[0].merchant_id = owners[i];
+    }
+    for (int i = 0; i < N; i++) {
+        start_call(i, "CreateTransfer", &x[i].req.base,
+                   &paywire__finance__v1__create_transfer_response__descriptor, &o[i]);
+    }
+    wait_all(o, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(o[i].code, PW_OK);
+    }
+    assert_int_equal(balance(TEST, K_REVENUE, NULL, "CHF", NULL), before + sum);
+    /* Batching: rows written by one transaction share their xmin; 100 transfers arriving at
+     * once take far fewer than 100 transactions. */
+    long long txs = pw_test_db_scalar(
+        db_url, "SELECT count(DISTINCT t.xmin::text) FROM transfers t WHERE t.mode = 'TEST' AND"
+                " EXISTS (SELECT 1 FROM entries e WHERE e.mode = t.mode AND e.transfer_id = t.id"
+                " AND e.currency = 'CHF')");
+    print_message("100 concurrent transfers into one account: %lld transactions\n", txs);
+    assert_true(txs < N / 2);
+    check_ledger();
+    close_conns();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_finance_serves_health_and_unimplemented_parts),
         cmocka_unit_test(test_ledger_trigger_refuses_unbalanced_sql),
         cmocka_unit_test(test_ledger_entries_are_immutable),
+        cmocka_unit_test(test_ledger_capture_balances_and_entries),
+        cmocka_unit_test(test_ledger_two_phase_post_and_void),
+        cmocka_unit_test(test_ledger_transfer_id_replay),
+        cmocka_unit_test(test_ledger_bad_input_names_fields),
+        cmocka_unit_test(test_ledger_race_50_debits_of_1000_from_5000),
+        cmocka_unit_test(test_ledger_race_post_against_void),
+        cmocka_unit_test(test_ledger_race_100_into_hot_account),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

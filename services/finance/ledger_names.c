@@ -1,0 +1,60 @@
+/*
+ * ledger_names.c: account kinds by number and by name (see ledger_names.h).
+ */
+#include <string.h>
+#include "ledger_names.h"
+
+static const char *const kind_names[] = {
+    [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_MERCHANT_PENDING] = "merchant_pending",
+    [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_MERCHANT_AVAILABLE] = "merchant_available",
+    [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_MERCHANT_RESERVED] = "merchant_reserved",
+    [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_PLATFORM_REVENUE] = "platform_revenue",
+    [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_PARTNER_RECEIVABLE] = "partner_receivable",
+    [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_SETTLEMENT_CLEARING] = "settlement_clearing",
+    [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_FX_POSITION] = "fx_position",
+    [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_PLATFORM_CASH] = "platform_cash",
+    [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_PARTNER_FEES] = "partner_fees",
+    [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_FX_REVENUE] = "fx_revenue",
+    [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_FROZEN_FUNDS] = "frozen_funds",
+    [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_UNAPPLIED_FUNDS] = "unapplied_funds",
+};
+
+#define KINDS ((int)(sizeof(kind_names) / sizeof(kind_names[0])))
+
+const char *ledger_kind_name(int kind)
+{
+    return kind > 0 && kind < KINDS ? kind_names[kind] : NULL;
+}
+
+int ledger_kind_value(const char *name)
+{
+    for (int k = 1; k < KINDS; k++) {
+        if (kind_names[k] != NULL && strcmp(kind_names[k], name) == 0) {
+            return k;
+        }
+    }
+    return 0;
+}
+
+int ledger_kind_is_merchant(int kind)
+{
+    return kind == PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_MERCHANT_PENDING ||
+           kind == PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_MERCHANT_AVAILABLE ||
+           kind == PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_MERCHANT_RESERVED;
+}
+
+int ledger_kind_has_counterparty(int kind)
+{
+    return kind == PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_PARTNER_RECEIVABLE ||
+           kind == PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_PARTNER_FEES ||
+           kind == PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_PLATFORM_CASH;
+}
+
+Paywire__Common__V1__Money *ledger_money(svc_req *r, int64_t amount, const char *currency)
+{
+    Paywire__Common__V1__Money *m = svc_alloc(r, sizeof(*m));
+    paywire__common__v1__money__init(m);
+    m->amount_minor = amount;
+    m->currency = svc_strdup(r, currency);
+    return m;
+}
