@@ -537,7 +537,10 @@ static const char *differs(batch *b, const ledger_op *op, const wtransfer *t, co
     if (strcmp(op->reference, t->reference) != 0) {
         return "transfer.reference";
     }
-    if (strcmp(op->partner_reference, t->partner_reference) != 0) {
+    /* A post may have set the reference since (PostTransfer): a retry of the create without
+     * one is still the same create. */
+    if (op->partner_reference[0] != '\0' &&
+        strcmp(op->partner_reference, t->partner_reference) != 0) {
         return "transfer.partner_reference";
     }
     if (op->pending != t->two_phase) {
@@ -736,6 +739,15 @@ static void apply_resolve(batch *b, ledger_op *op)
                 t->id);
         return;
     }
+    /* A post may set the partner's reference once; it is part of the post's content. */
+    const char *ref = post && op->partner_reference ? op->partner_reference : "";
+    int ref_differs = ref[0] != '\0' && strcmp(ref, t->partner_reference) != 0;
+    if (ref_differs && (t->state == ST_POSTED || t->partner_reference[0] != '\0')) {
+        op_fail(op, PW_FAILED_PRECONDITION, "TRANSFER_ID_REUSED", "partner_reference",
+                "transfer %s has partner reference \"%s\"; a post cannot change it", t->id,
+                t->partner_reference);
+        return;
+    }
     if (t->state == (post ? ST_POSTED : ST_VOIDED)) {
         op_ok(b, op, t); /* a retry: the first result, with its time */
         return;
@@ -762,6 +774,9 @@ static void apply_resolve(batch *b, ledger_op *op)
         a->dirty = 1;
     }
     t->state = post ? ST_POSTED : ST_VOIDED;
+    if (ref_differs) {
+        t->partner_reference = arena_dup(&b->text, ref);
+    }
     if (post) {
         t->post_us = b->now_us;
     } else {
@@ -775,6 +790,7 @@ static void apply_resolve(batch *b, ledger_op *op)
     jt_kv(j, "mode", t->mode);
     jt_kv(j, "id", t->id);
     jt_kv(j, "state", post ? "POSTED" : "VOIDED");
+    jt_kv(j, "partner_reference", t->partner_reference);
     jt_put(j, "}", 1);
     op_ok(b, op, t);
 }
@@ -792,7 +808,8 @@ static const pw_db_stmt upsert_accounts = {
     "ledger_upsert_accounts",
     "INSERT INTO accounts (id, mode, kind, owner, currency, normal_balance)"
     " SELECT id, mode, kind, owner, currency, CASE WHEN kind IN ('partner_receivable',"
-    " 'partner_fees', 'platform_cash', 'fx_position') THEN 'DEBIT' ELSE 'CREDIT' END"
+    " 'partner_fees', 'platform_cash', 'fx_position', 'network_fees') THEN 'DEBIT'"
+    " ELSE 'CREDIT' END"
     " FROM jsonb_to_recordset($1) AS x(id text, mode text, kind text, owner text, currency text)"
     " ORDER BY mode, kind, owner, currency ON CONFLICT DO NOTHING",
     1,
@@ -845,10 +862,10 @@ static const pw_db_stmt insert_transfers = {
 
 static const pw_db_stmt update_states = {
     "ledger_update_states",
-    "UPDATE transfers t SET state = x.state,"
+    "UPDATE transfers t SET state = x.state, partner_reference = x.partner_reference,"
     " post_time = CASE WHEN x.state = 'POSTED' THEN $2 END,"
     " void_time = CASE WHEN x.state = 'VOIDED' THEN $2 END"
-    " FROM jsonb_to_recordset($1) AS x(mode text, id text, state text)"
+    " FROM jsonb_to_recordset($1) AS x(mode text, id text, state text, partner_reference text)"
     " WHERE t.mode = x.mode AND t.id = x.id AND t.state = 'PENDING'",
     2,
     {PW_DB_JSONB, PW_DB_TIMESTAMPTZ}};

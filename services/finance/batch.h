@@ -46,6 +46,7 @@ typedef struct ledger_op {
     /* ---- LEDGER_CREATE ---- */
     const char *transfer_kind;
     const char *reference;
+    /** Also LEDGER_POST: set on the transfer when it has none (NULL or "": leave it). */
     const char *partner_reference;
     int pending;
     /** "NONE", "AVAILABLE" or "MERCHANT_FUNDS". */

@@ -305,8 +305,10 @@ SVC_HANDLER(create_transfer, Paywire__Finance__V1__CreateTransferRequest)
 }
 
 /* PostTransfer and VoidTransfer: the same checks, the mirror-image effect. */
-static Paywire__Finance__V1__Transfer *
-resolve_transfer(svc_req *r, ledger_op_kind kind, const char *id, Paywire__Common__V1__Mode mode)
+static Paywire__Finance__V1__Transfer *resolve_transfer(svc_req *r, ledger_op_kind kind,
+                                                        const char *id,
+                                                        Paywire__Common__V1__Mode mode,
+                                                        const char *partner_reference)
 {
     ledger_op op;
     memset(&op, 0, sizeof(op));
@@ -316,9 +318,13 @@ resolve_transfer(svc_req *r, ledger_op_kind kind, const char *id, Paywire__Commo
     if (!transfer_id_ok(id, k, sizeof(k))) {
         svc_violation(r, "transfer_id", "a transfer id: txf_<kind>_<cause id>");
     }
+    if (partner_reference[0] != '\0' && !svc_text_ok(partner_reference, 100)) {
+        svc_violation(r, "partner_reference", "at most 100 characters");
+    }
     svc_check(r);
     svc_authenticate(r, NULL);
     op.transfer_id = id;
+    op.partner_reference = partner_reference;
     ledger_apply(r, &op);
     op_result(r, &op);
     return op.transfer;
@@ -328,7 +334,8 @@ SVC_HANDLER(post_transfer, Paywire__Finance__V1__PostTransferRequest)
 {
     Paywire__Finance__V1__PostTransferResponse resp =
         PAYWIRE__FINANCE__V1__POST_TRANSFER_RESPONSE__INIT;
-    resp.transfer = resolve_transfer(r, LEDGER_POST, req->transfer_id, req->mode);
+    resp.transfer =
+        resolve_transfer(r, LEDGER_POST, req->transfer_id, req->mode, req->partner_reference);
     svc_reply(r, &resp.base);
 }
 
@@ -336,7 +343,7 @@ SVC_HANDLER(void_transfer, Paywire__Finance__V1__VoidTransferRequest)
 {
     Paywire__Finance__V1__VoidTransferResponse resp =
         PAYWIRE__FINANCE__V1__VOID_TRANSFER_RESPONSE__INIT;
-    resp.transfer = resolve_transfer(r, LEDGER_VOID, req->transfer_id, req->mode);
+    resp.transfer = resolve_transfer(r, LEDGER_VOID, req->transfer_id, req->mode, "");
     svc_reply(r, &resp.base);
 }
 

@@ -17,6 +17,7 @@ static const char *const kind_names[] = {
     [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_FX_REVENUE] = "fx_revenue",
     [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_FROZEN_FUNDS] = "frozen_funds",
     [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_UNAPPLIED_FUNDS] = "unapplied_funds",
+    [PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_NETWORK_FEES] = "network_fees",
 };
 
 #define KINDS ((int)(sizeof(kind_names) / sizeof(kind_names[0])))

@@ -86,9 +86,11 @@ static void closed_flag(pw_channel *c, void *ud)
 static int group_teardown(void **state)
 {
     (void)state;
-    pw_channel_close(ch, closed, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
+    if (ch != NULL) { /* NULL: the set-up failed before the server ran */
+        pw_channel_close(ch, closed, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+    }
     svc_process_stop(&proc);
     svc_process_cleanup(&proc);
     return 0;
@@ -392,12 +394,18 @@ static const ProtobufCMessage *resolve_req(resolve_msg *m, const char *method, c
     return strcmp(method, "PostTransfer") == 0 ? &m->post.base : &m->voids.base;
 }
 
-static reply resolve(const char *method, const char *id, int mode)
+static reply resolve_ref(const char *method, const char *id, int mode, const char *partner_ref)
 {
     resolve_msg m;
     /* Both responses carry the transfer as field 1: one descriptor reads either. */
-    return call(method, resolve_req(&m, method, id, mode),
-                &paywire__finance__v1__post_transfer_response__descriptor);
+    const ProtobufCMessage *req = resolve_req(&m, method, id, mode);
+    m.post.partner_reference = (char *)partner_ref;
+    return call(method, req, &paywire__finance__v1__post_transfer_response__descriptor);
+}
+
+static reply resolve(const char *method, const char *id, int mode)
+{
+    return resolve_ref(method, id, mode, "");
 }
 
 /* The posted balance of a merchant or platform account; -1 in pending_out when unknown. */
@@ -599,9 +607,11 @@ static void test_ledger_two_phase_post_and_void(void **state)
     int64_t pend = 0;
     assert_int_equal(balance(TEST, K_AVAILABLE, mer, "EUR", &pend), 5000);
     assert_int_equal(pend, 1200);
-    reply r = resolve("PostTransfer", ref1, TEST);
+    /* The post carries the partner's reference of the refund (known only now). */
+    reply r = resolve_ref("PostTransfer", ref1, TEST, "acq-refund-77");
     assert_int_equal(r.code, PW_OK);
     P(Transfer) *t = ((P(PostTransferResponse) *)r.msg)->transfer;
+    assert_string_equal(t->partner_reference, "acq-refund-77");
     assert_int_equal(t->state, C(TRANSFER_STATE__TRANSFER_STATE_POSTED));
     int64_t posted_at = t->post_time->seconds * 1000000000 + t->post_time->nanos;
     reply_free(&r);
@@ -613,6 +623,13 @@ static void test_ledger_two_phase_post_and_void(void **state)
     t = ((P(PostTransferResponse) *)r.msg)->transfer;
     assert_int_equal(t->post_time->seconds * 1000000000 + t->post_time->nanos, posted_at);
     reply_free(&r);
+    r = resolve_ref("PostTransfer", ref1, TEST, "acq-refund-77");
+    assert_int_equal(r.code, PW_OK);
+    reply_free(&r);
+    r = resolve_ref("PostTransfer", ref1, TEST, "acq-refund-78");
+    expect(&r, PW_FAILED_PRECONDITION, "partner_reference", "TRANSFER_ID_REUSED");
+    /* The create retried without a reference is still the same create. */
+    create_ok(ref1, TEST, 1, FUNDS, refund, 2);
     r = resolve("VoidTransfer", ref1, TEST);
     expect(&r, PW_FAILED_PRECONDITION, NULL, "TRANSFER_POSTED");
     r = resolve("PostTransfer", ref1, LIVE);
