@@ -720,6 +720,179 @@ static void test_lists_load_ofac(void **state)
                      8976);
 }
 
+/* ---- screening ---- */
+
+#define OUT(x) PAYWIRE__COMPLIANCE__V1__SCREENING_OUTCOME__SCREENING_OUTCOME_##x
+
+static int screen_key;
+
+static reply screen_party(const P(Party) * party, const char *key)
+{
+    char k[64];
+    if (key == NULL) {
+        snprintf(k, sizeof(k), "screen-%d", ++screen_key);
+        key = k;
+    }
+    P(ScreenPartyRequest) req = PAYWIRE__COMPLIANCE__V1__SCREEN_PARTY_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.party = (P(Party) *)party;
+    req.subject_id = "per_test";
+    return call(SCREENING "ScreenParty", &req.base,
+                &paywire__compliance__v1__screen_party_response__descriptor);
+}
+
+static P(Party) person(char **names, size_t n)
+{
+    P(Party) p = PAYWIRE__COMPLIANCE__V1__PARTY__INIT;
+    p.names = names;
+    p.n_names = n;
+    p.kind = PAYWIRE__COMPLIANCE__V1__PARTY_KIND__PARTY_KIND_PERSON;
+    return p;
+}
+
+/* Before any list is loaded: no verdict at all (fail closed). */
+static void test_screening_fail_closed_without_list(void **state)
+{
+    (void)state;
+    char *names[] = {"Harriet Pennington"};
+    P(Party) p = person(names, 1);
+    reply r = screen_party(&p, NULL);
+    assert_int_equal(r.code, PW_UNAVAILABLE);
+    assert_non_null(r.details.reason);
+    assert_string_equal(r.details.reason, "NO_ACTIVE_LIST");
+    reply_free(&r);
+    assert_int_equal(pw_test_db_scalar(db_url, "SELECT count(*) FROM screenings"), 0);
+}
+
+static void test_screening_party_stored(void **state)
+{
+    (void)state;
+    char *names[] = {"Jose Gregorio Noriega Figueroa"};
+    P(Party) p = person(names, 1);
+    p.date_of_birth = "1969-02-21";
+    reply r = screen_party(&p, "screen-noriega");
+    assert_int_equal(r.code, PW_OK);
+    P(ScreenPartyResponse) *resp = (P(ScreenPartyResponse) *)r.msg;
+    assert_int_equal(resp->outcome, OUT(MATCH));
+    assert_true(resp->n_matches >= 1);
+    assert_string_equal(resp->matches[0]->list, "ofac-sdn");
+    assert_string_equal(resp->matches[0]->list_version, "2021-07");
+    assert_string_equal(resp->matches[0]->entry_id, "28307");
+    assert_string_equal(resp->matches[0]->field, "name");
+    assert_int_equal(strncmp(resp->screening_id, "scr_", 4), 0);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", resp->screening_id);
+    reply_free(&r);
+    /* A retry gets the same screening. */
+    r = screen_party(&p, "screen-noriega");
+    assert_int_equal(r.code, PW_OK);
+    assert_string_equal(((P(ScreenPartyResponse) *)r.msg)->screening_id, id);
+    reply_free(&r);
+    /* Stored with its inputs and the versions used. */
+    P(GetScreeningRequest) g = PAYWIRE__COMPLIANCE__V1__GET_SCREENING_REQUEST__INIT;
+    g.screening_id = id;
+    r = call(SCREENING "GetScreening", &g.base,
+             &paywire__compliance__v1__get_screening_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    P(Screening) *s = ((P(GetScreeningResponse) *)r.msg)->screening;
+    assert_string_equal(s->id, id);
+    assert_string_equal(s->subject_id, "per_test");
+    assert_int_equal(s->outcome, OUT(MATCH));
+    assert_int_equal(s->review_state,
+                     PAYWIRE__COMPLIANCE__V1__SCREENING_REVIEW_STATE__SCREENING_REVIEW_STATE_OPEN);
+    int sdn = 0;
+    for (size_t i = 0; i < s->n_list_versions; i++) {
+        sdn |= strcmp(s->list_versions[i], "ofac-sdn@2021-07") == 0;
+    }
+    assert_true(sdn);
+    assert_true(s->n_matches >= 1);
+    reply_free(&r);
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM screenings WHERE id = '%s' AND length(party) > 0", id);
+    assert_int_equal(pw_test_db_scalar(db_url, sql), 1);
+
+    /* Someone not listed: CLEAR, and stored too. */
+    names[0] = "Harriet Pennington";
+    p.date_of_birth = "";
+    r = screen_party(&p, NULL);
+    assert_int_equal(r.code, PW_OK);
+    assert_int_equal(((P(ScreenPartyResponse) *)r.msg)->outcome, OUT(CLEAR));
+    reply_free(&r);
+
+    /* A listed address (any case for EVM), and a country under comprehensive sanctions. */
+    P(Party) w = PAYWIRE__COMPLIANCE__V1__PARTY__INIT;
+    P(DigitalCurrencyAddress) d = PAYWIRE__COMPLIANCE__V1__DIGITAL_CURRENCY_ADDRESS__INIT;
+    P(DigitalCurrencyAddress) * ds[] = {&d};
+    d.currency = "ETH";
+    d.address = "0X8576ACC5C05D6CE88F4E49BF65BDF0C62F91353C";
+    w.digital_currency_addresses = ds;
+    w.n_digital_currency_addresses = 1;
+    r = screen_party(&w, NULL);
+    assert_int_equal(r.code, PW_OK);
+    resp = (P(ScreenPartyResponse) *)r.msg;
+    assert_int_equal(resp->outcome, OUT(MATCH));
+    assert_string_equal(resp->matches[0]->field, "wallet");
+    assert_string_equal(resp->matches[0]->entry_id, "29703");
+    reply_free(&r);
+    char *ir[] = {"IR"};
+    P(Party) c = PAYWIRE__COMPLIANCE__V1__PARTY__INIT;
+    c.countries = ir;
+    c.n_countries = 1;
+    r = screen_party(&c, NULL);
+    assert_int_equal(r.code, PW_OK);
+    assert_int_equal(((P(ScreenPartyResponse) *)r.msg)->outcome, OUT(MATCH));
+    reply_free(&r);
+
+    /* Bad input is named. */
+    char *bad_country[] = {"Iran"};
+    P(Party) b = person(names, 1);
+    b.countries = bad_country;
+    b.n_countries = 1;
+    b.date_of_birth = "21 Feb 1969";
+    r = screen_party(&b, NULL);
+    assert_int_equal(r.code, PW_INVALID_ARGUMENT);
+    assert_true(has_violation(&r, "party.countries"));
+    assert_true(has_violation(&r, "party.date_of_birth"));
+    reply_free(&r);
+}
+
+/* A new version of a list is used (and recorded) by the next screening. */
+static void test_screening_reloads_on_activation(void **state)
+{
+    (void)state;
+    char *names[] = {"QUARTERMAINE, Zebedee Oswin"};
+    P(SanctionsEntry) e = PAYWIRE__COMPLIANCE__V1__SANCTIONS_ENTRY__INIT;
+    e.entry_id = "z1";
+    e.names = names;
+    e.n_names = 1;
+    e.type = "individual";
+    P(SanctionsEntry) * es[] = {&e};
+    char *query[] = {"Zebedee Quartermaine"};
+    P(Party) p = person(query, 1);
+    reply r = screen_party(&p, NULL);
+    assert_int_equal(r.code, PW_OK);
+    assert_int_equal(((P(ScreenPartyResponse) *)r.msg)->outcome, OUT(CLEAR));
+    reply_free(&r);
+    char msg[256];
+    int active = 0;
+    assert_int_equal(ofac_upload(ch, "test-list", "v9", es, 1, 1, 0, &active, msg, sizeof(msg)),
+                     PW_OK);
+    /* Twice: both workers have loaded the new version by then, whichever answers. */
+    for (int i = 0; i < 2; i++) {
+        r = screen_party(&p, NULL);
+        assert_int_equal(r.code, PW_OK);
+        P(ScreenPartyResponse) *resp = (P(ScreenPartyResponse) *)r.msg;
+        assert_int_equal(resp->outcome, OUT(POTENTIAL_MATCH));
+        assert_string_equal(resp->matches[0]->list, "test-list");
+        assert_string_equal(resp->matches[0]->list_version, "v9");
+        reply_free(&r);
+    }
+    assert_int_equal(pw_test_db_scalar(db_url, "SELECT count(*) FROM screenings WHERE "
+                                               "list_versions LIKE '%test-list@v9%'"),
+                     2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -728,8 +901,11 @@ int main(void)
         cmocka_unit_test(test_audit_concurrent_appends),
         cmocka_unit_test(test_audit_export_verifiable),
         cmocka_unit_test(test_audit_query_pages),
+        cmocka_unit_test(test_screening_fail_closed_without_list),
         cmocka_unit_test(test_lists_upload_atomic),
         cmocka_unit_test(test_lists_load_ofac),
+        cmocka_unit_test(test_screening_party_stored),
+        cmocka_unit_test(test_screening_reloads_on_activation),
         cmocka_unit_test(test_audit_chain_tamper),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
