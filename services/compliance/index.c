@@ -10,8 +10,10 @@
 #define P(x)            Paywire__Compliance__V1__##x
 #define OUTCOME(x)      PAYWIRE__COMPLIANCE__V1__SCREENING_OUTCOME__SCREENING_OUTCOME_##x
 #define MAX_QUERY_NAMES 8
-/* Kept per query token: the listed tokens similar to it. */
-#define MAX_SIMILAR 256
+/* Listed tokens similar to some query token, per query name. */
+#define MAX_SIMILAR 4096
+/* Names scored per query name at most (more only for extremely common tokens). */
+#define MAX_CANDIDATES 65536
 
 typedef struct sx_name {
     size_t entry;
@@ -351,19 +353,18 @@ size_t sx_index_name_count(const sx_index *x)
 
 /* ---- screening ---- */
 
-typedef struct similar {
-    uint32_t tok;
-    float sim;
-} similar;
-
 typedef struct query {
     const sx_index *x;
     int nq;
     const char *qt[NAMES_MAX_TOKENS];
     size_t ql[NAMES_MAX_TOKENS];
     double qw[NAMES_MAX_TOKENS];
-    similar sim[NAMES_MAX_TOKENS][MAX_SIMILAR];
-    int nsim[NAMES_MAX_TOKENS];
+    /* Listed token → its row in sim (valid when slot_stamp[tok] is this name's stamp). */
+    uint32_t *slot, *slot_stamp;
+    float (*sim)[NAMES_MAX_TOKENS];
+    int nsim;
+    uint32_t stamp;
+    uint32_t *cands;
     const sx_name *name; /* the name being scored */
     int naive;
 } query;
@@ -376,12 +377,7 @@ static double sim_lookup(int i, int j, void *ud)
         return names_jaro_winkler(q->qt[i], q->ql[i], q->x->pool + q->x->tok_off[tok],
                                   q->x->tok_len[tok]);
     }
-    for (int k = 0; k < q->nsim[i]; k++) {
-        if (q->sim[i][k].tok == tok) {
-            return q->sim[i][k].sim;
-        }
-    }
-    return 0.0;
+    return q->slot_stamp[tok] == q->stamp ? q->sim[q->slot[tok]][i] : 0.0;
 }
 
 static unsigned score_name(query *q, const sx_name *nm)
@@ -492,10 +488,10 @@ static int screen_name(const sx_index *x, const P(Party) * party, const char *na
         q->qt[i] = s;
         q->ql[i] = e ? (size_t)(e - s) : strlen(s);
         q->qw[i] = (double)q->ql[i];
-        q->nsim[i] = 0;
         s += q->ql[i] + (e ? 1 : 0);
     }
     q->naive = naive;
+    q->stamp = stamp;
     if (naive) {
         for (size_t k = 0; k < x->nnames; k++) {
             if (kind_excluded(party->kind, x->entry_kind[x->names[k].entry])) {
@@ -512,13 +508,14 @@ static int screen_name(const sx_index *x, const P(Party) * party, const char *na
         return n;
     }
     /* Candidate tokens: those sharing enough trigrams with a query token, then compared. */
-    uint32_t cands[4096];
+    q->nsim = 0;
     int ncand = 0;
     for (int i = 0; i < q->nq; i++) {
         uint32_t tri[64];
         int k = trigrams(q->qt[i], q->ql[i], tri, 64);
         /* A changed character removes up to three trigrams: short tokens need one in common. */
         int need = k <= 5 ? 1 : (k + 2) / 3 - 1;
+        uint32_t tstamp = (stamp + 1 + (uint32_t)i) & 0xffffff;
         uint32_t touched[8192];
         int nt = 0;
         for (int t = 0; t < k; t++) {
@@ -536,8 +533,8 @@ static int screen_name(const sx_index *x, const P(Party) * party, const char *na
             }
             for (uint32_t p = x->tri_off[lo]; p < x->tri_off[lo + 1]; p++) {
                 uint32_t tok = x->tri_tok[p];
-                if ((tok_count[tok] >> 8) != (stamp & 0xffffff)) {
-                    tok_count[tok] = (stamp & 0xffffff) << 8;
+                if ((tok_count[tok] >> 8) != tstamp) {
+                    tok_count[tok] = tstamp << 8;
                     if (nt < (int)(sizeof(touched) / sizeof(touched[0]))) {
                         touched[nt++] = tok;
                     }
@@ -554,25 +551,30 @@ static int screen_name(const sx_index *x, const P(Party) * party, const char *na
             }
             double v =
                 names_jaro_winkler(q->qt[i], q->ql[i], x->pool + x->tok_off[tok], x->tok_len[tok]);
-            if (v < NAMES_TOKEN_FLOOR || q->nsim[i] == MAX_SIMILAR) {
+            if (v < NAMES_TOKEN_FLOOR) {
                 continue;
             }
-            q->sim[i][q->nsim[i]++] = (similar){tok, (float)v};
-            for (uint32_t p = x->tn_off[tok]; p < x->tn_off[tok + 1]; p++) {
-                uint32_t nm = x->tn[p];
-                if (name_seen[nm] != stamp && ncand < (int)(sizeof(cands) / sizeof(cands[0]))) {
-                    name_seen[nm] = stamp;
-                    cands[ncand++] = nm;
+            if (q->slot_stamp[tok] != q->stamp) {
+                if (q->nsim == MAX_SIMILAR) {
+                    continue;
+                }
+                q->slot_stamp[tok] = q->stamp;
+                q->slot[tok] = (uint32_t)q->nsim;
+                memset(q->sim[q->nsim], 0, sizeof(q->sim[0]));
+                q->nsim++;
+                for (uint32_t p = x->tn_off[tok]; p < x->tn_off[tok + 1]; p++) {
+                    uint32_t nm = x->tn[p];
+                    if (name_seen[nm] != q->stamp && ncand < MAX_CANDIDATES) {
+                        name_seen[nm] = q->stamp;
+                        q->cands[ncand++] = nm;
+                    }
                 }
             }
-        }
-        stamp++; /* the next query token counts afresh */
-        for (int c = 0; c < ncand; c++) {
-            name_seen[cands[c]] = stamp; /* still seen */
+            q->sim[q->slot[tok]][i] = (float)v;
         }
     }
     for (int c = 0; c < ncand; c++) {
-        const sx_name *nm = &x->names[cands[c]];
+        const sx_name *nm = &x->names[q->cands[c]];
         if (kind_excluded(party->kind, x->entry_kind[nm->entry])) {
             continue;
         }
@@ -627,18 +629,27 @@ int sx_index_screen(const sx_index *x, const P(Party) * party, const sx_config *
         n = screen_address(x, party->digital_currency_addresses[i]->address, hits, n, max);
     }
     if (party->n_names > 0) {
-        /* Per-query scratch: counts per token and a mark per name. */
+        /* Per-query scratch, marked with stamps instead of cleared. */
         uint32_t *tok_count = pw_calloc(x->ntok + 1, sizeof(uint32_t));
         uint32_t *name_seen = pw_calloc(x->nnames + 1, sizeof(uint32_t));
-        query *q = pw_malloc(sizeof(*q));
+        query *q = pw_calloc(1, sizeof(*q));
         PW_ASSERT(tok_count != NULL && name_seen != NULL && q != NULL);
         q->x = x;
+        q->slot = pw_malloc((x->ntok + 1) * sizeof(uint32_t));
+        q->slot_stamp = pw_calloc(x->ntok + 1, sizeof(uint32_t));
+        q->sim = pw_malloc(MAX_SIMILAR * sizeof(*q->sim));
+        q->cands = pw_malloc(MAX_CANDIDATES * sizeof(uint32_t));
+        PW_ASSERT(q->slot != NULL && q->slot_stamp != NULL && q->sim != NULL && q->cands != NULL);
         uint32_t stamp = 1;
         for (size_t i = 0; i < party->n_names && i < MAX_QUERY_NAMES; i++) {
             n = screen_name(x, party, party->names[i], cfg, naive, hits, n, max, tok_count,
                             name_seen, stamp, q);
             stamp += 64;
         }
+        pw_free(q->slot);
+        pw_free(q->slot_stamp);
+        pw_free(q->sim);
+        pw_free(q->cands);
         pw_free(q);
         pw_free(tok_count);
         pw_free(name_seen);
