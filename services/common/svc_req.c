@@ -404,6 +404,64 @@ const pw_db_result *svc_query(svc_req *r, const pw_db_stmt *stmt, const pw_db_pa
     return r->result;
 }
 
+/* ---- calling another service ---- */
+
+static void called(const ProtobufCMessage *response, const pw_result *result, void (*typed)(void),
+                   void *ud)
+{
+    (void)typed;
+    svc_req *r = ud;
+    svc_answer *out = r->call_reply;
+    out->code = result->code;
+    out->message = svc_strdup(r, result->message);
+    out->response = NULL;
+    if (result->code == PW_OK && response != NULL) {
+        /* The response lives only during this callback: a copy in call memory. */
+        size_t len = protobuf_c_message_get_packed_size(response);
+        uint8_t *bytes = svc_alloc(r, len);
+        protobuf_c_message_pack(response, bytes);
+        if (pw_call_unpack(r->call, pw_slice_make(bytes, len), response->descriptor,
+                           &out->response) != PW_OK) {
+            out->code = PW_INTERNAL;
+            out->message = "the response could not be copied";
+        }
+    }
+    resume_with(r, EV_WAKE);
+}
+
+svc_answer svc_call(svc_req *r, pw_channel *channel, const char *path,
+                    const ProtobufCMessage *request,
+                    const ProtobufCMessageDescriptor *response_type, int64_t timeout_ms)
+{
+    PW_ASSERT(r->tx_state != SVC_TX_OPEN); /* no network call inside a transaction */
+    svc_answer out = {PW_INTERNAL, "", NULL};
+    pw_call_options o = {.timeout_ms = timeout_ms, .parent = r->call};
+    r->call_reply = &out;
+    pw_status rv = pw_client_unary(channel, path, &o, request, response_type, called, NULL, r);
+    if (rv != PW_OK) {
+        out.code = rv;
+        out.message = "the call could not start";
+        return out;
+    }
+    wait_event(r);
+    PW_ASSERT(r->event == EV_WAKE);
+    r->call_reply = NULL;
+    return out;
+}
+
+void svc_fail_call(svc_req *r, const svc_answer *a, const char *what)
+{
+    pw_status code =
+        a->code == PW_DEADLINE_EXCEEDED || a->code == PW_CANCELLED ? a->code
+        : a->code == PW_UNAVAILABLE || a->code == PW_RESOURCE_EXHAUSTED || a->code == PW_ABORTED
+            ? PW_UNAVAILABLE
+            : PW_INTERNAL;
+    if (code == PW_UNAVAILABLE) {
+        r->details.retry_delay_ms = 1000;
+    }
+    svc_fail(r, code, "%s: %s: %s", what, pw_status_str(a->code), a->message);
+}
+
 /* ---- waiting for work done elsewhere ---- */
 
 void svc_suspend(svc_req *r)

@@ -89,6 +89,8 @@ struct svc_req {
     const ProtobufCMessage *request;
     svc_handler_fn handler;
     int authenticated;
+    /* Where the answer of the svc_call in progress goes. */
+    struct svc_answer *call_reply;
     /* The column read last (svc_text and friends look beside it first). */
     int column_hint;
     /* The API key while it is being resolved (wiped after). */
@@ -195,6 +197,38 @@ void svc_owns(svc_req *r, const char *merchant_id, const char *what);
 
 /** Runs stmt and waits for it. Does not return on failure. */
 const pw_db_result *svc_query(svc_req *r, const pw_db_stmt *stmt, const pw_db_param *params, int n);
+
+/* ---- calling another service ---- */
+
+/** What svc_call returns: the status, its message, and the response in call memory. */
+typedef struct svc_answer {
+    pw_status code;
+    /** The peer's message (call memory; "" when none). */
+    const char *message;
+    /** The response (call memory), or NULL unless code is PW_OK. */
+    ProtobufCMessage *response;
+} svc_answer;
+
+/**
+ * Calls path on channel (unary) and waits for the answer: the call is a
+ * child of this request (its deadline and cancellation pass on; timeout_ms
+ * may shorten it; 0: the request's own), and the response is copied into
+ * call memory. Returns the outcome whatever it is, so the handler decides
+ * what a failure means (fail closed, fall back, retry); svc_fail_call makes
+ * it this call's answer. Not inside a transaction (asserted): commit, then
+ * call (STYLE §12).
+ */
+svc_answer svc_call(svc_req *r, pw_channel *channel, const char *path,
+                    const ProtobufCMessage *request,
+                    const ProtobufCMessageDescriptor *response_type, int64_t timeout_ms);
+/**
+ * Ends the handler with a failed svc_call's outcome: what ("compliance") and
+ * its message; UNAVAILABLE stays UNAVAILABLE (with RetryInfo), a deadline
+ * stays DEADLINE_EXCEEDED, anything else the peer said becomes UNAVAILABLE
+ * or INTERNAL as gRPC advises for a dependency (never the peer's own
+ * INVALID_ARGUMENT, which is not the caller's fault).
+ */
+_Noreturn void svc_fail_call(svc_req *r, const svc_answer *a, const char *what);
 
 /* ---- waiting for work done elsewhere ---- */
 

@@ -26,12 +26,14 @@ enum {
     CASE_NO_ANSWER,
     CASE_PIPE_FAILS,
     CASE_RETRY,
-    CASE_SUSPEND
+    CASE_SUSPEND,
+    CASE_CALL,
+    CASE_CALL_SLEEP
 };
 
 static char db_url[512];
 
-static const pw_db_stmt q_count = {"t_count", "SELECT count(*) AS n FROM notes", 0, {0}};
+static const pw_db_stmt q_count = {"t_count", "SELECT count(*)::text AS n FROM notes", 0, {0}};
 static const pw_db_stmt q_sleep = {"t_sleep", "SELECT pg_sleep(5)", 0, {0}};
 static const pw_db_stmt q_insert = {
     "t_insert", "INSERT INTO notes (body) VALUES ($1)", 1, {PW_DB_TEXT}};
@@ -104,6 +106,24 @@ static void suspend_until_timer(svc_req *r)
     svc_reply(r, &resp.base);
 }
 
+/* Calls this same server (the channel is the app's service state) with another case. */
+static void call_other(svc_req *r, int which)
+{
+    SimpleRequest inner = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    inner.response_size = which;
+    svc_answer a = svc_call(r, r->app->service, "/grpc.testing.TestService/UnaryCall", &inner.base,
+                            &grpc__testing__simple_response__descriptor, 0);
+    if (a.code != PW_OK) {
+        svc_fail_call(r, &a, "the inner call");
+    }
+    const Grpc__Testing__SimpleResponse *got = (const void *)a.response;
+    Grpc__Testing__SimpleResponse resp = GRPC__TESTING__SIMPLE_RESPONSE__INIT;
+    char name[64];
+    snprintf(name, sizeof(name), "inner said %s", got->username);
+    resp.username = svc_strdup(r, name);
+    svc_reply(r, &resp.base);
+}
+
 SVC_HANDLER(unary, SimpleRequest)
 {
     switch (req->response_size) {
@@ -126,6 +146,12 @@ SVC_HANDLER(unary, SimpleRequest)
         break;
     case CASE_SUSPEND:
         suspend_until_timer(r);
+        break;
+    case CASE_CALL:
+        call_other(r, CASE_QUERY);
+        break;
+    case CASE_CALL_SLEEP:
+        call_other(r, CASE_SLEEP);
         break;
     default:
         svc_violation(r, "response_size", "a test case number");
@@ -190,6 +216,7 @@ static void test_svc_req_cases(void **state)
     assert_int_equal(pw_db_pool_new(&f.app.pool, &f.loop, &dbo), PW_OK);
     assert_int_equal(svc_fibers_new(&f.app.fibers, 0), PW_OK);
     f.app.domain = "test.paywire";
+    f.app.service = NULL; /* the channel, once it exists (call_other) */
     f.handlers.unary_call = unary_h;
     assert_int_equal(pw_server_new(&f.server, &f.loop, NULL), PW_OK);
     assert_int_equal(grpc_testing_test_service_register(f.server, &f.handlers, &f.app), PW_OK);
@@ -198,6 +225,7 @@ static void test_svc_req_cases(void **state)
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", port);
     assert_int_equal(pw_channel_new(&f.channel, &f.loop, target, NULL), PW_OK);
+    f.app.service = f.channel;
     char msg[512];
 
     assert_int_equal(call_case(&f, CASE_QUERY, 0, msg, sizeof(msg)), PW_OK);
@@ -233,6 +261,18 @@ static void test_svc_req_cases(void **state)
                      PW_OK);
     assert_string_equal(user, "woken by the timer");
     assert_null(parked);
+
+    /* Another service's answer, waited for on the fiber; its deadline is the caller's. */
+    assert_int_equal(call_case_user(&f, CASE_CALL, 0, msg, sizeof(msg), user, sizeof(user)), PW_OK);
+    assert_string_equal(user, "inner said 1");
+    t0 = uv_hrtime();
+    assert_int_equal(call_case(&f, CASE_CALL_SLEEP, 300, msg, sizeof(msg)), PW_DEADLINE_EXCEEDED);
+    assert_true((uv_hrtime() - t0) / 1000000 < 3000);
+    assert_int_equal(pw_test_db_wait_scalar(db_url,
+                                            "SELECT count(*) FROM pg_stat_activity WHERE query ="
+                                            " 'SELECT pg_sleep(5)' AND state = 'active'",
+                                            0, 2000),
+                     0);
 
     assert_int_equal(call_case(&f, 99, 0, msg, sizeof(msg)), PW_INVALID_ARGUMENT);
     assert_non_null(strstr(msg, "response_size"));
