@@ -5,8 +5,9 @@
  *    latency (p50/p99/max) of the indexed screening ScreenParty runs and of a
  *    naive baseline that scores every listed name with Jaro–Winkler, on the
  *    same queries in one run, and the speed-up as a ratio.
- * 2. With a server: the list uploaded, ScreenParty end to end (mTLS, the
- *    stored screening committed) one call at a time, then AppendEvent with 32
+ * 2. With a server: the list uploaded, ScreenParty and ScreenTransaction end
+ *    to end (mTLS, the stored screening committed) one call at a time, then
+ *    AppendEvent with 32
  *    calls in flight for SECONDS: appends/s and latency.
  */
 #include <ctype.h>
@@ -266,6 +267,41 @@ static int server(ofac_list *l, const char *addr, const char *certs, int secs)
         summary("ScreenParty end to end (stored)", lat, ok, NULL, NULL);
     }
     printf("ScreenParty errors: %zu\n", (size_t)CALLS - ok);
+    /* ScreenTransaction at FUNDS_RECEIVED: the payer's name and the deposit's wallet. */
+    ok = 0;
+    for (size_t i = 0; i < CALLS; i++) {
+        char name[512], k[64], pay[48];
+        query_name(e, n, i, name, sizeof(name));
+        snprintf(pay, sizeof(pay), "pay_bench_%lld_%zu", (long long)time(NULL), i);
+        snprintf(k, sizeof(k), "%s:FUNDS_RECEIVED", pay);
+        char *names[] = {name};
+        P(Party) p = PAYWIRE__COMPLIANCE__V1__PARTY__INIT;
+        p.names = names;
+        p.n_names = 1;
+        Paywire__Common__V1__ChainAddress w = PAYWIRE__COMMON__V1__CHAIN_ADDRESS__INIT;
+        w.chain = PAYWIRE__COMMON__V1__CHAIN__CHAIN_ETHEREUM;
+        w.address = "0x52908400098527886E0F7030069857D2E4169EE7";
+        P(ScreenTransactionRequest) req = PAYWIRE__COMPLIANCE__V1__SCREEN_TRANSACTION_REQUEST__INIT;
+        req.idempotency_key = k;
+        req.payment_id = pay;
+        req.merchant_id = "mer_bench";
+        req.stage = PAYWIRE__COMPLIANCE__V1__SCREENING_STAGE__SCREENING_STAGE_FUNDS_RECEIVED;
+        req.payer = &p;
+        req.source_wallet = &w;
+        req.payer_country = "DE";
+        P(ScreenTransactionResponse) *resp = NULL;
+        uint64_t a = now_ns();
+        rv = paywire_compliance_v1_screening_service_screen_transaction_blocking(ch, &req, NULL,
+                                                                                 &resp, NULL);
+        if (rv == PW_OK) {
+            lat[ok++] = now_ns() - a;
+            pw_protobuf_free(&resp->base);
+        }
+    }
+    if (ok > 0) {
+        summary("ScreenTransaction end to end", lat, ok, NULL, NULL);
+    }
+    printf("ScreenTransaction errors: %zu\n", (size_t)CALLS - ok);
     free(lat);
     uint64_t dur = (uint64_t)(secs > 0 ? secs : 1) * (uint64_t)1000000000;
     appender a = {.ch = ch, .end = now_ns() + dur, .in_flight = 32};

@@ -2,11 +2,10 @@
  * screening.c: ScreeningService.ScreenParty and GetScreening
  * (docs/design/compliance.md, Sanctions screening). The list check fails
  * closed: each call reads the active list versions in the transaction that
- * stores the screening, loads a version into memory (index.c) the first time
- * it sees it, and screens against exactly those versions; with no active
- * list there is no answer (UNAVAILABLE). The indexes are shared by every
- * worker: a version is built once per process and replaced when another one
- * becomes active.
+ * stores the screening (ScreenTransaction too), loads a version into memory (index.c) the first
+ * time it sees it, and screens against exactly those versions; with no active list there is no
+ * answer (UNAVAILABLE). The indexes are shared by every worker: a version is built once per process
+ * and replaced when another one becomes active.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -128,13 +127,14 @@ static const pw_db_stmt list_body = {
 static const pw_db_stmt insert_screening = {
     "screen_insert",
     "INSERT INTO screenings (id, subject_id, outcome, party, response, list_versions,"
-    " review_state) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    7,
-    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_BYTEA, PW_DB_BYTEA, PW_DB_TEXT, PW_DB_TEXT}};
+    " review_state, payment_id, stage, verdict) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    10,
+    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_BYTEA, PW_DB_BYTEA, PW_DB_TEXT, PW_DB_TEXT,
+     PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT}};
 static const pw_db_stmt select_screening = {
     "screen_get",
-    "SELECT id, subject_id, outcome, response, list_versions, review_state, create_time"
-    " FROM screenings WHERE id = $1",
+    "SELECT id, subject_id, outcome, response, list_versions, review_state, create_time,"
+    " payment_id, stage, verdict FROM screenings WHERE id = $1",
     1,
     {PW_DB_TEXT}};
 
@@ -207,9 +207,14 @@ static int in_csv(const char *csv, const char *item)
     return 0;
 }
 
-static void screen_tx(svc_req *r, const void *arg)
+/*
+ * In the transaction: screens party against every active list version (loading what is not in
+ * memory yet) and the comprehensive-sanctions countries. Fills resp's matches and outcome, and
+ * used with the versions consulted. Fails closed: no active list, no answer.
+ */
+static void screen_core(svc_req *r, const P(Party) * party, P(ScreenPartyResponse) * resp,
+                        char *used, size_t used_cap)
 {
-    const P(ScreenPartyRequest) *req = arg;
     compliance_state *st = r->app->service;
     const pw_db_result *act = svc_tx_query(r, &active_lists, NULL, 0);
     int nl = pw_db_rows(act);
@@ -232,10 +237,9 @@ static void screen_tx(svc_req *r, const void *arg)
         }
         snapshot_unref(s);
     }
-    P(ScreenPartyResponse) resp = PAYWIRE__COMPLIANCE__V1__SCREEN_PARTY_RESPONSE__INIT;
-    resp.matches = svc_alloc(r, sizeof(*resp.matches) * (MAX_HITS * MAX_LISTS + 8));
+    resp->matches = svc_alloc(r, sizeof(*resp->matches) * (MAX_HITS * MAX_LISTS + 8));
     int outcome = OUTCOME(CLEAR);
-    char used[MAX_LISTS * 150] = "";
+    used[0] = '\0';
     for (int i = 0; i < nl; i++) {
         snapshot *s = cache_get(st->lists, lists[i], versions[i]);
         if (s == NULL) {
@@ -243,51 +247,173 @@ static void screen_tx(svc_req *r, const void *arg)
         }
         sx_hit hits[MAX_HITS];
         int o;
-        int n = sx_index_screen(s->idx, req->party, &st->thresholds, 0, hits, MAX_HITS, &o);
+        int n = sx_index_screen(s->idx, party, &st->thresholds, 0, hits, MAX_HITS, &o);
         for (int k = 0; k < n; k++) {
             const P(SanctionsEntry) *e = sx_index_list(s->idx)->entries[hits[k].entry];
-            resp.matches[resp.n_matches++] =
+            resp->matches[resp->n_matches++] =
                 match_of(r, lists[i], versions[i], e->entry_id, hits[k].matched, hits[k].field,
                          hits[k].score);
         }
         outcome = o > outcome ? o : outcome;
         snapshot_unref(s);
         size_t u = strlen(used);
-        snprintf(used + u, sizeof(used) - u, "%s%s@%s", u ? "," : "", lists[i], versions[i]);
+        snprintf(used + u, used_cap - u, "%s%s@%s", u ? "," : "", lists[i], versions[i]);
     }
     /* Countries under comprehensive sanctions: a MATCH whatever the names. */
-    for (size_t i = 0; i < req->party->n_countries; i++) {
-        if (in_csv(st->comprehensive, req->party->countries[i])) {
-            resp.matches[resp.n_matches++] =
-                match_of(r, "comprehensive-sanctions", "config", req->party->countries[i],
-                         req->party->countries[i], "country", 1000);
+    for (size_t i = 0; i < party->n_countries && resp->n_matches < MAX_HITS * MAX_LISTS; i++) {
+        if (in_csv(st->comprehensive, party->countries[i])) {
+            resp->matches[resp->n_matches++] =
+                match_of(r, "comprehensive-sanctions", "config", party->countries[i],
+                         party->countries[i], "country", 1000);
             outcome = OUTCOME(MATCH);
         }
-        if (resp.n_matches >= MAX_HITS * MAX_LISTS) {
-            break;
-        }
     }
+    resp->outcome = outcome;
+}
+
+/* The screening row (pipelined): what was screened, the answer, the versions used. */
+static void store_screening(svc_req *r, const char *id, const char *subject, const P(Party) * party,
+                            const P(ScreenPartyResponse) * resp, const char *used,
+                            const char *payment, const char *stage, const char *verdict)
+{
+    size_t plen = protobuf_c_message_get_packed_size(&party->base);
+    uint8_t *packed_party = svc_alloc(r, plen);
+    protobuf_c_message_pack(&party->base, packed_party);
+    size_t rlen = protobuf_c_message_get_packed_size(&resp->base);
+    uint8_t *packed = svc_alloc(r, rlen);
+    protobuf_c_message_pack(&resp->base, packed);
+    int review = resp->outcome != OUTCOME(CLEAR);
+    pw_db_param p[] = {pw_db_text(id),
+                       pw_db_text(subject),
+                       pw_db_text(outcome_name(resp->outcome)),
+                       pw_db_bytea(packed_party, plen),
+                       pw_db_bytea(packed, rlen),
+                       pw_db_text(used),
+                       pw_db_text(review ? "OPEN" : "NOT_REQUIRED"),
+                       pw_db_text(payment),
+                       pw_db_text(stage),
+                       pw_db_text(verdict)};
+    svc_tx_pipe(r, &insert_screening, p, 10);
+}
+
+static char *new_screening_id(svc_req *r)
+{
     char id[40];
     if (svc_new_id("scr", id, sizeof(id)) != PW_OK) {
         svc_abort(r, PW_INTERNAL, NULL, "cannot create an id");
     }
-    resp.screening_id = svc_strdup(r, id);
-    resp.outcome = outcome;
-    size_t plen = protobuf_c_message_get_packed_size(&req->party->base);
-    uint8_t *party = svc_alloc(r, plen);
-    protobuf_c_message_pack(&req->party->base, party);
-    size_t rlen = protobuf_c_message_get_packed_size(&resp.base);
-    uint8_t *packed = svc_alloc(r, rlen);
-    protobuf_c_message_pack(&resp.base, packed);
-    pw_db_param p[] = {pw_db_text(id),
-                       pw_db_text(req->subject_id),
-                       pw_db_text(outcome_name(outcome)),
-                       pw_db_bytea(party, plen),
-                       pw_db_bytea(packed, rlen),
-                       pw_db_text(used),
-                       pw_db_text(outcome == OUTCOME(CLEAR) ? "NOT_REQUIRED" : "OPEN")};
-    svc_tx_pipe(r, &insert_screening, p, 7);
+    return svc_strdup(r, id);
+}
+
+static void screen_tx(svc_req *r, const void *arg)
+{
+    const P(ScreenPartyRequest) *req = arg;
+    P(ScreenPartyResponse) resp = PAYWIRE__COMPLIANCE__V1__SCREEN_PARTY_RESPONSE__INIT;
+    char used[MAX_LISTS * 150];
+    screen_core(r, req->party, &resp, used, sizeof(used));
+    resp.screening_id = new_screening_id(r);
+    store_screening(r, resp.screening_id, req->subject_id, req->party, &resp, used, "", "", "");
     svc_commit(r, &resp.base, NULL);
+}
+
+/* ---- ScreenTransaction ---- */
+
+#define VERDICT(x) PAYWIRE__COMPLIANCE__V1__TRANSACTION_VERDICT__TRANSACTION_VERDICT_##x
+#define STAGE(x)   PAYWIRE__COMPLIANCE__V1__SCREENING_STAGE__SCREENING_STAGE_##x
+
+static void transaction_tx(svc_req *r, const void *arg)
+{
+    const P(ScreenTransactionRequest) *req = arg;
+    /* The payer as known, with the deposit's source wallet and the issuer's country. */
+    P(Party) *party = svc_alloc(r, sizeof(*party));
+    paywire__compliance__v1__party__init(party);
+    if (req->payer != NULL) {
+        *party = *req->payer;
+    }
+    party->wallets = svc_alloc(r, sizeof(*party->wallets) * (party->n_wallets + 1));
+    if (req->payer != NULL && req->payer->n_wallets > 0) {
+        memcpy(party->wallets, req->payer->wallets, sizeof(*party->wallets) * party->n_wallets);
+    }
+    if (req->source_wallet != NULL && req->source_wallet->address[0]) {
+        party->wallets[party->n_wallets++] = req->source_wallet;
+    }
+    party->countries = svc_alloc(r, sizeof(char *) * (party->n_countries + 1));
+    if (req->payer != NULL && req->payer->n_countries > 0) {
+        memcpy(party->countries, req->payer->countries, sizeof(char *) * party->n_countries);
+    }
+    if (req->payer_country[0]) {
+        party->countries[party->n_countries++] = req->payer_country;
+    }
+    P(ScreenPartyResponse) found = PAYWIRE__COMPLIANCE__V1__SCREEN_PARTY_RESPONSE__INIT;
+    char used[MAX_LISTS * 150];
+    screen_core(r, party, &found, used, sizeof(used));
+    P(ScreenTransactionResponse) resp = PAYWIRE__COMPLIANCE__V1__SCREEN_TRANSACTION_RESPONSE__INIT;
+    resp.matches = found.matches;
+    resp.n_matches = found.n_matches;
+    resp.reasons = svc_alloc(r, sizeof(char *) * 4);
+    int wallet = 0, country = 0, name = 0;
+    for (size_t i = 0; i < found.n_matches; i++) {
+        const char *f = found.matches[i]->field;
+        wallet |= strcmp(f, "wallet") == 0;
+        country |= strcmp(f, "country") == 0;
+        name |= strcmp(f, "name") == 0;
+    }
+    if (wallet) {
+        resp.reasons[resp.n_reasons++] = "wallet_on_sanctions_list";
+    }
+    if (country) {
+        resp.reasons[resp.n_reasons++] = "sanctioned_country";
+    }
+    if (name) {
+        resp.reasons[resp.n_reasons++] =
+            found.outcome == OUTCOME(MATCH) ? "name_on_sanctions_list" : "possible_name_match";
+    }
+    resp.verdict = found.outcome == OUTCOME(MATCH)             ? VERDICT(BLOCK)
+                   : found.outcome == OUTCOME(POTENTIAL_MATCH) ? VERDICT(REVIEW)
+                                                               : VERDICT(ALLOW);
+    found.screening_id = resp.screening_id = new_screening_id(r);
+    static const char *const verdicts[] = {"", "ALLOW", "REVIEW", "BLOCK"};
+    store_screening(r, resp.screening_id, req->merchant_id, party, &found, used, req->payment_id,
+                    req->stage == STAGE(FUNDS_RECEIVED) ? "FUNDS_RECEIVED" : "CONFIRM",
+                    verdicts[resp.verdict]);
+    svc_commit(r, &resp.base, NULL);
+}
+
+SVC_HANDLER(screen_transaction, P(ScreenTransactionRequest))
+{
+    if (!svc_text_ok(req->payment_id, 64)) {
+        svc_violation(r, "payment_id", "required: the payment screened");
+    }
+    if (req->stage != STAGE(CONFIRM) && req->stage != STAGE(FUNDS_RECEIVED)) {
+        svc_violation(r, "stage", "SCREENING_STAGE_CONFIRM or SCREENING_STAGE_FUNDS_RECEIVED");
+    }
+    if (req->stage == STAGE(FUNDS_RECEIVED) &&
+        (req->source_wallet == NULL || !svc_text_ok(req->source_wallet->address, 128))) {
+        svc_violation(r, "source_wallet", "required at FUNDS_RECEIVED: the deposit's wallet");
+    }
+    if (req->payer_country[0] && !svc_country_ok(req->payer_country)) {
+        svc_violation(r, "payer_country", "an ISO 3166-1 alpha-2 code");
+    }
+    if (req->payer != NULL) {
+        for (size_t i = 0; i < req->payer->n_names; i++) {
+            if (!svc_text_ok(req->payer->names[i], 512)) {
+                svc_violation(r, "payer.names", "1 to 512 characters each");
+            }
+        }
+        if (req->payer->n_names > MAX_NAMES) {
+            svc_violation(r, "payer.names", "at most 20 names");
+        }
+        for (size_t i = 0; i < req->payer->n_countries; i++) {
+            if (!svc_country_ok(req->payer->countries[i])) {
+                svc_violation(r, "payer.countries", "ISO 3166-1 alpha-2 codes");
+            }
+        }
+    }
+    svc_check(r);
+    svc_authenticate(r, NULL);
+    svc_idempotent(r, "ScreenTransaction", req->idempotency_key,
+                   &paywire__compliance__v1__screen_transaction_response__descriptor,
+                   transaction_tx, req);
 }
 
 static int dob_ok(const char *s)
@@ -364,6 +490,15 @@ SVC_HANDLER(get_screening, P(GetScreeningRequest))
     s->subject_id = svc_text(row, "subject_id");
     s->outcome = outcome_from(svc_text(row, "outcome"));
     s->create_time = svc_time(row, "create_time");
+    s->payment_id = svc_text(row, "payment_id");
+    const char *stage = svc_text(row, "stage"), *verdict = svc_text(row, "verdict");
+    s->stage = strcmp(stage, "CONFIRM") == 0          ? STAGE(CONFIRM)
+               : strcmp(stage, "FUNDS_RECEIVED") == 0 ? STAGE(FUNDS_RECEIVED)
+                                                      : 0;
+    s->verdict = strcmp(verdict, "ALLOW") == 0    ? VERDICT(ALLOW)
+                 : strcmp(verdict, "REVIEW") == 0 ? VERDICT(REVIEW)
+                 : strcmp(verdict, "BLOCK") == 0  ? VERDICT(BLOCK)
+                                                  : 0;
     char *rs = svc_text(row, "review_state");
     static const char *const states[] = {
         "", "NOT_REQUIRED", "OPEN", "AWAITING_SECOND_REVIEW", "CLEARED", "CONFIRMED"};
@@ -399,4 +534,5 @@ void screening_handlers_init(paywire_compliance_v1_screening_service_handlers *h
 {
     h->screen_party = screen_party_h;
     h->get_screening = get_screening_h;
+    h->screen_transaction = screen_transaction_h;
 }

@@ -857,6 +857,81 @@ static void test_screening_party_stored(void **state)
     reply_free(&r);
 }
 
+static reply screen_tx(const char *key, const char *payment, int stage, P(Party) * payer,
+                       const char *wallet)
+{
+    P(ScreenTransactionRequest) req = PAYWIRE__COMPLIANCE__V1__SCREEN_TRANSACTION_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.merchant_id = "mer_test";
+    req.payment_id = (char *)payment;
+    req.stage = stage;
+    req.payer = payer;
+    Paywire__Common__V1__ChainAddress w = PAYWIRE__COMMON__V1__CHAIN_ADDRESS__INIT;
+    if (wallet != NULL) {
+        w.chain = PAYWIRE__COMMON__V1__CHAIN__CHAIN_ETHEREUM;
+        w.address = (char *)wallet;
+        req.source_wallet = &w;
+    }
+    return call(SCREENING "ScreenTransaction", &req.base,
+                &paywire__compliance__v1__screen_transaction_response__descriptor);
+}
+
+#define VERDICT(x) PAYWIRE__COMPLIANCE__V1__TRANSACTION_VERDICT__TRANSACTION_VERDICT_##x
+#define STAGE(x)   PAYWIRE__COMPLIANCE__V1__SCREENING_STAGE__SCREENING_STAGE_##x
+
+static void test_screening_transaction(void **state)
+{
+    (void)state;
+    char *clean[] = {"Harriet Pennington"}, *listed[] = {"Jose Gregorio Noriega Figueroa"};
+    P(Party) ok = person(clean, 1), maybe = person(listed, 1);
+    /* A clean payer: ALLOW; the same payment and stage again: the first verdict. */
+    reply r = screen_tx("pay_1:CONFIRM", "pay_1", STAGE(CONFIRM), &ok, NULL);
+    assert_int_equal(r.code, PW_OK);
+    P(ScreenTransactionResponse) *t = (P(ScreenTransactionResponse) *)r.msg;
+    assert_int_equal(t->verdict, VERDICT(ALLOW));
+    char id[64];
+    snprintf(id, sizeof(id), "%s", t->screening_id);
+    reply_free(&r);
+    r = screen_tx("pay_1:CONFIRM", "pay_1", STAGE(CONFIRM), &ok, NULL);
+    assert_string_equal(((P(ScreenTransactionResponse) *)r.msg)->screening_id, id);
+    reply_free(&r);
+    /* At FUNDS_RECEIVED the deposit came from a listed wallet (EIP-55 case): BLOCK, while the
+     * CONFIRM verdict of the same payment stays as it was. */
+    r = screen_tx("pay_1:FUNDS_RECEIVED", "pay_1", STAGE(FUNDS_RECEIVED), &ok,
+                  "0x8576aCC5C05D6Ce88f4e49bf65bdF0C62F91353C");
+    assert_int_equal(r.code, PW_OK);
+    t = (P(ScreenTransactionResponse) *)r.msg;
+    assert_int_equal(t->verdict, VERDICT(BLOCK));
+    assert_true(t->n_reasons >= 1);
+    assert_string_equal(t->reasons[0], "wallet_on_sanctions_list");
+    reply_free(&r);
+    r = screen_tx("pay_1:CONFIRM", "pay_1", STAGE(CONFIRM), &ok, NULL);
+    assert_int_equal(((P(ScreenTransactionResponse) *)r.msg)->verdict, VERDICT(ALLOW));
+    reply_free(&r);
+    /* A payer whose name is listed (nothing corroborates it): REVIEW. */
+    r = screen_tx("pay_2:CONFIRM", "pay_2", STAGE(CONFIRM), &maybe, NULL);
+    assert_int_equal(r.code, PW_OK);
+    t = (P(ScreenTransactionResponse) *)r.msg;
+    assert_int_equal(t->verdict, VERDICT(REVIEW));
+    snprintf(id, sizeof(id), "%s", t->screening_id);
+    reply_free(&r);
+    P(GetScreeningRequest) g = PAYWIRE__COMPLIANCE__V1__GET_SCREENING_REQUEST__INIT;
+    g.screening_id = id;
+    r = call(SCREENING "GetScreening", &g.base,
+             &paywire__compliance__v1__get_screening_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    P(Screening) *s = ((P(GetScreeningResponse) *)r.msg)->screening;
+    assert_string_equal(s->payment_id, "pay_2");
+    assert_int_equal(s->stage, STAGE(CONFIRM));
+    assert_int_equal(s->verdict, VERDICT(REVIEW));
+    reply_free(&r);
+    /* FUNDS_RECEIVED without the wallet is refused. */
+    r = screen_tx("pay_3:FUNDS_RECEIVED", "pay_3", STAGE(FUNDS_RECEIVED), &ok, NULL);
+    assert_int_equal(r.code, PW_INVALID_ARGUMENT);
+    assert_true(has_violation(&r, "source_wallet"));
+    reply_free(&r);
+}
+
 /* A new version of a list is used (and recorded) by the next screening. */
 static void test_screening_reloads_on_activation(void **state)
 {
@@ -905,6 +980,7 @@ int main(void)
         cmocka_unit_test(test_lists_upload_atomic),
         cmocka_unit_test(test_lists_load_ofac),
         cmocka_unit_test(test_screening_party_stored),
+        cmocka_unit_test(test_screening_transaction),
         cmocka_unit_test(test_screening_reloads_on_activation),
         cmocka_unit_test(test_audit_chain_tamper),
     };
