@@ -841,13 +841,15 @@ static const pw_db_stmt read_transfers = {
     "SELECT t.mode, t.id, t.kind, t.state, t.reference, t.partner_reference, t.two_phase,"
     " t.balance_check, t.create_time, t.post_time, t.void_time, e.account_id, e.side,"
     " e.amount_minor, e.currency, e.purpose"
-    " FROM transfers t JOIN jsonb_to_recordset($1) AS x(mode text, id text)"
-    " ON t.mode = x.mode AND t.id = x.id"
+    " FROM transfers t JOIN (SELECT DISTINCT mode, id FROM jsonb_to_recordset($1)"
+    " AS n(mode text, id text)) x ON t.mode = x.mode AND t.id = x.id"
     " LEFT JOIN entries e ON e.mode = t.mode AND e.transfer_id = t.id"
     " AND e.phase IN ('POSTED', 'PENDING')"
     " ORDER BY t.mode, t.id, e.sequence",
     1,
     {PW_DB_JSONB}};
+/* (DISTINCT: two ops of a batch may name one transfer, a retry and a post say; its entries are
+ * read once.) */
 
 static const pw_db_stmt insert_transfers = {
     "ledger_insert_transfers",
