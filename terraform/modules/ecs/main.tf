@@ -135,6 +135,14 @@ resource "aws_ecs_task_definition" "service" {
       dependsOn        = [{ containerName = "tls-init", condition = "SUCCESS" }]
       ulimits          = [{ name = "nofile", softLimit = 65536, hardLimit = 65536 }]
       logConfiguration = local.log_config[each.key]
+      # The image's health check (label org.paywire.healthcheck): /readyz on the admin port.
+      healthCheck = {
+        command     = ["CMD", "/usr/bin/pwprobe", tostring(each.value.admin_port), "/readyz"]
+        interval    = 10
+        timeout     = 4
+        retries     = 3
+        startPeriod = 20
+      }
     },
   ])
 

@@ -101,6 +101,12 @@ run "prod" {
     error_message = "merchant's encryption key is a secret."
   }
 
+  assert {
+    condition = alltrue([for svc in keys(module.ecs.target_groups) :
+    length([for c in jsondecode(module.ecs.task_definitions[svc]) : c if c.name == svc && try(c.healthCheck.command[1], "") == "/usr/bin/pwprobe"]) == 1])
+    error_message = "Every service container runs the image's health check (pwprobe on the admin port)."
+  }
+
   # Deployments roll back; tasks autoscale.
   assert {
     condition     = alltrue([for k, s in module.ecs.services : s.deployment_circuit_breaker[0].enable && s.deployment_circuit_breaker[0].rollback && s.launch_type == "FARGATE"])
