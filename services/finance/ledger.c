@@ -594,6 +594,122 @@ SVC_HANDLER(list_account_entries, Paywire__Finance__V1__ListAccountEntriesReques
     svc_reply(r, &resp.base);
 }
 
+/* ---- ExportEntries ---- */
+
+enum { EXPORT_CHUNK = 1000 };
+
+static const pw_db_stmt export_entries = {
+    "ledger_export_entries",
+    "SELECT sequence, account_id, transfer_id, amount_minor, currency, side, balance_after_minor,"
+    " time, phase, purpose FROM entries WHERE mode = $1 AND sequence > $2"
+    " AND ($3::timestamptz IS NULL OR time >= $3) AND ($4::timestamptz IS NULL OR time < $4)"
+    " ORDER BY sequence LIMIT 1000",
+    4,
+    {PW_DB_TEXT, PW_DB_INT8, PW_DB_TIMESTAMPTZ, PW_DB_TIMESTAMPTZ}};
+
+/* One chunk's messages, reused by every export on this loop's thread: a chunk is filled from a
+ * result and sent with no wait in between, so two exports never share it at once, and an export
+ * of any length holds one chunk, not the whole stream in call memory. */
+typedef struct export_chunk {
+    Paywire__Finance__V1__PostedEntry entry[EXPORT_CHUNK];
+    Paywire__Finance__V1__PostedEntry *ptr[EXPORT_CHUNK];
+    Paywire__Common__V1__Money amount[EXPORT_CHUNK], after[EXPORT_CHUNK];
+    Google__Protobuf__Timestamp time[EXPORT_CHUNK];
+} export_chunk;
+
+static _Thread_local export_chunk chunk;
+
+static int64_t time_us(const Google__Protobuf__Timestamp *t)
+{
+    return t->seconds * 1000000 + t->nanos / 1000;
+}
+
+/* Borrowed text of a column (valid until the next wait). */
+static char *col_text(const pw_db_result *res, int row, const char *col)
+{
+    const char *s = "";
+    pw_db_get_text(res, row, pw_db_column(res, col), &s, NULL);
+    return (char *)s;
+}
+
+static int64_t col_int(const pw_db_result *res, int row, const char *col)
+{
+    int64_t v = 0;
+    pw_db_get_int64(res, row, pw_db_column(res, col), &v);
+    return v;
+}
+
+/* Row i of res into chunk slot i, pointing into res. */
+static void export_row(const pw_db_result *res, int i, Paywire__Common__V1__Mode mode)
+{
+    Paywire__Finance__V1__PostedEntry *e = &chunk.entry[i];
+    paywire__finance__v1__posted_entry__init(e);
+    paywire__common__v1__money__init(&chunk.amount[i]);
+    paywire__common__v1__money__init(&chunk.after[i]);
+    google__protobuf__timestamp__init(&chunk.time[i]);
+    e->sequence = col_int(res, i, "sequence");
+    e->account_id = col_text(res, i, "account_id");
+    e->transfer_id = col_text(res, i, "transfer_id");
+    chunk.amount[i].amount_minor = col_int(res, i, "amount_minor");
+    chunk.amount[i].currency = col_text(res, i, "currency");
+    chunk.after[i].amount_minor = col_int(res, i, "balance_after_minor");
+    chunk.after[i].currency = chunk.amount[i].currency;
+    e->amount = &chunk.amount[i];
+    e->balance_after = &chunk.after[i];
+    e->side = side_value(col_text(res, i, "side"));
+    int64_t us = 0;
+    pw_db_get_timestamptz(res, i, pw_db_column(res, "time"), &us);
+    chunk.time[i].seconds = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+    chunk.time[i].nanos = (int32_t)((us - chunk.time[i].seconds * 1000000) * 1000);
+    e->time = &chunk.time[i];
+    e->phase = phase_value(col_text(res, i, "phase"));
+    e->purpose = col_text(res, i, "purpose");
+    e->mode = mode;
+    chunk.ptr[i] = e;
+}
+
+/* Every entry of a mode in sequence order, in chunks of 1000; a slow reader holds the handler
+ * (svc_wait_writable) instead of filling memory. Resumable with after_sequence. */
+SVC_HANDLER(export_entries_fiber, Paywire__Finance__V1__ExportEntriesRequest)
+{
+    const char *mode = mode_name(r, req->mode, "mode");
+    if (req->after_sequence < 0) {
+        svc_violation(r, "after_sequence", "0 or a sequence an earlier export returned");
+    }
+    if (req->start_time && req->end_time && time_us(req->end_time) < time_us(req->start_time)) {
+        svc_violation(r, "end_time", "must not be before start_time");
+    }
+    svc_check(r);
+    svc_authenticate(r, NULL);
+    int64_t after = req->after_sequence;
+    for (;;) {
+        svc_wait_writable(r);
+        pw_db_param p[] = {pw_db_text(mode), pw_db_int8(after),
+                           req->start_time ? pw_db_timestamptz(time_us(req->start_time))
+                                           : pw_db_null(PW_DB_TIMESTAMPTZ),
+                           req->end_time ? pw_db_timestamptz(time_us(req->end_time))
+                                         : pw_db_null(PW_DB_TIMESTAMPTZ)};
+        const pw_db_result *res = svc_query(r, &export_entries, p, 4);
+        int n = pw_db_rows(res);
+        if (n == 0) {
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            export_row(res, i, req->mode);
+        }
+        Paywire__Finance__V1__ExportEntriesResponse page =
+            PAYWIRE__FINANCE__V1__EXPORT_ENTRIES_RESPONSE__INIT;
+        page.entries = chunk.ptr;
+        page.n_entries = (size_t)n;
+        after = chunk.entry[n - 1].sequence;
+        svc_reply(r, &page.base);
+        if (n < EXPORT_CHUNK) {
+            break;
+        }
+    }
+    svc_stream_end(r);
+}
+
 static const paywire_finance_v1_ledger_service_handlers ledger_handlers = {
     .create_transfer = create_transfer_h,
     .post_transfer = post_transfer_h,
@@ -601,6 +717,7 @@ static const paywire_finance_v1_ledger_service_handlers ledger_handlers = {
     .get_transfer = get_transfer_h,
     .get_account = get_account_h,
     .list_account_entries = list_account_entries_h,
+    .export_entries = export_entries_fiber_h,
 };
 
 pw_status ledger_register(pw_server *server, svc_app *app)
