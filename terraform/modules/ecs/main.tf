@@ -135,9 +135,12 @@ resource "aws_ecs_task_definition" "service" {
       dependsOn        = [{ containerName = "tls-init", condition = "SUCCESS" }]
       ulimits          = [{ name = "nofile", softLimit = 65536, hardLimit = 65536 }]
       logConfiguration = local.log_config[each.key]
-      # The image's health check (label org.paywire.healthcheck): /readyz on the admin port.
+      # The image's health check (label org.paywire.healthcheck): liveness,
+      # /healthz on the admin port. Readiness (the database answers) is the
+      # load balancer's grpc.health.v1 check, so a database outage takes tasks
+      # out of rotation without ECS killing them.
       healthCheck = {
-        command     = ["CMD", "/usr/bin/pwprobe", tostring(each.value.admin_port), "/readyz"]
+        command     = ["CMD", "/usr/bin/pwprobe", tostring(each.value.admin_port), "/healthz"]
         interval    = 10
         timeout     = 4
         retries     = 3
