@@ -4,18 +4,17 @@
  * no handlers, so every method answers UNIMPLEMENTED (and reflection lists
  * them).
  */
-#include "finance.h"
+#include "fees.h"
 
 static const paywire_finance_v1_settlement_service_handlers no_settlement = {0};
 static const paywire_finance_v1_reconciliation_service_handlers no_reconciliation = {0};
-static const paywire_finance_v1_fee_service_handlers no_fees = {0};
 static const paywire_finance_v1_fx_service_handlers no_fx = {0};
 
 pw_status finance_register(pw_server *server, svc_app *app)
 {
     pw_status rv = ledger_register(server, app);
     if (rv == PW_OK) {
-        rv = paywire_finance_v1_fee_service_register(server, &no_fees, app);
+        rv = fees_register(server, app);
     }
     if (rv == PW_OK) {
         rv = paywire_finance_v1_fx_service_register(server, &no_fx, app);

@@ -16,6 +16,7 @@
 #include "pw_test.h"
 #include "pw_test_db.h"
 #include "svc_process.h"
+#include "paywire/finance/v1/fees.pw.h"
 #include "paywire/finance/v1/ledger.pw.h"
 #include "paywire/finance/v1/settlement.pw.h"
 
@@ -1357,6 +1358,151 @@ static void test_ledger_export_entries_in_order_resumable(void **state)
     pw_stream_free(s);
 }
 
+/* ---- fees ---- */
+
+#define FEES "/paywire.finance.v1.FeeService/"
+
+static reply fee_call(const char *method, const ProtobufCMessage *req,
+                      const ProtobufCMessageDescriptor *type)
+{
+    char path[128];
+    snprintf(path, sizeof(path), FEES "%s", method);
+    pw_call_options o = {.timeout_ms = 10000};
+    reply r;
+    memset(&r, 0, sizeof(r));
+    char *msg = NULL;
+    pw_metadata trailers = {0};
+    r.code = pw_client_unary_blocking(ch, path, &o, req, type, &r.msg, &msg, &trailers);
+    snprintf(r.message, sizeof(r.message), "%s", msg ? msg : "");
+    pw_free(msg);
+    pw_error_details_read(&trailers, &r.details);
+    pw_metadata_clear(&trailers);
+    return r;
+}
+
+static P(FeeRule) rule(const char *method, const char *currency, uint32_t bps, int64_t fixed,
+                       int64_t min, int64_t max)
+{
+    P(FeeRule) f = PAYWIRE__FINANCE__V1__FEE_RULE__INIT;
+    f.method = (char *)method;
+    f.currency = (char *)currency;
+    f.basis_points = bps;
+    f.fixed_minor = fixed;
+    f.min_minor = min;
+    f.max_minor = max;
+    return f;
+}
+
+static reply set_schedule(const char *key, const char *merchant, P(FeeRule) * rules, size_t n,
+                          int64_t effective_s)
+{
+    P(FeeRule) * ptr[8];
+    for (size_t i = 0; i < n; i++) {
+        ptr[i] = &rules[i];
+    }
+    Google__Protobuf__Timestamp eff = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    eff.seconds = effective_s;
+    P(FeeSchedule) s = PAYWIRE__FINANCE__V1__FEE_SCHEDULE__INIT;
+    s.merchant_id = (char *)merchant;
+    s.rules = ptr;
+    s.n_rules = n;
+    s.effective_time = &eff;
+    P(SetFeeScheduleRequest) req = PAYWIRE__FINANCE__V1__SET_FEE_SCHEDULE_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.schedule = &s;
+    return fee_call("SetFeeSchedule", &req.base,
+                    &paywire__finance__v1__set_fee_schedule_response__descriptor);
+}
+
+static reply calculate(const char *merchant, const char *method, int64_t amount,
+                       const char *currency, int64_t at_s)
+{
+    Paywire__Common__V1__Money m = PAYWIRE__COMMON__V1__MONEY__INIT;
+    m.amount_minor = amount;
+    m.currency = (char *)currency;
+    Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    at.seconds = at_s;
+    P(CalculateFeeRequest) req = PAYWIRE__FINANCE__V1__CALCULATE_FEE_REQUEST__INIT;
+    req.merchant_id = (char *)merchant;
+    req.method = (char *)method;
+    req.amount = &m;
+    req.at_time = &at;
+    return fee_call("CalculateFee", &req.base,
+                    &paywire__finance__v1__calculate_fee_response__descriptor);
+}
+
+static int64_t fee_of(const char *merchant, const char *method, int64_t amount,
+                      const char *currency, int64_t at_s)
+{
+    reply r = calculate(merchant, method, amount, currency, at_s);
+    if (r.code != PW_OK) {
+        char m[512];
+        snprintf(m, sizeof(m), "%s", r.message);
+        reply_free(&r);
+        fail_msg("CalculateFee %s %s %lld %s: %s", merchant, method, (long long)amount, currency,
+                 m);
+    }
+    int64_t fee = ((P(CalculateFeeResponse) *)r.msg)->fee->amount_minor;
+    reply_free(&r);
+    return fee;
+}
+
+static void test_fees_schedules_most_specific_rule(void **state)
+{
+    (void)state;
+    char a[40], b[40];
+    new_merchant(a, sizeof(a));
+    new_merchant(b, sizeof(b));
+    int64_t now = (int64_t)time(NULL), eff = now + 3600 + 2;
+    /* Refused: effective in less than the lead time; a currency-less rule with a fixed part. */
+    P(FeeRule) one[] = {rule("", "", 290, 0, 0, 0)};
+    reply r = set_schedule("fees-early", "", one, 1, now + 60);
+    expect(&r, PW_INVALID_ARGUMENT, "schedule.effective_time", NULL);
+    P(FeeRule) fixed_any[] = {rule("card", "", 290, 30, 0, 0)};
+    r = set_schedule("fees-fixed", "", fixed_any, 1, eff);
+    expect(&r, PW_INVALID_ARGUMENT, "schedule.rules[0].fixed_minor", NULL);
+    r = set_schedule("", "", one, 1, eff);
+    expect(&r, PW_INVALID_ARGUMENT, "idempotency_key", NULL);
+    r = calculate(b, "card", 1000, "USD", now + 2 * 3600);
+    expect(&r, PW_INVALID_ARGUMENT, "at_time", NULL);
+    /* The default, and merchant a's own. */
+    P(FeeRule)
+    def[] = {rule("", "", 290, 0, 0, 0), rule("card", "USD", 290, 30, 0, 0),
+             rule("card", "", 250, 0, 0, 0), rule("", "USD", 200, 0, 10, 0)};
+    r = set_schedule("fees-default", "", def, 4, eff);
+    assert_int_equal(r.code, PW_OK);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", ((P(SetFeeScheduleResponse) *)r.msg)->schedule->id);
+    reply_free(&r);
+    r = set_schedule("fees-default", "", def, 4, eff);
+    assert_int_equal(r.code, PW_OK);
+    assert_string_equal(((P(SetFeeScheduleResponse) *)r.msg)->schedule->id, id);
+    reply_free(&r);
+    P(FeeRule) own[] = {rule("card", "EUR", 100, 0, 0, 0)};
+    r = set_schedule("fees-a", a, own, 1, eff);
+    assert_int_equal(r.code, PW_OK);
+    reply_free(&r);
+    assert_int_equal(pw_test_db_scalar(db_url, "SELECT count(*) FROM audit_outbox WHERE action ="
+                                               " 'fees.schedule_set'"),
+                     2);
+    /* Before it takes effect there is none; once the lead time has passed, it applies. */
+    r = calculate(b, "card", 1000, "USD", now);
+    expect(&r, PW_NOT_FOUND, NULL, NULL);
+    while ((int64_t)time(NULL) + 3600 < eff) {
+        uv_sleep(200);
+    }
+    assert_int_equal(fee_of(b, "card", 1000, "USD", eff), 59); /* card + USD: 29 + 30 */
+    assert_int_equal(fee_of(b, "card", 1000, "EUR", eff), 25); /* card */
+    assert_int_equal(fee_of(b, "bank", 100, "USD", eff), 10);  /* USD: 2, at least 10 */
+    assert_int_equal(fee_of(b, "bank", 1000, "JPY", eff), 29); /* any */
+    assert_int_equal(fee_of(b, "bank", 150, "JPY", eff), 4);   /* 4.35 → 4 */
+    assert_int_equal(fee_of(a, "card", 1000, "EUR", eff), 10); /* a's own schedule */
+    r = calculate(a, "card", 1000, "USD", eff);
+    expect(&r, PW_FAILED_PRECONDITION, NULL, "NO_FEE_RULE");
+    /* amount × bps beyond int64, exact in 128 bits (the overflow cases: finance_money_test). */
+    assert_int_equal(fee_of(b, "card", INT64_MAX, "USD", eff), 267477789068788528LL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1372,6 +1518,7 @@ int main(void)
         cmocka_unit_test(test_ledger_race_100_into_hot_account),
         cmocka_unit_test(test_ledger_seeded_property),
         cmocka_unit_test(test_ledger_export_entries_in_order_resumable),
+        cmocka_unit_test(test_fees_schedules_most_specific_rule),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
