@@ -598,6 +598,15 @@ static const pw_db_stmt idem_store = {
     4,
     {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_BYTEA}};
 
+void svc_tx_commit(svc_req *r)
+{
+    PW_ASSERT(r->method == NULL);
+    pw_status rv = tx_end(r, 1);
+    if (rv != PW_OK) {
+        fail_db(r, rv, r->tx_message);
+    }
+}
+
 void svc_commit(svc_req *r, const ProtobufCMessage *response, const ProtobufCMessage *stored)
 {
     if (r->method != NULL) {

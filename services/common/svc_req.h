@@ -285,6 +285,14 @@ void svc_tx_pipe(svc_req *r, const pw_db_stmt *stmt, const pw_db_param *params, 
  * response itself when NULL) for replays, commits, and sends response.
  */
 void svc_commit(svc_req *r, const ProtobufCMessage *response, const ProtobufCMessage *stored);
+/**
+ * Ends fn: commits and sends nothing, so the handler goes on after
+ * svc_transaction returns (the three-step partner pattern: commit the
+ * attempt, call the partner outside any transaction, commit the outcome).
+ * Not with svc_idempotent (nothing would be stored for replays; asserted).
+ * Does not return on failure.
+ */
+void svc_tx_commit(svc_req *r);
 /** Ends the transaction with a failure (rolled back); reason (may be NULL) becomes ErrorInfo. */
 _Noreturn void svc_abort(svc_req *r, pw_status code, const char *reason, const char *fmt, ...)
     PW_PRINTF(4, 5);

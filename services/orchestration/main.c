@@ -1,0 +1,26 @@
+/*
+ * orchestration-server: the orchestration service
+ * (docs/design/orchestration.md), in the process shell of services/common
+ * (svc_main.h). Settings: the common ones (services/merchant/README.md) and
+ * those of orch_settings (services/orchestration/README.md).
+ */
+#include "orchestration.h"
+
+static const svc_service orchestration_service = {
+    .name = "orchestration",
+    .health_service = "paywire.orchestration.v1.PaymentService",
+    .domain = ORCH_DOMAIN,
+    .migrations = PW_ORCHESTRATION_MIGRATIONS,
+    .listen = "127.0.0.1:15065,[::1]:15065",
+    .settings = orch_settings,
+    .setup = orch_setup,
+    .teardown = orch_teardown,
+    .register_services = orch_register,
+    .start_jobs = orch_start_jobs,
+    .stop_jobs = orch_stop_jobs,
+};
+
+int main(int argc, char **argv)
+{
+    return svc_main(&orchestration_service, argc, argv);
+}

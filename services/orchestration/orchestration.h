@@ -1,0 +1,89 @@
+#ifndef PAYWIRE_ORCHESTRATION_H
+#define PAYWIRE_ORCHESTRATION_H
+
+/*
+ * The orchestration service (docs/design/orchestration.md): what its files
+ * share. payments.c serves PaymentService; connector.c calls the acquirer
+ * (simulator) on the loop; recovery.c completes what a crash left open.
+ */
+#include "svc_main.h"
+#include "paywire/orchestration/v1/payments.pw.h"
+
+#define ORCH_DOMAIN "orchestration.paywire"
+
+/** The process-wide settings (svc_service.setup), read-only once the workers run. */
+typedef struct orch_state {
+    /** The acquirer's address ("localhost:15071"). */
+    char acquirer_target[256];
+    /** Our own certificate, key and CA for the calls to partners and services. */
+    char tls_cert[256], tls_key[256], tls_ca[256];
+    /** Each partner call's deadline. */
+    int64_t connector_timeout_ms;
+    /** How often recovery looks for expired leases. */
+    int64_t recovery_interval_ms;
+    /** This process ("orch_<pid>_<random>"): the owner of the leases it takes. */
+    char instance[64];
+    /** Test fault point: "after_authorize" kills the process once the acquirer answered. */
+    char fault[32];
+} orch_state;
+
+extern const svc_setting orch_settings[];
+pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_len);
+void orch_teardown(void *state);
+pw_status orch_register(pw_server *server, svc_app *app);
+pw_status orch_start_jobs(svc_app *app, uv_loop_t *loop, const svc_config *cfg, void **jobs);
+void orch_stop_jobs(void *jobs);
+
+/* ---- connector.c ---- */
+
+/** A partner's answer, normalised. */
+typedef struct conn_result {
+    /**
+     * SUCCEEDED, DECLINED; FAILED (a definite "not done": refused before it
+     * was recorded, or never reached); TIMED_OUT (ambiguous: it may have been
+     * done); NOT_FOUND (status queries: the partner has no such key).
+     */
+    const char *outcome;
+    char decline_code[64];
+    int soft;
+    char reference[64];
+    int64_t amount_minor;
+} conn_result;
+
+typedef void (*conn_done_cb)(const conn_result *res, void *user_data);
+
+/** What a partner request is: Authorize, Capture, VoidAuthorization, Refund or GetOperation. */
+typedef struct conn_request {
+    const char *method;
+    const char *key;
+    /** Authorize. */
+    const char *vault_token;
+    const char *currency;
+    /** Authorize, Capture, Refund. */
+    int64_t amount_minor;
+    /** Capture, VoidAuthorization, Refund. */
+    const char *authorization_reference;
+} conn_request;
+
+/** An mTLS channel to the acquirer on loop. */
+pw_status conn_channel(const orch_state *s, uv_loop_t *loop, pw_channel **out);
+/**
+ * Sends req (copied) on ch with the configured deadline; done runs once,
+ * later, with the normalised answer. Returns PW_OK, or the error of
+ * pw_client_unary (done never runs then).
+ */
+pw_status conn_send(const orch_state *s, pw_channel *ch, const conn_request *req, conn_done_cb done,
+                    void *user_data);
+/**
+ * From a handler: opens a channel on the call's loop, sends req, waits for
+ * the answer (the handler is suspended, outside any transaction) and closes
+ * the channel. A request that cannot start is FAILED.
+ */
+void conn_call(svc_req *r, const conn_request *req, conn_result *out);
+
+/* ---- recovery.c ---- */
+
+/** The step-4 statements (record_* in the migration), shared by handlers and recovery. */
+extern const pw_db_stmt orch_record_authorization, orch_record_operation, orch_record_refund;
+
+#endif

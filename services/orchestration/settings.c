@@ -1,0 +1,57 @@
+/*
+ * settings.c: orchestration's own settings and the process-wide state made
+ * from them (orch_state), read-only once the workers run.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "orchestration.h"
+
+const svc_setting orch_settings[] = {
+    /* The acquirer (simulator) address: its AcquirerService authorizes, captures, refunds. */
+    {"acquirer_target", SVC_SETTING_TEXT, "localhost:15071", 0, 0, 0},
+    /* Each partner call's deadline; a lease is 2 × this + 5 s. */
+    {"connector_timeout_ms", SVC_SETTING_INT, "2000", 50, 60000, 0},
+    {"recovery_interval_ms", SVC_SETTING_INT, "1000", 10, 600000, 0},
+    /* Tests only: "after_authorize" kills the process once the acquirer answered. */
+    {"fault_point", SVC_SETTING_TEXT, "", 0, 0, 0},
+    {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
+};
+
+static int copy(char *out, size_t cap, const char *s)
+{
+    return snprintf(out, cap, "%s", s != NULL ? s : "") < (int)cap;
+}
+
+pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_len)
+{
+    orch_state *s = pw_calloc(1, sizeof(*s));
+    int ok = copy(s->acquirer_target, sizeof(s->acquirer_target),
+                  svc_config_text(cfg, "acquirer_target")) &&
+             copy(s->tls_cert, sizeof(s->tls_cert), svc_config_text(cfg, "tls_cert")) &&
+             copy(s->tls_key, sizeof(s->tls_key), svc_config_text(cfg, "tls_key")) &&
+             copy(s->tls_ca, sizeof(s->tls_ca), svc_config_text(cfg, "tls_ca")) &&
+             copy(s->fault, sizeof(s->fault), svc_config_text(cfg, "fault_point"));
+    if (!ok || (s->fault[0] != '\0' && strcmp(s->fault, "after_authorize") != 0)) {
+        snprintf(err, err_len,
+                 "a path or target is too long, or fault_point is not"
+                 " \"after_authorize\"");
+        pw_free(s);
+        return PW_INVALID_ARGUMENT;
+    }
+    s->connector_timeout_ms = svc_config_int(cfg, "connector_timeout_ms");
+    s->recovery_interval_ms = svc_config_int(cfg, "recovery_interval_ms");
+    char suffix[40];
+    if (svc_new_id("orch", suffix, sizeof(suffix)) != PW_OK) {
+        pw_free(s);
+        return PW_ERRNO(ENOMEM);
+    }
+    snprintf(s->instance, sizeof(s->instance), "%s_%ld", suffix, (long)getpid());
+    *state = s;
+    return PW_OK;
+}
+
+void orch_teardown(void *state)
+{
+    pw_free(state);
+}

@@ -1,0 +1,587 @@
+/*
+ * The orchestration service end to end: a real orchestration-server and a
+ * real acquirer-sim, each on its own fresh database, one CA for both, called
+ * through the generated messages over mTLS as an internal service
+ * (spiffe://paywire/tests). What reached the partner is counted in the
+ * simulator's own records (its `operations` table, one row per key with a
+ * request count). Every transition of the core is driven, allowed and
+ * refused; the refund race and the crash between the attempt commit and the
+ * outcome are seeded where concurrent (PW_TEST_SEED repeats a run).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <paywire/db.h>
+#include <paywire/errors.h>
+#include <paywire/paywire.h>
+#include "pw_test.h"
+#include "pw_test_db.h"
+#include "svc_process.h"
+#include "paywire/orchestration/v1/payments.pw.h"
+
+typedef Paywire__Orchestration__V1__Payment Payment;
+
+static char orch_db[512], sim_db[512];
+static svc_process sim = {.name = "acquirer",
+                          .binary = PW_ACQUIRER_SIM,
+                          .health_service = "paywire.simulators.v1.AcquirerService"};
+static svc_process orch = {.name = "orchestration",
+                           .binary = PW_ORCHESTRATION_SERVER,
+                           .health_service = "paywire.orchestration.v1.PaymentService"};
+static uv_loop_t loop;
+static pw_channel *ch;
+static const char *merchant = "mer_0000000000000000000000000M";
+
+static void migrate(const char *url, const char *dir, const char *lock)
+{
+    char err[512];
+    if (pw_db_migrate(url, dir, lock, NULL, err, sizeof(err)) != PW_OK) {
+        fail_msg("migrations %s: %s", dir, err);
+    }
+}
+
+/* Starts orchestration with extra settings (fault points) and waits until it serves. */
+static void start_orch(const char *extra)
+{
+    char conf[512];
+    snprintf(conf, sizeof(conf),
+             "log_level = warning\nworkers = 2\nacquirer_target = localhost:%d\n"
+             "connector_timeout_ms = 500\nrecovery_interval_ms = 100\n%s",
+             sim.port, extra);
+    svc_process_start(&orch, orch_db, conf);
+    if (ch == NULL) {
+        ch = svc_process_channel(&orch, &loop);
+    }
+    svc_process_wait_serving(&orch, ch);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    pw_test_db_create("orch_test", orch_db, sizeof(orch_db));
+    pw_test_db_create("orch_sim", sim_db, sizeof(sim_db));
+    migrate(orch_db, PW_SOURCE_DIR "/services/orchestration/migrations",
+            "paywire.migrate.orchestration");
+    migrate(sim_db, PW_SOURCE_DIR "/services/orchestration/simulators/acquirer-sim/migrations",
+            "paywire.migrate.acquirer_sim");
+    uv_loop_init(&loop);
+    svc_process_prepare(&sim);
+    svc_process_prepare(&orch);
+    /* One CA for both, so each verifies the other. */
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "cp %s/*.crt %s/*.key %s/", sim.dir, sim.dir, orch.dir);
+    assert_int_equal(system(cmd), 0);
+    svc_process_start(
+        &sim, sim_db,
+        "log_level = warning\nworkers = 1\ntimeout_delay_ms = 1000\nhang_ms = 1000\n"
+        "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
+    pw_channel *sc = svc_process_channel(&sim, &loop);
+    svc_process_wait_serving(&sim, sc);
+    pw_channel_close(sc, NULL, NULL);
+    start_orch("");
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    pw_channel_close(ch, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    svc_process_stop(&orch);
+    svc_process_stop(&sim);
+    svc_process_cleanup(&orch);
+    svc_process_cleanup(&sim);
+    return 0;
+}
+
+/* ---- calls ---- */
+
+static pw_status call(const char *method, const ProtobufCMessage *req,
+                      const ProtobufCMessageDescriptor *type, ProtobufCMessage **resp)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/paywire.orchestration.v1.PaymentService/%s", method);
+    pw_call_options o = {.timeout_ms = 10000};
+    *resp = NULL;
+    char *msg = NULL;
+    pw_status rv = pw_client_unary_blocking(ch, path, &o, req, type, resp, &msg, NULL);
+    if (rv != PW_OK && rv != PW_FAILED_PRECONDITION && msg != NULL) {
+        print_message("%s: %s %s\n", method, pw_status_str(rv), msg);
+    }
+    pw_free(msg);
+    return rv;
+}
+
+/* The payment of any response with it as field 1 (all but CreateRefund's). */
+static Payment *payment_of(ProtobufCMessage *m)
+{
+    return ((Paywire__Orchestration__V1__GetPaymentResponse *)m)->payment;
+}
+
+static Paywire__Common__V1__Money *usd(Paywire__Common__V1__Money *m, int64_t minor)
+{
+    paywire__common__v1__money__init(m);
+    m->amount_minor = minor;
+    m->currency = "USD";
+    return m;
+}
+
+/* CreatePayment of amount with card; *out the payment's id (PW_OK) or the status. */
+static pw_status create(const char *key, const char *card, int64_t amount, int manual, int confirm,
+                        ProtobufCMessage **resp)
+{
+    char token[40];
+    snprintf(token, sizeof(token), "tok_%s", card);
+    Paywire__Orchestration__V1__CardMethod c = PAYWIRE__ORCHESTRATION__V1__CARD_METHOD__INIT;
+    c.vault_token = token;
+    c.brand = "visa";
+    c.last4 = (char *)card + strlen(card) - 4;
+    Paywire__Orchestration__V1__PaymentMethod pm = PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__INIT;
+    pm.method_case = PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__METHOD_CARD;
+    pm.card = &c;
+    Paywire__Common__V1__Money m;
+    Paywire__Orchestration__V1__CreatePaymentRequest req =
+        PAYWIRE__ORCHESTRATION__V1__CREATE_PAYMENT_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.merchant_id = (char *)merchant;
+    req.amount = usd(&m, amount);
+    req.method = &pm;
+    req.capture_method = manual
+                             ? PAYWIRE__ORCHESTRATION__V1__CAPTURE_METHOD__CAPTURE_METHOD_MANUAL
+                             : PAYWIRE__ORCHESTRATION__V1__CAPTURE_METHOD__CAPTURE_METHOD_AUTOMATIC;
+    req.confirm = confirm;
+    return call("CreatePayment", &req.base,
+                &paywire__orchestration__v1__create_payment_response__descriptor, resp);
+}
+
+/* ConfirmPayment, CapturePayment (amount 0: all) or CancelPayment of id. */
+static pw_status act(const char *method, const char *key, const char *id, int64_t amount,
+                     ProtobufCMessage **resp)
+{
+    Paywire__Common__V1__Money m;
+    if (strcmp(method, "CapturePayment") == 0) {
+        Paywire__Orchestration__V1__CapturePaymentRequest req =
+            PAYWIRE__ORCHESTRATION__V1__CAPTURE_PAYMENT_REQUEST__INIT;
+        req.idempotency_key = (char *)key;
+        req.payment_id = (char *)id;
+        req.amount = amount > 0 ? usd(&m, amount) : NULL;
+        return call(method, &req.base,
+                    &paywire__orchestration__v1__capture_payment_response__descriptor, resp);
+    }
+    /* ConfirmPaymentRequest and CancelPaymentRequest share fields 1 and 2. */
+    Paywire__Orchestration__V1__ConfirmPaymentRequest req =
+        PAYWIRE__ORCHESTRATION__V1__CONFIRM_PAYMENT_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.payment_id = (char *)id;
+    return call(method, &req.base,
+                &paywire__orchestration__v1__confirm_payment_response__descriptor, resp);
+}
+
+static Paywire__Orchestration__V1__CreateRefundRequest
+refund_req(const char *key, const char *id, Paywire__Common__V1__Money *m, int64_t amount)
+{
+    Paywire__Orchestration__V1__CreateRefundRequest req =
+        PAYWIRE__ORCHESTRATION__V1__CREATE_REFUND_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.payment_id = (char *)id;
+    req.amount = usd(m, amount);
+    return req;
+}
+
+static pw_status refund(const char *key, const char *id, int64_t amount, ProtobufCMessage **resp)
+{
+    Paywire__Common__V1__Money m;
+    Paywire__Orchestration__V1__CreateRefundRequest req = refund_req(key, id, &m, amount);
+    return call("CreateRefund", &req.base,
+                &paywire__orchestration__v1__create_refund_response__descriptor, resp);
+}
+
+static Payment *get(const char *id, ProtobufCMessage **resp)
+{
+    Paywire__Orchestration__V1__GetPaymentRequest req =
+        PAYWIRE__ORCHESTRATION__V1__GET_PAYMENT_REQUEST__INIT;
+    req.payment_id = (char *)id;
+    assert_int_equal(call("GetPayment", &req.base,
+                          &paywire__orchestration__v1__get_payment_response__descriptor, resp),
+                     PW_OK);
+    return payment_of(*resp);
+}
+
+/* Creates a payment and brings it to AUTHORIZED (manual) or SUCCEEDED (automatic). */
+static char *paid(const char *key, int64_t amount, int manual)
+{
+    ProtobufCMessage *m = NULL;
+    assert_int_equal(create(key, "4242424242424242", amount, manual, 1, &m), PW_OK);
+    assert_int_equal(payment_of(m)->state,
+                     manual ? PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_AUTHORIZED
+                            : PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+    char *id = strdup(payment_of(m)->id);
+    pw_protobuf_free(m);
+    return id;
+}
+
+/* What the simulator recorded: a count over its operations (sql's WHERE part). */
+static long long sim_count(const char *where)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM operations WHERE %s", where);
+    return pw_test_db_scalar(sim_db, sql);
+}
+
+static long long sim_requests(const char *key)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT coalesce(sum(requests), 0) FROM operations WHERE key = '%s'",
+             key);
+    return pw_test_db_scalar(sim_db, sql);
+}
+
+/* A call that must end with want (a macro, so a failure names the line). */
+#define expect_reason(call_, m_, want_) \
+    do {                                \
+        pw_status rv_ = (call_);        \
+        assert_int_equal(rv_, (want_)); \
+        pw_protobuf_free(m_);           \
+        (m_) = NULL;                    \
+    } while (0)
+
+/* ---- the happy paths ---- */
+
+static void test_orchestration_automatic_capture(void **state)
+{
+    (void)state;
+    ProtobufCMessage *m = NULL;
+    assert_int_equal(create("auto-1", "4242424242424242", 10000, 0, 1, &m), PW_OK);
+    Payment *p = payment_of(m);
+    assert_int_equal(p->state, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+    assert_int_equal(p->amount_captured->amount_minor, 10000);
+    assert_int_equal(p->n_attempts, 1);
+    assert_string_equal(p->attempts[0]->outcome, "SUCCEEDED");
+    assert_int_equal(p->n_operations, 1);
+    assert_string_equal(p->operations[0]->outcome, "SUCCEEDED");
+    /* One key per partner operation, each sent once. */
+    assert_int_equal(sim_requests(p->attempts[0]->id), 1);
+    assert_int_equal(sim_requests(p->operations[0]->id), 1);
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT (string_agg(coalesce(from_state, '-') || '>' || to_state, ',' ORDER BY id)"
+             " = '->REQUIRES_CONFIRMATION,REQUIRES_CONFIRMATION>PROCESSING,PROCESSING>AUTHORIZED,"
+             "AUTHORIZED>SUCCEEDED')::int FROM payment_transitions WHERE payment_id = '%s'",
+             p->id);
+    assert_int_equal(pw_test_db_scalar(orch_db, sql), 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM outbox WHERE payment_id = '%s'", p->id);
+    assert_int_equal(pw_test_db_scalar(orch_db, sql), 4);
+    /* The same request with the same key: the same payment, nothing sent again. */
+    ProtobufCMessage *again = NULL;
+    assert_int_equal(create("auto-1", "4242424242424242", 10000, 0, 1, &again), PW_OK);
+    assert_string_equal(payment_of(again)->id, p->id);
+    assert_int_equal(sim_requests(p->attempts[0]->id), 1);
+    pw_protobuf_free(again);
+    /* The same key, another request. */
+    expect_reason(create("auto-1", "4242424242424242", 999, 0, 1, &again), again,
+                  PW_FAILED_PRECONDITION);
+    pw_protobuf_free(m);
+}
+
+static void test_orchestration_declines_are_ok_answers(void **state)
+{
+    (void)state;
+    const char *cards[] = {"4000000000000002", "4000000000009995", "4000000000000119"};
+    const char *codes[] = {"do_not_honor", "insufficient_funds", "processing_error"};
+    for (int i = 0; i < 3; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "decline-%d", i);
+        ProtobufCMessage *m = NULL;
+        assert_int_equal(create(key, cards[i], 500, 0, 1, &m), PW_OK);
+        assert_int_equal(payment_of(m)->state,
+                         PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_DECLINED);
+        assert_string_equal(payment_of(m)->failure_code, codes[i]);
+        /* DECLINED is terminal. */
+        ProtobufCMessage *x = NULL;
+        expect_reason(act("ConfirmPayment", "c", payment_of(m)->id, 0, &x), x,
+                      PW_FAILED_PRECONDITION);
+        expect_reason(act("CapturePayment", key, payment_of(m)->id, 0, &x), x,
+                      PW_FAILED_PRECONDITION);
+        expect_reason(act("CancelPayment", key, payment_of(m)->id, 0, &x), x,
+                      PW_FAILED_PRECONDITION);
+        pw_protobuf_free(m);
+    }
+}
+
+/* ---- every transition of the core, allowed and refused ---- */
+
+static void test_orchestration_manual_capture_and_refunds(void **state)
+{
+    (void)state;
+    ProtobufCMessage *m = NULL, *x = NULL;
+    assert_int_equal(create("manual-1", "4242424242424242", 10000, 1, 0, &m), PW_OK);
+    char *id = strdup(payment_of(m)->id);
+    assert_int_equal(
+        payment_of(m)->state,
+        PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_REQUIRES_CONFIRMATION);
+    pw_protobuf_free(m);
+    /* REQUIRES_CONFIRMATION: no capture, no refund. */
+    expect_reason(act("CapturePayment", "cap-early", id, 0, &x), x, PW_FAILED_PRECONDITION);
+    expect_reason(refund("ref-early", id, 100, &x), x, PW_FAILED_PRECONDITION);
+    /* → PROCESSING → AUTHORIZED (manual: not captured). */
+    assert_int_equal(act("ConfirmPayment", "conf-1", id, 0, &m), PW_OK);
+    assert_int_equal(payment_of(m)->state,
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_AUTHORIZED);
+    assert_non_null(payment_of(m)->capture_before_time);
+    pw_protobuf_free(m);
+    expect_reason(act("ConfirmPayment", "conf-2", id, 0, &x), x, PW_FAILED_PRECONDITION);
+    expect_reason(refund("ref-auth", id, 100, &x), x, PW_FAILED_PRECONDITION);
+    /* Above the authorization: refused, nothing sent. */
+    expect_reason(act("CapturePayment", "cap-big", id, 20000, &x), x, PW_FAILED_PRECONDITION);
+    /* A partial capture: SUCCEEDED with 40.00 captured. */
+    assert_int_equal(act("CapturePayment", "cap-1", id, 4000, &m), PW_OK);
+    assert_int_equal(payment_of(m)->state,
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+    assert_int_equal(payment_of(m)->amount_captured->amount_minor, 4000);
+    pw_protobuf_free(m);
+    /* Its retry is the same answer; a second capture and a cancel are refused. */
+    assert_int_equal(act("CapturePayment", "cap-1", id, 4000, &m), PW_OK);
+    assert_int_equal(payment_of(m)->n_operations, 1);
+    pw_protobuf_free(m);
+    expect_reason(act("CapturePayment", "cap-2", id, 0, &x), x, PW_FAILED_PRECONDITION);
+    expect_reason(act("CancelPayment", "cancel-late", id, 0, &x), x, PW_FAILED_PRECONDITION);
+    /* Refunds up to what was captured. */
+    expect_reason(refund("ref-big", id, 4001, &x), x, PW_FAILED_PRECONDITION);
+    assert_int_equal(refund("ref-1", id, 1500, &m), PW_OK);
+    assert_int_equal(((Paywire__Orchestration__V1__CreateRefundResponse *)m)->refund->state,
+                     PAYWIRE__ORCHESTRATION__V1__REFUND_STATE__REFUND_STATE_SUCCEEDED);
+    pw_protobuf_free(m);
+    assert_int_equal(refund("ref-2", id, 2500, &m), PW_OK);
+    pw_protobuf_free(m);
+    expect_reason(refund("ref-3", id, 1, &x), x, PW_FAILED_PRECONDITION);
+    assert_int_equal(get(id, &m)->amount_refunded->amount_minor, 4000);
+    pw_protobuf_free(m);
+    assert_int_equal(sim_count("kind = 'REFUND' AND status = 'APPROVED'"), 2);
+    free(id);
+}
+
+static void test_orchestration_cancel(void **state)
+{
+    (void)state;
+    ProtobufCMessage *m = NULL, *x = NULL;
+    /* REQUIRES_CONFIRMATION → CANCELED, no partner involved. */
+    assert_int_equal(create("cancel-1", "4242424242424242", 700, 1, 0, &m), PW_OK);
+    char *id = strdup(payment_of(m)->id);
+    pw_protobuf_free(m);
+    assert_int_equal(act("CancelPayment", "cancel-1", id, 0, &m), PW_OK);
+    assert_int_equal(payment_of(m)->state,
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_CANCELED);
+    pw_protobuf_free(m);
+    expect_reason(act("ConfirmPayment", "conf-c", id, 0, &x), x, PW_FAILED_PRECONDITION);
+    free(id);
+    /* AUTHORIZED → CANCELED: the authorization is voided at the partner. */
+    id = paid("cancel-2", 800, 1);
+    assert_int_equal(act("CancelPayment", "cancel-2", id, 0, &m), PW_OK);
+    assert_int_equal(payment_of(m)->state,
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_CANCELED);
+    assert_int_equal(payment_of(m)->n_operations, 1);
+    assert_int_equal(sim_requests(payment_of(m)->operations[0]->id), 1);
+    pw_protobuf_free(m);
+    expect_reason(act("CapturePayment", "cap-c", id, 0, &x), x, PW_FAILED_PRECONDITION);
+    expect_reason(refund("ref-c", id, 1, &x), x, PW_FAILED_PRECONDITION);
+    free(id);
+}
+
+static void test_orchestration_rejects_bad_input(void **state)
+{
+    (void)state;
+    ProtobufCMessage *x = NULL;
+    expect_reason(create("", "4242424242424242", 100, 0, 0, &x), x, PW_INVALID_ARGUMENT);
+    expect_reason(create("bad-1", "4242424242424242", 0, 0, 0, &x), x, PW_INVALID_ARGUMENT);
+    expect_reason(act("ConfirmPayment", "k", "pay_nope", 0, &x), x, PW_INVALID_ARGUMENT);
+    expect_reason(act("ConfirmPayment", "k", "pay_00000000000000000000000000", 0, &x), x,
+                  PW_NOT_FOUND);
+}
+
+/* ---- the refund race (hyperswitch #13182) ---- */
+
+typedef struct race {
+    int ok, refused, other;
+    int pending;
+} race;
+
+static void raced(const ProtobufCMessage *resp, const pw_result *result, void (*typed)(void),
+                  void *ud)
+{
+    (void)resp;
+    (void)typed;
+    race *rc = ud;
+    if (result->code == PW_OK) {
+        rc->ok++;
+    } else if (result->code == PW_FAILED_PRECONDITION) {
+        rc->refused++;
+    } else {
+        print_message("CreateRefund: %s %s\n", pw_status_str(result->code),
+                      result->message ? result->message : "");
+        rc->other++;
+    }
+    rc->pending--;
+}
+
+static unsigned test_seed(const char *name)
+{
+    const char *env = getenv("PW_TEST_SEED");
+    unsigned seed = env ? (unsigned)strtoul(env, NULL, 10) : (unsigned)time(NULL);
+    print_message("%s: seed %u (PW_TEST_SEED=%u to repeat)\n", name, seed, seed);
+    srand(seed);
+    return seed;
+}
+
+static void test_orchestration_concurrent_refunds(void **state)
+{
+    (void)state;
+    test_seed("test_orchestration_concurrent_refunds");
+    char *id = paid("race-1", 10000, 0);
+    enum { N = 20 };
+    char keys[N][32];
+    Paywire__Common__V1__Money money[N];
+    Paywire__Orchestration__V1__CreateRefundRequest reqs[N];
+    int order[N];
+    for (int i = 0; i < N; i++) {
+        order[i] = i;
+    }
+    for (int i = N - 1; i > 0; i--) {
+        int j = rand() % (i + 1);
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    race rc = {0};
+    pw_call_options o = {.timeout_ms = 10000};
+    for (int n = 0; n < N; n++) {
+        int i = order[n];
+        snprintf(keys[i], sizeof(keys[i]), "race-ref-%d", i);
+        reqs[i] = refund_req(keys[i], id, &money[i], 6000);
+        rc.pending++;
+        assert_int_equal(
+            pw_client_unary(
+                ch, "/paywire.orchestration.v1.PaymentService/CreateRefund", &o, &reqs[i].base,
+                &paywire__orchestration__v1__create_refund_response__descriptor, raced, NULL, &rc),
+            PW_OK);
+    }
+    while (rc.pending > 0) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(rc.ok, 1);
+    assert_int_equal(rc.refused, N - 1);
+    assert_int_equal(rc.other, 0);
+    ProtobufCMessage *m = NULL;
+    assert_int_equal(get(id, &m)->amount_refunded->amount_minor, 6000);
+    char where[256];
+    snprintf(where, sizeof(where), "kind = 'REFUND' AND authorization_reference = '%s'",
+             payment_of(m)->attempts[0]->partner_reference);
+    assert_int_equal(sim_count(where), 1);
+    pw_protobuf_free(m);
+    free(id);
+}
+
+/* ---- ambiguous answers and crashes: recovery completes the same attempt ---- */
+
+static Payment *wait_state(const char *id, int want, ProtobufCMessage **m)
+{
+    for (int i = 0; i < 400; i++) {
+        Payment *p = get(id, m);
+        if ((int)p->state == want) {
+            return p;
+        }
+        pw_protobuf_free(*m);
+        uv_sleep(50);
+    }
+    fail_msg("payment %s did not reach state %d", id, want);
+    return NULL;
+}
+
+static void test_orchestration_accept_then_timeout(void **state)
+{
+    (void)state;
+    ProtobufCMessage *m = NULL;
+    /* The acquirer approves, then answers after our deadline: PROCESSING, attempt TIMED_OUT. */
+    assert_int_equal(create("late-1", "4000000000003001", 900, 0, 1, &m), PW_OK);
+    Payment *p = payment_of(m);
+    assert_int_equal(p->state, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_PROCESSING);
+    assert_string_equal(p->attempts[0]->outcome, "TIMED_OUT");
+    char *id = strdup(p->id), *att = strdup(p->attempts[0]->id);
+    pw_protobuf_free(m);
+    /* Recovery asks by the attempt's key once the lease ends, and captures. */
+    p = wait_state(id, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED, &m);
+    assert_int_equal(p->n_attempts, 1);
+    assert_int_equal(sim_requests(att), 1);
+    assert_int_equal(sim_requests(p->operations[0]->id), 1);
+    pw_protobuf_free(m);
+    free(id);
+    free(att);
+}
+
+static void test_orchestration_crash_after_partner_answer(void **state)
+{
+    (void)state;
+    test_seed("test_orchestration_crash_after_partner_answer");
+    /* A process that dies (kill -9) once the acquirer answered, before step 3. */
+    svc_process_stop(&orch);
+    start_orch("fault_point = after_authorize\n");
+    char key[32];
+    snprintf(key, sizeof(key), "crash-%d", rand());
+    ProtobufCMessage *m = NULL;
+    pw_status rv = create(key, "4242424242424242", 1234, 0, 1, &m);
+    assert_int_not_equal(rv, PW_OK);
+    int status = 0;
+    assert_int_equal(waitpid(orch.pid, &status, 0), orch.pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    orch.pid = 0;
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM payment_attempts a JOIN payments p ON p.id = a.payment_id"
+             " WHERE p.idem_key = '%s' AND a.outcome = 'PENDING' AND p.state = 'PROCESSING'",
+             key);
+    assert_int_equal(pw_test_db_scalar(orch_db, sql), 1);
+    /* The acquirer authorized it once. */
+    snprintf(sql, sizeof(sql),
+             "SELECT a.id FROM payment_attempts a JOIN payments p ON p.id = a.payment_id"
+             " WHERE p.idem_key = '%s'",
+             key);
+    /* Restarted: recovery claims the attempt when its lease ends and completes it once. */
+    start_orch("");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM payments WHERE idem_key = '%s' AND state = 'SUCCEEDED'", key);
+    assert_int_equal(pw_test_db_wait_scalar(orch_db, sql, 1, 20000), 1);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM payment_transitions t JOIN payments p ON p.id = t.payment_id"
+             " WHERE p.idem_key = '%s' AND t.to_state IN ('AUTHORIZED', 'SUCCEEDED')",
+             key);
+    assert_int_equal(pw_test_db_scalar(orch_db, sql), 2);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM payment_attempts a JOIN payments p ON p.id = a.payment_id"
+             " WHERE p.idem_key = '%s'",
+             key);
+    assert_int_equal(pw_test_db_scalar(orch_db, sql), 1);
+    /* One authorization and one capture at the partner, each received once. */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM operations WHERE amount_minor = 1234 AND requests = 1");
+    assert_int_equal(pw_test_db_scalar(sim_db, sql), 2);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM operations WHERE amount_minor = 1234");
+    assert_int_equal(pw_test_db_scalar(sim_db, sql), 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_orchestration_automatic_capture),
+        cmocka_unit_test(test_orchestration_declines_are_ok_answers),
+        cmocka_unit_test(test_orchestration_manual_capture_and_refunds),
+        cmocka_unit_test(test_orchestration_cancel),
+        cmocka_unit_test(test_orchestration_rejects_bad_input),
+        cmocka_unit_test(test_orchestration_concurrent_refunds),
+        cmocka_unit_test(test_orchestration_accept_then_timeout),
+        cmocka_unit_test(test_orchestration_crash_after_partner_answer),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
