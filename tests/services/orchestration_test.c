@@ -457,6 +457,24 @@ static void test_orchestration_concurrent_refunds(void **state)
     }
     race rc = {0};
     pw_call_options o = {.timeout_ms = 10000};
+    /* Open every database connection of the worker first (concurrent reads), so the
+     * refunds' transactions really run side by side instead of queueing for a connection. */
+    Paywire__Orchestration__V1__GetPaymentRequest warm =
+        PAYWIRE__ORCHESTRATION__V1__GET_PAYMENT_REQUEST__INIT;
+    warm.payment_id = id;
+    race w = {0};
+    for (int i = 0; i < 32; i++) {
+        w.pending++;
+        assert_int_equal(
+            pw_client_unary(
+                ch, "/paywire.orchestration.v1.PaymentService/GetPayment", &o, &warm.base,
+                &paywire__orchestration__v1__get_payment_response__descriptor, raced, NULL, &w),
+            PW_OK);
+    }
+    while (w.pending > 0) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(w.ok, 32);
     for (int n = 0; n < N; n++) {
         int i = order[n];
         snprintf(keys[i], sizeof(keys[i]), "race-ref-%d", i);
