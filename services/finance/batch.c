@@ -896,13 +896,6 @@ static const pw_db_stmt update_accounts = {
 
 static void batch_start(batcher *q);
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void batch_reset(batch *b)
 {
     arena_free(&b->text);
@@ -1214,7 +1207,7 @@ static void batch_body(pw_db_tx *tx, int attempt, void *ud)
     batch_reset(b);
     b->tx = tx;
     b->attempt = attempt;
-    b->now_us = now_us();
+    b->now_us = ledger_now_us();
     send_reads(b);
 }
 

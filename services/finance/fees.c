@@ -15,18 +15,6 @@
 
 #define LEAD_US (3600LL * 1000000)
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t ts_us(const Google__Protobuf__Timestamp *t)
-{
-    return t->seconds * 1000000 + t->nanos / 1000;
-}
-
 static int method_ok(const char *m)
 {
     return m[0] == '\0' || strcmp(m, "card") == 0 || strcmp(m, "bank") == 0 ||
@@ -69,7 +57,7 @@ static void check_schedule(svc_req *r, const Paywire__Finance__V1__FeeSchedule *
     if (s->merchant_id[0] != '\0' && !svc_id_ok(s->merchant_id, "mer")) {
         svc_violation(r, "schedule.merchant_id", "a merchant id, or empty for the default");
     }
-    if (s->effective_time == NULL || ts_us(s->effective_time) < now_us() + LEAD_US) {
+    if (s->effective_time == NULL || ledger_ts_us(s->effective_time) < ledger_now_us() + LEAD_US) {
         svc_violation(r, "schedule.effective_time",
                       "required, at least one hour ahead (the lead time: a capture's fee never "
                       "changes once computed)");
@@ -115,7 +103,7 @@ static void set_schedule_tx(svc_req *r, const void *arg)
     uint8_t *bytes = svc_alloc(r, len);
     protobuf_c_message_pack(&s->base, bytes);
     pw_db_param p[] = {pw_db_text(id), pw_db_text(s->merchant_id),
-                       pw_db_timestamptz(ts_us(s->effective_time)), pw_db_bytea(bytes, len)};
+                       pw_db_timestamptz(ledger_ts_us(s->effective_time)), pw_db_bytea(bytes, len)};
     svc_tx_pipe(r, &insert_schedule, p, 4);
     char detail[160];
     snprintf(detail, sizeof(detail),
@@ -177,8 +165,8 @@ SVC_HANDLER(get_fee_schedule, Paywire__Finance__V1__GetFeeScheduleRequest)
     svc_authenticate(r, NULL);
     Paywire__Finance__V1__GetFeeScheduleResponse resp =
         PAYWIRE__FINANCE__V1__GET_FEE_SCHEDULE_RESPONSE__INIT;
-    resp.schedule =
-        schedule_in_force(r, req->merchant_id, req->at_time ? ts_us(req->at_time) : now_us());
+    resp.schedule = schedule_in_force(r, req->merchant_id,
+                                      req->at_time ? ledger_ts_us(req->at_time) : ledger_now_us());
     svc_reply(r, &resp.base);
 }
 
@@ -204,13 +192,13 @@ SVC_HANDLER(calculate_fee, Paywire__Finance__V1__CalculateFeeRequest)
     } else if (!svc_currency_ok(req->amount->currency)) {
         svc_violation(r, "amount.currency", "a currency code");
     }
-    if (req->at_time == NULL || ts_us(req->at_time) > now_us() + LEAD_US) {
+    if (req->at_time == NULL || ledger_ts_us(req->at_time) > ledger_now_us() + LEAD_US) {
         svc_violation(r, "at_time", "required: the capture's time, at most one hour ahead");
     }
     svc_check(r);
     svc_authenticate(r, NULL);
     Paywire__Finance__V1__FeeSchedule *s =
-        schedule_in_force(r, req->merchant_id, ts_us(req->at_time));
+        schedule_in_force(r, req->merchant_id, ledger_ts_us(req->at_time));
     const Paywire__Finance__V1__FeeRule *best = NULL;
     int best_fit = -1;
     for (size_t i = 0; i < s->n_rules; i++) {

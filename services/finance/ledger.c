@@ -619,11 +619,6 @@ typedef struct export_chunk {
 
 static _Thread_local export_chunk chunk;
 
-static int64_t time_us(const Google__Protobuf__Timestamp *t)
-{
-    return t->seconds * 1000000 + t->nanos / 1000;
-}
-
 /* Borrowed text of a column (valid until the next wait). */
 static char *col_text(const pw_db_result *res, int row, const char *col)
 {
@@ -676,7 +671,8 @@ SVC_HANDLER(export_entries_fiber, Paywire__Finance__V1__ExportEntriesRequest)
     if (req->after_sequence < 0) {
         svc_violation(r, "after_sequence", "0 or a sequence an earlier export returned");
     }
-    if (req->start_time && req->end_time && time_us(req->end_time) < time_us(req->start_time)) {
+    if (req->start_time && req->end_time &&
+        ledger_ts_us(req->end_time) < ledger_ts_us(req->start_time)) {
         svc_violation(r, "end_time", "must not be before start_time");
     }
     svc_check(r);
@@ -685,9 +681,9 @@ SVC_HANDLER(export_entries_fiber, Paywire__Finance__V1__ExportEntriesRequest)
     for (;;) {
         svc_wait_writable(r);
         pw_db_param p[] = {pw_db_text(mode), pw_db_int8(after),
-                           req->start_time ? pw_db_timestamptz(time_us(req->start_time))
+                           req->start_time ? pw_db_timestamptz(ledger_ts_us(req->start_time))
                                            : pw_db_null(PW_DB_TIMESTAMPTZ),
-                           req->end_time ? pw_db_timestamptz(time_us(req->end_time))
+                           req->end_time ? pw_db_timestamptz(ledger_ts_us(req->end_time))
                                          : pw_db_null(PW_DB_TIMESTAMPTZ)};
         const pw_db_result *res = svc_query(r, &export_entries, p, 4);
         int n = pw_db_rows(res);

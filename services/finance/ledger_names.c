@@ -2,6 +2,8 @@
  * ledger_names.c: account kinds by number and by name (see ledger_names.h).
  */
 #include <string.h>
+#include <time.h>
+#include "google/protobuf/timestamp.pb-c.h"
 #include "ledger_names.h"
 
 static const char *const kind_names[] = {
@@ -58,4 +60,16 @@ Paywire__Common__V1__Money *ledger_money(svc_req *r, int64_t amount, const char 
     m->amount_minor = amount;
     m->currency = svc_strdup(r, currency);
     return m;
+}
+
+int64_t ledger_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t ledger_ts_us(const Google__Protobuf__Timestamp *t)
+{
+    return t->seconds * 1000000 + t->nanos / 1000;
 }

@@ -21,6 +21,10 @@ int ledger_kind_value(const char *name);
 int ledger_kind_is_merchant(int kind);
 /** 1 for the kinds owned by a partner or institution (receivable, partner fees, cash). */
 int ledger_kind_has_counterparty(int kind);
+/** The wall clock in microseconds since the Unix epoch (the times the ledger stores). */
+int64_t ledger_now_us(void);
+/** A Timestamp in microseconds since the Unix epoch. */
+int64_t ledger_ts_us(const struct Google__Protobuf__Timestamp *t);
 /** amount of currency, in r's call memory. */
 Paywire__Common__V1__Money *ledger_money(svc_req *r, int64_t amount, const char *currency);
 

@@ -5,10 +5,10 @@
  * them).
  */
 #include "fees.h"
+#include "fx.h"
 
 static const paywire_finance_v1_settlement_service_handlers no_settlement = {0};
 static const paywire_finance_v1_reconciliation_service_handlers no_reconciliation = {0};
-static const paywire_finance_v1_fx_service_handlers no_fx = {0};
 
 pw_status finance_register(pw_server *server, svc_app *app)
 {
@@ -17,7 +17,7 @@ pw_status finance_register(pw_server *server, svc_app *app)
         rv = fees_register(server, app);
     }
     if (rv == PW_OK) {
-        rv = paywire_finance_v1_fx_service_register(server, &no_fx, app);
+        rv = fx_register(server, app);
     }
     if (rv == PW_OK) {
         rv = paywire_finance_v1_settlement_service_register(server, &no_settlement, app);

@@ -17,6 +17,7 @@
 #include "pw_test_db.h"
 #include "svc_process.h"
 #include "paywire/finance/v1/fees.pw.h"
+#include "paywire/finance/v1/fx.pw.h"
 #include "paywire/finance/v1/ledger.pw.h"
 #include "paywire/finance/v1/settlement.pw.h"
 
@@ -315,11 +316,12 @@ typedef struct reply {
     ProtobufCMessage *msg;
 } reply;
 
-static reply call(const char *method, const ProtobufCMessage *req,
-                  const ProtobufCMessageDescriptor *resp_type)
+/* One unary call of service (a path prefix: LEDGER, FEES, FX). */
+static reply call_in(const char *service, const char *method, const ProtobufCMessage *req,
+                     const ProtobufCMessageDescriptor *resp_type)
 {
     char path[128];
-    snprintf(path, sizeof(path), LEDGER "%s", method);
+    snprintf(path, sizeof(path), "%s%s", service, method);
     pw_call_options o = {.timeout_ms = 20000};
     reply r;
     memset(&r, 0, sizeof(r));
@@ -331,6 +333,12 @@ static reply call(const char *method, const ProtobufCMessage *req,
     pw_error_details_read(&trailers, &r.details);
     pw_metadata_clear(&trailers);
     return r;
+}
+
+static reply call(const char *method, const ProtobufCMessage *req,
+                  const ProtobufCMessageDescriptor *resp_type)
+{
+    return call_in(LEDGER, method, req, resp_type);
 }
 
 static void reply_free(reply *r)
@@ -1365,19 +1373,7 @@ static void test_ledger_export_entries_in_order_resumable(void **state)
 static reply fee_call(const char *method, const ProtobufCMessage *req,
                       const ProtobufCMessageDescriptor *type)
 {
-    char path[128];
-    snprintf(path, sizeof(path), FEES "%s", method);
-    pw_call_options o = {.timeout_ms = 10000};
-    reply r;
-    memset(&r, 0, sizeof(r));
-    char *msg = NULL;
-    pw_metadata trailers = {0};
-    r.code = pw_client_unary_blocking(ch, path, &o, req, type, &r.msg, &msg, &trailers);
-    snprintf(r.message, sizeof(r.message), "%s", msg ? msg : "");
-    pw_free(msg);
-    pw_error_details_read(&trailers, &r.details);
-    pw_metadata_clear(&trailers);
-    return r;
+    return call_in(FEES, method, req, type);
 }
 
 static P(FeeRule) rule(const char *method, const char *currency, uint32_t bps, int64_t fixed,
@@ -1503,6 +1499,139 @@ static void test_fees_schedules_most_specific_rule(void **state)
     assert_int_equal(fee_of(b, "card", INT64_MAX, "USD", eff), 267477789068788528LL);
 }
 
+/* ---- FX ---- */
+
+#define FX "/paywire.finance.v1.FxService/"
+
+static reply quote(const char *key, const char *merchant, const char *from, const char *to,
+                   uint32_t lock)
+{
+    P(CreateQuoteRequest) req = PAYWIRE__FINANCE__V1__CREATE_QUOTE_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.merchant_id = (char *)merchant;
+    req.from_currency = (char *)from;
+    req.to_currency = (char *)to;
+    req.lock_seconds = lock;
+    req.mode = (Paywire__Common__V1__Mode)TEST;
+    return call_in(FX, "CreateQuote", &req.base,
+                   &paywire__finance__v1__create_quote_response__descriptor);
+}
+
+static reply convert(const char *key, const char *quote_id, int64_t amount, const char *currency)
+{
+    Paywire__Common__V1__Money m = PAYWIRE__COMMON__V1__MONEY__INIT;
+    m.amount_minor = amount;
+    m.currency = (char *)currency;
+    P(ConvertRequest) req = PAYWIRE__FINANCE__V1__CONVERT_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.quote_id = (char *)quote_id;
+    req.amount = &m;
+    req.mode = (Paywire__Common__V1__Mode)TEST;
+    return call_in(FX, "Convert", &req.base, &paywire__finance__v1__convert_response__descriptor);
+}
+
+static void quote_id(reply *r, char *out, size_t cap)
+{
+    assert_int_equal(r->code, PW_OK);
+    snprintf(out, cap, "%s", ((P(CreateQuoteResponse) *)r->msg)->quote->id);
+    reply_free(r);
+}
+
+static void test_fx_convert_books_spread(void **state)
+{
+    (void)state;
+    /* 151.25 JPY per USD; 0.4105 BHD per EUR. */
+    P(Rate) usdjpy = PAYWIRE__FINANCE__V1__RATE__INIT, eurbhd = PAYWIRE__FINANCE__V1__RATE__INIT;
+    Google__Protobuf__Timestamp asof = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    asof.seconds = (int64_t)time(NULL) - 10;
+    usdjpy.base_currency = "USD";
+    usdjpy.quote_currency = "JPY";
+    usdjpy.mantissa = 15125;
+    usdjpy.scale = 2;
+    usdjpy.source = "test";
+    usdjpy.as_of_time = &asof;
+    eurbhd = usdjpy;
+    eurbhd.base_currency = "EUR";
+    eurbhd.quote_currency = "BHD";
+    eurbhd.mantissa = 4105;
+    eurbhd.scale = 4;
+    P(Rate) * rates[] = {&usdjpy, &eurbhd};
+    P(PublishRatesRequest) pub = PAYWIRE__FINANCE__V1__PUBLISH_RATES_REQUEST__INIT;
+    pub.idempotency_key = "rates-1";
+    pub.rates = rates;
+    pub.n_rates = 2;
+    reply r = call_in(FX, "PublishRates", &pub.base,
+                      &paywire__finance__v1__publish_rates_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    reply_free(&r);
+    char mer[40], fund[96], q1[64], q2[64], q3[64];
+    new_merchant(mer, sizeof(mer));
+    new_id(fund, sizeof(fund), "adjust");
+    leg funding[] = {{K_CASH, "bank_a", "USD", 10000, 0, NULL},
+                     {K_AVAILABLE, mer, "USD", 10000, 1, NULL}};
+    create_ok(fund, TEST, 0, NONE, funding, 2);
+    r = quote("q-over", mer, "USD", "JPY", 301);
+    expect(&r, PW_INVALID_ARGUMENT, "lock_seconds", NULL);
+    r = quote("q-1", mer, "USD", "JPY", 300);
+    quote_id(&r, q1, sizeof(q1));
+    /* 10.00 USD: mid 1512.5 → 1512 (half-even); offered 151.25 × 0.995 = 150.49375 → 1504.9375
+     * → 1505; FX revenue 7, in the same transfer. */
+    r = convert("c-1", q1, 1000, "USD");
+    assert_int_equal(r.code, PW_OK);
+    P(ConvertResponse) *c = (void *)r.msg;
+    assert_int_equal(c->converted->amount_minor, 1505);
+    assert_int_equal(c->mid_amount->amount_minor, 1512);
+    assert_int_equal(c->spread->amount_minor, 7);
+    char txf[96];
+    snprintf(txf, sizeof(txf), "%s", c->transfer_id);
+    reply_free(&r);
+    assert_int_equal(balance(TEST, K_AVAILABLE, mer, "USD", NULL), 9000);
+    assert_int_equal(balance(TEST, K_AVAILABLE, mer, "JPY", NULL), 1505);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM entries WHERE transfer_id = '%s' AND currency = 'JPY'", txf);
+    assert_int_equal(pw_test_db_scalar(db_url, sql), 3);
+    /* The same key replays; another key on the used quote is QUOTE_USED. */
+    r = convert("c-1", q1, 1000, "USD");
+    assert_int_equal(r.code, PW_OK);
+    assert_int_equal(((P(ConvertResponse) *)r.msg)->converted->amount_minor, 1505);
+    reply_free(&r);
+    r = convert("c-2", q1, 2000, "USD");
+    expect(&r, PW_FAILED_PRECONDITION, NULL, "QUOTE_USED");
+    assert_int_equal(balance(TEST, K_AVAILABLE, mer, "USD", NULL), 9000);
+    /* More than available: refused, nothing moves. */
+    r = quote("q-2", mer, "USD", "JPY", 60);
+    quote_id(&r, q2, sizeof(q2));
+    r = convert("c-3", q2, 9001, "USD");
+    expect(&r, PW_FAILED_PRECONDITION, NULL, "INSUFFICIENT_FUNDS");
+    r = convert("c-4", q2, 100, "EUR");
+    expect(&r, PW_INVALID_ARGUMENT, "amount.currency", NULL);
+    /* An expired quote. */
+    r = quote("q-3", mer, "USD", "JPY", 1);
+    quote_id(&r, q3, sizeof(q3));
+    uv_sleep(1200);
+    r = convert("c-5", q3, 100, "USD");
+    expect(&r, PW_FAILED_PRECONDITION, NULL, "QUOTE_EXPIRED");
+    r = quote("q-4", mer, "USD", "CHF", 30);
+    expect(&r, PW_NOT_FOUND, NULL, NULL);
+    /* ListCurrencies: exponents 0, 2, 3 and 6. */
+    P(ListCurrenciesRequest) lc = PAYWIRE__FINANCE__V1__LIST_CURRENCIES_REQUEST__INIT;
+    r = call_in(FX, "ListCurrencies", &lc.base,
+                &paywire__finance__v1__list_currencies_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    P(ListCurrenciesResponse) *cur = (void *)r.msg;
+    int seen = 0;
+    for (size_t i = 0; i < cur->n_currencies; i++) {
+        const char *code = cur->currencies[i]->code;
+        uint32_t e = cur->currencies[i]->exponent;
+        seen += (strcmp(code, "JPY") == 0 && e == 0) + (strcmp(code, "USD") == 0 && e == 2) +
+                (strcmp(code, "BHD") == 0 && e == 3) + (strcmp(code, "USDC") == 0 && e == 6);
+    }
+    assert_int_equal(seen, 4);
+    reply_free(&r);
+    check_ledger();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1519,6 +1648,7 @@ int main(void)
         cmocka_unit_test(test_ledger_seeded_property),
         cmocka_unit_test(test_ledger_export_entries_in_order_resumable),
         cmocka_unit_test(test_fees_schedules_most_specific_rule),
+        cmocka_unit_test(test_fx_convert_books_spread),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
