@@ -23,7 +23,7 @@ typedef struct conn_pending {
     int status_query;
 } conn_pending;
 
-pw_status conn_channel(const orch_state *s, uv_loop_t *loop, pw_channel **out)
+pw_status orch_channel(const orch_state *s, const char *target, uv_loop_t *loop, pw_channel **out)
 {
     pw_tls_config tls = {
         .cert_file = s->tls_cert[0] ? s->tls_cert : NULL,
@@ -31,7 +31,7 @@ pw_status conn_channel(const orch_state *s, uv_loop_t *loop, pw_channel **out)
         .ca_file = s->tls_ca[0] ? s->tls_ca : NULL,
     };
     pw_channel_options co = {.tls = tls.ca_file != NULL ? &tls : NULL};
-    return pw_channel_new(out, loop, s->acquirer_target, &co);
+    return pw_channel_new(out, loop, target, &co);
 }
 
 static void answered(const ProtobufCMessage *resp, const pw_result *result, void (*typed)(void),
@@ -126,7 +126,7 @@ void conn_call(svc_req *r, const conn_request *req, conn_result *out)
     memset(out, 0, sizeof(*out));
     out->outcome = "FAILED";
     pw_channel *ch = NULL;
-    if (conn_channel(s, pw_call_loop(r->call), &ch) != PW_OK) {
+    if (orch_channel(s, s->acquirer_target, pw_call_loop(r->call), &ch) != PW_OK) {
         return;
     }
     conn_wait w = {.r = r, .out = out};

@@ -18,6 +18,7 @@ static const svc_service orchestration_service = {
     .register_services = orch_register,
     .start_jobs = orch_start_jobs,
     .stop_jobs = orch_stop_jobs,
+    .resolve_key = orch_resolve_key,
 };
 
 int main(int argc, char **argv)

@@ -15,6 +15,8 @@
 typedef struct orch_state {
     /** The acquirer's address ("localhost:15071"). */
     char acquirer_target[256];
+    /** The merchant service's address (API keys); "" accepts internal callers only. */
+    char merchant_target[256];
     /** Our own certificate, key and CA for the calls to partners and services. */
     char tls_cert[256], tls_key[256], tls_ca[256];
     /** Each partner call's deadline. */
@@ -65,8 +67,8 @@ typedef struct conn_request {
     const char *authorization_reference;
 } conn_request;
 
-/** An mTLS channel to the acquirer on loop. */
-pw_status conn_channel(const orch_state *s, uv_loop_t *loop, pw_channel **out);
+/** An mTLS channel (our certificate) to target on loop; the result of pw_channel_new. */
+pw_status orch_channel(const orch_state *s, const char *target, uv_loop_t *loop, pw_channel **out);
 /**
  * Sends req (copied) on ch with the configured deadline; done runs once,
  * later, with the normalised answer. Returns PW_OK, or the error of
@@ -80,6 +82,11 @@ pw_status conn_send(const orch_state *s, pw_channel *ch, const conn_request *req
  * the channel. A request that cannot start is FAILED.
  */
 void conn_call(svc_req *r, const conn_request *req, conn_result *out);
+
+/* ---- auth.c ---- */
+
+/** svc_service.resolve_key: a merchant's API key through merchant's ResolveApiKey (cached). */
+void orch_resolve_key(svc_req *r, const char *secret);
 
 /* ---- recovery.c ---- */
 

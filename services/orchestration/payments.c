@@ -472,6 +472,11 @@ SVC_HANDLER(create_payment, Paywire__Orchestration__V1__CreatePaymentRequest)
     svc_check(r);
     svc_authenticate(r, "payments:write");
     svc_owns(r, req->merchant_id, "merchant");
+    if (!r->caller.internal && strcmp(r->caller.mode, "LIVE") == 0 &&
+        strcmp(r->caller.merchant_state, "ACTIVE") != 0) {
+        svc_fail_reason(r, PW_FAILED_PRECONDITION, "MERCHANT_NOT_ACTIVE",
+                        "live payments need an ACTIVE merchant");
+    }
     char payment_id[40];
     create_args a = {
         .req = req, .scope = scope_of(r), .fp = fingerprint_of(r), .payment_id = payment_id};

@@ -273,7 +273,7 @@ pw_status orch_start_jobs(svc_app *app, uv_loop_t *loop, const svc_config *cfg, 
     recovery *j = pw_calloc(1, sizeof(*j));
     j->app = app;
     j->s = app->service;
-    pw_status rv = conn_channel(j->s, loop, &j->ch);
+    pw_status rv = orch_channel(j->s, j->s->acquirer_target, loop, &j->ch);
     if (rv != PW_OK) {
         pw_free(j);
         return rv;

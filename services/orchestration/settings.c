@@ -10,6 +10,9 @@
 const svc_setting orch_settings[] = {
     /* The acquirer (simulator) address: its AcquirerService authorizes, captures, refunds. */
     {"acquirer_target", SVC_SETTING_TEXT, "localhost:15071", 0, 0, 0},
+    /* The merchant service's address: API keys are resolved there (unset: internal callers
+     * only). */
+    {"merchant_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
     /* Each partner call's deadline; a lease is 2 × this + 5 s. */
     {"connector_timeout_ms", SVC_SETTING_INT, "2000", 50, 60000, 0},
     {"recovery_interval_ms", SVC_SETTING_INT, "1000", 10, 600000, 0},
@@ -28,6 +31,8 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
     orch_state *s = pw_calloc(1, sizeof(*s));
     int ok = copy(s->acquirer_target, sizeof(s->acquirer_target),
                   svc_config_text(cfg, "acquirer_target")) &&
+             copy(s->merchant_target, sizeof(s->merchant_target),
+                  svc_config_text(cfg, "merchant_target")) &&
              copy(s->tls_cert, sizeof(s->tls_cert), svc_config_text(cfg, "tls_cert")) &&
              copy(s->tls_key, sizeof(s->tls_key), svc_config_text(cfg, "tls_key")) &&
              copy(s->tls_ca, sizeof(s->tls_ca), svc_config_text(cfg, "tls_ca")) &&

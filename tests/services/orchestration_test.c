@@ -20,11 +20,15 @@
 #include "pw_test.h"
 #include "pw_test_db.h"
 #include "svc_process.h"
+#include "paywire/merchant/v1/merchant.pw.h"
 #include "paywire/orchestration/v1/payments.pw.h"
 
 typedef Paywire__Orchestration__V1__Payment Payment;
 
-static char orch_db[512], sim_db[512];
+static char orch_db[512], sim_db[512], merchant_db[512];
+static svc_process mer = {.name = "merchant",
+                          .binary = PW_MERCHANT_SERVER,
+                          .health_service = "paywire.merchant.v1.MerchantService"};
 static svc_process sim = {.name = "acquirer",
                           .binary = PW_ACQUIRER_SIM,
                           .health_service = "paywire.simulators.v1.AcquirerService"};
@@ -33,6 +37,8 @@ static svc_process orch = {.name = "orchestration",
                            .health_service = "paywire.orchestration.v1.PaymentService"};
 static uv_loop_t loop;
 static pw_channel *ch;
+/* To orchestration without a client certificate: callers with API keys. */
+static pw_channel *public_ch;
 static const char *merchant = "mer_0000000000000000000000000M";
 
 static void migrate(const char *url, const char *dir, const char *lock)
@@ -49,8 +55,9 @@ static void start_orch(const char *extra)
     char conf[512];
     snprintf(conf, sizeof(conf),
              "log_level = warning\nworkers = 2\nacquirer_target = localhost:%d\n"
-             "connector_timeout_ms = 500\nrecovery_interval_ms = 100\n%s",
-             sim.port, extra);
+             "connector_timeout_ms = 500\nrecovery_interval_ms = 100\n"
+             "merchant_target = localhost:%d\n%s",
+             sim.port, mer.port, extra);
     svc_process_start(&orch, orch_db, conf);
     if (ch == NULL) {
         ch = svc_process_channel(&orch, &loop);
@@ -63,6 +70,8 @@ static int group_setup(void **state)
     (void)state;
     pw_test_db_create("orch_test", orch_db, sizeof(orch_db));
     pw_test_db_create("orch_sim", sim_db, sizeof(sim_db));
+    pw_test_db_create("orch_mer", merchant_db, sizeof(merchant_db));
+    migrate(merchant_db, PW_SOURCE_DIR "/services/merchant/migrations", "paywire.migrate.merchant");
     migrate(orch_db, PW_SOURCE_DIR "/services/orchestration/migrations",
             "paywire.migrate.orchestration");
     migrate(sim_db, PW_SOURCE_DIR "/services/orchestration/simulators/acquirer-sim/migrations",
@@ -70,10 +79,20 @@ static int group_setup(void **state)
     uv_loop_init(&loop);
     svc_process_prepare(&sim);
     svc_process_prepare(&orch);
-    /* One CA for both, so each verifies the other. */
+    svc_process_prepare(&mer);
+    /* One CA for all, so each verifies the others. */
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "cp %s/*.crt %s/*.key %s/", sim.dir, sim.dir, orch.dir);
+    snprintf(cmd, sizeof(cmd), "cp %s/*.crt %s/*.key %s/ && cp %s/*.crt %s/*.key %s/", sim.dir,
+             sim.dir, orch.dir, sim.dir, sim.dir, mer.dir);
     assert_int_equal(system(cmd), 0);
+    svc_process_start(
+        &mer, merchant_db,
+        "log_level = warning\nworkers = 1\nencryption_key = "
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+        "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
+    pw_channel *mc = svc_process_channel(&mer, &loop);
+    svc_process_wait_serving(&mer, mc);
+    pw_channel_close(mc, NULL, NULL);
     svc_process_start(
         &sim, sim_db,
         "log_level = warning\nworkers = 1\ntimeout_delay_ms = 1000\nhang_ms = 1000\n"
@@ -82,6 +101,14 @@ static int group_setup(void **state)
     svc_process_wait_serving(&sim, sc);
     pw_channel_close(sc, NULL, NULL);
     start_orch("");
+    static pw_tls_config anonymous;
+    static char ca[128];
+    snprintf(ca, sizeof(ca), "%s/ca.crt", orch.dir);
+    anonymous = (pw_tls_config){.ca_file = ca};
+    char target[64];
+    snprintf(target, sizeof(target), "localhost:%d", orch.port);
+    pw_channel_options o = {.tls = &anonymous};
+    assert_int_equal(pw_channel_new(&public_ch, &loop, target, &o), PW_OK);
     return 0;
 }
 
@@ -89,12 +116,15 @@ static int group_teardown(void **state)
 {
     (void)state;
     pw_channel_close(ch, NULL, NULL);
+    pw_channel_close(public_ch, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     svc_process_stop(&orch);
     svc_process_stop(&sim);
+    svc_process_stop(&mer);
     svc_process_cleanup(&orch);
     svc_process_cleanup(&sim);
+    svc_process_cleanup(&mer);
     return 0;
 }
 
@@ -502,6 +532,103 @@ static void test_orchestration_concurrent_refunds(void **state)
     free(id);
 }
 
+/* Sends the n requests at once (in a seeded order) and counts the outcomes. */
+static race concurrently(const char *method, ProtobufCMessage **reqs, int n,
+                         const ProtobufCMessageDescriptor *type)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/paywire.orchestration.v1.PaymentService/%s", method);
+    race rc = {0};
+    pw_call_options o = {.timeout_ms = 10000};
+    int order[32];
+    for (int i = 0; i < n; i++) {
+        order[i] = i;
+    }
+    for (int i = n - 1; i > 0; i--) {
+        int j = rand() % (i + 1);
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (int i = 0; i < n; i++) {
+        rc.pending++;
+        assert_int_equal(pw_client_unary(ch, path, &o, reqs[order[i]], type, raced, NULL, &rc),
+                         PW_OK);
+    }
+    while (rc.pending > 0) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    return rc;
+}
+
+static void test_orchestration_concurrent_captures(void **state)
+{
+    (void)state;
+    test_seed("test_orchestration_concurrent_captures");
+    char *id = paid("cap-race", 5000, 1);
+    enum { N = 10 };
+    char keys[N][32];
+    Paywire__Orchestration__V1__CapturePaymentRequest reqs[N];
+    ProtobufCMessage *msgs[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "cap-race-%d", i);
+        reqs[i] = (Paywire__Orchestration__V1__CapturePaymentRequest)
+            PAYWIRE__ORCHESTRATION__V1__CAPTURE_PAYMENT_REQUEST__INIT;
+        reqs[i].idempotency_key = keys[i];
+        reqs[i].payment_id = id;
+        msgs[i] = &reqs[i].base;
+    }
+    race rc = concurrently("CapturePayment", msgs, N,
+                           &paywire__orchestration__v1__capture_payment_response__descriptor);
+    assert_int_equal(rc.ok, 1);
+    assert_int_equal(rc.refused, N - 1);
+    ProtobufCMessage *m = NULL;
+    Payment *p = get(id, &m);
+    assert_int_equal(p->state, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+    char where[256];
+    snprintf(where, sizeof(where), "kind = 'CAPTURE' AND authorization_reference = '%s'",
+             p->attempts[0]->partner_reference);
+    assert_int_equal(sim_count(where), 1);
+    pw_protobuf_free(m);
+    free(id);
+}
+
+static void test_orchestration_same_key_ten_clients(void **state)
+{
+    (void)state;
+    test_seed("test_orchestration_same_key_ten_clients");
+    enum { N = 10 };
+    Paywire__Orchestration__V1__CardMethod c = PAYWIRE__ORCHESTRATION__V1__CARD_METHOD__INIT;
+    c.vault_token = "tok_4242424242424242";
+    Paywire__Orchestration__V1__PaymentMethod pm = PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__INIT;
+    pm.method_case = PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__METHOD_CARD;
+    pm.card = &c;
+    Paywire__Common__V1__Money money;
+    Paywire__Orchestration__V1__CreatePaymentRequest req =
+        PAYWIRE__ORCHESTRATION__V1__CREATE_PAYMENT_REQUEST__INIT;
+    req.idempotency_key = "same-key-10";
+    req.merchant_id = (char *)merchant;
+    req.amount = usd(&money, 4321);
+    req.method = &pm;
+    req.confirm = 1;
+    ProtobufCMessage *msgs[N];
+    for (int i = 0; i < N; i++) {
+        msgs[i] = &req.base;
+    }
+    race rc = concurrently("CreatePayment", msgs, N,
+                           &paywire__orchestration__v1__create_payment_response__descriptor);
+    assert_int_equal(rc.ok, N);
+    assert_int_equal(pw_test_db_scalar(orch_db, "SELECT count(*) FROM payments WHERE idem_key ="
+                                                " 'same-key-10'"),
+                     1);
+    assert_int_equal(pw_test_db_wait_scalar(orch_db,
+                                            "SELECT count(*) FROM payments WHERE idem_key ="
+                                            " 'same-key-10' AND state = 'SUCCEEDED'",
+                                            1, 10000),
+                     1);
+    assert_int_equal(sim_count("kind = 'AUTHORIZATION' AND amount_minor = 4321"), 1);
+}
+
 /* ---- ambiguous answers and crashes: recovery completes the same attempt ---- */
 
 static Payment *wait_state(const char *id, int want, ProtobufCMessage **m)
@@ -589,6 +716,130 @@ static void test_orchestration_crash_after_partner_answer(void **state)
     assert_int_equal(pw_test_db_scalar(sim_db, sql), 2);
 }
 
+/* ---- merchants' API keys through merchant's ResolveApiKey ---- */
+
+/* A merchant (PENDING_REVIEW: test keys work) and a test key with scopes; the secret into out. */
+static void merchant_key(const char *name, const char **scopes, size_t n, char *merchant_id,
+                         char *secret)
+{
+    pw_channel *mc = svc_process_channel(&mer, &loop);
+    static char *currencies[] = {"USD"};
+    Paywire__Common__V1__PostalAddress addr = PAYWIRE__COMMON__V1__POSTAL_ADDRESS__INIT;
+    addr.country = "DE";
+    Paywire__Merchant__V1__LegalEntity le = PAYWIRE__MERCHANT__V1__LEGAL_ENTITY__INIT;
+    le.legal_name = "Test GmbH";
+    le.entity_type = PAYWIRE__MERCHANT__V1__ENTITY_TYPE__ENTITY_TYPE_COMPANY;
+    le.tax_id = "DE123456789";
+    le.registered_address = &addr;
+    Paywire__Merchant__V1__Merchant m = PAYWIRE__MERCHANT__V1__MERCHANT__INIT;
+    m.display_name = (char *)name;
+    m.legal_entity = &le;
+    m.country = "DE";
+    m.merchant_category_code = "5942";
+    m.n_currencies = 1;
+    m.currencies = currencies;
+    Paywire__Merchant__V1__CreateMerchantRequest cm =
+        PAYWIRE__MERCHANT__V1__CREATE_MERCHANT_REQUEST__INIT;
+    cm.idempotency_key = (char *)name;
+    cm.merchant = &m;
+    pw_call_options o = {.timeout_ms = 10000};
+    ProtobufCMessage *resp = NULL;
+    assert_int_equal(pw_client_unary_blocking(
+                         mc, "/paywire.merchant.v1.MerchantService/CreateMerchant", &o, &cm.base,
+                         &paywire__merchant__v1__create_merchant_response__descriptor, &resp, NULL,
+                         NULL),
+                     PW_OK);
+    strcpy(merchant_id, ((Paywire__Merchant__V1__CreateMerchantResponse *)resp)->merchant->id);
+    pw_protobuf_free(resp);
+    Paywire__Merchant__V1__CreateApiKeyRequest ck =
+        PAYWIRE__MERCHANT__V1__CREATE_API_KEY_REQUEST__INIT;
+    ck.idempotency_key = (char *)name;
+    ck.merchant_id = merchant_id;
+    ck.mode = PAYWIRE__MERCHANT__V1__API_KEY_MODE__API_KEY_MODE_TEST;
+    ck.n_scopes = n;
+    ck.scopes = (char **)scopes;
+    assert_int_equal(pw_client_unary_blocking(
+                         mc, "/paywire.merchant.v1.MerchantService/CreateApiKey", &o, &ck.base,
+                         &paywire__merchant__v1__create_api_key_response__descriptor, &resp, NULL,
+                         NULL),
+                     PW_OK);
+    strcpy(secret, ((Paywire__Merchant__V1__CreateApiKeyResponse *)resp)->secret);
+    pw_protobuf_free(resp);
+    pw_channel_close(mc, NULL, NULL);
+}
+
+/* GetPayment or CreatePayment (of 100 for merchant_id) with an API key. */
+static pw_status as_merchant(const char *secret, const char *method, const char *arg,
+                             ProtobufCMessage **resp)
+{
+    char bearer[160];
+    snprintf(bearer, sizeof(bearer), "Bearer %s", secret);
+    pw_metadata md = {0};
+    pw_metadata_add_str(&md, "authorization", bearer);
+    pw_call_options o = {.timeout_ms = 10000, .metadata = &md};
+    char path[128];
+    snprintf(path, sizeof(path), "/paywire.orchestration.v1.PaymentService/%s", method);
+    *resp = NULL;
+    pw_status rv;
+    if (strcmp(method, "GetPayment") == 0) {
+        Paywire__Orchestration__V1__GetPaymentRequest req =
+            PAYWIRE__ORCHESTRATION__V1__GET_PAYMENT_REQUEST__INIT;
+        req.payment_id = (char *)arg;
+        rv = pw_client_unary_blocking(public_ch, path, &o, &req.base,
+                                      &paywire__orchestration__v1__get_payment_response__descriptor,
+                                      resp, NULL, NULL);
+    } else {
+        Paywire__Orchestration__V1__CardMethod c = PAYWIRE__ORCHESTRATION__V1__CARD_METHOD__INIT;
+        c.vault_token = "tok_4242424242424242";
+        Paywire__Orchestration__V1__PaymentMethod pm =
+            PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__INIT;
+        pm.method_case = PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__METHOD_CARD;
+        pm.card = &c;
+        Paywire__Common__V1__Money m;
+        Paywire__Orchestration__V1__CreatePaymentRequest req =
+            PAYWIRE__ORCHESTRATION__V1__CREATE_PAYMENT_REQUEST__INIT;
+        req.idempotency_key = "merchant-key-1";
+        req.merchant_id = (char *)arg;
+        req.amount = usd(&m, 100);
+        req.method = &pm;
+        req.confirm = 1;
+        rv = pw_client_unary_blocking(
+            public_ch, path, &o, &req.base,
+            &paywire__orchestration__v1__create_payment_response__descriptor, resp, NULL, NULL);
+    }
+    pw_metadata_clear(&md);
+    return rv;
+}
+
+static void test_orchestration_api_keys(void **state)
+{
+    (void)state;
+    const char *rw[] = {"payments:write", "payments:read"};
+    const char *ro[] = {"payments:read"};
+    char m1[40], k1[100], m2[40], k2[100];
+    merchant_key("shop-one", rw, 2, m1, k1);
+    merchant_key("shop-two", ro, 1, m2, k2);
+    ProtobufCMessage *m = NULL;
+    /* Its own merchant: served, in TEST mode. */
+    assert_int_equal(as_merchant(k1, "CreatePayment", m1, &m), PW_OK);
+    Payment *p = payment_of(m);
+    assert_int_equal(p->state, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+    assert_int_equal(p->mode, PAYWIRE__COMMON__V1__MODE__MODE_TEST);
+    char *id = strdup(p->id);
+    pw_protobuf_free(m);
+    /* Another merchant's: not found, either way round; a missing scope; a bad key. */
+    expect_reason(as_merchant(k1, "CreatePayment", m2, &m), m, PW_NOT_FOUND);
+    expect_reason(as_merchant(k2, "GetPayment", id, &m), m, PW_NOT_FOUND);
+    expect_reason(as_merchant(k2, "CreatePayment", m2, &m), m, PW_PERMISSION_DENIED);
+    expect_reason(as_merchant("sk_test_nope", "GetPayment", id, &m), m, PW_UNAUTHENTICATED);
+    /* The merchant service gone: a cached key still works, a new one fails closed. */
+    svc_process_stop(&mer);
+    assert_int_equal(as_merchant(k1, "GetPayment", id, &m), PW_OK);
+    pw_protobuf_free(m);
+    expect_reason(as_merchant("sk_test_uncached", "GetPayment", id, &m), m, PW_UNAVAILABLE);
+    free(id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -598,8 +849,11 @@ int main(void)
         cmocka_unit_test(test_orchestration_cancel),
         cmocka_unit_test(test_orchestration_rejects_bad_input),
         cmocka_unit_test(test_orchestration_concurrent_refunds),
+        cmocka_unit_test(test_orchestration_concurrent_captures),
+        cmocka_unit_test(test_orchestration_same_key_ten_clients),
         cmocka_unit_test(test_orchestration_accept_then_timeout),
         cmocka_unit_test(test_orchestration_crash_after_partner_answer),
+        cmocka_unit_test(test_orchestration_api_keys),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
