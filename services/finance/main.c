@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <paywire/log.h>
 #include "batch.h"
+#include "selfcheck.h"
 
 /* No process-wide state yet: setup gives teardown something to run for. */
 static int finance_state;
@@ -36,6 +37,12 @@ static void finance_teardown(void *state)
     PW_LOG(PW_LOG_NOTICE, "finance", "ledger batches by size (from): %s", line);
 }
 
+static const svc_setting finance_settings[] = {
+    /* The ledger self-check's period (0: never); daily by default. */
+    {"ledger_check_seconds", SVC_SETTING_INT, "86400", 0, 7 * 86400, 0},
+    {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
+};
+
 static const svc_service finance_service = {
     .name = "finance",
     .health_service = "paywire.finance.v1.LedgerService",
@@ -44,6 +51,9 @@ static const svc_service finance_service = {
     .listen = "127.0.0.1:15063,[::1]:15063",
     .setup = finance_setup,
     .teardown = finance_teardown,
+    .settings = finance_settings,
+    .start_jobs = selfcheck_start,
+    .stop_jobs = selfcheck_stop,
     .register_services = finance_register,
 };
 

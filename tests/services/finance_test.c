@@ -67,7 +67,8 @@ static int group_setup(void **state)
     assert_int_equal(pw_db_migrate(db_url, PW_SOURCE_DIR "/services/finance/migrations",
                                    "paywire.migrate.finance", NULL, err, sizeof(err)),
                      PW_OK);
-    svc_process_start(&proc, db_url, "log_level = warning\nworkers = 2\n");
+    svc_process_start(&proc, db_url,
+                      "log_level = warning\nworkers = 2\nledger_check_seconds = 1\n");
     uv_loop_init(&loop);
     ch = svc_process_channel(&proc, &loop);
     svc_process_wait_serving(&proc, ch);
@@ -1632,6 +1633,88 @@ static void test_fx_convert_books_spread(void **state)
     check_ledger();
 }
 
+/* ---- the self-check ---- */
+
+static void log_path(char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/finance.log", proc.dir);
+}
+
+/* The server log's length now: later searches start there. */
+static long log_size(void)
+{
+    char path[128];
+    log_path(path, sizeof(path));
+    FILE *f = fopen(path, "r");
+    long n = 0;
+    if (f != NULL && fseek(f, 0, SEEK_END) == 0) {
+        n = ftell(f);
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return n;
+}
+
+/* Whether the server's log, after offset since, has a line containing want (and and_also);
+ * polls up to 10 s. */
+static int log_has(long since, const char *want, const char *and_also)
+{
+    char path[128];
+    log_path(path, sizeof(path));
+    for (int i = 0; i < 200; i++) {
+        FILE *f = fopen(path, "r");
+        char line[2048];
+        int found = 0;
+        if (f != NULL) {
+            fseek(f, since, SEEK_SET);
+        }
+        while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL) {
+            found = strstr(line, want) != NULL && (and_also == NULL || strstr(line, and_also));
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+        if (found) {
+            return 1;
+        }
+        uv_sleep(50);
+    }
+    return 0;
+}
+
+/* A stored balance changed behind the service's back is an error line naming the account and
+ * its currency, within a period of the check; put back, the lines stop. */
+static void test_ledger_self_check_reports_differences(void **state)
+{
+    (void)state;
+    check_ledger();
+    PGconn *conn = PQconnectdb(db_url);
+    PGresult *res = PQexec(conn, "SELECT id FROM accounts WHERE version > 0 ORDER BY id LIMIT 1");
+    char id[64];
+    snprintf(id, sizeof(id), "%s", PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    PQfinish(conn);
+    assert_true(id[0] != '\0');
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "UPDATE accounts SET posted_credits = posted_credits + 1 WHERE id ="
+             " '%s'",
+             id);
+    long since = log_size();
+    pw_test_db_exec(db_url, sql);
+    int account = log_has(since, "ledger self-check: account", id);
+    int currency = log_has(since, "ledger self-check: currency", NULL);
+    snprintf(sql, sizeof(sql),
+             "UPDATE accounts SET posted_credits = posted_credits - 1 WHERE id ="
+             " '%s'",
+             id);
+    pw_test_db_exec(db_url, sql);
+    assert_true(account);
+    assert_true(currency);
+    check_ledger();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1649,6 +1732,7 @@ int main(void)
         cmocka_unit_test(test_ledger_export_entries_in_order_resumable),
         cmocka_unit_test(test_fees_schedules_most_specific_rule),
         cmocka_unit_test(test_fx_convert_books_spread),
+        cmocka_unit_test(test_ledger_self_check_reports_differences),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
