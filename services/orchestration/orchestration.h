@@ -23,6 +23,8 @@ typedef struct orch_state {
     int64_t connector_timeout_ms;
     /** How often recovery looks for expired leases. */
     int64_t recovery_interval_ms;
+    /** An attempt the partner has not seen after this long is FAILED (not re-sent). */
+    int64_t attempt_give_up_ms;
     /** This process ("orch_<pid>_<random>"): the owner of the leases it takes. */
     char instance[64];
     /** Test fault point: "after_authorize" kills the process once the acquirer answered. */

@@ -564,6 +564,16 @@ static Payment *confirm(svc_req *r, const char *payment_id, int retry_ok)
                             .amount_minor = a.amount_minor};
         conn_result c;
         conn_call(r, &req, &c);
+        if (strcmp(c.outcome, "FAILED") == 0) {
+            /* UNAVAILABLE is also what a connection lost after the request was written looks
+             * like: ask by the key before calling it failed. */
+            conn_request ask = {.method = "GetOperation", .key = a.att_id};
+            conn_result q;
+            conn_call(r, &ask, &q);
+            if (strcmp(q.outcome, "NOT_FOUND") != 0) {
+                c = strcmp(q.outcome, "FAILED") == 0 ? (conn_result){.outcome = "TIMED_OUT"} : q;
+            }
+        }
         fault(r, "after_authorize");
         pw_db_param p[] = {pw_db_text(a.att_id), pw_db_text(c.outcome), pw_db_text(c.decline_code),
                            pw_db_bool(c.soft), pw_db_text(c.reference)};

@@ -31,7 +31,8 @@ typedef struct recovery {
     /* The claimed row. */
     char id[40], kind[16], token[80], currency[8], authorization[64], follow[40];
     int64_t amount_minor;
-    int asked; /* attempts: the status query was made */
+    int64_t age_ms; /* attempts: since the attempt started */
+    int asked;      /* attempts: the status query was made */
 } recovery;
 
 static const pw_db_stmt claim_attempt = {
@@ -41,7 +42,8 @@ static const pw_db_stmt claim_attempt = {
            " WHERE a.id = (SELECT id FROM payment_attempts WHERE outcome IN ('PENDING',"
            " 'TIMED_OUT') AND lease_until < now() ORDER BY lease_until LIMIT 1"
            " FOR UPDATE SKIP LOCKED) AND p.id = a.payment_id"
-           " RETURNING a.id, p.vault_token, p.amount_minor, p.currency",
+           " RETURNING a.id, p.vault_token, p.amount_minor, p.currency,"
+           " (extract(epoch FROM now() - a.start_time) * 1000)::int8 AS age_ms",
     .nparams = 2,
     .types = {PW_DB_TEXT, PW_DB_INT8},
 };
@@ -167,6 +169,13 @@ static void answered(const conn_result *c, void *ud)
     }
     if (j->stage == REC_ATTEMPT && !j->asked) {
         j->asked = 1;
+        if (strcmp(c->outcome, "NOT_FOUND") == 0 && j->age_ms >= j->s->attempt_give_up_ms) {
+            /* Never seen by the partner for this long: no request of it is still on its
+             * way, so it failed (and the payment with it: no other connector yet). */
+            conn_result failed = {.outcome = "FAILED"};
+            record(j, &failed);
+            return;
+        }
         if (strcmp(c->outcome, "NOT_FOUND") == 0) {
             /* The partner never saw it: the identical request, under the same key. */
             send_request(j);
@@ -229,6 +238,7 @@ static void claimed(pw_db_result *res, void *ud)
     if (j->stage == REC_ATTEMPT) {
         copy_text(res, "vault_token", j->token, sizeof(j->token));
         copy_text(res, "currency", j->currency, sizeof(j->currency));
+        pw_db_get_int64(res, 0, pw_db_column(res, "age_ms"), &j->age_ms);
     } else {
         copy_text(res, "partner_reference", j->authorization, sizeof(j->authorization));
         if (j->stage == REC_OPERATION) {

@@ -16,6 +16,8 @@ const svc_setting orch_settings[] = {
     /* Each partner call's deadline; a lease is 2 × this + 5 s. */
     {"connector_timeout_ms", SVC_SETTING_INT, "2000", 50, 60000, 0},
     {"recovery_interval_ms", SVC_SETTING_INT, "1000", 10, 600000, 0},
+    /* Recovery: an attempt the acquirer has no record of after this long is FAILED. */
+    {"attempt_give_up_ms", SVC_SETTING_INT, "60000", 0, 86400000, 0},
     /* Tests only: "after_authorize" kills the process once the acquirer answered. */
     {"fault_point", SVC_SETTING_TEXT, "", 0, 0, 0},
     {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
@@ -46,6 +48,7 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
     }
     s->connector_timeout_ms = svc_config_int(cfg, "connector_timeout_ms");
     s->recovery_interval_ms = svc_config_int(cfg, "recovery_interval_ms");
+    s->attempt_give_up_ms = svc_config_int(cfg, "attempt_give_up_ms");
     char suffix[40];
     if (svc_new_id("orch", suffix, sizeof(suffix)) != PW_OK) {
         pw_free(s);

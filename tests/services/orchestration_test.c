@@ -55,7 +55,7 @@ static void start_orch(const char *extra)
     char conf[512];
     snprintf(conf, sizeof(conf),
              "log_level = warning\nworkers = 2\nacquirer_target = localhost:%d\n"
-             "connector_timeout_ms = 500\nrecovery_interval_ms = 100\n"
+             "connector_timeout_ms = 500\nrecovery_interval_ms = 100\nattempt_give_up_ms = 2000\n"
              "merchant_target = localhost:%d\n%s",
              sim.port, mer.port, extra);
     svc_process_start(&orch, orch_db, conf);
@@ -666,6 +666,26 @@ static void test_orchestration_accept_then_timeout(void **state)
     free(att);
 }
 
+static void test_orchestration_hanging_acquirer(void **state)
+{
+    (void)state;
+    ProtobufCMessage *m = NULL;
+    /* The acquirer holds the request past our deadline and never records it. */
+    assert_int_equal(create("hang-1", "4000000000003002", 777, 0, 1, &m), PW_OK);
+    assert_int_equal(payment_of(m)->state,
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_PROCESSING);
+    char *id = strdup(payment_of(m)->id);
+    pw_protobuf_free(m);
+    /* Recovery asks by the key: never seen, for longer than attempt_give_up_ms: FAILED. */
+    Payment *p =
+        wait_state(id, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_FAILED, &m);
+    assert_string_equal(p->failure_code, "no_connector_available");
+    assert_string_equal(p->attempts[0]->outcome, "FAILED");
+    assert_int_equal(sim_count("amount_minor = 777"), 0);
+    pw_protobuf_free(m);
+    free(id);
+}
+
 static void test_orchestration_crash_after_partner_answer(void **state)
 {
     (void)state;
@@ -688,11 +708,6 @@ static void test_orchestration_crash_after_partner_answer(void **state)
              " WHERE p.idem_key = '%s' AND a.outcome = 'PENDING' AND p.state = 'PROCESSING'",
              key);
     assert_int_equal(pw_test_db_scalar(orch_db, sql), 1);
-    /* The acquirer authorized it once. */
-    snprintf(sql, sizeof(sql),
-             "SELECT a.id FROM payment_attempts a JOIN payments p ON p.id = a.payment_id"
-             " WHERE p.idem_key = '%s'",
-             key);
     /* Restarted: recovery claims the attempt when its lease ends and completes it once. */
     start_orch("");
     snprintf(sql, sizeof(sql),
@@ -852,6 +867,7 @@ int main(void)
         cmocka_unit_test(test_orchestration_concurrent_captures),
         cmocka_unit_test(test_orchestration_same_key_ten_clients),
         cmocka_unit_test(test_orchestration_accept_then_timeout),
+        cmocka_unit_test(test_orchestration_hanging_acquirer),
         cmocka_unit_test(test_orchestration_crash_after_partner_answer),
         cmocka_unit_test(test_orchestration_api_keys),
     };
