@@ -585,7 +585,7 @@ static Payment *confirm(svc_req *r, const char *payment_id, int retry_ok)
                 PAYWIRE__ORCHESTRATION__V1__CAPTURE_METHOD__CAPTURE_METHOD_AUTOMATIC) {
             /* record_authorization queued cap_<the attempt's suffix>, PENDING, for us. */
             char cap[40];
-            snprintf(cap, sizeof(cap), "cap_%s", a.att_id + 4);
+            snprintf(cap, sizeof(cap), "cap_%.35s", a.att_id + 4);
             conn_request capture = {.method = "Capture",
                                     .key = cap,
                                     .authorization_reference = c.reference,
