@@ -60,7 +60,7 @@ static int group_setup(void **state)
     /* As scripts/pg service does: the app role gets DML on new tables by default, so the
      * migration's REVOKE on entries is what takes UPDATE and DELETE away. */
     pw_test_db_exec(db_url, "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname ="
-                            " 'finance_app') THEN CREATE ROLE finance_app; END IF; END $$;"
+                            " 'finance_app') THEN CREATE ROLE finance_app LOGIN; END IF; END $$;"
                             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT,"
                             " UPDATE, DELETE ON TABLES TO finance_app");
     char err[512];
