@@ -16,7 +16,7 @@ for lib in $libs; do
   fi
   # Sanitized builds add the sanitizer's own instrumentation symbols.
   extra=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -Ev "$allowed" |
-          grep -Ev '^(__odr_asan_gen_|___asan_|__asan_|__ubsan_|__sancov_)' || true)
+          grep -Ev '^(__odr_asan[._]|___asan_|__asan_|__ubsan_|__sancov_)' || true)
   count=$(nm -D --defined-only "$lib" | grep -c ' [A-Za-z] ' || true)
   for sym in $(nm -D --defined-only "$lib" | awk '$3 ~ /^pw__/ {print $3}'); do
     grep -rqw "$sym" "$1/include/paywire" || extra+=$'\n'"$sym (internal, in no public header)"
