@@ -59,9 +59,11 @@ pw_dist_library(paywire paywire OBJECTS paywire
   PUBLIC PkgConfig::LIBUV PkgConfig::PROTOBUF_C
   PRIVATE PkgConfig::NGHTTP2 PkgConfig::OPENSSL PkgConfig::ZLIB ${HTTP_PARSER_LIBRARY})
 pw_dist_library(wkt paywire_wkt OBJECTS pw_proto_wkt PUBLIC paywire_shared)
-pw_dist_library(builtins paywire_builtins OBJECTS paywire_builtins pw_proto_grpc pw_proto_rpc
+# The built-ins use paywire_http (libcurl) for OTLP export: it goes with them.
+pw_dist_library(builtins paywire_builtins
+  OBJECTS paywire_builtins pw_proto_grpc pw_proto_rpc paywire_http
   PUBLIC paywire_shared paywire_wkt_shared
-  PRIVATE ${HTTP_PARSER_LIBRARY} PkgConfig::OPENSSL PkgConfig::JANSSON m)
+  PRIVATE ${HTTP_PARSER_LIBRARY} PkgConfig::OPENSSL PkgConfig::JANSSON PkgConfig::LIBCURL m)
 # admin.c parses its address with the core's internal pw__parse_host_port (not
 # exported): the shared library gets its own hidden copy of that one file.
 target_sources(paywire_builtins_shared PRIVATE ${PROJECT_SOURCE_DIR}/runtime/src/net/addr.c)
@@ -123,8 +125,9 @@ endfunction()
 pw_pc(paywire "gRPC-compatible RPC runtime in C" "libuv libprotobuf-c"
   "libnghttp2 openssl zlib" "-lhttp_parser")
 pw_pc(paywire-wkt "protobuf well-known types compiled for paywire" "paywire" "" "")
-pw_pc(paywire-builtins "paywire built-ins: health, reflection, metrics, tracing, auth, errors, JSON"
-  "paywire paywire-wkt" "openssl jansson" "-lhttp_parser -lm")
+pw_pc(paywire-builtins
+  "paywire built-ins: health, reflection, metrics, tracing, auth, errors, JSON, outbound HTTP"
+  "paywire paywire-wkt" "openssl jansson libcurl" "-lhttp_parser -lm")
 pw_pc(paywire-db "paywire's async PostgreSQL layer" "paywire" "libpq openssl" "")
 
 get_property(pw_dist_targets GLOBAL PROPERTY PW_DIST_TARGETS)

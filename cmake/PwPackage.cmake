@@ -30,7 +30,7 @@ set(CPACK_COMPONENT_DEV_DESCRIPTION
 set(CPACK_COMPONENT_DEV_DEPENDS runtime)
 set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-  "libuv1-dev, libprotobuf-c-dev, libnghttp2-dev, libssl-dev, zlib1g-dev, libjansson-dev, libpq-dev, libhttp-parser-dev, libprotobuf-dev, protobuf-compiler, protobuf-c-compiler, pkg-config")
+  "libuv1-dev, libprotobuf-c-dev, libnghttp2-dev, libssl-dev, zlib1g-dev, libjansson-dev, libpq-dev, libcurl4-openssl-dev | libcurl-dev, libhttp-parser-dev, libprotobuf-dev, protobuf-compiler, protobuf-c-compiler, pkg-config")
 
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME paywire-tools)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION net)
