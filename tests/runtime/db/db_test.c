@@ -362,7 +362,9 @@ static void test_db_deadline_cancels_query_on_server(void **state)
                      PW_DEADLINE_EXCEEDED);
     pw_test_run_until(&loop, &s.db_done, 5000);
     uint64_t ms = (uv_hrtime() - t0) / 1000000;
-    assert_int_equal(s.db_status, PW_DEADLINE_EXCEEDED);
+    /* The server's deadline timer and the client's RST_STREAM (its own 300 ms ran out) race:
+     * the query ends for either reason; what matters is that it stops on the server. */
+    assert_true(s.db_status == PW_DEADLINE_EXCEEDED || s.db_status == PW_CANCELLED);
     assert_true(ms < 3000); /* the query stopped long before its 30 s */
     /* And the server is no longer running it. */
     long long left = sleeping_queries();
