@@ -1,8 +1,10 @@
 /*
  * auth.c: merchants' API keys, resolved by the merchant service's
  * ResolveApiKey (design: "Calls to other services, and their failures").
- * Positive answers are cached for 30 s per worker (keyed by the secret's
- * SHA-256, never the secret); anything but an answer fails closed: an
+ * Positive answers are cached for 30 s, process-wide, whichever worker
+ * serves the next call (keyed by the secret's SHA-256, never the secret;
+ * 4-way sets, so one key cannot evict another by a shared slot); anything
+ * but an answer fails closed: an
  * unreachable merchant service with nothing cached makes the call
  * UNAVAILABLE, an unknown or revoked key UNAUTHENTICATED, a merchant that
  * may not use the key PERMISSION_DENIED. Without merchant_target no API
@@ -13,7 +15,8 @@
 #include "orchestration.h"
 #include "paywire/merchant/v1/merchant.pw.h"
 
-#define CACHE_SLOTS  128
+#define CACHE_SETS   256
+#define CACHE_WAYS   4
 #define CACHE_TTL_MS 30000
 
 typedef struct cached_key {
@@ -22,8 +25,71 @@ typedef struct cached_key {
     svc_caller caller;
 } cached_key;
 
-/* One cache per worker thread: workers never share a loop, so no lock. */
-static _Thread_local cached_key cache[CACHE_SLOTS];
+struct orch_key_cache {
+    uv_mutex_t lock;
+    cached_key slots[CACHE_SETS][CACHE_WAYS];
+};
+
+orch_key_cache *orch_key_cache_new(void)
+{
+    orch_key_cache *c = pw_calloc(1, sizeof(*c));
+    if (c != NULL && uv_mutex_init(&c->lock) != 0) {
+        pw_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void orch_key_cache_free(orch_key_cache *c)
+{
+    if (c != NULL) {
+        uv_mutex_destroy(&c->lock);
+        pw_free(c);
+    }
+}
+
+static uint64_t now_ms(void)
+{
+    return uv_hrtime() / 1000000u;
+}
+
+static int cache_get(orch_key_cache *c, const uint8_t hash[32], svc_caller *out)
+{
+    cached_key *set = c->slots[hash[0] % CACHE_SETS];
+    uint64_t now = now_ms();
+    int hit = 0;
+    uv_mutex_lock(&c->lock);
+    for (int i = 0; i < CACHE_WAYS && !hit; i++) {
+        if (set[i].expire_ms > now && memcmp(set[i].hash, hash, 32) == 0) {
+            *out = set[i].caller;
+            hit = 1;
+        }
+    }
+    uv_mutex_unlock(&c->lock);
+    return hit;
+}
+
+/* The same key's slot, else an expired one, else the one expiring first. */
+static void cache_put(orch_key_cache *c, const uint8_t hash[32], const svc_caller *caller)
+{
+    cached_key *set = c->slots[hash[0] % CACHE_SETS];
+    uint64_t now = now_ms();
+    uv_mutex_lock(&c->lock);
+    cached_key *victim = &set[0];
+    for (int i = 0; i < CACHE_WAYS; i++) {
+        if (memcmp(set[i].hash, hash, 32) == 0 || set[i].expire_ms <= now) {
+            victim = &set[i];
+            break;
+        }
+        if (set[i].expire_ms < victim->expire_ms) {
+            victim = &set[i];
+        }
+    }
+    memcpy(victim->hash, hash, 32);
+    victim->caller = *caller;
+    victim->expire_ms = now + CACHE_TTL_MS;
+    uv_mutex_unlock(&c->lock);
+}
 
 static const char *const state_names[] = {"UNSPECIFIED", "PENDING_REVIEW", "ACTIVE", "SUSPENDED",
                                           "CLOSED"};
@@ -49,10 +115,7 @@ void orch_resolve_key(svc_req *r, const char *secret)
     }
     uint8_t hash[32];
     svc_sha256(secret, strlen(secret), hash);
-    cached_key *slot = &cache[hash[0] % CACHE_SLOTS];
-    uint64_t now = uv_now(pw_call_loop(r->call));
-    if (slot->expire_ms > now && memcmp(slot->hash, hash, 32) == 0) {
-        r->caller = slot->caller;
+    if (cache_get(s->keys, hash, &r->caller)) {
         return;
     }
     pw_channel *ch = NULL;
@@ -83,8 +146,6 @@ void orch_resolve_key(svc_req *r, const char *secret)
     join_scopes(c.scopes, sizeof(c.scopes), k->scopes, k->n_scopes);
     snprintf(c.merchant_state, sizeof(c.merchant_state), "%s",
              (unsigned)k->merchant_state < 5 ? state_names[k->merchant_state] : "UNSPECIFIED");
-    memcpy(slot->hash, hash, 32);
-    slot->caller = c;
-    slot->expire_ms = now + CACHE_TTL_MS;
+    cache_put(s->keys, hash, &c);
     r->caller = c;
 }

@@ -11,6 +11,9 @@
 
 #define ORCH_DOMAIN "orchestration.paywire"
 
+/** Resolved API keys, shared by the workers (auth.c; locked inside). */
+typedef struct orch_key_cache orch_key_cache;
+
 /** The process-wide settings (svc_service.setup), read-only once the workers run. */
 typedef struct orch_state {
     /** The acquirer's address ("localhost:15071"). */
@@ -29,6 +32,8 @@ typedef struct orch_state {
     char instance[64];
     /** Test fault point: "after_authorize" kills the process once the acquirer answered. */
     char fault[32];
+    /** Owned; the one mutable part, locked inside. */
+    orch_key_cache *keys;
 } orch_state;
 
 extern const svc_setting orch_settings[];
@@ -87,6 +92,9 @@ void conn_call(svc_req *r, const conn_request *req, conn_result *out);
 
 /* ---- auth.c ---- */
 
+/** A new, empty cache (NULL when out of memory); free it with orch_key_cache_free. */
+orch_key_cache *orch_key_cache_new(void);
+void orch_key_cache_free(orch_key_cache *c);
 /** svc_service.resolve_key: a merchant's API key through merchant's ResolveApiKey (cached). */
 void orch_resolve_key(svc_req *r, const char *secret);
 

@@ -55,11 +55,18 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
         return PW_ERRNO(ENOMEM);
     }
     snprintf(s->instance, sizeof(s->instance), "%s_%ld", suffix, (long)getpid());
+    s->keys = orch_key_cache_new();
+    if (s->keys == NULL) {
+        pw_free(s);
+        return PW_ERRNO(ENOMEM);
+    }
     *state = s;
     return PW_OK;
 }
 
 void orch_teardown(void *state)
 {
-    pw_free(state);
+    orch_state *s = state;
+    orch_key_cache_free(s->keys);
+    pw_free(s);
 }
