@@ -154,3 +154,12 @@ pw_status svc_open(const svc_sealer *s, const char *sealed, char *out, size_t ca
     OPENSSL_cleanse(buf, sizeof(buf));
     return rv;
 }
+
+uint64_t svc_draw(uint64_t seed, uint64_t counter, uint64_t n)
+{
+    uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (counter + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return n == 0 ? 0 : z % n;
+}

@@ -21,6 +21,11 @@ pw_status svc_new_id(const char *prefix, char *out, size_t cap);
 int svc_id_ok(const char *id, const char *prefix);
 /** prefix + 43 base62 characters of 256 random bits (e.g. "sk_live_…"). */
 pw_status svc_new_secret(const char *prefix, char *out, size_t cap);
+/**
+ * A number in [0, n) (0 when n is 0): splitmix64 of seed and counter, for
+ * simulators' seeded, reproducible draws (never for secrets).
+ */
+uint64_t svc_draw(uint64_t seed, uint64_t counter, uint64_t n);
 /** SHA-256 of len bytes. */
 void svc_sha256(const void *data, size_t len, uint8_t out[32]);
 /**

@@ -476,6 +476,31 @@ void svc_resume(svc_req *r)
     resume_with(r, EV_WAKE);
 }
 
+static void sleep_timer_closed(uv_handle_t *h)
+{
+    pw_free(h);
+}
+
+static void sleep_timer_fired(uv_timer_t *t)
+{
+    svc_req *r = t->data;
+    uv_close((uv_handle_t *)t, sleep_timer_closed);
+    svc_resume(r);
+}
+
+void svc_sleep(svc_req *r, int64_t ms)
+{
+    if (ms <= 0) {
+        return;
+    }
+    uv_timer_t *t = pw_calloc(1, sizeof(*t));
+    PW_ASSERT(t != NULL); /* service binaries abort on out-of-memory first */
+    uv_timer_init(pw_call_loop(r->call), t);
+    t->data = r;
+    uv_timer_start(t, sleep_timer_fired, (uint64_t)ms, 0);
+    svc_suspend(r);
+}
+
 /* ---- transactions ---- */
 
 /* Waits inside a transaction: a new attempt starts the body again; an end under us fails. */

@@ -247,6 +247,12 @@ void svc_suspend(svc_req *r);
  * timer), never from inside a fiber, and once per svc_suspend.
  */
 void svc_resume(svc_req *r);
+/**
+ * Suspends the handler for ms on the call's loop (simulated latency, a
+ * partner that answers late); 0 or less returns at once. Not inside a
+ * transaction.
+ */
+void svc_sleep(svc_req *r, int64_t ms);
 
 /* ---- transactions ---- */
 
