@@ -16,8 +16,8 @@ static const svc_service orchestration_service = {
     .setup = orch_setup,
     .teardown = orch_teardown,
     .register_services = orch_register,
-    .start_jobs = orch_start_jobs,
-    .stop_jobs = orch_stop_jobs,
+    .start_jobs = orch_jobs_start,
+    .stop_jobs = orch_jobs_stop,
     .resolve_key = orch_resolve_key,
 };
 

@@ -20,6 +20,8 @@ typedef struct orch_state {
     char acquirer_target[256];
     /** The merchant service's address (API keys); "" accepts internal callers only. */
     char merchant_target[256];
+    /** The finance service's address (the ledger consumer); "" keeps ledger events waiting. */
+    char finance_target[256];
     /** Our own certificate, key and CA for the calls to partners and services. */
     char tls_cert[256], tls_key[256], tls_ca[256];
     /** Each partner call's deadline. */
@@ -42,6 +44,9 @@ void orch_teardown(void *state);
 pw_status orch_register(pw_server *server, svc_app *app);
 pw_status orch_start_jobs(svc_app *app, uv_loop_t *loop, const svc_config *cfg, void **jobs);
 void orch_stop_jobs(void *jobs);
+/** svc_service.start_jobs: recovery (above) and the event consumers (events.c). */
+pw_status orch_jobs_start(svc_app *app, uv_loop_t *loop, const svc_config *cfg, void **jobs);
+void orch_jobs_stop(void *jobs);
 
 /* ---- connector.c ---- */
 

@@ -13,6 +13,9 @@ const svc_setting orch_settings[] = {
     /* The merchant service's address: API keys are resolved there (unset: internal callers
      * only). */
     {"merchant_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
+    /* The finance service's address: the ledger consumer books the outbox's events there
+     * (unset: they wait in the outbox). */
+    {"finance_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
     /* Each partner call's deadline; a lease is 2 × this + 5 s. */
     {"connector_timeout_ms", SVC_SETTING_INT, "2000", 50, 60000, 0},
     {"recovery_interval_ms", SVC_SETTING_INT, "1000", 10, 600000, 0},
@@ -35,6 +38,8 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
                   svc_config_text(cfg, "acquirer_target")) &&
              copy(s->merchant_target, sizeof(s->merchant_target),
                   svc_config_text(cfg, "merchant_target")) &&
+             copy(s->finance_target, sizeof(s->finance_target),
+                  svc_config_text(cfg, "finance_target")) &&
              copy(s->tls_cert, sizeof(s->tls_cert), svc_config_text(cfg, "tls_cert")) &&
              copy(s->tls_key, sizeof(s->tls_key), svc_config_text(cfg, "tls_key")) &&
              copy(s->tls_ca, sizeof(s->tls_ca), svc_config_text(cfg, "tls_ca")) &&

@@ -1,0 +1,366 @@
+/*
+ * Orchestration's events end to end: a real orchestration-server, acquirer-sim,
+ * merchant-server and finance-server, each on its own fresh database, one CA
+ * for all. What reached finance is read from finance's own ledger (its
+ * accounts and transfers tables): a payment captured automatically and
+ * partly refunded leaves exactly the balances of payment-flow.md, and the
+ * ledger balances; a finance outage delays events but loses none and books
+ * none twice.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <paywire/db.h>
+#include <paywire/paywire.h>
+#include "pw_test.h"
+#include "pw_test_db.h"
+#include "svc_process.h"
+#include "paywire/finance/v1/fees.pw.h"
+#include "paywire/orchestration/v1/payments.pw.h"
+
+typedef Paywire__Orchestration__V1__Payment Payment;
+
+static char orch_db[512], sim_db[512], merchant_db[512], finance_db[512];
+static svc_process mer = {.name = "merchant",
+                          .binary = PW_MERCHANT_SERVER,
+                          .health_service = "paywire.merchant.v1.MerchantService"};
+static svc_process sim = {.name = "acquirer",
+                          .binary = PW_ACQUIRER_SIM,
+                          .health_service = "paywire.simulators.v1.AcquirerService"};
+static svc_process fin = {.name = "finance",
+                          .binary = PW_FINANCE_SERVER,
+                          .health_service = "paywire.finance.v1.LedgerService"};
+static svc_process orch = {.name = "orchestration",
+                           .binary = PW_ORCHESTRATION_SERVER,
+                           .health_service = "paywire.orchestration.v1.PaymentService"};
+static uv_loop_t loop;
+static pw_channel *ch;
+static const char *merchant = "mer_0000000000000000000000000E";
+
+static void migrate(const char *url, const char *dir, const char *lock)
+{
+    char err[512];
+    if (pw_db_migrate(url, dir, lock, NULL, err, sizeof(err)) != PW_OK) {
+        fail_msg("migrations %s: %s", dir, err);
+    }
+}
+
+/* Starts p with conf and waits until it serves. */
+static void start(svc_process *p, const char *db, const char *conf)
+{
+    svc_process_start(p, db, conf);
+    pw_channel *c = svc_process_channel(p, &loop);
+    svc_process_wait_serving(p, c);
+    pw_channel_close(c, NULL, NULL);
+}
+
+static void start_finance(void)
+{
+    start(&fin, finance_db,
+          "log_level = warning\nworkers = 1\n"
+          "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
+}
+
+static void start_orch(const char *extra)
+{
+    char conf[1024];
+    snprintf(conf, sizeof(conf),
+             "log_level = warning\nworkers = 2\nacquirer_target = localhost:%d\n"
+             "connector_timeout_ms = 1000\nrecovery_interval_ms = 100\n"
+             "merchant_target = localhost:%d\nfinance_target = localhost:%d\n%s",
+             sim.port, mer.port, fin.port, extra);
+    svc_process_start(&orch, orch_db, conf);
+    if (ch == NULL) {
+        ch = svc_process_channel(&orch, &loop);
+    }
+    svc_process_wait_serving(&orch, ch);
+}
+
+/* The default fee schedule, 2.90% + 0.30 for USD cards, in force since yesterday. */
+static void fee_schedule(void)
+{
+    pw_channel *fc = svc_process_channel(&fin, &loop);
+    Paywire__Finance__V1__FeeRule rule = PAYWIRE__FINANCE__V1__FEE_RULE__INIT;
+    rule.method = "card";
+    rule.currency = "USD";
+    rule.basis_points = 290;
+    rule.fixed_minor = 30;
+    Paywire__Finance__V1__FeeRule *rules[] = {&rule};
+    Google__Protobuf__Timestamp eff = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    eff.seconds = (int64_t)time(NULL) + 7200;
+    Paywire__Finance__V1__FeeSchedule s = PAYWIRE__FINANCE__V1__FEE_SCHEDULE__INIT;
+    s.n_rules = 1;
+    s.rules = rules;
+    s.effective_time = &eff;
+    Paywire__Finance__V1__SetFeeScheduleRequest req =
+        PAYWIRE__FINANCE__V1__SET_FEE_SCHEDULE_REQUEST__INIT;
+    req.idempotency_key = "events-test-fees";
+    req.schedule = &s;
+    pw_call_options o = {.timeout_ms = 10000};
+    ProtobufCMessage *resp = NULL;
+    assert_int_equal(
+        pw_client_unary_blocking(fc, "/paywire.finance.v1.FeeService/SetFeeSchedule", &o, &req.base,
+                                 &paywire__finance__v1__set_fee_schedule_response__descriptor,
+                                 &resp, NULL, NULL),
+        PW_OK);
+    pw_protobuf_free(resp);
+    pw_channel_close(fc, NULL, NULL);
+    /* The lead time protects live schedules; the test's must apply to today's captures. */
+    pw_test_db_exec(finance_db,
+                    "UPDATE fee_schedules SET effective_time = now() - interval '1 day'");
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    pw_test_db_create("orchev_orch", orch_db, sizeof(orch_db));
+    pw_test_db_create("orchev_sim", sim_db, sizeof(sim_db));
+    pw_test_db_create("orchev_mer", merchant_db, sizeof(merchant_db));
+    pw_test_db_create("orchev_fin", finance_db, sizeof(finance_db));
+    /* As scripts/pg service does: finance's migration takes UPDATE and DELETE on entries from
+     * finance_app, which must exist. */
+    pw_test_db_exec(finance_db,
+                    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname ="
+                    " 'finance_app') THEN CREATE ROLE finance_app LOGIN; END IF; END $$;"
+                    "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT,"
+                    " UPDATE, DELETE ON TABLES TO finance_app");
+    migrate(merchant_db, PW_SOURCE_DIR "/services/merchant/migrations", "paywire.migrate.merchant");
+    migrate(finance_db, PW_SOURCE_DIR "/services/finance/migrations", "paywire.migrate.finance");
+    migrate(orch_db, PW_SOURCE_DIR "/services/orchestration/migrations",
+            "paywire.migrate.orchestration");
+    migrate(sim_db, PW_SOURCE_DIR "/services/orchestration/simulators/acquirer-sim/migrations",
+            "paywire.migrate.acquirer_sim");
+    uv_loop_init(&loop);
+    svc_process *all[] = {&sim, &orch, &mer, &fin};
+    for (size_t i = 0; i < 4; i++) {
+        svc_process_prepare(all[i]);
+    }
+    /* One CA for all, so each verifies the others. */
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "for d in %s %s %s; do cp %s/*.crt %s/*.key $d/; done", orch.dir,
+             mer.dir, fin.dir, sim.dir, sim.dir);
+    assert_int_equal(system(cmd), 0);
+    start(&mer, merchant_db,
+          "log_level = warning\nworkers = 1\nencryption_key = "
+          "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+          "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
+    start(&sim, sim_db,
+          "log_level = warning\nworkers = 1\n"
+          "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
+    start_finance();
+    fee_schedule();
+    start_orch("");
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    pw_channel_close(ch, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    svc_process *all[] = {&orch, &sim, &fin, &mer};
+    for (size_t i = 0; i < 4; i++) {
+        svc_process_stop(all[i]);
+        svc_process_cleanup(all[i]);
+    }
+    return 0;
+}
+
+/* ---- calls ---- */
+
+static pw_status call(const char *method, const ProtobufCMessage *req,
+                      const ProtobufCMessageDescriptor *type, ProtobufCMessage **resp)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/paywire.orchestration.v1.PaymentService/%s", method);
+    pw_call_options o = {.timeout_ms = 10000};
+    *resp = NULL;
+    char *msg = NULL;
+    pw_status rv = pw_client_unary_blocking(ch, path, &o, req, type, resp, &msg, NULL);
+    if (rv != PW_OK && msg != NULL) {
+        print_message("%s: %s %s\n", method, pw_status_str(rv), msg);
+    }
+    pw_free(msg);
+    return rv;
+}
+
+static Paywire__Common__V1__Money *usd(Paywire__Common__V1__Money *m, int64_t minor)
+{
+    paywire__common__v1__money__init(m);
+    m->amount_minor = minor;
+    m->currency = "USD";
+    return m;
+}
+
+/* A payment of amount, confirmed and captured automatically: its id into out. */
+static void paid(const char *key, int64_t amount, char *out, size_t cap)
+{
+    Paywire__Orchestration__V1__CardMethod c = PAYWIRE__ORCHESTRATION__V1__CARD_METHOD__INIT;
+    c.vault_token = "tok_4242424242424242";
+    c.brand = "visa";
+    c.last4 = "4242";
+    Paywire__Orchestration__V1__PaymentMethod pm = PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__INIT;
+    pm.method_case = PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__METHOD_CARD;
+    pm.card = &c;
+    Paywire__Common__V1__Money m;
+    Paywire__Orchestration__V1__CreatePaymentRequest req =
+        PAYWIRE__ORCHESTRATION__V1__CREATE_PAYMENT_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.merchant_id = (char *)merchant;
+    req.amount = usd(&m, amount);
+    req.method = &pm;
+    req.capture_method = PAYWIRE__ORCHESTRATION__V1__CAPTURE_METHOD__CAPTURE_METHOD_AUTOMATIC;
+    req.confirm = 1;
+    ProtobufCMessage *resp;
+    assert_int_equal(call("CreatePayment", &req.base,
+                          &paywire__orchestration__v1__create_payment_response__descriptor, &resp),
+                     PW_OK);
+    Payment *p = ((Paywire__Orchestration__V1__CreatePaymentResponse *)resp)->payment;
+    assert_int_equal(p->state, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+    snprintf(out, cap, "%s", p->id);
+    pw_protobuf_free(resp);
+}
+
+static void refunded(const char *key, const char *id, int64_t amount)
+{
+    Paywire__Common__V1__Money m;
+    Paywire__Orchestration__V1__CreateRefundRequest req =
+        PAYWIRE__ORCHESTRATION__V1__CREATE_REFUND_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.payment_id = (char *)id;
+    req.amount = usd(&m, amount);
+    ProtobufCMessage *resp;
+    assert_int_equal(call("CreateRefund", &req.base,
+                          &paywire__orchestration__v1__create_refund_response__descriptor, &resp),
+                     PW_OK);
+    assert_int_equal(((Paywire__Orchestration__V1__CreateRefundResponse *)resp)->refund->state,
+                     PAYWIRE__ORCHESTRATION__V1__REFUND_STATE__REFUND_STATE_SUCCEEDED);
+    pw_protobuf_free(resp);
+}
+
+/* ---- what finance holds ---- */
+
+/* The posted balance of a TEST account, signed by its normal side (-1 when it has none yet). */
+static long long balance(const char *kind, const char *owner)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT CASE normal_balance WHEN 'DEBIT' THEN posted_debits - posted_credits"
+             " ELSE posted_credits - posted_debits END FROM accounts WHERE mode = 'TEST'"
+             " AND kind = '%s' AND owner = '%s' AND currency = 'USD'",
+             kind, owner);
+    return pw_test_db_scalar(finance_db, sql);
+}
+
+/* Waits until the outbox has nothing left to publish (none dead); fails after 60 s. */
+static void outbox_drained(void)
+{
+    long long left = pw_test_db_wait_scalar(
+        orch_db, "SELECT count(*) FROM outbox WHERE published_time IS NULL", 0, 60000);
+    assert_int_equal(left, 0);
+    assert_int_equal(pw_test_db_scalar(orch_db, "SELECT count(*) FROM outbox WHERE dead_time"
+                                                " IS NOT NULL"),
+                     0);
+}
+
+/* Every currency's posted debits equal its credits, pending ones too. */
+static void ledger_balances(void)
+{
+    assert_int_equal(pw_test_db_scalar(finance_db,
+                                       "SELECT count(*) FROM (SELECT currency FROM accounts"
+                                       " GROUP BY mode, currency HAVING sum(posted_debits) <>"
+                                       " sum(posted_credits) OR sum(pending_debits) <>"
+                                       " sum(pending_credits)) x"),
+                     0);
+}
+
+/* Finance's transfers against what orchestration has: one capture transfer per succeeded
+ * capture, one posted refund transfer per succeeded refund, nothing else. */
+static void ledger_matches_payments(void)
+{
+    long long captures =
+        pw_test_db_scalar(orch_db, "SELECT count(*) FROM payment_operations WHERE kind = 'CAPTURE'"
+                                   " AND state = 'SUCCEEDED'");
+    long long refunds =
+        pw_test_db_scalar(orch_db, "SELECT count(*) FROM refunds WHERE state = 'SUCCEEDED'");
+    long long captured =
+        pw_test_db_scalar(orch_db, "SELECT coalesce(sum(amount_captured_minor), 0) FROM payments");
+    long long refunded =
+        pw_test_db_scalar(orch_db, "SELECT coalesce(sum(amount_refunded_minor), 0) FROM payments");
+    assert_int_equal(
+        pw_test_db_scalar(finance_db, "SELECT count(*) FROM transfers WHERE kind = 'capture'"),
+        captures);
+    assert_int_equal(pw_test_db_scalar(finance_db, "SELECT count(*) FROM transfers WHERE kind ="
+                                                   " 'refund' AND state = 'POSTED'"),
+                     refunds);
+    assert_int_equal(pw_test_db_scalar(finance_db, "SELECT count(*) FROM transfers"),
+                     captures + refunds);
+    assert_int_equal(balance("partner_receivable", "acquirer_sim"), captured - refunded);
+    ledger_balances();
+}
+
+/* ---- tests ---- */
+
+/*
+ * payment-flow.md's example: 100.00 captured, fee 2.9% + 0.30 = 3.20, a
+ * 20.00 refund: receivable 80.00, merchant pending 96.80, available -20.00,
+ * revenue 3.20.
+ */
+static void test_events_ledger_capture_and_partial_refund(void **state)
+{
+    (void)state;
+    char id[40];
+    paid("ledger-1", 10000, id, sizeof(id));
+    refunded("ledger-1-refund", id, 2000);
+    outbox_drained();
+    assert_int_equal(balance("partner_receivable", "acquirer_sim"), 8000);
+    assert_int_equal(balance("merchant_pending", merchant), 9680);
+    assert_int_equal(balance("merchant_available", merchant), -2000);
+    assert_int_equal(balance("platform_revenue", ""), 320);
+    /* The partner's references travel with the transfers, for reconciliation. */
+    assert_int_equal(pw_test_db_scalar(finance_db, "SELECT count(*) FROM transfers WHERE kind ="
+                                                   " 'capture' AND partner_reference = ''"),
+                     0);
+    ledger_matches_payments();
+    /* Delivered again (as after a lost answer): finance replays, nothing moves. */
+    pw_test_db_exec(orch_db, "UPDATE outbox SET published_time = NULL");
+    outbox_drained();
+    assert_int_equal(balance("merchant_pending", merchant), 9680);
+    assert_int_equal(balance("merchant_available", merchant), -2000);
+    ledger_matches_payments();
+}
+
+/* Finance stopped: payments go on, their events wait; finance back: each booked once. */
+static void test_events_finance_outage_delays_only(void **state)
+{
+    (void)state;
+    svc_process_stop(&fin);
+    char ids[3][40], key[40];
+    for (int i = 0; i < 3; i++) {
+        snprintf(key, sizeof(key), "outage-%d", i);
+        paid(key, 5000 + i * 100, ids[i], sizeof(ids[i]));
+    }
+    refunded("outage-0-refund", ids[0], 1000);
+    /* The events were tried and are waiting, not lost and not dead. */
+    assert_true(
+        pw_test_db_wait_scalar(orch_db,
+                               "SELECT (count(*) > 0)::int FROM outbox WHERE published_time IS"
+                               " NULL AND attempts > 0",
+                               1, 30000) == 1);
+    start_finance();
+    outbox_drained();
+    ledger_matches_payments();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_events_ledger_capture_and_partial_refund),
+        cmocka_unit_test(test_events_finance_outage_delays_only),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
