@@ -65,6 +65,8 @@ int svc_email_ok(const char *s);
 int svc_https_url_ok(const char *s, int public_only);
 /** ISO 13616 IBAN: country length and mod-97 check (spaces allowed). */
 int svc_iban_ok(const char *s);
+/** 1 for "YYYY-MM-DD" naming a real day (1970-9999). */
+int svc_date_ok(const char *s);
 /** An address on chain (paywire.common.v1.Chain values): EVM (EIP-55 when mixed case), Solana,
  * Tron. */
 int svc_wallet_ok(int chain, const char *address);

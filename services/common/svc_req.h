@@ -303,6 +303,22 @@ void svc_tx_commit(svc_req *r);
 _Noreturn void svc_abort(svc_req *r, pw_status code, const char *reason, const char *fmt, ...)
     PW_PRINTF(4, 5);
 
+/* ---- paging (api-conventions.md: keyset tokens, 50 by default, 500 at most) ---- */
+
+#define SVC_PAGE_DEFAULT 50
+#define SVC_PAGE_MAX     500
+/** An opaque token for the page after position, valid only with the same filter. */
+char *svc_page_token(svc_req *r, const char *position, const char *filter);
+/**
+ * Decodes token into position ("" for none: the first page); 0, with a
+ * violation for page_token, when it is not this method's or its filter
+ * differs (svc_check then ends the call).
+ */
+int svc_page_token_read(svc_req *r, const char *token, const char *filter, char *position,
+                        size_t cap);
+/** The page size for a request's page_size: 0 the default, above the maximum clamped. */
+int svc_page_size(int32_t requested);
+
 /* ---- rows, read by column name ---- */
 
 typedef struct svc_row {

@@ -2,6 +2,7 @@
  * wallets). */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include "svc.h"
 
@@ -379,4 +380,18 @@ int svc_wallet_ok(int chain, const char *address)
     default:
         return 0;
     }
+}
+
+/* "YYYY-MM-DD" naming a real day. */
+int svc_date_ok(const char *s)
+{
+    int y, m, d;
+    char tail;
+    if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || s[4] != '-' ||
+        s[7] != '-' || y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1) {
+        return 0;
+    }
+    static const int days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return d <= (m == 2 && !leap ? 28 : days[m - 1]);
 }

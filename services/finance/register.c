@@ -1,14 +1,13 @@
 /*
  * register.c: mounts the finance services on a worker's server. Settlement
- * and reconciliation are the issue "Finance service, part 2": mounted with
- * no handlers, so every method answers UNIMPLEMENTED (and reflection lists
- * them).
+ * (the issue "Finance service, part 2") is mounted with no handlers yet, so
+ * its methods answer UNIMPLEMENTED (and reflection lists them).
  */
 #include "fees.h"
 #include "fx.h"
+#include "recon.h"
 
 static const paywire_finance_v1_settlement_service_handlers no_settlement = {0};
-static const paywire_finance_v1_reconciliation_service_handlers no_reconciliation = {0};
 
 pw_status finance_register(pw_server *server, svc_app *app)
 {
@@ -23,7 +22,7 @@ pw_status finance_register(pw_server *server, svc_app *app)
         rv = paywire_finance_v1_settlement_service_register(server, &no_settlement, app);
     }
     if (rv == PW_OK) {
-        rv = paywire_finance_v1_reconciliation_service_register(server, &no_reconciliation, app);
+        rv = recon_register(server, app);
     }
     return rv;
 }

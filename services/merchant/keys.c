@@ -236,10 +236,10 @@ SVC_HANDLER(list_api_keys, Paywire__Merchant__V1__ListApiKeysRequest)
     if (!svc_id_ok(req->merchant_id, "mer")) {
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }
-    page_token_read(r, req->page_token, filter, after, sizeof(after));
+    svc_page_token_read(r, req->page_token, filter, after, sizeof(after));
     svc_check(r);
     svc_owns(r, req->merchant_id, "merchant");
-    int want = page_size(req->page_size);
+    int want = svc_page_size(req->page_size);
     pw_db_param p[] = {pw_db_text(req->merchant_id), pw_db_text(after),
                        pw_db_bool(req->include_revoked), pw_db_int8(want + 1)};
     const pw_db_result *res = svc_query(r, &list_keys, p, 4);
@@ -253,7 +253,7 @@ SVC_HANDLER(list_api_keys, Paywire__Merchant__V1__ListApiKeysRequest)
     }
     resp.n_api_keys = (size_t)n;
     if (rows > want) {
-        resp.next_page_token = page_token(r, resp.api_keys[n - 1]->id, filter);
+        resp.next_page_token = svc_page_token(r, resp.api_keys[n - 1]->id, filter);
     }
     svc_reply(r, &resp.base);
 }

@@ -12,8 +12,6 @@ typedef Paywire__Merchant__V1__SettlementDestination Destination;
 typedef Paywire__Merchant__V1__WebhookEndpoint WebhookEndpoint;
 
 #define MERCHANT_DOMAIN "merchant.paywire"
-#define DEFAULT_PAGE    50
-#define MAX_PAGE        500
 
 /* rows.c: statements' column lists and row → message conversions (columns read by name). */
 #define MERCHANT_COLS                                                                              \
@@ -38,11 +36,6 @@ const char *state_name(Paywire__Merchant__V1__MerchantState s);
 Paywire__Merchant__V1__MerchantState state_from_name(const char *s);
 /** Records an audit event for compliance's log in the current transaction (pipelined). */
 void audit_event(svc_req *r, const char *action, const char *subject_id, const char *detail_json);
-/** Keyset page tokens: an opaque encoding of the last position and the filter. */
-char *page_token(svc_req *r, const char *position, const char *filter);
-/** Decodes a token; 0 (and a violation) when it is not ours or its filter differs. */
-int page_token_read(svc_req *r, const char *token, const char *filter, char *position, size_t cap);
-int page_size(int32_t requested);
 
 /* merchants.c, keys.c, payout.c: the handlers, one table for the generated stubs. */
 void merchant_handlers_init(paywire_merchant_v1_merchant_service_handlers *h);

@@ -237,9 +237,9 @@ SVC_HANDLER(list_merchants_rpc, Paywire__Merchant__V1__ListMerchantsRequest)
     if (req->page_size < 0) {
         svc_violation(r, "page_size", "must not be negative");
     }
-    page_token_read(r, req->page_token, state_name(req->state), pos, sizeof(pos));
+    svc_page_token_read(r, req->page_token, state_name(req->state), pos, sizeof(pos));
     svc_check(r);
-    int want = page_size(req->page_size);
+    int want = svc_page_size(req->page_size);
     pw_db_param p[] = {pw_db_text(state_name(req->state)),
                        pw_db_int8(pos[0] ? strtoll(pos, NULL, 10) : INT64_MAX),
                        pw_db_int8(want + 1)};
@@ -255,7 +255,7 @@ SVC_HANDLER(list_merchants_rpc, Paywire__Merchant__V1__ListMerchantsRequest)
     resp.n_merchants = (size_t)n;
     if (rows > want) {
         snprintf(pos, sizeof(pos), "%lld", (long long)svc_int64(svc_row_at(r, res, n - 1), "seq"));
-        resp.next_page_token = page_token(r, pos, state_name(req->state));
+        resp.next_page_token = svc_page_token(r, pos, state_name(req->state));
     }
     svc_reply(r, &resp.base);
 }

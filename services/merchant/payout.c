@@ -257,7 +257,7 @@ static const pw_db_result *list_owned(svc_req *r, const char *merchant_id, const
     if (!svc_id_ok(merchant_id, "mer")) {
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }
-    page_token_read(r, token, filter, after, sizeof(after));
+    svc_page_token_read(r, token, filter, after, sizeof(after));
     svc_check(r);
     svc_owns(r, merchant_id, "merchant");
     pw_db_param p[] = {pw_db_text(merchant_id), pw_db_text(after), pw_db_int8(want + 1)};
@@ -267,7 +267,7 @@ static const pw_db_result *list_owned(svc_req *r, const char *merchant_id, const
 SVC_HANDLER(list_destinations, Paywire__Merchant__V1__ListSettlementDestinationsRequest)
 {
     svc_authenticate(r, "settlement:read");
-    int want = page_size(req->page_size);
+    int want = svc_page_size(req->page_size);
     const pw_db_result *res =
         list_owned(r, req->merchant_id, req->page_token, want, "dst", &list_dst);
     int rows = pw_db_rows(res), n = rows > want ? want : rows;
@@ -278,7 +278,7 @@ SVC_HANDLER(list_destinations, Paywire__Merchant__V1__ListSettlementDestinations
         resp.destinations[resp.n_destinations++] = destination_from_row(svc_row_at(r, res, i));
     }
     if (rows > want) {
-        resp.next_page_token = page_token(r, resp.destinations[n - 1]->id, "dst");
+        resp.next_page_token = svc_page_token(r, resp.destinations[n - 1]->id, "dst");
     }
     svc_reply(r, &resp.base);
 }
@@ -416,7 +416,7 @@ SVC_HANDLER(create_webhook, Paywire__Merchant__V1__CreateWebhookEndpointRequest)
 SVC_HANDLER(list_webhooks, Paywire__Merchant__V1__ListWebhookEndpointsRequest)
 {
     svc_authenticate(r, "webhooks:read");
-    int want = page_size(req->page_size);
+    int want = svc_page_size(req->page_size);
     const pw_db_result *res =
         list_owned(r, req->merchant_id, req->page_token, want, "whk", &list_whk);
     int rows = pw_db_rows(res), n = rows > want ? want : rows;
@@ -427,7 +427,7 @@ SVC_HANDLER(list_webhooks, Paywire__Merchant__V1__ListWebhookEndpointsRequest)
         resp.endpoints[resp.n_endpoints++] = endpoint_from_row(svc_row_at(r, res, i));
     }
     if (rows > want) {
-        resp.next_page_token = page_token(r, resp.endpoints[n - 1]->id, "whk");
+        resp.next_page_token = svc_page_token(r, resp.endpoints[n - 1]->id, "whk");
     }
     svc_reply(r, &resp.base);
 }

@@ -314,23 +314,9 @@ SVC_HANDLER(get_payout, Paywire__Simulators__V1__GetPayoutRequest)
 
 /* ---- GetStatement ---- */
 
-/* "YYYY-MM-DD" naming a real day. */
-static int date_ok(const char *s)
-{
-    int y, m, d;
-    char tail;
-    if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || s[4] != '-' ||
-        s[7] != '-' || y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1) {
-        return 0;
-    }
-    static const int days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return d <= (m == 2 && !leap ? 28 : days[m - 1]);
-}
-
 SVC_HANDLER(get_statement, Paywire__Simulators__V1__GetStatementRequest)
 {
-    if (!date_ok(req->booking_date)) {
+    if (!svc_date_ok(req->booking_date)) {
         svc_violation(r, "booking_date", "a date as YYYY-MM-DD (UTC)");
     }
     svc_check(r);

@@ -1,0 +1,781 @@
+/*
+ * recon.c: ReconciliationService (docs/design/finance.md, Reconciliation).
+ *
+ * UploadPartnerReport: the client stream is collected (svc_collect), checked
+ * row by row, and stored and matched in one transaction under an advisory
+ * lock of (mode, partner, report_id):
+ *   - a second upload of the key with the same content (SHA-256 of the
+ *     request) answers the first run; with other content REPORT_ID_REUSED;
+ *   - the rows go in with one INSERT from the request's JSON, numbered by
+ *     line, their ids derived from the run's (prw_ + 18 characters of the
+ *     run + the line in hex);
+ *   - one UPDATE matches every matched-kind row against the ledger's posted
+ *     transfers of the last 45 days by (mode, partner_reference, kind) and
+ *     the partner's own account entry (partner_receivable for card
+ *     partners, platform_cash for a bank's statement): DUPLICATE, then
+ *     MISSING_IN_LEDGER, CURRENCY_MISMATCH, AMOUNT_MISMATCH (beyond the
+ *     partner's drift) or MATCHED — set-based, never a query per row;
+ *   - payout, fee and bank_charge rows are BOOKED: their transfer ids
+ *     (txf_partnerpay_/txf_partnerfee_/txf_bankfee_<prw>) are fixed in the
+ *     run;
+ *   - every other outcome becomes a break; open breaks of earlier runs that
+ *     this run matched clear themselves (AUTO_CLEARED).
+ * After the commit the booked rows are applied to the ledger (ledger_apply,
+ * ids fixed above, so a replayed upload after a crash books what is missing
+ * and nothing twice), then the run is answered.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <paywire/json.h>
+#include <paywire/log.h>
+#include "batch.h"
+#include "ledger_names.h"
+#include "recon.h"
+#include "svc_collect.h"
+
+typedef Paywire__Finance__V1__ReconciliationRun Run;
+typedef Paywire__Finance__V1__Break Break;
+
+#define MAX_ROWS_PER_MESSAGE 1000
+#define MAX_ROWS             1000000
+#define MAX_ROW_VIOLATIONS   20
+
+/* ---- statements ---- */
+
+#define RUN_COLUMNS                                                                         \
+    "id, mode, partner, report_id, report_date::text AS report_date, content_sha256, rows," \
+    " matched, breaks, array_to_string(transfer_ids, ',') AS transfer_ids_text, create_time"
+
+static const pw_db_stmt lock_report = {
+    "recon_lock",
+    "SELECT pg_advisory_xact_lock(hashtextextended('recon:' || $1, 0))",
+    1,
+    {PW_DB_TEXT}};
+static const pw_db_stmt find_run = {"recon_find_run",
+                                    "SELECT " RUN_COLUMNS " FROM recon_runs"
+                                    " WHERE mode = $1 AND partner = $2 AND report_id = $3",
+                                    3,
+                                    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT}};
+static const pw_db_stmt run_by_id = {"recon_run_by_id",
+                                     "SELECT " RUN_COLUMNS " FROM recon_runs"
+                                     " WHERE id = $1 AND mode = $2",
+                                     2,
+                                     {PW_DB_TEXT, PW_DB_TEXT}};
+static const pw_db_stmt insert_run = {
+    "recon_insert_run",
+    "INSERT INTO recon_runs (id, mode, partner, report_id, report_date, content_sha256, rows)"
+    " VALUES ($1, $2, $3, $4, $5::date, $6, $7)",
+    7,
+    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT8}};
+/* $4: the request as proto-named JSON; its rows, numbered from 1. */
+static const pw_db_stmt insert_rows = {
+    "recon_insert_rows",
+    "INSERT INTO recon_rows (id, run_id, mode, partner, line, partner_reference, kind,"
+    " amount_minor, currency, booked_time)"
+    " SELECT 'prw_' || substr($1, 5, 18) || upper(lpad(to_hex(x.n), 8, '0')), $1, $2, $3, x.n,"
+    " coalesce(x.r->>'partner_reference', ''), x.r->>'kind',"
+    " (x.r->'amount'->>'amount_minor')::int8, x.r->'amount'->>'currency',"
+    " (x.r->>'booked_time')::timestamptz"
+    " FROM jsonb_array_elements($4::jsonb->'rows') WITH ORDINALITY AS x(r, n)",
+    4,
+    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_JSONB}};
+static const pw_db_stmt match_rows = {
+    "recon_match",
+    "WITH drift AS (SELECT coalesce((SELECT amount_drift_minor FROM recon_partners"
+    "  WHERE partner = $2), (SELECT amount_drift_minor FROM recon_partners WHERE partner = '*'),"
+    "  0) AS minor),"
+    " r AS (SELECT * FROM recon_rows WHERE run_id = $1"
+    "  AND kind NOT IN ('payout', 'fee', 'bank_charge')),"
+    " dup AS (SELECT r.id FROM r WHERE EXISTS (SELECT 1 FROM recon_rows o"
+    "  WHERE o.mode = r.mode AND o.partner = r.partner"
+    "  AND o.partner_reference = r.partner_reference AND o.kind = r.kind"
+    "  AND ((o.run_id = r.run_id AND o.line < r.line) OR (o.run_id <> r.run_id"
+    "  AND o.outcome IN ('MATCHED', 'AMOUNT_MISMATCH', 'CURRENCY_MISMATCH'))))),"
+    " item AS (SELECT DISTINCT ON (r.id) r.id AS row_id, t.id AS transfer_id,"
+    "  e.amount_minor, e.currency FROM r"
+    "  JOIN transfers t ON t.mode = r.mode AND t.partner_reference = r.partner_reference"
+    "  AND t.partner_reference <> '' AND t.state = 'POSTED'"
+    "  AND t.create_time > svc_now() - interval '45 days'"
+    "  AND t.kind = CASE r.kind WHEN 'capture' THEN 'capture' WHEN 'refund' THEN 'refund'"
+    "  WHEN 'refund_reversal' THEN 'refundrev' WHEN 'chargeback' THEN 'chargeback'"
+    "  WHEN 'chargeback_reversal' THEN 'chargebackrev' WHEN 'bank_credit' THEN 'partnerpay'"
+    "  WHEN 'bank_debit' THEN 'paid' END"
+    "  JOIN entries e ON e.mode = t.mode AND e.transfer_id = t.id"
+    "  AND e.phase IN ('POSTED', 'PENDING')"
+    "  JOIN accounts a ON a.id = e.account_id AND a.owner = r.partner AND a.kind ="
+    "  CASE WHEN r.kind LIKE 'bank_%' THEN 'platform_cash' ELSE 'partner_receivable' END"
+    "  ORDER BY r.id, e.sequence)"
+    " UPDATE recon_rows w SET outcome = CASE WHEN d.id IS NOT NULL THEN 'DUPLICATE'"
+    "  WHEN i.row_id IS NULL THEN 'MISSING_IN_LEDGER'"
+    "  WHEN i.currency <> w.currency THEN 'CURRENCY_MISMATCH'"
+    "  WHEN abs(i.amount_minor - w.amount_minor) > (SELECT minor FROM drift)"
+    "  THEN 'AMOUNT_MISMATCH' ELSE 'MATCHED' END,"
+    "  transfer_id = coalesce(i.transfer_id, ''), ledger_amount_minor = i.amount_minor,"
+    "  ledger_currency = i.currency"
+    " FROM r LEFT JOIN item i ON i.row_id = r.id LEFT JOIN dup d ON d.id = r.id"
+    " WHERE w.id = r.id",
+    2,
+    {PW_DB_TEXT, PW_DB_TEXT}};
+static const pw_db_stmt book_rows = {
+    "recon_book",
+    "UPDATE recon_rows SET outcome = 'BOOKED', transfer_id = CASE kind"
+    " WHEN 'payout' THEN 'txf_partnerpay_' WHEN 'fee' THEN 'txf_partnerfee_'"
+    " ELSE 'txf_bankfee_' END || id WHERE run_id = $1 AND kind IN ('payout', 'fee', 'bank_charge')",
+    1,
+    {PW_DB_TEXT}};
+static const pw_db_stmt insert_breaks = {
+    "recon_insert_breaks",
+    "INSERT INTO recon_breaks (id, mode, partner, kind, run_id, row_id, partner_reference,"
+    " item_kind, transfer_id, partner_amount_minor, partner_currency, ledger_amount_minor,"
+    " ledger_currency)"
+    " SELECT 'brk_' || substr(id, 5), mode, partner, outcome, run_id, id, partner_reference,"
+    " kind, transfer_id, amount_minor, currency, ledger_amount_minor, ledger_currency"
+    " FROM recon_rows WHERE run_id = $1 AND outcome NOT IN ('MATCHED', 'BOOKED')",
+    1,
+    {PW_DB_TEXT}};
+/* Earlier open breaks this run's matches settle: the item reported at last, or the row now
+ * booked. */
+static const pw_db_stmt clear_breaks = {
+    "recon_clear_breaks",
+    "UPDATE recon_breaks b SET state = 'AUTO_CLEARED', clear_time = now(),"
+    " resolution_note = 'matched by report row ' || w.id"
+    " FROM recon_rows w WHERE w.run_id = $1 AND w.outcome = 'MATCHED' AND b.state = 'OPEN'"
+    " AND b.mode = w.mode AND b.partner = w.partner AND b.run_id <> $1"
+    " AND ((b.kind = 'MISSING_IN_REPORT' AND b.transfer_id = w.transfer_id)"
+    " OR (b.kind = 'MISSING_IN_LEDGER' AND b.partner_reference = w.partner_reference"
+    " AND b.item_kind = w.kind))",
+    1,
+    {PW_DB_TEXT}};
+static const pw_db_stmt count_run = {
+    "recon_count_run",
+    "UPDATE recon_runs SET"
+    " matched = (SELECT count(*) FROM recon_rows WHERE run_id = $1"
+    "  AND outcome IN ('MATCHED', 'BOOKED')),"
+    " breaks = (SELECT count(*) FROM recon_breaks WHERE run_id = $1),"
+    " transfer_ids = ARRAY(SELECT transfer_id FROM recon_rows WHERE run_id = $1"
+    "  AND outcome = 'BOOKED' ORDER BY line)"
+    " WHERE id = $1 RETURNING " RUN_COLUMNS,
+    1,
+    {PW_DB_TEXT}};
+static const pw_db_stmt booked_rows = {
+    "recon_booked_rows",
+    "SELECT w.id, w.kind, w.amount_minor, w.currency, w.transfer_id, coalesce((SELECT"
+    " cash_institution FROM recon_partners WHERE partner = w.partner), (SELECT cash_institution"
+    " FROM recon_partners WHERE partner = '*')) AS institution"
+    " FROM recon_rows w WHERE w.run_id = $1 AND w.outcome = 'BOOKED' ORDER BY w.line",
+    1,
+    {PW_DB_TEXT}};
+
+/* ---- field checks ---- */
+
+static const char *mode_text(int mode)
+{
+    return mode == PAYWIRE__COMMON__V1__MODE__MODE_TEST   ? "TEST"
+           : mode == PAYWIRE__COMMON__V1__MODE__MODE_LIVE ? "LIVE"
+                                                          : NULL;
+}
+
+static Paywire__Common__V1__Mode mode_value(const char *s)
+{
+    return strcmp(s, "LIVE") == 0 ? PAYWIRE__COMMON__V1__MODE__MODE_LIVE
+                                  : PAYWIRE__COMMON__V1__MODE__MODE_TEST;
+}
+
+static const char *required_mode(svc_req *r, int mode)
+{
+    const char *m = mode_text(mode);
+    if (m == NULL) {
+        svc_violation(r, "mode", "required: MODE_TEST or MODE_LIVE");
+    }
+    return m;
+}
+
+static const char *const row_kinds[] = {
+    "capture",     "refund",     "refund_reversal", "chargeback", "chargeback_reversal",
+    "bank_credit", "bank_debit", "payout",          "fee",        "bank_charge",
+};
+
+static int row_kind_ok(const char *kind)
+{
+    for (size_t i = 0; i < sizeof(row_kinds) / sizeof(row_kinds[0]); i++) {
+        if (strcmp(row_kinds[i], kind) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A partner or institution name as the ledger's account owners spell them. */
+static int partner_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/* One row's problem as a violation "rows[i].field"; returns 0 when it has one. */
+static int row_bad(svc_req *r, size_t i, const char *field, const char *what, int *reported)
+{
+    if (*reported < MAX_ROW_VIOLATIONS) {
+        char path[64];
+        snprintf(path, sizeof(path), "rows[%zu].%s", i, field);
+        svc_violation(r, path, what);
+    }
+    (*reported)++;
+    return 0;
+}
+
+static int row_ok(svc_req *r, const Paywire__Finance__V1__PartnerReportRow *row, size_t i,
+                  int *reported)
+{
+    if (!row_kind_ok(row->kind)) {
+        return row_bad(r, i, "kind",
+                       "one of capture, refund, refund_reversal, chargeback,"
+                       " chargeback_reversal, bank_credit, bank_debit, payout, fee, bank_charge",
+                       reported);
+    }
+    int optional = strcmp(row->kind, "fee") == 0 || strcmp(row->kind, "bank_charge") == 0;
+    if (row->partner_reference[0] == '\0' ? !optional : !svc_text_ok(row->partner_reference, 100)) {
+        return row_bad(r, i, "partner_reference",
+                       optional ? "at most 100 characters" : "1 to 100 characters", reported);
+    }
+    if (row->amount == NULL || row->amount->amount_minor <= 0) {
+        return row_bad(r, i, "amount.amount_minor", "above 0 (the kind says the direction)",
+                       reported);
+    }
+    if (!svc_currency_ok(row->amount->currency)) {
+        return row_bad(r, i, "amount.currency", "an ISO 4217 currency code", reported);
+    }
+    if (row->booked_time == NULL) {
+        return row_bad(r, i, "booked_time", "required", reported);
+    }
+    return 1;
+}
+
+static void check_report(svc_req *r, const Paywire__Finance__V1__UploadPartnerReportRequest *req)
+{
+    required_mode(r, req->mode);
+    if (!partner_ok(req->partner)) {
+        svc_violation(r, "partner", "1 to 64 of a-z 0-9 _ - (the partner's account owner name)");
+    }
+    if (!svc_text_ok(req->report_id, 128)) {
+        svc_violation(r, "report_id", "1 to 128 characters");
+    }
+    if (!svc_date_ok(req->report_date)) {
+        svc_violation(r, "report_date", "a date as YYYY-MM-DD");
+    }
+    int reported = 0;
+    for (size_t i = 0; i < req->n_rows; i++) {
+        row_ok(r, req->rows[i], i, &reported);
+    }
+    if (reported > MAX_ROW_VIOLATIONS) {
+        char more[80];
+        snprintf(more, sizeof(more), "%d more rows are invalid", reported - MAX_ROW_VIOLATIONS);
+        svc_violation(r, "rows", more);
+    }
+    svc_check(r);
+}
+
+/* ---- messages ---- */
+
+static Run *run_from_row(svc_req *r, svc_row row)
+{
+    Run *run = svc_alloc(r, sizeof(*run));
+    paywire__finance__v1__reconciliation_run__init(run);
+    run->id = svc_text(row, "id");
+    run->mode = mode_value(svc_text(row, "mode"));
+    run->partner = svc_text(row, "partner");
+    run->report_id = svc_text(row, "report_id");
+    run->report_date = svc_text(row, "report_date");
+    run->content_sha256 = svc_text(row, "content_sha256");
+    run->rows = svc_int64(row, "rows");
+    run->matched = svc_int64(row, "matched");
+    run->breaks = svc_int64(row, "breaks");
+    run->create_time = svc_time(row, "create_time");
+    /* The booked transfers, comma-separated (ids have no commas). */
+    const char *ids = svc_text(row, "transfer_ids_text");
+    size_t n = ids[0] ? 1 : 0;
+    for (const char *p = ids; *p; p++) {
+        n += *p == ',';
+    }
+    run->transfer_ids = svc_alloc(r, sizeof(char *) * (n ? n : 1));
+    const char *p = ids;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strcspn(p, ",");
+        char *id = svc_alloc(r, len + 1);
+        memcpy(id, p, len);
+        run->transfer_ids[i] = id;
+        p += len + (p[len] == ',');
+    }
+    run->n_transfer_ids = n;
+    run->transfer_id = n > 0 ? run->transfer_ids[0] : "";
+    return run;
+}
+
+/* ---- UploadPartnerReport ---- */
+
+typedef struct upload_args {
+    const Paywire__Finance__V1__UploadPartnerReportRequest *req;
+    const char *mode;
+    char lock_key[400];
+    char sha[65];
+    const char *json;
+    /* Out: the run as stored. */
+    Run *run;
+} upload_args;
+
+static void upload_tx(svc_req *r, const void *arg)
+{
+    upload_args *a = (upload_args *)arg;
+    const Paywire__Finance__V1__UploadPartnerReportRequest *req = a->req;
+    pw_db_param key = pw_db_text(a->lock_key);
+    svc_tx_query(r, &lock_report, &key, 1);
+    pw_db_param k[] = {pw_db_text(a->mode), pw_db_text(req->partner), pw_db_text(req->report_id)};
+    const pw_db_result *seen = svc_tx_query(r, &find_run, k, 3);
+    if (pw_db_rows(seen) == 1) {
+        svc_row row = svc_row_at(r, seen, 0);
+        if (strcmp(svc_text(row, "content_sha256"), a->sha) != 0) {
+            svc_abort(r, PW_FAILED_PRECONDITION, "REPORT_ID_REUSED",
+                      "report %s of %s was uploaded with other rows (run %s): a corrected report"
+                      " needs its own report_id",
+                      req->report_id, req->partner, svc_text(row, "id"));
+        }
+        a->run = run_from_row(r, row);
+        svc_tx_commit(r);
+        return;
+    }
+    char id[40];
+    if (svc_new_id("rec", id, sizeof(id)) != PW_OK) {
+        svc_abort(r, PW_INTERNAL, NULL, "cannot create an id");
+    }
+    pw_db_param run[] = {pw_db_text(id),
+                         pw_db_text(a->mode),
+                         pw_db_text(req->partner),
+                         pw_db_text(req->report_id),
+                         pw_db_text(req->report_date),
+                         pw_db_text(a->sha),
+                         pw_db_int8((int64_t)req->n_rows)};
+    svc_tx_pipe(r, &insert_run, run, 7);
+    pw_db_param rows[] = {pw_db_text(id), pw_db_text(a->mode), pw_db_text(req->partner),
+                          pw_db_jsonb(a->json)};
+    svc_tx_pipe(r, &insert_rows, rows, 4);
+    pw_db_param match[] = {pw_db_text(id), pw_db_text(req->partner)};
+    svc_tx_pipe(r, &match_rows, match, 2);
+    pw_db_param run_id = pw_db_text(id);
+    svc_tx_pipe(r, &book_rows, &run_id, 1);
+    svc_tx_pipe(r, &insert_breaks, &run_id, 1);
+    svc_tx_pipe(r, &clear_breaks, &run_id, 1);
+    a->run = run_from_row(r, svc_row_at(r, svc_tx_query(r, &count_run, &run_id, 1), 0));
+    svc_tx_commit(r);
+}
+
+/* A booked row, copied out of its result (which the ledger's wait ends). */
+typedef struct booked_row {
+    const char *id, *kind, *currency, *transfer_id, *institution;
+    int64_t amount;
+} booked_row;
+
+/* A booked row's transfer: the partner paid us, charged us, or our bank charged us. */
+static void book_row(svc_req *r, const char *mode, const char *partner, const booked_row *row)
+{
+    const char *kind = row->kind;
+    const char *institution = row->institution;
+    int64_t amount = row->amount;
+    const char *currency = row->currency;
+    ledger_entry_in e[2];
+    memset(e, 0, sizeof(e));
+    const char *kinds[2];
+    const char *owners[2];
+    if (strcmp(kind, "payout") == 0) {
+        kinds[0] = "platform_cash", owners[0] = institution;
+        kinds[1] = "partner_receivable", owners[1] = partner;
+    } else if (strcmp(kind, "fee") == 0) {
+        kinds[0] = "partner_fees", owners[0] = partner;
+        kinds[1] = "partner_receivable", owners[1] = partner;
+    } else { /* bank_charge: the report is the bank's own statement */
+        kinds[0] = "partner_fees", owners[0] = partner;
+        kinds[1] = "platform_cash", owners[1] = partner;
+    }
+    for (int i = 0; i < 2; i++) {
+        e[i].kind = kinds[i];
+        e[i].owner = owners[i];
+        e[i].amount = amount;
+        e[i].currency = currency;
+        e[i].credit = i;
+        e[i].purpose = kind;
+    }
+    const char *transfer_id = row->transfer_id;
+    char transfer_kind[24];
+    snprintf(transfer_kind, sizeof(transfer_kind), "%.*s",
+             (int)(strchr(transfer_id + 4, '_') - (transfer_id + 4)), transfer_id + 4);
+    ledger_op op;
+    memset(&op, 0, sizeof(op));
+    op.kind = LEDGER_CREATE;
+    op.mode = mode;
+    op.transfer_id = transfer_id;
+    op.transfer_kind = transfer_kind;
+    op.reference = row->id;
+    op.partner_reference = "";
+    op.balance_check = "NONE";
+    op.entries = e;
+    op.entry_count = 2;
+    ledger_apply(r, &op);
+    if (op.code != PW_OK) {
+        svc_fail(r, op.code == PW_UNAVAILABLE ? PW_UNAVAILABLE : PW_INTERNAL,
+                 "report row %s is stored but its transfer %s was not booked (%s): upload the"
+                 " same report again to complete it",
+                 row->id, transfer_id, op.message);
+    }
+}
+
+static void upload_body(svc_req *r, const void *request)
+{
+    const Paywire__Finance__V1__UploadPartnerReportRequest *req = request;
+    check_report(r, req);
+    svc_authenticate(r, NULL);
+    upload_args a;
+    memset(&a, 0, sizeof(a));
+    a.req = req;
+    a.mode = mode_text(req->mode);
+    snprintf(a.lock_key, sizeof(a.lock_key), "%s|%s|%s", a.mode, req->partner, req->report_id);
+    size_t len = protobuf_c_message_get_packed_size(&req->base);
+    uint8_t *bytes = svc_alloc(r, len);
+    protobuf_c_message_pack(&req->base, bytes);
+    uint8_t sha[32];
+    svc_sha256(bytes, len, sha);
+    for (int i = 0; i < 32; i++) {
+        snprintf(a.sha + 2 * i, 3, "%02x", sha[i]);
+    }
+    pw_buf json = {0};
+    pw_json_options jo = {.proto_names = 1};
+    char err[200];
+    if (pw_json_encode(&req->base, &jo, &json, err, sizeof(err)) != PW_OK ||
+        pw_buf_append(&json, "", 1) != PW_OK) {
+        pw_buf_reset(&json);
+        svc_fail(r, PW_INVALID_ARGUMENT, "the report cannot be stored: %s", err);
+    }
+    a.json = svc_strdup(r, (const char *)json.data);
+    pw_buf_reset(&json);
+    svc_transaction(r, upload_tx, &a);
+    pw_db_param run_id = pw_db_text(a.run->id);
+    const pw_db_result *res = svc_query(r, &booked_rows, &run_id, 1);
+    int n = pw_db_rows(res);
+    booked_row *rows = svc_alloc(r, sizeof(*rows) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) {
+        svc_row row = svc_row_at(r, res, i);
+        rows[i] = (booked_row){svc_text(row, "id"),          svc_text(row, "kind"),
+                               svc_text(row, "currency"),    svc_text(row, "transfer_id"),
+                               svc_text(row, "institution"), svc_int64(row, "amount_minor")};
+    }
+    for (int i = 0; i < n; i++) {
+        book_row(r, a.mode, req->partner, &rows[i]);
+    }
+    Paywire__Finance__V1__UploadPartnerReportResponse resp =
+        PAYWIRE__FINANCE__V1__UPLOAD_PARTNER_REPORT_RESPONSE__INIT;
+    resp.run = a.run;
+    svc_reply(r, &resp.base);
+}
+
+static const svc_collect_spec upload_spec = {
+    .type = &paywire__finance__v1__upload_partner_report_request__descriptor,
+    .items = "rows",
+    .max_per_message = MAX_ROWS_PER_MESSAGE,
+    .max_total = MAX_ROWS,
+    .first_message = "mode, partner, report_id and report_date",
+};
+
+static void upload_partner_report_h(pw_call *call, void *app)
+{
+    svc_serve_collected(call, app, &upload_spec, upload_body);
+}
+
+/* ---- GetReconciliationRun ---- */
+
+SVC_HANDLER(get_run, Paywire__Finance__V1__GetReconciliationRunRequest)
+{
+    const char *mode = required_mode(r, req->mode);
+    if (!svc_id_ok(req->run_id, "rec")) {
+        svc_violation(r, "run_id", "a run id: \"rec_\" and 26 characters");
+    }
+    svc_check(r);
+    svc_authenticate(r, NULL);
+    pw_db_param p[] = {pw_db_text(req->run_id), pw_db_text(mode)};
+    svc_row row = svc_one(r, svc_query(r, &run_by_id, p, 2), "reconciliation run", req->run_id);
+    Paywire__Finance__V1__GetReconciliationRunResponse resp =
+        PAYWIRE__FINANCE__V1__GET_RECONCILIATION_RUN_RESPONSE__INIT;
+    resp.run = run_from_row(r, row);
+    svc_reply(r, &resp.base);
+}
+
+/* ---- breaks ---- */
+
+#define BREAK_COLUMNS                                                                  \
+    "id, mode, partner, kind, state, run_id, row_id, partner_reference, item_kind,"    \
+    " transfer_id, partner_amount_minor, partner_currency, ledger_amount_minor,"       \
+    " ledger_currency, coalesce(expected_settlement_date::text, '') AS expected_date," \
+    " resolution_note, adjustment_transfer_id"
+
+static const char *const break_kinds[] = {
+    "",          "MISSING_IN_LEDGER", "MISSING_IN_REPORT", "AMOUNT_MISMATCH",
+    "DUPLICATE", "CURRENCY_MISMATCH", "FEE_MISMATCH"};
+static const char *const break_states[] = {"", "OPEN", "AUTO_CLEARED", "RESOLVED"};
+
+static int name_index(const char *const *names, int n, const char *name)
+{
+    for (int i = 1; i < n; i++) {
+        if (strcmp(names[i], name) == 0) {
+            return i;
+        }
+    }
+    return 0;
+}
+
+static Paywire__Common__V1__Money *money_or_null(svc_req *r, svc_row row, const char *amount,
+                                                 const char *currency)
+{
+    return svc_is_null(row, amount)
+               ? NULL
+               : ledger_money(r, svc_int64(row, amount), svc_text(row, currency));
+}
+
+static Break *break_from_row(svc_req *r, svc_row row)
+{
+    Break *b = svc_alloc(r, sizeof(*b));
+    paywire__finance__v1__break__init(b);
+    b->id = svc_text(row, "id");
+    b->mode = mode_value(svc_text(row, "mode"));
+    b->partner = svc_text(row, "partner");
+    b->kind = (Paywire__Finance__V1__BreakKind)name_index(break_kinds, 7, svc_text(row, "kind"));
+    b->state =
+        (Paywire__Finance__V1__BreakState)name_index(break_states, 4, svc_text(row, "state"));
+    b->run_id = svc_text(row, "run_id");
+    b->row_id = svc_text(row, "row_id");
+    b->partner_reference = svc_text(row, "partner_reference");
+    b->item_kind = svc_text(row, "item_kind");
+    b->reference = svc_text(row, "transfer_id");
+    b->partner_amount = money_or_null(r, row, "partner_amount_minor", "partner_currency");
+    b->ledger_amount = money_or_null(r, row, "ledger_amount_minor", "ledger_currency");
+    b->expected_settlement_date = svc_text(row, "expected_date");
+    b->resolution_note = svc_text(row, "resolution_note");
+    b->adjustment_transfer_id = svc_text(row, "adjustment_transfer_id");
+    return b;
+}
+
+static const pw_db_stmt list_breaks = {
+    "recon_list_breaks",
+    "SELECT " BREAK_COLUMNS " FROM recon_breaks WHERE mode = $1 AND id > $2"
+    " AND ($3 = '' OR run_id = $3) AND ($4 = '' OR state = $4) AND ($5 = '' OR partner = $5)"
+    " ORDER BY id LIMIT $6",
+    6,
+    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT8}};
+
+SVC_HANDLER(list_breaks_h_body, Paywire__Finance__V1__ListBreaksRequest)
+{
+    const char *mode = required_mode(r, req->mode);
+    if (req->run_id[0] != '\0' && !svc_id_ok(req->run_id, "rec")) {
+        svc_violation(r, "run_id", "empty, or a run id: \"rec_\" and 26 characters");
+    }
+    if (req->partner[0] != '\0' && !partner_ok(req->partner)) {
+        svc_violation(r, "partner", "empty, or 1 to 64 of a-z 0-9 _ -");
+    }
+    const char *state = "";
+    if (req->state != PAYWIRE__FINANCE__V1__BREAK_STATE__BREAK_STATE_UNSPECIFIED) {
+        state = (unsigned)req->state < 4 ? break_states[req->state] : NULL;
+        if (state == NULL) {
+            svc_violation(r, "state", "unspecified (any), OPEN, AUTO_CLEARED or RESOLVED");
+        }
+    }
+    char filter[200], after[64];
+    snprintf(filter, sizeof(filter), "%s,%s,%s,%s", mode ? mode : "", req->run_id,
+             state ? state : "", req->partner);
+    svc_page_token_read(r, req->page_token, filter, after, sizeof(after));
+    svc_check(r);
+    svc_authenticate(r, NULL);
+    int want = svc_page_size(req->page_size);
+    pw_db_param p[] = {pw_db_text(mode),  pw_db_text(after),        pw_db_text(req->run_id),
+                       pw_db_text(state), pw_db_text(req->partner), pw_db_int8(want + 1)};
+    const pw_db_result *res = svc_query(r, &list_breaks, p, 6);
+    int n = pw_db_rows(res) > want ? want : pw_db_rows(res);
+    Paywire__Finance__V1__ListBreaksResponse resp =
+        PAYWIRE__FINANCE__V1__LIST_BREAKS_RESPONSE__INIT;
+    resp.breaks = svc_alloc(r, sizeof(*resp.breaks) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) {
+        resp.breaks[i] = break_from_row(r, svc_row_at(r, res, i));
+    }
+    resp.n_breaks = (size_t)n;
+    if (pw_db_rows(res) > want) {
+        resp.next_page_token = svc_page_token(r, resp.breaks[n - 1]->id, filter);
+    }
+    svc_reply(r, &resp.base);
+}
+
+/* ---- ResolveBreak ---- */
+
+static const pw_db_stmt break_by_id = {"recon_break_by_id",
+                                       "SELECT " BREAK_COLUMNS
+                                       " FROM recon_breaks WHERE id = $1 AND mode = $2",
+                                       2,
+                                       {PW_DB_TEXT, PW_DB_TEXT}};
+static const pw_db_stmt lock_break = {"recon_lock_break",
+                                      "SELECT " BREAK_COLUMNS " FROM recon_breaks"
+                                      " WHERE id = $1 AND mode = $2 FOR UPDATE",
+                                      2,
+                                      {PW_DB_TEXT, PW_DB_TEXT}};
+static const pw_db_stmt resolve_break = {
+    "recon_resolve_break",
+    "UPDATE recon_breaks SET state = CASE WHEN state = 'OPEN' THEN 'RESOLVED' ELSE state END,"
+    " clear_time = coalesce(clear_time, now()),"
+    " resolution_note = CASE WHEN state = 'OPEN' THEN $3 ELSE resolution_note END,"
+    " resolved_by = CASE WHEN state = 'OPEN' THEN $4 ELSE resolved_by END,"
+    " adjustment_transfer_id = CASE WHEN $5 = '' THEN adjustment_transfer_id ELSE $5 END"
+    " WHERE id = $1 AND mode = $2 RETURNING " BREAK_COLUMNS,
+    5,
+    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT}};
+static const pw_db_stmt audit_resolution = {
+    "recon_audit_resolution",
+    "INSERT INTO audit_outbox (actor, action, subject_id, detail) VALUES ($1, $2, $3, $4)",
+    4,
+    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_JSONB}};
+
+/* The difference an adjustment books: what the partner says minus what the ledger has. */
+static int adjustment_of(svc_row b, int64_t *diff, const char **currency)
+{
+    const char *kind = svc_text(b, "kind");
+    if (strcmp(kind, "DUPLICATE") == 0 || strcmp(kind, "CURRENCY_MISMATCH") == 0) {
+        return 0;
+    }
+    int64_t partner =
+        svc_is_null(b, "partner_amount_minor") ? 0 : svc_int64(b, "partner_amount_minor");
+    int64_t ledger =
+        svc_is_null(b, "ledger_amount_minor") ? 0 : svc_int64(b, "ledger_amount_minor");
+    *currency = !svc_is_null(b, "partner_currency") ? svc_text(b, "partner_currency")
+                                                    : svc_text(b, "ledger_currency");
+    /* Refunds and chargebacks reduce what the partner owes: their difference runs the other way. */
+    const char *item = svc_text(b, "item_kind");
+    int reduces = strcmp(item, "refund") == 0 || strcmp(item, "chargeback") == 0;
+    *diff = reduces ? ledger - partner : partner - ledger;
+    return *diff != 0;
+}
+
+/* txf_adjust_<brk>: the partner receivable and platform revenue, by the difference's sign. */
+static const char *book_adjustment(svc_req *r, const char *mode, svc_row b)
+{
+    int64_t diff;
+    const char *currency;
+    if (!adjustment_of(b, &diff, &currency)) {
+        svc_violation(r, "book_adjustment",
+                      "this break has no amount difference to book (duplicate, currency mismatch"
+                      " or equal amounts): resolve it without an adjustment");
+        svc_fail(r, PW_FAILED_PRECONDITION, "nothing to adjust for break %s", svc_text(b, "id"));
+    }
+    char *transfer_id = svc_alloc(r, 64);
+    snprintf(transfer_id, 64, "txf_adjust_%s", svc_text(b, "id"));
+    ledger_entry_in e[2];
+    memset(e, 0, sizeof(e));
+    int partner_debit = diff > 0; /* the partner owes us more: Dr receivable, Cr revenue */
+    e[0].kind = "partner_receivable";
+    e[0].owner = svc_text(b, "partner");
+    e[0].credit = !partner_debit;
+    e[1].kind = "platform_revenue";
+    e[1].owner = "";
+    e[1].credit = partner_debit;
+    for (int i = 0; i < 2; i++) {
+        e[i].amount = diff > 0 ? diff : -diff;
+        e[i].currency = currency;
+        e[i].purpose = "adjustment";
+    }
+    ledger_op op;
+    memset(&op, 0, sizeof(op));
+    op.kind = LEDGER_CREATE;
+    op.mode = mode;
+    op.transfer_id = transfer_id;
+    op.transfer_kind = "adjust";
+    op.reference = svc_text(b, "id");
+    op.partner_reference = "";
+    op.balance_check = "NONE";
+    op.entries = e;
+    op.entry_count = 2;
+    ledger_apply(r, &op);
+    if (op.code != PW_OK) {
+        svc_fail(r, op.code, "the adjustment %s was not booked: %s", transfer_id, op.message);
+    }
+    return transfer_id;
+}
+
+typedef struct resolve_args {
+    const Paywire__Finance__V1__ResolveBreakRequest *req;
+    const char *mode;
+    const char *adjustment;
+} resolve_args;
+
+static void resolve_tx(svc_req *r, const void *arg)
+{
+    const resolve_args *a = arg;
+    pw_db_param k[] = {pw_db_text(a->req->break_id), pw_db_text(a->mode)};
+    svc_row b = svc_one(r, svc_tx_query(r, &lock_break, k, 2), "break", a->req->break_id);
+    int open = strcmp(svc_text(b, "state"), "OPEN") == 0;
+    if (!open && a->adjustment == NULL) {
+        svc_abort(r, PW_FAILED_PRECONDITION, "BREAK_NOT_OPEN", "break %s is %s already",
+                  a->req->break_id, svc_text(b, "state"));
+    }
+    /* An adjustment booked while someone else resolved it is still recorded on the break. */
+    pw_db_param p[] = {pw_db_text(a->req->break_id), pw_db_text(a->mode), pw_db_text(a->req->note),
+                       pw_db_text(r->caller.identity),
+                       pw_db_text(a->adjustment ? a->adjustment : "")};
+    svc_row done = svc_row_at(r, svc_tx_query(r, &resolve_break, p, 5), 0);
+    char detail[400];
+    snprintf(detail, sizeof(detail), "{\"adjustment_transfer_id\":\"%s\",\"was_open\":%s}",
+             a->adjustment ? a->adjustment : "", open ? "true" : "false");
+    pw_db_param audit[] = {pw_db_text(r->caller.identity), pw_db_text("recon.break_resolved"),
+                           pw_db_text(a->req->break_id), pw_db_jsonb(detail)};
+    svc_tx_pipe(r, &audit_resolution, audit, 4);
+    if (!open) {
+        svc_abort(r, PW_FAILED_PRECONDITION, "BREAK_NOT_OPEN",
+                  "break %s was resolved meanwhile; the adjustment %s is recorded on it",
+                  a->req->break_id, a->adjustment);
+    }
+    Paywire__Finance__V1__ResolveBreakResponse resp =
+        PAYWIRE__FINANCE__V1__RESOLVE_BREAK_RESPONSE__INIT;
+    resp.break_ = break_from_row(r, done);
+    svc_commit(r, &resp.base, NULL);
+}
+
+SVC_HANDLER(resolve_break_h_body, Paywire__Finance__V1__ResolveBreakRequest)
+{
+    const char *mode = required_mode(r, req->mode);
+    if (!svc_id_ok(req->break_id, "brk")) {
+        svc_violation(r, "break_id", "a break id: \"brk_\" and 26 characters");
+    }
+    if (!svc_text_ok(req->note, 1000)) {
+        svc_violation(r, "note", "1 to 1000 characters: why the break is resolved");
+    }
+    if (!svc_key_ok(req->idempotency_key)) {
+        svc_violation(r, "idempotency_key", "1 to 128 printable characters");
+    }
+    svc_check(r);
+    svc_authenticate(r, NULL);
+    resolve_args a = {.req = req, .mode = mode};
+    if (req->book_adjustment) {
+        /* Booked first, under its own fixed id: a retry or a racing resolution books it once. */
+        pw_db_param k[] = {pw_db_text(req->break_id), pw_db_text(mode)};
+        svc_row b = svc_one(r, svc_query(r, &break_by_id, k, 2), "break", req->break_id);
+        if (strcmp(svc_text(b, "state"), "OPEN") == 0 ||
+            svc_text(b, "adjustment_transfer_id")[0] != '\0') {
+            a.adjustment = book_adjustment(r, mode, b);
+        }
+    }
+    svc_idempotent(r, "ResolveBreak", req->idempotency_key,
+                   &paywire__finance__v1__resolve_break_response__descriptor, resolve_tx, &a);
+}
+
+static const paywire_finance_v1_reconciliation_service_handlers handlers = {
+    .upload_partner_report = upload_partner_report_h,
+    .get_reconciliation_run = get_run_h,
+    .list_breaks = list_breaks_h_body_h,
+    .resolve_break = resolve_break_h_body_h,
+};
+
+pw_status recon_register(pw_server *server, svc_app *app)
+{
+    return paywire_finance_v1_reconciliation_service_register(server, &handlers, app);
+}

@@ -1,0 +1,483 @@
+/*
+ * Reconciliation end to end: a real finance-server on a fresh database;
+ * captures and refunds booked through CreateTransfer as orchestration books
+ * them, then a partner's report with one row of every outcome uploaded by
+ * client streaming. Exactly the planted differences must come back as
+ * breaks, the payout and fee rows must be booked once (also when the report
+ * is uploaded again), a later report must clear what it settles, and an
+ * operator's adjustment must keep the ledger balanced.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <paywire/db.h>
+#include <paywire/errors.h>
+#include <paywire/json.h>
+#include <paywire/paywire.h>
+#include "pw_test.h"
+#include "pw_test_db.h"
+#include "svc_process.h"
+#include "paywire/finance/v1/ledger.pw.h"
+#include "paywire/finance/v1/reconciliation.pw.h"
+
+#define P(x) Paywire__Finance__V1__##x
+
+static char db_url[512];
+static svc_process proc = {
+    .name = "finance",
+    .binary = PW_FINANCE_SERVER,
+    .health_service = "paywire.finance.v1.LedgerService",
+};
+static uv_loop_t loop;
+static pw_channel *ch;
+
+#define MERCHANT "mer_0000000000000000000000000M"
+
+static int group_setup(void **state)
+{
+    (void)state;
+    svc_process_prepare(&proc);
+    pw_test_db_create("finance_recon_test", db_url, sizeof(db_url));
+    char err[512];
+    assert_int_equal(pw_db_migrate(db_url, PW_SOURCE_DIR "/services/finance/migrations",
+                                   "paywire.migrate.finance", NULL, err, sizeof(err)),
+                     PW_OK);
+    svc_process_start(&proc, db_url, "log_level = warning\nworkers = 2\n");
+    uv_loop_init(&loop);
+    ch = svc_process_channel(&proc, &loop);
+    svc_process_wait_serving(&proc, ch);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (ch != NULL) {
+        pw_channel_close(ch, NULL, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+    }
+    svc_process_stop(&proc);
+    svc_process_cleanup(&proc);
+    return 0;
+}
+
+/* ---- calls ---- */
+
+/* A unary call whose request is JSON; the status, the message into msg (may be NULL). */
+static pw_status call_json(const char *method, const ProtobufCMessageDescriptor *req_type,
+                           const ProtobufCMessageDescriptor *resp_type, const char *json,
+                           ProtobufCMessage **resp, char *msg, size_t cap)
+{
+    ProtobufCMessage *req = NULL;
+    char err[256];
+    if (pw_json_decode(req_type, json, strlen(json), NULL, &req, err, sizeof(err)) != PW_OK) {
+        fail_msg("test request %s: %s", json, err);
+    }
+    pw_call_options o = {.timeout_ms = 20000};
+    char *m = NULL;
+    *resp = NULL;
+    pw_status rv = pw_client_unary_blocking(ch, method, &o, req, resp_type, resp, &m, NULL);
+    if (msg != NULL) {
+        snprintf(msg, cap, "%s", m ? m : "");
+    }
+    pw_free(m);
+    pw_protobuf_free(req);
+    return rv;
+}
+
+/* Books a posted transfer: Dr `debit_account` (JSON AccountRef), Cr `credit_account`. */
+static void book(const char *id, const char *kind, const char *partner_reference, int64_t amount,
+                 const char *currency, const char *debit_account, const char *credit_account)
+{
+    char json[2048];
+    snprintf(json, sizeof(json),
+             "{\"transfer\":{\"mode\":\"MODE_TEST\",\"id\":\"%s\",\"kind\":\"%s\","
+             "\"partnerReference\":\"%s\",\"entries\":["
+             "{\"account\":%s,\"amount\":{\"amountMinor\":\"%lld\",\"currency\":\"%s\"},"
+             "\"side\":\"NORMAL_BALANCE_DEBIT\",\"purpose\":\"payment\"},"
+             "{\"account\":%s,\"amount\":{\"amountMinor\":\"%lld\",\"currency\":\"%s\"},"
+             "\"side\":\"NORMAL_BALANCE_CREDIT\",\"purpose\":\"payment\"}]},"
+             "\"balanceCheck\":\"BALANCE_CHECK_NONE\"}",
+             id, kind, partner_reference, debit_account, (long long)amount, currency,
+             credit_account, (long long)amount, currency);
+    ProtobufCMessage *resp;
+    char msg[256];
+    pw_status rv = call_json("/paywire.finance.v1.LedgerService/CreateTransfer",
+                             &paywire__finance__v1__create_transfer_request__descriptor,
+                             &paywire__finance__v1__create_transfer_response__descriptor, json,
+                             &resp, msg, sizeof(msg));
+    if (rv != PW_OK) {
+        fail_msg("booking %s: %s %s", id, pw_status_str(rv), msg);
+    }
+    pw_protobuf_free(resp);
+}
+
+static const char receivable_usd[] =
+    "{\"platform\":{\"kind\":\"ACCOUNT_KIND_PARTNER_RECEIVABLE\",\"currency\":\"USD\","
+    "\"counterparty\":\"acq1\"}}";
+static const char pending_usd[] =
+    "{\"merchant\":{\"merchantId\":\"" MERCHANT "\",\"kind\":\"ACCOUNT_KIND_MERCHANT_PENDING\","
+    "\"currency\":\"USD\"}}";
+static const char available_usd[] =
+    "{\"merchant\":{\"merchantId\":\"" MERCHANT "\",\"kind\":\"ACCOUNT_KIND_MERCHANT_AVAILABLE\","
+    "\"currency\":\"USD\"}}";
+
+static void capture(const char *cap, const char *reference, int64_t amount)
+{
+    char id[64];
+    snprintf(id, sizeof(id), "txf_capture_%s", cap);
+    book(id, "capture", reference, amount, "USD", receivable_usd, pending_usd);
+}
+
+/* ---- reports ---- */
+
+typedef struct report_row {
+    const char *kind, *reference;
+    int64_t amount;
+    const char *currency;
+} report_row;
+
+typedef struct upload_result {
+    pw_status code;
+    /* The message and every BadRequest field, for checks by substring. */
+    char message[2048];
+    P(ReconciliationRun) * run;
+    ProtobufCMessage *resp;
+} upload_result;
+
+/* Uploads rows as one report, in messages of per_message rows (0: one message). */
+static void upload(const char *report_id, const report_row *rows, size_t n, size_t per_message,
+                   upload_result *out)
+{
+    P(PartnerReportRow) *msgs = calloc(n ? n : 1, sizeof(*msgs));
+    P(PartnerReportRow) **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    Paywire__Common__V1__Money *money = calloc(n ? n : 1, sizeof(*money));
+    Google__Protobuf__Timestamp booked = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    booked.seconds = 1796083200; /* 2026-12-01 */
+    for (size_t i = 0; i < n; i++) {
+        paywire__finance__v1__partner_report_row__init(&msgs[i]);
+        paywire__common__v1__money__init(&money[i]);
+        money[i].amount_minor = rows[i].amount;
+        money[i].currency = (char *)rows[i].currency;
+        msgs[i].kind = (char *)rows[i].kind;
+        msgs[i].partner_reference = (char *)rows[i].reference;
+        msgs[i].amount = &money[i];
+        msgs[i].booked_time = &booked;
+        ptrs[i] = &msgs[i];
+    }
+    pw_stream *s = NULL;
+    assert_int_equal(paywire_finance_v1_reconciliation_service_upload_partner_report_start_blocking(
+                         ch, NULL, &s),
+                     PW_OK);
+    size_t step = per_message ? per_message : (n ? n : 1);
+    size_t sent = 0;
+    do {
+        P(UploadPartnerReportRequest)
+        req = PAYWIRE__FINANCE__V1__UPLOAD_PARTNER_REPORT_REQUEST__INIT;
+        if (sent == 0) {
+            req.mode = PAYWIRE__COMMON__V1__MODE__MODE_TEST;
+            req.partner = "acq1";
+            req.report_id = (char *)report_id;
+            req.report_date = "2026-12-01";
+        }
+        req.rows = ptrs + sent;
+        req.n_rows = n - sent < step ? n - sent : step;
+        assert_int_equal(
+            paywire_finance_v1_reconciliation_service_upload_partner_report_stream_send(s, &req),
+            PW_OK);
+        sent += req.n_rows;
+    } while (sent < n);
+    assert_int_equal(pw_stream_close_send(s), PW_OK);
+    memset(out, 0, sizeof(*out));
+    ProtobufCMessage *m = NULL;
+    pw_status rv =
+        pw_stream_recv(s, &paywire__finance__v1__upload_partner_report_response__descriptor, &m);
+    const char *msg = NULL;
+    const pw_metadata *trailers = NULL;
+    pw_status end = pw_stream_finish(s, &msg, &trailers);
+    out->code = rv != PW_OK ? rv : end;
+    int len = snprintf(out->message, sizeof(out->message), "%s", msg ? msg : "");
+    pw_error_details d = {0};
+    if (trailers != NULL && pw_error_details_read(trailers, &d) == PW_OK) {
+        for (size_t i = 0; i < d.violation_count && len < (int)sizeof(out->message); i++) {
+            len += snprintf(out->message + len, sizeof(out->message) - (size_t)len, " | %s",
+                            d.violations[i].field);
+        }
+    }
+    pw_error_details_clear(&d);
+    if (out->code == PW_OK) {
+        assert_non_null(m);
+        out->resp = m;
+        out->run = ((P(UploadPartnerReportResponse) *)m)->run;
+    } else {
+        pw_protobuf_free(m);
+    }
+    pw_stream_free(s);
+    free(msgs);
+    free(ptrs);
+    free(money);
+}
+
+static long long scalar(const char *sql)
+{
+    return pw_test_db_scalar(db_url, sql);
+}
+
+/* Σ debits = Σ credits per (mode, currency), posted and pending: 0 when the ledger balances. */
+static long long unbalanced(void)
+{
+    return scalar("SELECT count(*) FROM (SELECT mode, currency FROM accounts GROUP BY mode,"
+                  " currency HAVING sum(posted_debits) <> sum(posted_credits)"
+                  " OR sum(pending_debits) <> sum(pending_credits)) x");
+}
+
+/* The report of day one: one row of each outcome. */
+static const report_row day_one[] = {
+    {"capture", "sim1_c1", 10000, "USD"},  /* matched */
+    {"capture", "sim1_c2", 2501, "USD"},   /* one unit more than booked */
+    {"capture", "sim1_c3", 777, "EUR"},    /* booked in USD */
+    {"capture", "sim1_c1", 10000, "USD"},  /* the first row again */
+    {"capture", "sim1_zz", 300, "USD"},    /* never booked (yet) */
+    {"refund", "sim1_r1", 500, "USD"},     /* matched */
+    {"payout", "acq1-po-1", 12000, "USD"}, /* booked: the partner paid us */
+    {"fee", "", 35, "USD"},                /* booked: the partner's charge */
+};
+#define DAY_ONE_ROWS (sizeof(day_one) / sizeof(day_one[0]))
+
+static char run_one[40];
+
+static void test_recon_finds_exactly_the_planted_breaks(void **state)
+{
+    (void)state;
+    capture("cap_c1", "sim1_c1", 10000);
+    capture("cap_c2", "sim1_c2", 2500);
+    capture("cap_c3", "sim1_c3", 777);
+    capture("cap_c4", "sim1_c4", 4000); /* not in the report: no break from a report */
+    book("txf_refund_ref_r1", "refund", "sim1_r1", 500, "USD", available_usd, receivable_usd);
+    upload_result u;
+    upload("acq1-2026-12-01", day_one, DAY_ONE_ROWS, 3, &u);
+    if (u.code != PW_OK) {
+        fail_msg("upload: %s %s", pw_status_str(u.code), u.message);
+    }
+    snprintf(run_one, sizeof(run_one), "%s", u.run->id);
+    assert_int_equal(u.run->rows, 8);
+    assert_int_equal(u.run->matched, 4); /* two matched, two booked */
+    assert_int_equal(u.run->breaks, 4);
+    assert_int_equal(u.run->n_transfer_ids, 2);
+    assert_true(strncmp(u.run->transfer_ids[0], "txf_partnerpay_prw_", 19) == 0);
+    assert_true(strncmp(u.run->transfer_ids[1], "txf_partnerfee_prw_", 19) == 0);
+    assert_int_equal(strlen(u.run->content_sha256), 64);
+    /* Exactly the planted differences, by row. */
+    char sql[512];
+    const char *want[][2] = {
+        {"1", "MATCHED"},
+        {"2", "AMOUNT_MISMATCH"},
+        {"3", "CURRENCY_MISMATCH"},
+        {"4", "DUPLICATE"},
+        {"5", "MISSING_IN_LEDGER"},
+        {"6", "MATCHED"},
+        {"7", "BOOKED"},
+        {"8", "BOOKED"},
+    };
+    for (size_t i = 0; i < 8; i++) {
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM recon_rows WHERE run_id = '%s' AND line = %s AND outcome"
+                 " = '%s'",
+                 run_one, want[i][0], want[i][1]);
+        if (scalar(sql) != 1) {
+            fail_msg("row %s is not %s", want[i][0], want[i][1]);
+        }
+    }
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM recon_breaks WHERE run_id = '%s' AND state = 'OPEN'", run_one);
+    assert_int_equal(scalar(sql), 4);
+    assert_int_equal(scalar("SELECT ledger_amount_minor FROM recon_breaks WHERE kind ="
+                            " 'AMOUNT_MISMATCH'"),
+                     2500);
+    assert_int_equal(scalar("SELECT partner_amount_minor FROM recon_breaks WHERE kind ="
+                            " 'AMOUNT_MISMATCH'"),
+                     2501);
+    /* Booked: our bank got the payout, the partner's fee is an expense, both off the receivable. */
+    assert_int_equal(scalar("SELECT posted_debits FROM accounts WHERE kind = 'platform_cash'"
+                            " AND owner = 'bank_1' AND currency = 'USD'"),
+                     12000);
+    assert_int_equal(scalar("SELECT posted_debits FROM accounts WHERE kind = 'partner_fees'"
+                            " AND owner = 'acq1'"),
+                     35);
+    assert_int_equal(scalar("SELECT posted_credits FROM accounts WHERE kind ="
+                            " 'partner_receivable' AND owner = 'acq1' AND currency = 'USD'"),
+                     500 + 12000 + 35);
+    assert_int_equal(unbalanced(), 0);
+    pw_protobuf_free(u.resp);
+}
+
+static void test_recon_same_report_again_is_the_first_run(void **state)
+{
+    (void)state;
+    long long entries = scalar("SELECT count(*) FROM entries");
+    long long breaks = scalar("SELECT count(*) FROM recon_breaks");
+    upload_result u;
+    upload("acq1-2026-12-01", day_one, DAY_ONE_ROWS, 0, &u); /* the same rows, other chunks */
+    assert_int_equal(u.code, PW_OK);
+    assert_string_equal(u.run->id, run_one);
+    assert_int_equal(u.run->breaks, 4);
+    assert_int_equal(scalar("SELECT count(*) FROM entries"), entries);
+    assert_int_equal(scalar("SELECT count(*) FROM recon_breaks"), breaks);
+    assert_int_equal(scalar("SELECT count(*) FROM recon_runs"), 1);
+    pw_protobuf_free(u.resp);
+    /* The same report id with other rows: refused, nothing stored. */
+    report_row changed[DAY_ONE_ROWS];
+    memcpy(changed, day_one, sizeof(changed));
+    changed[1].amount = 2500;
+    upload("acq1-2026-12-01", changed, DAY_ONE_ROWS, 0, &u);
+    assert_int_equal(u.code, PW_FAILED_PRECONDITION);
+    assert_non_null(strstr(u.message, "other rows"));
+    assert_int_equal(scalar("SELECT count(*) FROM recon_runs"), 1);
+    assert_int_equal(scalar("SELECT count(*) FROM entries"), entries);
+}
+
+static void test_recon_later_report_clears_what_it_settles(void **state)
+{
+    (void)state;
+    /* The capture the partner reported first is booked late; the next report has it again. */
+    capture("cap_zz", "sim1_zz", 300);
+    const report_row day_two[] = {
+        {"capture", "sim1_zz", 300, "USD"},
+        {"capture", "sim1_c4", 4000, "USD"},
+    };
+    upload_result u;
+    upload("acq1-2026-12-02", day_two, 2, 0, &u);
+    assert_int_equal(u.code, PW_OK);
+    assert_int_equal(u.run->matched, 2);
+    assert_int_equal(u.run->breaks, 0);
+    assert_int_equal(scalar("SELECT count(*) FROM recon_breaks WHERE kind = 'MISSING_IN_LEDGER'"
+                            " AND state = 'AUTO_CLEARED' AND clear_time IS NOT NULL"),
+                     1);
+    assert_int_equal(scalar("SELECT count(*) FROM recon_breaks WHERE state = 'OPEN'"), 3);
+    pw_protobuf_free(u.resp);
+}
+
+/* The open break of kind (a BreakKind name) from ListBreaks; its id into id. */
+static void open_break(const char *kind, char *id, size_t cap)
+{
+    char json[256];
+    snprintf(json, sizeof(json), "{\"mode\":\"MODE_TEST\",\"state\":\"BREAK_STATE_OPEN\"}");
+    ProtobufCMessage *resp;
+    assert_int_equal(call_json("/paywire.finance.v1.ReconciliationService/ListBreaks",
+                               &paywire__finance__v1__list_breaks_request__descriptor,
+                               &paywire__finance__v1__list_breaks_response__descriptor, json, &resp,
+                               NULL, 0),
+                     PW_OK);
+    P(ListBreaksResponse) *l = (P(ListBreaksResponse) *)resp;
+    id[0] = '\0';
+    for (size_t i = 0; i < l->n_breaks; i++) {
+        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+            &paywire__finance__v1__break_kind__descriptor, l->breaks[i]->kind);
+        if (v != NULL && strstr(v->name, kind) != NULL) {
+            snprintf(id, cap, "%s", l->breaks[i]->id);
+        }
+    }
+    pw_protobuf_free(resp);
+    assert_true(id[0] != '\0');
+}
+
+static pw_status resolve(const char *key, const char *break_id, int adjust, ProtobufCMessage **resp,
+                         char *msg, size_t cap)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"idempotencyKey\":\"%s\",\"breakId\":\"%s\",\"note\":\"checked with the"
+             " partner\",\"bookAdjustment\":%s,\"mode\":\"MODE_TEST\"}",
+             key, break_id, adjust ? "true" : "false");
+    return call_json("/paywire.finance.v1.ReconciliationService/ResolveBreak",
+                     &paywire__finance__v1__resolve_break_request__descriptor,
+                     &paywire__finance__v1__resolve_break_response__descriptor, json, resp, msg,
+                     cap);
+}
+
+static void test_recon_resolve_with_an_adjustment(void **state)
+{
+    (void)state;
+    char id[40], msg[512];
+    open_break("AMOUNT_MISMATCH", id, sizeof(id));
+    ProtobufCMessage *a, *b, *c;
+    assert_int_equal(resolve("resolve-1", id, 1, &a, msg, sizeof(msg)), PW_OK);
+    P(Break) *done = ((P(ResolveBreakResponse) *)a)->break_;
+    assert_int_equal(done->state, PAYWIRE__FINANCE__V1__BREAK_STATE__BREAK_STATE_RESOLVED);
+    char want[64];
+    snprintf(want, sizeof(want), "txf_adjust_%s", id);
+    assert_string_equal(done->adjustment_transfer_id, want);
+    /* The partner reported one unit more: it owes us one more, booked as revenue. */
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT sum(amount_minor) FROM entries e JOIN accounts a ON a.id = e.account_id"
+             " WHERE e.transfer_id = '%s' AND a.kind = 'partner_receivable' AND e.side = 'DEBIT'",
+             want);
+    assert_int_equal(scalar(sql), 1);
+    /* The retry answers the first result; another operator's key finds it resolved. */
+    assert_int_equal(resolve("resolve-1", id, 1, &b, msg, sizeof(msg)), PW_OK);
+    assert_string_equal(((P(ResolveBreakResponse) *)b)->break_->adjustment_transfer_id, want);
+    assert_int_equal(resolve("resolve-2", id, 0, &c, msg, sizeof(msg)), PW_FAILED_PRECONDITION);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM entries WHERE transfer_id = '%s'", want);
+    assert_int_equal(scalar(sql), 2);
+    assert_int_equal(unbalanced(), 0);
+    pw_protobuf_free(a);
+    pw_protobuf_free(b);
+    /* A duplicate has no amount to adjust: refused naming the field, resolvable without. */
+    open_break("DUPLICATE", id, sizeof(id));
+    assert_int_equal(resolve("resolve-3", id, 1, &c, msg, sizeof(msg)), PW_FAILED_PRECONDITION);
+    assert_non_null(strstr(msg, "adjust"));
+    assert_int_equal(resolve("resolve-3", id, 0, &c, msg, sizeof(msg)), PW_OK);
+    pw_protobuf_free(c);
+    assert_int_equal(scalar("SELECT count(*) FROM audit_outbox WHERE action ="
+                            " 'recon.break_resolved'"),
+                     2);
+}
+
+static void test_recon_refuses_bad_reports(void **state)
+{
+    (void)state;
+    long long runs = scalar("SELECT count(*) FROM recon_runs");
+    const report_row bad[] = {
+        {"capture", "sim1_ok", 100, "USD"}, {"settlement", "sim1_x", 100, "USD"}, /* no such kind */
+        {"capture", "", 100, "USD"},      /* a capture without the partner's reference */
+        {"capture", "sim1_y", 0, "USD"},  /* zero */
+        {"refund", "sim1_z", 100, "usd"}, /* not a currency code */
+    };
+    upload_result u;
+    upload("acq1-bad", bad, 5, 2, &u);
+    assert_int_equal(u.code, PW_INVALID_ARGUMENT);
+    const char *fields[] = {"rows[1].kind", "rows[2].partner_reference",
+                            "rows[3].amount.amount_minor", "rows[4].amount.currency"};
+    for (int i = 0; i < 4; i++) {
+        if (strstr(u.message, fields[i]) == NULL) {
+            fail_msg("\"%s\" does not name %s", u.message, fields[i]);
+        }
+    }
+    assert_int_equal(scalar("SELECT count(*) FROM recon_runs"), runs);
+    /* Too many rows in one message. */
+    report_row *many = calloc(1001, sizeof(*many));
+    for (int i = 0; i < 1001; i++) {
+        many[i] = (report_row){"capture", "sim1_many", 1, "USD"};
+    }
+    upload("acq1-many", many, 1001, 0, &u);
+    free(many);
+    assert_int_equal(u.code, PW_INVALID_ARGUMENT);
+    assert_non_null(strstr(u.message, "rows"));
+    assert_int_equal(scalar("SELECT count(*) FROM recon_runs"), runs);
+    /* The server keeps serving. */
+    assert_int_equal(svc_process_health(ch, "paywire.finance.v1.LedgerService"), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_recon_finds_exactly_the_planted_breaks),
+        cmocka_unit_test(test_recon_same_report_again_is_the_first_run),
+        cmocka_unit_test(test_recon_later_report_clears_what_it_settles),
+        cmocka_unit_test(test_recon_resolve_with_an_adjustment),
+        cmocka_unit_test(test_recon_refuses_bad_reports),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
