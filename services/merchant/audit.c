@@ -130,5 +130,7 @@ void merchant_stop_jobs(void *jobs)
 const svc_setting merchant_settings[] = {
     /* compliance-server's address; its AuditService gets the audit outbox (unset: kept here). */
     {"audit_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
+    /* Tests and development only: 1 accepts webhook endpoints at http://127.0.0.1:<port>. */
+    {"webhook_loopback_http", SVC_SETTING_INT, "0", 0, 1, 0},
     {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
 };

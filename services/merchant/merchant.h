@@ -41,6 +41,12 @@ void audit_event(svc_req *r, const char *action, const char *subject_id, const c
 void merchant_handlers_init(paywire_merchant_v1_merchant_service_handlers *h);
 void keys_handlers_init(paywire_merchant_v1_merchant_service_handlers *h);
 void payout_handlers_init(paywire_merchant_v1_merchant_service_handlers *h);
+/** The process-wide state (svc_service.setup): the handler table and the settings handlers read. */
+typedef struct merchant_state {
+    paywire_merchant_v1_merchant_service_handlers handlers;
+    /** webhook_loopback_http: endpoints may be http://127.0.0.1 (tests, development). */
+    int webhook_loopback_http;
+} merchant_state;
 /** svc_service.setup and .register_services of the merchant service (merchants.c). */
 pw_status merchant_setup(const svc_config *cfg, void **state, char *err, size_t err_len);
 void merchant_teardown(void *state);

@@ -499,14 +499,14 @@ void merchant_handlers_init(paywire_merchant_v1_merchant_service_handlers *h)
 
 pw_status merchant_setup(const svc_config *cfg, void **state, char *err, size_t err_len)
 {
-    (void)cfg;
     (void)err;
     (void)err_len;
-    paywire_merchant_v1_merchant_service_handlers *h = pw_calloc(1, sizeof(*h));
-    merchant_handlers_init(h);
-    keys_handlers_init(h);
-    payout_handlers_init(h);
-    *state = h;
+    merchant_state *s = pw_calloc(1, sizeof(*s));
+    merchant_handlers_init(&s->handlers);
+    keys_handlers_init(&s->handlers);
+    payout_handlers_init(&s->handlers);
+    s->webhook_loopback_http = (int)svc_config_int(cfg, "webhook_loopback_http");
+    *state = s;
     return PW_OK;
 }
 
@@ -517,5 +517,6 @@ void merchant_teardown(void *state)
 
 pw_status merchant_register(pw_server *server, svc_app *app)
 {
-    return paywire_merchant_v1_merchant_service_register(server, app->service, app);
+    merchant_state *s = app->service;
+    return paywire_merchant_v1_merchant_service_register(server, &s->handlers, app);
 }

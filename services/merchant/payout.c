@@ -46,6 +46,15 @@ static const pw_db_stmt rotate_whk = {
     " WHERE id = $1 AND merchant_id = $2 AND deleted_time IS NULL RETURNING " WHK_COLS,
     3,
     {PW_DB_TEXT, PW_DB_TEXT, PW_DB_BYTEA}};
+static const pw_db_stmt targets_whk = {
+    "whk_targets",
+    "SELECT id, url, event_types, convert_from(secret_ciphertext, 'UTF8') AS secret,"
+    " CASE WHEN previous_secret_until > now()"
+    " THEN convert_from(previous_secret_ciphertext, 'UTF8') ELSE '' END AS previous_secret"
+    " FROM webhook_endpoints WHERE merchant_id = $1 AND enabled AND deleted_time IS NULL"
+    " ORDER BY seq LIMIT 100",
+    1,
+    {PW_DB_TEXT}};
 static const pw_db_stmt delete_whk = {
     "whk_delete",
     "UPDATE webhook_endpoints SET deleted_time = coalesce(deleted_time, now()), enabled = false"
@@ -388,13 +397,24 @@ static void create_whk_tx(svc_req *r, const void *arg)
     svc_commit(r, &resp.base, &stored.base);
 }
 
+/* http://127.0.0.1:<port>/…: a test or dev receiver, when webhook_loopback_http allows it. */
+static int loopback_http(const char *url)
+{
+    const char *prefix = "http://127.0.0.1:";
+    return svc_text_ok(url, 2048) && strncmp(url, prefix, strlen(prefix)) == 0 &&
+           strchr(url, ' ') == NULL && strchr(url, '@') == NULL;
+}
+
 SVC_HANDLER(create_webhook, Paywire__Merchant__V1__CreateWebhookEndpointRequest)
 {
     svc_authenticate(r, "webhooks:write");
     if (!svc_id_ok(req->merchant_id, "mer")) {
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }
-    if (req->endpoint == NULL || !svc_https_url_ok(req->endpoint->url, 1)) {
+    const merchant_state *ms = r->app->service;
+    if (req->endpoint == NULL ||
+        !(svc_https_url_ok(req->endpoint->url, 1) ||
+          (ms->webhook_loopback_http && loopback_http(req->endpoint->url)))) {
         svc_violation(r, "endpoint.url",
                       "a public https:// URL (no private, loopback or link-local hosts)");
     }
@@ -491,6 +511,44 @@ SVC_HANDLER(delete_webhook, Paywire__Merchant__V1__DeleteWebhookEndpointRequest)
                    &rm);
 }
 
+/* The signer's view of a merchant's endpoints (orchestration): secrets opened, in call memory. */
+SVC_HANDLER(get_webhook_targets, Paywire__Merchant__V1__GetWebhookTargetsRequest)
+{
+    svc_authenticate(r, NULL);
+    if (!svc_id_ok(req->merchant_id, "mer")) {
+        svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
+    }
+    svc_check(r);
+    pw_db_param p = pw_db_text(req->merchant_id);
+    const pw_db_result *res = svc_query(r, &targets_whk, &p, 1);
+    int n = pw_db_rows(res);
+    Paywire__Merchant__V1__GetWebhookTargetsResponse resp =
+        PAYWIRE__MERCHANT__V1__GET_WEBHOOK_TARGETS_RESPONSE__INIT;
+    resp.targets = svc_alloc(r, (size_t)(n ? n : 1) * sizeof(*resp.targets));
+    for (int i = 0; i < n; i++) {
+        svc_row row = svc_row_at(r, res, i);
+        Paywire__Merchant__V1__WebhookTarget *t = svc_alloc(r, sizeof(*t));
+        paywire__merchant__v1__webhook_target__init(t);
+        t->endpoint_id = svc_text(row, "id");
+        t->url = svc_text(row, "url");
+        t->event_types = split_csv(r, svc_text(row, "event_types"), &t->n_event_types);
+        const char *sealed[] = {svc_text(row, "secret"), svc_text(row, "previous_secret")};
+        char **plain[] = {&t->signing_secret, &t->previous_signing_secret};
+        for (int k = 0; k < 2; k++) {
+            char open[128] = "";
+            if (sealed[k][0] != '\0' &&
+                svc_open(r->app->sealer, sealed[k], open, sizeof(open)) != PW_OK) {
+                svc_fail(r, PW_INTERNAL, "the signing secret of %s cannot be opened",
+                         t->endpoint_id);
+            }
+            *plain[k] = svc_strdup(r, open);
+            OPENSSL_cleanse(open, sizeof(open));
+        }
+        resp.targets[resp.n_targets++] = t;
+    }
+    svc_reply(r, &resp.base);
+}
+
 void payout_handlers_init(paywire_merchant_v1_merchant_service_handlers *h)
 {
     h->add_settlement_destination = add_destination_h;
@@ -500,4 +558,5 @@ void payout_handlers_init(paywire_merchant_v1_merchant_service_handlers *h)
     h->list_webhook_endpoints = list_webhooks_h;
     h->rotate_webhook_secret = rotate_webhook_h;
     h->delete_webhook_endpoint = delete_webhook_h;
+    h->get_webhook_targets = get_webhook_targets_h;
 }

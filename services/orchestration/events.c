@@ -86,6 +86,7 @@ int64_t ev_int64(const pw_db_result *res, int row, const char *col)
 typedef struct orch_jobs {
     void *recovery;
     ev_ledger *ledger;
+    ev_webhooks *webhooks;
 } orch_jobs;
 
 pw_status orch_jobs_start(svc_app *app, uv_loop_t *loop, const svc_config *cfg, void **jobs)
@@ -98,6 +99,9 @@ pw_status orch_jobs_start(svc_app *app, uv_loop_t *loop, const svc_config *cfg, 
     } else if (rv == PW_OK) {
         PW_LOG(PW_LOG_WARNING, "orchestration",
                "finance_target is not set: ledger events stay in the outbox until it is");
+    }
+    if (rv == PW_OK && s->merchant_target[0] != '\0') {
+        rv = ev_webhooks_start(&j->webhooks, app, loop, s->merchant_target);
     }
     if (rv != PW_OK) {
         orch_jobs_stop(j);
@@ -115,5 +119,6 @@ void orch_jobs_stop(void *jobs)
     }
     orch_stop_jobs(j->recovery);
     ev_ledger_stop(j->ledger);
+    ev_webhooks_stop(j->webhooks);
     pw_free(j);
 }

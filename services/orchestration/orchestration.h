@@ -30,6 +30,9 @@ typedef struct orch_state {
     int64_t recovery_interval_ms;
     /** An attempt the partner has not seen after this long is FAILED (not re-sent). */
     int64_t attempt_give_up_ms;
+    /** Webhooks: a request's deadline, the retry backoff, and when a delivery is given up. */
+    int64_t webhook_timeout_ms, webhook_backoff_initial_ms, webhook_backoff_max_ms;
+    int64_t webhook_give_up_ms;
     /** This process ("orch_<pid>_<random>"): the owner of the leases it takes. */
     char instance[64];
     /** Test fault point: "after_authorize" kills the process once the acquirer answered. */

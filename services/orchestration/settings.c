@@ -21,6 +21,12 @@ const svc_setting orch_settings[] = {
     {"recovery_interval_ms", SVC_SETTING_INT, "1000", 10, 600000, 0},
     /* Recovery: an attempt the acquirer has no record of after this long is FAILED. */
     {"attempt_give_up_ms", SVC_SETTING_INT, "60000", 0, 86400000, 0},
+    /* Webhooks: 2xx within the deadline is delivered; otherwise retried with exponential
+     * backoff from initial to max (jitter up to half), and given up after give_up (3 days). */
+    {"webhook_timeout_ms", SVC_SETTING_INT, "10000", 100, 60000, 0},
+    {"webhook_backoff_initial_ms", SVC_SETTING_INT, "60000", 10, 86400000, 0},
+    {"webhook_backoff_max_ms", SVC_SETTING_INT, "43200000", 10, 86400000, 0},
+    {"webhook_give_up_ms", SVC_SETTING_INT, "259200000", 1000, 2592000000, 0},
     /* Tests only: "after_authorize" kills the process once the acquirer answered. */
     {"fault_point", SVC_SETTING_TEXT, "", 0, 0, 0},
     {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
@@ -54,6 +60,10 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
     s->connector_timeout_ms = svc_config_int(cfg, "connector_timeout_ms");
     s->recovery_interval_ms = svc_config_int(cfg, "recovery_interval_ms");
     s->attempt_give_up_ms = svc_config_int(cfg, "attempt_give_up_ms");
+    s->webhook_timeout_ms = svc_config_int(cfg, "webhook_timeout_ms");
+    s->webhook_backoff_initial_ms = svc_config_int(cfg, "webhook_backoff_initial_ms");
+    s->webhook_backoff_max_ms = svc_config_int(cfg, "webhook_backoff_max_ms");
+    s->webhook_give_up_ms = svc_config_int(cfg, "webhook_give_up_ms");
     char suffix[40];
     if (svc_new_id("orch", suffix, sizeof(suffix)) != PW_OK) {
         pw_free(s);

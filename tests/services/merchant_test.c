@@ -1006,7 +1006,35 @@ static void test_merchant_destinations_and_webhooks(void **state)
     assert_int_equal(r.code, PW_OK);
     assert_string_not_equal(((P(RotateWebhookSecretResponse) *)r.msg)->signing_secret,
                             first_secret);
+    char second_secret[80];
+    snprintf(second_secret, sizeof(second_secret), "%s",
+             ((P(RotateWebhookSecretResponse) *)r.msg)->signing_secret);
     reply_free(&r);
+    /* The signer's view (orchestration): the secrets in the clear, the old one while it
+     * verifies; internal callers only. */
+    P(GetWebhookTargetsRequest) gt = PAYWIRE__MERCHANT__V1__GET_WEBHOOK_TARGETS_REQUEST__INIT;
+    gt.merchant_id = m;
+    r = call("GetWebhookTargets", &gt.base,
+             &paywire__merchant__v1__get_webhook_targets_response__descriptor, NULL);
+    assert_int_equal(r.code, PW_OK);
+    P(GetWebhookTargetsResponse) *targets = (void *)r.msg;
+    assert_int_equal(targets->n_targets, 1);
+    assert_string_equal(targets->targets[0]->endpoint_id, whk);
+    assert_string_equal(targets->targets[0]->url, "https://hooks.example.com/paywire");
+    assert_string_equal(targets->targets[0]->signing_secret, second_secret);
+    assert_string_equal(targets->targets[0]->previous_signing_secret, first_secret);
+    reply_free(&r);
+    char *hooks_scope[] = {"webhooks:read"};
+    char hooks_key[80], hooks_key_id[40];
+    new_key(m, hooks_scope, 1, 0, hooks_key, hooks_key_id);
+    r = call("GetWebhookTargets", &gt.base,
+             &paywire__merchant__v1__get_webhook_targets_response__descriptor, hooks_key);
+    expect_code(&r, PW_PERMISSION_DENIED, NULL);
+    gt.merchant_id = "mer_nope";
+    r = call("GetWebhookTargets", &gt.base,
+             &paywire__merchant__v1__get_webhook_targets_response__descriptor, NULL);
+    expect_code(&r, PW_INVALID_ARGUMENT, "merchant_id");
+    gt.merchant_id = m;
     P(ListWebhookEndpointsRequest) lw = PAYWIRE__MERCHANT__V1__LIST_WEBHOOK_ENDPOINTS_REQUEST__INIT;
     lw.merchant_id = m;
     r = call("ListWebhookEndpoints", &lw.base,
@@ -1026,6 +1054,17 @@ static void test_merchant_destinations_and_webhooks(void **state)
              &paywire__merchant__v1__list_webhook_endpoints_response__descriptor, NULL);
     assert_int_equal(((P(ListWebhookEndpointsResponse) *)r.msg)->n_endpoints, 0);
     reply_free(&r);
+    r = call("GetWebhookTargets", &gt.base,
+             &paywire__merchant__v1__get_webhook_targets_response__descriptor, NULL);
+    assert_int_equal(((P(GetWebhookTargetsResponse) *)r.msg)->n_targets, 0);
+    reply_free(&r);
+    /* Plain http to the loopback only where webhook_loopback_http allows it (not here). */
+    ep.url = "http://127.0.0.1:8080/hooks";
+    next_key(key, sizeof(key));
+    cw.idempotency_key = key;
+    r = call("CreateWebhookEndpoint", &cw.base,
+             &paywire__merchant__v1__create_webhook_endpoint_response__descriptor, NULL);
+    expect_code(&r, PW_INVALID_ARGUMENT, "endpoint.url");
     ep.url = "https://192.168.1.10/hooks";
     next_key(key, sizeof(key));
     cw.idempotency_key = key;

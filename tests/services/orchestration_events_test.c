@@ -5,12 +5,13 @@
  * accounts and transfers tables): a payment captured automatically and
  * partly refunded leaves exactly the balances of payment-flow.md, and the
  * ledger balances; a finance outage delays events but loses none and books
- * none twice.
+ * none twice; webhooks reach receivers that verify each signature on their own.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <paywire/db.h>
@@ -19,6 +20,7 @@
 #include "pw_test_db.h"
 #include "svc_process.h"
 #include "paywire/finance/v1/fees.pw.h"
+#include "paywire/merchant/v1/merchant.pw.h"
 #include "paywire/orchestration/v1/payments.pw.h"
 
 typedef Paywire__Orchestration__V1__Payment Payment;
@@ -70,7 +72,8 @@ static void start_orch(const char *extra)
     snprintf(conf, sizeof(conf),
              "log_level = warning\nworkers = 2\nacquirer_target = localhost:%d\n"
              "connector_timeout_ms = 1000\nrecovery_interval_ms = 100\n"
-             "merchant_target = localhost:%d\nfinance_target = localhost:%d\n%s",
+             "merchant_target = localhost:%d\nfinance_target = localhost:%d\n"
+             "webhook_backoff_initial_ms = 100\nwebhook_backoff_max_ms = 1000\n%s",
              sim.port, mer.port, fin.port, extra);
     svc_process_start(&orch, orch_db, conf);
     if (ch == NULL) {
@@ -146,6 +149,7 @@ static int group_setup(void **state)
     start(&mer, merchant_db,
           "log_level = warning\nworkers = 1\nencryption_key = "
           "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+          "webhook_loopback_http = 1\n"
           "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
     start(&sim, sim_db,
           "log_level = warning\nworkers = 1\n"
@@ -196,8 +200,9 @@ static Paywire__Common__V1__Money *usd(Paywire__Common__V1__Money *m, int64_t mi
     return m;
 }
 
-/* A payment of amount, confirmed and captured automatically: its id into out. */
-static void paid(const char *key, int64_t amount, char *out, size_t cap)
+/* A payment of merchant_id's, confirmed and captured automatically: its id into out. */
+static void paid_for(const char *merchant_id, const char *key, int64_t amount, char *out,
+                     size_t cap)
 {
     Paywire__Orchestration__V1__CardMethod c = PAYWIRE__ORCHESTRATION__V1__CARD_METHOD__INIT;
     c.vault_token = "tok_4242424242424242";
@@ -210,7 +215,7 @@ static void paid(const char *key, int64_t amount, char *out, size_t cap)
     Paywire__Orchestration__V1__CreatePaymentRequest req =
         PAYWIRE__ORCHESTRATION__V1__CREATE_PAYMENT_REQUEST__INIT;
     req.idempotency_key = (char *)key;
-    req.merchant_id = (char *)merchant;
+    req.merchant_id = (char *)merchant_id;
     req.amount = usd(&m, amount);
     req.method = &pm;
     req.capture_method = PAYWIRE__ORCHESTRATION__V1__CAPTURE_METHOD__CAPTURE_METHOD_AUTOMATIC;
@@ -223,6 +228,11 @@ static void paid(const char *key, int64_t amount, char *out, size_t cap)
     assert_int_equal(p->state, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
     snprintf(out, cap, "%s", p->id);
     pw_protobuf_free(resp);
+}
+
+static void paid(const char *key, int64_t amount, char *out, size_t cap)
+{
+    paid_for(merchant, key, amount, out, cap);
 }
 
 static void refunded(const char *key, const char *id, int64_t amount)
@@ -356,11 +366,216 @@ static void test_events_finance_outage_delays_only(void **state)
     ledger_matches_payments();
 }
 
+/* ---- webhooks ---- */
+
+/* A webhook receiver process (tests/services/webhook_receiver.py) and its files. */
+typedef struct receiver {
+    pid_t pid;
+    int port;
+    char port_file[160], secret_file[160], log[160];
+} receiver;
+
+static void receiver_start(receiver *rc, const char *name, int fail_first)
+{
+    snprintf(rc->port_file, sizeof(rc->port_file), "%s/%s.port", orch.dir, name);
+    snprintf(rc->secret_file, sizeof(rc->secret_file), "%s/%s.secret", orch.dir, name);
+    snprintf(rc->log, sizeof(rc->log), "%s/%s.log", orch.dir, name);
+    char fail[16];
+    snprintf(fail, sizeof(fail), "%d", fail_first);
+    rc->pid = fork();
+    if (rc->pid == 0) {
+        execlp("python3", "python3", PW_SOURCE_DIR "/tests/services/webhook_receiver.py",
+               "--port-file", rc->port_file, "--secret-file", rc->secret_file, "--log", rc->log,
+               "--fail-first", fail, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000 && rc->port == 0; i++) {
+        FILE *f = fopen(rc->port_file, "r");
+        if (f == NULL || fscanf(f, "%d", &rc->port) != 1) {
+            rc->port = 0;
+            usleep(10000);
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+    }
+    if (rc->port == 0) {
+        fail_msg("webhook receiver %s did not start", name);
+    }
+}
+
+static void receiver_stop(receiver *rc)
+{
+    kill(rc->pid, SIGTERM);
+    waitpid(rc->pid, NULL, 0);
+}
+
+/* Lines of the receiver's log that start with prefix (and name event_id when not NULL). */
+static int receiver_lines(const receiver *rc, const char *prefix, const char *event_id)
+{
+    FILE *f = fopen(rc->log, "r");
+    int n = 0;
+    char line[256];
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, prefix, strlen(prefix)) == 0 &&
+            (event_id == NULL || strstr(line, event_id) != NULL)) {
+            n++;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return n;
+}
+
+static pw_status merchant_call(const char *method, const ProtobufCMessage *req,
+                               const ProtobufCMessageDescriptor *type, ProtobufCMessage **resp)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/paywire.merchant.v1.MerchantService/%s", method);
+    pw_channel *mc = svc_process_channel(&mer, &loop);
+    pw_call_options o = {.timeout_ms = 10000};
+    *resp = NULL;
+    pw_status rv = pw_client_unary_blocking(mc, path, &o, req, type, resp, NULL, NULL);
+    pw_channel_close(mc, NULL, NULL);
+    return rv;
+}
+
+/* A merchant in the merchant service; its id into out. */
+static void new_merchant(const char *name, char *out, size_t cap)
+{
+    static char *currencies[] = {"USD"};
+    Paywire__Common__V1__PostalAddress addr = PAYWIRE__COMMON__V1__POSTAL_ADDRESS__INIT;
+    addr.country = "DE";
+    Paywire__Merchant__V1__LegalEntity le = PAYWIRE__MERCHANT__V1__LEGAL_ENTITY__INIT;
+    le.legal_name = "Hooks GmbH";
+    le.entity_type = PAYWIRE__MERCHANT__V1__ENTITY_TYPE__ENTITY_TYPE_COMPANY;
+    le.tax_id = "DE123456789";
+    le.registered_address = &addr;
+    Paywire__Merchant__V1__Merchant m = PAYWIRE__MERCHANT__V1__MERCHANT__INIT;
+    m.display_name = (char *)name;
+    m.legal_entity = &le;
+    m.country = "DE";
+    m.merchant_category_code = "5942";
+    m.n_currencies = 1;
+    m.currencies = currencies;
+    Paywire__Merchant__V1__CreateMerchantRequest req =
+        PAYWIRE__MERCHANT__V1__CREATE_MERCHANT_REQUEST__INIT;
+    req.idempotency_key = (char *)name;
+    req.merchant = &m;
+    ProtobufCMessage *resp;
+    assert_int_equal(merchant_call("CreateMerchant", &req.base,
+                                   &paywire__merchant__v1__create_merchant_response__descriptor,
+                                   &resp),
+                     PW_OK);
+    snprintf(out, cap, "%s", ((Paywire__Merchant__V1__CreateMerchantResponse *)resp)->merchant->id);
+    pw_protobuf_free(resp);
+}
+
+/* An endpoint of merchant_id at the receiver; its signing secret goes to the receiver's file. */
+static void endpoint_for(const char *merchant_id, receiver *rc, const char *key)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hooks", rc->port);
+    Paywire__Merchant__V1__WebhookEndpoint e = PAYWIRE__MERCHANT__V1__WEBHOOK_ENDPOINT__INIT;
+    e.url = url;
+    Paywire__Merchant__V1__CreateWebhookEndpointRequest req =
+        PAYWIRE__MERCHANT__V1__CREATE_WEBHOOK_ENDPOINT_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.merchant_id = (char *)merchant_id;
+    req.endpoint = &e;
+    ProtobufCMessage *resp;
+    assert_int_equal(
+        merchant_call("CreateWebhookEndpoint", &req.base,
+                      &paywire__merchant__v1__create_webhook_endpoint_response__descriptor, &resp),
+        PW_OK);
+    const char *secret =
+        ((Paywire__Merchant__V1__CreateWebhookEndpointResponse *)resp)->signing_secret;
+    assert_true(strncmp(secret, "whsec_", 6) == 0);
+    FILE *f = fopen(rc->secret_file, "w");
+    assert_non_null(f);
+    fputs(secret, f);
+    fclose(f);
+    pw_protobuf_free(resp);
+}
+
+/* Events of merchant_id in the outbox that webhooks deliver. */
+static long long merchant_events(const char *merchant_id)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM webhook_events WHERE merchant_id = '%s'",
+             merchant_id);
+    return pw_test_db_scalar(orch_db, sql);
+}
+
+/* Waits until rc accepted n distinct events (60 s); returns how many it accepted. */
+static int receiver_wait_ok(const receiver *rc, long long n)
+{
+    for (int i = 0; i < 3000; i++) {
+        if (receiver_lines(rc, "ok ", NULL) >= n) {
+            break;
+        }
+        usleep(20000);
+    }
+    return receiver_lines(rc, "ok ", NULL);
+}
+
+/*
+ * Two endpoints of one merchant, each a receiver that checks every
+ * signature on its own (Python's hmac); the second answers 503 to the first
+ * two attempts of each event. Both get every event of the merchant's
+ * payment and refund, each id accepted once, no signature refused.
+ */
+static void test_events_webhooks_signed_and_retried(void **state)
+{
+    (void)state;
+    receiver up = {0}, flaky = {0};
+    receiver_start(&up, "hooks-up", 0);
+    receiver_start(&flaky, "hooks-flaky", 2);
+    char mid[40], id[40];
+    new_merchant("hooks-merchant", mid, sizeof(mid));
+    endpoint_for(mid, &up, "hooks-up");
+    endpoint_for(mid, &flaky, "hooks-flaky");
+    paid_for(mid, "hooks-1", 4200, id, sizeof(id));
+    refunded("hooks-1-refund", id, 200);
+    long long events = merchant_events(mid);
+    assert_true(events >= 5); /* created, processing, authorized, captured, refund.succeeded */
+    assert_int_equal(receiver_wait_ok(&up, events), events);
+    assert_int_equal(receiver_wait_ok(&flaky, events), events);
+    /* Each id once after de-duplication (ok counts first arrivals; dup the repeats), and the
+     * flaky one refused each event twice before taking it. */
+    assert_int_equal(receiver_lines(&up, "dup ", NULL) + receiver_lines(&up, "ok ", NULL),
+                     receiver_lines(&up, "", NULL) - receiver_lines(&up, "busy ", NULL) -
+                         receiver_lines(&up, "bad ", NULL));
+    assert_int_equal(receiver_lines(&up, "busy ", NULL), 0);
+    assert_int_equal(receiver_lines(&flaky, "busy ", NULL), 2 * events);
+    assert_int_equal(receiver_lines(&up, "bad ", NULL), 0);
+    assert_int_equal(receiver_lines(&flaky, "bad ", NULL), 0);
+    assert_int_equal(pw_test_db_wait_scalar(orch_db,
+                                            "SELECT count(*) FROM webhook_deliveries WHERE"
+                                            " published_time IS NULL OR dead_time IS NOT NULL",
+                                            0, 30000),
+                     0);
+    /* The receiver does refuse what is not signed with the endpoint's secret. */
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "python3 -c \"import urllib.request as u, sys; r = u.Request("
+             "'http://127.0.0.1:%d/hooks', data=b'{\\\"id\\\": \\\"evt_x\\\"}', headers={"
+             "'paywire-event-id': 'evt_x', 'paywire-signature': 't=%lld,v1=00'});"
+             "u.urlopen(r, timeout=5)\" 2>/dev/null; true",
+             up.port, (long long)time(NULL));
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(receiver_lines(&up, "bad signature-mismatch", NULL), 1);
+    receiver_stop(&up);
+    receiver_stop(&flaky);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_events_ledger_capture_and_partial_refund),
         cmocka_unit_test(test_events_finance_outage_delays_only),
+        cmocka_unit_test(test_events_webhooks_signed_and_retried),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""A merchant's webhook endpoint for tests, written apart from the C signer.
+
+Verifies every delivery as docs/design/orchestration.md tells merchants to:
+Paywire-Signature "t=<unix>,v1=<hex>[,v1=<hex>]" where one v1 must equal
+HMAC-SHA256(secret, t + "." + raw body), t within the tolerance of our clock,
+and Paywire-Event-Id equal to the body's "id". Answers 400 to a bad
+delivery, 503 to the first --fail-first attempts of each event (a receiver
+that is down), 200 otherwise. One line per request in --log:
+  ok <event id> <type>      verified and accepted (the first time)
+  dup <event id> <type>     verified, seen before: answered 200, not processed again
+  busy <event id>           verified, answered 503
+  bad <reason>              refused
+The secret is read from --secret-file at each request (it exists only once
+the endpoint was created, after this server started).
+"""
+import argparse
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import threading
+import time
+
+
+def parse_signature(header):
+    stamp, macs = None, []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            stamp = value
+        elif key == "v1":
+            macs.append(value)
+    return stamp, macs
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def log_message(self, fmt, *args):
+        pass
+
+    def record(self, line):
+        with self.server.lock, open(self.server.args.log, "a") as f:
+            f.write(line + "\n")
+
+    def answer(self, code):
+        self.send_response(code)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def refuse(self, reason):
+        self.record("bad " + reason)
+        self.answer(400)
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        stamp, macs = parse_signature(self.headers.get("paywire-signature", ""))
+        if stamp is None or not stamp.isdigit() or not macs:
+            return self.refuse("no-signature")
+        if abs(time.time() - int(stamp)) > self.server.args.tolerance:
+            return self.refuse("stale-timestamp")
+        with open(self.server.args.secret_file) as f:
+            secret = f.read().strip().encode()
+        want = hmac.new(secret, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        if not any(hmac.compare_digest(want, m) for m in macs):
+            return self.refuse("signature-mismatch")
+        try:
+            event = json.loads(body)
+        except ValueError:
+            return self.refuse("not-json")
+        event_id = self.headers.get("paywire-event-id", "")
+        if event.get("id") != event_id or not event_id.startswith("evt_"):
+            return self.refuse("event-id-mismatch")
+        with self.server.lock:
+            seen = self.server.attempts.get(event_id, 0)
+            self.server.attempts[event_id] = seen + 1
+        if seen < self.server.args.fail_first:
+            self.record("busy " + event_id)
+            return self.answer(503)
+        with self.server.lock:
+            first = event_id not in self.server.accepted
+            self.server.accepted.add(event_id)
+        # At least once on the wire: a repeat is answered 200 and not processed again.
+        self.record(("ok %s %s" if first else "dup %s %s") % (event_id, event.get("type", "")))
+        self.answer(200)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port-file", required=True)
+    p.add_argument("--secret-file", required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--fail-first", type=int, default=0)
+    p.add_argument("--tolerance", type=int, default=300)
+    args = p.parse_args()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    server.args, server.lock, server.attempts = args, threading.Lock(), {}
+    server.accepted = set()
+    open(args.log, "a").close()
+    with open(args.port_file + ".tmp", "w") as f:
+        f.write(str(server.server_address[1]))
+    os.rename(args.port_file + ".tmp", args.port_file)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
