@@ -35,7 +35,8 @@ typedef struct orch_state {
     int64_t webhook_give_up_ms;
     /** This process ("orch_<pid>_<random>"): the owner of the leases it takes. */
     char instance[64];
-    /** Test fault point: "after_authorize" kills the process once the acquirer answered. */
+    /** Test fault point: "after_authorize" (the acquirer answered), "after_capture_commit"
+     * (a capture's outcome and event committed): the process kills itself there. */
     char fault[32];
     /** Owned; the one mutable part, locked inside. */
     orch_key_cache *keys;

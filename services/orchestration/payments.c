@@ -550,6 +550,7 @@ static void record_follow_up(svc_req *r, const char *op_id, const conn_result *c
     pw_db_param p[] = {pw_db_text(op_id), pw_db_bool(ok), pw_db_text(c->reference),
                        pw_db_text(c->decline_code)};
     svc_query(r, &orch_record_operation, p, 4);
+    fault(r, "after_capture_commit"); /* the outcome and its event committed, none published */
 }
 
 static Payment *confirm(svc_req *r, const char *payment_id, int retry_ok)

@@ -27,7 +27,8 @@ const svc_setting orch_settings[] = {
     {"webhook_backoff_initial_ms", SVC_SETTING_INT, "60000", 10, 86400000, 0},
     {"webhook_backoff_max_ms", SVC_SETTING_INT, "43200000", 10, 86400000, 0},
     {"webhook_give_up_ms", SVC_SETTING_INT, "259200000", 1000, 2592000000, 0},
-    /* Tests only: "after_authorize" kills the process once the acquirer answered. */
+    /* Tests only: "after_authorize" kills the process once the acquirer answered;
+     * "after_capture_commit" once a capture's outcome and event are committed. */
     {"fault_point", SVC_SETTING_TEXT, "", 0, 0, 0},
     {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
 };
@@ -50,10 +51,11 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
              copy(s->tls_key, sizeof(s->tls_key), svc_config_text(cfg, "tls_key")) &&
              copy(s->tls_ca, sizeof(s->tls_ca), svc_config_text(cfg, "tls_ca")) &&
              copy(s->fault, sizeof(s->fault), svc_config_text(cfg, "fault_point"));
-    if (!ok || (s->fault[0] != '\0' && strcmp(s->fault, "after_authorize") != 0)) {
+    if (!ok || (s->fault[0] != '\0' && strcmp(s->fault, "after_authorize") != 0 &&
+                strcmp(s->fault, "after_capture_commit") != 0)) {
         snprintf(err, err_len,
                  "a path or target is too long, or fault_point is not"
-                 " \"after_authorize\"");
+                 " \"after_authorize\" or \"after_capture_commit\"");
         pw_free(s);
         return PW_INVALID_ARGUMENT;
     }

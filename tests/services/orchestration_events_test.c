@@ -200,9 +200,9 @@ static Paywire__Common__V1__Money *usd(Paywire__Common__V1__Money *m, int64_t mi
     return m;
 }
 
-/* A payment of merchant_id's, confirmed and captured automatically: its id into out. */
-static void paid_for(const char *merchant_id, const char *key, int64_t amount, char *out,
-                     size_t cap)
+/* CreatePayment with confirm of merchant_id's (automatic capture); the status, *resp the answer. */
+static pw_status create_confirmed(const char *merchant_id, const char *key, int64_t amount,
+                                  ProtobufCMessage **resp)
 {
     Paywire__Orchestration__V1__CardMethod c = PAYWIRE__ORCHESTRATION__V1__CARD_METHOD__INIT;
     c.vault_token = "tok_4242424242424242";
@@ -220,10 +220,16 @@ static void paid_for(const char *merchant_id, const char *key, int64_t amount, c
     req.method = &pm;
     req.capture_method = PAYWIRE__ORCHESTRATION__V1__CAPTURE_METHOD__CAPTURE_METHOD_AUTOMATIC;
     req.confirm = 1;
+    return call("CreatePayment", &req.base,
+                &paywire__orchestration__v1__create_payment_response__descriptor, resp);
+}
+
+/* A payment of merchant_id's, confirmed and captured automatically: its id into out. */
+static void paid_for(const char *merchant_id, const char *key, int64_t amount, char *out,
+                     size_t cap)
+{
     ProtobufCMessage *resp;
-    assert_int_equal(call("CreatePayment", &req.base,
-                          &paywire__orchestration__v1__create_payment_response__descriptor, &resp),
-                     PW_OK);
+    assert_int_equal(create_confirmed(merchant_id, key, amount, &resp), PW_OK);
     Payment *p = ((Paywire__Orchestration__V1__CreatePaymentResponse *)resp)->payment;
     assert_int_equal(p->state, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
     snprintf(out, cap, "%s", p->id);
@@ -570,12 +576,58 @@ static void test_events_webhooks_signed_and_retried(void **state)
     receiver_stop(&flaky);
 }
 
+/*
+ * kill -9 between a capture's outcome commit and any publishing (fault point
+ * after_capture_commit): after the restart, finance has the capture once, the
+ * receiver every event of the payment once, and the ledger matches the
+ * payments.
+ */
+static void test_events_crash_between_commit_and_publish(void **state)
+{
+    (void)state;
+    receiver rc = {0};
+    receiver_start(&rc, "hooks-crash", 0);
+    char mid[40];
+    new_merchant("crash-merchant", mid, sizeof(mid));
+    endpoint_for(mid, &rc, "hooks-crash");
+    svc_process_stop(&orch);
+    start_orch("fault_point = after_capture_commit\n");
+    ProtobufCMessage *m = NULL;
+    assert_int_not_equal(create_confirmed(mid, "crash-1", 3100, &m), PW_OK);
+    int status = 0;
+    assert_int_equal(waitpid(orch.pid, &status, 0), orch.pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    orch.pid = 0;
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM payments WHERE idem_key = 'crash-1' AND state = 'SUCCEEDED'");
+    assert_int_equal(pw_test_db_scalar(orch_db, sql), 1);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM outbox WHERE merchant_id = '%s' AND published_time IS NULL",
+             mid);
+    print_message("events unpublished at the crash: %lld\n", pw_test_db_scalar(orch_db, sql));
+    start_orch("");
+    outbox_drained();
+    long long events = merchant_events(mid);
+    assert_true(events >= 4); /* created, processing, authorized, captured */
+    assert_int_equal(receiver_wait_ok(&rc, events), events);
+    assert_int_equal(receiver_lines(&rc, "bad ", NULL), 0);
+    assert_int_equal(pw_test_db_wait_scalar(orch_db,
+                                            "SELECT count(*) FROM webhook_deliveries WHERE"
+                                            " published_time IS NULL OR dead_time IS NOT NULL",
+                                            0, 30000),
+                     0);
+    ledger_matches_payments();
+    receiver_stop(&rc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_events_ledger_capture_and_partial_refund),
         cmocka_unit_test(test_events_finance_outage_delays_only),
         cmocka_unit_test(test_events_webhooks_signed_and_retried),
+        cmocka_unit_test(test_events_crash_between_commit_and_publish),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
