@@ -133,6 +133,27 @@ pw_status svc_seal(const svc_sealer *s, const char *text, char *out, size_t cap)
     return rv;
 }
 
+pw_status svc_seal_bytes(const svc_sealer *s, const void *data, size_t len, uint8_t *out,
+                         size_t cap)
+{
+    if (!s->ready || len > INT32_MAX - 28 || cap < len + 28) {
+        return PW_INVALID_ARGUMENT;
+    }
+    if (RAND_bytes(out, 12) != 1) {
+        return PW_INTERNAL;
+    }
+    return gcm(s, 1, out, data, (int)len, out + 12, out + 12 + len);
+}
+
+pw_status svc_open_bytes(const svc_sealer *s, const uint8_t *sealed, size_t len, uint8_t *out,
+                         size_t cap)
+{
+    if (!s->ready || len < 28 || len > INT32_MAX || cap < len - 28) {
+        return PW_DATA_LOSS;
+    }
+    return gcm(s, 0, sealed, sealed + 12, (int)(len - 28), out, (uint8_t *)sealed + len - 16);
+}
+
 pw_status svc_open(const svc_sealer *s, const char *sealed, char *out, size_t cap)
 {
     uint8_t buf[(12 + 512 + 16) / 3 * 4 + 8];

@@ -52,6 +52,15 @@ pw_status svc_sealer_init(svc_sealer *s, const char *hex_key);
 pw_status svc_seal(const svc_sealer *s, const char *text, char *out, size_t cap);
 /** The reverse; PW_DATA_LOSS when it does not authenticate. */
 pw_status svc_open(const svc_sealer *s, const char *sealed, char *out, size_t cap);
+/**
+ * Seals len bytes of any size (personal data): nonce | ciphertext | tag, len + 28 bytes, into
+ * out (cap bytes). PW_OK, PW_INVALID_ARGUMENT (no key, cap too small) or PW_INTERNAL.
+ */
+pw_status svc_seal_bytes(const svc_sealer *s, const void *data, size_t len, uint8_t *out,
+                         size_t cap);
+/** The reverse: len - 28 bytes into out; PW_DATA_LOSS when it does not authenticate. */
+pw_status svc_open_bytes(const svc_sealer *s, const uint8_t *sealed, size_t len, uint8_t *out,
+                         size_t cap);
 
 /* ---- validation ---- */
 

@@ -163,6 +163,36 @@ int64_t audit_record(svc_req *r, const char *key, const audit_entry *e)
     return append_once(r, COMPLIANCE_IDENTITY, key, e, detail, len, &hash);
 }
 
+char *audit_detail(svc_req *r, const char *const *kv, int n)
+{
+    pw_buf b = {0};
+    pw_status rv = pw_buf_append(&b, "{", 1);
+    for (int i = 0; rv == PW_OK && i < n; i++) {
+        rv = pw_buf_append(&b, i ? "," : "", i ? 1 : 0);
+        if (rv == PW_OK) {
+            rv = jcs_string(&b, kv[2 * i], strlen(kv[2 * i]));
+        }
+        if (rv == PW_OK) {
+            rv = pw_buf_append(&b, ":", 1);
+        }
+        if (rv == PW_OK) {
+            rv = jcs_string(&b, kv[2 * i + 1], strlen(kv[2 * i + 1]));
+        }
+    }
+    if (rv == PW_OK) {
+        rv = pw_buf_append(&b, "}", 1);
+    }
+    char *out = svc_alloc(r, b.len + 1);
+    if (rv == PW_OK) {
+        memcpy(out, b.data, b.len);
+    }
+    pw_buf_reset(&b);
+    if (rv != PW_OK) {
+        svc_abort(r, PW_RESOURCE_EXHAUSTED, NULL, "out of memory");
+    }
+    return out;
+}
+
 /* ---- AppendEvent ---- */
 
 typedef struct append_args {

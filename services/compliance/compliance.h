@@ -32,6 +32,12 @@ typedef struct audit_entry {
  */
 int64_t audit_record(svc_req *r, const char *key, const audit_entry *e);
 
+/**
+ * A JSON object of n name/value pairs (kv[2i], kv[2i+1], strings escaped) for an audit entry's
+ * detail_json, in call memory.
+ */
+char *audit_detail(svc_req *r, const char *const *kv, int n);
+
 /** audit.c: fills the AuditService handlers. */
 void audit_handlers_init(paywire_compliance_v1_audit_service_handlers *h);
 
@@ -57,10 +63,55 @@ typedef struct compliance_state {
     sx_config thresholds;
     /** ISO codes under comprehensive sanctions, comma-separated ("CU,IR,KP,SY"). */
     char comprehensive[256];
+    /** The identity provider's key that signs reviewer tokens (EVP_PKEY), or NULL: no decisions. */
+    void *reviewer_key;
 } compliance_state;
 
 /** screening.c: ScreenParty and GetScreening. */
 void screening_handlers_init(paywire_compliance_v1_screening_service_handlers *h);
+/**
+ * In the caller's transaction: screens party against the active lists (failing closed) for
+ * subject, stores the screening and fills resp (call memory). Does not return on failure.
+ */
+void screening_run(svc_req *r, const Paywire__Compliance__V1__Party *party, const char *subject,
+                   Paywire__Compliance__V1__ScreenPartyResponse *resp);
+
+/** The stored screening id (GetScreening's answer), in call memory; NOT_FOUND ends the handler. */
+Paywire__Compliance__V1__Screening *screening_load(svc_req *r, int in_tx, const char *id);
+/** The ScreeningReviewState of its stored name ("OPEN"), 0 when unknown. */
+int screening_review_state(const char *name);
+
+/** cases.c: VerificationService. */
+void cases_handlers_init(paywire_compliance_v1_verification_service_handlers *h);
+/** reviews.c: ScreeningService.DecideScreening. */
+void reviews_handlers_init(paywire_compliance_v1_screening_service_handlers *h);
+
+/** reviewer.c: the identity provider's public key (an EVP_PKEY) from a PEM file. */
+pw_status reviewer_key_load(const char *path, void **out, char *err, size_t err_len);
+/** NULL is a no-op. */
+void reviewer_key_free(void *key);
+/**
+ * The verified reviewer of this call: the subject of its paywire-reviewer-token (ES256 JWT,
+ * audience "compliance", issued within 600 s), in call memory. Without a valid token ends with
+ * PERMISSION_DENIED REVIEWER_IDENTITY_REQUIRED saying why. Does not return on failure.
+ */
+const char *reviewer_identify(svc_req *r);
+
+/** 1 when item is one of the comma-separated csv. */
+int compliance_in_csv(const char *csv, const char *item);
+
+/** The closed lists of reason codes (comma-separated) and a check of a decision's codes. */
+#define CASE_REASON_CODES                                                         \
+    "identity_verified,documents_verified,ownership_verified,address_verified,"   \
+    "sanctions_false_positive,sanctions_match,document_expired,document_missing," \
+    "information_mismatch,high_risk_business,information_requested,other"
+#define SCREENING_REASON_CODES \
+    "name_mismatch,dob_mismatch,country_mismatch,different_entity,confirmed_listing,other"
+/** Adds violations for field when codes is empty, too long, or has a code not in the list. */
+void reason_codes_check(svc_req *r, const char *field, char *const *codes, size_t n,
+                        const char *list);
+/** The codes comma-joined, in call memory. */
+char *reason_codes_join(svc_req *r, char *const *codes, size_t n);
 
 /** svc_service.register_services of compliance-server (main.c): every service of the package. */
 pw_status compliance_register(pw_server *server, svc_app *app);

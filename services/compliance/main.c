@@ -11,6 +11,7 @@ static const svc_setting compliance_settings[] = {
     {"screening_match_threshold", SVC_SETTING_INT, "950", 1, 1000, 0},
     {"screening_potential_threshold", SVC_SETTING_INT, "880", 1, 1000, 0},
     {"comprehensive_sanctions_countries", SVC_SETTING_TEXT, "CU,IR,KP,SY", 0, 0, 0},
+    {"reviewer_token_key", SVC_SETTING_TEXT, NULL, 0, 0, 0},
     {NULL, 0, NULL, 0, 0, 0},
 };
 
@@ -32,9 +33,18 @@ static pw_status compliance_setup(const svc_config *cfg, void **state, char *err
     }
     snprintf(s->comprehensive, sizeof(s->comprehensive), "%s",
              svc_config_text(cfg, "comprehensive_sanctions_countries"));
+    const char *key = svc_config_text(cfg, "reviewer_token_key");
+    pw_status rv = key && key[0] ? reviewer_key_load(key, &s->reviewer_key, err, err_len) : PW_OK;
+    if (rv != PW_OK) {
+        compliance_lists_free(s->lists);
+        pw_free(s);
+        return rv;
+    }
     audit_handlers_init(&s->audit);
     lists_handlers_init(&s->screening);
     screening_handlers_init(&s->screening);
+    reviews_handlers_init(&s->screening);
+    cases_handlers_init(&s->verification);
     *state = s;
     return PW_OK;
 }
@@ -44,6 +54,7 @@ static void compliance_teardown(void *state)
     compliance_state *s = state;
     if (s != NULL) {
         compliance_lists_free(s->lists);
+        reviewer_key_free(s->reviewer_key);
         pw_free(s);
     }
 }
@@ -71,6 +82,7 @@ static const svc_service compliance_service = {
     .migrations = PW_COMPLIANCE_MIGRATIONS,
     .listen = "127.0.0.1:15064,[::1]:15064",
     .settings = compliance_settings,
+    .seals_secrets = 1, /* the parties of cases (personal data) are sealed at rest */
     .setup = compliance_setup,
     .teardown = compliance_teardown,
     .register_services = compliance_register,

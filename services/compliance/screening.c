@@ -15,6 +15,7 @@
 #include <paywire/alloc.h>
 #include "compliance.h"
 #include "index.h"
+#include "jcs.h"
 
 #define P(x)       Paywire__Compliance__V1__##x
 #define OUTCOME(x) PAYWIRE__COMPLIANCE__V1__SCREENING_OUTCOME__SCREENING_OUTCOME_##x
@@ -196,7 +197,7 @@ static P(ScreeningMatch) * match_of(svc_req *r, const char *list, const char *ve
     return m;
 }
 
-static int in_csv(const char *csv, const char *item)
+int compliance_in_csv(const char *csv, const char *item)
 {
     size_t n = strlen(item);
     for (const char *p = csv; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
@@ -261,7 +262,7 @@ static void screen_core(svc_req *r, const P(Party) * party, P(ScreenPartyRespons
     }
     /* Countries under comprehensive sanctions: a MATCH whatever the names. */
     for (size_t i = 0; i < party->n_countries && resp->n_matches < MAX_HITS * MAX_LISTS; i++) {
-        if (in_csv(st->comprehensive, party->countries[i])) {
+        if (compliance_in_csv(st->comprehensive, party->countries[i])) {
             resp->matches[resp->n_matches++] =
                 match_of(r, "comprehensive-sanctions", "config", party->countries[i],
                          party->countries[i], "country", 1000);
@@ -305,14 +306,21 @@ static char *new_screening_id(svc_req *r)
     return svc_strdup(r, id);
 }
 
+void screening_run(svc_req *r, const P(Party) * party, const char *subject,
+                   P(ScreenPartyResponse) * resp)
+{
+    paywire__compliance__v1__screen_party_response__init(resp);
+    char used[MAX_LISTS * 150];
+    screen_core(r, party, resp, used, sizeof(used));
+    resp->screening_id = new_screening_id(r);
+    store_screening(r, resp->screening_id, subject, party, resp, used, "", "", "");
+}
+
 static void screen_tx(svc_req *r, const void *arg)
 {
     const P(ScreenPartyRequest) *req = arg;
-    P(ScreenPartyResponse) resp = PAYWIRE__COMPLIANCE__V1__SCREEN_PARTY_RESPONSE__INIT;
-    char used[MAX_LISTS * 150];
-    screen_core(r, req->party, &resp, used, sizeof(used));
-    resp.screening_id = new_screening_id(r);
-    store_screening(r, resp.screening_id, req->subject_id, req->party, &resp, used, "", "", "");
+    P(ScreenPartyResponse) resp;
+    screening_run(r, req->party, req->subject_id, &resp);
     svc_commit(r, &resp.base, NULL);
 }
 
@@ -474,16 +482,19 @@ SVC_HANDLER(screen_party, P(ScreenPartyRequest))
                    &paywire__compliance__v1__screen_party_response__descriptor, screen_tx, req);
 }
 
-SVC_HANDLER(get_screening, P(GetScreeningRequest))
+static const pw_db_stmt screening_decision_rows = {
+    "screen_decision_rows",
+    "SELECT reviewer, decision, stage, reason_codes, time FROM screening_decisions"
+    " WHERE screening_id = $1 ORDER BY position",
+    1,
+    {PW_DB_TEXT}};
+
+P(Screening) * screening_load(svc_req *r, int in_tx, const char *id)
 {
-    if (!svc_id_ok(req->screening_id, "scr")) {
-        svc_violation(r, "screening_id", "a screening id: \"scr_\" and 26 characters");
-    }
-    svc_check(r);
-    svc_authenticate(r, NULL);
-    pw_db_param p = pw_db_text(req->screening_id);
-    svc_row row =
-        svc_one(r, svc_query(r, &select_screening, &p, 1), "screening", req->screening_id);
+    pw_db_param p = pw_db_text(id);
+    const pw_db_result *res =
+        in_tx ? svc_tx_query(r, &select_screening, &p, 1) : svc_query(r, &select_screening, &p, 1);
+    svc_row row = svc_one(r, res, "screening", id);
     P(Screening) *s = svc_alloc(r, sizeof(*s));
     paywire__compliance__v1__screening__init(s);
     s->id = svc_text(row, "id");
@@ -499,14 +510,7 @@ SVC_HANDLER(get_screening, P(GetScreeningRequest))
                  : strcmp(verdict, "REVIEW") == 0 ? VERDICT(REVIEW)
                  : strcmp(verdict, "BLOCK") == 0  ? VERDICT(BLOCK)
                                                   : 0;
-    char *rs = svc_text(row, "review_state");
-    static const char *const states[] = {
-        "", "NOT_REQUIRED", "OPEN", "AWAITING_SECOND_REVIEW", "CLEARED", "CONFIRMED"};
-    for (int i = 1; i < 6; i++) {
-        if (strcmp(rs, states[i]) == 0) {
-            s->review_state = i;
-        }
-    }
+    s->review_state = screening_review_state(svc_text(row, "review_state"));
     pw_slice packed = svc_bytes(row, "response");
     uint8_t *copy = svc_alloc(r, packed.len);
     memcpy(copy, packed.base, packed.len);
@@ -514,7 +518,7 @@ SVC_HANDLER(get_screening, P(GetScreeningRequest))
     ProtobufCMessage *m = NULL;
     if (pw_call_unpack(r->call, pw_slice_make(copy, packed.len),
                        &paywire__compliance__v1__screen_party_response__descriptor, &m) != PW_OK) {
-        svc_fail(r, PW_DATA_LOSS, "screening %s cannot be read", req->screening_id);
+        svc_fail(r, PW_DATA_LOSS, "screening %s cannot be read", id);
     }
     P(ScreenPartyResponse) *resp = (P(ScreenPartyResponse) *)m;
     s->matches = resp->matches;
@@ -525,8 +529,44 @@ SVC_HANDLER(get_screening, P(GetScreeningRequest))
         s->list_versions[n++] = t;
     }
     s->n_list_versions = n;
+    /* The reviewers' decisions as audited: "<reviewer> <decision> <time>". */
+    const pw_db_result *d = in_tx ? svc_tx_query(r, &screening_decision_rows, &p, 1)
+                                  : svc_query(r, &screening_decision_rows, &p, 1);
+    s->decisions = svc_alloc(r, sizeof(char *) * (size_t)(pw_db_rows(d) + 1));
+    for (int i = 0; i < pw_db_rows(d); i++) {
+        svc_row dr = svc_row_at(r, d, i);
+        int64_t us = 0;
+        pw_db_get_timestamptz(d, i, pw_db_column(d, "time"), &us);
+        char when[32], line[512];
+        jcs_rfc3339(us, when);
+        snprintf(line, sizeof(line), "%s %s %s", svc_text(dr, "reviewer"), svc_text(dr, "decision"),
+                 when);
+        s->decisions[s->n_decisions++] = svc_strdup(r, line);
+    }
+    return s;
+}
+
+int screening_review_state(const char *name)
+{
+    static const char *const states[] = {
+        "", "NOT_REQUIRED", "OPEN", "AWAITING_SECOND_REVIEW", "CLEARED", "CONFIRMED"};
+    for (int i = 1; i < 6; i++) {
+        if (strcmp(name, states[i]) == 0) {
+            return i;
+        }
+    }
+    return 0;
+}
+
+SVC_HANDLER(get_screening, P(GetScreeningRequest))
+{
+    if (!svc_id_ok(req->screening_id, "scr")) {
+        svc_violation(r, "screening_id", "a screening id: \"scr_\" and 26 characters");
+    }
+    svc_check(r);
+    svc_authenticate(r, NULL);
     P(GetScreeningResponse) out = PAYWIRE__COMPLIANCE__V1__GET_SCREENING_RESPONSE__INIT;
-    out.screening = s;
+    out.screening = screening_load(r, 0, req->screening_id);
     svc_reply(r, &out.base);
 }
 

@@ -19,6 +19,9 @@
 #include "ofac.h"
 #include "paywire/compliance/v1/audit.pw.h"
 #include "paywire/compliance/v1/screening.pw.h"
+#include "paywire/compliance/v1/verification.pw.h"
+#include "mint.h"
+#include "svc.h"
 
 #define AUDIT     "/paywire.compliance.v1.AuditService/"
 #define SCREENING "/paywire.compliance.v1.ScreeningService/"
@@ -29,6 +32,7 @@ static svc_process srv = {.name = "compliance",
                           .binary = PW_COMPLIANCE_SERVER,
                           .health_service = "paywire.compliance.v1.ScreeningService"};
 static char db_url[512];
+static char idp_key[160], other_key[160];
 static uv_loop_t loop;
 static pw_channel *ch;
 
@@ -46,7 +50,20 @@ static int group_setup(void **state)
         fail_msg("migrations: %s", err);
     }
     svc_process_prepare(&srv);
-    svc_process_start(&srv, db_url, "log_level = warning\nworkers = 2\n");
+    /* The identity provider's key (reviewer tokens), and another one a forger might hold. */
+    char pub[160], other_pub[160], conf[600];
+    snprintf(idp_key, sizeof(idp_key), "%s/idp.key", srv.dir);
+    snprintf(pub, sizeof(pub), "%s/idp.pub", srv.dir);
+    snprintf(other_key, sizeof(other_key), "%s/other.key", srv.dir);
+    snprintf(other_pub, sizeof(other_pub), "%s/other.pub", srv.dir);
+    assert_int_equal(pwreviewer_keygen(idp_key, pub), PW_OK);
+    assert_int_equal(pwreviewer_keygen(other_key, other_pub), PW_OK);
+    snprintf(conf, sizeof(conf),
+             "log_level = warning\nworkers = 2\n"
+             "encryption_key = 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+             "reviewer_token_key = %s\n",
+             pub);
+    svc_process_start(&srv, db_url, conf);
     uv_loop_init(&loop);
     ch = svc_process_channel(&srv, &loop);
     svc_process_wait_serving(&srv, ch);
@@ -87,11 +104,15 @@ typedef struct reply {
     ProtobufCMessage *msg;
 } reply;
 
-/* One unary call on ch: path "/pkg.Service/Method". */
-static reply call(const char *path, const ProtobufCMessage *req,
-                  const ProtobufCMessageDescriptor *resp_type)
+/* One unary call on ch: path "/pkg.Service/Method", with the reviewer token (may be NULL). */
+static reply call_as(const char *path, const ProtobufCMessage *req,
+                     const ProtobufCMessageDescriptor *resp_type, const char *token)
 {
-    pw_call_options o = {.timeout_ms = 30000};
+    pw_metadata md = {0};
+    if (token != NULL) {
+        assert_int_equal(pw_metadata_add_str(&md, "paywire-reviewer-token", token), PW_OK);
+    }
+    pw_call_options o = {.timeout_ms = 30000, .metadata = &md};
     reply r = {0};
     char *msg = NULL;
     pw_metadata trailers = {0};
@@ -100,7 +121,14 @@ static reply call(const char *path, const ProtobufCMessage *req,
     pw_free(msg);
     pw_error_details_read(&trailers, &r.details);
     pw_metadata_clear(&trailers);
+    pw_metadata_clear(&md);
     return r;
+}
+
+static reply call(const char *path, const ProtobufCMessage *req,
+                  const ProtobufCMessageDescriptor *resp_type)
+{
+    return call_as(path, req, resp_type, NULL);
 }
 
 static void reply_free(reply *r)
@@ -968,6 +996,454 @@ static void test_screening_reloads_on_activation(void **state)
                      2);
 }
 
+/* ---- verification cases ---- */
+
+#define VERIFICATION "/paywire.compliance.v1.VerificationService/"
+#define CSTATE(x)    PAYWIRE__COMPLIANCE__V1__CASE_STATE__CASE_STATE_##x
+#define DEC(x)       PAYWIRE__COMPLIANCE__V1__DECISION__DECISION_##x
+#define REVIEW(x)    PAYWIRE__COMPLIANCE__V1__SCREENING_REVIEW_STATE__SCREENING_REVIEW_STATE_##x
+
+/* A reviewer token for sub, issued age seconds ago (signed by key; NULL: the provider's). */
+static const char *token(const char *sub, int age, const char *key)
+{
+    static char tok[4][1024];
+    static int next;
+    char *t = tok[next++ % 4];
+    int64_t now = (int64_t)time(NULL);
+    assert_int_equal(
+        pwreviewer_mint(key ? key : idp_key, sub, now - age, now - age + 300, t, sizeof(tok[0])),
+        PW_OK);
+    return t;
+}
+
+static char *new_merchant_id(void)
+{
+    static char id[4][40];
+    static int next;
+    char *m = id[next++ % 4];
+    assert_int_equal(svc_new_id("mer", m, 40), PW_OK);
+    return m;
+}
+
+static reply create_case(const char *key, const char *merchant, char *business, char **owners,
+                         size_t n_owners)
+{
+    P(Party) org = PAYWIRE__COMPLIANCE__V1__PARTY__INIT;
+    char *names[] = {business};
+    char *gb[] = {"GB"};
+    org.names = names;
+    org.n_names = 1;
+    org.countries = gb;
+    org.n_countries = 1;
+    org.kind = PAYWIRE__COMPLIANCE__V1__PARTY_KIND__PARTY_KIND_ORGANIZATION;
+    P(Party) people[4];
+    P(BeneficialOwner) os[4], *op[4];
+    for (size_t i = 0; i < n_owners; i++) {
+        people[i] = person(&owners[i], 1);
+        paywire__compliance__v1__beneficial_owner__init(&os[i]);
+        os[i].person = &people[i];
+        os[i].role = "owner";
+        os[i].ownership_basis_points = 2500;
+        op[i] = &os[i];
+    }
+    P(DocumentRef) doc = PAYWIRE__COMPLIANCE__V1__DOCUMENT_REF__INIT, *docs[] = {&doc};
+    doc.kind = "certificate_of_incorporation";
+    doc.document_id = "doc_1";
+    doc.sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    P(CreateCaseRequest) req = PAYWIRE__COMPLIANCE__V1__CREATE_CASE_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.kind = PAYWIRE__COMPLIANCE__V1__CASE_KIND__CASE_KIND_KYB;
+    req.subject_id = (char *)merchant;
+    req.party = &org;
+    req.beneficial_owners = op;
+    req.n_beneficial_owners = n_owners;
+    req.documents = docs;
+    req.n_documents = 1;
+    return call(VERIFICATION "CreateCase", &req.base,
+                &paywire__compliance__v1__create_case_response__descriptor);
+}
+
+/* A KYB case created for a new merchant, its id in id (and its first KYC case's in kyc). */
+static void kyb_ok(char *business, char **owners, size_t n, char id[64], char kyc[64])
+{
+    char key[80];
+    const char *merchant = new_merchant_id();
+    snprintf(key, sizeof(key), "kyb-%s", merchant);
+    reply r = create_case(key, merchant, business, owners, n);
+    if (r.code != PW_OK) {
+        char why[600];
+        snprintf(why, sizeof(why), "%s %s", pw_status_str(r.code), r.message);
+        reply_free(&r);
+        fail_msg("CreateCase: %s", why);
+    }
+    P(VerificationCase) *c = ((P(CreateCaseResponse) *)r.msg)->case_;
+    snprintf(id, 64, "%s", c->id);
+    if (kyc != NULL) {
+        assert_true(c->n_linked_case_ids >= 1);
+        snprintf(kyc, 64, "%s", c->linked_case_ids[0]);
+    }
+    reply_free(&r);
+}
+
+static reply decide(const char *case_id, int decision, const char *key, const char *tok)
+{
+    char *codes[] = {decision == DEC(REJECT) ? "high_risk_business" : "documents_verified"};
+    P(DecideCaseRequest) req = PAYWIRE__COMPLIANCE__V1__DECIDE_CASE_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.case_id = (char *)case_id;
+    req.decision = decision;
+    req.reason_codes = codes;
+    req.n_reason_codes = 1;
+    req.note = "checked";
+    return call_as(VERIFICATION "DecideCase", &req.base,
+                   &paywire__compliance__v1__decide_case_response__descriptor, tok);
+}
+
+/* The case's state after a decision that must succeed. */
+static int decide_ok(const char *case_id, int decision, const char *key, const char *sub)
+{
+    reply r = decide(case_id, decision, key, token(sub, 0, NULL));
+    if (r.code != PW_OK) {
+        fail_msg("DecideCase %s by %s: %s %s", key, sub, pw_status_str(r.code), r.message);
+    }
+    int st = ((P(DecideCaseResponse) *)r.msg)->case_->state;
+    reply_free(&r);
+    return st;
+}
+
+static void assert_refused(reply r, pw_status code, const char *reason, const char *words)
+{
+    if (r.code != code) {
+        fail_msg("expected %s, got %s %s", pw_status_str(code), pw_status_str(r.code), r.message);
+    }
+    assert_non_null(r.details.reason);
+    assert_string_equal(r.details.reason, reason);
+    if (words != NULL && strstr(r.message, words) == NULL) {
+        fail_msg("message \"%s\" does not say \"%s\"", r.message, words);
+    }
+    reply_free(&r);
+}
+
+static P(VerificationCase) * get_case(const char *id, reply *r)
+{
+    P(GetCaseRequest) g = PAYWIRE__COMPLIANCE__V1__GET_CASE_REQUEST__INIT;
+    g.case_id = (char *)id;
+    *r = call(VERIFICATION "GetCase", &g.base,
+              &paywire__compliance__v1__get_case_response__descriptor);
+    assert_int_equal(r->code, PW_OK);
+    return ((P(GetCaseResponse) *)r->msg)->case_;
+}
+
+static void test_cases_with_owners(void **state)
+{
+    (void)state;
+    char *owners[] = {"Harriet Pennington", "Oliver Thistlewood", "Marguerite Ashdown"};
+    char *merchant = new_merchant_id();
+    reply r = create_case("kyb-owners", merchant, "Pennington Fine Bakeries Ltd", owners, 3);
+    assert_int_equal(r.code, PW_OK);
+    P(VerificationCase) *c = ((P(CreateCaseResponse) *)r.msg)->case_;
+    char id[64];
+    snprintf(id, sizeof(id), "%s", c->id);
+    assert_int_equal(strncmp(c->id, "case_", 5), 0);
+    assert_int_equal(c->state, CSTATE(OPEN));
+    assert_string_equal(c->subject_id, merchant);
+    assert_string_equal(c->merchant_id, merchant);
+    assert_int_equal(c->n_linked_case_ids, 3);
+    assert_int_equal(c->n_screening_ids, 1);
+    assert_int_equal(c->n_documents, 1);
+    reply_free(&r);
+    /* A retry answers the same case and adds nothing; the key with another request is refused. */
+    r = create_case("kyb-owners", merchant, "Pennington Fine Bakeries Ltd", owners, 3);
+    assert_int_equal(r.code, PW_OK);
+    assert_string_equal(((P(CreateCaseResponse) *)r.msg)->case_->id, id);
+    reply_free(&r);
+    r = create_case("kyb-owners", merchant, "Pennington Bakeries", owners, 3);
+    assert_refused(r, PW_FAILED_PRECONDITION, "IDEMPOTENCY_KEY_REUSED", NULL);
+    /* One KYB case per merchant. */
+    r = create_case("kyb-owners-2", merchant, "Pennington Fine Bakeries Ltd", owners, 1);
+    assert_refused(r, PW_ALREADY_EXISTS, "CASE_EXISTS", id);
+    assert_int_equal(pw_test_db_scalar(db_url, "SELECT count(*) FROM cases WHERE merchant_id = "
+                                               "(SELECT merchant_id FROM cases WHERE kind = 'KYB' "
+                                               "ORDER BY seq DESC LIMIT 1)"),
+                     4);
+    /* Three linked KYC cases, four screenings, each owner a person id of its own. */
+    c = get_case(id, &r);
+    for (size_t i = 0; i < c->n_linked_case_ids; i++) {
+        reply k;
+        P(VerificationCase) *kyc = get_case(c->linked_case_ids[i], &k);
+        assert_int_equal(kyc->kind, PAYWIRE__COMPLIANCE__V1__CASE_KIND__CASE_KIND_KYC);
+        assert_string_equal(kyc->parent_case_id, id);
+        assert_string_equal(kyc->merchant_id, merchant);
+        assert_int_equal(strncmp(kyc->subject_id, "per_", 4), 0);
+        assert_int_equal(kyc->n_screening_ids, 1);
+        reply_free(&k);
+    }
+    reply_free(&r);
+    /* The parties are sealed at rest: no owner's name in the clear. */
+    assert_int_equal(pw_test_db_scalar(db_url, "SELECT count(*) FROM cases WHERE position("
+                                               "convert_to('Thistlewood', 'UTF8') IN "
+                                               "party_sealed) > 0"),
+                     0);
+    /* Listed by merchant, in pages. */
+    P(ListCasesRequest) l = PAYWIRE__COMPLIANCE__V1__LIST_CASES_REQUEST__INIT;
+    l.merchant_id = merchant;
+    l.page_size = 3;
+    r = call(VERIFICATION "ListCases", &l.base,
+             &paywire__compliance__v1__list_cases_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    P(ListCasesResponse) *page = (P(ListCasesResponse) *)r.msg;
+    assert_int_equal(page->n_cases, 3);
+    assert_string_equal(page->cases[0]->id, id);
+    char tok[128];
+    snprintf(tok, sizeof(tok), "%s", page->next_page_token);
+    reply_free(&r);
+    l.page_token = tok;
+    r = call(VERIFICATION "ListCases", &l.base,
+             &paywire__compliance__v1__list_cases_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    page = (P(ListCasesResponse) *)r.msg;
+    assert_int_equal(page->n_cases, 1);
+    assert_string_equal(page->next_page_token, "");
+    reply_free(&r);
+    /* The opening is in the audit chain. */
+    char sql[200];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM audit_events WHERE action = 'case.opened' AND subject_id = '%s'",
+             id);
+    assert_int_equal(pw_test_db_scalar(db_url, sql), 1);
+}
+
+static void test_cases_bad_input(void **state)
+{
+    (void)state;
+    char *owners[] = {""};
+    reply r = create_case("kyb-bad", "merchant-1", "", owners, 1);
+    assert_int_equal(r.code, PW_INVALID_ARGUMENT);
+    assert_true(has_violation(&r, "subject_id"));
+    assert_true(has_violation(&r, "party.names"));
+    assert_true(has_violation(&r, "beneficial_owners[0].person.names"));
+    reply_free(&r);
+    P(CreateCaseRequest) k = PAYWIRE__COMPLIANCE__V1__CREATE_CASE_REQUEST__INIT;
+    k.idempotency_key = "kyc-bad";
+    r = call(VERIFICATION "CreateCase", &k.base,
+             &paywire__compliance__v1__create_case_response__descriptor);
+    assert_int_equal(r.code, PW_INVALID_ARGUMENT);
+    assert_true(has_violation(&r, "kind"));
+    reply_free(&r);
+    r = decide("case_1", 9, "bad-decision", token("alice", 0, NULL));
+    assert_int_equal(r.code, PW_INVALID_ARGUMENT);
+    assert_true(has_violation(&r, "case_id"));
+    assert_true(has_violation(&r, "decision"));
+    reply_free(&r);
+    char *bad_codes[] = {"looks_fine"};
+    P(DecideCaseRequest) d = PAYWIRE__COMPLIANCE__V1__DECIDE_CASE_REQUEST__INIT;
+    d.idempotency_key = "bad-codes";
+    d.case_id = "case_00000000000000000000000000";
+    d.decision = DEC(APPROVE);
+    d.reason_codes = bad_codes;
+    d.n_reason_codes = 1;
+    r = call_as(VERIFICATION "DecideCase", &d.base,
+                &paywire__compliance__v1__decide_case_response__descriptor,
+                token("alice", 0, NULL));
+    assert_int_equal(r.code, PW_INVALID_ARGUMENT);
+    assert_true(has_violation(&r, "reason_codes"));
+    reply_free(&r);
+    assert_int_equal(pw_test_db_scalar(db_url, "SELECT count(*) FROM case_decisions WHERE "
+                                               "case_id LIKE 'case_0000%'"),
+                     0);
+}
+
+static void test_cases_four_eyes(void **state)
+{
+    (void)state;
+    char *owners[] = {"Oliver Thistlewood"};
+    char kyb[64], kyc[64];
+    kyb_ok("Thistlewood Joinery Ltd", owners, 1, kyb, kyc);
+    /* No reviewer, a forged one, an old one: refused, and nothing recorded. */
+    assert_refused(decide(kyb, DEC(REJECT), "fe-0", NULL), PW_PERMISSION_DENIED,
+                   "REVIEWER_IDENTITY_REQUIRED", "none was sent");
+    assert_refused(decide(kyb, DEC(REJECT), "fe-0", token("alice", 0, other_key)),
+                   PW_PERMISSION_DENIED, "REVIEWER_IDENTITY_REQUIRED", "signature");
+    assert_refused(decide(kyb, DEC(REJECT), "fe-0", token("alice", 700, NULL)),
+                   PW_PERMISSION_DENIED, "REVIEWER_IDENTITY_REQUIRED", NULL);
+    assert_refused(decide(kyb, DEC(REJECT), "fe-0", "a.b.c"), PW_PERMISSION_DENIED,
+                   "REVIEWER_IDENTITY_REQUIRED", NULL);
+    /* The KYB case before its owner's KYC case: KYC_INCOMPLETE, naming it. */
+    assert_refused(decide(kyb, DEC(APPROVE), "fe-1", token("alice", 0, NULL)),
+                   PW_FAILED_PRECONDITION, "KYC_INCOMPLETE", kyc);
+    /* A clean KYC case: one reviewer approves it; then the KYB case (no match): one too. */
+    assert_int_equal(decide_ok(kyc, DEC(APPROVE), "fe-2", "alice"), CSTATE(APPROVED));
+    assert_int_equal(decide_ok(kyb, DEC(APPROVE), "fe-3", "alice"), CSTATE(APPROVED));
+    assert_refused(decide(kyb, DEC(REJECT), "fe-4", token("bob", 0, NULL)), PW_FAILED_PRECONDITION,
+                   "CASE_CLOSED", NULL);
+
+    /* REJECT takes two: the same reviewer twice is refused naming the rule. */
+    char other[64];
+    kyb_ok("Ashdown Haulage Ltd", NULL, 0, other, NULL);
+    assert_int_equal(decide_ok(other, DEC(REJECT), "fe-5", "alice"),
+                     CSTATE(AWAITING_SECOND_REVIEW));
+    assert_refused(decide(other, DEC(REJECT), "fe-6", token("alice", 0, NULL)),
+                   PW_FAILED_PRECONDITION, "SECOND_REVIEWER_REQUIRED", "four-eyes");
+    /* A second reviewer who disagrees: back to OPEN, both recorded. */
+    assert_int_equal(decide_ok(other, DEC(APPROVE), "fe-7", "bob"), CSTATE(OPEN));
+    assert_int_equal(decide_ok(other, DEC(REJECT), "fe-8", "bob"), CSTATE(AWAITING_SECOND_REVIEW));
+    assert_int_equal(decide_ok(other, DEC(REJECT), "fe-9", "carol"), CSTATE(REJECTED));
+    reply r;
+    P(VerificationCase) *c = get_case(other, &r);
+    assert_int_equal(c->n_decisions, 4);
+    const char *by[] = {"alice", "bob", "bob", "carol"};
+    const int stage[] = {1, 2, 1, 2};
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(c->decisions[i]->reviewer, by[i]);
+        assert_int_equal(c->decisions[i]->stage, stage[i]);
+        assert_string_equal(c->decisions[i]->reason_codes[0],
+                            i == 1 ? "documents_verified" : "high_risk_business");
+    }
+    reply_free(&r);
+    /* Every decision is in the audit chain, and the chain verifies. */
+    char sql[200];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM audit_events WHERE action = 'case.decided' AND subject_id = '%s'"
+             " AND actor LIKE 'reviewer:%%'",
+             other);
+    assert_int_equal(pw_test_db_scalar(db_url, sql), 4);
+    assert_true(verify(0, 0).intact);
+}
+
+/* Two reviewers sending one idempotency key make two decisions; one reviewer's retry, one. */
+static void test_decisions_key_per_reviewer(void **state)
+{
+    (void)state;
+    char id[64];
+    kyb_ok("Marchbank Textiles Ltd", NULL, 0, id, NULL);
+    assert_int_equal(decide_ok(id, DEC(REJECT), "same-key", "alice"),
+                     CSTATE(AWAITING_SECOND_REVIEW));
+    assert_int_equal(decide_ok(id, DEC(REJECT), "same-key", "alice"),
+                     CSTATE(AWAITING_SECOND_REVIEW)); /* the stored answer */
+    assert_int_equal(decide_ok(id, DEC(REJECT), "same-key", "bob"), CSTATE(REJECTED));
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM case_decisions WHERE case_id = '%s'", id);
+    assert_int_equal(pw_test_db_scalar(db_url, sql), 2);
+}
+
+static reply decide_screening(const char *id, int decision, const char *key, const char *sub)
+{
+    char *codes[] = {decision == 1 ? "different_entity" : "confirmed_listing"};
+    P(DecideScreeningRequest) req = PAYWIRE__COMPLIANCE__V1__DECIDE_SCREENING_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.screening_id = (char *)id;
+    req.decision = decision;
+    req.reason_codes = codes;
+    req.n_reason_codes = 1;
+    return call_as(SCREENING "DecideScreening", &req.base,
+                   &paywire__compliance__v1__decide_screening_response__descriptor,
+                   token(sub, 0, NULL));
+}
+
+static int screening_decided(const char *id, int decision, const char *key, const char *sub)
+{
+    reply r = decide_screening(id, decision, key, sub);
+    if (r.code != PW_OK) {
+        fail_msg("DecideScreening %s: %s %s", key, pw_status_str(r.code), r.message);
+    }
+    int st = ((P(DecideScreeningResponse) *)r.msg)->screening->review_state;
+    reply_free(&r);
+    return st;
+}
+
+/* A MATCH blocks approval until two reviewers clear it; the approval then takes two as well. A
+ * CONFIRMED match leaves REJECT only. A POTENTIAL_MATCH is approved by two reviewers. */
+static void test_cases_match_resolution(void **state)
+{
+    (void)state;
+    /* An owner resident in a country under comprehensive sanctions: a MATCH. */
+    P(Party) owner = PAYWIRE__COMPLIANCE__V1__PARTY__INIT;
+    char *names[] = {"Darius Kavehzadeh"}, *ir[] = {"IR"};
+    owner.names = names;
+    owner.n_names = 1;
+    owner.countries = ir;
+    owner.n_countries = 1;
+    P(CreateCaseRequest) req = PAYWIRE__COMPLIANCE__V1__CREATE_CASE_REQUEST__INIT;
+    req.idempotency_key = "kyc-match";
+    req.kind = PAYWIRE__COMPLIANCE__V1__CASE_KIND__CASE_KIND_KYC;
+    req.party = &owner;
+    reply r = call(VERIFICATION "CreateCase", &req.base,
+                   &paywire__compliance__v1__create_case_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    P(VerificationCase) *c = ((P(CreateCaseResponse) *)r.msg)->case_;
+    char id[64], scr[64];
+    snprintf(id, sizeof(id), "%s", c->id);
+    snprintf(scr, sizeof(scr), "%s", c->screening_ids[0]);
+    reply_free(&r);
+    assert_refused(decide(id, DEC(APPROVE), "mr-1", token("alice", 0, NULL)),
+                   PW_FAILED_PRECONDITION, "SCREENING_UNRESOLVED", "MATCH");
+    /* Clearing the MATCH: two reviewers, never the same one twice. */
+    assert_int_equal(screening_decided(scr, 1, "mr-2", "alice"), REVIEW(AWAITING_SECOND_REVIEW));
+    assert_refused(decide_screening(scr, 1, "mr-3", "alice"), PW_FAILED_PRECONDITION,
+                   "SECOND_REVIEWER_REQUIRED", "four-eyes");
+    assert_refused(decide(id, DEC(APPROVE), "mr-4", token("alice", 0, NULL)),
+                   PW_FAILED_PRECONDITION, "SCREENING_UNRESOLVED", NULL);
+    assert_int_equal(screening_decided(scr, 1, "mr-5", "bob"), REVIEW(CLEARED));
+    /* The case had a match: its approval takes two reviewers too. */
+    assert_int_equal(decide_ok(id, DEC(APPROVE), "mr-6", "alice"), CSTATE(AWAITING_SECOND_REVIEW));
+    assert_refused(decide(id, DEC(APPROVE), "mr-7", token("alice", 0, NULL)),
+                   PW_FAILED_PRECONDITION, "SECOND_REVIEWER_REQUIRED", "alice");
+    assert_int_equal(decide_ok(id, DEC(APPROVE), "mr-8", "bob"), CSTATE(APPROVED));
+    P(GetScreeningRequest) g = PAYWIRE__COMPLIANCE__V1__GET_SCREENING_REQUEST__INIT;
+    g.screening_id = scr;
+    r = call(SCREENING "GetScreening", &g.base,
+             &paywire__compliance__v1__get_screening_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    P(Screening) *s = ((P(GetScreeningResponse) *)r.msg)->screening;
+    assert_int_equal(s->n_decisions, 2);
+    assert_int_equal(strncmp(s->decisions[0], "alice CLEAR ", 12), 0);
+    assert_int_equal(strncmp(s->decisions[1], "bob CLEAR ", 10), 0);
+    reply_free(&r);
+
+    /* A confirmed MATCH: only REJECT. */
+    req.idempotency_key = "kyc-confirmed";
+    r = call(VERIFICATION "CreateCase", &req.base,
+             &paywire__compliance__v1__create_case_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    c = ((P(CreateCaseResponse) *)r.msg)->case_;
+    snprintf(id, sizeof(id), "%s", c->id);
+    snprintf(scr, sizeof(scr), "%s", c->screening_ids[0]);
+    reply_free(&r);
+    assert_int_equal(screening_decided(scr, 2, "mc-1", "alice"), REVIEW(CONFIRMED));
+    assert_refused(decide_screening(scr, 1, "mc-2", "bob"), PW_FAILED_PRECONDITION, "REVIEW_CLOSED",
+                   NULL);
+    assert_refused(decide(id, DEC(APPROVE), "mc-3", token("bob", 0, NULL)), PW_FAILED_PRECONDITION,
+                   "SCREENING_UNRESOLVED", "REJECT");
+    assert_int_equal(decide_ok(id, DEC(REJECT), "mc-4", "bob"), CSTATE(AWAITING_SECOND_REVIEW));
+    assert_int_equal(decide_ok(id, DEC(REJECT), "mc-5", "carol"), CSTATE(REJECTED));
+
+    /* A POTENTIAL_MATCH (a listed name, nothing corroborating): APPROVE by two reviewers, which
+     * clears the screening. */
+    char *listed[] = {"Jose Gregorio Noriega Figueroa"};
+    owner = person(listed, 1);
+    req.idempotency_key = "kyc-potential";
+    req.party = &owner;
+    r = call(VERIFICATION "CreateCase", &req.base,
+             &paywire__compliance__v1__create_case_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    c = ((P(CreateCaseResponse) *)r.msg)->case_;
+    snprintf(id, sizeof(id), "%s", c->id);
+    snprintf(scr, sizeof(scr), "%s", c->screening_ids[0]);
+    reply_free(&r);
+    char sql[200];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM screenings WHERE id = '%s' AND outcome = "
+             "'POTENTIAL_MATCH' AND review_state = 'OPEN'",
+             scr);
+    assert_int_equal(pw_test_db_scalar(db_url, sql), 1);
+    assert_int_equal(decide_ok(id, DEC(APPROVE), "mp-1", "alice"), CSTATE(AWAITING_SECOND_REVIEW));
+    assert_int_equal(decide_ok(id, DEC(APPROVE), "mp-2", "bob"), CSTATE(APPROVED));
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM screenings WHERE id = '%s' AND review_state = 'CLEARED'", scr);
+    assert_int_equal(pw_test_db_scalar(db_url, sql), 1);
+    assert_true(verify(0, 0).intact);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -982,6 +1458,11 @@ int main(void)
         cmocka_unit_test(test_screening_party_stored),
         cmocka_unit_test(test_screening_transaction),
         cmocka_unit_test(test_screening_reloads_on_activation),
+        cmocka_unit_test(test_cases_with_owners),
+        cmocka_unit_test(test_cases_bad_input),
+        cmocka_unit_test(test_cases_four_eyes),
+        cmocka_unit_test(test_decisions_key_per_reviewer),
+        cmocka_unit_test(test_cases_match_resolution),
         cmocka_unit_test(test_audit_chain_tamper),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

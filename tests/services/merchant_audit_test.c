@@ -35,6 +35,8 @@ static void start_compliance(void)
 {
     svc_process_start(&compliance, compliance_db,
                       "log_level = warning\nworkers = 1\n"
+                      "encryption_key = "
+                      "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
                       "internal_identities = spiffe://paywire/tests,spiffe://paywire/merchant\n");
     pw_channel *ch = svc_process_channel(&compliance, &loop);
     svc_process_wait_serving(&compliance, ch);

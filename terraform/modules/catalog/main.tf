@@ -31,7 +31,7 @@ output "services" {
       port           = 15064
       admin_port     = 15164
       health_service = "paywire.compliance.v1.ScreeningService"
-      secrets        = []
+      secrets        = ["encryption_key"]
     }
   }
 }
