@@ -301,41 +301,65 @@ static int64_t ts_us(const struct Google__Protobuf__Timestamp *t)
     return t->seconds * 1000000 + t->nanos / 1000;
 }
 
-/* "q" + the last sequence + the filter's hash, as an opaque token. */
-static void filter_hash(const P(QueryEventsRequest) * q, char out[17])
+/* The filters of a QueryEvents request as text, for its page tokens. */
+static char *query_filters(svc_req *r, const P(QueryEventsRequest) * q)
 {
     char f[1024];
     snprintf(f, sizeof(f), "%s\n%s\n%s\n%lld\n%lld", q->actor, q->subject_id, q->action,
              q->start_time ? (long long)ts_us(q->start_time) : -1LL,
              q->end_time ? (long long)ts_us(q->end_time) : -1LL);
+    return svc_strdup(r, f);
+}
+
+/* The 16 hex characters of the filters' SHA-256 a page token carries. */
+static void filters_hash(const char *filters, char out[17])
+{
     uint8_t h[32];
-    svc_sha256(f, strlen(f), h);
+    svc_sha256(filters, strlen(filters), h);
     char hex[65];
     jcs_hex(h, hex);
     memcpy(out, hex, 16);
     out[16] = '\0';
 }
 
-SVC_HANDLER(query_events, P(QueryEventsRequest))
+int64_t page_after(svc_req *r, const char *token, char tag, const char *filters)
 {
-    char fh[17];
-    filter_hash(req, fh);
     long long after = 0;
-    if (req->page_token[0]) {
-        char tfh[17] = "";
-        if (sscanf(req->page_token, "q%lld.%16s", &after, tfh) != 2 || after < 0 ||
+    if (token[0]) {
+        char fh[17], tfh[17] = "";
+        filters_hash(filters, fh);
+        if (token[0] != tag || sscanf(token + 1, "%lld.%16s", &after, tfh) != 2 || after < 0 ||
             strcmp(tfh, fh) != 0) {
             svc_violation(r, "page_token", "not a token of this query (filters must not change)");
+            after = 0;
         }
     }
-    if (req->page_size < 0) {
+    return after;
+}
+
+char *page_token(svc_req *r, char tag, int64_t last, const char *filters)
+{
+    char fh[17], tok[64];
+    filters_hash(filters, fh);
+    snprintf(tok, sizeof(tok), "%c%lld.%s", tag, (long long)last, fh);
+    return svc_strdup(r, tok);
+}
+
+int page_size(svc_req *r, int32_t size)
+{
+    if (size < 0) {
         svc_violation(r, "page_size", "0 (the default, 50) to 500");
     }
+    return size <= 0 ? DEFAULT_PAGE : size > MAX_PAGE ? MAX_PAGE : size;
+}
+
+SVC_HANDLER(query_events, P(QueryEventsRequest))
+{
+    char *filters = query_filters(r, req);
+    int64_t after = page_after(r, req->page_token, 'q', filters);
+    int want = page_size(r, req->page_size);
     svc_check(r);
     svc_authenticate(r, NULL);
-    int want = req->page_size == 0         ? DEFAULT_PAGE
-               : req->page_size > MAX_PAGE ? MAX_PAGE
-                                           : req->page_size;
     pw_db_param p[] = {
         pw_db_int8(after),
         pw_db_text(req->actor),
@@ -354,9 +378,7 @@ SVC_HANDLER(query_events, P(QueryEventsRequest))
     }
     resp.n_events = (size_t)shown;
     if (n > want) {
-        char tok[64];
-        snprintf(tok, sizeof(tok), "q%lld.%s", (long long)resp.events[shown - 1]->sequence, fh);
-        resp.next_page_token = svc_strdup(r, tok);
+        resp.next_page_token = page_token(r, 'q', resp.events[shown - 1]->sequence, filters);
     }
     svc_reply(r, &resp.base);
 }

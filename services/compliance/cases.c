@@ -492,34 +492,12 @@ SVC_HANDLER(get_case, P(GetCaseRequest))
     svc_reply(r, &resp.base);
 }
 
-/* The filters' hash, so a page token is only used with the filters it was made for. */
-static void list_filter_hash(const P(ListCasesRequest) * q, char out[17])
-{
-    char f[128];
-    snprintf(f, sizeof(f), "%d\n%s", (int)q->state, q->merchant_id);
-    uint8_t h[32];
-    svc_sha256(f, strlen(f), h);
-    char hex[65];
-    jcs_hex(h, hex);
-    memcpy(out, hex, 16);
-    out[16] = '\0';
-}
-
 SVC_HANDLER(list_cases, P(ListCasesRequest))
 {
-    char fh[17];
-    list_filter_hash(req, fh);
-    long long after = 0;
-    if (req->page_token[0]) {
-        char tfh[17] = "";
-        if (sscanf(req->page_token, "c%lld.%16s", &after, tfh) != 2 || after < 0 ||
-            strcmp(tfh, fh) != 0) {
-            svc_violation(r, "page_token", "not a token of this query (filters must not change)");
-        }
-    }
-    if (req->page_size < 0) {
-        svc_violation(r, "page_size", "0 (the default, 50) to 500");
-    }
+    char filters[128];
+    snprintf(filters, sizeof(filters), "%d\n%s", (int)req->state, req->merchant_id);
+    int64_t after = page_after(r, req->page_token, 'c', filters);
+    int want = page_size(r, req->page_size);
     if (req->state < 0 || req->state > STATE(AWAITING_SECOND_REVIEW)) {
         svc_violation(r, "state", "a CaseState");
     }
@@ -528,9 +506,6 @@ SVC_HANDLER(list_cases, P(ListCasesRequest))
     }
     svc_check(r);
     svc_authenticate(r, NULL);
-    int want = req->page_size == 0         ? DEFAULT_PAGE
-               : req->page_size > MAX_PAGE ? MAX_PAGE
-                                           : req->page_size;
     pw_db_param p[] = {pw_db_int8(after), pw_db_text(req->state ? states[req->state] : ""),
                        pw_db_text(req->merchant_id), pw_db_int8(want + 1), pw_db_int4(want)};
     svc_row page = svc_row_at(r, svc_query(r, &list_page, p, 5), 0);
@@ -542,9 +517,7 @@ SVC_HANDLER(list_cases, P(ListCasesRequest))
     resp.cases = load_cases(r, 0, ids, &resp.n_cases);
     if (n > want) {
         resp.n_cases = (size_t)want;
-        char tok[64];
-        snprintf(tok, sizeof(tok), "c%lld.%s", (long long)cursor, fh);
-        resp.next_page_token = svc_strdup(r, tok);
+        resp.next_page_token = page_token(r, 'c', cursor, filters);
     }
     svc_reply(r, &resp.base);
 }

@@ -38,6 +38,16 @@ int64_t audit_record(svc_req *r, const char *key, const audit_entry *e);
  */
 char *audit_detail(svc_req *r, const char *const *kv, int n);
 
+/*
+ * Page tokens of the lists (audit.c): "<tag><last key>.<hash of the filters>", so a token is
+ * only used with the filters it was made for. page_after returns the key after which the page
+ * starts (0: the first), adding a page_token violation for a token that is not one of these
+ * filters; page_size clamps (0: DEFAULT_PAGE) and adds a violation for a negative size.
+ */
+int64_t page_after(svc_req *r, const char *token, char tag, const char *filters);
+char *page_token(svc_req *r, char tag, int64_t last, const char *filters);
+int page_size(svc_req *r, int32_t size);
+
 /** audit.c: fills the AuditService handlers. */
 void audit_handlers_init(paywire_compliance_v1_audit_service_handlers *h);
 

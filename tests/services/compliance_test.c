@@ -1351,6 +1351,107 @@ static int screening_decided(const char *id, int decision, const char *key, cons
     return st;
 }
 
+typedef struct racer {
+    int done;
+    pw_status code;
+    int state;
+    char reason[64];
+} racer;
+
+static void raced(const P(DecideCaseResponse) * resp, const pw_result *res, void *ud)
+{
+    racer *x = ud;
+    x->code = res->code;
+    x->state = resp ? (int)resp->case_->state : 0;
+    x->done = 1;
+}
+
+/* Second reviewers deciding at once (seeded: how many, and in which order they are sent): one
+ * decision completes the case; the others find it decided. */
+static void test_cases_second_reviewers_race(void **state)
+{
+    (void)state;
+    const char *seed_env = getenv("PW_TEST_SEED");
+    unsigned seed = seed_env ? (unsigned)strtoul(seed_env, NULL, 10) : (unsigned)time(NULL);
+    print_message("test_cases_second_reviewers_race: seed %u (PW_TEST_SEED=%u to repeat)\n", seed,
+                  seed);
+    srand(seed);
+    enum { MAX = 6 };
+    int n = 2 + rand() % (MAX - 1);
+    char id[64];
+    kyb_ok("Race Logistics Ltd", NULL, 0, id, NULL);
+    assert_int_equal(decide_ok(id, DEC(REJECT), "race-first", "alice"),
+                     CSTATE(AWAITING_SECOND_REVIEW));
+    static racer x[MAX];
+    memset(x, 0, sizeof(x));
+    pw_channel *chs[MAX];
+    pw_metadata md[MAX];
+    char *codes[] = {"high_risk_business"};
+    P(DecideCaseRequest) req = PAYWIRE__COMPLIANCE__V1__DECIDE_CASE_REQUEST__INIT;
+    req.case_id = id;
+    req.decision = DEC(REJECT);
+    req.reason_codes = codes;
+    req.n_reason_codes = 1;
+    req.idempotency_key = "race-second";
+    int order[MAX];
+    for (int i = 0; i < n; i++) {
+        order[i] = i;
+        chs[i] = svc_process_channel(&srv, &loop);
+    }
+    for (int i = n - 1; i > 0; i--) {
+        int j = rand() % (i + 1), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (int k = 0; k < n; k++) {
+        int i = order[k];
+        char sub[16];
+        snprintf(sub, sizeof(sub), "second-%d", i);
+        memset(&md[i], 0, sizeof(md[i]));
+        assert_int_equal(pw_metadata_add_str(&md[i], "paywire-reviewer-token", token(sub, 0, NULL)),
+                         PW_OK);
+        pw_call_options o = {.timeout_ms = 60000, .wait_for_ready = 1, .metadata = &md[i]};
+        assert_int_equal(
+            paywire_compliance_v1_verification_service_decide_case(chs[i], &req, &o, raced, &x[i]),
+            PW_OK);
+    }
+    int completed = 0;
+    for (int i = 0; i < n; i++) {
+        pw_test_run_until(&loop, &x[i].done, 60000);
+        if (x[i].code == PW_OK) {
+            assert_int_equal(x[i].state, CSTATE(REJECTED));
+            completed++;
+        } else {
+            assert_int_equal(x[i].code, PW_FAILED_PRECONDITION); /* CASE_CLOSED */
+        }
+        pw_metadata_clear(&md[i]);
+    }
+    assert_int_equal(completed, 1);
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM case_decisions WHERE case_id = '%s' AND stage = 'SECOND'", id);
+    assert_int_equal(pw_test_db_scalar(db_url, sql), 1);
+    for (int i = 0; i < n; i++) {
+        close_channel(chs[i]);
+    }
+}
+
+/* A KYC case for party: its id and its screening's. */
+static void kyc_ok(const char *key, P(Party) * party, char id[64], char scr[64])
+{
+    P(CreateCaseRequest) req = PAYWIRE__COMPLIANCE__V1__CREATE_CASE_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.kind = PAYWIRE__COMPLIANCE__V1__CASE_KIND__CASE_KIND_KYC;
+    req.party = party;
+    reply r = call(VERIFICATION "CreateCase", &req.base,
+                   &paywire__compliance__v1__create_case_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    P(VerificationCase) *c = ((P(CreateCaseResponse) *)r.msg)->case_;
+    snprintf(id, 64, "%s", c->id);
+    snprintf(scr, 64, "%s", c->screening_ids[0]);
+    reply_free(&r);
+}
+
 /* A MATCH blocks approval until two reviewers clear it; the approval then takes two as well. A
  * CONFIRMED match leaves REJECT only. A POTENTIAL_MATCH is approved by two reviewers. */
 static void test_cases_match_resolution(void **state)
@@ -1363,18 +1464,8 @@ static void test_cases_match_resolution(void **state)
     owner.n_names = 1;
     owner.countries = ir;
     owner.n_countries = 1;
-    P(CreateCaseRequest) req = PAYWIRE__COMPLIANCE__V1__CREATE_CASE_REQUEST__INIT;
-    req.idempotency_key = "kyc-match";
-    req.kind = PAYWIRE__COMPLIANCE__V1__CASE_KIND__CASE_KIND_KYC;
-    req.party = &owner;
-    reply r = call(VERIFICATION "CreateCase", &req.base,
-                   &paywire__compliance__v1__create_case_response__descriptor);
-    assert_int_equal(r.code, PW_OK);
-    P(VerificationCase) *c = ((P(CreateCaseResponse) *)r.msg)->case_;
     char id[64], scr[64];
-    snprintf(id, sizeof(id), "%s", c->id);
-    snprintf(scr, sizeof(scr), "%s", c->screening_ids[0]);
-    reply_free(&r);
+    kyc_ok("kyc-match", &owner, id, scr);
     assert_refused(decide(id, DEC(APPROVE), "mr-1", token("alice", 0, NULL)),
                    PW_FAILED_PRECONDITION, "SCREENING_UNRESOLVED", "MATCH");
     /* Clearing the MATCH: two reviewers, never the same one twice. */
@@ -1391,8 +1482,8 @@ static void test_cases_match_resolution(void **state)
     assert_int_equal(decide_ok(id, DEC(APPROVE), "mr-8", "bob"), CSTATE(APPROVED));
     P(GetScreeningRequest) g = PAYWIRE__COMPLIANCE__V1__GET_SCREENING_REQUEST__INIT;
     g.screening_id = scr;
-    r = call(SCREENING "GetScreening", &g.base,
-             &paywire__compliance__v1__get_screening_response__descriptor);
+    reply r = call(SCREENING "GetScreening", &g.base,
+                   &paywire__compliance__v1__get_screening_response__descriptor);
     assert_int_equal(r.code, PW_OK);
     P(Screening) *s = ((P(GetScreeningResponse) *)r.msg)->screening;
     assert_int_equal(s->n_decisions, 2);
@@ -1401,14 +1492,7 @@ static void test_cases_match_resolution(void **state)
     reply_free(&r);
 
     /* A confirmed MATCH: only REJECT. */
-    req.idempotency_key = "kyc-confirmed";
-    r = call(VERIFICATION "CreateCase", &req.base,
-             &paywire__compliance__v1__create_case_response__descriptor);
-    assert_int_equal(r.code, PW_OK);
-    c = ((P(CreateCaseResponse) *)r.msg)->case_;
-    snprintf(id, sizeof(id), "%s", c->id);
-    snprintf(scr, sizeof(scr), "%s", c->screening_ids[0]);
-    reply_free(&r);
+    kyc_ok("kyc-confirmed", &owner, id, scr);
     assert_int_equal(screening_decided(scr, 2, "mc-1", "alice"), REVIEW(CONFIRMED));
     assert_refused(decide_screening(scr, 1, "mc-2", "bob"), PW_FAILED_PRECONDITION, "REVIEW_CLOSED",
                    NULL);
@@ -1421,15 +1505,7 @@ static void test_cases_match_resolution(void **state)
      * clears the screening. */
     char *listed[] = {"Jose Gregorio Noriega Figueroa"};
     owner = person(listed, 1);
-    req.idempotency_key = "kyc-potential";
-    req.party = &owner;
-    r = call(VERIFICATION "CreateCase", &req.base,
-             &paywire__compliance__v1__create_case_response__descriptor);
-    assert_int_equal(r.code, PW_OK);
-    c = ((P(CreateCaseResponse) *)r.msg)->case_;
-    snprintf(id, sizeof(id), "%s", c->id);
-    snprintf(scr, sizeof(scr), "%s", c->screening_ids[0]);
-    reply_free(&r);
+    kyc_ok("kyc-potential", &owner, id, scr);
     char sql[200];
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM screenings WHERE id = '%s' AND outcome = "
@@ -1462,6 +1538,7 @@ int main(void)
         cmocka_unit_test(test_cases_bad_input),
         cmocka_unit_test(test_cases_four_eyes),
         cmocka_unit_test(test_decisions_key_per_reviewer),
+        cmocka_unit_test(test_cases_second_reviewers_race),
         cmocka_unit_test(test_cases_match_resolution),
         cmocka_unit_test(test_audit_chain_tamper),
     };
