@@ -8,16 +8,15 @@
  *     request) answers the first run; with other content REPORT_ID_REUSED;
  *   - the rows go in with one INSERT from the request's JSON, numbered by
  *     line, their ids derived from the run's (prw_ + 18 characters of the
- *     run + the line in hex);
- *   - one UPDATE matches every matched-kind row against the ledger's posted
- *     transfers of the last 45 days by (mode, partner_reference, kind) and
- *     the partner's own account entry (partner_receivable for card
- *     partners, platform_cash for a bank's statement): DUPLICATE, then
- *     MISSING_IN_LEDGER, CURRENCY_MISMATCH, AMOUNT_MISMATCH (beyond the
- *     partner's drift) or MATCHED — set-based, never a query per row;
- *   - payout, fee and bank_charge rows are BOOKED: their transfer ids
- *     (txf_partnerpay_/txf_partnerfee_/txf_bankfee_<prw>) are fixed in the
- *     run;
+ *     run + the line in hex), each with its outcome: matched-kind rows
+ *     against the ledger's posted transfers of the last 45 days by (mode,
+ *     partner_reference, kind) and the partner's own account entry
+ *     (partner_receivable for card partners, platform_cash for a bank's
+ *     statement): DUPLICATE, then MISSING_IN_LEDGER, CURRENCY_MISMATCH,
+ *     AMOUNT_MISMATCH (beyond the partner's drift) or MATCHED — set-based,
+ *     never a query per row; payout, fee and bank_charge rows BOOKED with
+ *     their transfer ids (txf_partnerpay_/txf_partnerfee_/txf_bankfee_<prw>)
+ *     fixed in the run;
  *   - every other outcome becomes a break; open breaks of earlier runs that
  *     this run matched clear themselves (AUTO_CLEARED).
  * After the commit the booked rows are applied to the ledger (ledger_apply,
@@ -68,62 +67,64 @@ static const pw_db_stmt insert_run = {
     " VALUES ($1, $2, $3, $4, $5::date, $6, $7)",
     7,
     {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT8}};
-/* $4: the request as proto-named JSON; its rows, numbered from 1. */
+/*
+ * Stores and matches the rows in one INSERT ($4: the request as proto-named
+ * JSON; rows numbered from 1): each row is written once, with its outcome.
+ * DUPLICATE: an earlier line of this report with the same key, or a row of
+ * an earlier run that found its item; booked kinds get their transfer id.
+ */
 static const pw_db_stmt insert_rows = {
     "recon_insert_rows",
-    "INSERT INTO recon_rows (id, run_id, mode, partner, line, partner_reference, kind,"
-    " amount_minor, currency, booked_time)"
-    " SELECT 'prw_' || substr($1, 5, 18) || upper(lpad(to_hex(x.n), 8, '0')), $1, $2, $3, x.n,"
-    " coalesce(x.r->>'partner_reference', ''), x.r->>'kind',"
-    " (x.r->'amount'->>'amount_minor')::int8, x.r->'amount'->>'currency',"
-    " (x.r->>'booked_time')::timestamptz"
-    " FROM jsonb_array_elements($4::jsonb->'rows') WITH ORDINALITY AS x(r, n)",
-    4,
-    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_JSONB}};
-static const pw_db_stmt match_rows = {
-    "recon_match",
-    "WITH drift AS (SELECT coalesce((SELECT amount_drift_minor FROM recon_partners"
-    "  WHERE partner = $2), (SELECT amount_drift_minor FROM recon_partners WHERE partner = '*'),"
+    "WITH x AS (SELECT 'prw_' || substr($1, 5, 18) || upper(lpad(to_hex(n), 8, '0')) AS id,"
+    "  n AS line, coalesce(r->>'partner_reference', '') AS ref, r->>'kind' AS kind,"
+    "  (r->'amount'->>'amount_minor')::int8 AS amount, r->'amount'->>'currency' AS currency,"
+    "  (r->>'booked_time')::timestamptz AS booked,"
+    "  row_number() OVER (PARTITION BY coalesce(r->>'partner_reference', ''), r->>'kind'"
+    "  ORDER BY n) AS nth"
+    "  FROM jsonb_array_elements($4::jsonb->'rows') WITH ORDINALITY AS j(r, n)),"
+    " drift AS (SELECT coalesce((SELECT amount_drift_minor FROM recon_partners"
+    "  WHERE partner = $3), (SELECT amount_drift_minor FROM recon_partners WHERE partner = '*'),"
     "  0) AS minor),"
-    " r AS (SELECT * FROM recon_rows WHERE run_id = $1"
-    "  AND kind NOT IN ('payout', 'fee', 'bank_charge')),"
-    " dup AS (SELECT r.id FROM r WHERE EXISTS (SELECT 1 FROM recon_rows o"
-    "  WHERE o.mode = r.mode AND o.partner = r.partner"
-    "  AND o.partner_reference = r.partner_reference AND o.kind = r.kind"
-    "  AND ((o.run_id = r.run_id AND o.line < r.line) OR (o.run_id <> r.run_id"
-    "  AND o.outcome IN ('MATCHED', 'AMOUNT_MISMATCH', 'CURRENCY_MISMATCH'))))),"
-    " item AS (SELECT DISTINCT ON (r.id) r.id AS row_id, t.id AS transfer_id,"
-    "  e.amount_minor, e.currency FROM r"
-    "  JOIN transfers t ON t.mode = r.mode AND t.partner_reference = r.partner_reference"
+    /* Keys earlier runs settled, read once before the insert (not a scan per row of a table
+     * the statement is growing). */
+    " seen AS MATERIALIZED (SELECT DISTINCT o.partner_reference, o.kind FROM recon_rows o"
+    "  JOIN (SELECT DISTINCT ref, kind FROM x) k ON o.partner_reference = k.ref"
+    "  AND o.kind = k.kind WHERE o.mode = $2 AND o.partner = $3 AND o.outcome IN ('MATCHED',"
+    "  'AMOUNT_MISMATCH', 'CURRENCY_MISMATCH', 'BOOKED')),"
+    " item AS (SELECT DISTINCT ON (x.line) x.line, t.id AS transfer_id, e.amount_minor,"
+    "  e.currency FROM x"
+    "  JOIN transfers t ON t.mode = $2 AND t.partner_reference = x.ref"
     "  AND t.partner_reference <> '' AND t.state = 'POSTED'"
     "  AND t.create_time > svc_now() - interval '45 days'"
-    "  AND t.kind = CASE r.kind WHEN 'capture' THEN 'capture' WHEN 'refund' THEN 'refund'"
+    "  AND t.kind = CASE x.kind WHEN 'capture' THEN 'capture' WHEN 'refund' THEN 'refund'"
     "  WHEN 'refund_reversal' THEN 'refundrev' WHEN 'chargeback' THEN 'chargeback'"
     "  WHEN 'chargeback_reversal' THEN 'chargebackrev' WHEN 'bank_credit' THEN 'partnerpay'"
     "  WHEN 'bank_debit' THEN 'paid' END"
     "  JOIN entries e ON e.mode = t.mode AND e.transfer_id = t.id"
     "  AND e.phase IN ('POSTED', 'PENDING')"
-    "  JOIN accounts a ON a.id = e.account_id AND a.owner = r.partner AND a.kind ="
-    "  CASE WHEN r.kind LIKE 'bank_%' THEN 'platform_cash' ELSE 'partner_receivable' END"
-    "  ORDER BY r.id, e.sequence)"
-    " UPDATE recon_rows w SET outcome = CASE WHEN d.id IS NOT NULL THEN 'DUPLICATE'"
-    "  WHEN i.row_id IS NULL THEN 'MISSING_IN_LEDGER'"
-    "  WHEN i.currency <> w.currency THEN 'CURRENCY_MISMATCH'"
-    "  WHEN abs(i.amount_minor - w.amount_minor) > (SELECT minor FROM drift)"
-    "  THEN 'AMOUNT_MISMATCH' ELSE 'MATCHED' END,"
-    "  transfer_id = coalesce(i.transfer_id, ''), ledger_amount_minor = i.amount_minor,"
-    "  ledger_currency = i.currency"
-    " FROM r LEFT JOIN item i ON i.row_id = r.id LEFT JOIN dup d ON d.id = r.id"
-    " WHERE w.id = r.id",
-    2,
-    {PW_DB_TEXT, PW_DB_TEXT}};
-static const pw_db_stmt book_rows = {
-    "recon_book",
-    "UPDATE recon_rows SET outcome = 'BOOKED', transfer_id = CASE kind"
-    " WHEN 'payout' THEN 'txf_partnerpay_' WHEN 'fee' THEN 'txf_partnerfee_'"
-    " ELSE 'txf_bankfee_' END || id WHERE run_id = $1 AND kind IN ('payout', 'fee', 'bank_charge')",
-    1,
-    {PW_DB_TEXT}};
+    "  JOIN accounts a ON a.id = e.account_id AND a.owner = $3 AND a.kind ="
+    "  CASE WHEN x.kind LIKE 'bank_%' THEN 'platform_cash' ELSE 'partner_receivable' END"
+    "  ORDER BY x.line, e.sequence)"
+    " INSERT INTO recon_rows (id, run_id, mode, partner, line, partner_reference, kind,"
+    " amount_minor, currency, booked_time, outcome, transfer_id, ledger_amount_minor,"
+    " ledger_currency)"
+    " SELECT z.id, $1, $2, $3, z.line, z.ref, z.kind, z.amount, z.currency, z.booked, z.outcome,"
+    " CASE WHEN z.outcome <> 'BOOKED' THEN coalesce(z.transfer_id, '')"
+    "  WHEN z.kind = 'payout' THEN 'txf_partnerpay_' || z.id"
+    "  WHEN z.kind = 'fee' THEN 'txf_partnerfee_' || z.id ELSE 'txf_bankfee_' || z.id END,"
+    " z.amount_minor, z.ledger_currency"
+    " FROM (SELECT x.*, i.transfer_id, i.amount_minor, i.currency AS ledger_currency,"
+    "  CASE WHEN (x.kind NOT IN ('fee', 'bank_charge') OR x.ref <> '')"
+    "  AND (x.nth > 1 OR s.kind IS NOT NULL) THEN 'DUPLICATE'"
+    "  WHEN x.kind IN ('payout', 'fee', 'bank_charge') THEN 'BOOKED'"
+    "  WHEN i.line IS NULL THEN 'MISSING_IN_LEDGER'"
+    "  WHEN i.currency <> x.currency THEN 'CURRENCY_MISMATCH'"
+    "  WHEN abs(i.amount_minor - x.amount) > (SELECT minor FROM drift) THEN 'AMOUNT_MISMATCH'"
+    "  ELSE 'MATCHED' END AS outcome"
+    "  FROM x LEFT JOIN item i ON i.line = x.line"
+    "  LEFT JOIN seen s ON s.partner_reference = x.ref AND s.kind = x.kind) z",
+    4,
+    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_JSONB}};
 static const pw_db_stmt insert_breaks = {
     "recon_insert_breaks",
     "INSERT INTO recon_breaks (id, mode, partner, kind, run_id, row_id, partner_reference,"
@@ -359,10 +360,7 @@ static void upload_tx(svc_req *r, const void *arg)
     pw_db_param rows[] = {pw_db_text(id), pw_db_text(a->mode), pw_db_text(req->partner),
                           pw_db_jsonb(a->json)};
     svc_tx_pipe(r, &insert_rows, rows, 4);
-    pw_db_param match[] = {pw_db_text(id), pw_db_text(req->partner)};
-    svc_tx_pipe(r, &match_rows, match, 2);
     pw_db_param run_id = pw_db_text(id);
-    svc_tx_pipe(r, &book_rows, &run_id, 1);
     svc_tx_pipe(r, &insert_breaks, &run_id, 1);
     svc_tx_pipe(r, &clear_breaks, &run_id, 1);
     a->run = run_from_row(r, svc_row_at(r, svc_tx_query(r, &count_run, &run_id, 1), 0));

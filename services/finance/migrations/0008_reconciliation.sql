@@ -64,7 +64,7 @@ CREATE TABLE recon_rows (
     amount_minor int8 NOT NULL CHECK (amount_minor > 0),
     currency text NOT NULL,
     booked_time timestamptz NOT NULL,
-    outcome text NOT NULL DEFAULT 'PENDING' CHECK (outcome IN ('PENDING', 'MATCHED', 'BOOKED',
+    outcome text NOT NULL CHECK (outcome IN ('MATCHED', 'BOOKED',
         'MISSING_IN_LEDGER', 'AMOUNT_MISMATCH', 'CURRENCY_MISMATCH', 'DUPLICATE')),
     -- The ledger transfer the row matched or booked ('' for none).
     transfer_id text NOT NULL DEFAULT '',
@@ -73,7 +73,6 @@ CREATE TABLE recon_rows (
     UNIQUE (run_id, line)
 );
 CREATE INDEX recon_rows_key ON recon_rows (mode, partner, partner_reference, kind);
-CREATE INDEX recon_rows_transfer ON recon_rows (mode, transfer_id) WHERE transfer_id <> '';
 
 CREATE TABLE recon_breaks (
     id text PRIMARY KEY CHECK (id ~ '^brk_[0-9A-HJKMNP-TV-Z]{26}$'),
