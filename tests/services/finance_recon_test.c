@@ -19,6 +19,7 @@
 #include "svc_process.h"
 #include "paywire/finance/v1/ledger.pw.h"
 #include "paywire/finance/v1/reconciliation.pw.h"
+#include "report.h"
 
 #define P(x) Paywire__Finance__V1__##x
 
@@ -470,6 +471,80 @@ static void test_recon_refuses_bad_reports(void **state)
     assert_int_equal(svc_process_health(ch, "paywire.finance.v1.LedgerService"), 1);
 }
 
+/* ---- pwrecon's reader and upload ---- */
+
+typedef struct bad_lines {
+    int lines[8];
+    int n;
+} bad_lines;
+
+static void note_bad(const char *file, int line, const char *why, void *ud)
+{
+    (void)file;
+    (void)why;
+    bad_lines *b = ud;
+    if (b->n < 8) {
+        b->lines[b->n++] = line;
+    }
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_recon_csv_report_through_pwrecon(void **state)
+{
+    (void)state;
+    char path[160];
+    snprintf(path, sizeof(path), "%s/report.csv", proc.dir);
+    /* Columns in another order, an extra one, quoting; lines 3, 4, 5 and 7 are malformed. */
+    write_file(path, "kind,currency,partner_reference,amount_minor,booked_time,note\n"
+                     "capture,USD,sim1_c4,4000,2026-12-03T10:00:00Z,\"late, but fine\"\n"
+                     "capture,USD,sim1_c4,40.00,2026-12-03,decimal amount\n"
+                     "capture,usd,sim1_c4,4000,2026-12-03,lower-case currency\n"
+                     "capture,USD,sim1_c4,4000,yesterday,no date\n"
+                     "fee,USD,,12,2026-12-03\n"
+                     "capture,USD,\"sim1_c4,4000,2026-12-03\n");
+    recon_report *r = NULL;
+    bad_lines bad = {0};
+    char err[256];
+    assert_int_equal(recon_report_read(&r, path, note_bad, &bad, err, sizeof(err)), PW_OK);
+    size_t n;
+    P(PartnerReportRow) *const *rows = recon_report_rows(r, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(recon_report_malformed(r), 4);
+    assert_int_equal(bad.n, 4);
+    int want[] = {3, 4, 5, 7};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(bad.lines[i], want[i]);
+    }
+    assert_string_equal(rows[0]->partner_reference, "sim1_c4");
+    assert_int_equal(rows[0]->amount->amount_minor, 4000);
+    assert_int_equal(rows[0]->booked_time->seconds, 1796292000); /* 2026-12-03T10:00:00Z */
+    assert_string_equal(rows[1]->kind, "fee");
+    /* The good rows uploaded: the capture was reported on day two already (a duplicate), the
+     * fee is booked. */
+    recon_report_header h = {PAYWIRE__COMMON__V1__MODE__MODE_TEST, "acq1", "acq1-2026-12-03",
+                             "2026-12-03"};
+    P(UploadPartnerReportResponse) *resp = NULL;
+    char msg[512];
+    assert_int_equal(recon_report_upload(ch, &h, rows, n, 1, &resp, msg, sizeof(msg)), PW_OK);
+    assert_int_equal(resp->run->rows, 2);
+    assert_int_equal(resp->run->breaks, 1);
+    assert_int_equal(resp->run->n_transfer_ids, 1);
+    pw_protobuf_free(&resp->base);
+    recon_report_free(r);
+    /* A file without a required column is refused naming it. */
+    write_file(path, "kind,currency,amount_minor,booked_time\ncapture,USD,1,2026-12-03\n");
+    assert_int_equal(recon_report_read(&r, path, NULL, NULL, err, sizeof(err)),
+                     PW_INVALID_ARGUMENT);
+    assert_non_null(strstr(err, "partner_reference"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -478,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_recon_later_report_clears_what_it_settles),
         cmocka_unit_test(test_recon_resolve_with_an_adjustment),
         cmocka_unit_test(test_recon_refuses_bad_reports),
+        cmocka_unit_test(test_recon_csv_report_through_pwrecon),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
