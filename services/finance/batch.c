@@ -32,6 +32,7 @@
 #include <time.h>
 #include <paywire/log.h>
 #include "batch.h"
+#include "claims.h"
 #include "ledger_names.h"
 
 #define BATCH_MAX 512
@@ -287,35 +288,20 @@ typedef struct batch {
     jtext new_transfers, new_states, new_entries;
     /* Query results still to come before the batch can decide. */
     int awaiting;
+    /* The claim slots the batch's ops hold (claims.h), released when it ends. */
+    uint32_t *claims;
+    size_t nclaims, cap_claims;
 } batch;
 
+/* A worker loop's batcher: its queue and how many of its batches are in flight. */
 typedef struct batcher {
     ledger_op *head, *tail;
     int running;
     pw_db_pool *pool;
-    batch *current;
+    ledger_shared *shared;
 } batcher;
 
 static _Thread_local batcher loop_batcher;
-
-/* Transfers per batch, in buckets 1, 2-3, 4-7, ..., 256-511, 512: read at exit. */
-static _Atomic uint64_t size_buckets[10];
-
-void ledger_batch_sizes(uint64_t out[10])
-{
-    for (int i = 0; i < 10; i++) {
-        out[i] = size_buckets[i];
-    }
-}
-
-static void count_size(size_t n)
-{
-    int b = 0;
-    while (b < 9 && ((size_t)2 << b) <= n) {
-        b++;
-    }
-    size_buckets[b]++;
-}
 
 /* ---- results ---- */
 
@@ -798,14 +784,16 @@ static void apply_resolve(batch *b, ledger_op *op)
 /* ---- the statements ---- */
 
 /* The batch's statements find rows by key from a jsonb list, whose size the planner cannot know
- * (it guesses 100 rows): left alone it hashes whole tables (accounts, transfers, entries) once
- * they are small enough, which grows with the ledger. Index lookups are always right here. */
-static const pw_db_stmt plan_by_index = {
-    "ledger_plan_by_index", "SELECT set_config('enable_seqscan', 'off', true) AS s", 0, {0}};
-
+ * (it guesses 100 rows), against tables whose statistics lag behind a ledger that grows under
+ * load: a plan made while a table looked small (a full index scan per listed row) stayed cached
+ * for seconds per batch (measured: 74 transfers/s). So every lookup is written so that no plan
+ * can read more than the listed rows: LATERAL probes driven by the list (OFFSET 0 keeps the
+ * planner from flattening them into a join it may reorder), or `= ANY (ARRAY(...))` on an index;
+ * and sequential scans are off in the batch's transaction besides. */
 static const pw_db_stmt lock_ids = {
     "ledger_lock_ids",
-    "SELECT count(pg_advisory_xact_lock(k)) AS n FROM (SELECT DISTINCT hashtextextended(x, 0) AS k"
+    "SELECT set_config('enable_seqscan', 'off', true) AS s, count(pg_advisory_xact_lock(k)) AS n"
+    " FROM (SELECT DISTINCT hashtextextended(x, 0) AS k"
     " FROM jsonb_array_elements_text($1) x ORDER BY 1) s",
     1,
     {PW_DB_JSONB}};
@@ -826,19 +814,23 @@ static const pw_db_stmt lock_accounts = {
     "ledger_lock_accounts",
     "WITH named AS ("
     " SELECT x AS id FROM jsonb_array_elements_text($1) x"
-    " UNION SELECT a.id FROM accounts a JOIN jsonb_to_recordset($2) AS k(mode text, kind text,"
-    " owner text, currency text) ON a.mode = k.mode AND a.kind = k.kind AND a.owner = k.owner"
-    " AND a.currency = k.currency AND a.shard = 0"
-    " UNION SELECT e.account_id FROM entries e JOIN jsonb_to_recordset($3) AS t(mode text, id text)"
-    " ON e.mode = t.mode AND e.transfer_id = t.id WHERE e.phase = 'PENDING'),"
-    " siblings AS (SELECT s.id FROM accounts s JOIN accounts a ON s.mode = a.mode"
-    " AND s.owner = a.owner AND s.currency = a.currency AND s.shard = 0"
-    " WHERE a.id IN (SELECT x FROM jsonb_array_elements_text($1) x)"
-    " AND a.kind IN ('merchant_pending',"
-    " 'merchant_available') AND s.kind IN ('merchant_pending', 'merchant_available'))"
+    " UNION SELECT a.id FROM jsonb_to_recordset($2) AS k(mode text, kind text, owner text,"
+    " currency text), LATERAL (SELECT a.id FROM accounts a WHERE a.mode = k.mode"
+    " AND a.kind = k.kind AND a.owner = k.owner AND a.currency = k.currency AND a.shard = 0 OFFSET "
+    "0) a"
+    " UNION SELECT e.account_id FROM jsonb_to_recordset($3) AS t(mode text, id text),"
+    " LATERAL (SELECT e.account_id FROM entries e WHERE e.mode = t.mode"
+    " AND e.transfer_id = t.id AND e.phase = 'PENDING' OFFSET 0) e),"
+    " siblings AS (SELECT s.id FROM jsonb_array_elements_text($1) x,"
+    " LATERAL (SELECT a.mode, a.owner, a.currency FROM accounts a WHERE a.id = x"
+    " AND a.kind IN ('merchant_pending', 'merchant_available') OFFSET 0) a,"
+    " LATERAL (SELECT s.id FROM accounts s WHERE s.mode = a.mode"
+    " AND s.kind IN ('merchant_pending', 'merchant_available') AND s.owner = a.owner"
+    " AND s.currency = a.currency AND s.shard = 0 OFFSET 0) s)"
     " SELECT id, mode, kind, owner, currency, normal_balance, posted_debits, posted_credits,"
     " pending_debits, pending_credits, version FROM accounts"
-    " WHERE id IN (SELECT id FROM named UNION SELECT id FROM siblings) ORDER BY id FOR UPDATE",
+    " WHERE id = ANY (ARRAY(SELECT id FROM named UNION SELECT id FROM siblings))"
+    " ORDER BY id FOR UPDATE",
     3,
     {PW_DB_JSONB, PW_DB_JSONB, PW_DB_JSONB}};
 
@@ -846,11 +838,11 @@ static const pw_db_stmt read_transfers = {
     "ledger_read_transfers",
     "SELECT t.mode, t.id, t.kind, t.state, t.reference, t.partner_reference, t.two_phase,"
     " t.balance_check, t.create_time, t.post_time, t.void_time, e.account_id, e.side,"
-    " e.amount_minor, e.currency, e.purpose"
-    " FROM transfers t JOIN (SELECT DISTINCT mode, id FROM jsonb_to_recordset($1)"
-    " AS n(mode text, id text)) x ON t.mode = x.mode AND t.id = x.id"
-    " LEFT JOIN entries e ON e.mode = t.mode AND e.transfer_id = t.id"
-    " AND e.phase IN ('POSTED', 'PENDING')"
+    " e.amount_minor, e.currency, e.purpose, e.sequence"
+    " FROM (SELECT DISTINCT mode, id FROM jsonb_to_recordset($1) AS n(mode text, id text)) x,"
+    " LATERAL (SELECT * FROM transfers t WHERE t.mode = x.mode AND t.id = x.id OFFSET 0) t"
+    " LEFT JOIN LATERAL (SELECT * FROM entries e WHERE e.mode = t.mode"
+    " AND e.transfer_id = t.id AND e.phase IN ('POSTED', 'PENDING') OFFSET 0) e ON true"
     " ORDER BY t.mode, t.id, e.sequence",
     1,
     {PW_DB_JSONB}};
@@ -874,7 +866,9 @@ static const pw_db_stmt update_states = {
     " post_time = CASE WHEN x.state = 'POSTED' THEN $2 END,"
     " void_time = CASE WHEN x.state = 'VOIDED' THEN $2 END"
     " FROM jsonb_to_recordset($1) AS x(mode text, id text, state text, partner_reference text)"
-    " WHERE t.mode = x.mode AND t.id = x.id AND t.state = 'PENDING'",
+    " WHERE t.mode = x.mode AND t.id = x.id AND t.state = 'PENDING'"
+    " AND t.mode IN ('TEST', 'LIVE')"
+    " AND t.id = ANY (ARRAY(SELECT j->>'id' FROM jsonb_array_elements($1) j))",
     2,
     {PW_DB_JSONB, PW_DB_TIMESTAMPTZ}};
 
@@ -882,10 +876,11 @@ static const pw_db_stmt insert_entries = {
     "ledger_insert_entries",
     "INSERT INTO entries (mode, transfer_id, account_id, side, amount_minor, currency, phase,"
     " purpose, balance_after_minor, time)"
-    " SELECT j->>'mode', j->>'transfer_id', j->>'account_id', j->>'side',"
-    " (j->>'amount')::int8, j->>'currency', j->>'phase', j->>'purpose',"
-    " (j->>'balance_after')::int8, $2 FROM jsonb_array_elements($1) WITH ORDINALITY AS x(j, n)"
-    " ORDER BY n",
+    " SELECT mode, transfer_id, account_id, side, amount, currency, phase, purpose,"
+    " balance_after, $2 FROM ROWS FROM (jsonb_to_recordset($1) AS (mode text, transfer_id text,"
+    " account_id text, side text, amount int8, currency text, phase text, purpose text,"
+    " balance_after int8)) WITH ORDINALITY AS x(mode, transfer_id, account_id, side, amount,"
+    " currency, phase, purpose, balance_after, n) ORDER BY n",
     2,
     {PW_DB_JSONB, PW_DB_TIMESTAMPTZ}};
 
@@ -894,13 +889,11 @@ static const pw_db_stmt update_accounts = {
     "UPDATE accounts a SET posted_debits = x.pd, posted_credits = x.pc, pending_debits = x.qd,"
     " pending_credits = x.qc, version = x.v"
     " FROM jsonb_to_recordset($1) AS x(id text, pd int8, pc int8, qd int8, qc int8, v int8)"
-    " WHERE a.id = x.id",
+    " WHERE a.id = x.id AND a.id = ANY (ARRAY(SELECT j->>'id' FROM jsonb_array_elements($1) j))",
     1,
     {PW_DB_JSONB}};
 
 /* ---- the transaction ---- */
-
-static void batch_start(batcher *q);
 
 static void batch_reset(batch *b)
 {
@@ -1171,8 +1164,8 @@ static void entry_reads(reads *q, const ledger_op *op, const ledger_entry_in *e)
     }
 }
 
-/* The reads, pipelined: the plan setting, locks, missing accounts, accounts FOR UPDATE,
- * transfers. */
+/* The reads, pipelined: the plan setting with the transfer locks, missing accounts, accounts FOR
+ * UPDATE, transfers. */
 static void send_reads(batch *b)
 {
     reads q;
@@ -1191,8 +1184,7 @@ static void send_reads(batch *b)
             entry_reads(&q, op, &op->entries[k]);
         }
     }
-    b->awaiting = 5;
-    sent_ok(b, pw_db_tx_query(b->tx, &plan_by_index, NULL, 0, read_piped, b));
+    b->awaiting = 4;
     pw_db_param pl = pw_db_jsonb(jt_end(&q.locks));
     sent_ok(b, pw_db_tx_query(b->tx, &lock_ids, &pl, 1, read_piped, b));
     pw_db_param pu = pw_db_jsonb(jt_end(&q.newkeys));
@@ -1219,7 +1211,17 @@ static void batch_body(pw_db_tx *tx, int attempt, void *ud)
     send_reads(b);
 }
 
-/* Hands every op its result and wakes its handler; then the next batch. */
+static int batch_form(batcher *q);
+
+/* Starts batches while the loop may have more in flight and one forms. */
+static void batches_refill(batcher *q)
+{
+    while (q->head != NULL && q->running < ledger_shared_batches_in_flight(q->shared) &&
+           batch_form(q)) {
+    }
+}
+
+/* Hands every op its result and wakes its handler; then the next batches. */
 static void batch_done(pw_status status, const char *message, void *ud)
 {
     batch *b = ud;
@@ -1227,10 +1229,11 @@ static void batch_done(pw_status status, const char *message, void *ud)
     ledger_op *ops[BATCH_MAX];
     size_t n = b->nops;
     memcpy(ops, b->ops, n * sizeof(*ops));
+    ledger_claims_release(q->shared, b->claims, b->nclaims, b);
     batch_reset(b);
+    pw_free(b->claims);
     pw_free(b);
-    q->current = NULL;
-    q->running = 0;
+    q->running--;
     if (status != PW_OK && n > 1 && status != PW_UNAVAILABLE && status != PW_CANCELLED &&
         status != PW_DEADLINE_EXCEEDED) {
         /* Something one op can cause (a constraint): each again on its own, ahead of the queue,
@@ -1245,11 +1248,11 @@ static void batch_done(pw_status status, const char *message, void *ud)
                 q->tail = ops[i];
             }
         }
-        batch_start(q);
+        batches_refill(q);
         return;
     }
     if (status == PW_OK) {
-        count_size(n);
+        ledger_shared_count_size(q->shared, n);
     }
     for (size_t i = 0; i < n; i++) {
         if (status != PW_OK) {
@@ -1258,54 +1261,153 @@ static void batch_done(pw_status status, const char *message, void *ud)
         }
         svc_resume(ops[i]->r);
     }
-    if (!q->running && q->head != NULL) {
-        batch_start(q);
+    batches_refill(q);
+}
+
+static void claim_name(uint32_t *slots, size_t *n, const char *fmt, ...) PW_PRINTF(3, 4);
+static void claim_name(uint32_t *slots, size_t *n, const char *fmt, ...)
+{
+    char name[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof(name), fmt, ap);
+    va_end(ap);
+    slots[(*n)++] = ledger_claim_slot(name);
+}
+
+/* The names an op's batch claims: its transfer id and the accounts its entries name (both
+ * merchant accounts for the funds check, as entry_reads locks them). A post or void names no
+ * account: the accounts of its pending entries are known only once read. */
+static void op_claims(svc_req *r, ledger_op *op)
+{
+    op->slots = svc_alloc(r, (1 + 2 * op->entry_count) * sizeof(*op->slots));
+    size_t n = 0;
+    claim_name(op->slots, &n, "txf:%s|%s", op->mode, op->transfer_id);
+    int funds = op->balance_check != NULL && strcmp(op->balance_check, "MERCHANT_FUNDS") == 0;
+    for (size_t i = 0; i < op->entry_count; i++) {
+        const ledger_entry_in *e = &op->entries[i];
+        if (e->account_id != NULL) {
+            claim_name(op->slots, &n, "id:%s", e->account_id);
+        } else if (funds && is_merchant_kind(e->kind)) {
+            claim_name(op->slots, &n, "key:%s|merchant_pending|%s|%s", op->mode, e->owner,
+                       e->currency);
+            claim_name(op->slots, &n, "key:%s|merchant_available|%s|%s", op->mode, e->owner,
+                       e->currency);
+        } else {
+            claim_name(op->slots, &n, "key:%s|%s|%s|%s", op->mode, e->kind, e->owner, e->currency);
+        }
+    }
+    op->nslots = n;
+}
+
+static void batch_keep_claims(batch *b, const ledger_op *op)
+{
+    if (b->nclaims + op->nslots > b->cap_claims) {
+        b->cap_claims = (b->nclaims + op->nslots) * 2;
+        b->claims = pw_realloc(b->claims, b->cap_claims * sizeof(*b->claims));
+        PW_ASSERT(b->claims != NULL);
+    }
+    memcpy(b->claims + b->nclaims, op->slots, op->nslots * sizeof(*op->slots));
+    b->nclaims += op->nslots;
+}
+
+/* 1 when one of op's slots is marked in bits (by an op left behind before it). */
+static int slots_marked(const uint8_t *bits, const ledger_op *op)
+{
+    for (size_t i = 0; i < op->nslots; i++) {
+        uint32_t s = op->slots[i];
+        if ((bits[s >> 3] >> (s & 7)) & 1) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Marks op's slots in bits: it stays behind, and so do the ops after it that share a name. */
+static void slots_mark(uint8_t *bits, const ledger_op *op)
+{
+    for (size_t i = 0; i < op->nslots; i++) {
+        uint32_t s = op->slots[i];
+        bits[s >> 3] |= (uint8_t)(1u << (s & 7));
     }
 }
 
-static void batch_start(batcher *q)
+/*
+ * Forms and starts a batch of the queued ops that no batch in flight has claimed, in queue
+ * order; an op that shares a name with an op left behind stays behind too, so ops on one
+ * account or transfer keep their order. Another loop's claims are ignored while this loop has
+ * nothing in flight: nothing else would start this loop's next batch (the row locks still order
+ * the two). Returns 1 when a batch started, 0 when no op could go.
+ */
+static int batch_form(batcher *q)
 {
     batch *b = pw_calloc(1, sizeof(*b));
-    PW_ASSERT(b != NULL);
-    /* An op marked alone runs by itself; the others fill the batch up to BATCH_MAX. */
-    while (q->head != NULL && b->nops < BATCH_MAX) {
-        ledger_op *op = q->head;
+    uint8_t *behind = pw_calloc(LEDGER_CLAIM_SLOTS / 8, 1);
+    PW_ASSERT(b != NULL && behind != NULL);
+    int others_ignored = q->running == 0;
+    ledger_claims_lock(q->shared);
+    ledger_op **link = &q->head, *last = NULL;
+    while (*link != NULL && b->nops < BATCH_MAX) {
+        ledger_op *op = *link;
+        /* An op marked alone runs by itself. */
         if (op->alone && b->nops > 0) {
             break;
         }
-        q->head = op->next;
-        if (q->head == NULL) {
-            q->tail = NULL;
+        if (slots_marked(behind, op) ||
+            ledger_claims_conflict(q->shared, op->slots, op->nslots, b, q, others_ignored)) {
+            slots_mark(behind, op);
+            last = op;
+            link = &op->next;
+            continue;
         }
+        ledger_claims_take(q->shared, op->slots, op->nslots, b, q);
+        batch_keep_claims(b, op);
+        *link = op->next;
         b->ops[b->nops++] = op;
         if (op->alone) {
             break;
         }
     }
-    q->running = 1;
-    q->current = b;
+    ledger_claims_unlock(q->shared);
+    /* The tail is the last op left in the queue, or it was not reached. */
+    if (*link == NULL) {
+        q->tail = last;
+    }
+    pw_free(behind);
+    if (b->nops == 0) {
+        pw_free(b->claims);
+        pw_free(b);
+        return 0;
+    }
+    q->running++;
     /* Fails only for bad arguments or out of memory (which aborts a service first): never. The
      * batch runs for no call: its ops' deadlines do not cut their neighbours' transaction short;
      * the pool's statement timeout bounds it. */
     pw_status rv = pw_db_tx_run(q->pool, NULL, PW_DB_READ_COMMITTED, 5, batch_body, batch_done, b);
     PW_ASSERT(rv == PW_OK);
+    return 1;
 }
 
 void ledger_apply(svc_req *r, ledger_op *op)
 {
     batcher *q = &loop_batcher;
     q->pool = r->app->pool;
+    q->shared = r->app->service;
     op->r = r;
     op->next = NULL;
     op->alone = 0;
+    op_claims(r, op);
+    /* Ops already waiting wait for a batch to end (which forms the next); a lone arrival may
+     * start a batch of its own beside those in flight. */
+    int waiting = q->head != NULL;
     if (q->tail != NULL) {
         q->tail->next = op;
     } else {
         q->head = op;
     }
     q->tail = op;
-    if (!q->running) {
-        batch_start(q);
+    if (q->running == 0 || (!waiting && q->running < ledger_shared_batches_in_flight(q->shared))) {
+        batch_form(q);
     }
     svc_suspend(r);
 }

@@ -65,6 +65,9 @@ typedef struct ledger_op {
     /* ---- the batcher's ---- */
     svc_req *r;
     int alone;
+    /* The claim slots of its names (claims.h), in call memory. */
+    uint32_t *slots;
+    size_t nslots;
     struct ledger_op *next;
 } ledger_op;
 
@@ -77,8 +80,5 @@ typedef struct ledger_op {
  * only itself.
  */
 void ledger_apply(svc_req *r, ledger_op *op);
-
-/** Transfers applied per batch since start: counts per power-of-two size bucket (metrics). */
-void ledger_batch_sizes(uint64_t out[10]);
 
 #endif

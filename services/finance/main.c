@@ -4,30 +4,30 @@
  * built-ins, --migrate, drain). Settings: the common ones
  * (services/merchant/README.md).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <paywire/log.h>
 #include "batch.h"
+#include "claims.h"
 #include "selfcheck.h"
 
-/* No process-wide state yet: setup gives teardown something to run for. */
-static int finance_state;
-
+/* The process-wide state: what the ledger's batchers share (claims.h). */
 static pw_status finance_setup(const svc_config *cfg, void **state, char *err, size_t err_len)
 {
-    (void)cfg;
-    (void)err;
-    (void)err_len;
-    *state = &finance_state;
+    *state = ledger_shared_new((int)svc_config_int(cfg, "ledger_batches_in_flight"));
+    if (*state == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return PW_ERRNO(ENOMEM);
+    }
     return PW_OK;
 }
 
 /* The ledger's batch sizes since start, in one log line (bench/finance reads it). */
 static void finance_teardown(void *state)
 {
-    (void)state;
     uint64_t n[10];
-    ledger_batch_sizes(n);
+    ledger_shared_sizes(state, n);
     char line[400];
     int len = 0;
     for (int i = 0; i < 10; i++) {
@@ -35,11 +35,15 @@ static void finance_teardown(void *state)
                         1 << i, n[i]);
     }
     PW_LOG(PW_LOG_NOTICE, "finance", "ledger batches by size (from): %s", line);
+    ledger_shared_free(state);
 }
 
 static const svc_setting finance_settings[] = {
     /* The ledger self-check's period (0: never); daily by default. */
     {"ledger_check_seconds", SVC_SETTING_INT, "86400", 0, 7 * 86400, 0},
+    /* Ledger batches a worker loop may have in flight at once, on disjoint accounts (each holds
+     * a database connection while it runs: keep it below db_connections). */
+    {"ledger_batches_in_flight", SVC_SETTING_INT, "4", 1, 64, 0},
     {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
 };
 
