@@ -601,11 +601,16 @@ enum { EXPORT_CHUNK = 1000 };
 static const pw_db_stmt export_entries = {
     "ledger_export_entries",
     "SELECT sequence, account_id, transfer_id, amount_minor, currency, side, balance_after_minor,"
-    " time, phase, purpose FROM entries WHERE mode = $1 AND sequence > $2"
+    " time, phase, purpose FROM entries WHERE mode = $1 AND sequence > $2 AND sequence <= $5"
     " AND ($3::timestamptz IS NULL OR time >= $3) AND ($4::timestamptz IS NULL OR time < $4)"
     " ORDER BY sequence LIMIT 1000",
-    4,
-    {PW_DB_TEXT, PW_DB_INT8, PW_DB_TIMESTAMPTZ, PW_DB_TIMESTAMPTZ}};
+    5,
+    {PW_DB_TEXT, PW_DB_INT8, PW_DB_TIMESTAMPTZ, PW_DB_TIMESTAMPTZ, PW_DB_INT8}};
+
+/* The sequence below which no entry can still appear (0010_export_horizon.sql): an export reads
+ * up to it, so one resumed after any sequence it returned misses nothing committed later. */
+static const pw_db_stmt export_horizon = {
+    "ledger_export_horizon", "SELECT entries_export_horizon() AS horizon", 0, {0}};
 
 /* One chunk's messages, reused by every export on this loop's thread: a chunk is filled from a
  * result and sent with no wait in between, so two exports never share it at once, and an export
@@ -663,7 +668,8 @@ static void export_row(const pw_db_result *res, int i, Paywire__Common__V1__Mode
     chunk.ptr[i] = e;
 }
 
-/* Every entry of a mode in sequence order, in chunks of 1000; a slow reader holds the handler
+/* Every entry of a mode in sequence order up to the horizon (entries committed after the export
+ * started are the next export's), in chunks of 1000; a slow reader holds the handler
  * (svc_wait_writable) instead of filling memory. Resumable with after_sequence. */
 SVC_HANDLER(export_entries_fiber, Paywire__Finance__V1__ExportEntriesRequest)
 {
@@ -678,14 +684,18 @@ SVC_HANDLER(export_entries_fiber, Paywire__Finance__V1__ExportEntriesRequest)
     svc_check(r);
     svc_authenticate(r, NULL);
     int64_t after = req->after_sequence;
-    for (;;) {
+    const pw_db_result *h = svc_query(r, &export_horizon, NULL, 0);
+    int64_t horizon = 0;
+    pw_db_get_int64(h, 0, pw_db_column(h, "horizon"), &horizon);
+    while (after < horizon) {
         svc_wait_writable(r);
         pw_db_param p[] = {pw_db_text(mode), pw_db_int8(after),
                            req->start_time ? pw_db_timestamptz(ledger_ts_us(req->start_time))
                                            : pw_db_null(PW_DB_TIMESTAMPTZ),
                            req->end_time ? pw_db_timestamptz(ledger_ts_us(req->end_time))
-                                         : pw_db_null(PW_DB_TIMESTAMPTZ)};
-        const pw_db_result *res = svc_query(r, &export_entries, p, 4);
+                                         : pw_db_null(PW_DB_TIMESTAMPTZ),
+                           pw_db_int8(horizon)};
+        const pw_db_result *res = svc_query(r, &export_entries, p, 5);
         int n = pw_db_rows(res);
         if (n == 0) {
             break;

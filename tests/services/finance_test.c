@@ -1367,6 +1367,62 @@ static void test_ledger_export_entries_in_order_resumable(void **state)
     pw_stream_free(s);
 }
 
+/* Commits the transaction left open on a connection, a while after the export started. */
+static void commit_later(void *arg)
+{
+    uv_sleep(300);
+    PQclear(PQexec(arg, "COMMIT"));
+}
+
+/* Sequences are drawn at insert and visible at commit: a transaction holding a lower sequence
+ * open while a higher one commits must not be skipped. The export waits for it (its horizon), so
+ * what it returns, resumed after any sequence, misses nothing committed later. */
+static void test_ledger_export_waits_for_lower_sequences(void **state)
+{
+    (void)state;
+    PGconn *held = PQconnectdb(db_url);
+    assert_int_equal(PQstatus(held), CONNECTION_OK);
+    PGresult *res = PQexec(
+        held,
+        "BEGIN; INSERT INTO accounts (id, mode, kind, owner, currency, normal_balance,"
+        " posted_debits, posted_credits, version) VALUES ('acc_0000000000000000000000000E',"
+        " 'LIVE', 'platform_cash', 'bank_held', 'USD', 'DEBIT', 7, 0, 1),"
+        " ('acc_0000000000000000000000000F', 'LIVE', 'merchant_available', 'mer_held', 'USD',"
+        " 'CREDIT', 0, 7, 1); INSERT INTO transfers (mode, id, kind, state, two_phase,"
+        " balance_check, create_time, post_time) VALUES ('LIVE', 'txf_adjust_held1', 'adjust',"
+        " 'POSTED', false, 'NONE', now(), now()); INSERT INTO entries (mode, transfer_id,"
+        " account_id, side, amount_minor, currency, phase, balance_after_minor, time) VALUES"
+        " ('LIVE', 'txf_adjust_held1', 'acc_0000000000000000000000000E', 'DEBIT', 7, 'USD',"
+        " 'POSTED', 7, now()), ('LIVE', 'txf_adjust_held1', 'acc_0000000000000000000000000F',"
+        " 'CREDIT', 7, 'USD', 'POSTED', 7, now()) RETURNING sequence");
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    int64_t low = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    /* A later transfer commits first: its sequences are above the held ones. */
+    char mer[40], id[96];
+    new_merchant(mer, sizeof(mer));
+    new_id(id, sizeof(id), "adjust");
+    leg legs[] = {{K_CASH, "bank_a", "USD", 3, 0, NULL}, {K_AVAILABLE, mer, "USD", 3, 1, NULL}};
+    reply r = create(id, LIVE, 0, NONE, legs, 2);
+    assert_int_equal(r.code, PW_OK);
+    reply_free(&r);
+    uv_thread_t t;
+    assert_int_equal(uv_thread_create(&t, commit_later, held), 0);
+    int64_t last = 0;
+    int chunks = 0;
+    long long n = export_live(low - 1, &last, 0, &chunks);
+    uv_thread_join(&t);
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM entries WHERE mode = 'LIVE' AND sequence >= %lld",
+             (long long)low);
+    print_message("held sequence %lld: the export returned %lld entries from it on\n",
+                  (long long)low, n);
+    assert_int_equal(n, pw_test_db_scalar(db_url, sql));
+    assert_true(n >= 4);
+    PQfinish(held);
+}
+
 /* ---- fees ---- */
 
 #define FEES "/paywire.finance.v1.FeeService/"
@@ -1730,6 +1786,7 @@ int main(void)
         cmocka_unit_test(test_ledger_race_100_into_hot_account),
         cmocka_unit_test(test_ledger_seeded_property),
         cmocka_unit_test(test_ledger_export_entries_in_order_resumable),
+        cmocka_unit_test(test_ledger_export_waits_for_lower_sequences),
         cmocka_unit_test(test_fees_schedules_most_specific_rule),
         cmocka_unit_test(test_fx_convert_books_spread),
         cmocka_unit_test(test_ledger_self_check_reports_differences),
