@@ -1,9 +1,10 @@
 /*
  * batch.c: the ledger's batcher (see batch.h; docs/design/finance.md,
  * Batching). One per worker loop (thread-local: a loop runs on one thread),
- * one batch in flight at a time; ops queue while it runs and make the next
- * batch. So under load a batch holds what arrived during the previous one's
- * transaction, and at rest it holds one op: no timer, no added latency.
+ * with up to ledger_batches_in_flight batches in flight on disjoint names
+ * (claims.h); ops queue while they run and make the next batch. So under
+ * load a batch holds what arrived while others ran, and at rest it holds
+ * one op: no timer, no added latency.
  *
  * A batch's transaction (READ COMMITTED, restarted from its start after a
  * serialization failure or deadlock):
