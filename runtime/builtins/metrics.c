@@ -13,6 +13,7 @@
  * and the series table has a fixed capacity whose count is published with
  * release/acquire.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -41,8 +42,20 @@ typedef struct series {
     counter msgs_out;
 } series;
 
+/* The application's own gauges (pw_metrics_gauge_set). */
+#define MAX_GAUGES 32
+typedef struct gauge {
+    char *name;
+    char *help;
+    _Atomic int64_t value;
+    /* When it was set (uv_hrtime): across registries the latest wins. */
+    _Atomic uint64_t stamp;
+} gauge;
+
 struct pw_metrics {
     series *series[MAX_SERIES];
+    gauge gauges[MAX_GAUGES];
+    _Atomic size_t gauge_count;
     _Atomic size_t count;
     _Atomic int64_t in_flight[2];
     _Atomic uint64_t connections;
@@ -228,6 +241,11 @@ static void metrics_closed(uv_handle_t *h)
         pw_free(m->series[i]->method);
         pw_free(m->series[i]);
     }
+    size_t g = atomic_load_explicit(&m->gauge_count, memory_order_relaxed);
+    for (size_t i = 0; i < g; i++) {
+        pw_free(m->gauges[i].name);
+        pw_free(m->gauges[i].help);
+    }
     pw_free(m->servers);
     pw_free(m);
 }
@@ -380,6 +398,90 @@ static void render_side(const totals *all, pw_buf *b, int client)
         p, p, p, (long long)all->in_flight[client]);
 }
 
+static int gauge_name_ok(const char *s)
+{
+    if (s == NULL || *s == '\0' || (*s >= '0' && *s <= '9')) {
+        return 0;
+    }
+    for (; *s; s++) {
+        int ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                 *s == '_' || *s == ':';
+        if (!ok) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+pw_status pw_metrics_gauge_set(pw_metrics *m, const char *name, const char *help, int64_t value)
+{
+    if (m == NULL || !gauge_name_ok(name)) {
+        return PW_INVALID_ARGUMENT;
+    }
+    size_t n = atomic_load_explicit(&m->gauge_count, memory_order_relaxed);
+    gauge *g = NULL;
+    for (size_t i = 0; i < n && g == NULL; i++) {
+        g = strcmp(m->gauges[i].name, name) == 0 ? &m->gauges[i] : NULL;
+    }
+    if (g == NULL) {
+        if (n == MAX_GAUGES) {
+            return PW_RESOURCE_EXHAUSTED;
+        }
+        g = &m->gauges[n];
+        g->name = pw_strdup(name);
+        g->help = pw_strdup(help != NULL ? help : "");
+        if (g->name == NULL || g->help == NULL) {
+            pw_free(g->name);
+            pw_free(g->help);
+            g->name = g->help = NULL;
+            return PW_ERRNO(ENOMEM);
+        }
+        atomic_store_explicit(&g->value, value, memory_order_relaxed);
+        atomic_store_explicit(&g->stamp, uv_hrtime(), memory_order_relaxed);
+        /* Readers on other threads see the gauge fully built before the count. */
+        atomic_store_explicit(&m->gauge_count, n + 1, memory_order_release);
+        return PW_OK;
+    }
+    atomic_store_explicit(&g->value, value, memory_order_relaxed);
+    atomic_store_explicit(&g->stamp, uv_hrtime(), memory_order_release);
+    return PW_OK;
+}
+
+/* Each gauge name once, with the value set last on any registry. */
+static pw_status render_gauges(const pw_metrics *const *regs, size_t n, pw_buf *b)
+{
+    pw_status rv = PW_OK;
+    for (size_t r = 0; r < n && rv == PW_OK; r++) {
+        size_t count = atomic_load_explicit(&regs[r]->gauge_count, memory_order_acquire);
+        for (size_t i = 0; i < count && rv == PW_OK; i++) {
+            const gauge *g = &regs[r]->gauges[i];
+            int seen = 0;
+            const gauge *last = g;
+            for (size_t o = 0; o < n && !seen; o++) {
+                size_t oc = atomic_load_explicit(&regs[o]->gauge_count, memory_order_acquire);
+                for (size_t k = 0; k < oc && !seen; k++) {
+                    const gauge *h = &regs[o]->gauges[k];
+                    if (h == g || strcmp(h->name, g->name) != 0) {
+                        continue;
+                    }
+                    /* Rendered with the first registry that has it. */
+                    seen = o < r;
+                    if (atomic_load_explicit(&h->stamp, memory_order_acquire) >
+                        atomic_load_explicit(&last->stamp, memory_order_acquire)) {
+                        last = h;
+                    }
+                }
+            }
+            if (!seen) {
+                rv = pw_buf_printf(
+                    b, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", g->name, g->help, g->name,
+                    g->name, (long long)atomic_load_explicit(&last->value, memory_order_relaxed));
+            }
+        }
+    }
+    return rv;
+}
+
 pw_status pw_metrics_render_all(const pw_metrics *const *regs, size_t n, pw_buf *b)
 {
     totals all = {0};
@@ -399,6 +501,9 @@ pw_status pw_metrics_render_all(const pw_metrics *const *regs, size_t n, pw_buf 
             "# HELP paywire_loop_lag_seconds How late the slowest loop ran a 250 ms timer.\n"
             "# TYPE paywire_loop_lag_seconds gauge\npaywire_loop_lag_seconds %.6f\n",
             (double)all.lag_us / 1e6);
+    }
+    if (rv == PW_OK) {
+        rv = render_gauges(regs, n, b);
     }
     pw_free(all.t);
     return rv;

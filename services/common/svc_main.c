@@ -229,6 +229,7 @@ static void worker_server(worker *w, uv_loop_t *loop)
         (rv = pw_metrics_observe_server(w->metrics, w->server)) != PW_OK) {
         fail_setup(w, "setup failed", rv);
     }
+    w->app.metrics = w->metrics;
     /* Spans only where they go somewhere: a tracer draws random ids for every call. */
     const char *otlp = svc_config_text(sh->cfg, "otlp_endpoint");
     if (otlp != NULL && ((rv = pw_tracer_new(&w->tracer, loop, sh->svc->name, otlp)) != PW_OK ||

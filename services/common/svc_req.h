@@ -68,6 +68,9 @@ typedef struct svc_app {
     pw_rate_limiter *merchant_limit;
     /** The service's own process-wide state (svc_service.setup), or NULL. */
     void *service;
+    /** This worker's metrics registry (pw_metrics_gauge_set for the service's own gauges, from
+     * this loop only). */
+    struct pw_metrics *metrics;
 } svc_app;
 
 /** Where a transaction is. */

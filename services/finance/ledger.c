@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "batch.h"
+#include "selfcheck.h"
 #include "ledger_names.h"
 
 #define MAX_ENTRIES 64
@@ -724,6 +725,7 @@ static const paywire_finance_v1_ledger_service_handlers ledger_handlers = {
     .get_account = get_account_h,
     .list_account_entries = list_account_entries_h,
     .export_entries = export_entries_fiber_h,
+    .check_ledger = selfcheck_serve,
 };
 
 pw_status ledger_register(pw_server *server, svc_app *app)

@@ -5,11 +5,13 @@
  * answered, so neither callback sees freed memory.
  */
 #include <paywire/log.h>
+#include <paywire/metrics.h>
 #include "selfcheck.h"
 
 typedef struct selfcheck {
     uv_timer_t timer;
     pw_db_pool *pool;
+    pw_metrics *metrics;
     int querying;
     int stopped;
     int timer_closed;
@@ -49,6 +51,29 @@ static void maybe_free(selfcheck *c)
     }
 }
 
+/* Logs each difference of a self-check's result as an error line (or that there is none) and
+ * sets the metric; returns how many there are. */
+static int report(pw_metrics *m, const pw_db_result *res)
+{
+    int n = pw_db_rows(res);
+    if (n == 0) {
+        PW_LOG(PW_LOG_INFO, "finance", "ledger self-check: every balance matches its entries");
+    }
+    for (int i = 0; i < n; i++) {
+        const char *subject = "", *detail = "";
+        pw_db_get_text(res, i, pw_db_column(res, "subject"), &subject, NULL);
+        pw_db_get_text(res, i, pw_db_column(res, "detail"), &detail, NULL);
+        PW_LOG(PW_LOG_ERR, "finance", "ledger self-check: %s differs: %s", subject, detail);
+    }
+    if (m != NULL) {
+        pw_metrics_gauge_set(m, "ledger_selfcheck_differences",
+                             "Accounts and currencies whose stored balances differ from their"
+                             " entries at the last ledger self-check.",
+                             n);
+    }
+    return n;
+}
+
 static void checked(pw_db_result *res, void *ud)
 {
     selfcheck *c = ud;
@@ -58,15 +83,8 @@ static void checked(pw_db_result *res, void *ud)
             PW_LOG(PW_LOG_ERR, "finance", "ledger self-check could not run: %s",
                    pw_db_message(res));
         }
-    } else if (pw_db_rows(res) == 0) {
-        PW_LOG(PW_LOG_INFO, "finance", "ledger self-check: every balance matches its entries");
-    } else {
-        for (int i = 0; i < pw_db_rows(res); i++) {
-            const char *subject = "", *detail = "";
-            pw_db_get_text(res, i, pw_db_column(res, "subject"), &subject, NULL);
-            pw_db_get_text(res, i, pw_db_column(res, "detail"), &detail, NULL);
-            PW_LOG(PW_LOG_ERR, "finance", "ledger self-check: %s differs: %s", subject, detail);
-        }
+    } else if (!c->stopped) {
+        report(c->metrics, res);
     }
     maybe_free(c);
 }
@@ -95,6 +113,7 @@ pw_status selfcheck_start(svc_app *app, uv_loop_t *loop, const svc_config *cfg, 
         return PW_ERRNO(ENOMEM);
     }
     c->pool = app->pool;
+    c->metrics = app->metrics;
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     uv_timer_start(&c->timer, tick, (uint64_t)every * 1000, (uint64_t)every * 1000);
@@ -118,4 +137,31 @@ void selfcheck_stop(void *jobs)
     c->stopped = 1;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
+}
+
+/* The self-check on demand: the job's query and report, and the differences as the answer. */
+SVC_HANDLER(check_ledger, Paywire__Finance__V1__CheckLedgerRequest)
+{
+    (void)req;
+    svc_authenticate(r, NULL);
+    const pw_db_result *res = svc_query(r, &find_differences, NULL, 0);
+    int n = report(r->app->metrics, res);
+    Paywire__Finance__V1__CheckLedgerResponse resp =
+        PAYWIRE__FINANCE__V1__CHECK_LEDGER_RESPONSE__INIT;
+    resp.differences = svc_alloc(r, (size_t)(n > 0 ? n : 1) * sizeof(*resp.differences));
+    for (int i = 0; i < n; i++) {
+        Paywire__Finance__V1__LedgerDifference *d = svc_alloc(r, sizeof(*d));
+        paywire__finance__v1__ledger_difference__init(d);
+        svc_row row = svc_row_at(r, res, i);
+        d->subject = svc_text(row, "subject");
+        d->detail = svc_text(row, "detail");
+        resp.differences[i] = d;
+    }
+    resp.n_differences = (size_t)n;
+    svc_reply(r, &resp.base);
+}
+
+void selfcheck_serve(pw_call *call, const Paywire__Finance__V1__CheckLedgerRequest *req, void *app)
+{
+    check_ledger_h(call, req, app);
 }

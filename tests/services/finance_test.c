@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <libpq-fe.h>
+#include "pw_test_raw.h"
 #include <paywire/db.h>
 #include <paywire/errors.h>
 #include <paywire/paywire.h>
@@ -1741,6 +1742,29 @@ static int log_has(long since, const char *want, const char *and_also)
 
 /* A stored balance changed behind the service's back is an error line naming the account and
  * its currency, within a period of the check; put back, the lines stop. */
+/* ledger_selfcheck_differences as the admin listener's /metrics shows it (-1: absent). */
+static int selfcheck_metric_now(void)
+{
+    static char text[1 << 17];
+    assert_int_equal(pw_test_http(proc.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 1,
+                                  text, sizeof(text)),
+                     1);
+    const char *line = strstr(text, "\nledger_selfcheck_differences ");
+    return line ? atoi(line + strlen("\nledger_selfcheck_differences ")) : -1;
+}
+
+/* The metric once it shows want (a job run that read the ledger before a change may set it just
+ * after a CheckLedger call; the job runs every second), or what it shows after 20 s. */
+static int selfcheck_metric(int want)
+{
+    int v = selfcheck_metric_now();
+    for (int i = 0; i < 200 && v != want; i++) {
+        uv_sleep(100);
+        v = selfcheck_metric_now();
+    }
+    return v;
+}
+
 static void test_ledger_self_check_reports_differences(void **state)
 {
     (void)state;
@@ -1761,6 +1785,22 @@ static void test_ledger_self_check_reports_differences(void **state)
     pw_test_db_exec(db_url, sql);
     int account = log_has(since, "ledger self-check: account", id);
     int currency = log_has(since, "ledger self-check: currency", NULL);
+    /* On demand too (CheckLedger, as pwctl calls it): the answer names both, and the metric
+     * counts them. */
+    P(CheckLedgerRequest) creq = PAYWIRE__FINANCE__V1__CHECK_LEDGER_REQUEST__INIT;
+    reply r =
+        call("CheckLedger", &creq.base, &paywire__finance__v1__check_ledger_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    const P(CheckLedgerResponse) *cr = (const P(CheckLedgerResponse) *)r.msg;
+    int named = 0, summed = 0;
+    for (size_t i = 0; i < cr->n_differences; i++) {
+        named |= strstr(cr->differences[i]->subject, id) != NULL;
+        summed |= strncmp(cr->differences[i]->subject, "currency ", 9) == 0;
+    }
+    assert_int_equal(cr->n_differences, 2);
+    reply_free(&r);
+    assert_true(named && summed);
+    assert_int_equal(selfcheck_metric(2), 2);
     snprintf(sql, sizeof(sql),
              "UPDATE accounts SET posted_credits = posted_credits - 1 WHERE id ="
              " '%s'",
@@ -1769,6 +1809,11 @@ static void test_ledger_self_check_reports_differences(void **state)
     assert_true(account);
     assert_true(currency);
     check_ledger();
+    r = call("CheckLedger", &creq.base, &paywire__finance__v1__check_ledger_response__descriptor);
+    assert_int_equal(r.code, PW_OK);
+    assert_int_equal(((const P(CheckLedgerResponse) *)r.msg)->n_differences, 0);
+    reply_free(&r);
+    assert_int_equal(selfcheck_metric(0), 0);
 }
 
 int main(void)

@@ -42,6 +42,18 @@ PW_EXTERN pw_status pw_metrics_observe_server(pw_metrics *m, pw_server *server);
 PW_EXTERN pw_status pw_metrics_observe_channel(pw_metrics *m, pw_channel *channel);
 
 /**
+ * Sets the gauge name to value in m, a measurement of the application's own
+ * (a service's "ledger_selfcheck_differences"), rendered with the call
+ * metrics. Call it on m's loop thread. A scrape of several registries
+ * (pw_metrics_render_all) shows per name the value set last on any of them.
+ * name (a Prometheus name, [a-zA-Z_:][a-zA-Z0-9_:]*) and help are copied the
+ * first time a name is set. Returns PW_OK, PW_INVALID_ARGUMENT (a bad name,
+ * or NULL), PW_RESOURCE_EXHAUSTED (more than 32 names) or PW_ERRNO(ENOMEM).
+ */
+PW_EXTERN pw_status pw_metrics_gauge_set(pw_metrics *m, const char *name, const char *help,
+                                         int64_t value);
+
+/**
  * Appends the Prometheus text exposition (version 0.0.4) of everything
  * observed. Returns PW_OK or PW_ERRNO(ENOMEM).
  */

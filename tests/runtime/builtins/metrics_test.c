@@ -238,6 +238,55 @@ static void metrics_closed(pw_metrics *m, void *ud)
     ++*(int *)ud;
 }
 
+/* The text of regs rendered together, NUL-terminated, in out. */
+static void render_text(const pw_metrics *const *regs, size_t n, char *out, size_t cap)
+{
+    pw_buf b = {0};
+    assert_int_equal(pw_metrics_render_all(regs, n, &b), PW_OK);
+    snprintf(out, cap, "%.*s", (int)b.len, (const char *)b.data);
+    pw_buf_reset(&b);
+}
+
+static void count_lines(const char *text, const char *prefix, int *n)
+{
+    *n = 0;
+    for (const char *p = strstr(text, prefix); p != NULL; p = strstr(p + 1, prefix)) {
+        (*n)++;
+    }
+}
+
+static void test_metrics_gauge_is_the_value_set_last_on_any_loop(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    pw_metrics *m[2];
+    assert_int_equal(pw_metrics_new(&m[0], &loop), PW_OK);
+    assert_int_equal(pw_metrics_new(&m[1], &loop), PW_OK);
+    static char text[65536];
+    assert_int_equal(pw_metrics_gauge_set(m[0], "app_things", "Things.", 3), PW_OK);
+    render_text((const pw_metrics *const *)m, 2, text, sizeof(text));
+    expect_line(text, "# TYPE app_things gauge");
+    expect_line(text, "app_things 3");
+    uv_sleep(2); /* a later time stamp */
+    assert_int_equal(pw_metrics_gauge_set(m[1], "app_things", "Things.", 5), PW_OK);
+    render_text((const pw_metrics *const *)m, 2, text, sizeof(text));
+    expect_line(text, "app_things 5");
+    int n;
+    count_lines(text, "\napp_things ", &n);
+    assert_int_equal(n, 1);
+    uv_sleep(2);
+    assert_int_equal(pw_metrics_gauge_set(m[0], "app_things", "Things.", 0), PW_OK);
+    render_text((const pw_metrics *const *)m, 2, text, sizeof(text));
+    expect_line(text, "app_things 0");
+    assert_int_equal(pw_metrics_gauge_set(m[0], "9bad", "", 1), PW_INVALID_ARGUMENT);
+    assert_int_equal(pw_metrics_gauge_set(m[0], "bad-name", "", 1), PW_INVALID_ARGUMENT);
+    assert_int_equal(pw_metrics_gauge_set(NULL, "app_things", "", 1), PW_INVALID_ARGUMENT);
+    pw_metrics_close(m[0], NULL, NULL);
+    pw_metrics_close(m[1], NULL, NULL);
+    pw_test_loop_finish(&loop, 5000);
+}
+
 static void test_metrics_admin_close_ends_connections_then_calls_back_once(void **state)
 {
     (void)state;
@@ -278,6 +327,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_scrape_has_exact_values),
         cmocka_unit_test(test_metrics_sums_registries_of_several_loops),
+        cmocka_unit_test(test_metrics_gauge_is_the_value_set_last_on_any_loop),
         cmocka_unit_test(test_metrics_admin_close_ends_connections_then_calls_back_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
