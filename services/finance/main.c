@@ -10,6 +10,7 @@
 #include <paywire/log.h>
 #include "batch.h"
 #include "claims.h"
+#include "recon_jobs.h"
 #include "selfcheck.h"
 
 /* The process-wide state: what the ledger's batchers share (claims.h). */
@@ -44,8 +45,41 @@ static const svc_setting finance_settings[] = {
     /* Ledger batches a worker loop may have in flight at once, on disjoint accounts (each holds
      * a database connection while it runs: keep it below db_connections). */
     {"ledger_batches_in_flight", SVC_SETTING_INT, "4", 1, 64, 0},
+    /* Reconciliation's jobs (recon_jobs.h), in business time (0: never); hourly by default. */
+    {"recon_job_seconds", SVC_SETTING_INT, "3600", 0, 86400, 0},
     {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
 };
+
+/* The background jobs of worker 0: the ledger's self-check and reconciliation's jobs. */
+typedef struct finance_jobs {
+    void *selfcheck;
+    void *recon;
+} finance_jobs;
+
+static void finance_stop_jobs(void *jobs)
+{
+    finance_jobs *j = jobs;
+    if (j != NULL) {
+        selfcheck_stop(j->selfcheck);
+        recon_jobs_stop(j->recon);
+        pw_free(j);
+    }
+}
+
+static pw_status finance_start_jobs(svc_app *app, uv_loop_t *loop, const svc_config *cfg,
+                                    void **jobs)
+{
+    finance_jobs *j = pw_calloc(1, sizeof(*j));
+    *jobs = j;
+    if (j == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    pw_status rv = selfcheck_start(app, loop, cfg, &j->selfcheck);
+    if (rv == PW_OK) {
+        rv = recon_jobs_start(app, loop, cfg, &j->recon);
+    }
+    return rv;
+}
 
 static const svc_service finance_service = {
     .name = "finance",
@@ -56,8 +90,8 @@ static const svc_service finance_service = {
     .setup = finance_setup,
     .teardown = finance_teardown,
     .settings = finance_settings,
-    .start_jobs = selfcheck_start,
-    .stop_jobs = selfcheck_stop,
+    .start_jobs = finance_start_jobs,
+    .stop_jobs = finance_stop_jobs,
     .register_services = finance_register,
 };
 

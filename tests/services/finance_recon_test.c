@@ -43,7 +43,7 @@ static int group_setup(void **state)
     assert_int_equal(pw_db_migrate(db_url, PW_SOURCE_DIR "/services/finance/migrations",
                                    "paywire.migrate.finance", NULL, err, sizeof(err)),
                      PW_OK);
-    svc_process_start(&proc, db_url, "log_level = warning\nworkers = 2\n");
+    svc_process_start(&proc, db_url, "log_level = warning\nworkers = 2\nrecon_job_seconds = 1\n");
     uv_loop_init(&loop);
     ch = svc_process_channel(&proc, &loop);
     svc_process_wait_serving(&proc, ch);
@@ -545,6 +545,56 @@ static void test_recon_csv_report_through_pwrecon(void **state)
     assert_non_null(strstr(err, "partner_reference"));
 }
 
+/* Runs last: it moves the business clock. */
+static void test_recon_jobs_missing_in_report_and_late_bookings(void **state)
+{
+    (void)state;
+    /* A capture no report will have, and a report row whose capture is booked a bit later. */
+    capture("cap_c5", "sim1_c5", 650);
+    const report_row late[] = {{"capture", "sim1_late", 900, "USD"}};
+    upload_result u;
+    upload("acq1-2026-12-04", late, 1, 0, &u);
+    assert_int_equal(u.code, PW_OK);
+    assert_int_equal(u.run->breaks, 1);
+    pw_protobuf_free(u.resp);
+    capture("cap_late", "sim1_late", 900);
+    /* The rerun finds the late booking (the job runs every second). */
+    assert_int_equal(pw_test_db_wait_scalar(db_url,
+                                            "SELECT count(*) FROM recon_breaks WHERE"
+                                            " partner_reference = 'sim1_late' AND state ="
+                                            " 'AUTO_CLEARED' AND transfer_id ="
+                                            " 'txf_capture_cap_late'",
+                                            1, 20000),
+                     1);
+    /* Not missing yet: the partner settles a day later, with two days of grace. */
+    assert_int_equal(scalar("SELECT count(*) FROM recon_breaks WHERE kind = 'MISSING_IN_REPORT'"),
+                     0);
+    pw_test_db_exec(db_url, "UPDATE svc_clock SET offset_ms = offset_ms + 4 * 86400000");
+    /* Four days on, only c5 was never reported (late was found by the rerun). */
+    assert_int_equal(pw_test_db_wait_scalar(db_url,
+                                            "SELECT count(*) FROM recon_breaks WHERE kind ="
+                                            " 'MISSING_IN_REPORT'",
+                                            1, 20000),
+                     1);
+    assert_int_equal(scalar("SELECT count(*) FROM recon_breaks WHERE kind = 'MISSING_IN_REPORT'"
+                            " AND transfer_id = 'txf_capture_cap_c5' AND ledger_amount_minor ="
+                            " 650 AND expected_settlement_date IS NOT NULL"),
+                     1);
+    uv_sleep(2500); /* more runs of the job raise nothing more */
+    assert_int_equal(scalar("SELECT count(*) FROM recon_breaks WHERE kind = 'MISSING_IN_REPORT'"),
+                     1);
+    assert_true(scalar("SELECT runs FROM svc_jobs WHERE name = 'recon_missing_in_report'") >= 2);
+    /* The partner's late report clears it. */
+    const report_row c5[] = {{"capture", "sim1_c5", 650, "USD"}};
+    upload("acq1-2026-12-08", c5, 1, 0, &u);
+    assert_int_equal(u.code, PW_OK);
+    assert_int_equal(u.run->breaks, 0);
+    pw_protobuf_free(u.resp);
+    assert_int_equal(scalar("SELECT count(*) FROM recon_breaks WHERE kind = 'MISSING_IN_REPORT'"
+                            " AND state = 'AUTO_CLEARED'"),
+                     1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_recon_resolve_with_an_adjustment),
         cmocka_unit_test(test_recon_refuses_bad_reports),
         cmocka_unit_test(test_recon_csv_report_through_pwrecon),
+        cmocka_unit_test(test_recon_jobs_missing_in_report_and_late_bookings),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -22,6 +22,16 @@ BEGIN
 END
 $$;
 
+-- An id "<prefix>_" + 26 Crockford base32 characters, as services/common's
+-- svc_new_id makes them (here from gen_random_uuid's random bits), for rows
+-- the jobs create in SQL.
+CREATE FUNCTION recon_new_id(prefix text) RETURNS text LANGUAGE sql VOLATILE AS $$
+  SELECT prefix || '_' || string_agg(substr('0123456789ABCDEFGHJKMNPQRSTVWXYZ',
+         substring(b.bits FROM i * 5 + 1 FOR 5)::bit(5)::int + 1, 1), '' ORDER BY i)
+  FROM (SELECT '00' || (('x' || replace(gen_random_uuid()::text, '-', ''))::bit(128))::text
+        AS bits) b, generate_series(0, 25) i
+$$;
+
 -- Per partner (or '*', the default for partners without a row): the drift in
 -- minor units within which an amount still matches (Blnk's allowable_drift, in
 -- integers here), when the partner settles (days after our booking) and how
