@@ -3,7 +3,8 @@
  *
  * UploadPartnerReport: the client stream is collected (svc_collect), checked
  * row by row, and stored and matched in one transaction under an advisory
- * lock of (mode, partner, report_id):
+ * lock of (mode, partner), so a partner's reports are matched one after the
+ * other and each sees the keys the earlier ones found or booked:
  *   - a second upload of the key with the same content (SHA-256 of the
  *     request) answers the first run; with other content REPORT_ID_REUSED;
  *   - the rows go in with one INSERT from the request's JSON, numbered by
@@ -161,7 +162,8 @@ static const pw_db_stmt count_run = {
     {PW_DB_TEXT}};
 static const pw_db_stmt booked_rows = {
     "recon_booked_rows",
-    "SELECT w.id, w.kind, w.amount_minor, w.currency, w.transfer_id, coalesce((SELECT"
+    "SELECT w.id, w.kind, w.amount_minor, w.currency, w.transfer_id, w.partner_reference,"
+    " coalesce((SELECT"
     " cash_institution FROM recon_partners WHERE partner = w.partner), (SELECT cash_institution"
     " FROM recon_partners WHERE partner = '*')) AS institution"
     " FROM recon_rows w WHERE w.run_id = $1 AND w.outcome = 'BOOKED' ORDER BY w.line",
@@ -235,10 +237,11 @@ static int row_ok(svc_req *r, const Paywire__Finance__V1__PartnerReportRow *row,
                        " chargeback_reversal, bank_credit, bank_debit, payout, fee, bank_charge",
                        reported);
     }
-    int optional = strcmp(row->kind, "fee") == 0 || strcmp(row->kind, "bank_charge") == 0;
-    if (row->partner_reference[0] == '\0' ? !optional : !svc_text_ok(row->partner_reference, 100)) {
+    /* Fee and charge lines too: their reference is what keeps a re-issued report from
+     * booking them twice. */
+    if (!svc_text_ok(row->partner_reference, 100)) {
         return row_bad(r, i, "partner_reference",
-                       optional ? "at most 100 characters" : "1 to 100 characters", reported);
+                       "1 to 100 characters (the partner's reference of the line)", reported);
     }
     if (row->amount == NULL || row->amount->amount_minor <= 0) {
         return row_bad(r, i, "amount.amount_minor", "above 0 (the kind says the direction)",
@@ -369,7 +372,7 @@ static void upload_tx(svc_req *r, const void *arg)
 
 /* A booked row, copied out of its result (which the ledger's wait ends). */
 typedef struct booked_row {
-    const char *id, *kind, *currency, *transfer_id, *institution;
+    const char *id, *kind, *currency, *transfer_id, *institution, *partner_reference;
     int64_t amount;
 } booked_row;
 
@@ -413,7 +416,8 @@ static void book_row(svc_req *r, const char *mode, const char *partner, const bo
     op.transfer_id = transfer_id;
     op.transfer_kind = transfer_kind;
     op.reference = row->id;
-    op.partner_reference = "";
+    /* A payout's reference is what our bank's statement credit matches (bank_credit). */
+    op.partner_reference = row->partner_reference;
     op.balance_check = "NONE";
     op.entries = e;
     op.entry_count = 2;
@@ -435,7 +439,8 @@ static void upload_body(svc_req *r, const void *request)
     memset(&a, 0, sizeof(a));
     a.req = req;
     a.mode = mode_text(req->mode);
-    snprintf(a.lock_key, sizeof(a.lock_key), "%s|%s|%s", a.mode, req->partner, req->report_id);
+    /* One partner's reports one at a time: each sees what the ones before it found or booked. */
+    snprintf(a.lock_key, sizeof(a.lock_key), "%s|%s", a.mode, req->partner);
     size_t len = protobuf_c_message_get_packed_size(&req->base);
     uint8_t *bytes = svc_alloc(r, len);
     protobuf_c_message_pack(&req->base, bytes);
@@ -461,9 +466,10 @@ static void upload_body(svc_req *r, const void *request)
     booked_row *rows = svc_alloc(r, sizeof(*rows) * (size_t)(n ? n : 1));
     for (int i = 0; i < n; i++) {
         svc_row row = svc_row_at(r, res, i);
-        rows[i] = (booked_row){svc_text(row, "id"),          svc_text(row, "kind"),
-                               svc_text(row, "currency"),    svc_text(row, "transfer_id"),
-                               svc_text(row, "institution"), svc_int64(row, "amount_minor")};
+        rows[i] = (booked_row){svc_text(row, "id"),           svc_text(row, "kind"),
+                               svc_text(row, "currency"),     svc_text(row, "transfer_id"),
+                               svc_text(row, "institution"),  svc_text(row, "partner_reference"),
+                               svc_int64(row, "amount_minor")};
     }
     for (int i = 0; i < n; i++) {
         book_row(r, a.mode, req->partner, &rows[i]);
@@ -648,30 +654,37 @@ static int adjustment_of(svc_row b, int64_t *diff, const char **currency)
         svc_is_null(b, "ledger_amount_minor") ? 0 : svc_int64(b, "ledger_amount_minor");
     *currency = !svc_is_null(b, "partner_currency") ? svc_text(b, "partner_currency")
                                                     : svc_text(b, "ledger_currency");
-    /* Refunds and chargebacks reduce what the partner owes: their difference runs the other way. */
+    /* Refunds and chargebacks reduce what the partner owes, a bank debit our cash: their
+     * difference runs the other way. */
     const char *item = svc_text(b, "item_kind");
-    int reduces = strcmp(item, "refund") == 0 || strcmp(item, "chargeback") == 0;
+    int reduces = strcmp(item, "refund") == 0 || strcmp(item, "chargeback") == 0 ||
+                  strcmp(item, "bank_debit") == 0;
     *diff = reduces ? ledger - partner : partner - ledger;
     return *diff != 0;
 }
 
-/* txf_adjust_<brk>: the partner receivable and platform revenue, by the difference's sign. */
+/*
+ * txf_adjust_<brk>, by the difference's sign: the partner's receivable (a bank
+ * statement's break: our cash account at that institution) against platform
+ * revenue.
+ */
 static const char *book_adjustment(svc_req *r, const char *mode, svc_row b)
 {
     int64_t diff;
     const char *currency;
     if (!adjustment_of(b, &diff, &currency)) {
-        svc_violation(r, "book_adjustment",
-                      "this break has no amount difference to book (duplicate, currency mismatch"
-                      " or equal amounts): resolve it without an adjustment");
-        svc_fail(r, PW_FAILED_PRECONDITION, "nothing to adjust for break %s", svc_text(b, "id"));
+        svc_fail_reason(r, PW_FAILED_PRECONDITION, "NOTHING_TO_ADJUST",
+                        "break %s has no amount difference to book (a duplicate, a currency"
+                        " mismatch or equal amounts): resolve it without book_adjustment",
+                        svc_text(b, "id"));
     }
     char *transfer_id = svc_alloc(r, 64);
     snprintf(transfer_id, 64, "txf_adjust_%s", svc_text(b, "id"));
     ledger_entry_in e[2];
     memset(e, 0, sizeof(e));
     int partner_debit = diff > 0; /* the partner owes us more: Dr receivable, Cr revenue */
-    e[0].kind = "partner_receivable";
+    e[0].kind =
+        strncmp(svc_text(b, "item_kind"), "bank_", 5) == 0 ? "platform_cash" : "partner_receivable";
     e[0].owner = svc_text(b, "partner");
     e[0].credit = !partner_debit;
     e[1].kind = "platform_revenue";
@@ -716,7 +729,10 @@ static void resolve_tx(svc_req *r, const void *arg)
         svc_abort(r, PW_FAILED_PRECONDITION, "BREAK_NOT_OPEN", "break %s is %s already",
                   a->req->break_id, svc_text(b, "state"));
     }
-    /* An adjustment booked while someone else resolved it is still recorded on the break. */
+    /* Open: resolved now. Not open but an adjustment was booked for it (another resolution or a
+     * later report got there first): the adjustment is recorded on the break and audited all
+     * the same, and the answer shows the break as it is, so no booked money is left without
+     * its record. */
     pw_db_param p[] = {pw_db_text(a->req->break_id), pw_db_text(a->mode), pw_db_text(a->req->note),
                        pw_db_text(r->caller.identity),
                        pw_db_text(a->adjustment ? a->adjustment : "")};
@@ -727,11 +743,6 @@ static void resolve_tx(svc_req *r, const void *arg)
     pw_db_param audit[] = {pw_db_text(r->caller.identity), pw_db_text("recon.break_resolved"),
                            pw_db_text(a->req->break_id), pw_db_jsonb(detail)};
     svc_tx_pipe(r, &audit_resolution, audit, 4);
-    if (!open) {
-        svc_abort(r, PW_FAILED_PRECONDITION, "BREAK_NOT_OPEN",
-                  "break %s was resolved meanwhile; the adjustment %s is recorded on it",
-                  a->req->break_id, a->adjustment);
-    }
     Paywire__Finance__V1__ResolveBreakResponse resp =
         PAYWIRE__FINANCE__V1__RESOLVE_BREAK_RESPONSE__INIT;
     resp.break_ = break_from_row(r, done);

@@ -7,6 +7,7 @@
  * is uploaded again), a later report must clear what it settles, and an
  * operator's adjustment must keep the ledger balanced.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,9 +148,25 @@ typedef struct upload_result {
     ProtobufCMessage *resp;
 } upload_result;
 
-/* Uploads rows as one report, in messages of per_message rows (0: one message). */
+static void upload_partner(const char *partner, const char *report_id, const report_row *rows,
+                           size_t n, size_t per_message, upload_result *out);
+
+/* Uploads rows as one report of acq1, in messages of per_message rows (0: one message). */
 static void upload(const char *report_id, const report_row *rows, size_t n, size_t per_message,
                    upload_result *out)
+{
+    upload_partner("acq1", report_id, rows, n, per_message, out);
+}
+
+/* A report of another partner (or a bank's statement), in one message. */
+static void upload_as(const char *partner, const char *report_id, const report_row *rows, size_t n,
+                      upload_result *out)
+{
+    upload_partner(partner, report_id, rows, n, 0, out);
+}
+
+static void upload_partner(const char *partner, const char *report_id, const report_row *rows,
+                           size_t n, size_t per_message, upload_result *out)
 {
     P(PartnerReportRow) *msgs = calloc(n ? n : 1, sizeof(*msgs));
     P(PartnerReportRow) **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
@@ -178,7 +195,7 @@ static void upload(const char *report_id, const report_row *rows, size_t n, size
         req = PAYWIRE__FINANCE__V1__UPLOAD_PARTNER_REPORT_REQUEST__INIT;
         if (sent == 0) {
             req.mode = PAYWIRE__COMMON__V1__MODE__MODE_TEST;
-            req.partner = "acq1";
+            req.partner = (char *)partner;
             req.report_id = (char *)report_id;
             req.report_date = "2026-12-01";
         }
@@ -242,7 +259,7 @@ static const report_row day_one[] = {
     {"capture", "sim1_zz", 300, "USD"},    /* never booked (yet) */
     {"refund", "sim1_r1", 500, "USD"},     /* matched */
     {"payout", "acq1-po-1", 12000, "USD"}, /* booked: the partner paid us */
-    {"fee", "", 35, "USD"},                /* booked: the partner's charge */
+    {"fee", "acq1-fee-1", 35, "USD"},      /* booked: the partner's charge */
 };
 #define DAY_ONE_ROWS (sizeof(day_one) / sizeof(day_one[0]))
 
@@ -507,7 +524,7 @@ static void test_recon_csv_report_through_pwrecon(void **state)
                      "capture,USD,sim1_c4,40.00,2026-12-03,decimal amount\n"
                      "capture,usd,sim1_c4,4000,2026-12-03,lower-case currency\n"
                      "capture,USD,sim1_c4,4000,yesterday,no date\n"
-                     "fee,USD,,12,2026-12-03\n"
+                     "fee,USD,acq1-fee-2,12,2026-12-03\n"
                      "capture,USD,\"sim1_c4,4000,2026-12-03\n");
     recon_report *r = NULL;
     bad_lines bad = {0};
@@ -543,6 +560,81 @@ static void test_recon_csv_report_through_pwrecon(void **state)
     assert_int_equal(recon_report_read(&r, path, NULL, NULL, err, sizeof(err)),
                      PW_INVALID_ARGUMENT);
     assert_non_null(strstr(err, "partner_reference"));
+}
+
+/* ---- the same partner line in reports uploaded at once ---- */
+
+typedef struct racer {
+    char report_id[40];
+    pw_status code;
+} racer;
+
+static void *race_upload(void *arg)
+{
+    racer *rc = arg;
+    uv_loop_t l;
+    uv_loop_init(&l);
+    pw_channel *c = svc_process_channel(&proc, &l);
+    Paywire__Common__V1__Money money = PAYWIRE__COMMON__V1__MONEY__INIT;
+    money.amount_minor = 7000;
+    money.currency = "USD";
+    Google__Protobuf__Timestamp booked = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    booked.seconds = 1796083200;
+    P(PartnerReportRow) row = PAYWIRE__FINANCE__V1__PARTNER_REPORT_ROW__INIT;
+    row.kind = "payout";
+    row.partner_reference = "acq1-po-race";
+    row.amount = &money;
+    row.booked_time = &booked;
+    P(PartnerReportRow) * rows[] = {&row};
+    recon_report_header h = {PAYWIRE__COMMON__V1__MODE__MODE_TEST, "acq1", rc->report_id,
+                             "2026-12-05"};
+    P(UploadPartnerReportResponse) *resp = NULL;
+    char msg[256];
+    rc->code = recon_report_upload(c, &h, rows, 1, 1, &resp, msg, sizeof(msg));
+    if (resp != NULL) {
+        pw_protobuf_free(&resp->base);
+    }
+    pw_channel_close(c, NULL, NULL);
+    uv_run(&l, UV_RUN_DEFAULT);
+    uv_loop_close(&l);
+    return NULL;
+}
+
+static void test_recon_one_payout_line_books_once_across_reports(void **state)
+{
+    (void)state;
+    long long cash = scalar("SELECT posted_debits FROM accounts WHERE kind = 'platform_cash'"
+                            " AND owner = 'bank_1' AND currency = 'USD'");
+    enum { RACERS = 4 };
+    racer rc[RACERS];
+    pthread_t t[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        snprintf(rc[i].report_id, sizeof(rc[i].report_id), "acq1-race-%d", i);
+        assert_int_equal(pthread_create(&t[i], NULL, race_upload, &rc[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(rc[i].code, PW_OK);
+    }
+    /* Four reports of the same payout line: booked once, the other three DUPLICATE. */
+    assert_int_equal(scalar("SELECT count(*) FROM recon_rows WHERE partner_reference ="
+                            " 'acq1-po-race' AND outcome = 'BOOKED'"),
+                     1);
+    assert_int_equal(scalar("SELECT count(*) FROM recon_rows WHERE partner_reference ="
+                            " 'acq1-po-race' AND outcome = 'DUPLICATE'"),
+                     RACERS - 1);
+    assert_int_equal(scalar("SELECT posted_debits FROM accounts WHERE kind = 'platform_cash'"
+                            " AND owner = 'bank_1' AND currency = 'USD'"),
+                     cash + 7000);
+    assert_int_equal(unbalanced(), 0);
+    /* Our bank's statement shows the payout arriving: it matches the booked transfer. */
+    const report_row statement[] = {{"bank_credit", "acq1-po-race", 7000, "USD"}};
+    upload_result u;
+    upload_as("bank_1", "bank_1-2026-12-05", statement, 1, &u);
+    assert_int_equal(u.code, PW_OK);
+    assert_int_equal(u.run->matched, 1);
+    assert_int_equal(u.run->breaks, 0);
+    pw_protobuf_free(u.resp);
 }
 
 /* Runs last: it moves the business clock. */
@@ -604,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_recon_resolve_with_an_adjustment),
         cmocka_unit_test(test_recon_refuses_bad_reports),
         cmocka_unit_test(test_recon_csv_report_through_pwrecon),
+        cmocka_unit_test(test_recon_one_payout_line_books_once_across_reports),
         cmocka_unit_test(test_recon_jobs_missing_in_report_and_late_bookings),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

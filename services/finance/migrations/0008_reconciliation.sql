@@ -83,6 +83,10 @@ CREATE TABLE recon_rows (
     UNIQUE (run_id, line)
 );
 CREATE INDEX recon_rows_key ON recon_rows (mode, partner, partner_reference, kind);
+-- A partner's line is matched or booked once, whatever reports repeat it (the matcher marks
+-- repeats DUPLICATE under the partner's lock; this is the backstop).
+CREATE UNIQUE INDEX recon_rows_once ON recon_rows (mode, partner, partner_reference, kind)
+    WHERE outcome IN ('MATCHED', 'BOOKED');
 
 CREATE TABLE recon_breaks (
     id text PRIMARY KEY CHECK (id ~ '^brk_[0-9A-HJKMNP-TV-Z]{26}$'),
