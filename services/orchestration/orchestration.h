@@ -52,6 +52,16 @@ void orch_stop_jobs(void *jobs);
 pw_status orch_jobs_start(svc_app *app, uv_loop_t *loop, const svc_config *cfg, void **jobs);
 void orch_jobs_stop(void *jobs);
 
+/* ---- payments.c, events_api.c ---- */
+
+/** The payment as stored, with its attempts and operations; NOT_FOUND ends the call. */
+Paywire__Orchestration__V1__Payment *orch_payment_read(svc_req *r, const char *payment_id);
+/** The refund as stored; NOT_FOUND ends the call. */
+Paywire__Orchestration__V1__Refund *orch_refund_read(svc_req *r, const char *refund_id);
+/** PaymentService.ListEvents (events_api.c), for the handler table. */
+void orch_list_events_h(pw_call *call, const Paywire__Orchestration__V1__ListEventsRequest *req,
+                        void *app);
+
 /* ---- connector.c ---- */
 
 /** A partner's answer, normalised. */

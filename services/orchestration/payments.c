@@ -900,7 +900,19 @@ static const paywire_orchestration_v1_payment_service_handlers handlers = {
     .capture_payment = capture_payment_h,
     .cancel_payment = cancel_payment_h,
     .create_refund = create_refund_h,
+    .list_events = orch_list_events_h,
 };
+
+/* For the other files of the service (events_api.c). */
+Payment *orch_payment_read(svc_req *r, const char *payment_id)
+{
+    return payment_read(r, payment_id);
+}
+
+Paywire__Orchestration__V1__Refund *orch_refund_read(svc_req *r, const char *refund_id)
+{
+    return refund_read(r, refund_id);
+}
 
 pw_status orch_register(pw_server *server, svc_app *app)
 {

@@ -621,6 +621,86 @@ static void test_events_crash_between_commit_and_publish(void **state)
     receiver_stop(&rc);
 }
 
+/* ---- ListEvents ---- */
+
+typedef Paywire__Orchestration__V1__ListEventsResponse ListEventsResponse;
+
+/* ListEvents of merchant_id; *out the answer (free it) on PW_OK. */
+static pw_status list_events(const char *merchant_id, int page_size, const char *token,
+                             const char *after, const char *type, ListEventsResponse **out)
+{
+    Paywire__Orchestration__V1__ListEventsRequest req =
+        PAYWIRE__ORCHESTRATION__V1__LIST_EVENTS_REQUEST__INIT;
+    req.merchant_id = (char *)merchant_id;
+    req.page_size = page_size;
+    req.page_token = (char *)(token ? token : "");
+    req.after_event_id = (char *)(after ? after : "");
+    char *types[] = {(char *)type};
+    req.n_types = type != NULL;
+    req.types = types;
+    ProtobufCMessage *m = NULL;
+    pw_status rv = call("ListEvents", &req.base,
+                        &paywire__orchestration__v1__list_events_response__descriptor, &m);
+    *out = (ListEventsResponse *)m;
+    return rv;
+}
+
+/* Pages of 2 through every event of a payment and its refund, in order, each with its object;
+ * after_event_id and types filter; a token with other filters and an unknown event refused. */
+static void test_events_list_paging(void **state)
+{
+    (void)state;
+    const char *mid = "mer_0000000000000000000000000K";
+    char id[40];
+    paid_for(mid, "list-1", 2500, id, sizeof(id));
+    refunded("list-1-refund", id, 500);
+    long long total = merchant_events(mid);
+    assert_true(total >= 5);
+    char ids[16][64], token[512] = "";
+    int n = 0;
+    int64_t last = 0;
+    do {
+        ListEventsResponse *page;
+        assert_int_equal(list_events(mid, 2, token, NULL, NULL, &page), PW_OK);
+        assert_true(page->n_events <= 2);
+        for (size_t i = 0; i < page->n_events && n < 16; i++) {
+            const Paywire__Orchestration__V1__Event *e = page->events[i];
+            assert_string_equal(e->merchant_id, mid);
+            assert_true(e->sequence > last);
+            last = e->sequence;
+            if (strncmp(e->type, "refund.", 7) == 0) {
+                assert_int_equal(e->object_case, PAYWIRE__ORCHESTRATION__V1__EVENT__OBJECT_REFUND);
+                assert_string_equal(e->refund->payment_id, id);
+            } else {
+                assert_int_equal(e->object_case, PAYWIRE__ORCHESTRATION__V1__EVENT__OBJECT_PAYMENT);
+                assert_string_equal(e->payment->id, id);
+            }
+            snprintf(ids[n++], sizeof(ids[0]), "%s", e->id);
+        }
+        snprintf(token, sizeof(token), "%s", page->next_page_token);
+        pw_protobuf_free(&page->base);
+    } while (token[0] != '\0');
+    assert_int_equal(n, total);
+    /* A token is bound to its filters. */
+    ListEventsResponse *page;
+    assert_int_equal(list_events(mid, 2, NULL, NULL, NULL, &page), PW_OK);
+    snprintf(token, sizeof(token), "%s", page->next_page_token);
+    pw_protobuf_free(&page->base);
+    assert_int_equal(list_events(mid, 2, token, NULL, "payment.captured", &page),
+                     PW_INVALID_ARGUMENT);
+    /* What came after an event, and one type only. */
+    assert_int_equal(list_events(mid, 0, NULL, ids[1], NULL, &page), PW_OK);
+    assert_int_equal(page->n_events, total - 2);
+    assert_string_equal(page->events[0]->id, ids[2]);
+    pw_protobuf_free(&page->base);
+    assert_int_equal(list_events(mid, 0, NULL, NULL, "payment.captured", &page), PW_OK);
+    assert_int_equal(page->n_events, 1);
+    assert_string_equal(page->events[0]->type, "payment.captured");
+    pw_protobuf_free(&page->base);
+    assert_int_equal(list_events(mid, 0, NULL, "evt_unknown", NULL, &page), PW_OUT_OF_RANGE);
+    assert_int_equal(list_events("mer_bad", 0, NULL, NULL, NULL, &page), PW_INVALID_ARGUMENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -628,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_events_finance_outage_delays_only),
         cmocka_unit_test(test_events_webhooks_signed_and_retried),
         cmocka_unit_test(test_events_crash_between_commit_and_publish),
+        cmocka_unit_test(test_events_list_paging),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
