@@ -122,9 +122,19 @@ static void run_handler(svc_req *r)
                      pw_call_method(r->call));
         }
     }
+    if (r->at_end != NULL) {
+        r->at_end(r, r->at_end_arg);
+    }
     OPENSSL_cleanse(r->secret, sizeof(r->secret));
     end_tx(r);
     finish(r);
+}
+
+void svc_at_end(svc_req *r, void (*fn)(svc_req *r, void *arg), void *arg)
+{
+    PW_ASSERT(r->at_end == NULL);
+    r->at_end = fn;
+    r->at_end_arg = arg;
 }
 
 static void serve_fiber(svc_fiber *f, void *arg)

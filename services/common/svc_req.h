@@ -126,6 +126,9 @@ struct svc_req {
     svc_tx_fn effect;
     const void *effect_arg;
     int replayed;
+    /* svc_at_end's function and argument. */
+    void (*at_end)(svc_req *r, void *arg);
+    void *at_end_arg;
 };
 
 /**
@@ -250,6 +253,13 @@ void svc_suspend(svc_req *r);
  * timer), never from inside a fiber, and once per svc_suspend.
  */
 void svc_resume(svc_req *r);
+/**
+ * Runs fn(r, arg) once when the handler ends, whichever way (its return, or
+ * a failure that does not return), before the call is finished: for what a
+ * handler opened that must not outlive it (a listener, a watch). One per
+ * handler; arg must outlive the handler's stack (call memory, svc_alloc).
+ */
+void svc_at_end(svc_req *r, void (*fn)(svc_req *r, void *arg), void *arg);
 /**
  * Suspends the handler for ms on the call's loop (simulated latency, a
  * partner that answers late); 0 or less returns at once. Not inside a

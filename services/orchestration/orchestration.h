@@ -20,6 +20,8 @@ typedef struct orch_state {
     char acquirer_target[256];
     /** The merchant service's address (API keys); "" accepts internal callers only. */
     char merchant_target[256];
+    /** Our database (WatchPayment's LISTEN connections). */
+    char database_url[512];
     /** The finance service's address (the ledger consumer); "" keeps ledger events waiting. */
     char finance_target[256];
     /** Our own certificate, key and CA for the calls to partners and services. */
@@ -58,6 +60,9 @@ void orch_jobs_stop(void *jobs);
 Paywire__Orchestration__V1__Payment *orch_payment_read(svc_req *r, const char *payment_id);
 /** The refund as stored; NOT_FOUND ends the call. */
 Paywire__Orchestration__V1__Refund *orch_refund_read(svc_req *r, const char *refund_id);
+/** PaymentService.WatchPayment (watch.c), for the handler table. */
+void orch_watch_payment_h(pw_call *call, const Paywire__Orchestration__V1__WatchPaymentRequest *req,
+                          void *app);
 /** PaymentService.ListEvents (events_api.c), for the handler table. */
 void orch_list_events_h(pw_call *call, const Paywire__Orchestration__V1__ListEventsRequest *req,
                         void *app);

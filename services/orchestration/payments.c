@@ -901,6 +901,7 @@ static const paywire_orchestration_v1_payment_service_handlers handlers = {
     .cancel_payment = cancel_payment_h,
     .create_refund = create_refund_h,
     .list_events = orch_list_events_h,
+    .watch_payment = orch_watch_payment_h,
 };
 
 /* For the other files of the service (events_api.c). */

@@ -45,6 +45,7 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
                   svc_config_text(cfg, "acquirer_target")) &&
              copy(s->merchant_target, sizeof(s->merchant_target),
                   svc_config_text(cfg, "merchant_target")) &&
+             copy(s->database_url, sizeof(s->database_url), svc_config_text(cfg, "database_url")) &&
              copy(s->finance_target, sizeof(s->finance_target),
                   svc_config_text(cfg, "finance_target")) &&
              copy(s->tls_cert, sizeof(s->tls_cert), svc_config_text(cfg, "tls_cert")) &&

@@ -38,6 +38,10 @@ static svc_process fin = {.name = "finance",
 static svc_process orch = {.name = "orchestration",
                            .binary = PW_ORCHESTRATION_SERVER,
                            .health_service = "paywire.orchestration.v1.PaymentService"};
+/* A second instance on orchestration's database (WatchPayment across instances). */
+static svc_process orch2 = {.name = "orchestration2",
+                            .binary = PW_ORCHESTRATION_SERVER,
+                            .health_service = "paywire.orchestration.v1.PaymentService"};
 static uv_loop_t loop;
 static pw_channel *ch;
 static const char *merchant = "mer_0000000000000000000000000E";
@@ -102,7 +106,7 @@ static void fee_schedule(void)
         PAYWIRE__FINANCE__V1__SET_FEE_SCHEDULE_REQUEST__INIT;
     req.idempotency_key = "events-test-fees";
     req.schedule = &s;
-    pw_call_options o = {.timeout_ms = 10000};
+    pw_call_options o = {.timeout_ms = 30000};
     ProtobufCMessage *resp = NULL;
     assert_int_equal(
         pw_client_unary_blocking(fc, "/paywire.finance.v1.FeeService/SetFeeSchedule", &o, &req.base,
@@ -166,6 +170,11 @@ static int group_teardown(void **state)
     pw_channel_close(ch, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+    if (orch2.pid > 0) { /* a failed watch test left it running */
+        kill(orch2.pid, SIGKILL);
+        waitpid(orch2.pid, NULL, 0);
+        svc_process_cleanup(&orch2);
+    }
     svc_process *all[] = {&orch, &sim, &fin, &mer};
     for (size_t i = 0; i < 4; i++) {
         svc_process_stop(all[i]);
@@ -181,7 +190,7 @@ static pw_status call(const char *method, const ProtobufCMessage *req,
 {
     char path[128];
     snprintf(path, sizeof(path), "/paywire.orchestration.v1.PaymentService/%s", method);
-    pw_call_options o = {.timeout_ms = 10000};
+    pw_call_options o = {.timeout_ms = 30000};
     *resp = NULL;
     char *msg = NULL;
     pw_status rv = pw_client_unary_blocking(ch, path, &o, req, type, resp, &msg, NULL);
@@ -200,9 +209,10 @@ static Paywire__Common__V1__Money *usd(Paywire__Common__V1__Money *m, int64_t mi
     return m;
 }
 
-/* CreatePayment with confirm of merchant_id's (automatic capture); the status, *resp the answer. */
-static pw_status create_confirmed(const char *merchant_id, const char *key, int64_t amount,
-                                  ProtobufCMessage **resp)
+/* CreatePayment with confirm of merchant_id's (manual or automatic capture); the status, *resp
+ * the answer. */
+static pw_status create_confirmed_as(const char *merchant_id, const char *key, int64_t amount,
+                                     int manual, ProtobufCMessage **resp)
 {
     Paywire__Orchestration__V1__CardMethod c = PAYWIRE__ORCHESTRATION__V1__CARD_METHOD__INIT;
     c.vault_token = "tok_4242424242424242";
@@ -218,10 +228,19 @@ static pw_status create_confirmed(const char *merchant_id, const char *key, int6
     req.merchant_id = (char *)merchant_id;
     req.amount = usd(&m, amount);
     req.method = &pm;
-    req.capture_method = PAYWIRE__ORCHESTRATION__V1__CAPTURE_METHOD__CAPTURE_METHOD_AUTOMATIC;
+    req.capture_method = manual
+                             ? PAYWIRE__ORCHESTRATION__V1__CAPTURE_METHOD__CAPTURE_METHOD_MANUAL
+                             : PAYWIRE__ORCHESTRATION__V1__CAPTURE_METHOD__CAPTURE_METHOD_AUTOMATIC;
     req.confirm = 1;
     return call("CreatePayment", &req.base,
                 &paywire__orchestration__v1__create_payment_response__descriptor, resp);
+}
+
+/* The same with automatic capture. */
+static pw_status create_confirmed(const char *merchant_id, const char *key, int64_t amount,
+                                  ProtobufCMessage **resp)
+{
+    return create_confirmed_as(merchant_id, key, amount, 0, resp);
 }
 
 /* A payment of merchant_id's, confirmed and captured automatically: its id into out. */
@@ -440,7 +459,7 @@ static pw_status merchant_call(const char *method, const ProtobufCMessage *req,
     char path[128];
     snprintf(path, sizeof(path), "/paywire.merchant.v1.MerchantService/%s", method);
     pw_channel *mc = svc_process_channel(&mer, &loop);
-    pw_call_options o = {.timeout_ms = 10000};
+    pw_call_options o = {.timeout_ms = 30000};
     *resp = NULL;
     pw_status rv = pw_client_unary_blocking(mc, path, &o, req, type, resp, NULL, NULL);
     pw_channel_close(mc, NULL, NULL);
@@ -701,6 +720,107 @@ static void test_events_list_paging(void **state)
     assert_int_equal(list_events("mer_bad", 0, NULL, NULL, NULL, &page), PW_INVALID_ARGUMENT);
 }
 
+/* ---- WatchPayment ---- */
+
+typedef Paywire__Orchestration__V1__WatchPaymentResponse WatchPaymentResponse;
+
+static pw_stream *watch(pw_channel *c, const char *payment_id)
+{
+    Paywire__Orchestration__V1__WatchPaymentRequest req =
+        PAYWIRE__ORCHESTRATION__V1__WATCH_PAYMENT_REQUEST__INIT;
+    req.payment_id = (char *)payment_id;
+    pw_call_options o = {.timeout_ms = 30000};
+    pw_stream *st = NULL;
+    assert_int_equal(
+        paywire_orchestration_v1_payment_service_watch_payment_start_blocking(c, &req, &o, &st),
+        PW_OK);
+    return st;
+}
+
+/* The next state on st, and its event type into type (NULL at the end of the stream). */
+static int next_state(pw_stream *st, char *type, size_t cap)
+{
+    WatchPaymentResponse *m = NULL;
+    assert_int_equal(paywire_orchestration_v1_payment_service_watch_payment_stream_recv(st, &m),
+                     PW_OK);
+    if (m == NULL) {
+        return -1;
+    }
+    int state = m->payment->state;
+    snprintf(type, cap, "%s", m->event_type);
+    pw_protobuf_free(&m->base);
+    return state;
+}
+
+/*
+ * A watch on one instance sees a capture made through another (LISTEN/NOTIFY
+ * across processes): AUTHORIZED first, then SUCCEEDED with its event, then
+ * the end of the stream; a terminal payment's watch ends after one message.
+ */
+static void test_events_watch_payment_across_instances(void **state)
+{
+    (void)state;
+    svc_process_prepare(&orch2);
+    char cmd[1024];
+    /* The first instance's CA and identity (spiffe://paywire/orchestration) for the second. */
+    snprintf(cmd, sizeof(cmd),
+             "cp %s/*.crt %s/*.key %s/ && cp %s/orchestration.crt %s/orchestration2.crt &&"
+             " cp %s/orchestration.key %s/orchestration2.key",
+             orch.dir, orch.dir, orch2.dir, orch.dir, orch2.dir, orch.dir, orch2.dir);
+    assert_int_equal(system(cmd), 0);
+    char conf[512];
+    snprintf(conf, sizeof(conf),
+             "log_level = warning\nworkers = 1\nacquirer_target = localhost:%d\n"
+             "connector_timeout_ms = 1000\n",
+             sim.port);
+    svc_process_start(&orch2, orch_db, conf);
+    pw_channel *ch2 = svc_process_channel(&orch2, &loop);
+    svc_process_wait_serving(&orch2, ch2);
+    ProtobufCMessage *m;
+    assert_int_equal(create_confirmed_as(merchant, "watch-1", 1500, 1, &m), PW_OK);
+    char id[40];
+    snprintf(id, sizeof(id), "%s",
+             ((Paywire__Orchestration__V1__CreatePaymentResponse *)m)->payment->id);
+    pw_protobuf_free(m);
+    pw_stream *st = watch(ch, id);
+    char type[64];
+    assert_int_equal(next_state(st, type, sizeof(type)),
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_AUTHORIZED);
+    assert_string_equal(type, "");
+    Paywire__Orchestration__V1__CapturePaymentRequest cap =
+        PAYWIRE__ORCHESTRATION__V1__CAPTURE_PAYMENT_REQUEST__INIT;
+    cap.idempotency_key = "watch-1-capture";
+    cap.payment_id = id;
+    pw_call_options o = {.timeout_ms = 30000};
+    assert_int_equal(
+        pw_client_unary_blocking(
+            ch2, "/paywire.orchestration.v1.PaymentService/CapturePayment", &o, &cap.base,
+            &paywire__orchestration__v1__capture_payment_response__descriptor, &m, NULL, NULL),
+        PW_OK);
+    pw_protobuf_free(m);
+    assert_int_equal(next_state(st, type, sizeof(type)),
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+    assert_string_equal(type, "payment.captured");
+    assert_int_equal(next_state(st, type, sizeof(type)), -1);
+    assert_int_equal(pw_stream_finish(st, NULL, NULL), PW_OK);
+    pw_stream_free(st);
+    /* Terminal already: one message, then the end. */
+    st = watch(ch2, id);
+    assert_int_equal(next_state(st, type, sizeof(type)),
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+    assert_int_equal(next_state(st, type, sizeof(type)), -1);
+    assert_int_equal(pw_stream_finish(st, NULL, NULL), PW_OK);
+    pw_stream_free(st);
+    st = watch(ch, "pay_bad");
+    assert_int_equal(next_state(st, type, sizeof(type)), -1);
+    assert_int_equal(pw_stream_finish(st, NULL, NULL), PW_INVALID_ARGUMENT);
+    pw_stream_free(st);
+    pw_channel_close(ch2, NULL, NULL);
+    svc_process_stop(&orch2);
+    svc_process_cleanup(&orch2);
+    orch2.pid = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -709,6 +829,7 @@ int main(void)
         cmocka_unit_test(test_events_webhooks_signed_and_retried),
         cmocka_unit_test(test_events_crash_between_commit_and_publish),
         cmocka_unit_test(test_events_list_paging),
+        cmocka_unit_test(test_events_watch_payment_across_instances),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

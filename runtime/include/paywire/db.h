@@ -278,6 +278,34 @@ PW_EXTERN void pw_db_tx_commit(pw_db_tx *tx);
 /** Rolls back; done gets status and message (status must not be PW_OK). */
 PW_EXTERN void pw_db_tx_abort(pw_db_tx *tx, pw_status status, const char *message);
 
+/* ---- notifications (LISTEN / NOTIFY) ---- */
+
+typedef struct pw_db_listener pw_db_listener;
+
+/**
+ * A notification on channel with its payload (both valid during the call),
+ * or payload NULL each time the LISTEN is (again) in place after connecting:
+ * notifications sent while it was not may be lost, so re-read what is
+ * watched. Runs on the listener's loop.
+ */
+typedef void (*pw_db_notify_cb)(pw_db_listener *l, const char *channel, const char *payload,
+                                void *user_data);
+
+/**
+ * LISTENs on channel over a connection of its own to conninfo (copied),
+ * reconnecting by itself after a loss. cb runs from later loop turns, never
+ * inside this call, until pw_db_listener_close. Returns PW_OK with *out set;
+ * PW_INVALID_ARGUMENT (no conninfo, cb or channel, a channel over 63 bytes)
+ * or PW_ERRNO(ENOMEM) with *out NULL.
+ */
+PW_EXTERN pw_status pw_db_listener_new(pw_db_listener **out, uv_loop_t *loop, const char *conninfo,
+                                       const char *channel, pw_db_notify_cb cb, void *user_data);
+/**
+ * Stops at once (cb never runs again, even from inside cb) and frees the
+ * listener once its handles closed, on a later loop turn. NULL is a no-op.
+ */
+PW_EXTERN void pw_db_listener_close(pw_db_listener *l);
+
 /* ---- migrations (blocking: start-up only, before the loop runs) ---- */
 
 /**
