@@ -12,6 +12,7 @@
 #include "claims.h"
 #include "recon_jobs.h"
 #include "selfcheck.h"
+#include "svc_audit.h"
 
 /* The process-wide state: what the ledger's batchers share (claims.h). */
 static pw_status finance_setup(const svc_config *cfg, void **state, char *err, size_t err_len)
@@ -47,13 +48,18 @@ static const svc_setting finance_settings[] = {
     {"ledger_batches_in_flight", SVC_SETTING_INT, "4", 1, 64, 0},
     /* Reconciliation's jobs (recon_jobs.h), in business time (0: never); hourly by default. */
     {"recon_job_seconds", SVC_SETTING_INT, "3600", 0, 86400, 0},
+    /* compliance-server's address; its AuditService gets the audit outbox (fee schedule
+     * changes; unset: kept here). */
+    SVC_AUDIT_SETTING,
     {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
 };
 
-/* The background jobs of worker 0: the ledger's self-check and reconciliation's jobs. */
+/* The background jobs of worker 0: the ledger's self-check, reconciliation's jobs and the audit
+ * outbox's publisher. */
 typedef struct finance_jobs {
     void *selfcheck;
     void *recon;
+    svc_audit *audit;
 } finance_jobs;
 
 static void finance_stop_jobs(void *jobs)
@@ -62,6 +68,7 @@ static void finance_stop_jobs(void *jobs)
     if (j != NULL) {
         selfcheck_stop(j->selfcheck);
         recon_jobs_stop(j->recon);
+        svc_audit_stop(j->audit);
         pw_free(j);
     }
 }
@@ -77,6 +84,9 @@ static pw_status finance_start_jobs(svc_app *app, uv_loop_t *loop, const svc_con
     pw_status rv = selfcheck_start(app, loop, cfg, &j->selfcheck);
     if (rv == PW_OK) {
         rv = recon_jobs_start(app, loop, cfg, &j->recon);
+    }
+    if (rv == PW_OK) {
+        rv = svc_audit_start(&j->audit, app, loop, cfg, "finance");
     }
     return rv;
 }
