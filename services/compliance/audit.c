@@ -6,6 +6,7 @@
  * reporter's event id makes a retry add nothing. VerifyChain recomputes every
  * hash from the stored bytes and checks that the bytes are the row's fields.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <openssl/evp.h>
@@ -311,38 +312,26 @@ static char *query_filters(svc_req *r, const P(QueryEventsRequest) * q)
     return svc_strdup(r, f);
 }
 
-/* The 16 hex characters of the filters' SHA-256 a page token carries. */
-static void filters_hash(const char *filters, char out[17])
+int64_t page_after(svc_req *r, const char *token, const char *filters)
 {
-    uint8_t h[32];
-    svc_sha256(filters, strlen(filters), h);
-    char hex[65];
-    jcs_hex(h, hex);
-    memcpy(out, hex, 16);
-    out[16] = '\0';
-}
-
-int64_t page_after(svc_req *r, const char *token, char tag, const char *filters)
-{
-    long long after = 0;
-    if (token[0]) {
-        char fh[17], tfh[17] = "";
-        filters_hash(filters, fh);
-        if (token[0] != tag || sscanf(token + 1, "%lld.%16s", &after, tfh) != 2 || after < 0 ||
-            strcmp(tfh, fh) != 0) {
-            svc_violation(r, "page_token", "not a token of this query (filters must not change)");
-            after = 0;
-        }
+    char pos[32] = "";
+    char *end = NULL;
+    if (!svc_page_token_read(r, token, filters, pos, sizeof(pos))) {
+        return 0;
+    }
+    long long after = strtoll(pos, &end, 10);
+    if (pos[0] && (end == NULL || *end != '\0' || after < 0)) {
+        svc_violation(r, "page_token", "not a token of this list");
+        return 0;
     }
     return after;
 }
 
-char *page_token(svc_req *r, char tag, int64_t last, const char *filters)
+char *page_token(svc_req *r, int64_t last, const char *filters)
 {
-    char fh[17], tok[64];
-    filters_hash(filters, fh);
-    snprintf(tok, sizeof(tok), "%c%lld.%s", tag, (long long)last, fh);
-    return svc_strdup(r, tok);
+    char pos[32];
+    snprintf(pos, sizeof(pos), "%lld", (long long)last);
+    return svc_page_token(r, pos, filters);
 }
 
 int page_size(svc_req *r, int32_t size)
@@ -350,13 +339,13 @@ int page_size(svc_req *r, int32_t size)
     if (size < 0) {
         svc_violation(r, "page_size", "0 (the default, 50) to 500");
     }
-    return size <= 0 ? DEFAULT_PAGE : size > MAX_PAGE ? MAX_PAGE : size;
+    return svc_page_size(size < 0 ? 0 : size);
 }
 
 SVC_HANDLER(query_events, P(QueryEventsRequest))
 {
     char *filters = query_filters(r, req);
-    int64_t after = page_after(r, req->page_token, 'q', filters);
+    int64_t after = page_after(r, req->page_token, filters);
     int want = page_size(r, req->page_size);
     svc_check(r);
     svc_authenticate(r, NULL);
@@ -378,7 +367,7 @@ SVC_HANDLER(query_events, P(QueryEventsRequest))
     }
     resp.n_events = (size_t)shown;
     if (n > want) {
-        resp.next_page_token = page_token(r, 'q', resp.events[shown - 1]->sequence, filters);
+        resp.next_page_token = page_token(r, resp.events[shown - 1]->sequence, filters);
     }
     svc_reply(r, &resp.base);
 }

@@ -363,6 +363,18 @@ static void create_tx(svc_req *r, const void *arg)
     svc_commit(r, &resp.base, NULL);
 }
 
+char *cases_open_investigation(svc_req *r, const char *merchant, const char *subject)
+{
+    P(Party) none = PAYWIRE__COMPLIANCE__V1__PARTY__INIT;
+    char *id = new_id(r, "case");
+    pw_db_param p[] = {pw_db_text(id),      pw_db_text("INVESTIGATION"),
+                       pw_db_text(subject), pw_db_text(merchant),
+                       pw_db_text(""),      pw_db_text(""),
+                       pw_db_int4(0),       sealed_party(r, &none)};
+    svc_tx_pipe(r, &insert_case, p, 8);
+    return id;
+}
+
 static int sha256_hex_ok(const char *s)
 {
     if (strlen(s) != 64) {
@@ -495,8 +507,8 @@ SVC_HANDLER(get_case, P(GetCaseRequest))
 SVC_HANDLER(list_cases, P(ListCasesRequest))
 {
     char filters[128];
-    snprintf(filters, sizeof(filters), "%d\n%s", (int)req->state, req->merchant_id);
-    int64_t after = page_after(r, req->page_token, 'c', filters);
+    snprintf(filters, sizeof(filters), "cases\n%d\n%s", (int)req->state, req->merchant_id);
+    int64_t after = page_after(r, req->page_token, filters);
     int want = page_size(r, req->page_size);
     if (req->state < 0 || req->state > STATE(AWAITING_SECOND_REVIEW)) {
         svc_violation(r, "state", "a CaseState");
@@ -517,7 +529,7 @@ SVC_HANDLER(list_cases, P(ListCasesRequest))
     resp.cases = load_cases(r, 0, ids, &resp.n_cases);
     if (n > want) {
         resp.n_cases = (size_t)want;
-        resp.next_page_token = page_token(r, 'c', cursor, filters);
+        resp.next_page_token = page_token(r, cursor, filters);
     }
     svc_reply(r, &resp.base);
 }

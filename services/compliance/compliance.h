@@ -9,8 +9,6 @@
 #include "paywire/compliance/v1/verification.pw.h"
 
 #define COMPLIANCE_DOMAIN "compliance.paywire"
-#define DEFAULT_PAGE      50
-#define MAX_PAGE          500
 
 /** Our own identity as the reporter of the audit events compliance records itself. */
 #define COMPLIANCE_IDENTITY "spiffe://paywire/compliance"
@@ -39,13 +37,13 @@ int64_t audit_record(svc_req *r, const char *key, const audit_entry *e);
 char *audit_detail(svc_req *r, const char *const *kv, int n);
 
 /*
- * Page tokens of the lists (audit.c): "<tag><last key>.<hash of the filters>", so a token is
- * only used with the filters it was made for. page_after returns the key after which the page
- * starts (0: the first), adding a page_token violation for a token that is not one of these
- * filters; page_size clamps (0: DEFAULT_PAGE) and adds a violation for a negative size.
+ * Page tokens of the lists (audit.c) over svc_page_token, for int64 keyset positions (a
+ * sequence, a seq). page_after returns the position after which the page starts (0: the first),
+ * with a page_token violation for a token of other filters; page_size adds a violation for a
+ * negative size and clamps (0: SVC_PAGE_DEFAULT).
  */
-int64_t page_after(svc_req *r, const char *token, char tag, const char *filters);
-char *page_token(svc_req *r, char tag, int64_t last, const char *filters);
+int64_t page_after(svc_req *r, const char *token, const char *filters);
+char *page_token(svc_req *r, int64_t last, const char *filters);
 int page_size(svc_req *r, int32_t size);
 
 /** audit.c: fills the AuditService handlers. */
@@ -93,6 +91,25 @@ int screening_review_state(const char *name);
 
 /** cases.c: VerificationService. */
 void cases_handlers_init(paywire_compliance_v1_verification_service_handlers *h);
+/**
+ * In the caller's transaction: opens an INVESTIGATION case of merchant for subject (an alert
+ * "alt_…"), with no party; returns its id (call memory). Does not return on failure.
+ */
+char *cases_open_investigation(svc_req *r, const char *merchant, const char *subject);
+
+/** monitoring.c: MonitoringService. At most this many rules in a set. */
+#define MONITORING_MAX_RULES 50
+void monitoring_handlers_init(paywire_compliance_v1_monitoring_service_handlers *h);
+/**
+ * In ScreenTransaction's transaction: applies the synchronous rules in force (threshold,
+ * high-risk country) to the payment screened as screening: a hit adds its reason to resp,
+ * raises its alert (once per rule version, rule and payment; resp->alert_id) and, for a rule
+ * with hold_for_review, turns ALLOW into REVIEW. Does not return on failure.
+ */
+void monitoring_screen(svc_req *r, const Paywire__Compliance__V1__ScreenTransactionRequest *req,
+                       const char *screening,
+                       Paywire__Compliance__V1__ScreenTransactionResponse *resp);
+
 /** reviews.c: ScreeningService.DecideScreening. */
 void reviews_handlers_init(paywire_compliance_v1_screening_service_handlers *h);
 

@@ -45,6 +45,7 @@ static pw_status compliance_setup(const svc_config *cfg, void **state, char *err
     screening_handlers_init(&s->screening);
     reviews_handlers_init(&s->screening);
     cases_handlers_init(&s->verification);
+    monitoring_handlers_init(&s->monitoring);
     *state = s;
     return PW_OK;
 }

@@ -358,7 +358,7 @@ static void transaction_tx(svc_req *r, const void *arg)
     P(ScreenTransactionResponse) resp = PAYWIRE__COMPLIANCE__V1__SCREEN_TRANSACTION_RESPONSE__INIT;
     resp.matches = found.matches;
     resp.n_matches = found.n_matches;
-    resp.reasons = svc_alloc(r, sizeof(char *) * 4);
+    resp.reasons = svc_alloc(r, sizeof(char *) * (4 + MONITORING_MAX_RULES));
     int wallet = 0, country = 0, name = 0;
     for (size_t i = 0; i < found.n_matches; i++) {
         const char *f = found.matches[i]->field;
@@ -380,6 +380,8 @@ static void transaction_tx(svc_req *r, const void *arg)
                    : found.outcome == OUTCOME(POTENTIAL_MATCH) ? VERDICT(REVIEW)
                                                                : VERDICT(ALLOW);
     found.screening_id = resp.screening_id = new_screening_id(r);
+    /* The monitoring rules that decide at once (thresholds, countries): alerts, maybe a hold. */
+    monitoring_screen(r, req, resp.screening_id, &resp);
     static const char *const verdicts[] = {"", "ALLOW", "REVIEW", "BLOCK"};
     store_screening(r, resp.screening_id, req->merchant_id, party, &found, used, req->payment_id,
                     req->stage == STAGE(FUNDS_RECEIVED) ? "FUNDS_RECEIVED" : "CONFIRM",

@@ -15,6 +15,7 @@
 #include "pw_test_db.h"
 #include "jcs.h"
 #include "svc_process.h"
+#include "compliance_calls.h"
 #include <sys/stat.h>
 #include "ofac.h"
 #include "paywire/compliance/v1/audit.pw.h"
@@ -97,55 +98,17 @@ static int group_teardown(void **state)
 
 /* ---- calls ---- */
 
-typedef struct reply {
-    pw_status code;
-    char message[512];
-    pw_error_details details;
-    ProtobufCMessage *msg;
-} reply;
-
-/* One unary call on ch: path "/pkg.Service/Method", with the reviewer token (may be NULL). */
+/* One unary call on ch, with the reviewer token (may be NULL). */
 static reply call_as(const char *path, const ProtobufCMessage *req,
                      const ProtobufCMessageDescriptor *resp_type, const char *token)
 {
-    pw_metadata md = {0};
-    if (token != NULL) {
-        assert_int_equal(pw_metadata_add_str(&md, "paywire-reviewer-token", token), PW_OK);
-    }
-    pw_call_options o = {.timeout_ms = 30000, .metadata = &md};
-    reply r = {0};
-    char *msg = NULL;
-    pw_metadata trailers = {0};
-    r.code = pw_client_unary_blocking(ch, path, &o, req, resp_type, &r.msg, &msg, &trailers);
-    snprintf(r.message, sizeof(r.message), "%s", msg ? msg : "");
-    pw_free(msg);
-    pw_error_details_read(&trailers, &r.details);
-    pw_metadata_clear(&trailers);
-    pw_metadata_clear(&md);
-    return r;
+    return compliance_call(ch, path, req, resp_type, token);
 }
 
 static reply call(const char *path, const ProtobufCMessage *req,
                   const ProtobufCMessageDescriptor *resp_type)
 {
-    return call_as(path, req, resp_type, NULL);
-}
-
-static void reply_free(reply *r)
-{
-    pw_protobuf_free(r->msg);
-    pw_error_details_clear(&r->details);
-    r->msg = NULL;
-}
-
-static int has_violation(const reply *r, const char *field)
-{
-    for (size_t i = 0; i < r->details.violation_count; i++) {
-        if (strcmp(r->details.violations[i].field, field) == 0) {
-            return 1;
-        }
-    }
-    return 0;
+    return compliance_call(ch, path, req, resp_type, NULL);
 }
 
 /* ---- audit ---- */
