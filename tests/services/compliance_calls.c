@@ -6,6 +6,8 @@
 #include <string.h>
 #include <cmocka.h>
 #include <paywire/alloc.h>
+#include <paywire/db.h>
+#include "pw_test_db.h"
 #include "compliance_calls.h"
 
 reply compliance_call(pw_channel *ch, const char *path, const ProtobufCMessage *req,
@@ -26,6 +28,19 @@ reply compliance_call(pw_channel *ch, const char *path, const ProtobufCMessage *
     pw_metadata_clear(&trailers);
     pw_metadata_clear(&md);
     return r;
+}
+
+void compliance_db_prepare(const char *prefix, char *url, size_t cap)
+{
+    pw_test_db_exec(pw_test_db_admin_url(),
+                    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+                    "'compliance_app') THEN CREATE ROLE compliance_app LOGIN; END IF; END $$");
+    pw_test_db_create(prefix, url, cap);
+    char err[512];
+    if (pw_db_migrate(url, PW_SOURCE_DIR "/services/compliance/migrations",
+                      "paywire.migrate.compliance", NULL, err, sizeof(err)) != PW_OK) {
+        fail_msg("migrations: %s", err);
+    }
 }
 
 void reply_free(reply *r)

@@ -21,6 +21,12 @@ typedef struct reply {
 /** One unary call on ch: path "/pkg.Service/Method", with the reviewer token (may be NULL). */
 reply compliance_call(pw_channel *ch, const char *path, const ProtobufCMessage *req,
                       const ProtobufCMessageDescriptor *resp_type, const char *token);
+/**
+ * A fresh database for a compliance-server of this test (prefix: its name), with the service's
+ * role (so the migrations' grants are those of the stack) and the migrations applied; its URL
+ * into url.
+ */
+void compliance_db_prepare(const char *prefix, char *url, size_t cap);
 /** Frees what the reply holds. */
 void reply_free(reply *r);
 /** 1 when the reply has a BadRequest violation for field. */

@@ -37,15 +37,7 @@ static pw_channel *ch;
 static int group_setup(void **state)
 {
     (void)state;
-    pw_test_db_exec(pw_test_db_admin_url(),
-                    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
-                    "'compliance_app') THEN CREATE ROLE compliance_app LOGIN; END IF; END $$");
-    pw_test_db_create("compliance_monitoring_test", db_url, sizeof(db_url));
-    char err[512];
-    if (pw_db_migrate(db_url, PW_SOURCE_DIR "/services/compliance/migrations",
-                      "paywire.migrate.compliance", NULL, err, sizeof(err)) != PW_OK) {
-        fail_msg("migrations: %s", err);
-    }
+    compliance_db_prepare("compliance_monitoring_test", db_url, sizeof(db_url));
     svc_process_prepare(&srv);
     svc_process_start(
         &srv, db_url,

@@ -40,16 +40,7 @@ static pw_channel *ch;
 static int group_setup(void **state)
 {
     (void)state;
-    /* The service's role, so the migration's grants are those of the stack (cluster-wide). */
-    pw_test_db_exec(pw_test_db_admin_url(),
-                    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
-                    "'compliance_app') THEN CREATE ROLE compliance_app LOGIN; END IF; END $$");
-    pw_test_db_create("compliance_test", db_url, sizeof(db_url));
-    char err[512];
-    if (pw_db_migrate(db_url, PW_SOURCE_DIR "/services/compliance/migrations",
-                      "paywire.migrate.compliance", NULL, err, sizeof(err)) != PW_OK) {
-        fail_msg("migrations: %s", err);
-    }
+    compliance_db_prepare("compliance_test", db_url, sizeof(db_url));
     svc_process_prepare(&srv);
     /* The identity provider's key (reviewer tokens), and another one a forger might hold. */
     char pub[160], other_pub[160], conf[600];
