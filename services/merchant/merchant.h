@@ -46,7 +46,32 @@ typedef struct merchant_state {
     paywire_merchant_v1_merchant_service_handlers handlers;
     /** webhook_loopback_http: endpoints may be http://127.0.0.1 (tests, development). */
     int webhook_loopback_http;
+    /** compliance_target (KYB cases, GetCase at activation; "" unset) and our TLS files. */
+    char compliance_target[256];
+    char tls_cert[256];
+    char tls_key[256];
+    char tls_ca[256];
 } merchant_state;
+/**
+ * kyb.c: in CreateMerchant's transaction, the outbox row that opens merchant_id's KYB case in
+ * compliance (its business as a Party; no tax id).
+ */
+void kyb_case_request(svc_req *r, const char *merchant_id, const Merchant *m);
+/**
+ * Returns when compliance's GetCase says case_id is an APPROVED KYB case of merchant_id;
+ * otherwise ends with FAILED_PRECONDITION COMPLIANCE_NOT_APPROVED, or UNAVAILABLE when
+ * compliance cannot answer (fail closed). Not in a transaction.
+ */
+void kyb_check_approved(svc_req *r, const char *merchant_id, const char *case_id);
+/**
+ * The kyb_outbox publisher to compliance_target (its own channel, our TLS identity), on loop;
+ * *out is NULL when compliance_target is not set (a warning says cases wait). PW_OK, or the
+ * channel's or the outbox's failure.
+ */
+typedef struct kyb_jobs kyb_jobs;
+pw_status kyb_jobs_start(kyb_jobs **out, svc_app *app, uv_loop_t *loop, const svc_config *cfg);
+/** Stops it (deliveries in flight end CANCELLED and are retried later); NULL is a no-op. */
+void kyb_jobs_stop(kyb_jobs *k);
 /** svc_service.setup and .register_services of the merchant service (merchants.c). */
 pw_status merchant_setup(const svc_config *cfg, void **state, char *err, size_t err_len);
 void merchant_teardown(void *state);

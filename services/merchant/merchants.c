@@ -42,11 +42,6 @@ static const pw_db_stmt list_merchants = {
     " ORDER BY seq DESC LIMIT $3",
     3,
     {PW_DB_TEXT, PW_DB_INT8, PW_DB_INT8}};
-static const pw_db_stmt case_approved = {
-    "merchant_case_approved",
-    "SELECT 1 FROM approved_compliance_cases WHERE case_id = $1 AND merchant_id = $2",
-    2,
-    {PW_DB_TEXT, PW_DB_TEXT}};
 
 /* ---- validation ---- */
 
@@ -188,6 +183,7 @@ static void create_tx(svc_req *r, const void *arg)
         PAYWIRE__MERCHANT__V1__CREATE_MERCHANT_RESPONSE__INIT;
     resp.merchant = merchant_from_row(svc_row_at(r, svc_tx_query(r, &insert_merchant, p, 8), 0));
     audit_event(r, "merchant.created", resp.merchant->id, "{}");
+    kyb_case_request(r, resp.merchant->id, m);
     svc_commit(r, &resp.base, NULL);
 }
 
@@ -419,14 +415,6 @@ static void lifecycle_tx(svc_req *r, const void *arg)
                         "merchant %s is %s; %s needs it to be %s", cur->id, state_name(cur->state),
                         a->t->method, from_names(a->t->from_mask));
     }
-    if (a->t->needs_case) {
-        pw_db_param p[] = {pw_db_text(a->case_id), pw_db_text(a->merchant_id)};
-        if (pw_db_rows(svc_tx_query(r, &case_approved, p, 2)) == 0) {
-            svc_fail_reason(r, PW_FAILED_PRECONDITION, "COMPLIANCE_NOT_APPROVED",
-                            "compliance case %s is not an approved case of merchant %s", a->case_id,
-                            a->merchant_id);
-        }
-    }
     pw_db_param p[] = {pw_db_text(a->merchant_id), pw_db_text(state_name(a->t->to)),
                        pw_db_text(a->reason), pw_db_text(a->case_id)};
     Merchant *m = merchant_from_row(svc_row_at(r, svc_tx_query(r, &transition_merchant, p, 4), 0));
@@ -456,6 +444,10 @@ static void lifecycle(svc_req *r, lifecycle_args a)
         svc_violation(r, "compliance_case_id", "required: the approved compliance case");
     }
     svc_check(r);
+    if (a.t->needs_case) {
+        /* Asked before the transaction (no call inside one): compliance's own answer. */
+        kyb_check_approved(r, a.merchant_id, a.case_id);
+    }
     svc_idempotent(r, a.t->method, a.key, a.t->response_type, lifecycle_tx, &a);
 }
 
@@ -506,6 +498,12 @@ pw_status merchant_setup(const svc_config *cfg, void **state, char *err, size_t 
     keys_handlers_init(&s->handlers);
     payout_handlers_init(&s->handlers);
     s->webhook_loopback_http = (int)svc_config_int(cfg, "webhook_loopback_http");
+    const char *v[] = {svc_config_text(cfg, "compliance_target"), svc_config_text(cfg, "tls_cert"),
+                       svc_config_text(cfg, "tls_key"), svc_config_text(cfg, "tls_ca")};
+    char *out[] = {s->compliance_target, s->tls_cert, s->tls_key, s->tls_ca};
+    for (int i = 0; i < 4; i++) {
+        snprintf(out[i], sizeof(s->tls_ca), "%s", v[i] ? v[i] : "");
+    }
     *state = s;
     return PW_OK;
 }

@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # pwctl against a real merchant-server (TLS + mTLS, its own database): list,
 # describe, every MerchantService RPC by name with JSON, metadata, errors with
-# details and exit codes.
-#   pwctl_merchant_test.sh PWCTL MERCHANT_SERVER PWMIGRATE REPO
+# details and exit codes. Activation goes through a real compliance-server:
+# the merchant's KYB case approved with DecideCase by a reviewer (pwreviewer's token).
+#   pwctl_merchant_test.sh PWCTL MERCHANT_SERVER PWMIGRATE REPO COMPLIANCE_SERVER PWREVIEWER
 set -euo pipefail
-pwctl_bin=$1 server=$2 pwmigrate=$3 repo=$4
+pwctl_bin=$1 server=$2 pwmigrate=$3 repo=$4 compliance_server=$5 pwreviewer=$6
 pg="$repo/scripts/pg"
 tmp=$(mktemp -d)
 db="pwctl_test_$$"
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cdb="pwctl_test_compliance_$$"
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+cport=$(free_port)
 cleanup() {
   [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  [ -n "${cpid:-}" ] && kill "$cpid" 2>/dev/null && wait "$cpid" 2>/dev/null || true
   "$pg" dropdb "$db" >/dev/null 2>&1 || true
+  "$pg" dropdb "$cdb" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -23,6 +29,24 @@ bash "$repo/scripts/certs" "$tmp" >/dev/null
 "$pg" createdb "$db"
 url=$("$pg" url "$db")
 "$pwmigrate" --db "$url" --dir "$repo/services/merchant/migrations" >/dev/null
+"$pg" createdb "$cdb"
+curl_=$("$pg" url "$cdb")
+"$pwmigrate" --db "$curl_" --dir "$repo/services/compliance/migrations" >/dev/null
+"$pwreviewer" keygen "$tmp/idp.key" "$tmp/idp.pub"
+cat >"$tmp/c.conf" <<CONF
+listen = 127.0.0.1:$cport
+database_url = $curl_
+encryption_key = 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
+reviewer_token_key = $tmp/idp.pub
+tls_cert = $tmp/compliance.crt
+tls_key = $tmp/compliance.key
+tls_ca = $tmp/ca.crt
+internal_identities = spiffe://paywire/operator,spiffe://paywire/merchant
+log_level = warning
+workers = 1
+CONF
+"$compliance_server" --config "$tmp/c.conf" 2>"$tmp/compliance.log" &
+cpid=$!
 cat >"$tmp/m.conf" <<CONF
 listen = 127.0.0.1:$port
 database_url = $url
@@ -32,15 +56,24 @@ tls_key = $tmp/merchant.key
 tls_ca = $tmp/ca.crt
 internal_identities = spiffe://paywire/operator
 log_level = warning
+compliance_target = localhost:$cport
 CONF
 "$server" --config "$tmp/m.conf" 2>"$tmp/server.log" &
 pid=$!
 op=(--addr "localhost:$port" --cacert "$tmp/ca.crt" --cert "$tmp/operator.crt" --key "$tmp/operator.key")
 ctl() { "$pwctl_bin" "${op[@]}" "$@"; }
+cop=(--addr "localhost:$cport" --cacert "$tmp/ca.crt" --cert "$tmp/operator.crt" --key "$tmp/operator.key")
+cctl() { "$pwctl_bin" "${cop[@]}" "$@"; }
 for _ in $(seq 100); do
   ctl call grpc.health.v1.Health/Check '{"service":"paywire.merchant.v1.MerchantService"}' 2>/dev/null | grep -q SERVING && break
   sleep 0.1
 done
+for _ in $(seq 100); do
+  cctl call grpc.health.v1.Health/Check '{"service":"paywire.compliance.v1.ScreeningService"}' 2>/dev/null | grep -q SERVING && break
+  sleep 0.1
+done
+# A one-entry list (client streaming from a JSON array): cases are screened, and fail closed without one.
+cctl call paywire.compliance.v1.ScreeningService/UploadSanctionsList '[{"list":"test-list","version":"v1","expectedEntries":1,"entries":[{"entryId":"z1","names":["QUARTERMAINE, Zebedee Oswin"],"type":"individual"}]}]' >/dev/null || fail UploadSanctionsList
 j() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$1"; }
 S=paywire.merchant.v1.MerchantService
 
@@ -55,8 +88,20 @@ m=$(ctl call $S/CreateMerchant '{"idempotencyKey":"c1","merchant":{"displayName"
 ctl call $S/ListMerchants '{"pageSize":10}' | grep -q "$m" || fail ListMerchants
 etag=$(ctl call $S/GetMerchant "{\"merchantId\":\"$m\"}" | j "['merchant']['etag']")
 [ "$(ctl call $S/UpdateMerchant "{\"idempotencyKey\":\"u1\",\"merchant\":{\"id\":\"$m\",\"displayName\":\"Ctl Shop 2\"},\"updateMask\":\"displayName\",\"etag\":\"$etag\"}" | j "['merchant']['displayName']")" = "Ctl Shop 2" ] || fail UpdateMerchant
-psql -X -q "$url" -c "INSERT INTO approved_compliance_cases VALUES ('case_ctl', '$m')"
-[ "$(ctl call $S/ActivateMerchant "{\"idempotencyKey\":\"a1\",\"merchantId\":\"$m\",\"complianceCaseId\":\"case_ctl\"}" | j "['merchant']['state']")" = MERCHANT_STATE_ACTIVE ] || fail Activate
+V=paywire.compliance.v1.VerificationService
+case_id=
+for _ in $(seq 200); do
+  case_id=$(cctl call $V/ListCases "{\"merchantId\":\"$m\"}" | j ".get('cases', [{}])[0].get('id', '')")
+  [ -n "$case_id" ] && break
+  sleep 0.1
+done
+[[ $case_id == case_* ]] || fail "the KYB case did not reach compliance"
+if ctl call $S/ActivateMerchant "{\"idempotencyKey\":\"a0\",\"merchantId\":\"$m\",\"complianceCaseId\":\"$case_id\"}" 2>/dev/null; then
+  fail "activated on an OPEN case"
+fi
+token=$("$pwreviewer" token --key "$tmp/idp.key" --subject alice@paywire.example)
+[ "$(cctl -H "paywire-reviewer-token: $token" call $V/DecideCase "{\"idempotencyKey\":\"d1\",\"caseId\":\"$case_id\",\"decision\":\"DECISION_APPROVE\",\"reasonCodes\":[\"documents_verified\"]}" | j "['case']['state']")" = CASE_STATE_APPROVED ] || fail DecideCase
+[ "$(ctl call $S/ActivateMerchant "{\"idempotencyKey\":\"a1\",\"merchantId\":\"$m\",\"complianceCaseId\":\"$case_id\"}" | j "['merchant']['state']")" = MERCHANT_STATE_ACTIVE ] || fail Activate
 [ "$(ctl call $S/SuspendMerchant "{\"idempotencyKey\":\"s1\",\"merchantId\":\"$m\",\"reason\":\"review\"}" | j "['merchant']['state']")" = MERCHANT_STATE_SUSPENDED ] || fail Suspend
 [ "$(ctl call $S/ReinstateMerchant "{\"idempotencyKey\":\"r1\",\"merchantId\":\"$m\"}" | j "['merchant']['state']")" = MERCHANT_STATE_ACTIVE ] || fail Reinstate
 

@@ -5,7 +5,9 @@
  * an internal service (mTLS identity spiffe://paywire/tests) and as merchants
  * (API keys). Every RPC, every lifecycle transition (allowed and refused),
  * idempotent retries across a restart, concurrent duplicates, invalid input,
- * and authentication failures.
+ * and authentication failures. Activation goes through a real
+ * compliance-server (svc_process.h): the KYB case CreateMerchant opens there,
+ * approved with DecideCase by a verified reviewer, checked with GetCase.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +24,10 @@
 #include "pw_test_db.h"
 #include "pw_test_raw.h"
 #include "paywire/merchant/v1/merchant.pw.h"
+#include "paywire/compliance/v1/verification.pw.h"
+#include "mint.h"
+#include "ofac.h"
+#include "svc_process.h"
 #include "src/proto/grpc/health/v1/health.pb-c.h"
 
 #define SVC  "/paywire.merchant.v1.MerchantService/"
@@ -36,6 +42,14 @@ static pid_t server_pid;
 static uv_loop_t loop;
 static pw_channel *internal;
 static pw_channel *public_ch;
+/* The real compliance-server activation asks, its database, and the reviewer key. */
+static svc_process compliance = {.name = "compliance",
+                                 .binary = PW_COMPLIANCE_SERVER,
+                                 .health_service = "paywire.compliance.v1.ScreeningService"};
+static char compliance_db[512];
+static char idp_key[160];
+static char compliance_conf[600];
+static pw_channel *compliance_ch;
 
 /* ---- the server process ---- */
 
@@ -60,8 +74,9 @@ static void write_config(const char *database_url)
             "tls_cert = %s/merchant.crt\ntls_key = %s/merchant.key\ntls_ca = %s/ca.crt\n"
             "internal_identities = spiffe://paywire/tests\nlog_level = warning\n"
             "workers = 2\nadmin_listen = 127.0.0.1:%d\nidempotency_sweep_seconds = 1\n"
-            "merchant_rate_limit_per_second = 5\nmerchant_rate_limit_burst = 40\n",
-            port, database_url, dir, dir, dir, admin_port);
+            "merchant_rate_limit_per_second = 5\nmerchant_rate_limit_burst = 40\n"
+            "compliance_target = localhost:%d\n",
+            port, database_url, dir, dir, dir, admin_port, compliance.port);
     fclose(f);
 }
 
@@ -135,13 +150,56 @@ static pw_channel *channel(int mtls)
     return ch;
 }
 
+/* compliance-server on its own database, with the identity provider's key for reviewers and a
+ * one-entry sanctions list (case creation screens, and fails closed without a list). */
+static void start_compliance(void)
+{
+    pw_test_db_exec(pw_test_db_admin_url(),
+                    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+                    "'compliance_app') THEN CREATE ROLE compliance_app LOGIN; END IF; END $$");
+    pw_test_db_create("merchant_test_compliance", compliance_db, sizeof(compliance_db));
+    char err[512], pub[160];
+    assert_int_equal(pw_db_migrate(compliance_db, PW_SOURCE_DIR "/services/compliance/migrations",
+                                   "paywire.migrate.compliance", NULL, err, sizeof(err)),
+                     PW_OK);
+    svc_process_prepare(&compliance);
+    snprintf(idp_key, sizeof(idp_key), "%s/idp.key", compliance.dir);
+    snprintf(pub, sizeof(pub), "%s/idp.pub", compliance.dir);
+    assert_int_equal(pwreviewer_keygen(idp_key, pub), PW_OK);
+    snprintf(compliance_conf, sizeof(compliance_conf),
+             "log_level = warning\nworkers = 1\n"
+             "encryption_key = 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+             "reviewer_token_key = %s\n"
+             "internal_identities = spiffe://paywire/tests,spiffe://paywire/merchant\n",
+             pub);
+    svc_process_start(&compliance, compliance_db, compliance_conf);
+}
+
+/* After the loop exists: wait for compliance, load its list. */
+static void compliance_ready(void)
+{
+    compliance_ch = svc_process_channel(&compliance, &loop);
+    svc_process_wait_serving(&compliance, compliance_ch);
+    char *names[] = {"QUARTERMAINE, Zebedee Oswin"};
+    Paywire__Compliance__V1__SanctionsEntry e = PAYWIRE__COMPLIANCE__V1__SANCTIONS_ENTRY__INIT;
+    e.entry_id = "z1";
+    e.names = names;
+    e.n_names = 1;
+    e.type = "individual";
+    Paywire__Compliance__V1__SanctionsEntry *es[] = {&e};
+    int active = 0;
+    char msg[256];
+    assert_int_equal(
+        ofac_upload(compliance_ch, "test-list", "v1", es, 1, 1, 0, &active, msg, sizeof(msg)),
+        PW_OK);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/pw-merchant-test-%ld", (long)getpid());
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "bash %s/scripts/certs %s >/dev/null", PW_SOURCE_DIR, dir);
-    assert_int_equal(system(cmd), 0);
+    start_compliance();
+    /* One CA for both processes: merchant calls compliance over mTLS. */
+    snprintf(dir, sizeof(dir), "%s", compliance.dir);
     pw_test_db_create("merchant_test", db_url, sizeof(db_url));
     char err[512];
     assert_int_equal(pw_db_migrate(db_url, PW_SOURCE_DIR "/services/merchant/migrations",
@@ -153,6 +211,7 @@ static int group_setup(void **state)
     write_config(db_url);
     start_server();
     uv_loop_init(&loop);
+    compliance_ready();
     internal = channel(1);
     public_ch = channel(0);
     wait_serving();
@@ -170,12 +229,13 @@ static int group_teardown(void **state)
     (void)state;
     pw_channel_close(internal, closed, NULL);
     pw_channel_close(public_ch, closed, NULL);
+    pw_channel_close(compliance_ch, closed, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     stop_server();
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    svc_process_stop(&compliance);
+    svc_process_cleanup(&compliance);
+    return 0;
 }
 
 /* ---- calls ---- */
@@ -292,12 +352,65 @@ static void create(const char *name, char *out, size_t cap)
     reply_free(&r);
 }
 
-static void approve(const char *merchant, const char *case_id)
+/* The KYB case merchant's outbox opened in compliance (waited for, up to 30 s), into case_id. */
+static void kyb_case(const char *merchant, char case_id[64])
 {
-    char sql[256];
-    snprintf(sql, sizeof(sql), "INSERT INTO approved_compliance_cases VALUES ('%s', '%s')", case_id,
-             merchant);
-    pw_test_db_exec(db_url, sql);
+    Paywire__Compliance__V1__ListCasesRequest req =
+        PAYWIRE__COMPLIANCE__V1__LIST_CASES_REQUEST__INIT;
+    req.merchant_id = (char *)merchant;
+    for (int i = 0; i < 600; i++) {
+        ProtobufCMessage *resp = NULL;
+        pw_call_options o = {.timeout_ms = 10000};
+        pw_status rv = pw_client_unary_blocking(
+            compliance_ch, "/paywire.compliance.v1.VerificationService/ListCases", &o, &req.base,
+            &paywire__compliance__v1__list_cases_response__descriptor, &resp, NULL, NULL);
+        Paywire__Compliance__V1__ListCasesResponse *l = (void *)resp;
+        int found = rv == PW_OK && l->n_cases == 1;
+        if (found) {
+            assert_string_equal(l->cases[0]->subject_id, merchant);
+            snprintf(case_id, 64, "%s", l->cases[0]->id);
+        }
+        pw_protobuf_free(resp);
+        if (found) {
+            return;
+        }
+        uv_sleep(50);
+    }
+    fail_msg("no KYB case of %s reached compliance", merchant);
+}
+
+/* A reviewer's DecideCase APPROVE of case_id; its status. */
+static pw_status decide_approve(const char *case_id, const char *reviewer)
+{
+    char tok[1024], key[64];
+    int64_t now = (int64_t)time(NULL);
+    assert_int_equal(pwreviewer_mint(idp_key, reviewer, now, now + 300, tok, sizeof(tok)), PW_OK);
+    snprintf(key, sizeof(key), "approve-%s-%s", case_id, reviewer);
+    char *codes[] = {"documents_verified"};
+    Paywire__Compliance__V1__DecideCaseRequest req =
+        PAYWIRE__COMPLIANCE__V1__DECIDE_CASE_REQUEST__INIT;
+    req.idempotency_key = key;
+    req.case_id = (char *)case_id;
+    req.decision = PAYWIRE__COMPLIANCE__V1__DECISION__DECISION_APPROVE;
+    req.reason_codes = codes;
+    req.n_reason_codes = 1;
+    pw_metadata md = {0};
+    pw_metadata_add_str(&md, "paywire-reviewer-token", tok);
+    pw_call_options o = {.timeout_ms = 10000, .metadata = &md};
+    ProtobufCMessage *resp = NULL;
+    pw_status rv = pw_client_unary_blocking(
+        compliance_ch, "/paywire.compliance.v1.VerificationService/DecideCase", &o, &req.base,
+        &paywire__compliance__v1__decide_case_response__descriptor, &resp, NULL, NULL);
+    pw_protobuf_free(resp);
+    pw_metadata_clear(&md);
+    return rv;
+}
+
+/* Compliance approves merchant's KYB case (a clean business: one reviewer); its id in case_id. */
+static void approve(const char *merchant, char case_id[64])
+{
+    kyb_case(merchant, case_id);
+    assert_int_equal(decide_approve(case_id, "reviewer@paywire.example"), PW_OK);
 }
 
 /* A lifecycle call by name; returns the reply code (the reply is freed). */
@@ -377,29 +490,35 @@ static void test_merchant_lifecycle_every_transition(void **state)
     assert_int_equal(transition("SuspendMerchant", m, "x"), PW_FAILED_PRECONDITION);
     assert_int_equal(transition("ReinstateMerchant", m, ""), PW_FAILED_PRECONDITION);
     assert_int_equal(transition("ActivateMerchant", m, "case_unapproved"), PW_FAILED_PRECONDITION);
-    approve(m, "case_lifecycle");
-    assert_int_equal(transition("ActivateMerchant", m, "case_lifecycle"), PW_OK);
+    /* The merchant's own KYB case while it is still OPEN: refused. */
+    char c[64], c3[64];
+    kyb_case(m, c);
+    assert_int_equal(transition("ActivateMerchant", m, c), PW_FAILED_PRECONDITION);
+    approve(m, c);
+    assert_int_equal(transition("ActivateMerchant", m, c), PW_OK);
     /* ACTIVE: activate and reinstate refused, suspend allowed. */
-    assert_int_equal(transition("ActivateMerchant", m, "case_lifecycle"), PW_FAILED_PRECONDITION);
+    assert_int_equal(transition("ActivateMerchant", m, c), PW_FAILED_PRECONDITION);
     assert_int_equal(transition("ReinstateMerchant", m, ""), PW_FAILED_PRECONDITION);
     assert_int_equal(transition("SuspendMerchant", m, "chargeback review"), PW_OK);
     /* SUSPENDED: suspend and activate refused; reinstate allowed; suspend again; close. */
     assert_int_equal(transition("SuspendMerchant", m, "again"), PW_FAILED_PRECONDITION);
-    assert_int_equal(transition("ActivateMerchant", m, "case_lifecycle"), PW_FAILED_PRECONDITION);
+    assert_int_equal(transition("ActivateMerchant", m, c), PW_FAILED_PRECONDITION);
     assert_int_equal(transition("ReinstateMerchant", m, ""), PW_OK);
     assert_int_equal(transition("SuspendMerchant", m, "second look"), PW_OK);
     assert_int_equal(transition("CloseMerchant", m, "merchant asked"), PW_OK);
     /* CLOSED is final. */
     assert_int_equal(transition("CloseMerchant", m, "again"), PW_FAILED_PRECONDITION);
     assert_int_equal(transition("ReinstateMerchant", m, ""), PW_FAILED_PRECONDITION);
-    assert_int_equal(transition("ActivateMerchant", m, "case_lifecycle"), PW_FAILED_PRECONDITION);
+    assert_int_equal(transition("ActivateMerchant", m, c), PW_FAILED_PRECONDITION);
     /* PENDING_REVIEW → CLOSED directly, and ACTIVE → CLOSED. */
     char m2[40], m3[40];
     create("Rejected", m2, sizeof(m2));
     assert_int_equal(transition("CloseMerchant", m2, "rejected at review"), PW_OK);
     create("Closing", m3, sizeof(m3));
-    approve(m3, "case_m3");
-    assert_int_equal(transition("ActivateMerchant", m3, "case_m3"), PW_OK);
+    /* Another merchant's approved case does not activate this one. */
+    assert_int_equal(transition("ActivateMerchant", m3, c), PW_FAILED_PRECONDITION);
+    approve(m3, c3);
+    assert_int_equal(transition("ActivateMerchant", m3, c3), PW_OK);
     assert_int_equal(transition("CloseMerchant", m3, "offboarded"), PW_OK);
     /* A reason is required where the audit log needs one. */
     assert_int_equal(transition("SuspendMerchant", m, ""), PW_INVALID_ARGUMENT);
@@ -653,8 +772,9 @@ static void test_merchant_api_keys_and_auth(void **state)
     char m[40], other[40];
     create("Keyholder", m, sizeof(m));
     create("Someone else", other, sizeof(other));
-    approve(m, "case_keys");
-    assert_int_equal(transition("ActivateMerchant", m, "case_keys"), PW_OK);
+    char c[64];
+    approve(m, c);
+    assert_int_equal(transition("ActivateMerchant", m, c), PW_OK);
     char *read_only[] = {"merchants:read", "api_keys:read"};
     char secret[80], id[40];
     new_key(m, read_only, 2, 1, secret, id);
@@ -808,6 +928,38 @@ static void test_merchant_api_keys_and_auth(void **state)
     expect_code(&r, PW_PERMISSION_DENIED, "once merchant");
 }
 
+/* Compliance down: activation fails closed (UNAVAILABLE), and a merchant created meanwhile gets
+ * its KYB case once compliance is back (the outbox), then activates through it. */
+static void test_merchant_activation_compliance_down(void **state)
+{
+    (void)state;
+    char m[40], early[40], c[64], ce[64];
+    create("Before the outage", early, sizeof(early));
+    approve(early, ce);
+    svc_process_stop(&compliance);
+    create("During the outage", m, sizeof(m));
+    reply r;
+    char key[64];
+    next_key(key, sizeof(key));
+    P(ActivateMerchantRequest) req = PAYWIRE__MERCHANT__V1__ACTIVATE_MERCHANT_REQUEST__INIT;
+    req.idempotency_key = key;
+    req.merchant_id = early;
+    req.compliance_case_id = ce;
+    r = call("ActivateMerchant", &req.base,
+             &paywire__merchant__v1__activate_merchant_response__descriptor, NULL);
+    assert_int_equal(r.code, PW_UNAVAILABLE); /* an approved case, but nobody to confirm it */
+    reply_free(&r);
+    svc_process_start(&compliance, compliance_db, compliance_conf);
+    svc_process_wait_serving(&compliance, compliance_ch);
+    kyb_case(m, c); /* delivered from the outbox after compliance came back */
+    approve(m, c);
+    assert_int_equal(transition("ActivateMerchant", m, c), PW_OK);
+    assert_int_equal(transition("ActivateMerchant", early, ce), PW_OK);
+    assert_int_equal(pw_test_db_scalar(db_url, "SELECT count(*) FROM kyb_outbox WHERE "
+                                               "published_time IS NULL"),
+                     0);
+}
+
 /* ResolveApiKey answers by the rule of the merchant's own auth (issue 15): test keys of any
  * merchant not CLOSED, live keys of ACTIVE and SUSPENDED merchants, with the merchant's state. */
 static void test_merchant_resolve_key_states(void **state)
@@ -819,6 +971,8 @@ static void test_merchant_resolve_key_states(void **state)
     new_key(m, scopes, 1, 1, live, id);
     new_key(m, scopes, 1, 0, test_key, id);
     P(ResolveApiKeyRequest) rk = PAYWIRE__MERCHANT__V1__RESOLVE_API_KEY_REQUEST__INIT;
+    char c[64];
+    approve(m, c);
     struct {
         const char *transition, *extra;
         char *secret;
@@ -828,14 +982,13 @@ static void test_merchant_resolve_key_states(void **state)
         {NULL, NULL, test_key, PW_OK,
          PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_PENDING_REVIEW},
         {NULL, NULL, live, PW_PERMISSION_DENIED, 0},
-        {"ActivateMerchant", "case_resolver", live, PW_OK,
+        {"ActivateMerchant", c, live, PW_OK,
          PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_ACTIVE},
         {"SuspendMerchant", "review", live, PW_OK,
          PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_SUSPENDED},
         {"CloseMerchant", "offboarded", live, PW_PERMISSION_DENIED, 0},
         {NULL, NULL, test_key, PW_PERMISSION_DENIED, 0},
     };
-    approve(m, "case_resolver");
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         if (steps[i].transition != NULL) {
             assert_int_equal(transition(steps[i].transition, m, steps[i].extra), PW_OK);
@@ -1170,6 +1323,7 @@ int main(void)
         cmocka_unit_test(test_merchant_concurrent_duplicates),
         cmocka_unit_test(test_merchant_api_keys_and_auth),
         cmocka_unit_test(test_merchant_resolve_key_states),
+        cmocka_unit_test(test_merchant_activation_compliance_down),
         cmocka_unit_test(test_merchant_rate_limit_per_merchant),
         cmocka_unit_test(test_merchant_destinations_and_webhooks),
         cmocka_unit_test(test_merchant_workers_share_port_and_metrics),
