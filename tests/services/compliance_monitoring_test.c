@@ -4,7 +4,7 @@
  * (ScreenTransaction fails closed without one), versioned rule sets, the
  * synchronous rules in ScreenTransaction, velocity over payments delivered
  * through RecordPayments, alerts once per rule version and payment, and
- * ResolveAlert.
+ * ResolveAlert. Last, the database taken away: screening fails closed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,12 +419,69 @@ static void test_alerts_resolve(void **state)
                      2);
 }
 
+/* The database taken away from the service (its connections ended, new ones refused): every
+ * screening is UNAVAILABLE, never a CLEAR or an ALLOW; back, it answers again. */
+static void test_screening_fail_closed(void **state)
+{
+    (void)state;
+    char *names[] = {"Harriet Pennington"};
+    P(Party) party = PAYWIRE__COMPLIANCE__V1__PARTY__INIT;
+    party.names = names;
+    party.n_names = 1;
+    P(ScreenPartyRequest) sp = PAYWIRE__COMPLIANCE__V1__SCREEN_PARTY_REQUEST__INIT;
+    sp.party = &party;
+    char db[128], sql[400];
+    snprintf(db, sizeof(db), "%s", strrchr(db_url, '/') + 1);
+    snprintf(sql, sizeof(sql),
+             "ALTER DATABASE %s ALLOW_CONNECTIONS false; SELECT pg_terminate_backend(pid) FROM "
+             "pg_stat_activity WHERE datname = '%s' AND pid <> pg_backend_pid()",
+             db, db);
+    pw_test_db_exec(pw_test_db_admin_url(), sql);
+    for (int i = 0; i < 4; i++) { /* both workers, every pooled connection */
+        char key[32], pay[32];
+        snprintf(key, sizeof(key), "down-%d", i);
+        sp.idempotency_key = key;
+        reply r = call("/paywire.compliance.v1.ScreeningService/ScreenParty", &sp.base,
+                       &paywire__compliance__v1__screen_party_response__descriptor);
+        if (r.code != PW_UNAVAILABLE) {
+            fail_msg("ScreenParty with the database gone: %s %s", pw_status_str(r.code), r.message);
+        }
+        reply_free(&r);
+        snprintf(pay, sizeof(pay), "pay_down_%d", i);
+        r = screen(pay, "mer_down", 100, "DE");
+        if (r.code != PW_UNAVAILABLE) {
+            fail_msg("ScreenTransaction with the database gone: %s %s", pw_status_str(r.code),
+                     r.message);
+        }
+        reply_free(&r);
+    }
+    snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS true", db);
+    pw_test_db_exec(pw_test_db_admin_url(), sql);
+    /* Back: the pool reconnects (allow it a few seconds), and the same request is answered. */
+    pw_status last = PW_UNAVAILABLE;
+    for (int i = 0; i < 100 && last != PW_OK; i++) {
+        sp.idempotency_key = "down-0";
+        reply r = call("/paywire.compliance.v1.ScreeningService/ScreenParty", &sp.base,
+                       &paywire__compliance__v1__screen_party_response__descriptor);
+        last = r.code;
+        if (last == PW_OK) {
+            assert_int_equal(((P(ScreenPartyResponse) *)r.msg)->outcome,
+                             PAYWIRE__COMPLIANCE__V1__SCREENING_OUTCOME__SCREENING_OUTCOME_CLEAR);
+        }
+        reply_free(&r);
+        if (last != PW_OK) {
+            uv_sleep(100);
+        }
+    }
+    assert_int_equal(last, PW_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rules_versioned),       cmocka_unit_test(test_rules_in_screening),
         cmocka_unit_test(test_velocity_per_merchant), cmocka_unit_test(test_velocity_per_payer),
-        cmocka_unit_test(test_alerts_resolve),
+        cmocka_unit_test(test_alerts_resolve),        cmocka_unit_test(test_screening_fail_closed),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

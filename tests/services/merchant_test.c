@@ -100,6 +100,12 @@ static void stop_server(void)
         kill(server_pid, SIGTERM);
         int status = 0;
         waitpid(server_pid, &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            char cmd[160];
+            snprintf(cmd, sizeof(cmd), "tail -40 %s/merchant.log >&2", dir);
+            print_message("merchant-server ended with status %d; its log:\n", status);
+            (void)system(cmd);
+        }
         /* A clean exit: no leaked handles, no sanitizer report. */
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 0);
