@@ -10,8 +10,9 @@
  * serialization failure or deadlock):
  *   1. pg_advisory_xact_lock on hash(mode, transfer id) of every op, in key
  *      order: ops on one transfer id serialize across loops and processes;
- *   2. the accounts named by key are inserted when missing (ON CONFLICT DO
- *      NOTHING, in key order);
+ *   2. only in a batch's second run, when its first found an account named
+ *      by key missing: those accounts are inserted (ON CONFLICT DO NOTHING,
+ *      in key order);
  *   3. every account the batch touches (and, for the merchant funds check,
  *      the merchant's pending and available siblings) is read FOR UPDATE in
  *      id order: no deadlock between batches;
@@ -292,6 +293,10 @@ typedef struct batch {
     /* The claim slots the batch's ops hold (claims.h), released when it ends. */
     uint32_t *claims;
     size_t nclaims, cap_claims;
+    /* 1: the reads insert the accounts named by key that are missing (the batch's second run,
+     * after its first found some missing); 1 in retry_creating: that first run is ending. */
+    int create_accounts;
+    int retry_creating;
 } batch;
 
 /* A worker loop's batcher: its queue and how many of its batches are in flight. */
@@ -1071,9 +1076,42 @@ static void committed(batch *b, pw_status rv)
     }
 }
 
-/* Every read is in: each op in order against the running balances, then the writes. */
+/* 1 when an account an op names by key (with the funds check's sibling) is not in the batch:
+ * it does not exist yet. */
+static int accounts_missing(const batch *b)
+{
+    for (size_t i = 0; i < b->nops; i++) {
+        const ledger_op *op = b->ops[i];
+        int funds = op->balance_check != NULL && strcmp(op->balance_check, "MERCHANT_FUNDS") == 0;
+        for (size_t k = 0; k < op->entry_count; k++) {
+            const ledger_entry_in *e = &op->entries[k];
+            if (e->account_id != NULL) {
+                continue;
+            }
+            if (funds && is_merchant_kind(e->kind)) {
+                if (find_key(b, op->mode, "merchant_pending", e->owner, e->currency) < 0 ||
+                    find_key(b, op->mode, "merchant_available", e->owner, e->currency) < 0) {
+                    return 1;
+                }
+            } else if (find_key(b, op->mode, e->kind, e->owner, e->currency) < 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Every read is in: each op in order against the running balances, then the writes. Accounts
+ * are created on first use, but inserting every named account in every batch (to find that it
+ * exists) cost a statement per batch: so a batch runs without, and when it finds an account
+ * missing it ends and runs again with the insert (batch_done). */
 static void decide(batch *b)
 {
+    if (!b->create_accounts && accounts_missing(b)) {
+        b->retry_creating = 1;
+        pw_db_tx_abort(b->tx, PW_ABORTED, "accounts to create first");
+        return;
+    }
     for (size_t i = 0; i < b->nops; i++) {
         ledger_op *op = b->ops[i];
         if (op->kind == LEDGER_CREATE) {
@@ -1185,11 +1223,13 @@ static void send_reads(batch *b)
             entry_reads(&q, op, &op->entries[k]);
         }
     }
-    b->awaiting = 4;
+    b->awaiting = b->create_accounts ? 4 : 3;
     pw_db_param pl = pw_db_jsonb(jt_end(&q.locks));
     sent_ok(b, pw_db_tx_query(b->tx, &lock_ids, &pl, 1, read_piped, b));
-    pw_db_param pu = pw_db_jsonb(jt_end(&q.newkeys));
-    sent_ok(b, pw_db_tx_query(b->tx, &upsert_accounts, &pu, 1, read_piped, b));
+    if (b->create_accounts) {
+        pw_db_param pu = pw_db_jsonb(jt_end(&q.newkeys));
+        sent_ok(b, pw_db_tx_query(b->tx, &upsert_accounts, &pu, 1, read_piped, b));
+    }
     pw_db_param pa[] = {pw_db_jsonb(jt_end(&q.ids)), pw_db_jsonb(jt_end(&q.keys)),
                         pw_db_jsonb(jt_end(&q.moved))};
     sent_ok(b, pw_db_tx_query(b->tx, &lock_accounts, pa, 3, accounts_read, b));
@@ -1227,6 +1267,15 @@ static void batch_done(pw_status status, const char *message, void *ud)
 {
     batch *b = ud;
     batcher *q = &loop_batcher;
+    if (b->retry_creating) {
+        /* The same ops, claims and all, again, now inserting the missing accounts. */
+        b->retry_creating = 0;
+        b->create_accounts = 1;
+        pw_status rv =
+            pw_db_tx_run(q->pool, NULL, PW_DB_READ_COMMITTED, 5, batch_body, batch_done, b);
+        PW_ASSERT(rv == PW_OK);
+        return;
+    }
     ledger_op *ops[BATCH_MAX];
     size_t n = b->nops;
     memcpy(ops, b->ops, n * sizeof(*ops));
