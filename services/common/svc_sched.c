@@ -15,6 +15,8 @@ typedef struct sched_job {
     char name[NAME_CAP];
     int64_t interval_ms;
     const pw_db_stmt *step;
+    svc_job_run_fn run;
+    void *user_data;
     int registered;
     int64_t runs, failures;
 } sched_job;
@@ -34,8 +36,14 @@ struct svc_sched {
     int more;
     /* The transaction in flight (its callbacks get the scheduler). */
     pw_db_tx *tx;
+    /* A C job's run is in progress (one at a time: the run is the scheduler). */
+    int running;
     int stopped;
     int timer_closed;
+};
+
+struct svc_sched_run {
+    svc_sched s;
 };
 
 static const pw_db_stmt register_job = {
@@ -108,23 +116,59 @@ static void advanced(pw_db_result *res, void *ud)
     pw_db_tx_commit(tx);
 }
 
+/* The step succeeded: runs + 1 and the next run moved (unless more), then the commit. */
+static void advance(svc_sched *s, int more)
+{
+    sched_job *j = &s->jobs[s->current];
+    s->more = more;
+    pw_db_param p[3] = {pw_db_text(j->name), pw_db_bool(more), pw_db_int8(j->interval_ms)};
+    pw_status rv = pw_db_tx_query(s->tx, &advance_job, p, 3, advanced, s);
+    if (rv != PW_OK) {
+        pw_db_tx_abort(s->tx, rv, "cannot move the job's next run");
+    }
+}
+
 static void stepped(pw_db_result *res, void *ud)
 {
     svc_sched *s = ud;
-    pw_db_tx *tx = s->tx;
-    sched_job *j = &s->jobs[s->current];
     if (pw_db_status(res) != PW_OK) {
-        pw_db_tx_abort(tx, pw_db_status(res), pw_db_message(res));
+        pw_db_tx_abort(s->tx, pw_db_status(res), pw_db_message(res));
         return;
     }
     int more = 0;
     (void)first_bool(res, "more", &more);
-    s->more = more;
-    pw_db_param p[3] = {pw_db_text(j->name), pw_db_bool(more), pw_db_int8(j->interval_ms)};
-    pw_status rv = pw_db_tx_query(tx, &advance_job, p, 3, advanced, s);
-    if (rv != PW_OK) {
-        pw_db_tx_abort(tx, rv, "cannot move the job's next run");
+    advance(s, more);
+}
+
+pw_db_tx *svc_sched_run_tx(svc_sched_run *run)
+{
+    return run->s.tx;
+}
+
+int svc_sched_run_stopping(const svc_sched_run *run)
+{
+    return run->s.stopped;
+}
+
+void svc_sched_run_done(svc_sched_run *run, pw_status status, int more, const char *message)
+{
+    svc_sched *s = &run->s;
+    PW_ASSERT(s->running);
+    s->running = 0;
+    if (s->tx == NULL) {
+        /* The transaction ended under the run (its connection or the pool closed): nothing of
+         * the run was committed; the next tick runs it again. */
+        if (settle(s)) {
+            s->current++;
+            walk(s);
+        }
+        return;
     }
+    if (status != PW_OK) {
+        pw_db_tx_abort(s->tx, status, message ? message : pw_status_str(status));
+        return;
+    }
+    advance(s, more);
 }
 
 static void checked_due(pw_db_result *res, void *ud)
@@ -141,7 +185,13 @@ static void checked_due(pw_db_result *res, void *ud)
         pw_db_tx_abort(tx, PW_ABORTED, "not due");
         return;
     }
-    pw_status rv = pw_db_tx_query(tx, s->jobs[s->current].step, NULL, 0, stepped, s);
+    sched_job *j = &s->jobs[s->current];
+    if (j->run != NULL) {
+        s->running = 1;
+        j->run((svc_sched_run *)s, j->user_data);
+        return;
+    }
+    pw_status rv = pw_db_tx_query(tx, j->step, NULL, 0, stepped, s);
     if (rv != PW_OK) {
         pw_db_tx_abort(tx, rv, "cannot start the job's step");
     }
@@ -196,6 +246,14 @@ static void step_done(pw_status status, const char *message, void *ud)
 {
     svc_sched *s = ud;
     sched_job *j = &s->jobs[s->current];
+    if (s->running) {
+        /* Ended under a C run (connection lost, pool closed): the run's done settles it. */
+        PW_LOG(PW_LOG_WARNING, "sched", "job %s: its transaction ended during the run: %s", j->name,
+               message ? message : pw_status_str(status));
+        j->failures++;
+        s->tx = NULL;
+        return;
+    }
     if (status == PW_OK) {
         j->runs++;
         if (settle(s)) {
@@ -290,7 +348,7 @@ pw_status svc_sched_start(svc_sched **out, uv_loop_t *loop, pw_db_pool *pool, co
     }
     for (int i = 0; i < n; i++) {
         if (jobs[i].name == NULL || jobs[i].name[0] == '\0' || strlen(jobs[i].name) >= NAME_CAP ||
-            jobs[i].step == NULL || jobs[i].interval_ms < 1) {
+            (jobs[i].step == NULL) == (jobs[i].run == NULL) || jobs[i].interval_ms < 1) {
             return PW_INVALID_ARGUMENT;
         }
     }
@@ -305,6 +363,8 @@ pw_status svc_sched_start(svc_sched **out, uv_loop_t *loop, pw_db_pool *pool, co
         snprintf(js[i].name, sizeof(js[i].name), "%s", jobs[i].name);
         js[i].interval_ms = jobs[i].interval_ms;
         js[i].step = jobs[i].step;
+        js[i].run = jobs[i].run;
+        js[i].user_data = jobs[i].user_data;
     }
     s->pool = pool;
     s->jobs = js;

@@ -46,15 +46,39 @@
 #include <paywire/db.h>
 
 typedef struct svc_sched svc_sched;
+/** A job's run in progress (a C job: see svc_job.run). */
+typedef struct svc_sched_run svc_sched_run;
+/**
+ * A C job's step, for work SQL alone cannot do (calls to a service): it runs
+ * inside the job's transaction, after the lock and the due check, may issue
+ * statements on svc_sched_run_tx and start calls on the loop, and ends with
+ * svc_sched_run_done exactly once. Its effects outside the transaction must be
+ * idempotent (fixed ids): a crash or a failure runs the step again.
+ */
+typedef void (*svc_job_run_fn)(svc_sched_run *run, void *user_data);
 
 typedef struct svc_job {
     /** Its row in svc_jobs and its lock ("availability"); at most 63 bytes. */
     const char *name;
     /** Business time between runs; at least 1 ms. */
     int64_t interval_ms;
-    /** The step: no parameters; static storage (pw_db_stmt). */
+    /** The step: no parameters; static storage (pw_db_stmt). Or NULL, and run set. */
     const pw_db_stmt *step;
+    svc_job_run_fn run;
+    void *user_data;
 } svc_job;
+
+/** The run's open transaction (the job's lock held, its row locked, due). */
+pw_db_tx *svc_sched_run_tx(svc_sched_run *run);
+/** Whether the scheduler is stopping (a long run should end early, with an error). */
+int svc_sched_run_stopping(const svc_sched_run *run);
+/**
+ * Ends the run: PW_OK commits it and moves the job's next run (more: run the
+ * step again at once, next run unmoved); anything else rolls it back (the
+ * message is logged and kept in svc_jobs.last_error) and a later tick runs it
+ * again. Call once, from the loop.
+ */
+void svc_sched_run_done(svc_sched_run *run, pw_status status, int more, const char *message);
 
 typedef struct svc_sched_options {
     /** How often to look for due jobs (default 1000 ms). */
@@ -65,7 +89,8 @@ typedef struct svc_sched_options {
  * Starts scheduling the n jobs (copied, names too; the step statements are
  * referenced) on loop against pool's database. A job's row is created on
  * the first tick, due at once. Returns PW_OK; PW_INVALID_ARGUMENT (no jobs,
- * a missing name or step, a name over 63 bytes, an interval under 1 ms) or
+ * a missing name, neither or both of step and run, a name over 63 bytes, an
+ * interval under 1 ms) or
  * PW_ERRNO(ENOMEM), with *out NULL. pool must outlive the scheduler until
  * svc_sched_stop.
  */

@@ -13,6 +13,8 @@
 #include "paywire/finance/v1/settlement.pw.h"
 
 #define FINANCE_DOMAIN "finance.paywire"
+/** Where finance-server listens unless the `listen` setting says otherwise. */
+#define FINANCE_LISTEN "127.0.0.1:15063,[::1]:15063"
 
 /** svc_service.register_services: the five finance services on server. */
 pw_status finance_register(pw_server *server, svc_app *app);

@@ -12,6 +12,7 @@
 #include "claims.h"
 #include "recon_jobs.h"
 #include "selfcheck.h"
+#include "settlement_jobs.h"
 #include "svc_audit.h"
 
 /* The process-wide state: what the ledger's batchers share (claims.h). */
@@ -48,17 +49,20 @@ static const svc_setting finance_settings[] = {
     {"ledger_batches_in_flight", SVC_SETTING_INT, "4", 1, 64, 0},
     /* Reconciliation's jobs (recon_jobs.h), in business time (0: never); hourly by default. */
     {"recon_job_seconds", SVC_SETTING_INT, "3600", 0, 86400, 0},
+    /* The availability job (settlement_jobs.h), in business time (0: never). */
+    {"availability_job_seconds", SVC_SETTING_INT, "600", 0, 86400, 0},
     /* compliance-server's address; its AuditService gets the audit outbox (fee schedule
      * changes; unset: kept here). */
     SVC_AUDIT_SETTING,
     {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
 };
 
-/* The background jobs of worker 0: the ledger's self-check, reconciliation's jobs and the audit
- * outbox's publisher. */
+/* The background jobs of worker 0: the ledger's self-check, reconciliation's and settlement's
+ * jobs and the audit outbox's publisher. */
 typedef struct finance_jobs {
     void *selfcheck;
     void *recon;
+    void *settlement;
     svc_audit *audit;
 } finance_jobs;
 
@@ -68,6 +72,7 @@ static void finance_stop_jobs(void *jobs)
     if (j != NULL) {
         selfcheck_stop(j->selfcheck);
         recon_jobs_stop(j->recon);
+        settlement_jobs_stop(j->settlement);
         svc_audit_stop(j->audit);
         pw_free(j);
     }
@@ -86,6 +91,9 @@ static pw_status finance_start_jobs(svc_app *app, uv_loop_t *loop, const svc_con
         rv = recon_jobs_start(app, loop, cfg, &j->recon);
     }
     if (rv == PW_OK) {
+        rv = settlement_jobs_start(app, loop, cfg, &j->settlement);
+    }
+    if (rv == PW_OK) {
         rv = svc_audit_start(&j->audit, app, loop, cfg, "finance");
     }
     return rv;
@@ -96,7 +104,7 @@ static const svc_service finance_service = {
     .health_service = "paywire.finance.v1.LedgerService",
     .domain = FINANCE_DOMAIN,
     .migrations = PW_FINANCE_MIGRATIONS,
-    .listen = "127.0.0.1:15063,[::1]:15063",
+    .listen = FINANCE_LISTEN,
     .setup = finance_setup,
     .teardown = finance_teardown,
     .settings = finance_settings,

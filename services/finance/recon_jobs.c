@@ -93,8 +93,8 @@ pw_status recon_jobs_start(svc_app *app, uv_loop_t *loop, const svc_config *cfg,
         return PW_OK; /* 0: never */
     }
     const svc_job list[] = {
-        {"recon_missing_in_report", every_ms, &missing_in_report},
-        {"recon_rerun", every_ms, &rerun},
+        {.name = "recon_missing_in_report", .interval_ms = every_ms, .step = &missing_in_report},
+        {.name = "recon_rerun", .interval_ms = every_ms, .step = &rerun},
     };
     svc_sched_options o = {.tick_ms = (uint64_t)(every_ms < 1000 ? every_ms : 1000)};
     svc_sched *s = NULL;

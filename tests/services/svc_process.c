@@ -45,8 +45,8 @@ void svc_process_start(svc_process *p, const char *database_url, const char *ext
     fprintf(f,
             "listen = 127.0.0.1:%d\nadmin_listen = 127.0.0.1:%d\ndatabase_url = %s\n"
             "tls_cert = %s/%s.crt\ntls_key = %s/%s.key\ntls_ca = %s/ca.crt\n"
-            "internal_identities = spiffe://paywire/tests\n%s",
-            p->port, p->admin_port, database_url, p->dir, p->name, p->dir, p->name, p->dir,
+            "internal_identities = spiffe://paywire/tests,spiffe://paywire/%s\n%s",
+            p->port, p->admin_port, database_url, p->dir, p->name, p->dir, p->name, p->dir, p->name,
             extra ? extra : "");
     fclose(f);
     p->pid = fork();

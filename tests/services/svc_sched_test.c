@@ -56,9 +56,9 @@ static const pw_db_stmt chunk_step = {
 static const pw_db_stmt flaky_step = {"t_sched_flaky", "SELECT flaky_step() AS more", 0, {0}};
 
 static const svc_job jobs[] = {
-    {"daily", DAY_MS, &daily_step},
-    {"chunked", DAY_MS, &chunk_step},
-    {"flaky", DAY_MS, &flaky_step},
+    {.name = "daily", .interval_ms = DAY_MS, .step = &daily_step},
+    {.name = "chunked", .interval_ms = DAY_MS, .step = &chunk_step},
+    {.name = "flaky", .interval_ms = DAY_MS, .step = &flaky_step},
 };
 
 typedef struct waiter {
@@ -178,10 +178,10 @@ static void test_sched_refuses_bad_jobs(void **state)
     memset(long_name, 'j', 64);
     long_name[64] = '\0';
     svc_job bad[] = {
-        {"", DAY_MS, &daily_step},
-        {"x", 0, &daily_step},
-        {"x", DAY_MS, NULL},
-        {long_name, DAY_MS, &daily_step},
+        {.name = "", .interval_ms = DAY_MS, .step = &daily_step},
+        {.name = "x", .interval_ms = 0, .step = &daily_step},
+        {.name = "x", .interval_ms = DAY_MS},
+        {.name = long_name, .interval_ms = DAY_MS, .step = &daily_step},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(svc_sched_start(&s, &loop, pool, &bad[i], 1, NULL), PW_INVALID_ARGUMENT);
