@@ -46,6 +46,13 @@ int64_t page_after(svc_req *r, const char *token, const char *filters);
 char *page_token(svc_req *r, int64_t last, const char *filters);
 int page_size(svc_req *r, int32_t size);
 
+/** audit.c: the per-loop queues of AppendEvent's batches, shared by the workers (a lock). */
+typedef struct audit_queues audit_queues;
+/** PW_OK or PW_ERRNO(ENOMEM). */
+pw_status audit_queues_new(audit_queues **out);
+/** NULL is a no-op. */
+void audit_queues_free(audit_queues *a);
+
 /** audit.c: fills the AuditService handlers. */
 void audit_handlers_init(paywire_compliance_v1_audit_service_handlers *h);
 
@@ -68,6 +75,7 @@ typedef struct compliance_state {
     paywire_compliance_v1_verification_service_handlers verification;
     paywire_compliance_v1_monitoring_service_handlers monitoring;
     compliance_lists *lists;
+    audit_queues *queues;
     sx_config thresholds;
     /** ISO codes under comprehensive sanctions, comma-separated ("CU,IR,KP,SY"). */
     char comprehensive[256];

@@ -18,7 +18,11 @@ static const svc_setting compliance_settings[] = {
 static pw_status compliance_setup(const svc_config *cfg, void **state, char *err, size_t err_len)
 {
     compliance_state *s = pw_calloc(1, sizeof(*s));
-    if (s == NULL || compliance_lists_new(&s->lists) != PW_OK) {
+    if (s == NULL || compliance_lists_new(&s->lists) != PW_OK ||
+        audit_queues_new(&s->queues) != PW_OK) {
+        if (s != NULL) {
+            compliance_lists_free(s->lists);
+        }
         pw_free(s);
         snprintf(err, err_len, "out of memory");
         return PW_ERRNO(ENOMEM);
@@ -28,6 +32,7 @@ static pw_status compliance_setup(const svc_config *cfg, void **state, char *err
     if (s->thresholds.potential > s->thresholds.match) {
         snprintf(err, err_len, "screening_potential_threshold is above screening_match_threshold");
         compliance_lists_free(s->lists);
+        audit_queues_free(s->queues);
         pw_free(s);
         return PW_INVALID_ARGUMENT;
     }
@@ -37,6 +42,7 @@ static pw_status compliance_setup(const svc_config *cfg, void **state, char *err
     pw_status rv = key && key[0] ? reviewer_key_load(key, &s->reviewer_key, err, err_len) : PW_OK;
     if (rv != PW_OK) {
         compliance_lists_free(s->lists);
+        audit_queues_free(s->queues);
         pw_free(s);
         return rv;
     }
@@ -55,6 +61,7 @@ static void compliance_teardown(void *state)
     compliance_state *s = state;
     if (s != NULL) {
         compliance_lists_free(s->lists);
+        audit_queues_free(s->queues);
         reviewer_key_free(s->reviewer_key);
         pw_free(s);
     }
