@@ -50,6 +50,19 @@ pw_status ev_ledger_start(ev_ledger **out, svc_app *app, uv_loop_t *loop, const 
 /** Stops it; calls in flight end CANCELLED and their rows are delivered again. NULL: no-op. */
 void ev_ledger_stop(ev_ledger *l);
 
+/**
+ * CreateRefund's step 2 (design: "Idempotency and consistency") from fiber
+ * (a handler's, or a job's) with finance on the channel: the capture's
+ * transfer (a replay when the ledger consumer was first), then
+ * txf_refund_<ref> pending with MERCHANT_FUNDS, the content the consumer
+ * would send. Returns PW_OK (reserved, or reserved before: a replay),
+ * PW_FAILED_PRECONDITION (finance refused: the merchant's funds are short;
+ * message says why), or another status (finance or the database
+ * unavailable: try again, with the same ids).
+ */
+pw_status ev_reserve_refund(svc_app *app, svc_fiber *fiber, pw_channel *finance,
+                            const char *refund_id, char *message, size_t cap);
+
 /* ---- webhooks.c ---- */
 
 typedef struct ev_webhooks ev_webhooks;

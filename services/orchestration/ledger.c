@@ -41,11 +41,15 @@ struct ev_ledger {
     int stopping;
     int channel_closed;
     int deliveries;
+    /* The reserver: refunds left unreserved (finance was unavailable at CreateRefund). */
+    uv_timer_t reserver;
+    int reserver_closed;
+    int reserving;
 };
 
 static void maybe_free(ev_ledger *l)
 {
-    if (l->channel_closed && l->deliveries == 0) {
+    if (l->channel_closed && l->reserver_closed && l->deliveries == 0) {
         pw_free(l);
     }
 }
@@ -84,6 +88,14 @@ static const pw_db_stmt refund_of = {
            " JOIN refunds f ON f.id = e.payload->>'refund_id' WHERE e.id = $1",
     .nparams = 1,
     .types = {PW_DB_INT8},
+};
+
+static const pw_db_stmt refund_by_id = {
+    .name = "orch_ledger_refund_by_id",
+    .sql = "SELECT id, amount_minor, partner_reference, reserved, payment_id FROM refunds"
+           " WHERE id = $1",
+    .nparams = 1,
+    .types = {PW_DB_TEXT},
 };
 
 /* A call to finance from a delivery; none once stopping (the channel is closing). */
@@ -299,6 +311,20 @@ static pw_status settle_refund(delivery *d, const char *path, const refund *f, i
                         &paywire__finance__v1__void_transfer_response__descriptor);
 }
 
+/* txf_refund_<ref> pending with MERCHANT_FUNDS: what CreateRefund's step 2 reserves. */
+static pw_status reserve(delivery *d, const refund *f, const capture *c)
+{
+    entries t = {.n = 0};
+    add(&t, PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_MERCHANT_AVAILABLE, c->merchant_id,
+        NULL, 1, f->amount_minor, c->currency, "refund");
+    add(&t, PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_PARTNER_RECEIVABLE, NULL, c->connector,
+        0, f->amount_minor, c->currency, "refund");
+    char id[64];
+    snprintf(id, sizeof(id), "txf_refund_%s", f->id);
+    return create_transfer(d, id, "refund", f->id, "", c->live, &t, 1,
+                           PAYWIRE__FINANCE__V1__BALANCE_CHECK__BALANCE_CHECK_MERCHANT_FUNDS);
+}
+
 /*
  * refund.succeeded: the capture, the reservation (unless CreateRefund made
  * it), the post. Each step is a replay when an earlier delivery made it.
@@ -312,15 +338,7 @@ static pw_status book_refund(delivery *d)
         rv = book_capture(d, &c);
     }
     if (rv == PW_OK && !f.reserved) {
-        entries t = {.n = 0};
-        add(&t, PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_MERCHANT_AVAILABLE, c.merchant_id,
-            NULL, 1, f.amount_minor, c.currency, "refund");
-        add(&t, PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_PARTNER_RECEIVABLE, NULL,
-            c.connector, 0, f.amount_minor, c.currency, "refund");
-        char id[64];
-        snprintf(id, sizeof(id), "txf_refund_%s", f.id);
-        rv = create_transfer(d, id, "refund", f.id, "", c.live, &t, 1,
-                             PAYWIRE__FINANCE__V1__BALANCE_CHECK__BALANCE_CHECK_MERCHANT_FUNDS);
+        rv = reserve(d, &f, &c);
     }
     if (rv == PW_OK) {
         rv = settle_refund(d, "/paywire.finance.v1.LedgerService/PostTransfer", &f, c.live, 1);
@@ -342,6 +360,38 @@ static pw_status void_refund(delivery *d)
         rv = settle_refund(d, "/paywire.finance.v1.LedgerService/VoidTransfer", &f, c.live, 0);
     }
     return rv;
+}
+
+/* ---- CreateRefund's step 2 ---- */
+
+/* Step 2 with l's finance channel (no call once l is stopping). */
+static pw_status reserve_with(ev_ledger *l, svc_fiber *fiber, const char *refund_id, char *message,
+                              size_t cap)
+{
+    delivery d = {.l = l, .w = {.fiber = fiber}};
+    pw_db_param p = pw_db_text(refund_id);
+    const pw_db_result *res = ev_query(&d.w, l->app->pool, &refund_by_id, &p, 1);
+    pw_status rv = PW_UNAVAILABLE;
+    refund f = {.amount_minor = 0};
+    if (res != NULL && d.w.code == PW_OK && pw_db_rows(res) == 1) {
+        snprintf(f.id, sizeof(f.id), "%s", ev_text(res, 0, "id"));
+        snprintf(d.payment_id, sizeof(d.payment_id), "%s", ev_text(res, 0, "payment_id"));
+        f.amount_minor = ev_int64(res, 0, "amount_minor");
+        capture c;
+        rv = book_capture(&d, &c);
+        if (rv == PW_OK) {
+            rv = reserve(&d, &f, &c);
+        }
+    }
+    snprintf(message, cap, "%s", d.w.message);
+    return rv;
+}
+
+pw_status ev_reserve_refund(svc_app *app, svc_fiber *fiber, pw_channel *finance,
+                            const char *refund_id, char *message, size_t cap)
+{
+    ev_ledger l = {.app = app, .finance = finance};
+    return reserve_with(&l, fiber, refund_id, message, cap);
 }
 
 /* ---- delivery ---- */
@@ -388,6 +438,78 @@ static void deliver(svc_outbox *o, const pw_db_result *res, int row, void *token
     }
 }
 
+/* ---- the reserver ---- */
+
+static const pw_db_stmt claim_unreserved = {
+    .name = "orch_ledger_claim_unreserved",
+    .sql = "UPDATE refunds SET lease_owner = $1, lease_until = now() + interval '30 seconds'"
+           " WHERE id = (SELECT id FROM refunds WHERE state = 'PENDING' AND NOT reserved"
+           " AND lease_until < now() ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED)"
+           " RETURNING id",
+    .nparams = 1,
+    .types = {PW_DB_TEXT},
+};
+/* Reserved: its lease ends now, so recovery sends it to the partner at once. */
+static const pw_db_stmt mark_reserved = {
+    .name = "orch_ledger_mark_reserved",
+    .sql = "UPDATE refunds SET reserved = true, lease_until = now(), update_time = now()"
+           " WHERE id = $1 AND state = 'PENDING'",
+    .nparams = 1,
+    .types = {PW_DB_TEXT},
+};
+
+/* Claims unreserved refunds whose lease ended, one at a time, and makes step 2 for each. */
+static void reserve_on_fiber(svc_fiber *fiber, void *arg)
+{
+    ev_ledger *l = arg;
+    const orch_state *s = l->app->service;
+    ev_wait w = {.fiber = fiber};
+    while (!l->stopping) {
+        pw_db_param me = pw_db_text(s->instance);
+        const pw_db_result *res = ev_query(&w, l->app->pool, &claim_unreserved, &me, 1);
+        if (res == NULL || w.code != PW_OK || pw_db_rows(res) != 1) {
+            break;
+        }
+        char id[40], why[300];
+        snprintf(id, sizeof(id), "%s", ev_text(res, 0, "id"));
+        pw_status rv = reserve_with(l, fiber, id, why, sizeof(why));
+        pw_db_param p[] = {pw_db_text(id), pw_db_bool(0), pw_db_text(""),
+                           pw_db_text("insufficient_funds")};
+        if (rv == PW_OK) {
+            ev_query(&w, l->app->pool, &mark_reserved, p, 1);
+        } else if (rv == PW_FAILED_PRECONDITION) {
+            PW_LOG(PW_LOG_NOTICE, "orchestration", "refund %s refused by finance: %s", id, why);
+            ev_query(&w, l->app->pool, &orch_record_refund, p, 4);
+        } else {
+            break; /* finance still unavailable: its lease ends, the next tick tries again */
+        }
+    }
+    l->reserving = 0;
+    l->deliveries--;
+    maybe_free(l);
+}
+
+static void reserver_tick(uv_timer_t *t)
+{
+    ev_ledger *l = t->data;
+    if (l->stopping || l->reserving) {
+        return;
+    }
+    l->reserving = 1;
+    l->deliveries++;
+    if (svc_fiber_spawn(l->app->fibers, reserve_on_fiber, l) != PW_OK) {
+        l->reserving = 0;
+        l->deliveries--;
+    }
+}
+
+static void reserver_closed(uv_handle_t *h)
+{
+    ev_ledger *l = h->data;
+    l->reserver_closed = 1;
+    maybe_free(l);
+}
+
 pw_status ev_ledger_start(ev_ledger **out, svc_app *app, uv_loop_t *loop, const char *target)
 {
     *out = NULL;
@@ -414,6 +536,11 @@ pw_status ev_ledger_start(ev_ledger **out, svc_app *app, uv_loop_t *loop, const 
         pw_free(l);
         return rv;
     }
+    const orch_state *s = app->service;
+    uv_timer_init(loop, &l->reserver);
+    l->reserver.data = l;
+    uv_timer_start(&l->reserver, reserver_tick, (uint64_t)s->recovery_interval_ms,
+                   (uint64_t)s->recovery_interval_ms);
     *out = l;
     return PW_OK;
 }
@@ -433,6 +560,7 @@ void ev_ledger_stop(ev_ledger *l)
     }
     l->stopping = 1;
     svc_outbox_stop(l->outbox);
+    uv_close((uv_handle_t *)&l->reserver, reserver_closed);
     /* Calls in flight end CANCELLED; their fibers report and end before the channel is freed. */
     pw_channel_close(l->finance, finance_closed, l);
 }

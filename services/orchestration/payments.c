@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "orchestration.h"
+#include "events.h"
 
 typedef Paywire__Orchestration__V1__Payment Payment;
 typedef Paywire__Common__V1__Money Money;
@@ -828,6 +829,45 @@ static void refund_tx(svc_req *r, const void *arg)
     svc_tx_commit(r);
 }
 
+static const pw_db_stmt refund_reserved = {
+    .name = "orch_refund_reserved",
+    .sql = "UPDATE refunds SET reserved = true, update_time = now() WHERE id = $1",
+    .nparams = 1,
+    .types = {PW_DB_TEXT},
+};
+
+/*
+ * Step 2 (events.h, ev_reserve_refund): 1 when the partner may be called.
+ * Without finance_target nothing is reserved (the partner is called at
+ * once). Short funds: the refund is FAILED insufficient_funds. Finance
+ * unavailable: it stays PENDING unreserved for ledger.c's reserver, and
+ * recovery sends only reserved refunds.
+ */
+static int reserve_refund(svc_req *r, const char *refund_id)
+{
+    const orch_state *s = r->app->service;
+    if (s->finance_target[0] == '\0') {
+        return 1;
+    }
+    pw_channel *finance = NULL;
+    char why[300] = "";
+    pw_status rv = orch_channel(s, s->finance_target, pw_call_loop(r->call), &finance);
+    if (rv == PW_OK) {
+        rv = ev_reserve_refund(r->app, r->fiber, finance, refund_id, why, sizeof(why));
+        pw_channel_close(finance, NULL, NULL);
+    }
+    pw_db_param id = pw_db_text(refund_id);
+    if (rv == PW_OK) {
+        svc_query(r, &refund_reserved, &id, 1);
+        return 1;
+    }
+    if (rv == PW_FAILED_PRECONDITION) {
+        pw_db_param p[] = {id, pw_db_bool(0), pw_db_text(""), pw_db_text("insufficient_funds")};
+        svc_query(r, &orch_record_refund, p, 4);
+    }
+    return 0;
+}
+
 static Paywire__Orchestration__V1__Refund *refund_read(svc_req *r, const char *id)
 {
     pw_db_param p = pw_db_text(id);
@@ -872,8 +912,7 @@ SVC_HANDLER(create_refund, Paywire__Orchestration__V1__CreateRefundRequest)
     svc_authenticate(r, "refunds:write");
     refund_args a = {.req = req, .scope = scope_of(r), .fp = fingerprint_of(r)};
     svc_transaction(r, refund_tx, &a);
-    if (a.send) {
-        /* Finance's reservation (design step 2) is not made yet: the partner is called at once. */
+    if (a.send && reserve_refund(r, a.refund_id)) {
         conn_request fr = {.method = "Refund",
                            .key = a.refund_id,
                            .authorization_reference = a.authorization,

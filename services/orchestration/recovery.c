@@ -70,6 +70,19 @@ static const pw_db_stmt claim_refund = {
     .nparams = 2,
     .types = {PW_DB_TEXT, PW_DB_INT8},
 };
+/* With finance: only refunds whose funds are reserved go to the partner (ledger.c reserves the
+ * others first). */
+static const pw_db_stmt claim_reserved_refund = {
+    .name = "orch_claim_reserved_refund",
+    .sql = "UPDATE refunds f SET lease_owner = $1,"
+           " lease_until = now() + $2 * interval '1 millisecond' FROM payment_attempts a"
+           " WHERE f.id = (SELECT id FROM refunds WHERE state = 'PENDING' AND reserved"
+           " AND lease_until < now() ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED)"
+           " AND a.payment_id = f.payment_id AND a.outcome = 'SUCCEEDED'"
+           " RETURNING f.id, f.amount_minor, a.partner_reference",
+    .nparams = 2,
+    .types = {PW_DB_TEXT, PW_DB_INT8},
+};
 
 static void run(recovery *j);
 static void claim(recovery *j);
@@ -256,6 +269,7 @@ static void claim(recovery *j)
     pw_db_param p[] = {pw_db_text(j->s->instance), pw_db_int8(lease_ms(j)), pw_db_text(j->follow)};
     const pw_db_stmt *stmt = j->stage == REC_ATTEMPT     ? &claim_attempt
                              : j->stage == REC_OPERATION ? &claim_operation
+                             : j->s->finance_target[0]   ? &claim_reserved_refund
                                                          : &claim_refund;
     if (pw_db_query(j->app->pool, NULL, stmt, p, stmt->nparams, claimed, j) != PW_OK) {
         idle(j);
