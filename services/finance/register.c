@@ -1,13 +1,11 @@
 /*
- * register.c: mounts the finance services on a worker's server. Settlement
- * (the issue "Finance service, part 2") is mounted with no handlers yet, so
- * its methods answer UNIMPLEMENTED (and reflection lists them).
+ * register.c: mounts the finance services on a worker's server. What part 2
+ * (issue 19) has not built yet answers UNIMPLEMENTED (and reflection lists it).
  */
 #include "fees.h"
 #include "fx.h"
 #include "recon.h"
-
-static const paywire_finance_v1_settlement_service_handlers no_settlement = {0};
+#include "settlement.h"
 
 pw_status finance_register(pw_server *server, svc_app *app)
 {
@@ -19,7 +17,7 @@ pw_status finance_register(pw_server *server, svc_app *app)
         rv = fx_register(server, app);
     }
     if (rv == PW_OK) {
-        rv = paywire_finance_v1_settlement_service_register(server, &no_settlement, app);
+        rv = settlement_register(server, app);
     }
     if (rv == PW_OK) {
         rv = recon_register(server, app);

@@ -15,6 +15,7 @@
 #include "pw_test_db.h"
 #include "svc_process.h"
 #include "paywire/finance/v1/ledger.pw.h"
+#include "paywire/finance/v1/settlement.pw.h"
 
 static char db_url[512];
 static svc_process proc = {
@@ -190,10 +191,185 @@ static void test_settlement_available_at_t_plus_n_once(void **state)
                      0);
 }
 
+/* A unary call with a JSON request; the status (the message into msg when not NULL). */
+static pw_status call_json(const char *path, const ProtobufCMessageDescriptor *req_type,
+                           const ProtobufCMessageDescriptor *resp_type, const char *json,
+                           ProtobufCMessage **resp, char *msg, size_t cap)
+{
+    ProtobufCMessage *req = NULL;
+    char err[256];
+    if (pw_json_decode(req_type, json, strlen(json), NULL, &req, err, sizeof(err)) != PW_OK) {
+        fail_msg("%s: %s", json, err);
+    }
+    pw_call_options o = {.timeout_ms = 20000};
+    char *m = NULL;
+    *resp = NULL;
+    pw_status rv = pw_client_unary_blocking(ch, path, &o, req, resp_type, resp, &m, NULL);
+    if (msg != NULL) {
+        snprintf(msg, cap, "%s", m ? m : "");
+    }
+    pw_free(m);
+    pw_protobuf_free(req);
+    return rv;
+}
+
+static pw_status create_batch(const char *key, const char *merchant, const char *date,
+                              ProtobufCMessage **resp, char *msg, size_t cap)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"idempotencyKey\":\"%s\",\"merchantId\":\"%s\",\"currency\":\"USD\","
+             "\"mode\":\"MODE_TEST\",\"settlementDate\":\"%s\"}",
+             key, merchant, date);
+    return call_json("/paywire.finance.v1.SettlementService/CreateSettlementBatch",
+                     &paywire__finance__v1__create_settlement_batch_request__descriptor,
+                     &paywire__finance__v1__create_settlement_batch_response__descriptor, json,
+                     resp, msg, cap);
+}
+
+static Paywire__Finance__V1__SettlementBatch *batch_of(ProtobufCMessage *m)
+{
+    return ((Paywire__Finance__V1__CreateSettlementBatchResponse *)m)->batch;
+}
+
+/* The report's lines: their sum, and how many (into *n). */
+static int64_t report_sum(const char *batch_id, int *n)
+{
+    Paywire__Finance__V1__StreamSettlementReportRequest req =
+        PAYWIRE__FINANCE__V1__STREAM_SETTLEMENT_REPORT_REQUEST__INIT;
+    req.batch_id = (char *)batch_id;
+    req.mode = PAYWIRE__COMMON__V1__MODE__MODE_TEST;
+    pw_stream *st = NULL;
+    assert_int_equal(paywire_finance_v1_settlement_service_stream_settlement_report_start_blocking(
+                         ch, &req, NULL, &st),
+                     PW_OK);
+    int64_t sum = 0;
+    *n = 0;
+    for (;;) {
+        Paywire__Finance__V1__StreamSettlementReportResponse *page = NULL;
+        assert_int_equal(
+            paywire_finance_v1_settlement_service_stream_settlement_report_stream_recv(st, &page),
+            PW_OK);
+        if (page == NULL) {
+            break;
+        }
+        for (size_t i = 0; i < page->n_lines; i++) {
+            sum += page->lines[i]->amount->amount_minor;
+            (*n)++;
+        }
+        pw_protobuf_free(&page->base);
+    }
+    assert_int_equal(pw_stream_finish(st, NULL, NULL), PW_OK);
+    pw_stream_free(st);
+    return sum;
+}
+
+/* M1's payable balance: posted credits − posted debits − pending debits of its available account.
+ */
+static long long payable(const char *merchant)
+{
+    char sql[256];
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT coalesce(sum(posted_credits - posted_debits - pending_debits), 0) FROM accounts"
+        " WHERE owner = '%s' AND kind = 'merchant_available'",
+        merchant);
+    return scalar(sql);
+}
+
+/* Runs after the availability test: M1's captures are available. */
+static void test_settlement_batch_pays_exactly_the_payable_balance(void **state)
+{
+    (void)state;
+    char msg[512];
+    ProtobufCMessage *m;
+    /* A refund reserved against M1's funds (orchestration's step 2): a line of its own. */
+    assert_int_equal(
+        call_json(
+            "/paywire.finance.v1.LedgerService/CreateTransfer",
+            &paywire__finance__v1__create_transfer_request__descriptor,
+            &paywire__finance__v1__create_transfer_response__descriptor,
+            "{\"transfer\":{\"mode\":\"MODE_TEST\",\"id\":\"txf_refund_ref_s1\",\"kind\":"
+            "\"refund\",\"entries\":[{\"account\":{\"merchant\":{\"merchantId\":\"" M1 "\","
+            "\"kind\":\"ACCOUNT_KIND_MERCHANT_AVAILABLE\",\"currency\":\"USD\"}},\"amount\":"
+            "{\"amountMinor\":\"500\",\"currency\":\"USD\"},\"side\":\"NORMAL_BALANCE_DEBIT\","
+            "\"purpose\":\"refund\"},{\"account\":{\"platform\":{\"kind\":"
+            "\"ACCOUNT_KIND_PARTNER_RECEIVABLE\",\"currency\":\"USD\",\"counterparty\":"
+            "\"acq1\"}},\"amount\":{\"amountMinor\":\"500\",\"currency\":\"USD\"},\"side\":"
+            "\"NORMAL_BALANCE_CREDIT\",\"purpose\":\"refund\"}]},\"pending\":true,"
+            "\"balanceCheck\":\"BALANCE_CHECK_MERCHANT_FUNDS\"}",
+            &m, msg, sizeof(msg)),
+        PW_OK);
+    pw_protobuf_free(m);
+    long long owed = payable(M1);
+    assert_true(owed > 0);
+    assert_int_equal(create_batch("stl-m1-1", M1, "2026-12-10", &m, msg, sizeof(msg)), PW_OK);
+    Paywire__Finance__V1__SettlementBatch *b = batch_of(m);
+    assert_int_equal(b->state, PAYWIRE__FINANCE__V1__BATCH_STATE__BATCH_STATE_READY);
+    assert_int_equal(b->net_payout->amount_minor, owed);
+    assert_int_equal(b->refunded->amount_minor, 500);
+    assert_int_equal(b->gross_captured->amount_minor - b->refunded->amount_minor -
+                         b->fees->amount_minor - b->reserve_withheld->amount_minor +
+                         b->other->amount_minor,
+                     b->net_payout->amount_minor);
+    char id[40];
+    snprintf(id, sizeof(id), "%s", b->id);
+    /* The report's lines sum to the net; the net left available for clearing. */
+    int lines;
+    assert_int_equal(report_sum(id, &lines), owed);
+    assert_int_equal(lines, scalar("SELECT count(*) FROM settlement_links"));
+    assert_int_equal(payable(M1), 0);
+    assert_int_equal(scalar("SELECT posted_credits FROM accounts WHERE kind ="
+                            " 'settlement_clearing' AND currency = 'USD'"),
+                     owed);
+    pw_protobuf_free(m);
+    /* The same key again: the same batch, no second payout. Another key for the day: refused. */
+    assert_int_equal(create_batch("stl-m1-1", M1, "2026-12-10", &m, msg, sizeof(msg)), PW_OK);
+    assert_string_equal(batch_of(m)->id, id);
+    pw_protobuf_free(m);
+    assert_int_equal(scalar("SELECT count(*) FROM transfers WHERE kind = 'payout'"), 1);
+    assert_int_equal(create_batch("stl-m1-other", M1, "2026-12-10", &m, msg, sizeof(msg)),
+                     PW_ALREADY_EXISTS);
+    assert_non_null(strstr(msg, id));
+    /* The next day has nothing new: carried forward, nothing linked or moved. */
+    assert_int_equal(create_batch("stl-m1-2", M1, "2026-12-11", &m, msg, sizeof(msg)), PW_OK);
+    assert_int_equal(batch_of(m)->state,
+                     PAYWIRE__FINANCE__V1__BATCH_STATE__BATCH_STATE_CARRIED_FORWARD);
+    assert_int_equal(batch_of(m)->net_payout->amount_minor, 0);
+    pw_protobuf_free(m);
+    /* The refund fails: its reservation is released, a +500 line for the next batch. */
+    assert_int_equal(call_json("/paywire.finance.v1.LedgerService/VoidTransfer",
+                               &paywire__finance__v1__void_transfer_request__descriptor,
+                               &paywire__finance__v1__void_transfer_response__descriptor,
+                               "{\"transferId\":\"txf_refund_ref_s1\",\"mode\":\"MODE_TEST\"}", &m,
+                               msg, sizeof(msg)),
+                     PW_OK);
+    pw_protobuf_free(m);
+    assert_int_equal(create_batch("stl-m1-3", M1, "2026-12-12", &m, msg, sizeof(msg)), PW_OK);
+    assert_int_equal(batch_of(m)->state, PAYWIRE__FINANCE__V1__BATCH_STATE__BATCH_STATE_READY);
+    assert_int_equal(batch_of(m)->net_payout->amount_minor, 500);
+    assert_int_equal(report_sum(batch_of(m)->id, &lines), 500);
+    assert_int_equal(lines, 1);
+    pw_protobuf_free(m);
+    assert_int_equal(payable(M1), 0);
+    assert_int_equal(scalar("SELECT count(*) FROM (SELECT mode, currency FROM accounts GROUP BY"
+                            " mode, currency HAVING sum(posted_debits) <> sum(posted_credits)"
+                            " OR sum(pending_debits) <> sum(pending_credits)) x"),
+                     0);
+    /* Bad input names the field. */
+    assert_int_equal(create_batch("stl-bad", "merchant-1", "2026-12-12", &m, msg, sizeof(msg)),
+                     PW_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "merchant_id"));
+    assert_int_equal(create_batch("stl-bad", M1, "2026-13-01", &m, msg, sizeof(msg)),
+                     PW_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "settlement_date"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_settlement_available_at_t_plus_n_once),
+        cmocka_unit_test(test_settlement_batch_pays_exactly_the_payable_balance),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -11,3 +11,38 @@ INSERT INTO settlement_settings (merchant_id) VALUES ('*');
 -- Posted captures in posting order: the availability job reads the oldest first.
 CREATE INDEX transfers_captures_posted ON transfers (post_time) WHERE kind = 'capture'
     AND state = 'POSTED';
+
+-- Settlement batches (finance.md, Settlement): one per (mode, merchant, currency, day).
+-- PREPARED: lines linked, txf_payout_<stl> not booked yet (the creating call, or its retry with
+-- the same key, books it); READY once it is. CARRIED_FORWARD: net not positive, nothing linked.
+CREATE TABLE settlement_batches (
+    id text PRIMARY KEY CHECK (id ~ '^stl_[0-9A-HJKMNP-TV-Z]{26}$'),
+    mode text NOT NULL CHECK (mode IN ('TEST', 'LIVE')),
+    merchant_id text NOT NULL,
+    currency text NOT NULL,
+    settlement_date date NOT NULL,
+    idempotency_key text NOT NULL,
+    state text NOT NULL CHECK (state IN ('PREPARED', 'READY', 'IN_TRANSIT', 'SETTLED', 'FAILED',
+        'CARRIED_FORWARD')),
+    account_id text NOT NULL DEFAULT '',
+    cutoff_time timestamptz NOT NULL,
+    gross_captured int8 NOT NULL DEFAULT 0,
+    refunded int8 NOT NULL DEFAULT 0,
+    fees int8 NOT NULL DEFAULT 0,
+    reserve_withheld int8 NOT NULL DEFAULT 0,
+    other int8 NOT NULL DEFAULT 0,
+    net_payout int8 NOT NULL,
+    lines int8 NOT NULL DEFAULT 0,
+    failure_reason text NOT NULL DEFAULT '',
+    create_time timestamptz NOT NULL DEFAULT now(),
+    CHECK (net_payout = gross_captured - refunded - fees - reserve_withheld + other),
+    UNIQUE (mode, merchant_id, currency, settlement_date)
+);
+CREATE INDEX settlement_batches_merchant ON settlement_batches (mode, merchant_id, id);
+
+-- Each line (an entry of the merchant's available account) in at most one batch.
+CREATE TABLE settlement_links (
+    entry_sequence int8 PRIMARY KEY REFERENCES entries (sequence),
+    batch_id text NOT NULL REFERENCES settlement_batches (id)
+);
+CREATE INDEX settlement_links_batch ON settlement_links (batch_id, entry_sequence);
