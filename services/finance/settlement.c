@@ -35,7 +35,8 @@ typedef Paywire__Finance__V1__SettlementBatch Batch;
 #define BATCH_COLUMNS                                                                         \
     "id, mode, merchant_id, currency, settlement_date::text AS settlement_date,"              \
     " idempotency_key, state, cutoff_time, gross_captured, refunded, fees, reserve_withheld," \
-    " other, net_payout, lines, failure_reason, create_time"
+    " other, net_payout, lines, failure_reason, create_time, payout_reference, paid_time,"    \
+    " settled_time, ledger_transfer_id, ledger_transfer_kind, ledger_booked"
 
 /* The signed amount of an available-account entry as a line (0: not a line). */
 #define LINE_AMOUNT                                                                   \
@@ -152,6 +153,9 @@ static Batch *batch_from_row(svc_req *r, svc_row row)
         }
     }
     b->failure_reason = svc_text(row, "failure_reason");
+    b->payout_reference = svc_text(row, "payout_reference");
+    b->paid_time = svc_is_null(row, "paid_time") ? NULL : svc_time(row, "paid_time");
+    b->settled_time = svc_is_null(row, "settled_time") ? NULL : svc_time(row, "settled_time");
     return b;
 }
 
@@ -487,12 +491,251 @@ SVC_HANDLER(stream_report, Paywire__Finance__V1__StreamSettlementReportRequest)
     svc_stream_end(r);
 }
 
-/* MarkBatchPaid, ConfirmBatch and the reserve rules are not built yet: UNIMPLEMENTED. */
+/* ---- MarkBatchPaid, ConfirmBatch ---- */
+
+static const pw_db_stmt lock_batch = {"settlement_lock_batch",
+                                      "SELECT " BATCH_COLUMNS " FROM settlement_batches"
+                                      " WHERE id = $1 AND mode = $2 FOR UPDATE",
+                                      2,
+                                      {PW_DB_TEXT, PW_DB_TEXT}};
+static const pw_db_stmt set_paid = {
+    "settlement_set_paid",
+    "UPDATE settlement_batches SET state = 'IN_TRANSIT', payout_reference = $2, paid_time = now()"
+    " WHERE id = $1 RETURNING " BATCH_COLUMNS,
+    2,
+    {PW_DB_TEXT, PW_DB_TEXT}};
+static const pw_db_stmt set_outcome = {
+    "settlement_set_outcome",
+    "UPDATE settlement_batches SET state = $2, failure_reason = $3,"
+    " settled_time = CASE WHEN $2 = 'SETTLED' THEN now() ELSE settled_time END,"
+    " ledger_transfer_id = $4, ledger_transfer_kind = $5, ledger_booked = false"
+    " WHERE id = $1 RETURNING " BATCH_COLUMNS,
+    5,
+    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT}};
+static const pw_db_stmt set_booked = {
+    "settlement_set_booked",
+    "UPDATE settlement_batches SET ledger_booked = true WHERE id = $1 AND ledger_transfer_id = $2"
+    " RETURNING " BATCH_COLUMNS,
+    2,
+    {PW_DB_TEXT, PW_DB_TEXT}};
+/* Our cash account's institution: where payouts leave from (the default partner's). */
+static const pw_db_stmt our_institution = {
+    "settlement_institution",
+    "SELECT cash_institution FROM recon_partners WHERE partner = '*'",
+    0,
+    {0}};
+
+/* What a transition needs of a batch, copied out of its row (rows end at the next wait). */
+typedef struct batch_snap {
+    const char *id, *mode, *merchant, *currency, *state, *transfer_id, *kind, *reference;
+    int64_t net;
+    int booked;
+    Batch *message;
+} batch_snap;
+
+static batch_snap snap_of(svc_req *r, svc_row row)
+{
+    batch_snap s = {.id = svc_text(row, "id"),
+                    .mode = svc_text(row, "mode"),
+                    .merchant = svc_text(row, "merchant_id"),
+                    .currency = svc_text(row, "currency"),
+                    .state = svc_text(row, "state"),
+                    .transfer_id = svc_text(row, "ledger_transfer_id"),
+                    .kind = svc_text(row, "ledger_transfer_kind"),
+                    .reference = svc_text(row, "payout_reference"),
+                    .net = svc_int64(row, "net_payout"),
+                    .booked = svc_bool(row, "ledger_booked"),
+                    .message = batch_from_row(r, row)};
+    return s;
+}
+
+typedef struct transition_args {
+    const char *id;
+    const char *mode;
+    /* MarkBatchPaid: the reference; ConfirmBatch: the outcome. */
+    const char *reference;
+    int confirm, succeeded;
+    const char *reason;
+    batch_snap after; /* out: the batch after the transition */
+} transition_args;
+
+/* The transfer a confirmation books, by kind: its entries (2) into e. */
+static void transfer_legs(const batch_snap *b, const char *cash, ledger_entry_in *e)
+{
+    int paid = strcmp(b->kind, "paid") == 0;
+    int from_cash = strcmp(b->kind, "return_cash") == 0;
+    e[0] = (ledger_entry_in){.kind = from_cash ? "platform_cash" : "settlement_clearing",
+                             .owner = from_cash ? cash : "",
+                             .amount = b->net,
+                             .currency = b->currency,
+                             .credit = 0,
+                             .purpose = paid ? "payout" : "return"};
+    e[1] = (ledger_entry_in){.kind = paid ? "platform_cash" : "merchant_available",
+                             .owner = paid ? cash : b->merchant,
+                             .amount = b->net,
+                             .currency = b->currency,
+                             .credit = 1,
+                             .purpose = paid ? "payout" : "return"};
+}
+
+/* Books the batch's decided transfer when it is not yet (fixed id: once), then marks it. */
+static batch_snap ensure_booked(svc_req *r, batch_snap b)
+{
+    if (b.booked) {
+        return b;
+    }
+    const char *cash =
+        svc_text(svc_row_at(r, svc_query(r, &our_institution, NULL, 0), 0), "cash_institution");
+    ledger_entry_in *e = svc_alloc(r, 2 * sizeof(*e));
+    transfer_legs(&b, cash, e);
+    int paid = strcmp(b.kind, "paid") == 0;
+    ledger_op op;
+    memset(&op, 0, sizeof(op));
+    op.kind = LEDGER_CREATE;
+    op.mode = b.mode;
+    op.transfer_id = b.transfer_id;
+    op.transfer_kind = paid ? "paid" : "return";
+    op.reference = b.id;
+    /* The payout's EndToEndId: what our bank's statement debit matches (bank_debit). */
+    op.partner_reference = paid ? b.id : "";
+    op.balance_check = "NONE";
+    op.entries = e;
+    op.entry_count = 2;
+    ledger_apply(r, &op);
+    if (op.code != PW_OK) {
+        svc_fail(r, op.code == PW_UNAVAILABLE ? PW_UNAVAILABLE : PW_INTERNAL,
+                 "batch %s is decided but its transfer %s is not booked (%s): call again", b.id,
+                 b.transfer_id, op.message);
+    }
+    pw_db_param p[] = {pw_db_text(b.id), pw_db_text(b.transfer_id)};
+    return snap_of(r, svc_one(r, svc_query(r, &set_booked, p, 2), "settlement batch", b.id));
+}
+
+static void transition_tx(svc_req *r, const void *arg)
+{
+    transition_args *a = (transition_args *)arg;
+    pw_db_param k[] = {pw_db_text(a->id), pw_db_text(a->mode)};
+    batch_snap b =
+        snap_of(r, svc_one(r, svc_tx_query(r, &lock_batch, k, 2), "settlement batch", a->id));
+    if (!b.booked) {
+        svc_abort(r, PW_UNAVAILABLE, NULL,
+                  "batch %s's last transfer is still being booked: call again", a->id);
+    }
+    const char *to = NULL, *kind = "";
+    if (!a->confirm) {
+        if (strcmp(b.state, "IN_TRANSIT") == 0 && strcmp(b.reference, a->reference) == 0) {
+            a->after = b; /* a retry */
+            svc_tx_commit(r);
+            return;
+        }
+        if (strcmp(b.state, "READY") != 0) {
+            svc_abort(r, PW_FAILED_PRECONDITION, "INVALID_STATE_TRANSITION",
+                      "batch %s is %s: only a READY batch is paid (a paid one keeps its first"
+                      " payout_reference)",
+                      a->id, b.state);
+        }
+        pw_db_param p[] = {pw_db_text(a->id), pw_db_text(a->reference)};
+        a->after = snap_of(r, svc_row_at(r, svc_tx_query(r, &set_paid, p, 2), 0));
+        svc_tx_commit(r);
+        return;
+    }
+    if ((a->succeeded && strcmp(b.state, "SETTLED") == 0) ||
+        (!a->succeeded && strcmp(b.state, "FAILED") == 0)) {
+        a->after = b; /* a retry */
+        svc_tx_commit(r);
+        return;
+    }
+    if (a->succeeded && strcmp(b.state, "IN_TRANSIT") == 0) {
+        to = "SETTLED", kind = "paid";
+    } else if (!a->succeeded &&
+               (strcmp(b.state, "IN_TRANSIT") == 0 || strcmp(b.state, "READY") == 0)) {
+        to = "FAILED", kind = "return_clearing";
+    } else if (!a->succeeded && strcmp(b.state, "SETTLED") == 0) {
+        to = "FAILED", kind = "return_cash"; /* a late return: the money came back to our cash */
+    } else {
+        svc_abort(r, PW_FAILED_PRECONDITION, "INVALID_STATE_TRANSITION",
+                  "batch %s is %s: it cannot be confirmed %s", a->id, b.state,
+                  a->succeeded ? "settled" : "failed");
+    }
+    char transfer_id[80];
+    snprintf(transfer_id, sizeof(transfer_id), "txf_%s_%s",
+             strcmp(kind, "paid") == 0 ? "paid" : "return", a->id);
+    pw_db_param p[] = {pw_db_text(a->id), pw_db_text(to), pw_db_text(a->reason ? a->reason : ""),
+                       pw_db_text(transfer_id), pw_db_text(kind)};
+    a->after = snap_of(r, svc_row_at(r, svc_tx_query(r, &set_outcome, p, 5), 0));
+    svc_tx_commit(r);
+}
+
+/* Runs the transition, then books what it decided; the batch as it is now. */
+static Batch *transition(svc_req *r, transition_args *a)
+{
+    /* A transfer an earlier call decided but did not book (a crash, the ledger away) first. */
+    pw_db_param k[] = {pw_db_text(a->id), pw_db_text(a->mode)};
+    ensure_booked(
+        r, snap_of(r, svc_one(r, svc_query(r, &batch_by_id, k, 2), "settlement batch", a->id)));
+    svc_transaction(r, transition_tx, a);
+    return ensure_booked(r, a->after).message;
+}
+
+static void check_transition(svc_req *r, const char *key, const char *batch_id, int mode_value,
+                             const char **mode)
+{
+    *mode = mode_text(mode_value);
+    if (*mode == NULL) {
+        svc_violation(r, "mode", "required: MODE_TEST or MODE_LIVE");
+    }
+    if (!svc_key_ok(key)) {
+        svc_violation(r, "idempotency_key", "1 to 128 printable characters");
+    }
+    if (!svc_id_ok(batch_id, "stl")) {
+        svc_violation(r, "batch_id", "a batch id: \"stl_\" and 26 characters");
+    }
+}
+
+SVC_HANDLER(mark_paid, Paywire__Finance__V1__MarkBatchPaidRequest)
+{
+    const char *mode;
+    check_transition(r, req->idempotency_key, req->batch_id, req->mode, &mode);
+    if (!svc_text_ok(req->payout_reference, 128)) {
+        svc_violation(r, "payout_reference", "1 to 128 characters: the bank's reference or hash");
+    }
+    svc_check(r);
+    svc_authenticate(r, NULL);
+    transition_args a = {.id = req->batch_id, .mode = mode, .reference = req->payout_reference};
+    Paywire__Finance__V1__MarkBatchPaidResponse resp =
+        PAYWIRE__FINANCE__V1__MARK_BATCH_PAID_RESPONSE__INIT;
+    resp.batch = transition(r, &a);
+    svc_reply(r, &resp.base);
+}
+
+SVC_HANDLER(confirm, Paywire__Finance__V1__ConfirmBatchRequest)
+{
+    const char *mode;
+    check_transition(r, req->idempotency_key, req->batch_id, req->mode, &mode);
+    if (!req->succeeded && !svc_text_ok(req->failure_reason, 300)) {
+        svc_violation(r, "failure_reason", "1 to 300 characters: why the payout came back");
+    }
+    svc_check(r);
+    svc_authenticate(r, NULL);
+    transition_args a = {.id = req->batch_id,
+                         .mode = mode,
+                         .confirm = 1,
+                         .succeeded = req->succeeded,
+                         .reason = req->succeeded ? "" : req->failure_reason};
+    Paywire__Finance__V1__ConfirmBatchResponse resp =
+        PAYWIRE__FINANCE__V1__CONFIRM_BATCH_RESPONSE__INIT;
+    resp.batch = transition(r, &a);
+    svc_reply(r, &resp.base);
+}
+
+/* The reserve rules are not built yet: UNIMPLEMENTED. */
 static const paywire_finance_v1_settlement_service_handlers handlers = {
     .create_settlement_batch = create_batch_h,
     .get_settlement_batch = get_batch_h,
     .list_settlement_batches = list_batches_body_h,
     .stream_settlement_report = stream_report_h,
+    .mark_batch_paid = mark_paid_h,
+    .confirm_batch = confirm_h,
 };
 
 pw_status settlement_register(pw_server *server, svc_app *app)

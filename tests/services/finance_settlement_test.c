@@ -277,6 +277,9 @@ static long long payable(const char *merchant)
     return scalar(sql);
 }
 
+static char first_batch[40], refund_batch[40];
+static long long first_net;
+
 /* Runs after the availability test: M1's captures are available. */
 static void test_settlement_batch_pays_exactly_the_payable_balance(void **state)
 {
@@ -314,6 +317,8 @@ static void test_settlement_batch_pays_exactly_the_payable_balance(void **state)
                      b->net_payout->amount_minor);
     char id[40];
     snprintf(id, sizeof(id), "%s", b->id);
+    snprintf(first_batch, sizeof(first_batch), "%s", b->id);
+    first_net = owed;
     /* The report's lines sum to the net; the net left available for clearing. */
     int lines;
     assert_int_equal(report_sum(id, &lines), owed);
@@ -348,6 +353,7 @@ static void test_settlement_batch_pays_exactly_the_payable_balance(void **state)
     assert_int_equal(create_batch("stl-m1-3", M1, "2026-12-12", &m, msg, sizeof(msg)), PW_OK);
     assert_int_equal(batch_of(m)->state, PAYWIRE__FINANCE__V1__BATCH_STATE__BATCH_STATE_READY);
     assert_int_equal(batch_of(m)->net_payout->amount_minor, 500);
+    snprintf(refund_batch, sizeof(refund_batch), "%s", batch_of(m)->id);
     assert_int_equal(report_sum(batch_of(m)->id, &lines), 500);
     assert_int_equal(lines, 1);
     pw_protobuf_free(m);
@@ -365,11 +371,110 @@ static void test_settlement_batch_pays_exactly_the_payable_balance(void **state)
     assert_non_null(strstr(msg, "settlement_date"));
 }
 
+static pw_status mark_paid(const char *batch, const char *reference, ProtobufCMessage **resp,
+                           char *msg, size_t cap)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"idempotencyKey\":\"paid-%s\",\"batchId\":\"%s\",\"payoutReference\":\"%s\","
+             "\"mode\":\"MODE_TEST\"}",
+             reference, batch, reference);
+    return call_json("/paywire.finance.v1.SettlementService/MarkBatchPaid",
+                     &paywire__finance__v1__mark_batch_paid_request__descriptor,
+                     &paywire__finance__v1__mark_batch_paid_response__descriptor, json, resp, msg,
+                     cap);
+}
+
+static pw_status confirm(const char *batch, int succeeded, ProtobufCMessage **resp, char *msg,
+                         size_t cap)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"idempotencyKey\":\"confirm-%s-%d\",\"batchId\":\"%s\",\"succeeded\":%s,"
+             "\"failureReason\":\"%s\",\"mode\":\"MODE_TEST\"}",
+             batch, succeeded, batch, succeeded ? "true" : "false", succeeded ? "" : "AC04 closed");
+    return call_json("/paywire.finance.v1.SettlementService/ConfirmBatch",
+                     &paywire__finance__v1__confirm_batch_request__descriptor,
+                     &paywire__finance__v1__confirm_batch_response__descriptor, json, resp, msg,
+                     cap);
+}
+
+static int state_of(ProtobufCMessage *m)
+{
+    return (int)((Paywire__Finance__V1__ConfirmBatchResponse *)m)->batch->state;
+}
+
+static long long clearing(void)
+{
+    return scalar("SELECT coalesce(sum(posted_credits - posted_debits), 0) FROM accounts WHERE"
+                  " kind = 'settlement_clearing'");
+}
+
+static long long cash(void)
+{
+    return scalar("SELECT coalesce(sum(posted_debits - posted_credits), 0) FROM accounts WHERE"
+                  " kind = 'platform_cash' AND owner = 'bank_1'");
+}
+
+/* Runs after the batches test: its two READY batches are paid, settled, returned. */
+static void test_settlement_paid_settled_and_returned(void **state)
+{
+    (void)state;
+    char msg[512];
+    ProtobufCMessage *m;
+    long long clearing0 = clearing(), cash0 = cash(), available0 = payable(M1);
+    /* Paid: IN_TRANSIT with the bank's reference, once. */
+    assert_int_equal(mark_paid(first_batch, "bnk_ref_1", &m, msg, sizeof(msg)), PW_OK);
+    assert_int_equal(state_of(m), PAYWIRE__FINANCE__V1__BATCH_STATE__BATCH_STATE_IN_TRANSIT);
+    pw_protobuf_free(m);
+    assert_int_equal(mark_paid(first_batch, "bnk_ref_1", &m, msg, sizeof(msg)), PW_OK);
+    pw_protobuf_free(m);
+    assert_int_equal(mark_paid(first_batch, "bnk_ref_2", &m, msg, sizeof(msg)),
+                     PW_FAILED_PRECONDITION);
+    /* Settled: clearing → our cash, once however often it is confirmed. */
+    assert_int_equal(confirm(first_batch, 1, &m, msg, sizeof(msg)), PW_OK);
+    assert_int_equal(state_of(m), PAYWIRE__FINANCE__V1__BATCH_STATE__BATCH_STATE_SETTLED);
+    pw_protobuf_free(m);
+    assert_int_equal(confirm(first_batch, 1, &m, msg, sizeof(msg)), PW_OK);
+    pw_protobuf_free(m);
+    assert_int_equal(clearing(), clearing0 - first_net);
+    assert_int_equal(cash(), cash0 - first_net);
+    /* The bank's statement debit matches txf_paid_ by the batch id (the EndToEndId). */
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM transfers WHERE id = 'txf_paid_%s' AND partner_reference = '%s'",
+             first_batch, first_batch);
+    assert_int_equal(scalar(sql), 1);
+    /* A late return after settlement: back from our cash to the merchant's available funds. */
+    assert_int_equal(confirm(first_batch, 0, &m, msg, sizeof(msg)), PW_OK);
+    assert_int_equal(state_of(m), PAYWIRE__FINANCE__V1__BATCH_STATE__BATCH_STATE_FAILED);
+    pw_protobuf_free(m);
+    assert_int_equal(cash(), cash0);
+    assert_int_equal(payable(M1), available0 + first_net);
+    /* The refund batch fails before it was ever sent: clearing back to available. */
+    assert_int_equal(confirm(refund_batch, 0, &m, msg, sizeof(msg)), PW_OK);
+    pw_protobuf_free(m);
+    assert_int_equal(confirm(refund_batch, 1, &m, msg, sizeof(msg)), PW_FAILED_PRECONDITION);
+    assert_int_equal(clearing(), clearing0 - first_net - 500);
+    assert_int_equal(payable(M1), available0 + first_net + 500);
+    assert_int_equal(scalar("SELECT count(*) FROM transfers WHERE kind IN ('paid', 'return')"), 3);
+    /* What came back is paid by the next batch, as returned payouts. */
+    assert_int_equal(create_batch("stl-m1-4", M1, "2026-12-13", &m, msg, sizeof(msg)), PW_OK);
+    assert_int_equal(batch_of(m)->net_payout->amount_minor, first_net + 500);
+    assert_int_equal(batch_of(m)->other->amount_minor, first_net + 500);
+    pw_protobuf_free(m);
+    assert_int_equal(scalar("SELECT count(*) FROM (SELECT mode, currency FROM accounts GROUP BY"
+                            " mode, currency HAVING sum(posted_debits) <> sum(posted_credits)"
+                            " OR sum(pending_debits) <> sum(pending_credits)) x"),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_settlement_available_at_t_plus_n_once),
         cmocka_unit_test(test_settlement_batch_pays_exactly_the_payable_balance),
+        cmocka_unit_test(test_settlement_paid_settled_and_returned),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -111,13 +111,13 @@ static void test_finance_serves_health_and_unimplemented_parts(void **state)
     (void)state;
     assert_int_equal(svc_process_health(ch, "paywire.finance.v1.LedgerService"), 1);
     /* What settlement (part 2, its own issue) has not built yet is mounted, UNIMPLEMENTED. */
-    Paywire__Finance__V1__MarkBatchPaidRequest req =
-        PAYWIRE__FINANCE__V1__MARK_BATCH_PAID_REQUEST__INIT;
+    Paywire__Finance__V1__SetReserveRuleRequest req =
+        PAYWIRE__FINANCE__V1__SET_RESERVE_RULE_REQUEST__INIT;
     ProtobufCMessage *resp = NULL;
     pw_call_options o = {.timeout_ms = 5000};
     pw_status rv = pw_client_unary_blocking(
-        ch, "/paywire.finance.v1.SettlementService/MarkBatchPaid", &o, &req.base,
-        &paywire__finance__v1__mark_batch_paid_response__descriptor, &resp, NULL, NULL);
+        ch, "/paywire.finance.v1.SettlementService/SetReserveRule", &o, &req.base,
+        &paywire__finance__v1__set_reserve_rule_response__descriptor, &resp, NULL, NULL);
     assert_int_equal(rv, PW_UNIMPLEMENTED);
     pw_protobuf_free(resp);
 }

@@ -35,6 +35,18 @@ CREATE TABLE settlement_batches (
     lines int8 NOT NULL DEFAULT 0,
     failure_reason text NOT NULL DEFAULT '',
     create_time timestamptz NOT NULL DEFAULT now(),
+    -- MarkBatchPaid: the bank's reference or the transaction's hash.
+    payout_reference text NOT NULL DEFAULT '',
+    paid_time timestamptz,
+    settled_time timestamptz,
+    -- The ledger transfer the last transition books (txf_paid_ or txf_return_<stl>), which
+    -- account pays it ('paid', 'return_clearing', 'return_cash'), and whether it is booked: a
+    -- transition is decided under the row lock first, then booked with its fixed id, so a crash
+    -- in between is completed by the next call on the batch, and two confirmations can never
+    -- book both a payment and a return of the same money.
+    ledger_transfer_id text NOT NULL DEFAULT '',
+    ledger_transfer_kind text NOT NULL DEFAULT '',
+    ledger_booked boolean NOT NULL DEFAULT true,
     CHECK (net_payout = gross_captured - refunded - fees - reserve_withheld + other),
     UNIQUE (mode, merchant_id, currency, settlement_date)
 );
