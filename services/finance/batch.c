@@ -840,6 +840,20 @@ static const pw_db_stmt lock_accounts = {
     3,
     {PW_DB_JSONB, PW_DB_JSONB, PW_DB_JSONB}};
 
+/* lock_accounts for a batch that names accounts by key only and moves no pending transfer (most
+ * batches): the same rows, from a plan a third the size (starting the executor on the full
+ * plan's unused branches was a measurable share of a small batch). */
+static const pw_db_stmt lock_accounts_by_key = {
+    "ledger_lock_accounts_by_key",
+    "SELECT id, mode, kind, owner, currency, normal_balance, posted_debits, posted_credits,"
+    " pending_debits, pending_credits, version FROM accounts"
+    " WHERE id = ANY (ARRAY(SELECT a.id FROM jsonb_to_recordset($1) AS k(mode text, kind text,"
+    " owner text, currency text), LATERAL (SELECT a.id FROM accounts a WHERE a.mode = k.mode"
+    " AND a.kind = k.kind AND a.owner = k.owner AND a.currency = k.currency AND a.shard = 0"
+    " OFFSET 0) a)) ORDER BY id FOR UPDATE",
+    1,
+    {PW_DB_JSONB}};
+
 static const pw_db_stmt read_transfers = {
     "ledger_read_transfers",
     "SELECT t.mode, t.id, t.kind, t.state, t.reference, t.partner_reference, t.two_phase,"
@@ -1230,9 +1244,14 @@ static void send_reads(batch *b)
         pw_db_param pu = pw_db_jsonb(jt_end(&q.newkeys));
         sent_ok(b, pw_db_tx_query(b->tx, &upsert_accounts, &pu, 1, read_piped, b));
     }
-    pw_db_param pa[] = {pw_db_jsonb(jt_end(&q.ids)), pw_db_jsonb(jt_end(&q.keys)),
-                        pw_db_jsonb(jt_end(&q.moved))};
-    sent_ok(b, pw_db_tx_query(b->tx, &lock_accounts, pa, 3, accounts_read, b));
+    if (q.ids.items == 0 && q.moved.items == 0) {
+        pw_db_param pk = pw_db_jsonb(jt_end(&q.keys));
+        sent_ok(b, pw_db_tx_query(b->tx, &lock_accounts_by_key, &pk, 1, accounts_read, b));
+    } else {
+        pw_db_param pa[] = {pw_db_jsonb(jt_end(&q.ids)), pw_db_jsonb(jt_end(&q.keys)),
+                            pw_db_jsonb(jt_end(&q.moved))};
+        sent_ok(b, pw_db_tx_query(b->tx, &lock_accounts, pa, 3, accounts_read, b));
+    }
     pw_db_param pt = pw_db_jsonb(jt_end(&q.named));
     sent_ok(b, pw_db_tx_query(b->tx, &read_transfers, &pt, 1, transfers_read, b));
     smap_free(&q.seen);
