@@ -40,5 +40,8 @@ const svc_setting merchant_settings[] = {
     {"compliance_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
     /* Tests and development only: 1 accepts webhook endpoints at http://127.0.0.1:<port>. */
     {"webhook_loopback_http", SVC_SETTING_INT, "0", 0, 1, 0},
+    /* The identities that may read webhook signing secrets (GetWebhookTargets), comma-separated:
+     * the signer only. */
+    {"webhook_signers", SVC_SETTING_TEXT, "spiffe://paywire/orchestration", 0, 0, 0},
     {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
 };

@@ -51,6 +51,8 @@ typedef struct merchant_state {
     char tls_cert[256];
     char tls_key[256];
     char tls_ca[256];
+    /** webhook_signers: who may read signing secrets (comma-separated SPIFFE ids). */
+    char webhook_signers[512];
 } merchant_state;
 /**
  * kyb.c: in CreateMerchant's transaction, the outbox row that opens merchant_id's KYB case in

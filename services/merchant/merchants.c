@@ -504,6 +504,8 @@ pw_status merchant_setup(const svc_config *cfg, void **state, char *err, size_t 
     for (int i = 0; i < 4; i++) {
         snprintf(out[i], sizeof(s->tls_ca), "%s", v[i] ? v[i] : "");
     }
+    const char *signers = svc_config_text(cfg, "webhook_signers");
+    snprintf(s->webhook_signers, sizeof(s->webhook_signers), "%s", signers ? signers : "");
     *state = s;
     return PW_OK;
 }

@@ -511,10 +511,30 @@ SVC_HANDLER(delete_webhook, Paywire__Merchant__V1__DeleteWebhookEndpointRequest)
                    &rm);
 }
 
+/* 1 when identity is one of the comma-separated list. */
+static int listed(const char *list, const char *identity)
+{
+    size_t n = strlen(identity);
+    for (const char *p = list; n > 0 && *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, identity, n) == 0) {
+            return 1;
+        }
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
 /* The signer's view of a merchant's endpoints (orchestration): secrets opened, in call memory. */
 SVC_HANDLER(get_webhook_targets, Paywire__Merchant__V1__GetWebhookTargetsRequest)
 {
     svc_authenticate(r, NULL);
+    const merchant_state *ms = r->app->service;
+    if (!listed(ms->webhook_signers, r->caller.identity)) {
+        svc_fail(r, PW_PERMISSION_DENIED,
+                 "only the webhook signer (webhook_signers: %s) may read signing secrets, not %s",
+                 ms->webhook_signers, r->caller.identity);
+    }
     if (!svc_id_ok(req->merchant_id, "mer")) {
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }

@@ -75,7 +75,10 @@ static void write_config(const char *database_url)
             "internal_identities = spiffe://paywire/tests\nlog_level = warning\n"
             "workers = 2\nadmin_listen = 127.0.0.1:%d\nidempotency_sweep_seconds = 1\n"
             "merchant_rate_limit_per_second = 5\nmerchant_rate_limit_burst = 40\n"
-            "compliance_target = localhost:%d\n",
+            "compliance_target = localhost:%d\n"
+            /* The tests read signing secrets as the signer would (orchestration's tests check
+             * that no one else may). */
+            "webhook_signers = spiffe://paywire/tests\n",
             port, database_url, dir, dir, dir, admin_port, compliance.port);
     fclose(f);
 }
