@@ -228,8 +228,13 @@ static pw_status price_capture(delivery *d, capture *c)
     if (rv == PW_OK) {
         const Paywire__Finance__V1__CalculateFeeResponse *resp = (const void *)d->w.response;
         c->fee_minor = resp->fee != NULL ? resp->fee->amount_minor : 0;
-    } else if (rv == PW_NOT_FOUND) {
-        /* No schedule in force: a configuration to fix, not a reason to drop the capture. */
+    } else if (rv == PW_NOT_FOUND || rv == PW_FAILED_PRECONDITION) {
+        /* No schedule in force, or none of its rules fits (NO_FEE_RULE): a configuration to fix,
+         * never a reason to drop the capture (a dead letter would leave the ledger short of it
+         * and of every refund after it). Retried with backoff until the schedule is fixed. */
+        PW_LOG(PW_LOG_ERR, "ledger",
+               "capture %s of %s cannot be priced (%s): fix the fee schedule; retrying", c->id,
+               c->merchant_id, d->w.message);
         rv = PW_UNAVAILABLE;
     }
     return rv;
