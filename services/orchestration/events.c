@@ -2,7 +2,8 @@
  * events.c: what the event consumers share (events.h): the waits of a
  * delivery's fiber on a statement or a call, and the jobs of worker 0 —
  * recovery, the ledger consumer (finance_target), the webhooks
- * (merchant_target) — started and stopped together.
+ * (merchant_target), payment facts to monitoring (compliance_target) —
+ * started and stopped together.
  */
 #include <stdio.h>
 #include <string.h>
@@ -81,12 +82,27 @@ int64_t ev_int64(const pw_db_result *res, int row, const char *col)
     return v;
 }
 
+pw_status ev_consumer_start(svc_app *app, uv_loop_t *loop, const char *target,
+                            const svc_outbox_options *o, pw_channel **ch, svc_outbox **outbox)
+{
+    pw_status rv = orch_channel(app->service, target, loop, ch);
+    if (rv == PW_OK) {
+        rv = svc_outbox_start(outbox, loop, app->pool, o);
+    }
+    if (rv != PW_OK && *ch != NULL) {
+        pw_channel_close(*ch, NULL, NULL);
+        *ch = NULL;
+    }
+    return rv;
+}
+
 /* ---- the jobs of worker 0 ---- */
 
 typedef struct orch_jobs {
     void *recovery;
     ev_ledger *ledger;
     ev_webhooks *webhooks;
+    ev_monitoring *monitoring;
 } orch_jobs;
 
 pw_status orch_jobs_start(svc_app *app, uv_loop_t *loop, const svc_config *cfg, void **jobs)
@@ -102,6 +118,9 @@ pw_status orch_jobs_start(svc_app *app, uv_loop_t *loop, const svc_config *cfg, 
     }
     if (rv == PW_OK && s->merchant_target[0] != '\0') {
         rv = ev_webhooks_start(&j->webhooks, app, loop, s->merchant_target);
+    }
+    if (rv == PW_OK && s->compliance_target[0] != '\0') {
+        rv = ev_monitoring_start(&j->monitoring, app, loop, s->compliance_target);
     }
     if (rv != PW_OK) {
         orch_jobs_stop(j);
@@ -120,5 +139,6 @@ void orch_jobs_stop(void *jobs)
     orch_stop_jobs(j->recovery);
     ev_ledger_stop(j->ledger);
     ev_webhooks_stop(j->webhooks);
+    ev_monitoring_stop(j->monitoring);
     pw_free(j);
 }

@@ -42,6 +42,14 @@ const char *ev_text(const pw_db_result *res, int row, const char *col);
 /** An int8 column of row (0 when NULL or absent). */
 int64_t ev_int64(const pw_db_result *res, int row, const char *col);
 
+/**
+ * A consumer's channel to target (our mTLS identity) and its publisher o on
+ * the app's pool. On failure neither is left open (*ch NULL). Returns PW_OK
+ * or the failure of pw_channel_new or svc_outbox_start.
+ */
+pw_status ev_consumer_start(svc_app *app, uv_loop_t *loop, const char *target,
+                            const svc_outbox_options *o, pw_channel **ch, svc_outbox **outbox);
+
 /* ---- ledger.c ---- */
 
 typedef struct ev_ledger ev_ledger;
@@ -62,6 +70,15 @@ void ev_ledger_stop(ev_ledger *l);
  */
 pw_status ev_reserve_refund(svc_app *app, svc_fiber *fiber, pw_channel *finance,
                             const char *refund_id, char *message, size_t cap);
+
+/* ---- monitoring.c ---- */
+
+typedef struct ev_monitoring ev_monitoring;
+/** Starts sending captured payments to compliance's RecordPayments (at target) on loop. */
+pw_status ev_monitoring_start(ev_monitoring **out, svc_app *app, uv_loop_t *loop,
+                              const char *target);
+/** Stops; a call in flight ends CANCELLED and its row is sent again later. NULL: no-op. */
+void ev_monitoring_stop(ev_monitoring *m);
 
 /* ---- webhooks.c ---- */
 

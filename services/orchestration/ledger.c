@@ -520,7 +520,6 @@ pw_status ev_ledger_start(ev_ledger **out, svc_app *app, uv_loop_t *loop, const 
     *out = NULL;
     ev_ledger *l = pw_calloc(1, sizeof(*l));
     l->app = app;
-    pw_status rv = orch_channel(app->service, target, loop, &l->finance);
     /* Order does not matter: a refund books its capture itself before its own transfers. */
     svc_outbox_options oo = {
         .table = "outbox",
@@ -531,13 +530,8 @@ pw_status ev_ledger_start(ev_ledger **out, svc_app *app, uv_loop_t *loop, const 
         .backoff_initial_ms = 1000,
         .backoff_max_ms = 300000,
     };
-    if (rv == PW_OK) {
-        rv = svc_outbox_start(&l->outbox, loop, app->pool, &oo);
-    }
+    pw_status rv = ev_consumer_start(app, loop, target, &oo, &l->finance, &l->outbox);
     if (rv != PW_OK) {
-        if (l->finance != NULL) {
-            pw_channel_close(l->finance, NULL, NULL);
-        }
         pw_free(l);
         return rv;
     }

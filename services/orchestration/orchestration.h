@@ -20,6 +20,8 @@ typedef struct orch_state {
     char acquirer_target[256];
     /** The merchant service's address (API keys); "" accepts internal callers only. */
     char merchant_target[256];
+    /** The compliance service's address (payment facts to monitoring); "" keeps them waiting. */
+    char compliance_target[256];
     /** Our database (WatchPayment's LISTEN connections). */
     char database_url[512];
     /** The finance service's address (the ledger consumer); "" keeps ledger events waiting. */

@@ -16,6 +16,9 @@ const svc_setting orch_settings[] = {
     /* The finance service's address: the ledger consumer books the outbox's events there
      * (unset: they wait in the outbox). */
     {"finance_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
+    /* compliance-server's address: captured payments go to its MonitoringService (unset: they
+     * wait in monitoring_events). */
+    {"compliance_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
     /* Each partner call's deadline; a lease is 2 × this + 5 s. */
     {"connector_timeout_ms", SVC_SETTING_INT, "2000", 50, 60000, 0},
     {"recovery_interval_ms", SVC_SETTING_INT, "1000", 10, 600000, 0},
@@ -45,6 +48,8 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
                   svc_config_text(cfg, "acquirer_target")) &&
              copy(s->merchant_target, sizeof(s->merchant_target),
                   svc_config_text(cfg, "merchant_target")) &&
+             copy(s->compliance_target, sizeof(s->compliance_target),
+                  svc_config_text(cfg, "compliance_target")) &&
              copy(s->database_url, sizeof(s->database_url), svc_config_text(cfg, "database_url")) &&
              copy(s->finance_target, sizeof(s->finance_target),
                   svc_config_text(cfg, "finance_target")) &&

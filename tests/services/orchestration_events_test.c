@@ -19,13 +19,17 @@
 #include "pw_test.h"
 #include "pw_test_db.h"
 #include "svc_process.h"
+#include "compliance_calls.h"
 #include "paywire/finance/v1/fees.pw.h"
 #include "paywire/merchant/v1/merchant.pw.h"
 #include "paywire/orchestration/v1/payments.pw.h"
 
 typedef Paywire__Orchestration__V1__Payment Payment;
 
-static char orch_db[512], sim_db[512], merchant_db[512], finance_db[512];
+static char orch_db[512], sim_db[512], merchant_db[512], finance_db[512], compliance_db[512];
+static svc_process comp = {.name = "compliance",
+                           .binary = PW_COMPLIANCE_SERVER,
+                           .health_service = "paywire.compliance.v1.ScreeningService"};
 static svc_process mer = {.name = "merchant",
                           .binary = PW_MERCHANT_SERVER,
                           .health_service = "paywire.merchant.v1.MerchantService"};
@@ -77,8 +81,9 @@ static void start_orch(const char *extra)
              "log_level = warning\nworkers = 2\nacquirer_target = localhost:%d\n"
              "connector_timeout_ms = 1000\nrecovery_interval_ms = 100\n"
              "merchant_target = localhost:%d\nfinance_target = localhost:%d\n"
+             "compliance_target = localhost:%d\n"
              "webhook_backoff_initial_ms = 100\nwebhook_backoff_max_ms = 1000\n%s",
-             sim.port, mer.port, fin.port, extra);
+             sim.port, mer.port, fin.port, comp.port, extra);
     svc_process_start(&orch, orch_db, conf);
     /* A fresh channel for a restarted process: the old one may still be backing off from the
      * connections the dead process refused (under load, CreatePayment after a restart once
@@ -145,14 +150,15 @@ static int group_setup(void **state)
     migrate(sim_db, PW_SOURCE_DIR "/services/orchestration/simulators/acquirer-sim/migrations",
             "paywire.migrate.acquirer_sim");
     uv_loop_init(&loop);
-    svc_process *all[] = {&sim, &orch, &mer, &fin};
-    for (size_t i = 0; i < 4; i++) {
+    compliance_db_prepare("orchev_comp", compliance_db, sizeof(compliance_db));
+    svc_process *all[] = {&sim, &orch, &mer, &fin, &comp};
+    for (size_t i = 0; i < 5; i++) {
         svc_process_prepare(all[i]);
     }
     /* One CA for all, so each verifies the others. */
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "for d in %s %s %s; do cp %s/*.crt %s/*.key $d/; done", orch.dir,
-             mer.dir, fin.dir, sim.dir, sim.dir);
+    snprintf(cmd, sizeof(cmd), "for d in %s %s %s %s; do cp %s/*.crt %s/*.key $d/; done", orch.dir,
+             mer.dir, fin.dir, comp.dir, sim.dir, sim.dir);
     assert_int_equal(system(cmd), 0);
     start(&mer, merchant_db,
           "log_level = warning\nworkers = 1\nencryption_key = "
@@ -164,6 +170,10 @@ static int group_setup(void **state)
           "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
     start_finance();
     fee_schedule();
+    start(&comp, compliance_db,
+          "log_level = warning\nworkers = 1\nencryption_key = "
+          "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+          "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
     start_orch("");
     return 0;
 }
@@ -179,8 +189,8 @@ static int group_teardown(void **state)
         waitpid(orch2.pid, NULL, 0);
         svc_process_cleanup(&orch2);
     }
-    svc_process *all[] = {&orch, &sim, &fin, &mer};
-    for (size_t i = 0; i < 4; i++) {
+    svc_process *all[] = {&orch, &sim, &fin, &mer, &comp};
+    for (size_t i = 0; i < 5; i++) {
         svc_process_stop(all[i]);
         svc_process_cleanup(all[i]);
     }
@@ -715,6 +725,29 @@ static void test_events_refund_reserved_first(void **state)
     ledger_matches_payments();
 }
 
+/* Every captured payment reaches compliance monitoring once, as its fact. */
+static void test_events_payment_facts_to_monitoring(void **state)
+{
+    (void)state;
+    char id[40];
+    paid_for("mer_0000000000000000000000000M", "facts-1", 7700, id, sizeof(id));
+    long long captured =
+        pw_test_db_scalar(orch_db, "SELECT count(*) FROM payments WHERE amount_captured_minor > 0");
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM payment_facts");
+    assert_int_equal(pw_test_db_wait_scalar(compliance_db, sql, captured, 60000), captured);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM payment_facts WHERE payment_id = '%s' AND amount_minor = 7700"
+             " AND currency = 'USD' AND payer_key = 'tok_4242424242424242'",
+             id);
+    assert_int_equal(pw_test_db_scalar(compliance_db, sql), 1);
+    assert_int_equal(pw_test_db_wait_scalar(orch_db,
+                                            "SELECT count(*) FROM monitoring_events WHERE"
+                                            " published_time IS NULL OR dead_time IS NOT NULL",
+                                            0, 30000),
+                     0);
+}
+
 /* ---- ListEvents ---- */
 
 typedef Paywire__Orchestration__V1__ListEventsResponse ListEventsResponse;
@@ -903,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_events_finance_outage_delays_only),
         cmocka_unit_test(test_events_webhooks_signed_and_retried),
         cmocka_unit_test(test_events_refund_reserved_first),
+        cmocka_unit_test(test_events_payment_facts_to_monitoring),
         cmocka_unit_test(test_events_list_paging),
         cmocka_unit_test(test_events_watch_payment_across_instances),
         /* Last: twice in full-suite runs the first CreatePayment after this restart ran into
