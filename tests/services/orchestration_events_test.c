@@ -46,6 +46,8 @@ static svc_process orch = {.name = "orchestration",
 static svc_process orch2 = {.name = "orchestration2",
                             .binary = PW_ORCHESTRATION_SERVER,
                             .health_service = "paywire.orchestration.v1.PaymentService"};
+/* Webhook receivers still running (a failed test stops none): the teardown ends them. */
+static pid_t receivers[8];
 static uv_loop_t loop;
 static pw_channel *ch;
 static const char *merchant = "mer_0000000000000000000000000E";
@@ -184,6 +186,12 @@ static int group_teardown(void **state)
     pw_channel_close(ch, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+    for (size_t i = 0; i < sizeof(receivers) / sizeof(receivers[0]); i++) {
+        if (receivers[i] > 0) {
+            kill(receivers[i], SIGTERM);
+            waitpid(receivers[i], NULL, 0);
+        }
+    }
     if (orch2.pid > 0) { /* a failed watch test left it running */
         kill(orch2.pid, SIGKILL);
         waitpid(orch2.pid, NULL, 0);
@@ -455,6 +463,12 @@ static void receiver_start(receiver *rc, const char *name, int fail_first)
                "--fail-first", fail, (char *)NULL);
         _exit(127);
     }
+    for (size_t i = 0; i < sizeof(receivers) / sizeof(receivers[0]); i++) {
+        if (receivers[i] == 0) {
+            receivers[i] = rc->pid;
+            break;
+        }
+    }
     for (int i = 0; i < 1000 && rc->port == 0; i++) {
         FILE *f = fopen(rc->port_file, "r");
         if (f == NULL || fscanf(f, "%d", &rc->port) != 1) {
@@ -474,6 +488,9 @@ static void receiver_stop(receiver *rc)
 {
     kill(rc->pid, SIGTERM);
     waitpid(rc->pid, NULL, 0);
+    for (size_t i = 0; i < sizeof(receivers) / sizeof(receivers[0]); i++) {
+        receivers[i] = receivers[i] == rc->pid ? 0 : receivers[i];
+    }
 }
 
 /* Lines of the receiver's log that start with prefix (and name event_id when not NULL). */
