@@ -81,7 +81,7 @@ static void start_orch(const char *extra)
     char conf[1024];
     snprintf(conf, sizeof(conf),
              "log_level = warning\nworkers = 2\nacquirer_target = localhost:%d\n"
-             "connector_timeout_ms = 1000\nrecovery_interval_ms = 100\n"
+             "connector_timeout_ms = 10000\nrecovery_interval_ms = 100\n"
              "merchant_target = localhost:%d\nfinance_target = localhost:%d\n"
              "compliance_target = localhost:%d\n"
              "webhook_backoff_initial_ms = 100\nwebhook_backoff_max_ms = 1000\n%s",
@@ -625,11 +625,10 @@ static void test_events_webhooks_signed_and_retried(void **state)
     assert_true(events >= 5); /* created, processing, authorized, captured, refund.succeeded */
     assert_int_equal(receiver_wait_ok(&up, events), events);
     assert_int_equal(receiver_wait_ok(&flaky, events), events);
-    /* Each id once after de-duplication (ok counts first arrivals; dup the repeats), and the
-     * flaky one refused each event twice before taking it. */
-    assert_int_equal(receiver_lines(&up, "dup ", NULL) + receiver_lines(&up, "ok ", NULL),
-                     receiver_lines(&up, "", NULL) - receiver_lines(&up, "busy ", NULL) -
-                         receiver_lines(&up, "bad ", NULL));
+    /* Each id accepted once (ok counts first arrivals, above); the healthy endpoint, whose
+     * answers are never lost, got each event once at all (a repeat would be a double send);
+     * the flaky one refused each event twice before taking it. */
+    assert_int_equal(receiver_lines(&up, "dup ", NULL), 0);
     assert_int_equal(receiver_lines(&up, "busy ", NULL), 0);
     assert_int_equal(receiver_lines(&flaky, "busy ", NULL), 2 * events);
     assert_int_equal(receiver_lines(&up, "bad ", NULL), 0);
@@ -683,6 +682,12 @@ static void test_events_crash_between_commit_and_publish(void **state)
              "SELECT count(*) FROM outbox WHERE merchant_id = '%s' AND published_time IS NULL",
              mid);
     print_message("events unpublished at the crash: %lld\n", pw_test_db_scalar(orch_db, sql));
+    /* The kill came between the capture's commit and its publication: the window this tests. */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM outbox WHERE merchant_id = '%s' AND type = 'payment.captured'"
+             " AND published_time IS NULL",
+             mid);
+    assert_int_equal(pw_test_db_scalar(orch_db, sql), 1);
     start_orch("");
     outbox_drained();
     long long events = merchant_events(mid);
@@ -896,7 +901,7 @@ static void test_events_watch_payment_across_instances(void **state)
     char conf[512];
     snprintf(conf, sizeof(conf),
              "log_level = warning\nworkers = 1\nacquirer_target = localhost:%d\n"
-             "connector_timeout_ms = 1000\n",
+             "connector_timeout_ms = 10000\n",
              sim.port);
     svc_process_start(&orch2, orch_db, conf);
     pw_channel *ch2 = svc_process_channel(&orch2, &loop);
