@@ -4,6 +4,7 @@
  * UNAVAILABLE, the pool reconnects by itself, and retrying every UNAVAILABLE
  * write with the same idempotency key leaves each key applied exactly once.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,8 @@ typedef struct load {
     int other_errors;
     int done;
     int restarted;
+    /* Set by the restarter thread when pg_ctl restart returned. */
+    _Atomic int restart_done;
     uv_thread_t restarter;
     uv_timer_t retry_timer;
 } load;
@@ -96,6 +99,12 @@ static void timer_closed(uv_handle_t *h)
 }
 
 static void write_next(load *l, writer *w);
+
+static void write_paced(uv_timer_t *t)
+{
+    writer *w = t->data;
+    write_next(w->l, w);
+}
 
 static void written(pw_db_result *r, void *ud)
 {
@@ -130,10 +139,11 @@ static void write_send(writer *w)
 
 static void restart_thread(void *arg)
 {
-    (void)arg;
+    load *l = arg;
     if (run_script("restart") != 0) {
         fprintf(stderr, "restart failed\n");
     }
+    atomic_store(&l->restart_done, 1);
 }
 
 static void write_next(load *l, writer *w)
@@ -141,7 +151,16 @@ static void write_next(load *l, writer *w)
     if (l->next == KEYS / 3 && !l->restarted) {
         /* A third of the way in, restart the server under the running load. */
         l->restarted = 1;
-        uv_thread_create(&l->restarter, restart_thread, NULL);
+        uv_thread_create(&l->restarter, restart_thread, l);
+    }
+    if (l->restarted && !atomic_load(&l->restart_done) && l->next < KEYS &&
+        !uv_is_active((uv_handle_t *)&w->timer) && w->key != -1) {
+        /* Until the restart is over, writes go out slowly, so some are always in flight while
+         * the server is down, however slowly pg_ctl starts on a loaded machine (the remaining
+         * keys would otherwise all be written before it stops the server). */
+        w->key = -1;
+        uv_timer_start(&w->timer, write_paced, 20, 0);
+        return;
     }
     if (l->next >= KEYS) {
         uv_close((uv_handle_t *)&w->timer, timer_closed);
