@@ -120,18 +120,28 @@ static void call_done(const conn_result *res, void *ud)
     svc_resume(w->r);
 }
 
-void conn_call(svc_req *r, const conn_request *req, conn_result *out)
+void conn_call(svc_req *r, const char *connector, const conn_request *req, conn_result *out)
 {
     const orch_state *s = r->app->service;
     memset(out, 0, sizeof(*out));
     out->outcome = "FAILED";
+    int idx = orch_connector_find(s, connector);
     pw_channel *ch = NULL;
-    if (orch_channel(s, s->acquirer_target, pw_call_loop(r->call), &ch) != PW_OK) {
+    if (idx < 0 ||
+        orch_channel(s, s->connectors[idx].target, pw_call_loop(r->call), &ch) != PW_OK) {
         return;
     }
+    uint64_t start = orch_now_ms();
     conn_wait w = {.r = r, .out = out};
     if (conn_send(s, ch, req, call_done, &w) == PW_OK) {
         svc_suspend(r);
     }
     pw_channel_close(ch, NULL, NULL);
+    if (strcmp(req->method, "GetOperation") != 0) {
+        /* An approval or a decline is an answer; FAILED and TIMED_OUT count against it. */
+        int answered =
+            strcmp(out->outcome, "SUCCEEDED") == 0 || strcmp(out->outcome, "DECLINED") == 0;
+        uint64_t now = orch_now_ms();
+        orch_breaker_record(s->breakers, idx, answered, now - start, now);
+    }
 }

@@ -13,19 +13,48 @@
 
 /** Resolved API keys, shared by the workers (auth.c; locked inside). */
 typedef struct orch_key_cache orch_key_cache;
+/** The connectors' circuit breakers, shared by the workers (breaker.c; locked inside). */
+typedef struct orch_breakers orch_breakers;
+
+#define ORCH_MAX_CONNECTORS 8
+
+/** A partner connector as configured (`connectors`): where it is and what it costs. */
+typedef struct orch_connector {
+    char name[32];
+    char target[256];
+    uint32_t cost_bps;
+    int64_t cost_fixed_minor;
+} orch_connector;
+
+/** The breakers' settings (design: 30 s window, 20 requests, 50%, 15 s open, 5 trials). */
+typedef struct orch_breaker_config {
+    int64_t window_ms;
+    int64_t min_requests;
+    int64_t error_percent;
+    int64_t open_ms;
+    int64_t trials;
+} orch_breaker_config;
 
 /** The process-wide settings (svc_service.setup), read-only once the workers run. */
 typedef struct orch_state {
-    /** The acquirer's address ("localhost:15071"). */
+    /** The acquirer's address ("localhost:15071"): the one connector when `connectors` is unset. */
     char acquirer_target[256];
+    /** The card connectors, in configuration order (the default route). */
+    orch_connector connectors[ORCH_MAX_CONNECTORS];
+    int n_connectors;
     /** The merchant service's address (API keys); "" accepts internal callers only. */
     char merchant_target[256];
-    /** The compliance service's address (payment facts to monitoring); "" keeps them waiting. */
+    /**
+     * The compliance service's address: ScreenTransaction at confirm and payment facts to
+     * monitoring; "": payments are not screened and the facts wait.
+     */
     char compliance_target[256];
     /** Our database (WatchPayment's LISTEN connections). */
     char database_url[512];
     /** The finance service's address (the ledger consumer); "" keeps ledger events waiting. */
     char finance_target[256];
+    /** 1: compliance unavailable at confirm routes the payment unscreened; 0: UNAVAILABLE. */
+    int compliance_fail_open;
     /** Our own certificate, key and CA for the calls to partners and services. */
     char tls_cert[256], tls_key[256], tls_ca[256];
     /** Each partner call's deadline. */
@@ -42,8 +71,9 @@ typedef struct orch_state {
     /** Test fault point: "after_authorize" (the acquirer answered), "after_capture_commit"
      * (a capture's outcome and event committed): the process kills itself there. */
     char fault[32];
-    /** Owned; the one mutable part, locked inside. */
+    /** Owned; the mutable parts, each locked inside. */
     orch_key_cache *keys;
+    orch_breakers *breakers;
 } orch_state;
 
 extern const svc_setting orch_settings[];
@@ -110,11 +140,92 @@ pw_status orch_channel(const orch_state *s, const char *target, uv_loop_t *loop,
 pw_status conn_send(const orch_state *s, pw_channel *ch, const conn_request *req, conn_done_cb done,
                     void *user_data);
 /**
- * From a handler: opens a channel on the call's loop, sends req, waits for
- * the answer (the handler is suspended, outside any transaction) and closes
- * the channel. A request that cannot start is FAILED.
+ * From a handler: opens a channel to the connector on the call's loop, sends
+ * req, waits for the answer (the handler is suspended, outside any
+ * transaction) and closes the channel. A request that cannot start, or to a
+ * connector that is not configured, is FAILED. Authorizations are counted
+ * by the connector's breaker.
  */
-void conn_call(svc_req *r, const conn_request *req, conn_result *out);
+void conn_call(svc_req *r, const char *connector, const conn_request *req, conn_result *out);
+
+/* ---- breaker.c ---- */
+
+typedef enum orch_circuit {
+    ORCH_CIRCUIT_CLOSED = 1,
+    ORCH_CIRCUIT_OPEN = 2,
+    ORCH_CIRCUIT_HALF_OPEN = 3,
+} orch_circuit;
+
+/** One connector's breaker as seen now. */
+typedef struct orch_breaker_stats {
+    orch_circuit state;
+    uint32_t requests;
+    /** Answered calls over all calls in the window, in basis points (10000 when none). */
+    uint32_t success_rate_bps;
+    /** Upper bound of the 99th percentile's latency bucket (a power of two), 0 when none. */
+    uint32_t p99_latency_ms;
+} orch_breaker_stats;
+
+/** n CLOSED breakers (NULL when out of memory); free with orch_breakers_free. */
+orch_breakers *orch_breakers_new(const orch_breaker_config *cfg, int n);
+void orch_breakers_free(orch_breakers *bs);
+/** 1 when connector idx may be called now (HALF_OPEN: takes one of the trial slots). */
+int orch_breaker_allow(orch_breakers *bs, int idx, uint64_t now_ms);
+/** One call's result: answered (an approval or a decline) or not, and how long it took. */
+void orch_breaker_record(orch_breakers *bs, int idx, int answered, uint64_t latency_ms,
+                         uint64_t now_ms);
+void orch_breaker_view(orch_breakers *bs, int idx, uint64_t now_ms, orch_breaker_stats *out);
+/** A monotonic clock in milliseconds, the breakers' time. */
+uint64_t orch_now_ms(void);
+
+/* ---- routing.c ---- */
+
+/** The connectors to try for a payment, best first (indexes into orch_state.connectors). */
+typedef struct orch_route {
+    int n;
+    int idx[ORCH_MAX_CONNECTORS];
+} orch_route;
+
+/** Parses `connectors` ("name@host:port/cost_bps/cost_fixed_minor", comma-separated). */
+pw_status orch_connectors_parse(orch_state *s, const char *spec, char *err, size_t err_len);
+/** The connector called name, or -1. */
+int orch_connector_find(const orch_state *s, const char *name);
+/**
+ * In the confirm's transaction: the first routing rule that matches the
+ * payment (method card, currency, issuer country, amount) gives the ordered
+ * connectors (all of them in configuration order when none matches);
+ * cheapest_first orders them by cost, a split picks the first by a hash of
+ * the payment id (the same payment always routes the same way); connectors
+ * whose breaker refuses are left out.
+ */
+void orch_route_payment(svc_req *r, const char *payment_id, const char *currency,
+                        const char *issuer_country, int64_t amount_minor, orch_route *out);
+/** The split's pick for a payment id: FNV-1a of the id, mod 100. */
+uint32_t orch_split_point(const char *payment_id);
+/** Mounts RoutingService (ListConnectors, SetRoutingRules, GetRoutingRules). */
+pw_status orch_register_routing(pw_server *server, svc_app *app);
+
+/* ---- screening.c ---- */
+
+/** What compliance's ScreenTransaction decided for a confirm. */
+typedef enum orch_verdict {
+    /** Not screened: the payment is past REQUIRES_CONFIRMATION (the confirm decides). */
+    ORCH_VERDICT_NONE = 0,
+    ORCH_VERDICT_ALLOW,
+    ORCH_VERDICT_REVIEW,
+    ORCH_VERDICT_BLOCK,
+    /** Compliance unavailable and the policy is open: routed unscreened. */
+    ORCH_VERDICT_UNSCREENED,
+} orch_verdict;
+
+/**
+ * Screens payment_id at CONFIRM (outside any transaction), once its owner is
+ * checked. The screening's id goes into screening_id ("" when none). Ends
+ * the handler UNAVAILABLE when compliance cannot answer and the policy is
+ * closed.
+ */
+orch_verdict orch_screen_confirm(svc_req *r, const char *payment_id, char *screening_id,
+                                 size_t cap);
 
 /* ---- auth.c ---- */
 

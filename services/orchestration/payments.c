@@ -31,13 +31,14 @@ typedef Paywire__Common__V1__Money Money;
 
 /* ---- statements ---- */
 
-#define PAYMENT_COLUMNS                                                                     \
-    "id, merchant_id, mode, amount_minor, currency, amount_captured_minor,"                 \
-    " amount_refunded_minor, capture_method, state, failure_code, vault_token, card_brand," \
-    " card_last4, issuer_country, statement_descriptor, merchant_reference, return_url,"    \
-    " (extract(epoch FROM capture_before_time) * 1000000)::int8 AS capture_before_us,"      \
-    " capture_before_time IS NOT NULL AND capture_before_time < now() AS capture_expired,"  \
-    " (extract(epoch FROM create_time) * 1000000)::int8 AS create_us,"                      \
+#define PAYMENT_COLUMNS                                                                       \
+    "id, merchant_id, mode, amount_minor, currency, amount_captured_minor,"                   \
+    " amount_refunded_minor, capture_method, state, failure_code, vault_token, card_brand,"   \
+    " card_last4, issuer_country, cardholder_name, statement_descriptor, merchant_reference," \
+    " return_url,"                                                                            \
+    " (extract(epoch FROM capture_before_time) * 1000000)::int8 AS capture_before_us,"        \
+    " capture_before_time IS NOT NULL AND capture_before_time < now() AS capture_expired,"    \
+    " (extract(epoch FROM create_time) * 1000000)::int8 AS create_us,"                        \
     " (extract(epoch FROM update_time) * 1000000)::int8 AS update_us"
 
 static const pw_db_stmt select_payment = {
@@ -74,13 +75,14 @@ static const pw_db_stmt insert_payment = {
     .name = "orch_payment_insert",
     .sql = "INSERT INTO payments (id, merchant_id, mode, amount_minor, currency, capture_method,"
            " state, vault_token, card_brand, card_last4, issuer_country, statement_descriptor,"
-           " merchant_reference, return_url, idem_scope, idem_key, request_sha256)"
+           " merchant_reference, return_url, idem_scope, idem_key, request_sha256,"
+           " cardholder_name)"
            " VALUES ($1, $2, $3, $4, $5, $6, 'REQUIRES_CONFIRMATION', $7, $8, $9, $10, $11, $12,"
-           " $13, $14, $15, $16) ON CONFLICT (idem_scope, idem_key) DO NOTHING",
-    .nparams = 16,
+           " $13, $14, $15, $16, $17) ON CONFLICT (idem_scope, idem_key) DO NOTHING",
+    .nparams = 17,
     .types = {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT8, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT,
               PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT,
-              PW_DB_TEXT, PW_DB_BYTEA},
+              PW_DB_TEXT, PW_DB_BYTEA, PW_DB_TEXT},
 };
 static const pw_db_stmt payment_by_key = {
     .name = "orch_payment_by_key",
@@ -99,25 +101,40 @@ static const pw_db_stmt payment_created = {
     .nparams = 1,
     .types = {PW_DB_TEXT},
 };
-/* A transition of a locked payment that involves no partner: its row, event and new state. */
+/* A transition of a locked payment that involves no partner: its row, event and new state
+ * (a move to FAILED takes its reason as the failure code). */
 static const pw_db_stmt move_payment = {
     .name = "orch_payment_move",
     .sql = "WITH m AS (SELECT payment_moved(p, $2, $3, $4) FROM payments p WHERE p.id = $1)"
-           " UPDATE payments SET state = $2, version = version + 1, update_time = now()"
+           " UPDATE payments SET state = $2, version = version + 1, update_time = now(),"
+           " failure_code = CASE WHEN $2 = 'FAILED' THEN $3 ELSE failure_code END"
            " WHERE id = $1 AND (SELECT count(*) FROM m) = 1",
     .nparams = 4,
     .types = {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT},
 };
+static const pw_db_stmt set_screening = {
+    .name = "orch_payment_screening",
+    .sql = "UPDATE payments SET screening_id = $2 WHERE id = $1",
+    .nparams = 2,
+    .types = {PW_DB_TEXT, PW_DB_TEXT},
+};
 static const pw_db_stmt insert_attempt = {
     .name = "orch_attempt_insert",
     .sql = "INSERT INTO payment_attempts (id, payment_id, connector, lease_owner, lease_until)"
-           " VALUES ($1, $2, 'acquirer_sim', $3, now() + $4 * interval '1 millisecond')",
-    .nparams = 4,
-    .types = {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT8},
+           " VALUES ($1, $2, $5, $3, now() + $4 * interval '1 millisecond')",
+    .nparams = 5,
+    .types = {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT8, PW_DB_TEXT},
+};
+static const pw_db_stmt record_failover = {
+    .name = "orch_record_failover",
+    .sql = "SELECT record_failover($1, $2, $3, $4, $5, $6, $7, $8, $9) AS inserted",
+    .nparams = 9,
+    .types = {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_BOOL, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT,
+              PW_DB_TEXT, PW_DB_INT8},
 };
 static const pw_db_stmt authorization_of = {
     .name = "orch_authorization_of",
-    .sql = "SELECT partner_reference FROM payment_attempts WHERE payment_id = $1"
+    .sql = "SELECT partner_reference, connector FROM payment_attempts WHERE payment_id = $1"
            " AND outcome = 'SUCCEEDED'",
     .nparams = 1,
     .types = {PW_DB_TEXT},
@@ -311,6 +328,7 @@ static Payment *payment_read(svc_req *r, const char *payment_id)
     card->brand = svc_text(row, "card_brand");
     card->last4 = svc_text(row, "card_last4");
     card->issuer_country = svc_text(row, "issuer_country");
+    card->cardholder_name = svc_text(row, "cardholder_name");
     p->method = svc_alloc(r, sizeof(*p->method));
     paywire__orchestration__v1__payment_method__init(p->method);
     p->method->method_case = PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__METHOD_CARD;
@@ -410,8 +428,9 @@ static void create_tx(svc_req *r, const void *arg)
         pw_db_text(a->scope),
         pw_db_text(req->idempotency_key),
         pw_db_bytea(a->fp, 32),
+        pw_db_text(card->cardholder_name),
     };
-    if (pw_db_affected(svc_tx_query(r, &insert_payment, p, 16)) == 1) {
+    if (pw_db_affected(svc_tx_query(r, &insert_payment, p, 17)) == 1) {
         pw_db_param pid = pw_db_text(id);
         svc_tx_pipe(r, &payment_created, &pid, 1);
         snprintf(a->payment_id, 40, "%s", id);
@@ -460,6 +479,14 @@ SVC_HANDLER(create_payment, Paywire__Orchestration__V1__CreatePaymentRequest)
     } else if (!svc_text_ok(req->method->card->vault_token, 64) ||
                strncmp(req->method->card->vault_token, "tok_", 4) != 0) {
         svc_violation(r, "method.card.vault_token", "\"tok_\" and up to 60 characters");
+    } else {
+        const Paywire__Orchestration__V1__CardMethod *card = req->method->card;
+        if (card->issuer_country[0] != '\0' && !svc_country_ok(card->issuer_country)) {
+            svc_violation(r, "method.card.issuer_country", "an ISO 3166-1 alpha-2 code");
+        }
+        if (strlen(card->cardholder_name) > 200) {
+            svc_violation(r, "method.card.cardholder_name", "at most 200 characters");
+        }
     }
     if (strlen(req->statement_descriptor) > 22) {
         svc_violation(r, "statement_descriptor", "at most 22 characters");
@@ -494,8 +521,13 @@ SVC_HANDLER(create_payment, Paywire__Orchestration__V1__CreatePaymentRequest)
 typedef struct confirm_args {
     const char *payment_id;
     int retry_ok;
-    /* Out: the attempt to send ("" when there is none), and what it needs. */
+    /* Compliance's verdict (screened before the transaction) and its screening. */
+    orch_verdict verdict;
+    char screening_id[64];
+    /* Out: the attempt to send ("" when there is none), the connectors to try in order (the
+     * attempt goes to the first), and what the authorization needs. */
     char att_id[40];
+    orch_route route;
     char *vault_token, *currency;
     int64_t amount_minor;
 } confirm_args;
@@ -515,20 +547,48 @@ static void confirm_tx(svc_req *r, const void *arg)
         }
         refused(r, state, "PROCESSING");
     }
-    /* Compliance screening comes here (issue 18); not called yet. */
-    if (svc_new_id("att", a->att_id, sizeof(a->att_id)) != PW_OK) {
-        svc_fail(r, PW_INTERNAL, "cannot create an id");
+    if (a->verdict == ORCH_VERDICT_NONE) {
+        /* It was REQUIRES_CONFIRMATION only once screening had looked: screen again. */
+        svc_abort(r, PW_ABORTED, NULL, "the payment changed while it was screened; retry");
+    }
+    if (a->screening_id[0] != '\0') {
+        pw_db_param sc[] = {pid, pw_db_text(a->screening_id)};
+        svc_tx_pipe(r, &set_screening, sc, 2);
+    }
+    if (a->verdict == ORCH_VERDICT_BLOCK || a->verdict == ORCH_VERDICT_REVIEW) {
+        /* No attempt: a blocked payment never reaches a connector, a reviewed one waits. */
+        int block = a->verdict == ORCH_VERDICT_BLOCK;
+        pw_db_param m[] = {pid, pw_db_text(block ? "FAILED" : "UNDER_REVIEW"),
+                           pw_db_text(block ? "blocked_by_compliance" : "screening_review"),
+                           pw_db_text(block ? "payment.failed" : "payment.under_review")};
+        svc_tx_pipe(r, &move_payment, m, 4);
+        svc_tx_commit(r);
+        return;
     }
     a->vault_token = svc_text(p, "vault_token");
     a->currency = svc_text(p, "currency");
     a->amount_minor = svc_int64(p, "amount_minor");
-    pw_db_param m[] = {pid, pw_db_text("PROCESSING"), pw_db_text(""),
+    const char *reason = a->verdict == ORCH_VERDICT_UNSCREENED ? "not_screened" : "";
+    orch_route_payment(r, a->payment_id, a->currency, svc_text(p, "issuer_country"),
+                       a->amount_minor, &a->route);
+    if (a->route.n == 0) {
+        /* Every connector's circuit is open: nothing is sent (design: error table). */
+        pw_db_param m[] = {pid, pw_db_text("FAILED"), pw_db_text("no_connector_available"),
+                           pw_db_text("payment.failed")};
+        svc_tx_pipe(r, &move_payment, m, 4);
+        svc_tx_commit(r);
+        return;
+    }
+    if (svc_new_id("att", a->att_id, sizeof(a->att_id)) != PW_OK) {
+        svc_fail(r, PW_INTERNAL, "cannot create an id");
+    }
+    pw_db_param m[] = {pid, pw_db_text("PROCESSING"), pw_db_text(reason),
                        pw_db_text("payment.processing")};
     svc_tx_pipe(r, &move_payment, m, 4);
     const orch_state *s = r->app->service;
     pw_db_param ins[] = {pw_db_text(a->att_id), pid, pw_db_text(s->instance),
-                         pw_db_int8(lease_ms(r))};
-    svc_tx_pipe(r, &insert_attempt, ins, 4);
+                         pw_db_int8(lease_ms(r)), pw_db_text(s->connectors[a->route.idx[0]].name)};
+    svc_tx_pipe(r, &insert_attempt, ins, 5);
     svc_tx_commit(r);
 }
 
@@ -554,48 +614,109 @@ static void record_follow_up(svc_req *r, const char *op_id, const conn_result *c
     fault(r, "after_capture_commit"); /* the outcome and its event committed, none published */
 }
 
+/*
+ * Step 2 of one attempt at one connector. An UNAVAILABLE is checked by the key before it
+ * counts as FAILED (a connection lost after the request was written looks the same); a
+ * timeout asks the same connector for the attempt before anything else is tried, so an
+ * authorization it made is found, and only a definite "never seen" lets another connector
+ * be tried. Still unknown: TIMED_OUT, for recovery.
+ */
+static void authorize(svc_req *r, const char *connector, const confirm_args *a, conn_result *c)
+{
+    conn_request req = {.method = "Authorize",
+                        .key = a->att_id,
+                        .vault_token = a->vault_token,
+                        .currency = a->currency,
+                        .amount_minor = a->amount_minor};
+    conn_call(r, connector, &req, c);
+    int failed = strcmp(c->outcome, "FAILED") == 0;
+    if (!failed && strcmp(c->outcome, "TIMED_OUT") != 0) {
+        return;
+    }
+    conn_request ask = {.method = "GetOperation", .key = a->att_id};
+    conn_result q;
+    conn_call(r, connector, &ask, &q);
+    if (strcmp(q.outcome, "SUCCEEDED") == 0 || strcmp(q.outcome, "DECLINED") == 0) {
+        *c = q;
+    } else if (failed && strcmp(q.outcome, "NOT_FOUND") != 0) {
+        *c = (conn_result){.outcome = "TIMED_OUT"}; /* it could not say: ambiguous */
+    }
+}
+
+/*
+ * Failover: a soft decline or a definite failure with another connector left records this
+ * attempt and opens the next one (record_failover), into a->att_id. 0 when there is no
+ * next attempt (the outcome is final, or someone else recorded the attempt first).
+ */
+static int fail_over(svc_req *r, confirm_args *a, int tried, const conn_result *c, int *recorded)
+{
+    const orch_state *s = r->app->service;
+    int soft = strcmp(c->outcome, "DECLINED") == 0 && c->soft;
+    *recorded = 0;
+    if (tried + 1 >= a->route.n || (!soft && strcmp(c->outcome, "FAILED") != 0)) {
+        return 0;
+    }
+    char next[40];
+    if (svc_new_id("att", next, sizeof(next)) != PW_OK) {
+        svc_fail(r, PW_INTERNAL, "cannot create an id");
+    }
+    pw_db_param p[] = {pw_db_text(a->att_id),
+                       pw_db_text(c->outcome),
+                       pw_db_text(c->decline_code),
+                       pw_db_bool(c->soft),
+                       pw_db_text(c->reference),
+                       pw_db_text(next),
+                       pw_db_text(s->connectors[a->route.idx[tried + 1]].name),
+                       pw_db_text(s->instance),
+                       pw_db_int8(lease_ms(r))};
+    svc_row row = svc_row_at(r, svc_query(r, &record_failover, p, 9), 0);
+    *recorded = 1;
+    if (!svc_bool(row, "inserted")) {
+        return 0;
+    }
+    snprintf(a->att_id, sizeof(a->att_id), "%s", next);
+    return 1;
+}
+
 static Payment *confirm(svc_req *r, const char *payment_id, int retry_ok)
 {
+    const orch_state *s = r->app->service;
     confirm_args a = {.payment_id = payment_id, .retry_ok = retry_ok};
+    /* Screened after the payment is stored and before its attempt exists (design). */
+    a.verdict = orch_screen_confirm(r, payment_id, a.screening_id, sizeof(a.screening_id));
     svc_transaction(r, confirm_tx, &a);
-    if (a.att_id[0] != '\0') {
-        conn_request req = {.method = "Authorize",
-                            .key = a.att_id,
-                            .vault_token = a.vault_token,
-                            .currency = a.currency,
-                            .amount_minor = a.amount_minor};
-        conn_result c;
-        conn_call(r, &req, &c);
-        if (strcmp(c.outcome, "FAILED") == 0) {
-            /* UNAVAILABLE is also what a connection lost after the request was written looks
-             * like: ask by the key before calling it failed. */
-            conn_request ask = {.method = "GetOperation", .key = a.att_id};
-            conn_result q;
-            conn_call(r, &ask, &q);
-            if (strcmp(q.outcome, "NOT_FOUND") != 0) {
-                c = strcmp(q.outcome, "FAILED") == 0 ? (conn_result){.outcome = "TIMED_OUT"} : q;
-            }
-        }
-        fault(r, "after_authorize");
-        pw_db_param p[] = {pw_db_text(a.att_id), pw_db_text(c.outcome), pw_db_text(c.decline_code),
-                           pw_db_bool(c.soft), pw_db_text(c.reference)};
-        svc_row row = svc_row_at(r, svc_query(r, &orch_record_authorization, p, 5), 0);
-        char *state = svc_text(row, "state");
-        Payment *now = payment_read(r, payment_id);
-        if (strcmp(state, "AUTHORIZED") == 0 &&
-            now->capture_method ==
-                PAYWIRE__ORCHESTRATION__V1__CAPTURE_METHOD__CAPTURE_METHOD_AUTOMATIC) {
-            /* record_authorization queued cap_<the attempt's suffix>, PENDING, for us. */
-            char cap[40];
-            snprintf(cap, sizeof(cap), "cap_%.35s", a.att_id + 4);
-            conn_request capture = {.method = "Capture",
-                                    .key = cap,
-                                    .authorization_reference = c.reference,
-                                    .amount_minor = a.amount_minor};
-            conn_result cc;
-            conn_call(r, &capture, &cc);
-            record_follow_up(r, cap, &cc);
-        }
+    if (a.att_id[0] == '\0') {
+        return payment_read(r, payment_id);
+    }
+    conn_result c;
+    int tried = 0, recorded = 0;
+    const char *connector;
+    do {
+        connector = s->connectors[a.route.idx[tried]].name;
+        authorize(r, connector, &a, &c);
+    } while (fail_over(r, &a, tried++, &c, &recorded));
+    if (recorded) {
+        return payment_read(r, payment_id); /* recorded elsewhere first: answer as stored */
+    }
+    fault(r, "after_authorize");
+    pw_db_param p[] = {pw_db_text(a.att_id), pw_db_text(c.outcome), pw_db_text(c.decline_code),
+                       pw_db_bool(c.soft), pw_db_text(c.reference)};
+    svc_row row = svc_row_at(r, svc_query(r, &orch_record_authorization, p, 5), 0);
+    char *state = svc_text(row, "state");
+    Payment *now = payment_read(r, payment_id);
+    if (strcmp(state, "AUTHORIZED") == 0 &&
+        now->capture_method ==
+            PAYWIRE__ORCHESTRATION__V1__CAPTURE_METHOD__CAPTURE_METHOD_AUTOMATIC) {
+        /* record_authorization queued cap_<the attempt's suffix>, PENDING, for us. */
+        char cap[40];
+        snprintf(cap, sizeof(cap), "cap_%.35s", a.att_id + 4);
+        conn_request capture = {.method = "Capture",
+                                .key = cap,
+                                .authorization_reference = c.reference,
+                                .amount_minor = a.amount_minor};
+        conn_result cc;
+        conn_call(r, connector, &capture, &cc);
+        record_follow_up(r, cap, &cc);
     }
     return payment_read(r, payment_id);
 }
@@ -643,7 +764,7 @@ typedef struct operation_args {
     const uint8_t *fp;
     /* Out: the operation to send ("" when there is none) and what it needs. */
     char op_id[40];
-    char *authorization;
+    char *authorization, *connector;
     int64_t amount_minor;
 } operation_args;
 
@@ -693,6 +814,7 @@ static void operation_tx(svc_req *r, const void *arg)
     svc_row auth =
         svc_one(r, svc_tx_query(r, &authorization_of, &pid, 1), "authorization", a->payment_id);
     a->authorization = svc_text(auth, "partner_reference");
+    a->connector = svc_text(auth, "connector");
     if (svc_new_id(capture ? "cap" : "vod", a->op_id, sizeof(a->op_id)) != PW_OK) {
         svc_fail(r, PW_INTERNAL, "cannot create an id");
     }
@@ -718,7 +840,7 @@ static Payment *operate(svc_req *r, operation_args *a)
                             .authorization_reference = a->authorization,
                             .amount_minor = a->amount_minor};
         conn_result c;
-        conn_call(r, &req, &c);
+        conn_call(r, a->connector, &req, &c);
         record_follow_up(r, a->op_id, &c);
     }
     return payment_read(r, a->payment_id);
@@ -774,7 +896,7 @@ typedef struct refund_args {
     /* Out: the refund; send is 1 when this call created it. */
     char refund_id[40];
     int send;
-    char *authorization;
+    char *authorization, *connector;
     int64_t amount_minor;
 } refund_args;
 
@@ -816,6 +938,7 @@ static void refund_tx(svc_req *r, const void *arg)
     svc_row auth =
         svc_one(r, svc_tx_query(r, &authorization_of, &pid, 1), "authorization", req->payment_id);
     a->authorization = svc_text(auth, "partner_reference");
+    a->connector = svc_text(auth, "connector");
     if (svc_new_id("ref", a->refund_id, sizeof(a->refund_id)) != PW_OK) {
         svc_fail(r, PW_INTERNAL, "cannot create an id");
     }
@@ -918,7 +1041,7 @@ SVC_HANDLER(create_refund, Paywire__Orchestration__V1__CreateRefundRequest)
                            .authorization_reference = a.authorization,
                            .amount_minor = a.amount_minor};
         conn_result c;
-        conn_call(r, &fr, &c);
+        conn_call(r, a.connector, &fr, &c);
         int ok = strcmp(c.outcome, "SUCCEEDED") == 0;
         if (ok || strcmp(c.outcome, "DECLINED") == 0) {
             pw_db_param p[] = {pw_db_text(a.refund_id), pw_db_bool(ok), pw_db_text(c.reference),
@@ -956,5 +1079,6 @@ Paywire__Orchestration__V1__Refund *orch_refund_read(svc_req *r, const char *ref
 
 pw_status orch_register(pw_server *server, svc_app *app)
 {
-    return paywire_orchestration_v1_payment_service_register(server, &handlers, app);
+    pw_status rv = paywire_orchestration_v1_payment_service_register(server, &handlers, app);
+    return rv != PW_OK ? rv : orch_register_routing(server, app);
 }

@@ -23,13 +23,14 @@ typedef enum rec_stage { REC_ATTEMPT, REC_OPERATION, REC_REFUND } rec_stage;
 typedef struct recovery {
     svc_app *app;
     const orch_state *s;
-    pw_channel *ch;
+    /* One channel per connector (orch_state.connectors' order). */
+    pw_channel *ch[ORCH_MAX_CONNECTORS];
     uv_timer_t timer;
     int stopping;
     int busy;
     rec_stage stage;
     /* The claimed row. */
-    char id[40], kind[16], token[80], currency[8], authorization[64], follow[40];
+    char id[40], kind[16], token[80], currency[8], authorization[64], follow[40], connector[32];
     int64_t amount_minor;
     int64_t age_ms; /* attempts: since the attempt started */
     int asked;      /* attempts: the status query was made */
@@ -42,7 +43,7 @@ static const pw_db_stmt claim_attempt = {
            " WHERE a.id = (SELECT id FROM payment_attempts WHERE outcome IN ('PENDING',"
            " 'TIMED_OUT') AND lease_until < now() ORDER BY lease_until LIMIT 1"
            " FOR UPDATE SKIP LOCKED) AND p.id = a.payment_id"
-           " RETURNING a.id, p.vault_token, p.amount_minor, p.currency,"
+           " RETURNING a.id, a.connector, p.vault_token, p.amount_minor, p.currency,"
            " (extract(epoch FROM now() - a.start_time) * 1000)::int8 AS age_ms",
     .nparams = 2,
     .types = {PW_DB_TEXT, PW_DB_INT8},
@@ -56,7 +57,7 @@ static const pw_db_stmt claim_operation = {
            " WHERE o.id = (SELECT id FROM payment_operations WHERE state = 'PENDING' AND"
            " (lease_until < now() OR id = $3) ORDER BY id = $3 DESC, lease_until LIMIT 1"
            " FOR UPDATE SKIP LOCKED) AND a.payment_id = o.payment_id AND a.outcome = 'SUCCEEDED'"
-           " RETURNING o.id, o.kind, o.amount_minor, a.partner_reference",
+           " RETURNING o.id, o.kind, o.amount_minor, a.partner_reference, a.connector",
     .nparams = 3,
     .types = {PW_DB_TEXT, PW_DB_INT8, PW_DB_TEXT},
 };
@@ -66,7 +67,8 @@ static const pw_db_stmt claim_refund = {
            " lease_until = now() + $2 * interval '1 millisecond' FROM payment_attempts a"
            " WHERE f.id = (SELECT id FROM refunds WHERE state = 'PENDING' AND lease_until < now()"
            " ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED) AND a.payment_id = f.payment_id"
-           " AND a.outcome = 'SUCCEEDED' RETURNING f.id, f.amount_minor, a.partner_reference",
+           " AND a.outcome = 'SUCCEEDED'"
+           " RETURNING f.id, f.amount_minor, a.partner_reference, a.connector",
     .nparams = 2,
     .types = {PW_DB_TEXT, PW_DB_INT8},
 };
@@ -79,7 +81,7 @@ static const pw_db_stmt claim_reserved_refund = {
            " WHERE f.id = (SELECT id FROM refunds WHERE state = 'PENDING' AND reserved"
            " AND lease_until < now() ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED)"
            " AND a.payment_id = f.payment_id AND a.outcome = 'SUCCEEDED'"
-           " RETURNING f.id, f.amount_minor, a.partner_reference",
+           " RETURNING f.id, f.amount_minor, a.partner_reference, a.connector",
     .nparams = 2,
     .types = {PW_DB_TEXT, PW_DB_INT8},
 };
@@ -184,7 +186,7 @@ static void answered(const conn_result *c, void *ud)
         j->asked = 1;
         if (strcmp(c->outcome, "NOT_FOUND") == 0 && j->age_ms >= j->s->attempt_give_up_ms) {
             /* Never seen by the partner for this long: no request of it is still on its
-             * way, so it failed (and the payment with it: no other connector yet). */
+             * way, so it failed (and the payment with it: recovery does not fail over). */
             conn_result failed = {.outcome = "FAILED"};
             record(j, &failed);
             return;
@@ -220,7 +222,14 @@ static void send_request(recovery *j)
     } else {
         req.method = strcmp(j->kind, "CAPTURE") == 0 ? "Capture" : "VoidAuthorization";
     }
-    if (conn_send(j->s, j->ch, &req, answered, j) != PW_OK) {
+    int idx = orch_connector_find(j->s, j->connector);
+    if (idx < 0) {
+        PW_LOG(PW_LOG_ERR, "orchestration", "recovery: %s is at connector %s, not configured",
+               j->id, j->connector);
+        idle(j);
+        return;
+    }
+    if (conn_send(j->s, j->ch[idx], &req, answered, j) != PW_OK) {
         idle(j);
     }
 }
@@ -247,6 +256,7 @@ static void claimed(pw_db_result *res, void *ud)
         return;
     }
     copy_text(res, "id", j->id, sizeof(j->id));
+    copy_text(res, "connector", j->connector, sizeof(j->connector));
     pw_db_get_int64(res, 0, pw_db_column(res, "amount_minor"), &j->amount_minor);
     if (j->stage == REC_ATTEMPT) {
         copy_text(res, "vault_token", j->token, sizeof(j->token));
@@ -297,10 +307,15 @@ pw_status orch_start_jobs(svc_app *app, uv_loop_t *loop, const svc_config *cfg, 
     recovery *j = pw_calloc(1, sizeof(*j));
     j->app = app;
     j->s = app->service;
-    pw_status rv = orch_channel(j->s, j->s->acquirer_target, loop, &j->ch);
-    if (rv != PW_OK) {
-        pw_free(j);
-        return rv;
+    for (int i = 0; i < j->s->n_connectors; i++) {
+        pw_status rv = orch_channel(j->s, j->s->connectors[i].target, loop, &j->ch[i]);
+        if (rv != PW_OK) {
+            for (int k = 0; k < i; k++) {
+                pw_channel_close(j->ch[k], NULL, NULL);
+            }
+            pw_free(j);
+            return rv;
+        }
     }
     uv_timer_init(loop, &j->timer);
     j->timer.data = j;
@@ -312,7 +327,9 @@ pw_status orch_start_jobs(svc_app *app, uv_loop_t *loop, const svc_config *cfg, 
 static void timer_closed(uv_handle_t *h)
 {
     recovery *j = h->data;
-    pw_channel_close(j->ch, NULL, NULL);
+    for (int i = 0; i < j->s->n_connectors; i++) {
+        pw_channel_close(j->ch[i], NULL, NULL);
+    }
     pw_free(j);
 }
 

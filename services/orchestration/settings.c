@@ -10,15 +10,29 @@
 const svc_setting orch_settings[] = {
     /* The acquirer (simulator) address: its AcquirerService authorizes, captures, refunds. */
     {"acquirer_target", SVC_SETTING_TEXT, "localhost:15071", 0, 0, 0},
+    /* The card connectors, "name@host:port/cost_bps/cost_fixed_minor" comma-separated, in
+     * the default routing order (unset: one, "acquirer_sim@<acquirer_target>"). */
+    {"connectors", SVC_SETTING_TEXT, NULL, 0, 0, 0},
+    /* Circuit breakers per connector: rolling window, the requests and error percentage
+     * that open it, how long it stays open, trial requests when half open. */
+    {"breaker_window_ms", SVC_SETTING_INT, "30000", 30, 3600000, 0},
+    {"breaker_min_requests", SVC_SETTING_INT, "20", 1, 1000000, 0},
+    {"breaker_error_percent", SVC_SETTING_INT, "50", 1, 100, 0},
+    {"breaker_open_ms", SVC_SETTING_INT, "15000", 1, 3600000, 0},
+    {"breaker_trials", SVC_SETTING_INT, "5", 1, 1000, 0},
     /* The merchant service's address: API keys are resolved there (unset: internal callers
      * only). */
     {"merchant_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
     /* The finance service's address: the ledger consumer books the outbox's events there
      * (unset: they wait in the outbox). */
     {"finance_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
-    /* compliance-server's address: captured payments go to its MonitoringService (unset: they
-     * wait in monitoring_events). */
+    /* compliance-server's address: ScreenTransaction before any connector (unset: not
+     * screened), and captured payments go to its MonitoringService (unset: they wait in
+     * monitoring_events). */
     {"compliance_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
+    /* Compliance unavailable at confirm: "closed" (UNAVAILABLE, the payment waits for the
+     * retry) or "open" (routed unscreened). */
+    {"compliance_unavailable", SVC_SETTING_TEXT, "closed", 0, 0, 0},
     /* Each partner call's deadline; a lease is 2 × this + 5 s. */
     {"connector_timeout_ms", SVC_SETTING_INT, "2000", 50, 60000, 0},
     {"recovery_interval_ms", SVC_SETTING_INT, "1000", 10, 600000, 0},
@@ -65,6 +79,13 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
         pw_free(s);
         return PW_INVALID_ARGUMENT;
     }
+    const char *policy = svc_config_text(cfg, "compliance_unavailable");
+    if (strcmp(policy, "open") != 0 && strcmp(policy, "closed") != 0) {
+        snprintf(err, err_len, "compliance_unavailable is \"open\" or \"closed\"");
+        pw_free(s);
+        return PW_INVALID_ARGUMENT;
+    }
+    s->compliance_fail_open = strcmp(policy, "open") == 0;
     s->connector_timeout_ms = svc_config_int(cfg, "connector_timeout_ms");
     s->recovery_interval_ms = svc_config_int(cfg, "recovery_interval_ms");
     s->attempt_give_up_ms = svc_config_int(cfg, "attempt_give_up_ms");
@@ -72,6 +93,27 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
     s->webhook_backoff_initial_ms = svc_config_int(cfg, "webhook_backoff_initial_ms");
     s->webhook_backoff_max_ms = svc_config_int(cfg, "webhook_backoff_max_ms");
     s->webhook_give_up_ms = svc_config_int(cfg, "webhook_give_up_ms");
+    const char *connectors = svc_config_text(cfg, "connectors");
+    if (connectors == NULL) {
+        s->n_connectors = 1;
+        snprintf(s->connectors[0].name, sizeof(s->connectors[0].name), "acquirer_sim");
+        snprintf(s->connectors[0].target, sizeof(s->connectors[0].target), "%s",
+                 s->acquirer_target);
+    } else if (orch_connectors_parse(s, connectors, err, err_len) != PW_OK ||
+               s->n_connectors == 0) {
+        if (s->n_connectors == 0) {
+            snprintf(err, err_len, "connectors: at least one");
+        }
+        pw_free(s);
+        return PW_INVALID_ARGUMENT;
+    }
+    orch_breaker_config bc = {
+        .window_ms = svc_config_int(cfg, "breaker_window_ms"),
+        .min_requests = svc_config_int(cfg, "breaker_min_requests"),
+        .error_percent = svc_config_int(cfg, "breaker_error_percent"),
+        .open_ms = svc_config_int(cfg, "breaker_open_ms"),
+        .trials = svc_config_int(cfg, "breaker_trials"),
+    };
     char suffix[40];
     if (svc_new_id("orch", suffix, sizeof(suffix)) != PW_OK) {
         pw_free(s);
@@ -79,7 +121,10 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
     }
     snprintf(s->instance, sizeof(s->instance), "%s_%ld", suffix, (long)getpid());
     s->keys = orch_key_cache_new();
-    if (s->keys == NULL) {
+    s->breakers = orch_breakers_new(&bc, s->n_connectors);
+    if (s->keys == NULL || s->breakers == NULL) {
+        orch_key_cache_free(s->keys);
+        orch_breakers_free(s->breakers);
         pw_free(s);
         return PW_ERRNO(ENOMEM);
     }
@@ -91,5 +136,6 @@ void orch_teardown(void *state)
 {
     orch_state *s = state;
     orch_key_cache_free(s->keys);
+    orch_breakers_free(s->breakers);
     pw_free(s);
 }

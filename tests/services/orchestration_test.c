@@ -20,18 +20,32 @@
 #include "pw_test.h"
 #include "pw_test_db.h"
 #include "svc_process.h"
+#include "ofac.h"
+#include "paywire/compliance/v1/screening.pw.h"
 #include "paywire/merchant/v1/merchant.pw.h"
 #include "paywire/orchestration/v1/payments.pw.h"
 
 typedef Paywire__Orchestration__V1__Payment Payment;
 
-static char orch_db[512], sim_db[512], merchant_db[512];
+static char orch_db[512], sim_db[512], sim2_db[512], flaky_db[512], merchant_db[512],
+    compliance_db[512];
+static svc_process comp = {.name = "compliance",
+                           .binary = PW_COMPLIANCE_SERVER,
+                           .health_service = "paywire.compliance.v1.ScreeningService"};
 static svc_process mer = {.name = "merchant",
                           .binary = PW_MERCHANT_SERVER,
                           .health_service = "paywire.merchant.v1.MerchantService"};
 static svc_process sim = {.name = "acquirer",
                           .binary = PW_ACQUIRER_SIM,
                           .health_service = "paywire.simulators.v1.AcquirerService"};
+/* A second acquirer: other latency, approves the card the first declines softly. */
+static svc_process sim2 = {.name = "acquirer2",
+                           .binary = PW_ACQUIRER_SIM,
+                           .health_service = "paywire.simulators.v1.AcquirerService"};
+/* An acquirer that refuses every request before recording it (the breaker's tests). */
+static svc_process flaky = {.name = "acquirer_flaky",
+                            .binary = PW_ACQUIRER_SIM,
+                            .health_service = "paywire.simulators.v1.AcquirerService"};
 static svc_process orch = {.name = "orchestration",
                            .binary = PW_ORCHESTRATION_SERVER,
                            .health_service = "paywire.orchestration.v1.PaymentService"};
@@ -49,15 +63,17 @@ static void migrate(const char *url, const char *dir, const char *lock)
     }
 }
 
-/* Starts orchestration with extra settings (fault points) and waits until it serves. */
-static void start_orch(const char *extra)
+/* Starts orchestration with its connectors (NULL: the two acquirers) and extra settings. */
+static void start_orch_with(const char *connectors, const char *extra)
 {
-    char conf[512];
+    char conf[1024], two[256];
+    snprintf(two, sizeof(two), "acquirer_sim@localhost:%d/290/30,acquirer_sim2@localhost:%d/250/25",
+             sim.port, sim2.port);
     snprintf(conf, sizeof(conf),
-             "log_level = warning\nworkers = 2\nacquirer_target = localhost:%d\n"
+             "log_level = warning\nworkers = 2\nconnectors = %s\n"
              "connector_timeout_ms = 500\nrecovery_interval_ms = 100\nattempt_give_up_ms = 2000\n"
-             "merchant_target = localhost:%d\n%s",
-             sim.port, mer.port, extra);
+             "merchant_target = localhost:%d\ncompliance_target = localhost:%d\n%s",
+             connectors != NULL ? connectors : two, mer.port, comp.port, extra);
     svc_process_start(&orch, orch_db, conf);
     if (ch == NULL) {
         ch = svc_process_channel(&orch, &loop);
@@ -65,26 +81,95 @@ static void start_orch(const char *extra)
     svc_process_wait_serving(&orch, ch);
 }
 
+static void start_orch(const char *extra)
+{
+    start_orch_with(NULL, extra);
+}
+
+static void start_sim(svc_process *p, const char *db, const char *extra)
+{
+    char conf[512];
+    snprintf(conf, sizeof(conf),
+             "log_level = warning\nworkers = 1\n"
+             "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n%s",
+             extra);
+    svc_process_start(p, db, conf);
+    pw_channel *sc = svc_process_channel(p, &loop);
+    svc_process_wait_serving(p, sc);
+    pw_channel_close(sc, NULL, NULL);
+}
+
+static void start_compliance(void)
+{
+    svc_process_start(
+        &comp, compliance_db,
+        "log_level = warning\nworkers = 1\nencryption_key = "
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+        "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
+    pw_channel *cc = svc_process_channel(&comp, &loop);
+    svc_process_wait_serving(&comp, cc);
+    pw_channel_close(cc, NULL, NULL);
+}
+
+/* A one-entry sanctions list (a person's name, no country): a name like it is a REVIEW. */
+static void upload_list(void)
+{
+    static char *names[] = {"QUARTERMAINE, Zebedee Oswin"};
+    Paywire__Compliance__V1__SanctionsEntry e = PAYWIRE__COMPLIANCE__V1__SANCTIONS_ENTRY__INIT;
+    e.entry_id = "z1";
+    e.names = names;
+    e.n_names = 1;
+    e.type = "individual";
+    Paywire__Compliance__V1__SanctionsEntry *es[] = {&e};
+    pw_channel *cc = svc_process_channel(&comp, &loop);
+    char msg[256];
+    int active = 0;
+    assert_int_equal(ofac_upload(cc, "test-list", "v1", es, 1, 1, 0, &active, msg, sizeof(msg)),
+                     PW_OK);
+    assert_true(active);
+    pw_channel_close(cc, NULL, NULL);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
     pw_test_db_create("orch_test", orch_db, sizeof(orch_db));
     pw_test_db_create("orch_sim", sim_db, sizeof(sim_db));
+    pw_test_db_create("orch_sim2", sim2_db, sizeof(sim2_db));
+    pw_test_db_create("orch_flaky", flaky_db, sizeof(flaky_db));
     pw_test_db_create("orch_mer", merchant_db, sizeof(merchant_db));
+    pw_test_db_create("orch_comp", compliance_db, sizeof(compliance_db));
+    migrate(compliance_db, PW_SOURCE_DIR "/services/compliance/migrations",
+            "paywire.migrate.compliance");
     migrate(merchant_db, PW_SOURCE_DIR "/services/merchant/migrations", "paywire.migrate.merchant");
     migrate(orch_db, PW_SOURCE_DIR "/services/orchestration/migrations",
             "paywire.migrate.orchestration");
-    migrate(sim_db, PW_SOURCE_DIR "/services/orchestration/simulators/acquirer-sim/migrations",
-            "paywire.migrate.acquirer_sim");
+    const char *sim_dbs[] = {sim_db, sim2_db, flaky_db};
+    for (int i = 0; i < 3; i++) {
+        migrate(sim_dbs[i],
+                PW_SOURCE_DIR "/services/orchestration/simulators/acquirer-sim/migrations",
+                "paywire.migrate.acquirer_sim");
+    }
     uv_loop_init(&loop);
     svc_process_prepare(&sim);
+    svc_process_prepare(&sim2);
+    svc_process_prepare(&flaky);
     svc_process_prepare(&orch);
     svc_process_prepare(&mer);
+    svc_process_prepare(&comp);
     /* One CA for all, so each verifies the others. */
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "cp %s/*.crt %s/*.key %s/ && cp %s/*.crt %s/*.key %s/", sim.dir,
-             sim.dir, orch.dir, sim.dir, sim.dir, mer.dir);
-    assert_int_equal(system(cmd), 0);
+    char certs[256];
+    snprintf(certs, sizeof(certs), "bash %s/scripts/certs %s acquirer2 acquirer_flaky >/dev/null",
+             PW_SOURCE_DIR, sim.dir);
+    assert_int_equal(system(certs), 0);
+    const svc_process *others[] = {&orch, &mer, &comp, &sim2, &flaky};
+    for (int i = 0; i < 5; i++) {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "cp %s/*.crt %s/*.key %s/", sim.dir, sim.dir, others[i]->dir);
+        assert_int_equal(system(cmd), 0);
+    }
+    start_compliance();
+    upload_list();
     svc_process_start(
         &mer, merchant_db,
         "log_level = warning\nworkers = 1\nencryption_key = "
@@ -93,13 +178,12 @@ static int group_setup(void **state)
     pw_channel *mc = svc_process_channel(&mer, &loop);
     svc_process_wait_serving(&mer, mc);
     pw_channel_close(mc, NULL, NULL);
-    svc_process_start(
-        &sim, sim_db,
-        "log_level = warning\nworkers = 1\ntimeout_delay_ms = 1000\nhang_ms = 1000\n"
-        "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
-    pw_channel *sc = svc_process_channel(&sim, &loop);
-    svc_process_wait_serving(&sim, sc);
-    pw_channel_close(sc, NULL, NULL);
+    start_sim(&sim, sim_db, "timeout_delay_ms = 1000\nhang_ms = 1000\n");
+    start_sim(&sim2, sim2_db,
+              "timeout_delay_ms = 1000\nhang_ms = 1000\nreference_prefix = sim2\n"
+              "latency_min_ms = 1\nlatency_max_ms = 20\nseed = 2\n"
+              "approve_cards = 4000000000000119\n");
+    start_sim(&flaky, flaky_db, "failure_percent = 100\nreference_prefix = flaky\n");
     start_orch("");
     static pw_tls_config anonymous;
     static char ca[128];
@@ -121,9 +205,15 @@ static int group_teardown(void **state)
     uv_loop_close(&loop);
     svc_process_stop(&orch);
     svc_process_stop(&sim);
+    svc_process_stop(&sim2);
+    svc_process_stop(&flaky);
     svc_process_stop(&mer);
+    svc_process_stop(&comp);
+    svc_process_cleanup(&comp);
     svc_process_cleanup(&orch);
     svc_process_cleanup(&sim);
+    svc_process_cleanup(&sim2);
+    svc_process_cleanup(&flaky);
     svc_process_cleanup(&mer);
     return 0;
 }
@@ -160,9 +250,15 @@ static Paywire__Common__V1__Money *usd(Paywire__Common__V1__Money *m, int64_t mi
     return m;
 }
 
-/* CreatePayment of amount with card; *out the payment's id (PW_OK) or the status. */
-static pw_status create(const char *key, const char *card, int64_t amount, int manual, int confirm,
-                        ProtobufCMessage **resp)
+/* The buyer beside the card: what compliance screens. */
+typedef struct payer {
+    const char *issuer_country;
+    const char *cardholder_name;
+} payer;
+
+/* CreatePayment of amount with card and payer (may be NULL); *resp the answer. */
+static pw_status create_by(const char *key, const char *card, const payer *who, int64_t amount,
+                           int manual, int confirm, ProtobufCMessage **resp)
 {
     char token[40];
     snprintf(token, sizeof(token), "tok_%s", card);
@@ -170,6 +266,10 @@ static pw_status create(const char *key, const char *card, int64_t amount, int m
     c.vault_token = token;
     c.brand = "visa";
     c.last4 = (char *)card + strlen(card) - 4;
+    if (who != NULL) {
+        c.issuer_country = (char *)who->issuer_country;
+        c.cardholder_name = (char *)who->cardholder_name;
+    }
     Paywire__Orchestration__V1__PaymentMethod pm = PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__INIT;
     pm.method_case = PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__METHOD_CARD;
     pm.card = &c;
@@ -186,6 +286,12 @@ static pw_status create(const char *key, const char *card, int64_t amount, int m
     req.confirm = confirm;
     return call("CreatePayment", &req.base,
                 &paywire__orchestration__v1__create_payment_response__descriptor, resp);
+}
+
+static pw_status create(const char *key, const char *card, int64_t amount, int manual, int confirm,
+                        ProtobufCMessage **resp)
+{
+    return create_by(key, card, NULL, amount, manual, confirm, resp);
 }
 
 /* ConfirmPayment, CapturePayment (amount 0: all) or CancelPayment of id. */
@@ -320,9 +426,10 @@ static void test_orchestration_automatic_capture(void **state)
 static void test_orchestration_declines_are_ok_answers(void **state)
 {
     (void)state;
-    const char *cards[] = {"4000000000000002", "4000000000009995", "4000000000000119"};
-    const char *codes[] = {"do_not_honor", "insufficient_funds", "processing_error"};
-    for (int i = 0; i < 3; i++) {
+    /* Hard declines (soft ones fail over: test_routing_soft_decline_fails_over). */
+    const char *cards[] = {"4000000000000002", "4000000000009995"};
+    const char *codes[] = {"do_not_honor", "insufficient_funds"};
+    for (int i = 0; i < 2; i++) {
         char key[32];
         snprintf(key, sizeof(key), "decline-%d", i);
         ProtobufCMessage *m = NULL;
@@ -330,6 +437,8 @@ static void test_orchestration_declines_are_ok_answers(void **state)
         assert_int_equal(payment_of(m)->state,
                          PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_DECLINED);
         assert_string_equal(payment_of(m)->failure_code, codes[i]);
+        /* A hard decline stops: no other connector is tried. */
+        assert_int_equal(payment_of(m)->n_attempts, 1);
         /* DECLINED is terminal. */
         ProtobufCMessage *x = NULL;
         expect_reason(act("ConfirmPayment", "c", payment_of(m)->id, 0, &x), x,
@@ -649,21 +758,21 @@ static void test_orchestration_accept_then_timeout(void **state)
 {
     (void)state;
     ProtobufCMessage *m = NULL;
-    /* The acquirer approves, then answers after our deadline: PROCESSING, attempt TIMED_OUT. */
+    /* The acquirer approves, then answers after our deadline. The same acquirer is asked for
+     * the attempt before any other is tried: found approved, so no failover, one
+     * authorization across both acquirers' records. */
     assert_int_equal(create("late-1", "4000000000003001", 900, 0, 1, &m), PW_OK);
     Payment *p = payment_of(m);
-    assert_int_equal(p->state, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_PROCESSING);
-    assert_string_equal(p->attempts[0]->outcome, "TIMED_OUT");
-    char *id = strdup(p->id), *att = strdup(p->attempts[0]->id);
-    pw_protobuf_free(m);
-    /* Recovery asks by the attempt's key once the lease ends, and captures. */
-    p = wait_state(id, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED, &m);
+    assert_int_equal(p->state, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
     assert_int_equal(p->n_attempts, 1);
-    assert_int_equal(sim_requests(att), 1);
+    assert_string_equal(p->attempts[0]->connector, "acquirer_sim");
+    assert_int_equal(sim_requests(p->attempts[0]->id), 1);
     assert_int_equal(sim_requests(p->operations[0]->id), 1);
+    assert_int_equal(sim_count("kind = 'AUTHORIZATION' AND amount_minor = 900"), 1);
+    assert_int_equal(pw_test_db_scalar(sim2_db, "SELECT count(*) FROM operations WHERE"
+                                                " amount_minor = 900"),
+                     0);
     pw_protobuf_free(m);
-    free(id);
-    free(att);
 }
 
 static void test_orchestration_hanging_acquirer(void **state)
@@ -729,6 +838,383 @@ static void test_orchestration_crash_after_partner_answer(void **state)
     assert_int_equal(pw_test_db_scalar(sim_db, sql), 2);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM operations WHERE amount_minor = 1234");
     assert_int_equal(pw_test_db_scalar(sim_db, sql), 2);
+}
+
+/* ---- compliance's ScreenTransaction before any connector ---- */
+
+/* 1 when the payment's transitions, as "from>to:reason,..." in order, are want. */
+static int transitions_are(const char *id, const char *want)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT (string_agg(coalesce(from_state, '-') || '>' || to_state || ':' || reason,"
+             " ',' ORDER BY id) = '%s')::int FROM payment_transitions WHERE payment_id = '%s'",
+             want, id);
+    return (int)pw_test_db_scalar(orch_db, sql);
+}
+
+static void test_orchestration_blocked_by_compliance(void **state)
+{
+    (void)state;
+    /* An issuer under comprehensive sanctions: BLOCK. */
+    const payer iran = {.issuer_country = "IR", .cardholder_name = "Ada Lovelace"};
+    ProtobufCMessage *m = NULL, *x = NULL;
+    assert_int_equal(create_by("blocked-1", "4242424242424242", &iran, 3131, 0, 1, &m), PW_OK);
+    Payment *p = payment_of(m);
+    assert_int_equal(p->state, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_FAILED);
+    assert_string_equal(p->failure_code, "blocked_by_compliance");
+    assert_int_equal(p->n_attempts, 0);
+    /* Nothing reached the acquirer for it. */
+    assert_int_equal(sim_count("amount_minor = 3131"), 0);
+    assert_int_equal(transitions_are(p->id, "->REQUIRES_CONFIRMATION:,"
+                                            "REQUIRES_CONFIRMATION>FAILED:blocked_by_compliance"),
+                     1);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM payments WHERE id = '%s' AND screening_id LIKE 'scr_%%'", p->id);
+    assert_int_equal(pw_test_db_scalar(orch_db, sql), 1);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM outbox WHERE payment_id = '%s' AND type = 'payment.failed'",
+             p->id);
+    assert_int_equal(pw_test_db_scalar(orch_db, sql), 1);
+    /* FAILED is terminal; the retry of the create answers the same. */
+    expect_reason(act("ConfirmPayment", "blocked-1b", p->id, 0, &x), x, PW_FAILED_PRECONDITION);
+    assert_int_equal(create_by("blocked-1", "4242424242424242", &iran, 3131, 0, 1, &x), PW_OK);
+    assert_int_equal(payment_of(x)->state,
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_FAILED);
+    pw_protobuf_free(x);
+    assert_int_equal(sim_count("amount_minor = 3131"), 0);
+    /* An allowed payer of the same kind passes. */
+    const payer ok = {.issuer_country = "DE", .cardholder_name = "Ada Lovelace"};
+    assert_int_equal(create_by("allowed-1", "4242424242424242", &ok, 3132, 0, 1, &x), PW_OK);
+    assert_int_equal(payment_of(x)->state,
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+    pw_protobuf_free(x);
+    pw_protobuf_free(m);
+    expect_reason(create_by("bad-country", "4242424242424242",
+                            &(payer){.issuer_country = "Iran", .cardholder_name = ""}, 1, 0, 1, &x),
+                  x, PW_INVALID_ARGUMENT);
+}
+
+static void test_orchestration_review_waits(void **state)
+{
+    (void)state;
+    /* A name close to a listed one: REVIEW, the payment waits UNDER_REVIEW, no connector. */
+    const payer near = {.issuer_country = "GB", .cardholder_name = "Zebedee Quartermaine"};
+    ProtobufCMessage *m = NULL;
+    assert_int_equal(create_by("review-1", "4242424242424242", &near, 4141, 0, 1, &m), PW_OK);
+    Payment *p = payment_of(m);
+    assert_int_equal(p->state,
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_UNDER_REVIEW);
+    assert_int_equal(p->n_attempts, 0);
+    assert_string_equal(p->method->card->cardholder_name, "Zebedee Quartermaine");
+    assert_int_equal(sim_count("amount_minor = 4141"), 0);
+    char *id = strdup(p->id);
+    pw_protobuf_free(m);
+    /* Cancellable while it waits. */
+    assert_int_equal(act("CancelPayment", "review-cancel", id, 0, &m), PW_OK);
+    assert_int_equal(payment_of(m)->state,
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_CANCELED);
+    pw_protobuf_free(m);
+    assert_int_equal(transitions_are(id, "->REQUIRES_CONFIRMATION:,"
+                                         "REQUIRES_CONFIRMATION>UNDER_REVIEW:screening_review,"
+                                         "UNDER_REVIEW>CANCELED:requested"),
+                     1);
+    assert_int_equal(sim_count("amount_minor = 4141"), 0);
+    free(id);
+}
+
+static void test_orchestration_compliance_unavailable(void **state)
+{
+    (void)state;
+    ProtobufCMessage *m = NULL, *x = NULL;
+    assert_int_equal(create("unscreened-1", "4242424242424242", 5151, 0, 0, &m), PW_OK);
+    char *id = strdup(payment_of(m)->id);
+    pw_protobuf_free(m);
+    svc_process_stop(&comp);
+    /* Fail closed (the default): UNAVAILABLE, the payment waits, nothing is sent. */
+    expect_reason(act("ConfirmPayment", "unscreened-c1", id, 0, &x), x, PW_UNAVAILABLE);
+    assert_int_equal(
+        get(id, &m)->state,
+        PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_REQUIRES_CONFIRMATION);
+    pw_protobuf_free(m);
+    assert_int_equal(sim_count("amount_minor = 5151"), 0);
+    /* Fail open: routed unscreened, and its transition says so. */
+    svc_process_stop(&orch);
+    start_orch("compliance_unavailable = open\n");
+    assert_int_equal(act("ConfirmPayment", "unscreened-c2", id, 0, &m), PW_OK);
+    assert_int_equal(payment_of(m)->state,
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+    pw_protobuf_free(m);
+    assert_int_equal(sim_count("amount_minor = 5151 AND kind = 'AUTHORIZATION'"), 1);
+    assert_int_equal(transitions_are(id, "->REQUIRES_CONFIRMATION:,"
+                                         "REQUIRES_CONFIRMATION>PROCESSING:not_screened,"
+                                         "PROCESSING>AUTHORIZED:,AUTHORIZED>SUCCEEDED:"),
+                     1);
+    free(id);
+    /* Back as the other tests expect it. */
+    svc_process_stop(&orch);
+    start_compliance();
+    start_orch("");
+}
+
+/* ---- routing: failover, rules, splits, breakers ---- */
+
+static long long sim2_count(const char *where)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM operations WHERE %s", where);
+    return pw_test_db_scalar(sim2_db, sql);
+}
+
+static void test_routing_soft_decline_fails_over(void **state)
+{
+    (void)state;
+    /* A soft decline at the first acquirer: the second is tried, and approves. */
+    ProtobufCMessage *m = NULL;
+    assert_int_equal(create("soft-1", "4000000000000119", 6161, 0, 1, &m), PW_OK);
+    Payment *p = payment_of(m);
+    assert_int_equal(p->state, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+    assert_int_equal(p->n_attempts, 2);
+    assert_string_equal(p->attempts[0]->connector, "acquirer_sim");
+    assert_string_equal(p->attempts[0]->outcome, "DECLINED");
+    assert_string_equal(p->attempts[0]->decline_code, "processing_error");
+    assert_true(p->attempts[0]->soft_decline);
+    assert_string_equal(p->attempts[1]->connector, "acquirer_sim2");
+    assert_string_equal(p->attempts[1]->outcome, "SUCCEEDED");
+    assert_int_equal(strncmp(p->attempts[1]->partner_reference, "sim2_", 5), 0);
+    /* The capture and a refund go to the acquirer that authorized. */
+    assert_int_equal(sim2_count("amount_minor = 6161 AND status = 'APPROVED'"), 2);
+    assert_int_equal(sim_count("amount_minor = 6161 AND status = 'DECLINED'"), 1);
+    char *id = strdup(p->id);
+    pw_protobuf_free(m);
+    assert_int_equal(refund("soft-ref", id, 1000, &m), PW_OK);
+    pw_protobuf_free(m);
+    assert_int_equal(sim2_count("kind = 'REFUND' AND amount_minor = 1000 AND status = 'APPROVED'"),
+                     1);
+    free(id);
+}
+
+/* Calls RoutingService's method. */
+static pw_status routing(const char *method, const ProtobufCMessage *req,
+                         const ProtobufCMessageDescriptor *type, ProtobufCMessage **resp)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/paywire.orchestration.v1.RoutingService/%s", method);
+    pw_call_options o = {.timeout_ms = 10000};
+    *resp = NULL;
+    char *msg = NULL;
+    pw_status rv = pw_client_unary_blocking(ch, path, &o, req, type, resp, &msg, NULL);
+    if (rv != PW_OK && msg != NULL) {
+        print_message("%s: %s %s\n", method, pw_status_str(rv), msg);
+    }
+    pw_free(msg);
+    return rv;
+}
+
+static pw_status set_rules(const char *key, Paywire__Orchestration__V1__RoutingRule **rules,
+                           size_t n, int64_t expected, int64_t *version)
+{
+    Paywire__Orchestration__V1__SetRoutingRulesRequest req =
+        PAYWIRE__ORCHESTRATION__V1__SET_ROUTING_RULES_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.rules = rules;
+    req.n_rules = n;
+    req.expected_version = expected;
+    ProtobufCMessage *m = NULL;
+    pw_status rv = routing("SetRoutingRules", &req.base,
+                           &paywire__orchestration__v1__set_routing_rules_response__descriptor, &m);
+    if (rv == PW_OK && version != NULL) {
+        *version = ((Paywire__Orchestration__V1__SetRoutingRulesResponse *)m)->version;
+    }
+    pw_protobuf_free(m);
+    return rv;
+}
+
+/* The first attempt's connector of a new confirmed payment of amount. */
+static char *first_connector(const char *key, int64_t amount, char *id_out)
+{
+    ProtobufCMessage *m = NULL;
+    assert_int_equal(create(key, "4242424242424242", amount, 0, 1, &m), PW_OK);
+    Payment *p = payment_of(m);
+    assert_int_equal(p->state, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+    char *c = strdup(p->attempts[0]->connector);
+    if (id_out != NULL) {
+        strcpy(id_out, p->id);
+    }
+    pw_protobuf_free(m);
+    return c;
+}
+
+/* The split's point as the design documents it: FNV-1a of the payment id, mod 100. */
+static unsigned fnv_point(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *q = (const unsigned char *)id; *q; q++) {
+        h = (h ^ *q) * 16777619u;
+    }
+    return h % 100;
+}
+
+static void test_routing_rules_split_and_cost(void **state)
+{
+    (void)state;
+    char *both[] = {"acquirer_sim", "acquirer_sim2"}, *second[] = {"acquirer_sim2"};
+    char *unknown[] = {"acquirer_nope"};
+    uint32_t split[] = {70, 30}, bad_split[] = {70, 20};
+    Paywire__Orchestration__V1__RoutingRule big = PAYWIRE__ORCHESTRATION__V1__ROUTING_RULE__INIT,
+                                            cheap = PAYWIRE__ORCHESTRATION__V1__ROUTING_RULE__INIT,
+                                            rest = PAYWIRE__ORCHESTRATION__V1__ROUTING_RULE__INIT;
+    big.currency = "USD";
+    big.min_amount_minor = 90000;
+    big.connectors = second;
+    big.n_connectors = 1;
+    cheap.min_amount_minor = 80000;
+    cheap.max_amount_minor = 89999;
+    cheap.connectors = both;
+    cheap.n_connectors = 2;
+    cheap.cheapest_first = 1;
+    rest.method = "card";
+    rest.connectors = both;
+    rest.n_connectors = 2;
+    rest.split_percent = split;
+    rest.n_split_percent = 2;
+    Paywire__Orchestration__V1__RoutingRule *rules[] = {&big, &cheap, &rest};
+    /* Refused: a connector that is not configured, a split that is not 100, a stale version. */
+    big.connectors = unknown;
+    assert_int_equal(set_rules("rules-bad-1", rules, 3, 0, NULL), PW_INVALID_ARGUMENT);
+    big.connectors = second;
+    rest.split_percent = bad_split;
+    assert_int_equal(set_rules("rules-bad-2", rules, 3, 0, NULL), PW_INVALID_ARGUMENT);
+    rest.split_percent = split;
+    assert_int_equal(set_rules("rules-bad-3", rules, 3, 7, NULL), PW_ABORTED);
+    int64_t v = 0;
+    assert_int_equal(set_rules("rules-1", rules, 3, 0, &v), PW_OK);
+    assert_int_equal(v, 1);
+    /* The same key again is the same answer, not a second version. */
+    assert_int_equal(set_rules("rules-1", rules, 3, 0, &v), PW_OK);
+    assert_int_equal(v, 1);
+    Paywire__Orchestration__V1__GetRoutingRulesRequest g =
+        PAYWIRE__ORCHESTRATION__V1__GET_ROUTING_RULES_REQUEST__INIT;
+    ProtobufCMessage *m = NULL;
+    assert_int_equal(routing("GetRoutingRules", &g.base,
+                             &paywire__orchestration__v1__get_routing_rules_response__descriptor,
+                             &m),
+                     PW_OK);
+    Paywire__Orchestration__V1__GetRoutingRulesResponse *got = (void *)m;
+    assert_int_equal(got->version, 1);
+    assert_int_equal(got->n_rules, 3);
+    assert_int_equal(got->rules[2]->n_split_percent, 2);
+    assert_int_equal(got->rules[2]->split_percent[0], 70);
+    assert_string_equal(got->rules[1]->connectors[1], "acquirer_sim2");
+    assert_true(got->rules[1]->cheapest_first);
+    pw_protobuf_free(m);
+    /* The first matching rule: big amounts to the second acquirer only. */
+    char *c = first_connector("route-big", 95000, NULL);
+    assert_string_equal(c, "acquirer_sim2");
+    free(c);
+    /* cheapest_first: the second acquirer costs less (250 bps + 25 against 290 + 30). */
+    c = first_connector("route-cheap", 85000, NULL);
+    assert_string_equal(c, "acquirer_sim2");
+    free(c);
+    /* The split: each payment's first connector is the one its id's hash picks (70/30). */
+    int firsts[2] = {0, 0};
+    for (int i = 0; i < 30; i++) {
+        char key[32], id[40];
+        snprintf(key, sizeof(key), "route-split-%d", i);
+        c = first_connector(key, 200 + i, id);
+        const char *want = fnv_point(id) < 70 ? "acquirer_sim" : "acquirer_sim2";
+        assert_string_equal(c, want);
+        firsts[strcmp(c, "acquirer_sim2") == 0]++;
+        free(c);
+    }
+    print_message("split: %d to acquirer_sim, %d to acquirer_sim2\n", firsts[0], firsts[1]);
+    assert_true(firsts[0] > 0 && firsts[1] > 0);
+    /* Back to no rules (every connector in configuration order) for the other tests. */
+    assert_int_equal(set_rules("rules-2", NULL, 0, 1, &v), PW_OK);
+    c = first_connector("route-none", 95000, NULL);
+    assert_string_equal(c, "acquirer_sim");
+    free(c);
+}
+
+static Paywire__Orchestration__V1__Connector *connector_named(ProtobufCMessage **m,
+                                                              const char *name)
+{
+    Paywire__Orchestration__V1__ListConnectorsRequest req =
+        PAYWIRE__ORCHESTRATION__V1__LIST_CONNECTORS_REQUEST__INIT;
+    assert_int_equal(routing("ListConnectors", &req.base,
+                             &paywire__orchestration__v1__list_connectors_response__descriptor, m),
+                     PW_OK);
+    Paywire__Orchestration__V1__ListConnectorsResponse *l = (void *)*m;
+    for (size_t i = 0; i < l->n_connectors; i++) {
+        if (strcmp(l->connectors[i]->name, name) == 0) {
+            return l->connectors[i];
+        }
+    }
+    fail_msg("no connector %s", name);
+    return NULL;
+}
+
+static void test_routing_breaker_opens(void **state)
+{
+    (void)state;
+    /* The first connector refuses everything before recording it: each payment fails over,
+     * until its breaker opens after 3 failures; then it is skipped; after the cool-down a
+     * trial request goes to it again, fails, and opens it again. */
+    char connectors[256];
+    snprintf(connectors, sizeof(connectors),
+             "acquirer_flaky@localhost:%d/100/10,acquirer_sim@localhost:%d/290/30", flaky.port,
+             sim.port);
+    svc_process_stop(&orch);
+    start_orch_with(connectors, "breaker_min_requests = 3\nbreaker_open_ms = 1500\n");
+    ProtobufCMessage *m = NULL;
+    Paywire__Orchestration__V1__Connector *c = connector_named(&m, "acquirer_flaky");
+    assert_int_equal(c->circuit, PAYWIRE__ORCHESTRATION__V1__CIRCUIT_STATE__CIRCUIT_STATE_CLOSED);
+    assert_int_equal(c->cost_bps, 100);
+    pw_protobuf_free(m);
+    for (int i = 0; i < 3; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "breaker-%d", i);
+        assert_int_equal(create(key, "4242424242424242", 7000 + i, 0, 1, &m), PW_OK);
+        Payment *p = payment_of(m);
+        assert_int_equal(p->state,
+                         PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+        assert_int_equal(p->n_attempts, 2);
+        assert_string_equal(p->attempts[0]->connector, "acquirer_flaky");
+        assert_string_equal(p->attempts[0]->outcome, "FAILED");
+        assert_string_equal(p->attempts[1]->connector, "acquirer_sim");
+        pw_protobuf_free(m);
+    }
+    c = connector_named(&m, "acquirer_flaky");
+    assert_int_equal(c->circuit, PAYWIRE__ORCHESTRATION__V1__CIRCUIT_STATE__CIRCUIT_STATE_OPEN);
+    assert_int_equal(c->success_rate_bps, 0);
+    pw_protobuf_free(m);
+    c = connector_named(&m, "acquirer_sim");
+    assert_int_equal(c->circuit, PAYWIRE__ORCHESTRATION__V1__CIRCUIT_STATE__CIRCUIT_STATE_CLOSED);
+    assert_int_equal(c->success_rate_bps, 10000);
+    pw_protobuf_free(m);
+    /* OPEN: skipped, one attempt. */
+    assert_int_equal(create("breaker-open", "4242424242424242", 7100, 0, 1, &m), PW_OK);
+    assert_int_equal(payment_of(m)->n_attempts, 1);
+    assert_string_equal(payment_of(m)->attempts[0]->connector, "acquirer_sim");
+    pw_protobuf_free(m);
+    /* After the cool-down: HALF_OPEN, a trial, which fails: OPEN again. */
+    uv_sleep(1600);
+    c = connector_named(&m, "acquirer_flaky");
+    assert_int_equal(c->circuit,
+                     PAYWIRE__ORCHESTRATION__V1__CIRCUIT_STATE__CIRCUIT_STATE_HALF_OPEN);
+    pw_protobuf_free(m);
+    assert_int_equal(create("breaker-trial", "4242424242424242", 7200, 0, 1, &m), PW_OK);
+    assert_int_equal(payment_of(m)->n_attempts, 2);
+    assert_string_equal(payment_of(m)->attempts[0]->connector, "acquirer_flaky");
+    pw_protobuf_free(m);
+    c = connector_named(&m, "acquirer_flaky");
+    assert_int_equal(c->circuit, PAYWIRE__ORCHESTRATION__V1__CIRCUIT_STATE__CIRCUIT_STATE_OPEN);
+    pw_protobuf_free(m);
+    /* Nothing was ever recorded by the refusing acquirer. */
+    assert_int_equal(pw_test_db_scalar(flaky_db, "SELECT count(*) FROM operations"), 0);
+    svc_process_stop(&orch);
+    start_orch("");
 }
 
 /* ---- merchants' API keys through merchant's ResolveApiKey ---- */
@@ -868,6 +1354,12 @@ int main(void)
         cmocka_unit_test(test_orchestration_same_key_ten_clients),
         cmocka_unit_test(test_orchestration_accept_then_timeout),
         cmocka_unit_test(test_orchestration_hanging_acquirer),
+        cmocka_unit_test(test_orchestration_blocked_by_compliance),
+        cmocka_unit_test(test_orchestration_review_waits),
+        cmocka_unit_test(test_orchestration_compliance_unavailable),
+        cmocka_unit_test(test_routing_soft_decline_fails_over),
+        cmocka_unit_test(test_routing_rules_split_and_cost),
+        cmocka_unit_test(test_routing_breaker_opens),
         cmocka_unit_test(test_orchestration_crash_after_partner_answer),
         cmocka_unit_test(test_orchestration_api_keys),
     };

@@ -26,6 +26,8 @@ typedef struct sim_behaviour {
     int64_t timeout_delay_ms;
     uint64_t seed;
     char prefix[16];
+    /* Test cards this acquirer approves whatever acquirer.proto says (comma-separated). */
+    char approve_cards[256];
 } sim_behaviour;
 
 static _Atomic uint64_t draws;
@@ -43,6 +45,9 @@ const svc_setting acquirer_settings[] = {
     {"seed", SVC_SETTING_INT, "1", 0, INT64_MAX, 0},
     /* The references' prefix ("sim1_…"): two simulators in one stack differ by it. */
     {"reference_prefix", SVC_SETTING_TEXT, "sim1", 0, 0, 0},
+    /* Cards approved here whatever acquirer.proto says: a second acquirer whose issuers
+     * answer differently (a soft decline elsewhere approved here). */
+    {"approve_cards", SVC_SETTING_TEXT, "", 0, 0, 0},
     {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
 };
 
@@ -57,15 +62,17 @@ pw_status acquirer_setup(const svc_config *cfg, void **state, char *err, size_t 
     b->timeout_delay_ms = svc_config_int(cfg, "timeout_delay_ms");
     b->seed = (uint64_t)svc_config_int(cfg, "seed");
     const char *prefix = svc_config_text(cfg, "reference_prefix");
+    const char *approve = svc_config_text(cfg, "approve_cards");
     if (b->latency_max_ms < b->latency_min_ms || strlen(prefix) == 0 ||
-        strlen(prefix) >= sizeof(b->prefix) - 1) {
+        strlen(prefix) >= sizeof(b->prefix) - 1 || strlen(approve) >= sizeof(b->approve_cards)) {
         snprintf(err, err_len,
-                 "latency_max_ms below latency_min_ms, or reference_prefix not 1 to"
-                 " 14 characters");
+                 "latency_max_ms below latency_min_ms, reference_prefix not 1 to"
+                 " 14 characters, or approve_cards above 255 characters");
         pw_free(b);
         return PW_INVALID_ARGUMENT;
     }
     snprintf(b->prefix, sizeof(b->prefix), "%s", prefix);
+    snprintf(b->approve_cards, sizeof(b->approve_cards), "%s", approve);
     PW_LOG(PW_LOG_NOTICE, "acquirer_sim", "seed %llu", (unsigned long long)b->seed);
     *state = b;
     return PW_OK;
@@ -237,10 +244,27 @@ static Operation *record(svc_req *r, const sim_decision *d, int in_tx)
 
 /* ---- Authorize ---- */
 
-/* The decision a test card number asks for (acquirer.proto). */
-static void card_decision(const char *token, sim_decision *d, int *delayed, int *hangs)
+/* 1 when card is one of the comma-separated list. */
+static int listed(const char *list, const char *card)
+{
+    size_t n = strlen(card);
+    for (const char *p = list; *p != '\0'; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+        if (strncmp(p, card, n) == 0 && (p[n] == ',' || p[n] == '\0')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The decision a test card number asks for (acquirer.proto, then approve_cards). */
+static void card_decision(const sim_behaviour *b, const char *token, sim_decision *d, int *delayed,
+                          int *hangs)
 {
     const char *card = strncmp(token, "tok_", 4) == 0 ? token + 4 : token;
+    if (listed(b->approve_cards, card)) {
+        *delayed = *hangs = 0;
+        return;
+    }
     *delayed = strcmp(card, "4000000000003001") == 0;
     *hangs = strcmp(card, "4000000000003002") == 0;
     if (strcmp(card, "4000000000000002") == 0) {
@@ -277,7 +301,7 @@ SVC_HANDLER(authorize, Paywire__Simulators__V1__AuthorizeRequest)
                       .currency = req->currency,
                       .authorization_reference = ""};
     int delayed, hangs;
-    card_decision(req->vault_token, &d, &delayed, &hangs);
+    card_decision(b, req->vault_token, &d, &delayed, &hangs);
     if (hangs) {
         sim_sleep(r, b->hang_ms);
         svc_fail(r, PW_UNAVAILABLE, "simulated partner hang");
