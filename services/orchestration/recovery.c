@@ -18,7 +18,7 @@
 #include <paywire/log.h>
 #include "orchestration.h"
 
-typedef enum rec_stage { REC_ATTEMPT, REC_OPERATION, REC_REFUND } rec_stage;
+typedef enum rec_stage { REC_EXPIRE, REC_ATTEMPT, REC_OPERATION, REC_REFUND } rec_stage;
 
 typedef struct recovery {
     svc_app *app;
@@ -36,6 +36,22 @@ typedef struct recovery {
     int asked;      /* attempts: the status query was made */
 } recovery;
 
+/* The capture window: an AUTHORIZED payment past capture_before_time with no capture or void
+ * open or done gets a void, due at once, which the operation stage sends (design: "the
+ * expiry job at capture_before_time"). Its id counts the payment's operations, so a void
+ * that FAILED is followed by a new one; the partial unique index keeps one open. */
+static const pw_db_stmt queue_expiry_voids = {
+    .name = "orch_queue_expiry_voids",
+    .sql = "INSERT INTO payment_operations (id, payment_id, kind, amount_minor, lease_owner,"
+           " lease_until) SELECT 'vod_exp' || (SELECT count(*) FROM payment_operations c"
+           " WHERE c.payment_id = p.id) || '_' || substr(p.id, 5), p.id, 'VOID', p.amount_minor,"
+           " $1, now() - interval '1 millisecond' FROM payments p"
+           " WHERE p.state = 'AUTHORIZED' AND p.capture_before_time < now() AND NOT EXISTS"
+           " (SELECT 1 FROM payment_operations o WHERE o.payment_id = p.id"
+           " AND o.state IN ('PENDING', 'SUCCEEDED')) LIMIT 100 ON CONFLICT DO NOTHING",
+    .nparams = 1,
+    .types = {PW_DB_TEXT},
+};
 static const pw_db_stmt claim_attempt = {
     .name = "orch_claim_attempt",
     .sql = "UPDATE payment_attempts a SET lease_owner = $1,"
@@ -246,6 +262,15 @@ static void claimed(pw_db_result *res, void *ud)
         idle(j);
         return;
     }
+    if (j->stage == REC_EXPIRE) {
+        if (pw_db_affected(res) > 0) {
+            PW_LOG(PW_LOG_NOTICE, "orchestration", "recovery: %lld authorizations expired",
+                   (long long)pw_db_affected(res));
+        }
+        j->stage = REC_ATTEMPT;
+        claim(j);
+        return;
+    }
     if (pw_db_rows(res) == 0) {
         if (j->stage == REC_REFUND) {
             idle(j);
@@ -277,7 +302,8 @@ static void claimed(pw_db_result *res, void *ud)
 static void claim(recovery *j)
 {
     pw_db_param p[] = {pw_db_text(j->s->instance), pw_db_int8(lease_ms(j)), pw_db_text(j->follow)};
-    const pw_db_stmt *stmt = j->stage == REC_ATTEMPT     ? &claim_attempt
+    const pw_db_stmt *stmt = j->stage == REC_EXPIRE      ? &queue_expiry_voids
+                             : j->stage == REC_ATTEMPT   ? &claim_attempt
                              : j->stage == REC_OPERATION ? &claim_operation
                              : j->s->finance_target[0]   ? &claim_reserved_refund
                                                          : &claim_refund;
@@ -292,7 +318,7 @@ static void run(recovery *j)
         return;
     }
     j->busy = 1;
-    j->stage = j->follow[0] != '\0' ? REC_OPERATION : REC_ATTEMPT;
+    j->stage = j->follow[0] != '\0' ? REC_OPERATION : REC_EXPIRE;
     claim(j);
 }
 

@@ -958,6 +958,46 @@ static void test_orchestration_compliance_unavailable(void **state)
     start_orch("");
 }
 
+/* ---- the capture window ---- */
+
+static void test_orchestration_capture_window_expires(void **state)
+{
+    (void)state;
+    /* A manual authorization whose window has passed (as if 7 days went by): refused for
+     * capture, and voided at the acquirer by the job, once. */
+    char *id = paid("window-1", 8888, 1);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "UPDATE payments SET capture_before_time = now() - interval '1 second'"
+             " WHERE id = '%s'",
+             id);
+    pw_test_db_exec(orch_db, sql);
+    ProtobufCMessage *m = NULL;
+    Payment *p =
+        wait_state(id, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_CANCELED, &m);
+    assert_int_equal(p->n_operations, 1);
+    assert_int_equal(
+        p->operations[0]->kind,
+        PAYWIRE__ORCHESTRATION__V1__PAYMENT_OPERATION_KIND__PAYMENT_OPERATION_KIND_VOID);
+    assert_string_equal(p->operations[0]->outcome, "SUCCEEDED");
+    assert_int_equal(strncmp(p->operations[0]->id, "vod_exp", 7), 0);
+    assert_int_equal(sim_requests(p->operations[0]->id), 1);
+    char where[256];
+    snprintf(where, sizeof(where),
+             "kind = 'VOID' AND status = 'APPROVED' AND authorization_reference = '%s'",
+             p->attempts[0]->partner_reference);
+    assert_int_equal(sim_count(where), 1);
+    pw_protobuf_free(m);
+    ProtobufCMessage *x = NULL;
+    expect_reason(act("CapturePayment", "window-cap", id, 0, &x), x, PW_FAILED_PRECONDITION);
+    /* A later round queues nothing more. */
+    uv_sleep(300);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM payment_operations WHERE payment_id = '%s'",
+             id);
+    assert_int_equal(pw_test_db_scalar(orch_db, sql), 1);
+    free(id);
+}
+
 /* ---- routing: failover, rules, splits, breakers ---- */
 
 static long long sim2_count(const char *where)
@@ -1357,6 +1397,7 @@ int main(void)
         cmocka_unit_test(test_orchestration_blocked_by_compliance),
         cmocka_unit_test(test_orchestration_review_waits),
         cmocka_unit_test(test_orchestration_compliance_unavailable),
+        cmocka_unit_test(test_orchestration_capture_window_expires),
         cmocka_unit_test(test_routing_soft_decline_fails_over),
         cmocka_unit_test(test_routing_rules_split_and_cost),
         cmocka_unit_test(test_routing_breaker_opens),
