@@ -55,6 +55,8 @@ typedef struct orch_state {
     char finance_target[256];
     /** 1: compliance unavailable at confirm routes the payment unscreened; 0: UNAVAILABLE. */
     int compliance_fail_open;
+    /** The screening call's deadline. */
+    int64_t compliance_timeout_ms;
     /** Our own certificate, key and CA for the calls to partners and services. */
     char tls_cert[256], tls_key[256], tls_ca[256];
     /** Each partner call's deadline. */

@@ -1055,6 +1055,81 @@ SVC_HANDLER(create_refund, Paywire__Orchestration__V1__CreateRefundRequest)
     svc_reply(r, &resp.base);
 }
 
+/* ---- ApplyComplianceDecision: a reviewed payment released or failed ---- */
+
+typedef struct decision_args {
+    const Paywire__Orchestration__V1__ApplyComplianceDecisionRequest *req;
+} decision_args;
+
+/*
+ * UNDER_REVIEW only: BLOCK fails it (blocked_by_compliance); ALLOW routes it as a confirm
+ * would and leaves the attempt due at once, for recovery to send (the buyer is gone, no
+ * call waits for it). Any other state is answered as it is (a repeated or late decision
+ * changes nothing): the state is the decision's idempotency.
+ */
+static void decision_tx(svc_req *r, const void *arg)
+{
+    const decision_args *a = arg;
+    pw_db_param pid = pw_db_text(a->req->payment_id);
+    svc_row p = svc_one(r, svc_tx_query(r, &lock_payment, &pid, 1), "payment", a->req->payment_id);
+    if (strcmp(svc_text(p, "state"), "UNDER_REVIEW") != 0) {
+        svc_tx_commit(r);
+        return;
+    }
+    int block =
+        a->req->action == PAYWIRE__ORCHESTRATION__V1__COMPLIANCE_ACTION__COMPLIANCE_ACTION_BLOCK;
+    orch_route route = {0};
+    if (!block) {
+        orch_route_payment(r, a->req->payment_id, svc_text(p, "currency"),
+                           svc_text(p, "issuer_country"), svc_int64(p, "amount_minor"), &route);
+    }
+    if (block || route.n == 0) {
+        pw_db_param m[] = {pid, pw_db_text("FAILED"),
+                           pw_db_text(block ? "blocked_by_compliance" : "no_connector_available"),
+                           pw_db_text("payment.failed")};
+        svc_tx_pipe(r, &move_payment, m, 4);
+        svc_tx_commit(r);
+        return;
+    }
+    char att[40];
+    if (svc_new_id("att", att, sizeof(att)) != PW_OK) {
+        svc_fail(r, PW_INTERNAL, "cannot create an id");
+    }
+    pw_db_param m[] = {pid, pw_db_text("PROCESSING"), pw_db_text("compliance_allowed"),
+                       pw_db_text("payment.processing")};
+    svc_tx_pipe(r, &move_payment, m, 4);
+    const orch_state *s = r->app->service;
+    pw_db_param ins[] = {pw_db_text(att), pid, pw_db_text(s->instance), pw_db_int8(-1),
+                         pw_db_text(s->connectors[route.idx[0]].name)};
+    svc_tx_pipe(r, &insert_attempt, ins, 5);
+    svc_tx_commit(r);
+}
+
+SVC_HANDLER(apply_compliance_decision, Paywire__Orchestration__V1__ApplyComplianceDecisionRequest)
+{
+    if (!svc_key_ok(req->idempotency_key)) {
+        svc_violation(r, "idempotency_key", "1 to 128 printable characters");
+    }
+    if (!svc_id_ok(req->payment_id, "pay")) {
+        svc_violation(r, "payment_id", "a payment id: \"pay_\" and 26 characters");
+    }
+    if (req->action != PAYWIRE__ORCHESTRATION__V1__COMPLIANCE_ACTION__COMPLIANCE_ACTION_ALLOW &&
+        req->action != PAYWIRE__ORCHESTRATION__V1__COMPLIANCE_ACTION__COMPLIANCE_ACTION_BLOCK) {
+        svc_violation(r, "action", "COMPLIANCE_ACTION_ALLOW or _BLOCK (holds are not served yet)");
+    }
+    svc_check(r);
+    svc_authenticate(r, NULL);
+    if (!r->caller.internal) {
+        svc_fail(r, PW_PERMISSION_DENIED, "compliance decisions come from compliance");
+    }
+    decision_args a = {.req = req};
+    svc_transaction(r, decision_tx, &a);
+    Paywire__Orchestration__V1__ApplyComplianceDecisionResponse resp =
+        PAYWIRE__ORCHESTRATION__V1__APPLY_COMPLIANCE_DECISION_RESPONSE__INIT;
+    resp.payment = payment_read(r, req->payment_id);
+    svc_reply(r, &resp.base);
+}
+
 static const paywire_orchestration_v1_payment_service_handlers handlers = {
     .create_payment = create_payment_h,
     .confirm_payment = confirm_payment_h,
@@ -1064,6 +1139,7 @@ static const paywire_orchestration_v1_payment_service_handlers handlers = {
     .create_refund = create_refund_h,
     .list_events = orch_list_events_h,
     .watch_payment = orch_watch_payment_h,
+    .apply_compliance_decision = apply_compliance_decision_h,
 };
 
 /* For the other files of the service (events_api.c). */

@@ -64,7 +64,7 @@ orch_verdict orch_screen_confirm(svc_req *r, const char *payment_id, char *scree
     if (orch_channel(s, s->compliance_target, pw_call_loop(r->call), &ch) == PW_OK) {
         a = svc_call(r, ch, "/paywire.compliance.v1.ScreeningService/ScreenTransaction", &req.base,
                      &paywire__compliance__v1__screen_transaction_response__descriptor,
-                     s->connector_timeout_ms);
+                     s->compliance_timeout_ms);
         pw_channel_close(ch, NULL, NULL);
     }
     if (a.code != PW_OK) {

@@ -30,6 +30,8 @@ const svc_setting orch_settings[] = {
      * screened), and captured payments go to its MonitoringService (unset: they wait in
      * monitoring_events). */
     {"compliance_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
+    /* The screening call's deadline (compliance loads a list version on first use). */
+    {"compliance_timeout_ms", SVC_SETTING_INT, "5000", 50, 60000, 0},
     /* Compliance unavailable at confirm: "closed" (UNAVAILABLE, the payment waits for the
      * retry) or "open" (routed unscreened). */
     {"compliance_unavailable", SVC_SETTING_TEXT, "closed", 0, 0, 0},
@@ -86,6 +88,7 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
         return PW_INVALID_ARGUMENT;
     }
     s->compliance_fail_open = strcmp(policy, "open") == 0;
+    s->compliance_timeout_ms = svc_config_int(cfg, "compliance_timeout_ms");
     s->connector_timeout_ms = svc_config_int(cfg, "connector_timeout_ms");
     s->recovery_interval_ms = svc_config_int(cfg, "recovery_interval_ms");
     s->attempt_give_up_ms = svc_config_int(cfg, "attempt_give_up_ms");

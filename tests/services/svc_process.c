@@ -111,6 +111,19 @@ void svc_process_stop(svc_process *p)
     int status = 0;
     waitpid(p->pid, &status, 0);
     p->pid = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        /* Its sanitizer report or its log's end, before the directory is cleaned up. */
+        print_message("%s: %s %d; the end of its log:\n", p->name,
+                      WIFSIGNALED(status) ? "killed by signal" : "exit status",
+                      WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd),
+                 "(grep -m1 -A40 'ERROR: .*Sanitizer' %s/%s.log || tail -n 30 %s/%s.log) >&2",
+                 p->dir, p->name, p->dir, p->name);
+        if (system(cmd) != 0) {
+            print_message("(no log)\n");
+        }
+    }
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 }
