@@ -463,14 +463,9 @@ static void on_signal(uv_signal_t *sig, int signum)
 static int serve(shell *sh)
 {
     uv_sem_init(&sh->admin_closed, 0);
-    if (pw_workers_start(&sh->pool, sh->nworkers, worker_start, worker_stop, sh) != PW_OK) {
-        fprintf(stderr, "%s-server: cannot start %d workers\n", sh->svc->name, sh->nworkers);
-        return 1;
-    }
-    if (svc_config_text(sh->cfg, "admin_listen") != NULL && sh->nworkers > 1) {
-        uv_async_send(&sh->workers[0].add_metrics);
-    }
-    /* The main thread waits for signals; serving happens on the workers. */
+    /* The main thread waits for signals; serving happens on the workers. The handlers are
+     * in place before any worker can report SERVING: a SIGTERM right after that must drain,
+     * not kill (libuv holds it until the loop below runs). */
     uv_loop_t loop;
     uv_loop_init(&loop);
     uv_signal_init(&loop, &sh->sigterm);
@@ -478,6 +473,17 @@ static int serve(shell *sh)
     sh->sigterm.data = sh->sigint.data = sh;
     uv_signal_start(&sh->sigterm, on_signal, SIGTERM);
     uv_signal_start(&sh->sigint, on_signal, SIGINT);
+    if (pw_workers_start(&sh->pool, sh->nworkers, worker_start, worker_stop, sh) != PW_OK) {
+        fprintf(stderr, "%s-server: cannot start %d workers\n", sh->svc->name, sh->nworkers);
+        uv_close((uv_handle_t *)&sh->sigterm, NULL);
+        uv_close((uv_handle_t *)&sh->sigint, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    if (svc_config_text(sh->cfg, "admin_listen") != NULL && sh->nworkers > 1) {
+        uv_async_send(&sh->workers[0].add_metrics);
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
     int leaked = (pw_workers_join(sh->pool) != PW_OK) + (uv_loop_close(&loop) != 0);
     uv_sem_destroy(&sh->admin_closed);
