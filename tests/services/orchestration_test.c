@@ -89,6 +89,10 @@ static void start_orch(const char *extra)
 
 static void start_sim(svc_process *p, const char *db, const char *extra)
 {
+    /* Ports picked now, not at prepare: a port free then may be taken by the time the last
+     * of seven processes starts, on a machine running other tests. */
+    p->port = svc_process_free_port();
+    p->admin_port = svc_process_free_port();
     char conf[512];
     snprintf(conf, sizeof(conf),
              "log_level = warning\nworkers = 1\n"
