@@ -13,6 +13,8 @@ struct ledger_shared {
     const void **owner;
     const void **owner_loop;
     uint64_t sizes[10];
+    /* fee_lead_seconds in microseconds (fees.c), read-only once the workers run. */
+    int64_t fee_lead_us;
 };
 
 ledger_shared *ledger_shared_new(int batches_in_flight)
@@ -30,7 +32,18 @@ ledger_shared *ledger_shared_new(int batches_in_flight)
         return NULL;
     }
     s->batches_in_flight = batches_in_flight < 1 ? 1 : batches_in_flight;
+    s->fee_lead_us = 3600LL * 1000000;
     return s;
+}
+
+void ledger_shared_set_fee_lead_us(ledger_shared *s, int64_t us)
+{
+    s->fee_lead_us = us;
+}
+
+int64_t ledger_shared_fee_lead_us(const ledger_shared *s)
+{
+    return s->fee_lead_us;
 }
 
 void ledger_shared_free(ledger_shared *s)

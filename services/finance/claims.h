@@ -26,6 +26,12 @@ typedef struct ledger_shared ledger_shared;
 ledger_shared *ledger_shared_new(int batches_in_flight);
 /** Frees it (NULL is a no-op); no batch may be in flight. */
 void ledger_shared_free(ledger_shared *s);
+/**
+ * The fee schedules' lead time (fees.c; the `fee_lead_seconds` setting, an hour by
+ * default): set by setup before the workers run, read by the handlers.
+ */
+void ledger_shared_set_fee_lead_us(ledger_shared *s, int64_t us);
+int64_t ledger_shared_fee_lead_us(const ledger_shared *s);
 /** Batches a worker loop may have in flight at once. */
 int ledger_shared_batches_in_flight(const ledger_shared *s);
 

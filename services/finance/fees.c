@@ -10,10 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include "claims.h"
 #include "fees.h"
 #include "money.h"
-
-#define LEAD_US (3600LL * 1000000)
 
 static int method_ok(const char *m)
 {
@@ -57,10 +56,11 @@ static void check_schedule(svc_req *r, const Paywire__Finance__V1__FeeSchedule *
     if (s->merchant_id[0] != '\0' && !svc_id_ok(s->merchant_id, "mer")) {
         svc_violation(r, "schedule.merchant_id", "a merchant id, or empty for the default");
     }
-    if (s->effective_time == NULL || ledger_ts_us(s->effective_time) < ledger_now_us() + LEAD_US) {
+    int64_t lead = ledger_shared_fee_lead_us(r->app->service);
+    if (s->effective_time == NULL || ledger_ts_us(s->effective_time) < ledger_now_us() + lead) {
         svc_violation(r, "schedule.effective_time",
-                      "required, at least one hour ahead (the lead time: a capture's fee never "
-                      "changes once computed)");
+                      "required, at least fee_lead_seconds ahead (an hour unless configured: the"
+                      " lead time, so a capture's fee never changes once computed)");
     }
     if (s->n_rules == 0 || s->n_rules > 100) {
         svc_violation(r, "schedule.rules", "1 to 100 rules");
@@ -192,7 +192,8 @@ SVC_HANDLER(calculate_fee, Paywire__Finance__V1__CalculateFeeRequest)
     } else if (!svc_currency_ok(req->amount->currency)) {
         svc_violation(r, "amount.currency", "a currency code");
     }
-    if (req->at_time == NULL || ledger_ts_us(req->at_time) > ledger_now_us() + LEAD_US) {
+    if (req->at_time == NULL ||
+        ledger_ts_us(req->at_time) > ledger_now_us() + ledger_shared_fee_lead_us(r->app->service)) {
         svc_violation(r, "at_time", "required: the capture's time, at most one hour ahead");
     }
     svc_check(r);

@@ -18,11 +18,13 @@
 /* The process-wide state: what the ledger's batchers share (claims.h). */
 static pw_status finance_setup(const svc_config *cfg, void **state, char *err, size_t err_len)
 {
-    *state = ledger_shared_new((int)svc_config_int(cfg, "ledger_batches_in_flight"));
-    if (*state == NULL) {
+    ledger_shared *s = ledger_shared_new((int)svc_config_int(cfg, "ledger_batches_in_flight"));
+    *state = s;
+    if (s == NULL) {
         snprintf(err, err_len, "out of memory");
         return PW_ERRNO(ENOMEM);
     }
+    ledger_shared_set_fee_lead_us(s, svc_config_int(cfg, "fee_lead_seconds") * 1000000);
     return PW_OK;
 }
 
@@ -47,6 +49,9 @@ static const svc_setting finance_settings[] = {
     /* Ledger batches a worker loop may have in flight at once, on disjoint accounts (each holds
      * a database connection while it runs: keep it below db_connections). */
     {"ledger_batches_in_flight", SVC_SETTING_INT, "4", 1, 64, 0},
+    /* How far ahead a fee schedule must take effect (the fee of a capture never changes once
+     * computed). Only a local stack or a demo sets 0, so a fresh ledger can price at once. */
+    {"fee_lead_seconds", SVC_SETTING_INT, "3600", 0, 7 * 86400, 0},
     /* Reconciliation's jobs (recon_jobs.h), in business time (0: never); hourly by default. */
     {"recon_job_seconds", SVC_SETTING_INT, "3600", 0, 86400, 0},
     /* The availability job (settlement_jobs.h), in business time (0: never). */
