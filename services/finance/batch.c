@@ -326,12 +326,6 @@ static void op_fail(ledger_op *op, pw_status code, const char *reason, const cha
     op->transfer = NULL;
 }
 
-static Paywire__Common__V1__Mode mode_value(const char *mode)
-{
-    return strcmp(mode, "LIVE") == 0 ? PAYWIRE__COMMON__V1__MODE__MODE_LIVE
-                                     : PAYWIRE__COMMON__V1__MODE__MODE_TEST;
-}
-
 /* The transfer as it stands in the batch, in r's call memory. */
 static Paywire__Finance__V1__Transfer *transfer_message(svc_req *r, const batch *b,
                                                         const wtransfer *t)
@@ -343,7 +337,7 @@ static Paywire__Finance__V1__Transfer *transfer_message(svc_req *r, const batch 
     m->kind = svc_strdup(r, t->kind);
     m->reference = svc_strdup(r, t->reference);
     m->partner_reference = svc_strdup(r, t->partner_reference);
-    m->mode = mode_value(t->mode);
+    m->mode = ledger_mode_value(t->mode);
     m->two_phase = t->two_phase;
     m->create_time = svc_timestamp(r, t->create_us);
     m->post_time = t->state == ST_POSTED ? svc_timestamp(r, t->post_us) : NULL;

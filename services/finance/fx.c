@@ -174,13 +174,6 @@ SVC_HANDLER(get_rate, Paywire__Finance__V1__GetRateRequest)
 
 /* ---- quotes ---- */
 
-static const char *mode_text(Paywire__Common__V1__Mode m)
-{
-    return m == PAYWIRE__COMMON__V1__MODE__MODE_TEST   ? "TEST"
-           : m == PAYWIRE__COMMON__V1__MODE__MODE_LIVE ? "LIVE"
-                                                       : NULL;
-}
-
 static const pw_db_stmt insert_quote = {
     "fx_insert_quote",
     "INSERT INTO quotes (mode, id, merchant_id, from_currency, to_currency, mid_mantissa,"
@@ -228,7 +221,7 @@ static void create_quote_tx(svc_req *r, const void *arg)
     q->spread_basis_points = SPREAD_BPS;
     int64_t expire = now + (int64_t)(req->lock_seconds ? req->lock_seconds : 30) * 1000000;
     q->expire_time = svc_timestamp(r, expire);
-    pw_db_param ins[] = {pw_db_text(mode_text(req->mode)),
+    pw_db_param ins[] = {pw_db_text(ledger_mode_name(req->mode)),
                          pw_db_text(id),
                          pw_db_text(req->merchant_id),
                          pw_db_text(req->from_currency),
@@ -257,9 +250,7 @@ SVC_HANDLER(create_quote, Paywire__Finance__V1__CreateQuoteRequest)
     if (req->lock_seconds > 300) {
         svc_violation(r, "lock_seconds", "at most 300 (0: 30)");
     }
-    if (mode_text(req->mode) == NULL) {
-        svc_violation(r, "mode", "required: MODE_TEST or MODE_LIVE");
-    }
+    ledger_mode_required(r, req->mode, "mode");
     svc_check(r);
     svc_authenticate(r, NULL);
     svc_idempotent(r, "CreateQuote", req->idempotency_key,
@@ -319,10 +310,7 @@ static void amounts(svc_req *r, svc_row q, int64_t a, int64_t *mid, int64_t *off
 
 SVC_HANDLER(convert, Paywire__Finance__V1__ConvertRequest)
 {
-    const char *mode = mode_text(req->mode);
-    if (mode == NULL) {
-        svc_violation(r, "mode", "required: MODE_TEST or MODE_LIVE");
-    }
+    const char *mode = ledger_mode_required(r, req->mode, "mode");
     if (!svc_id_ok(req->quote_id, "quo")) {
         svc_violation(r, "quote_id", "a quote id: \"quo_\" and 26 characters");
     }

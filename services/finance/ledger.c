@@ -16,20 +16,6 @@
 
 /* ---- field checks ---- */
 
-/* "TEST" / "LIVE", or NULL after a violation for field. */
-static const char *mode_name(svc_req *r, Paywire__Common__V1__Mode mode, const char *field)
-{
-    switch (mode) {
-    case PAYWIRE__COMMON__V1__MODE__MODE_TEST:
-        return "TEST";
-    case PAYWIRE__COMMON__V1__MODE__MODE_LIVE:
-        return "LIVE";
-    default:
-        svc_violation(r, field, "required: MODE_TEST or MODE_LIVE");
-        return NULL;
-    }
-}
-
 /* [a-z] (lower) or [A-Za-z0-9_-] (not lower), n characters from s. */
 static int chars_ok(const char *s, size_t n, int lower)
 {
@@ -251,7 +237,7 @@ static void transfer_op(svc_req *r, const Paywire__Finance__V1__CreateTransferRe
         svc_check(r);
     }
     op->kind = LEDGER_CREATE;
-    op->mode = mode_name(r, t->mode, "transfer.mode");
+    op->mode = ledger_mode_required(r, t->mode, "transfer.mode");
     char kind[24];
     if (!transfer_id_ok(t->id, kind, sizeof(kind))) {
         svc_violation(r, "transfer.id",
@@ -314,7 +300,7 @@ static Paywire__Finance__V1__Transfer *resolve_transfer(svc_req *r, ledger_op_ki
     ledger_op op;
     memset(&op, 0, sizeof(op));
     op.kind = kind;
-    op.mode = mode_name(r, mode, "mode");
+    op.mode = ledger_mode_required(r, mode, "mode");
     char k[24];
     if (!transfer_id_ok(id, k, sizeof(k))) {
         svc_violation(r, "transfer_id", "a transfer id: txf_<kind>_<cause id>");
@@ -374,7 +360,7 @@ static Paywire__Finance__V1__NormalBalance side_value(const char *s)
 
 SVC_HANDLER(get_transfer, Paywire__Finance__V1__GetTransferRequest)
 {
-    const char *mode = mode_name(r, req->mode, "mode");
+    const char *mode = ledger_mode_required(r, req->mode, "mode");
     char k[24];
     if (!transfer_id_ok(req->transfer_id, k, sizeof(k))) {
         svc_violation(r, "transfer_id", "a transfer id: txf_<kind>_<cause id>");
@@ -439,7 +425,7 @@ static const pw_db_stmt account_by_key = {"ledger_account_by_key",
 static svc_row find_account(svc_req *r, const Paywire__Finance__V1__AccountRef *ref,
                             Paywire__Common__V1__Mode m)
 {
-    const char *mode = mode_name(r, m, "mode");
+    const char *mode = ledger_mode_required(r, m, "mode");
     ledger_entry_in e;
     memset(&e, 0, sizeof(e));
     const char *currency = "";
@@ -674,7 +660,7 @@ static void export_row(const pw_db_result *res, int i, Paywire__Common__V1__Mode
  * (svc_wait_writable) instead of filling memory. Resumable with after_sequence. */
 SVC_HANDLER(export_entries_fiber, Paywire__Finance__V1__ExportEntriesRequest)
 {
-    const char *mode = mode_name(r, req->mode, "mode");
+    const char *mode = ledger_mode_required(r, req->mode, "mode");
     if (req->after_sequence < 0) {
         svc_violation(r, "after_sequence", "0 or a sequence an earlier export returned");
     }

@@ -53,6 +53,28 @@ int ledger_kind_has_counterparty(int kind)
            kind == PAYWIRE__FINANCE__V1__ACCOUNT_KIND__ACCOUNT_KIND_PLATFORM_CASH;
 }
 
+const char *ledger_mode_name(int mode)
+{
+    return mode == PAYWIRE__COMMON__V1__MODE__MODE_TEST   ? "TEST"
+           : mode == PAYWIRE__COMMON__V1__MODE__MODE_LIVE ? "LIVE"
+                                                          : NULL;
+}
+
+Paywire__Common__V1__Mode ledger_mode_value(const char *name)
+{
+    return strcmp(name, "LIVE") == 0 ? PAYWIRE__COMMON__V1__MODE__MODE_LIVE
+                                     : PAYWIRE__COMMON__V1__MODE__MODE_TEST;
+}
+
+const char *ledger_mode_required(svc_req *r, int mode, const char *field)
+{
+    const char *m = ledger_mode_name(mode);
+    if (m == NULL) {
+        svc_violation(r, field, "required: MODE_TEST or MODE_LIVE");
+    }
+    return m;
+}
+
 Paywire__Common__V1__Money *ledger_money(svc_req *r, int64_t amount, const char *currency)
 {
     Paywire__Common__V1__Money *m = svc_alloc(r, sizeof(*m));

@@ -25,6 +25,12 @@ int ledger_kind_has_counterparty(int kind);
 int64_t ledger_now_us(void);
 /** A Timestamp in microseconds since the Unix epoch. */
 int64_t ledger_ts_us(const struct Google__Protobuf__Timestamp *t);
+/** "TEST" or "LIVE" for a Mode; NULL for UNSPECIFIED or unknown. */
+const char *ledger_mode_name(int mode);
+/** The Mode of a stored "TEST" / "LIVE". */
+Paywire__Common__V1__Mode ledger_mode_value(const char *name);
+/** As ledger_mode_name, with a violation for field ("required: MODE_TEST or MODE_LIVE") on NULL. */
+const char *ledger_mode_required(svc_req *r, int mode, const char *field);
 /** amount of currency, in r's call memory. */
 Paywire__Common__V1__Money *ledger_money(svc_req *r, int64_t amount, const char *currency);
 

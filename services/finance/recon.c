@@ -172,28 +172,6 @@ static const pw_db_stmt booked_rows = {
 
 /* ---- field checks ---- */
 
-static const char *mode_text(int mode)
-{
-    return mode == PAYWIRE__COMMON__V1__MODE__MODE_TEST   ? "TEST"
-           : mode == PAYWIRE__COMMON__V1__MODE__MODE_LIVE ? "LIVE"
-                                                          : NULL;
-}
-
-static Paywire__Common__V1__Mode mode_value(const char *s)
-{
-    return strcmp(s, "LIVE") == 0 ? PAYWIRE__COMMON__V1__MODE__MODE_LIVE
-                                  : PAYWIRE__COMMON__V1__MODE__MODE_TEST;
-}
-
-static const char *required_mode(svc_req *r, int mode)
-{
-    const char *m = mode_text(mode);
-    if (m == NULL) {
-        svc_violation(r, "mode", "required: MODE_TEST or MODE_LIVE");
-    }
-    return m;
-}
-
 static const char *const row_kinds[] = {
     "capture",     "refund",     "refund_reversal", "chargeback", "chargeback_reversal",
     "bank_credit", "bank_debit", "payout",          "fee",        "bank_charge",
@@ -258,7 +236,7 @@ static int row_ok(svc_req *r, const Paywire__Finance__V1__PartnerReportRow *row,
 
 static void check_report(svc_req *r, const Paywire__Finance__V1__UploadPartnerReportRequest *req)
 {
-    required_mode(r, req->mode);
+    ledger_mode_required(r, req->mode, "mode");
     if (!partner_ok(req->partner)) {
         svc_violation(r, "partner", "1 to 64 of a-z 0-9 _ - (the partner's account owner name)");
     }
@@ -287,7 +265,7 @@ static Run *run_from_row(svc_req *r, svc_row row)
     Run *run = svc_alloc(r, sizeof(*run));
     paywire__finance__v1__reconciliation_run__init(run);
     run->id = svc_text(row, "id");
-    run->mode = mode_value(svc_text(row, "mode"));
+    run->mode = ledger_mode_value(svc_text(row, "mode"));
     run->partner = svc_text(row, "partner");
     run->report_id = svc_text(row, "report_id");
     run->report_date = svc_text(row, "report_date");
@@ -438,7 +416,7 @@ static void upload_body(svc_req *r, const void *request)
     upload_args a;
     memset(&a, 0, sizeof(a));
     a.req = req;
-    a.mode = mode_text(req->mode);
+    a.mode = ledger_mode_name(req->mode);
     /* One partner's reports one at a time: each sees what the ones before it found or booked. */
     snprintf(a.lock_key, sizeof(a.lock_key), "%s|%s", a.mode, req->partner);
     size_t len = protobuf_c_message_get_packed_size(&req->base);
@@ -497,7 +475,7 @@ static void upload_partner_report_h(pw_call *call, void *app)
 
 SVC_HANDLER(get_run, Paywire__Finance__V1__GetReconciliationRunRequest)
 {
-    const char *mode = required_mode(r, req->mode);
+    const char *mode = ledger_mode_required(r, req->mode, "mode");
     if (!svc_id_ok(req->run_id, "rec")) {
         svc_violation(r, "run_id", "a run id: \"rec_\" and 26 characters");
     }
@@ -547,7 +525,7 @@ static Break *break_from_row(svc_req *r, svc_row row)
     Break *b = svc_alloc(r, sizeof(*b));
     paywire__finance__v1__break__init(b);
     b->id = svc_text(row, "id");
-    b->mode = mode_value(svc_text(row, "mode"));
+    b->mode = ledger_mode_value(svc_text(row, "mode"));
     b->partner = svc_text(row, "partner");
     b->kind = (Paywire__Finance__V1__BreakKind)name_index(break_kinds, 7, svc_text(row, "kind"));
     b->state =
@@ -575,7 +553,7 @@ static const pw_db_stmt list_breaks = {
 
 SVC_HANDLER(list_breaks_h_body, Paywire__Finance__V1__ListBreaksRequest)
 {
-    const char *mode = required_mode(r, req->mode);
+    const char *mode = ledger_mode_required(r, req->mode, "mode");
     if (req->run_id[0] != '\0' && !svc_id_ok(req->run_id, "rec")) {
         svc_violation(r, "run_id", "empty, or a run id: \"rec_\" and 26 characters");
     }
@@ -751,7 +729,7 @@ static void resolve_tx(svc_req *r, const void *arg)
 
 SVC_HANDLER(resolve_break_h_body, Paywire__Finance__V1__ResolveBreakRequest)
 {
-    const char *mode = required_mode(r, req->mode);
+    const char *mode = ledger_mode_required(r, req->mode, "mode");
     if (!svc_id_ok(req->break_id, "brk")) {
         svc_violation(r, "break_id", "a break id: \"brk_\" and 26 characters");
     }

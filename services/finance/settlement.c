@@ -117,13 +117,6 @@ static const pw_db_stmt batch_by_id = {"settlement_batch_by_id",
 
 /* ---- messages ---- */
 
-static const char *mode_text(int mode)
-{
-    return mode == PAYWIRE__COMMON__V1__MODE__MODE_TEST   ? "TEST"
-           : mode == PAYWIRE__COMMON__V1__MODE__MODE_LIVE ? "LIVE"
-                                                          : NULL;
-}
-
 static const char *const state_names[] = {"",        "READY",  "IN_TRANSIT",
                                           "SETTLED", "FAILED", "CARRIED_FORWARD"};
 
@@ -297,10 +290,7 @@ static void finish_tx(svc_req *r, const void *arg)
 static void check_create(svc_req *r, const Paywire__Finance__V1__CreateSettlementBatchRequest *req,
                          const char **mode, const char **date)
 {
-    *mode = mode_text(req->mode);
-    if (*mode == NULL) {
-        svc_violation(r, "mode", "required: MODE_TEST or MODE_LIVE");
-    }
+    *mode = ledger_mode_required(r, req->mode, "mode");
     if (!svc_key_ok(req->idempotency_key)) {
         svc_violation(r, "idempotency_key", "1 to 128 printable characters");
     }
@@ -367,10 +357,7 @@ SVC_HANDLER(create_batch, Paywire__Finance__V1__CreateSettlementBatchRequest)
 
 SVC_HANDLER(get_batch, Paywire__Finance__V1__GetSettlementBatchRequest)
 {
-    const char *mode = mode_text(req->mode);
-    if (mode == NULL) {
-        svc_violation(r, "mode", "required: MODE_TEST or MODE_LIVE");
-    }
+    const char *mode = ledger_mode_required(r, req->mode, "mode");
     if (!svc_id_ok(req->batch_id, "stl")) {
         svc_violation(r, "batch_id", "a batch id: \"stl_\" and 26 characters");
     }
@@ -393,10 +380,7 @@ static const pw_db_stmt list_batches = {
 
 SVC_HANDLER(list_batches_body, Paywire__Finance__V1__ListSettlementBatchesRequest)
 {
-    const char *mode = mode_text(req->mode);
-    if (mode == NULL) {
-        svc_violation(r, "mode", "required: MODE_TEST or MODE_LIVE");
-    }
+    const char *mode = ledger_mode_required(r, req->mode, "mode");
     if (!svc_id_ok(req->merchant_id, "mer")) {
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }
@@ -446,10 +430,7 @@ static const pw_db_stmt report_lines = {
 
 SVC_HANDLER(stream_report, Paywire__Finance__V1__StreamSettlementReportRequest)
 {
-    const char *mode = mode_text(req->mode);
-    if (mode == NULL) {
-        svc_violation(r, "mode", "required: MODE_TEST or MODE_LIVE");
-    }
+    const char *mode = ledger_mode_required(r, req->mode, "mode");
     if (!svc_id_ok(req->batch_id, "stl")) {
         svc_violation(r, "batch_id", "a batch id: \"stl_\" and 26 characters");
     }
@@ -680,10 +661,7 @@ static Batch *transition(svc_req *r, transition_args *a)
 static void check_transition(svc_req *r, const char *key, const char *batch_id, int mode_value,
                              const char **mode)
 {
-    *mode = mode_text(mode_value);
-    if (*mode == NULL) {
-        svc_violation(r, "mode", "required: MODE_TEST or MODE_LIVE");
-    }
+    *mode = ledger_mode_required(r, mode_value, "mode");
     if (!svc_key_ok(key)) {
         svc_violation(r, "idempotency_key", "1 to 128 printable characters");
     }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <paywire/log.h>
+#include "ledger_names.h"
 #include "settlement_jobs.h"
 #include "svc_sched.h"
 
@@ -128,8 +129,7 @@ static void send_capture(avail_job *j, avail_msg *m, size_t n, const char *mode)
 {
     paywire__finance__v1__create_transfer_request__init(&m->req);
     paywire__finance__v1__transfer__init(&m->t);
-    m->t.mode = strcmp(mode, "LIVE") == 0 ? PAYWIRE__COMMON__V1__MODE__MODE_LIVE
-                                          : PAYWIRE__COMMON__V1__MODE__MODE_TEST;
+    m->t.mode = ledger_mode_value(mode);
     m->t.id = m->id;
     m->t.kind = "avail";
     m->t.reference = m->reference;
