@@ -16,7 +16,7 @@
 
 typedef Paywire__Simulators__V1__Operation Operation;
 
-/* The behaviour (settings), process-wide and read-only once set up. */
+/* The behaviour (settings), process-wide and read-only once set up but for the draw counter. */
 typedef struct sim_behaviour {
     int64_t latency_min_ms;
     int64_t latency_max_ms;
@@ -28,9 +28,9 @@ typedef struct sim_behaviour {
     char prefix[16];
     /* Test cards this acquirer approves whatever acquirer.proto says (comma-separated). */
     char approve_cards[256];
+    /* Draws so far (the seeded sequence's position), shared by the workers. */
+    _Atomic uint64_t draws;
 } sim_behaviour;
-
-static _Atomic uint64_t draws;
 
 const svc_setting acquirer_settings[] = {
     {"latency_min_ms", SVC_SETTING_INT, "0", 0, 60000, 0},
@@ -83,54 +83,23 @@ void acquirer_teardown(void *state)
     pw_free(state);
 }
 
-/* A number in [0, n) from the seeded sequence (splitmix64 of seed and a counter). */
-static uint64_t draw(const sim_behaviour *b, uint64_t n)
+/* A number in [0, n) from the seeded sequence (services/common's svc_draw). */
+static uint64_t draw(sim_behaviour *b, uint64_t n)
 {
-    uint64_t z = b->seed + 0x9e3779b97f4a7c15ULL * (atomic_fetch_add(&draws, 1) + 1);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return n == 0 ? 0 : z % n;
-}
-
-/* ---- waiting on the loop ---- */
-
-static void timer_closed(uv_handle_t *h)
-{
-    pw_free(h);
-}
-
-static void timer_fired(uv_timer_t *t)
-{
-    svc_req *r = t->data;
-    uv_close((uv_handle_t *)t, timer_closed);
-    svc_resume(r);
-}
-
-/* Suspends the handler for ms (the timer is freed by its close, after the resume). */
-static void sim_sleep(svc_req *r, int64_t ms)
-{
-    if (ms <= 0) {
-        return;
-    }
-    uv_timer_t *t = pw_calloc(1, sizeof(*t));
-    uv_timer_init(pw_call_loop(r->call), t);
-    t->data = r;
-    uv_timer_start(t, timer_fired, (uint64_t)ms, 0);
-    svc_suspend(r);
+    return svc_draw(b->seed, atomic_fetch_add(&b->draws, 1), n);
 }
 
 /* Latency, then the configured failures and hangs (nothing is recorded for either). */
 static void sim_arrive(svc_req *r)
 {
-    const sim_behaviour *b = r->app->service;
-    sim_sleep(r, b->latency_min_ms +
+    sim_behaviour *b = r->app->service;
+    svc_sleep(r, b->latency_min_ms +
                      (int64_t)draw(b, (uint64_t)(b->latency_max_ms - b->latency_min_ms + 1)));
     if ((int64_t)draw(b, 100) < b->failure_percent) {
         svc_fail(r, PW_UNAVAILABLE, "simulated partner failure");
     }
     if ((int64_t)draw(b, 100) < b->hang_percent) {
-        sim_sleep(r, b->hang_ms);
+        svc_sleep(r, b->hang_ms);
         svc_fail(r, PW_UNAVAILABLE, "simulated partner hang");
     }
 }
@@ -303,7 +272,7 @@ SVC_HANDLER(authorize, Paywire__Simulators__V1__AuthorizeRequest)
     int delayed, hangs;
     card_decision(b, req->vault_token, &d, &delayed, &hangs);
     if (hangs) {
-        sim_sleep(r, b->hang_ms);
+        svc_sleep(r, b->hang_ms);
         svc_fail(r, PW_UNAVAILABLE, "simulated partner hang");
     }
     Paywire__Simulators__V1__AuthorizeResponse resp =
@@ -311,7 +280,7 @@ SVC_HANDLER(authorize, Paywire__Simulators__V1__AuthorizeRequest)
     resp.operation = record(r, &d, 0);
     if (delayed) {
         /* Approved and recorded, answered too late: the caller's ambiguous timeout. */
-        sim_sleep(r, b->timeout_delay_ms);
+        svc_sleep(r, b->timeout_delay_ms);
     }
     svc_reply(r, &resp.base);
 }
