@@ -7,12 +7,15 @@ HMAC-SHA256(secret, t + "." + raw body), t within the tolerance of our clock,
 and Paywire-Event-Id equal to the body's "id". Answers 400 to a bad
 delivery, 503 to the first --fail-first attempts of each event (a receiver
 that is down), 200 otherwise. One line per request in --log:
-  ok <event id> <type>      verified and accepted (the first time)
-  dup <event id> <type>     verified, seen before: answered 200, not processed again
+  ok <event id> <type> <payment id>   verified and accepted (the first time)
+  dup <event id> <type> <payment id>  verified, seen before: answered 200, not processed again
   busy <event id>           verified, answered 503
   bad <reason>              refused
-The secret is read from --secret-file at each request (it exists only once
-the endpoint was created, after this server started).
+The secrets are read from --secret-file at each request (it exists only once
+an endpoint was created, after this server started), one per line: a
+delivery signed with any of them is accepted, so one receiver serves the
+endpoints of several merchants (the local stack's demo adds one per run).
+GET /healthz answers 200 (scripts/stack status).
 """
 import argparse
 import hashlib
@@ -59,10 +62,13 @@ class Receiver(http.server.BaseHTTPRequestHandler):
             return self.refuse("no-signature")
         if abs(time.time() - int(stamp)) > self.server.args.tolerance:
             return self.refuse("stale-timestamp")
-        with open(self.server.args.secret_file) as f:
-            secret = f.read().strip().encode()
-        want = hmac.new(secret, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-        if not any(hmac.compare_digest(want, m) for m in macs):
+        try:
+            with open(self.server.args.secret_file) as f:
+                secrets = [line.strip().encode() for line in f if line.strip()]
+        except FileNotFoundError:
+            return self.refuse("no-secret")
+        wants = [hmac.new(s, stamp.encode() + b"." + body, hashlib.sha256).hexdigest() for s in secrets]
+        if not any(hmac.compare_digest(w, m) for w in wants for m in macs):
             return self.refuse("signature-mismatch")
         try:
             event = json.loads(body)
@@ -81,8 +87,12 @@ class Receiver(http.server.BaseHTTPRequestHandler):
             first = event_id not in self.server.accepted
             self.server.accepted.add(event_id)
         # At least once on the wire: a repeat is answered 200 and not processed again.
-        self.record(("ok %s %s" if first else "dup %s %s") % (event_id, event.get("type", "")))
+        payment = (event.get("data") or {}).get("payment_id", "-")
+        self.record(("ok %s %s %s" if first else "dup %s %s %s") % (event_id, event.get("type", ""), payment))
         self.answer(200)
+
+    def do_GET(self):
+        self.answer(200 if self.path == "/healthz" else 404)
 
 
 def main():
@@ -92,8 +102,9 @@ def main():
     p.add_argument("--log", required=True)
     p.add_argument("--fail-first", type=int, default=0)
     p.add_argument("--tolerance", type=int, default=300)
+    p.add_argument("--port", type=int, default=0, help="0: any free port (written to --port-file)")
     args = p.parse_args()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Receiver)
     server.args, server.lock, server.attempts = args, threading.Lock(), {}
     server.accepted = set()
     open(args.log, "a").close()
