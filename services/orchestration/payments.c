@@ -358,10 +358,11 @@ static const char *scope_of(svc_req *r)
     return s;
 }
 
-static uint8_t *fingerprint_of(svc_req *r)
+/* The request's fingerprint (its idempotency key left out), or ends the handler. */
+static uint8_t *fingerprint_of(svc_req *r, const ProtobufCMessage *request)
 {
     uint8_t *fp = svc_alloc(r, 32);
-    if (svc_fingerprint(r->request, "idempotency_key", fp) != PW_OK) {
+    if (svc_fingerprint(request, "idempotency_key", fp) != PW_OK) {
         svc_fail(r, PW_INTERNAL, "cannot fingerprint the request");
     }
     return fp;
@@ -506,8 +507,10 @@ SVC_HANDLER(create_payment, Paywire__Orchestration__V1__CreatePaymentRequest)
                         "live payments need an ACTIVE merchant");
     }
     char payment_id[40];
-    create_args a = {
-        .req = req, .scope = scope_of(r), .fp = fingerprint_of(r), .payment_id = payment_id};
+    create_args a = {.req = req,
+                     .scope = scope_of(r),
+                     .fp = fingerprint_of(r, &req->base),
+                     .payment_id = payment_id};
     svc_transaction(r, create_tx, &a);
     /* Stored before it is confirmed: a retry with the same key finds it and confirms it. */
     Paywire__Orchestration__V1__CreatePaymentResponse resp =
@@ -831,7 +834,6 @@ static void operation_tx(svc_req *r, const void *arg)
 static Payment *operate(svc_req *r, operation_args *a)
 {
     a->scope = scope_of(r);
-    a->fp = fingerprint_of(r);
     svc_transaction(r, operation_tx, a);
     if (a->op_id[0] != '\0') {
         int capture = strcmp(a->kind, "CAPTURE") == 0;
@@ -860,7 +862,8 @@ SVC_HANDLER(capture_payment, Paywire__Orchestration__V1__CapturePaymentRequest)
     operation_args a = {.payment_id = req->payment_id,
                         .key = req->idempotency_key,
                         .kind = "CAPTURE",
-                        .amount = req->amount};
+                        .amount = req->amount,
+                        .fp = fingerprint_of(r, &req->base)};
     Paywire__Orchestration__V1__CapturePaymentResponse resp =
         PAYWIRE__ORCHESTRATION__V1__CAPTURE_PAYMENT_RESPONSE__INIT;
     resp.payment = operate(r, &a);
@@ -880,7 +883,10 @@ SVC_HANDLER(cancel_payment, Paywire__Orchestration__V1__CancelPaymentRequest)
     }
     svc_check(r);
     svc_authenticate(r, "payments:write");
-    operation_args a = {.payment_id = req->payment_id, .key = req->idempotency_key, .kind = "VOID"};
+    operation_args a = {.payment_id = req->payment_id,
+                        .key = req->idempotency_key,
+                        .kind = "VOID",
+                        .fp = fingerprint_of(r, &req->base)};
     Paywire__Orchestration__V1__CancelPaymentResponse resp =
         PAYWIRE__ORCHESTRATION__V1__CANCEL_PAYMENT_RESPONSE__INIT;
     resp.payment = operate(r, &a);
@@ -1033,7 +1039,7 @@ SVC_HANDLER(create_refund, Paywire__Orchestration__V1__CreateRefundRequest)
     }
     svc_check(r);
     svc_authenticate(r, "refunds:write");
-    refund_args a = {.req = req, .scope = scope_of(r), .fp = fingerprint_of(r)};
+    refund_args a = {.req = req, .scope = scope_of(r), .fp = fingerprint_of(r, &req->base)};
     svc_transaction(r, refund_tx, &a);
     if (a.send && reserve_refund(r, a.refund_id)) {
         conn_request fr = {.method = "Refund",
