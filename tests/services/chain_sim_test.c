@@ -1,0 +1,340 @@
+/*
+ * The chain simulator end to end (chain.proto): a real chain-sim process on a
+ * fresh database, called over mTLS. Orchestration's on-chain tests read the
+ * chain through it, so its records are checked here first: one address per
+ * key, a transfer per key in a new block, confirmations counted from the
+ * height, a reorg dropping a block and every later one, and bad input named
+ * by its field.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <paywire/db.h>
+#include <paywire/errors.h>
+#include <paywire/paywire.h>
+#include "pw_test.h"
+#include "pw_test_db.h"
+#include "svc_process.h"
+#include "paywire/simulators/v1/chain.pw.h"
+
+typedef Paywire__Simulators__V1__Transfer Transfer;
+
+#define ETH      PAYWIRE__COMMON__V1__CHAIN__CHAIN_ETHEREUM
+#define INCLUDED PAYWIRE__SIMULATORS__V1__TRANSFER_STATE__TRANSFER_STATE_INCLUDED
+#define DROPPED  PAYWIRE__SIMULATORS__V1__TRANSFER_STATE__TRANSFER_STATE_DROPPED
+
+static const char payer[] = "0x52908400098527886E0F7030069857D2E4169EE7"; /* EIP-55 mixed case */
+
+static char db_url[512];
+static svc_process sim = {.name = "chain",
+                          .binary = PW_CHAIN_SIM,
+                          .health_service = "paywire.simulators.v1.ChainService"};
+static uv_loop_t loop;
+static pw_channel *ch;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    svc_process_prepare(&sim);
+    pw_test_db_create("chain_sim_test", db_url, sizeof(db_url));
+    char err[512];
+    assert_int_equal(pw_db_migrate(db_url,
+                                   PW_SOURCE_DIR
+                                   "/services/orchestration/simulators/chain-sim/migrations",
+                                   "paywire.migrate.chain_sim", NULL, err, sizeof(err)),
+                     PW_OK);
+    svc_process_start(&sim, db_url, "log_level = warning\nworkers = 2\n");
+    uv_loop_init(&loop);
+    ch = svc_process_channel(&sim, &loop);
+    svc_process_wait_serving(&sim, ch);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    pw_channel_close(ch, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    svc_process_stop(&sim);
+    svc_process_cleanup(&sim);
+    return 0;
+}
+
+/* An answer: the status, the response (free with answer_free) and the violations. */
+typedef struct answer {
+    pw_status code;
+    ProtobufCMessage *msg;
+    pw_error_details details;
+} answer;
+
+static answer call(const char *method, const ProtobufCMessage *req,
+                   const ProtobufCMessageDescriptor *type)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/paywire.simulators.v1.ChainService/%s", method);
+    pw_call_options o = {.timeout_ms = 10000};
+    answer a = {0};
+    pw_metadata trailers = {0};
+    a.code = pw_client_unary_blocking(ch, path, &o, req, type, &a.msg, NULL, &trailers);
+    pw_error_details_read(&trailers, &a.details);
+    pw_metadata_clear(&trailers);
+    return a;
+}
+
+static void answer_free(answer *a)
+{
+    pw_protobuf_free(a->msg);
+    pw_error_details_clear(&a->details);
+}
+
+/* 1 when the answer is INVALID_ARGUMENT with a violation for field. */
+static int violates(answer *a, const char *field)
+{
+    int found = 0;
+    for (size_t i = 0; i < a->details.violation_count; i++) {
+        found |= strcmp(a->details.violations[i].field, field) == 0;
+    }
+    int ok = a->code == PW_INVALID_ARGUMENT && found;
+    answer_free(a);
+    return ok;
+}
+
+static answer create_address(const char *key, int chain, const char *token)
+{
+    Paywire__Simulators__V1__CreateDepositAddressRequest req =
+        PAYWIRE__SIMULATORS__V1__CREATE_DEPOSIT_ADDRESS_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.chain = (Paywire__Common__V1__Chain)chain;
+    req.token = (char *)token;
+    return call("CreateDepositAddress", &req.base,
+                &paywire__simulators__v1__create_deposit_address_response__descriptor);
+}
+
+static Paywire__Simulators__V1__CreateDepositAddressResponse *address_of(answer *a)
+{
+    assert_int_equal(a->code, PW_OK);
+    return (Paywire__Simulators__V1__CreateDepositAddressResponse *)a->msg;
+}
+
+static answer send_transfer(const char *key, const char *from, const char *to, const char *token,
+                            int64_t amount)
+{
+    Paywire__Common__V1__ChainAddress f = PAYWIRE__COMMON__V1__CHAIN_ADDRESS__INIT;
+    Paywire__Common__V1__ChainAddress t = PAYWIRE__COMMON__V1__CHAIN_ADDRESS__INIT;
+    f.chain = t.chain = ETH;
+    f.address = (char *)from;
+    t.address = (char *)to;
+    Paywire__Simulators__V1__SendTransferRequest req =
+        PAYWIRE__SIMULATORS__V1__SEND_TRANSFER_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.from_address = &f;
+    req.to_address = &t;
+    req.token = (char *)token;
+    req.amount_minor = amount;
+    return call("SendTransfer", &req.base,
+                &paywire__simulators__v1__send_transfer_response__descriptor);
+}
+
+static Paywire__Simulators__V1__SendTransferResponse *sent(answer *a)
+{
+    assert_int_equal(a->code, PW_OK);
+    return (Paywire__Simulators__V1__SendTransferResponse *)a->msg;
+}
+
+static int64_t mine_blocks(int count)
+{
+    Paywire__Simulators__V1__MineBlocksRequest req =
+        PAYWIRE__SIMULATORS__V1__MINE_BLOCKS_REQUEST__INIT;
+    req.count = count;
+    answer a =
+        call("MineBlocks", &req.base, &paywire__simulators__v1__mine_blocks_response__descriptor);
+    assert_int_equal(a.code, PW_OK);
+    int64_t h = ((Paywire__Simulators__V1__MineBlocksResponse *)a.msg)->height;
+    answer_free(&a);
+    return h;
+}
+
+static answer reorg(const char *hash)
+{
+    Paywire__Simulators__V1__ReorgRequest req = PAYWIRE__SIMULATORS__V1__REORG_REQUEST__INIT;
+    req.transaction_hash = (char *)hash;
+    return call("Reorg", &req.base, &paywire__simulators__v1__reorg_response__descriptor);
+}
+
+static answer get_address(const char *address, const char *key)
+{
+    Paywire__Simulators__V1__GetDepositAddressRequest req =
+        PAYWIRE__SIMULATORS__V1__GET_DEPOSIT_ADDRESS_REQUEST__INIT;
+    req.address = (char *)address;
+    req.idempotency_key = (char *)key;
+    return call("GetDepositAddress", &req.base,
+                &paywire__simulators__v1__get_deposit_address_response__descriptor);
+}
+
+static Paywire__Simulators__V1__GetDepositAddressResponse *got(answer *a)
+{
+    assert_int_equal(a->code, PW_OK);
+    return (Paywire__Simulators__V1__GetDepositAddressResponse *)a->msg;
+}
+
+static void test_chain_sim_address_once_per_key(void **state)
+{
+    (void)state;
+    answer a = create_address("att_addr1", ETH, "USDC");
+    answer b = create_address("att_addr1", ETH, "USDC");
+    answer c = create_address("att_addr2", ETH, "USDC");
+    const char *addr = address_of(&a)->deposit_address->address->address;
+    assert_int_equal(strlen(addr), 42);
+    assert_string_equal(address_of(&b)->deposit_address->address->address, addr);
+    assert_int_equal(address_of(&b)->deposit_address->requests, 2);
+    assert_int_equal(address_of(&b)->deposit_address->derivation_index,
+                     address_of(&a)->deposit_address->derivation_index);
+    assert_string_not_equal(address_of(&c)->deposit_address->address->address, addr);
+    assert_int_equal(address_of(&c)->deposit_address->derivation_index,
+                     address_of(&a)->deposit_address->derivation_index + 1);
+    /* Found by the address and by the key alike, with nothing sent to it yet. */
+    answer g = get_address(addr, "");
+    assert_string_equal(got(&g)->deposit_address->idempotency_key, "att_addr1");
+    assert_int_equal(got(&g)->n_transfers, 0);
+    answer k = get_address("", "att_addr2");
+    assert_string_equal(got(&k)->deposit_address->address->address,
+                        address_of(&c)->deposit_address->address->address);
+    answer n = get_address("", "att_none");
+    assert_int_equal(n.code, PW_NOT_FOUND);
+    answer *all[] = {&a, &b, &c, &g, &k, &n};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        answer_free(all[i]);
+    }
+}
+
+static void test_chain_sim_transfer_confirmations(void **state)
+{
+    (void)state;
+    answer a = create_address("att_conf", ETH, "USDC");
+    const char *addr = address_of(&a)->deposit_address->address->address;
+    answer s = send_transfer("tx_conf", payer, addr, "USDC", 25000000);
+    Transfer *t = sent(&s)->transfer;
+    assert_int_equal(t->state, INCLUDED);
+    assert_int_equal(t->confirmations, 1);
+    assert_int_equal(t->block_number, sent(&s)->height);
+    assert_int_equal(strlen(t->transaction_hash), 66);
+    /* The payer's address comes back as stored: lower case. */
+    assert_string_equal(t->from_address->address, "0x52908400098527886e0f7030069857d2e4169ee7");
+    int64_t height = mine_blocks(11);
+    assert_int_equal(height, t->block_number + 11);
+    /* A retry is the same transfer in the same block: no new block, no second transfer. */
+    answer again = send_transfer("tx_conf", payer, addr, "USDC", 25000000);
+    assert_string_equal(sent(&again)->transfer->transaction_hash, t->transaction_hash);
+    assert_int_equal(sent(&again)->transfer->requests, 2);
+    assert_int_equal(sent(&again)->height, height);
+    answer g = get_address(addr, "");
+    assert_int_equal(got(&g)->n_transfers, 1);
+    assert_int_equal(got(&g)->transfers[0]->confirmations, 12);
+    assert_int_equal(got(&g)->transfers[0]->amount_minor, 25000000);
+    assert_int_equal(got(&g)->height, height);
+    answer_free(&a);
+    answer_free(&s);
+    answer_free(&again);
+    answer_free(&g);
+}
+
+static void test_chain_sim_reorg_drops_later_blocks(void **state)
+{
+    (void)state;
+    answer a = create_address("att_reorg", ETH, "USDC");
+    const char *addr = address_of(&a)->deposit_address->address->address;
+    answer first = send_transfer("tx_reorg1", payer, addr, "USDC", 1000000);
+    mine_blocks(2);
+    answer second = send_transfer("tx_reorg2", payer, addr, "USDC", 2000000);
+    int64_t height = sent(&second)->height;
+    const char *hash = sent(&first)->transfer->transaction_hash;
+    answer r = reorg(hash);
+    assert_int_equal(r.code, PW_OK);
+    Paywire__Simulators__V1__ReorgResponse *rr = (Paywire__Simulators__V1__ReorgResponse *)r.msg;
+    assert_int_equal(rr->n_dropped, 2);
+    assert_int_equal(rr->height, height);
+    assert_int_equal(rr->dropped[0]->state, DROPPED);
+    answer g = get_address(addr, "");
+    assert_int_equal(got(&g)->n_transfers, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(got(&g)->transfers[i]->state, DROPPED);
+        assert_int_equal(got(&g)->transfers[i]->confirmations, 0);
+        assert_int_equal(got(&g)->transfers[i]->block_number, 0);
+    }
+    /* A dropped transfer cannot be reorganised again; an unknown one is not found. */
+    answer twice = reorg(hash);
+    assert_int_equal(twice.code, PW_FAILED_PRECONDITION);
+    answer unknown = reorg("0x00000000000000000000000000000000000000000000000000000000000000ff");
+    assert_int_equal(unknown.code, PW_NOT_FOUND);
+    answer *all[] = {&a, &first, &second, &r, &g, &twice, &unknown};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        answer_free(all[i]);
+    }
+}
+
+static void test_chain_sim_reorg_keeps_earlier_blocks(void **state)
+{
+    (void)state;
+    answer a = create_address("att_keep", ETH, "USDC");
+    const char *addr = address_of(&a)->deposit_address->address->address;
+    answer kept = send_transfer("tx_keep1", payer, addr, "USDC", 3000000);
+    answer gone = send_transfer("tx_keep2", payer, addr, "USDC", 4000000);
+    answer r = reorg(sent(&gone)->transfer->transaction_hash);
+    assert_int_equal(r.code, PW_OK);
+    assert_int_equal(((Paywire__Simulators__V1__ReorgResponse *)r.msg)->n_dropped, 1);
+    answer g = get_address(addr, "");
+    assert_int_equal(got(&g)->transfers[0]->state, INCLUDED);
+    assert_int_equal(got(&g)->transfers[0]->confirmations, 2);
+    assert_int_equal(got(&g)->transfers[1]->state, DROPPED);
+    answer *all[] = {&a, &kept, &gone, &r, &g};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        answer_free(all[i]);
+    }
+}
+
+static void test_chain_sim_rejects_bad_input(void **state)
+{
+    (void)state;
+    answer a = create_address("att_bad", ETH, "USDC");
+    const char *addr = address_of(&a)->deposit_address->address->address;
+    answer x;
+    x = create_address("", ETH, "USDC");
+    assert_true(violates(&x, "idempotency_key"));
+    x = create_address("att_bad2", PAYWIRE__COMMON__V1__CHAIN__CHAIN_SOLANA, "USDC");
+    assert_true(violates(&x, "chain"));
+    x = create_address("att_bad3", ETH, "DOGE");
+    assert_true(violates(&x, "token"));
+    x = send_transfer("tx_bad", "0x1234", addr, "USDC", 1);
+    assert_true(violates(&x, "from_address"));
+    /* A mixed-case address whose EIP-55 checksum is wrong. */
+    x = send_transfer("tx_bad", payer, "0x52908400098527886E0F7030069857D2E4169Ee7", "USDC", 1);
+    assert_true(violates(&x, "to_address"));
+    x = send_transfer("tx_bad", payer, addr, "USDC", 0);
+    assert_true(violates(&x, "amount_minor"));
+    Paywire__Simulators__V1__MineBlocksRequest m =
+        PAYWIRE__SIMULATORS__V1__MINE_BLOCKS_REQUEST__INIT;
+    m.count = 1001;
+    x = call("MineBlocks", &m.base, &paywire__simulators__v1__mine_blocks_response__descriptor);
+    assert_true(violates(&x, "count"));
+    x = reorg("0x12");
+    assert_true(violates(&x, "transaction_hash"));
+    x = get_address(addr, "att_bad");
+    assert_true(violates(&x, "address"));
+    /* Nothing was half-written: the address still has no transfer. */
+    answer g = get_address(addr, "");
+    assert_int_equal(got(&g)->n_transfers, 0);
+    answer_free(&g);
+    answer_free(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chain_sim_address_once_per_key),
+        cmocka_unit_test(test_chain_sim_transfer_confirmations),
+        cmocka_unit_test(test_chain_sim_reorg_drops_later_blocks),
+        cmocka_unit_test(test_chain_sim_reorg_keeps_earlier_blocks),
+        cmocka_unit_test(test_chain_sim_rejects_bad_input),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
