@@ -191,6 +191,19 @@ pw_status pw_metrics_observe_server(pw_metrics *m, pw_server *server)
     return pw_server_add_interceptor(server, &ic);
 }
 
+void pw_metrics_forget_server(pw_metrics *m, const pw_server *server)
+{
+    if (m == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < m->server_count; i++) {
+        if (m->servers[i] == server) {
+            m->servers[i] = m->servers[--m->server_count];
+            return;
+        }
+    }
+}
+
 pw_status pw_metrics_observe_channel(pw_metrics *m, pw_channel *ch)
 {
     pw_client_interceptor ic = {client_start, client_end, m};

@@ -163,8 +163,10 @@ static void pool_closed(pw_db_pool *pool, void *ud)
 
 static void server_closed(pw_server *server, void *ud)
 {
-    (void)server;
     worker *w = ud;
+    /* The registry outlives the server (the pool's handlers may still call out), and
+     * its lag timer must not read a freed server's connection count. */
+    pw_metrics_forget_server(w->metrics, server);
     pw_tracer_close(w->tracer, NULL, NULL);
     pw_db_pool_close(w->app.pool, pool_closed, w);
 }

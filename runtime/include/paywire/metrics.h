@@ -38,6 +38,13 @@ PW_EXTERN void pw_metrics_close(pw_metrics *m, pw_metrics_close_cb cb, void *use
 
 /** Counts every call of server (an interceptor added first). Returns PW_OK or PW_ERRNO(ENOMEM). */
 PW_EXTERN pw_status pw_metrics_observe_server(pw_metrics *m, pw_server *server);
+/**
+ * Stops reading server's connection count (the loop-lag timer reads it every
+ * 250 ms). Call it from the server's close callback when the registry lives
+ * on past the server, as it must while channels it observes are still open.
+ * A server m does not observe, and NULL, are no-ops.
+ */
+PW_EXTERN void pw_metrics_forget_server(pw_metrics *m, const pw_server *server);
 /** Counts every call made on channel (a client interceptor). Returns PW_OK or PW_ERRNO(ENOMEM). */
 PW_EXTERN pw_status pw_metrics_observe_channel(pw_metrics *m, pw_channel *channel);
 

@@ -322,6 +322,51 @@ static void test_metrics_admin_close_ends_connections_then_calls_back_once(void 
     assert_int_equal(mclosed, 1);
 }
 
+/* A registry that outlives its server (svc_main closes it after the database pool) must not
+ * read the freed server's connection count on its lag timer (ASan finds it if it does). */
+typedef struct outlive {
+    pw_metrics *metrics;
+    uv_timer_t wait;
+    int closed;
+} outlive;
+
+static void outlive_server_closed(pw_server *server, void *ud)
+{
+    outlive *o = ud;
+    pw_metrics_forget_server(o->metrics, server);
+    o->closed = 1;
+}
+
+static void outlive_done(uv_timer_t *t)
+{
+    outlive *o = t->data;
+    pw_metrics_close(o->metrics, NULL, NULL);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_metrics_forget_server_outlives_it(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    pw_server *server;
+    outlive o = {0};
+    assert_int_equal(pw_server_new(&server, &loop, NULL), PW_OK);
+    assert_int_equal(pw_metrics_new(&o.metrics, &loop), PW_OK);
+    assert_int_equal(pw_metrics_observe_server(o.metrics, server), PW_OK);
+    int port;
+    assert_int_equal(pw_server_listen(server, "127.0.0.1:0", NULL, &port), PW_OK);
+    pw_server_close(server, outlive_server_closed, &o);
+    /* Three lag ticks after the server is gone. */
+    uv_timer_init(&loop, &o.wait);
+    o.wait.data = &o;
+    uv_timer_start(&o.wait, outlive_done, 800, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(o.closed, 1);
+    pw_metrics_forget_server(NULL, NULL);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_metrics_sums_registries_of_several_loops),
         cmocka_unit_test(test_metrics_gauge_is_the_value_set_last_on_any_loop),
         cmocka_unit_test(test_metrics_admin_close_ends_connections_then_calls_back_once),
+        cmocka_unit_test(test_metrics_forget_server_outlives_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
