@@ -118,8 +118,9 @@ void orch_resolve_key(svc_req *r, const char *secret)
     if (cache_get(s->keys, hash, &r->caller)) {
         return;
     }
-    pw_channel *ch = NULL;
-    if (orch_channel(s, s->merchant_target, pw_call_loop(r->call), &ch) != PW_OK) {
+    orch_link link;
+    pw_channel *ch = orch_link_take(r, s->merchant_target, &link);
+    if (ch == NULL) {
         svc_fail(r, PW_UNAVAILABLE, "the merchant service cannot be reached");
     }
     Paywire__Merchant__V1__ResolveApiKeyRequest req =
@@ -127,7 +128,7 @@ void orch_resolve_key(svc_req *r, const char *secret)
     req.secret = (char *)secret;
     svc_answer a = svc_call(r, ch, "/paywire.merchant.v1.MerchantService/ResolveApiKey", &req.base,
                             &paywire__merchant__v1__resolve_api_key_response__descriptor, 2000);
-    pw_channel_close(ch, NULL, NULL);
+    orch_link_give(&link);
     if (a.code == PW_UNAUTHENTICATED || a.code == PW_PERMISSION_DENIED) {
         svc_fail(r, a.code, "%s",
                  a.code == PW_UNAUTHENTICATED ? "unknown or revoked API key"

@@ -9,8 +9,10 @@
  * failure opens it again. A failure is a call that gave no answer (FAILED or
  * TIMED_OUT); a decline is an answer.
  */
+#include <stdio.h>
 #include <string.h>
 #include <uv.h>
+#include <paywire/metrics.h>
 #include "orchestration.h"
 
 #define BREAKER_BUCKETS 30
@@ -182,6 +184,40 @@ void orch_breaker_view(orch_breakers *bs, int idx, uint64_t now_ms, orch_breaker
         }
     }
     uv_mutex_unlock(&bs->lock);
+}
+
+/* "<prefix><connector>", the connector's name with what a metric name cannot hold as '_'. */
+static void gauge_name(char *out, size_t cap, const char *prefix, const char *connector)
+{
+    int n = snprintf(out, cap, "%s%s", prefix, connector);
+    for (size_t i = strlen(prefix); n > 0 && i < (size_t)n && i < cap; i++) {
+        char c = out[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) {
+            out[i] = '_';
+        }
+    }
+}
+
+void orch_breakers_publish(const orch_state *s, pw_metrics *m, int idx, uint64_t now_ms)
+{
+    for (int i = idx < 0 ? 0 : idx; m != NULL && i < (idx < 0 ? s->n_connectors : idx + 1); i++) {
+        orch_breaker_stats st;
+        orch_breaker_view(s->breakers, i, now_ms, &st);
+        char name[96];
+        gauge_name(name, sizeof(name), "orchestration_connector_breaker_state_",
+                   s->connectors[i].name);
+        /* 0 closed, 1 open, 2 half-open (orch_circuit less one). */
+        pw_metrics_gauge_set(m, name,
+                             "The connector's circuit breaker: 0 closed, 1 open, 2 half-open.",
+                             (int64_t)st.state - ORCH_CIRCUIT_CLOSED);
+        gauge_name(name, sizeof(name), "orchestration_connector_success_rate_bps_",
+                   s->connectors[i].name);
+        pw_metrics_gauge_set(m, name,
+                             "Answered calls (approvals and declines) over all calls to the"
+                             " connector in the breaker's window, in basis points (10000 when"
+                             " none).",
+                             st.success_rate_bps);
+    }
 }
 
 uint64_t orch_now_ms(void)

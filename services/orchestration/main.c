@@ -6,6 +6,13 @@
  */
 #include "orchestration.h"
 
+/* Each worker: its partner channels (kept open for its life), then the handlers. */
+static pw_status register_worker(pw_server *server, svc_app *app)
+{
+    pw_status rv = orch_links_attach(server, app);
+    return rv != PW_OK ? rv : orch_register(server, app);
+}
+
 static const svc_service orchestration_service = {
     .name = "orchestration",
     .health_service = "paywire.orchestration.v1.PaymentService",
@@ -15,7 +22,7 @@ static const svc_service orchestration_service = {
     .settings = orch_settings,
     .setup = orch_setup,
     .teardown = orch_teardown,
-    .register_services = orch_register,
+    .register_services = register_worker,
     .start_jobs = orch_jobs_start,
     .stop_jobs = orch_jobs_stop,
     .resolve_key = orch_resolve_key,

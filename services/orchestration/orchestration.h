@@ -15,6 +15,8 @@
 typedef struct orch_key_cache orch_key_cache;
 /** The connectors' circuit breakers, shared by the workers (breaker.c; locked inside). */
 typedef struct orch_breakers orch_breakers;
+/** Every worker's long-lived partner channels (connector.c; the registry locked inside). */
+typedef struct orch_links orch_links;
 
 #define ORCH_MAX_CONNECTORS 8
 
@@ -76,6 +78,7 @@ typedef struct orch_state {
     /** Owned; the mutable parts, each locked inside. */
     orch_key_cache *keys;
     orch_breakers *breakers;
+    orch_links *links;
 } orch_state;
 
 extern const svc_setting orch_settings[];
@@ -134,6 +137,33 @@ typedef struct conn_request {
 
 /** An mTLS channel (our certificate) to target on loop; the result of pw_channel_new. */
 pw_status orch_channel(const orch_state *s, const char *target, uv_loop_t *loop, pw_channel **out);
+
+/** A handler's hold on its worker's channel to a partner (orch_link_take). */
+typedef struct orch_link {
+    struct worker_links *w;
+} orch_link;
+
+/** An empty registry (NULL when out of memory); free it with orch_links_free after the workers. */
+orch_links *orch_links_new(void);
+void orch_links_free(orch_links *l);
+/**
+ * On each worker, with its server (svc_service.register_services): the
+ * worker's channels, one per partner target, opened on first use and shared
+ * by every call on that loop (HTTP/2 streams on one mTLS connection that
+ * reconnects by itself). When the server has closed they close, once the
+ * last hold is given back. PW_OK, PW_RESOURCE_EXHAUSTED (more than 64
+ * workers) or the error of pw_server_add_hook.
+ */
+pw_status orch_links_attach(pw_server *server, const svc_app *app);
+/**
+ * The calling worker's channel to target (a string of orch_state, borrowed),
+ * held until orch_link_give(link): the handler may wait while it holds it.
+ * NULL (no hold) when the worker is shutting down or the channel cannot be
+ * made.
+ */
+pw_channel *orch_link_take(svc_req *r, const char *target, orch_link *link);
+/** Gives back a hold of orch_link_take (the channel must not be used after). */
+void orch_link_give(orch_link *link);
 /**
  * Sends req (copied) on ch with the configured deadline; done runs once,
  * later, with the normalised answer. Returns PW_OK, or the error of
@@ -142,11 +172,11 @@ pw_status orch_channel(const orch_state *s, const char *target, uv_loop_t *loop,
 pw_status conn_send(const orch_state *s, pw_channel *ch, const conn_request *req, conn_done_cb done,
                     void *user_data);
 /**
- * From a handler: opens a channel to the connector on the call's loop, sends
- * req, waits for the answer (the handler is suspended, outside any
- * transaction) and closes the channel. A request that cannot start, or to a
- * connector that is not configured, is FAILED. Authorizations are counted
- * by the connector's breaker.
+ * From a handler: sends req on the worker's channel to the connector
+ * (orch_link_take) and waits for the answer (the handler is suspended,
+ * outside any transaction). A request that cannot start, or to a connector
+ * that is not configured, is FAILED. Every request but GetOperation is
+ * counted by the connector's breaker.
  */
 void conn_call(svc_req *r, const char *connector, const conn_request *req, conn_result *out);
 
@@ -177,6 +207,14 @@ int orch_breaker_allow(orch_breakers *bs, int idx, uint64_t now_ms);
 void orch_breaker_record(orch_breakers *bs, int idx, int answered, uint64_t latency_ms,
                          uint64_t now_ms);
 void orch_breaker_view(orch_breakers *bs, int idx, uint64_t now_ms, orch_breaker_stats *out);
+/**
+ * Sets m's gauges orchestration_connector_breaker_state_<name> (0 closed, 1
+ * open, 2 half-open) and orchestration_connector_success_rate_bps_<name>
+ * for connector idx, or every connector when idx is -1 (characters of
+ * name other than letters and digits become '_'). On m's loop; NULL m is a
+ * no-op.
+ */
+void orch_breakers_publish(const orch_state *s, struct pw_metrics *m, int idx, uint64_t now_ms);
 /** A monotonic clock in milliseconds, the breakers' time. */
 uint64_t orch_now_ms(void);
 

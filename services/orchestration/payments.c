@@ -978,12 +978,13 @@ static int reserve_refund(svc_req *r, const char *refund_id)
     if (s->finance_target[0] == '\0') {
         return 1;
     }
-    pw_channel *finance = NULL;
     char why[300] = "";
-    pw_status rv = orch_channel(s, s->finance_target, pw_call_loop(r->call), &finance);
-    if (rv == PW_OK) {
+    orch_link link;
+    pw_channel *finance = orch_link_take(r, s->finance_target, &link);
+    pw_status rv = PW_UNAVAILABLE;
+    if (finance != NULL) {
         rv = ev_reserve_refund(r->app, r->fiber, finance, refund_id, why, sizeof(why));
-        pw_channel_close(finance, NULL, NULL);
+        orch_link_give(&link);
     }
     pw_db_param id = pw_db_text(refund_id);
     if (rv == PW_OK) {

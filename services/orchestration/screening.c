@@ -59,13 +59,14 @@ orch_verdict orch_screen_confirm(svc_req *r, const char *payment_id, char *scree
     req.stage = PAYWIRE__COMPLIANCE__V1__SCREENING_STAGE__SCREENING_STAGE_CONFIRM;
     req.mode = strcmp(svc_text(p, "mode"), "LIVE") == 0 ? PAYWIRE__COMMON__V1__MODE__MODE_LIVE
                                                         : PAYWIRE__COMMON__V1__MODE__MODE_TEST;
-    pw_channel *ch = NULL;
+    orch_link link;
+    pw_channel *ch = orch_link_take(r, s->compliance_target, &link);
     svc_answer a = {.code = PW_UNAVAILABLE, .message = "cannot open a channel"};
-    if (orch_channel(s, s->compliance_target, pw_call_loop(r->call), &ch) == PW_OK) {
+    if (ch != NULL) {
         a = svc_call(r, ch, "/paywire.compliance.v1.ScreeningService/ScreenTransaction", &req.base,
                      &paywire__compliance__v1__screen_transaction_response__descriptor,
                      s->compliance_timeout_ms);
-        pw_channel_close(ch, NULL, NULL);
+        orch_link_give(&link);
     }
     if (a.code != PW_OK) {
         if (!s->compliance_fail_open) {

@@ -125,9 +125,11 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
     snprintf(s->instance, sizeof(s->instance), "%s_%ld", suffix, (long)getpid());
     s->keys = orch_key_cache_new();
     s->breakers = orch_breakers_new(&bc, s->n_connectors);
-    if (s->keys == NULL || s->breakers == NULL) {
+    s->links = orch_links_new();
+    if (s->keys == NULL || s->breakers == NULL || s->links == NULL) {
         orch_key_cache_free(s->keys);
         orch_breakers_free(s->breakers);
+        orch_links_free(s->links);
         pw_free(s);
         return PW_ERRNO(ENOMEM);
     }
@@ -140,5 +142,6 @@ void orch_teardown(void *state)
     orch_state *s = state;
     orch_key_cache_free(s->keys);
     orch_breakers_free(s->breakers);
+    orch_links_free(s->links);
     pw_free(s);
 }

@@ -19,6 +19,7 @@
 #include <paywire/paywire.h>
 #include "pw_test.h"
 #include "pw_test_db.h"
+#include "pw_test_raw.h"
 #include "svc_process.h"
 #include "ofac.h"
 #include "paywire/compliance/v1/screening.pw.h"
@@ -1271,6 +1272,28 @@ static Paywire__Orchestration__V1__Connector *connector_named(ProtobufCMessage *
     return NULL;
 }
 
+/* The gauge name's value as orchestration's /metrics shows it once it is want, polled for up to
+ * 5 s (the workers publish the breakers every second and at each call); -1: absent. */
+static int orch_metric(const char *name, int want)
+{
+    static char text[1 << 17];
+    int v = -1;
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(pw_test_http(orch.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n",
+                                      1, text, sizeof(text)),
+                         1);
+        char key[128];
+        snprintf(key, sizeof(key), "\n%s ", name);
+        const char *line = strstr(text, key);
+        v = line != NULL ? atoi(line + strlen(key)) : -1;
+        if (v == want) {
+            break;
+        }
+        uv_sleep(100);
+    }
+    return v;
+}
+
 static void test_routing_breaker_opens(void **state)
 {
     (void)state;
@@ -1311,6 +1334,12 @@ static void test_routing_breaker_opens(void **state)
     assert_int_equal(c->circuit, PAYWIRE__ORCHESTRATION__V1__CIRCUIT_STATE__CIRCUIT_STATE_CLOSED);
     assert_int_equal(c->success_rate_bps, 10000);
     pw_protobuf_free(m);
+    /* /metrics says the same: 1 open, 0 closed, and the success rates. */
+    assert_int_equal(orch_metric("orchestration_connector_breaker_state_acquirer_flaky", 1), 1);
+    assert_int_equal(orch_metric("orchestration_connector_success_rate_bps_acquirer_flaky", 0), 0);
+    assert_int_equal(orch_metric("orchestration_connector_breaker_state_acquirer_sim", 0), 0);
+    assert_int_equal(orch_metric("orchestration_connector_success_rate_bps_acquirer_sim", 10000),
+                     10000);
     /* OPEN: skipped, one attempt. */
     assert_int_equal(create("breaker-open", "4242424242424242", 7100, 0, 1, &m), PW_OK);
     assert_int_equal(payment_of(m)->n_attempts, 1);
@@ -1322,6 +1351,7 @@ static void test_routing_breaker_opens(void **state)
     assert_int_equal(c->circuit,
                      PAYWIRE__ORCHESTRATION__V1__CIRCUIT_STATE__CIRCUIT_STATE_HALF_OPEN);
     pw_protobuf_free(m);
+    assert_int_equal(orch_metric("orchestration_connector_breaker_state_acquirer_flaky", 2), 2);
     assert_int_equal(create("breaker-trial", "4242424242424242", 7200, 0, 1, &m), PW_OK);
     assert_int_equal(payment_of(m)->n_attempts, 2);
     assert_string_equal(payment_of(m)->attempts[0]->connector, "acquirer_flaky");
@@ -1329,6 +1359,7 @@ static void test_routing_breaker_opens(void **state)
     c = connector_named(&m, "acquirer_flaky");
     assert_int_equal(c->circuit, PAYWIRE__ORCHESTRATION__V1__CIRCUIT_STATE__CIRCUIT_STATE_OPEN);
     pw_protobuf_free(m);
+    assert_int_equal(orch_metric("orchestration_connector_breaker_state_acquirer_flaky", 1), 1);
     /* Nothing was ever recorded by the refusing acquirer. */
     assert_int_equal(pw_test_db_scalar(flaky_db, "SELECT count(*) FROM operations"), 0);
     svc_process_stop(&orch);
