@@ -56,6 +56,11 @@ static const svc_setting finance_settings[] = {
     {"recon_job_seconds", SVC_SETTING_INT, "3600", 0, 86400, 0},
     /* The availability job (settlement_jobs.h), in business time (0: never). */
     {"availability_job_seconds", SVC_SETTING_INT, "600", 0, 86400, 0},
+    /* The payout job (payout_job.h), in business time (0: never), and the services it pays
+     * through: merchant-server (ListSettlementDestinations) and payout-bank-sim (unset: off). */
+    {"payout_job_seconds", SVC_SETTING_INT, "60", 0, 86400, 0},
+    {"merchant_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
+    {"payout_bank_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
     /* compliance-server's address; its AuditService gets the audit outbox (fee schedule
      * changes; unset: kept here). */
     SVC_AUDIT_SETTING,

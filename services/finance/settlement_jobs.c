@@ -11,6 +11,7 @@
 #include <string.h>
 #include <paywire/log.h>
 #include "ledger_names.h"
+#include "payout_job.h"
 #include "settlement_jobs.h"
 #include "svc_sched.h"
 
@@ -21,6 +22,8 @@
 typedef struct avail_job {
     pw_channel *ch;
     svc_sched *sched;
+    /* The payout job on the same scheduler (NULL: off). */
+    payout_job *payout;
     /* The run in progress. */
     svc_sched_run *run;
     int pending;
@@ -210,15 +213,18 @@ static void availability_run(svc_sched_run *run, void *ud)
     }
 }
 
-/* The channel to this service: its first listen address, with its own certificate. */
-static pw_status self_channel(uv_loop_t *loop, const svc_config *cfg, pw_channel **out)
+pw_status settlement_channel(uv_loop_t *loop, const svc_config *cfg, const char *target,
+                             pw_channel **out)
 {
-    char target[256];
-    const char *listen = svc_config_text(cfg, "listen");
-    if (listen == NULL || listen[0] == '\0') {
-        listen = FINANCE_LISTEN;
+    char self[256];
+    if (target == NULL) {
+        const char *listen = svc_config_text(cfg, "listen");
+        if (listen == NULL || listen[0] == '\0') {
+            listen = FINANCE_LISTEN;
+        }
+        snprintf(self, sizeof(self), "%.*s", (int)strcspn(listen, ","), listen);
+        target = self;
     }
-    snprintf(target, sizeof(target), "%.*s", (int)strcspn(listen, ","), listen);
     pw_tls_config tls = {.cert_file = svc_config_text(cfg, "tls_cert"),
                          .key_file = svc_config_text(cfg, "tls_key"),
                          .ca_file = svc_config_text(cfg, "tls_ca")};
@@ -231,23 +237,34 @@ pw_status settlement_jobs_start(svc_app *app, uv_loop_t *loop, const svc_config 
 {
     *jobs = NULL;
     int64_t every_ms = svc_config_int(cfg, "availability_job_seconds") * 1000;
-    if (every_ms <= 0) {
+    int64_t payout_ms = svc_config_int(cfg, "payout_job_seconds") * 1000;
+    if (every_ms <= 0 && payout_ms <= 0) {
         return PW_OK; /* 0: never */
     }
     avail_job *j = pw_calloc(1, sizeof(*j));
     if (j == NULL) {
         return PW_ERRNO(ENOMEM);
     }
-    pw_status rv = self_channel(loop, cfg, &j->ch);
-    if (rv == PW_OK) {
-        const svc_job list[] = {{.name = "availability",
-                                 .interval_ms = every_ms,
-                                 .run = availability_run,
-                                 .user_data = j}};
-        svc_sched_options o = {.tick_ms = (uint64_t)(every_ms < 1000 ? every_ms : 1000)};
-        rv = svc_sched_start(&j->sched, loop, app->pool, list, 1, &o);
-    }
     *jobs = j;
+    pw_status rv = settlement_channel(loop, cfg, NULL, &j->ch);
+    svc_job list[2];
+    int n = 0;
+    if (rv == PW_OK && every_ms > 0) {
+        list[n++] = (svc_job){.name = "availability",
+                              .interval_ms = every_ms,
+                              .run = availability_run,
+                              .user_data = j};
+    }
+    if (rv == PW_OK) {
+        rv = payout_job_new(&j->payout, &list[n], app, loop, cfg, j->ch);
+        n += j->payout != NULL;
+    }
+    if (rv == PW_OK && n > 0) {
+        int64_t tick =
+            every_ms > 0 && (payout_ms <= 0 || every_ms < payout_ms) ? every_ms : payout_ms;
+        svc_sched_options o = {.tick_ms = (uint64_t)(tick < 1000 ? tick : 1000)};
+        rv = svc_sched_start(&j->sched, loop, app->pool, list, n, &o);
+    }
     return rv;
 }
 
@@ -257,9 +274,10 @@ void settlement_jobs_stop(void *jobs)
     if (j == NULL) {
         return;
     }
-    /* The scheduler frees itself once a run in progress ends; the channel's close fails the
+    /* The scheduler frees itself once a run in progress ends; the channels' close fails the
      * calls still open, which ends the run, and its end frees the job. */
     svc_sched_stop(j->sched);
+    payout_job_stop(j->payout);
     if (j->ch != NULL) {
         pw_channel_close(j->ch, NULL, NULL);
     }

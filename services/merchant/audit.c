@@ -43,5 +43,8 @@ const svc_setting merchant_settings[] = {
     /* The identities that may read webhook signing secrets (GetWebhookTargets), comma-separated:
      * the signer only. */
     {"webhook_signers", SVC_SETTING_TEXT, "spiffe://paywire/orchestration", 0, 0, 0},
+    /* The identities that get settlement account numbers in full (ListSettlementDestinations),
+     * comma-separated: finance's payout job only. Everyone else sees them masked. */
+    {"payout_readers", SVC_SETTING_TEXT, "spiffe://paywire/finance", 0, 0, 0},
     {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
 };

@@ -53,6 +53,8 @@ typedef struct merchant_state {
     char tls_ca[256];
     /** webhook_signers: who may read signing secrets (comma-separated SPIFFE ids). */
     char webhook_signers[512];
+    /** payout_readers: who gets account numbers in full (comma-separated SPIFFE ids). */
+    char payout_readers[512];
 } merchant_state;
 /**
  * kyb.c: in CreateMerchant's transaction, the outbox row that opens merchant_id's KYB case in

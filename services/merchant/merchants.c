@@ -506,6 +506,8 @@ pw_status merchant_setup(const svc_config *cfg, void **state, char *err, size_t 
     }
     const char *signers = svc_config_text(cfg, "webhook_signers");
     snprintf(s->webhook_signers, sizeof(s->webhook_signers), "%s", signers ? signers : "");
+    const char *readers = svc_config_text(cfg, "payout_readers");
+    snprintf(s->payout_readers, sizeof(s->payout_readers), "%s", readers ? readers : "");
     *state = s;
     return PW_OK;
 }

@@ -1,0 +1,490 @@
+/*
+ * payout_job.c: the payout job (see payout_job.h). A run reads a page of
+ * READY and IN_TRANSIT TEST batches inside the job's transaction (which holds
+ * the job's lock: one instance pays), then takes them one at a time through
+ * a chain of calls: the bank's record of the instruction, else the
+ * destination, the PREPARED row and the submission; then the transitions on
+ * the channel to this service. Every step is idempotent by a fixed id (the
+ * instruction id, the batch's transitions, their transfers), so a run that
+ * stops anywhere is completed by the next one. A failure on one batch is
+ * logged and kept as the run's error; the run goes on with the next batch.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <paywire/log.h>
+#include "payout_job.h"
+#include "settlement_jobs.h"
+#include "paywire/merchant/v1/merchant.pw.h"
+#include "paywire/simulators/v1/payout_bank.pw.h"
+
+#define PAGE 50
+
+typedef Paywire__Simulators__V1__Payout BankPayout;
+
+typedef struct payout_batch {
+    char id[40], mode[8], merchant[40], currency[8], state[16];
+    int64_t net;
+} payout_batch;
+
+struct payout_job {
+    pw_db_pool *pool;
+    pw_channel *self, *merchant, *bank;
+    svc_sched_run *run;
+    payout_batch batches[PAGE];
+    int n, at;
+    /* The batch in progress: its instruction and the bank's answer. */
+    char instruction[40], destination[40], name[144], account[80], sha[65];
+    char bank_reference[48], bank_state[16], reason[16];
+    int32_t requests;
+    pw_status first_error;
+    char error[300];
+    int stopping;
+};
+
+static const pw_db_stmt due_batches = {
+    "payout_due_batches",
+    "SELECT id, mode, merchant_id, currency, state, net_payout FROM settlement_batches"
+    " WHERE state IN ('READY', 'IN_TRANSIT') AND mode = 'TEST' AND ledger_booked"
+    " ORDER BY create_time, id LIMIT 50",
+    0,
+    {0}};
+/* The PREPARED instruction, once; its digest as first stored (the CTE's snapshot does not see
+ * its own insert, so exactly one row comes back). */
+static const pw_db_stmt prepare_payout = {
+    "payout_prepare",
+    "WITH ins AS (INSERT INTO payouts (id, batch_id, mode, rail, destination_id, amount_minor,"
+    " currency, instruction_sha256) VALUES ($1, $2, $3, 'SIMULATOR', $4, $5, $6, $7)"
+    " ON CONFLICT (batch_id) DO NOTHING RETURNING instruction_sha256)"
+    " SELECT instruction_sha256 FROM ins UNION ALL"
+    " SELECT instruction_sha256 FROM payouts WHERE batch_id = $2",
+    7,
+    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT8, PW_DB_TEXT, PW_DB_TEXT}};
+static const pw_db_stmt record_answer = {
+    "payout_record_answer",
+    "UPDATE payouts SET state = $2, bank_reference = $3, bank_state = $4, return_reason = $5,"
+    " bank_requests = $6, send_time = coalesce(send_time, now()), update_time = now()"
+    " WHERE id = $1",
+    6,
+    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT8}};
+
+static void next_batch(payout_job *j);
+static void batch_failed(payout_job *j, pw_status rv, const char *what, const char *message);
+
+/* One call of the batch in progress (borrowing req); cb continues the chain. */
+static void call(payout_job *j, pw_channel *c, const char *path, const ProtobufCMessage *req,
+                 const ProtobufCMessageDescriptor *response_type, pw_unary_done_cb cb)
+{
+    pw_call_options o = {.timeout_ms = 30000};
+    pw_status rv = pw_client_unary(c, path, &o, req, response_type, cb, NULL, j);
+    if (rv != PW_OK) {
+        OPENSSL_cleanse(j->account, sizeof(j->account));
+        batch_failed(j, rv, "cannot call", path);
+    }
+}
+
+static payout_batch *current(payout_job *j)
+{
+    return &j->batches[j->at];
+}
+
+/* Keeps the first failure of the run (logged, with the batch; never an account number). */
+static void batch_failed(payout_job *j, pw_status rv, const char *what, const char *message)
+{
+    PW_LOG(PW_LOG_WARNING, "finance", "payout of batch %s: %s: %s %s", current(j)->id, what,
+           pw_status_str(rv), message);
+    if (j->first_error == PW_OK) {
+        j->first_error = rv == PW_OK ? PW_INTERNAL : rv;
+        snprintf(j->error, sizeof(j->error), "payout of batch %s: %s: %s %s", current(j)->id, what,
+                 pw_status_str(rv), message);
+    }
+    next_batch(j);
+}
+
+static void finish(payout_job *j)
+{
+    OPENSSL_cleanse(j->account, sizeof(j->account));
+    svc_sched_run *run = j->run;
+    j->run = NULL;
+    svc_sched_run_done(run, j->first_error, 0, j->error);
+    if (j->stopping) {
+        pw_free(j);
+    }
+}
+
+/* ---- transitions (SettlementService on the channel to this service) ---- */
+
+static void transitioned(const ProtobufCMessage *resp, const pw_result *res, void (*typed)(void),
+                         void *ud);
+
+static void confirm(payout_job *j, int succeeded)
+{
+    payout_batch *b = current(j);
+    char key[80], reason[64];
+    snprintf(key, sizeof(key), "payout-job-confirm-%s-%d", b->id, succeeded);
+    snprintf(reason, sizeof(reason), "%s by the bank: %s",
+             strcmp(j->bank_state, "REJECTED") == 0 ? "rejected" : "returned", j->reason);
+    Paywire__Finance__V1__ConfirmBatchRequest req =
+        PAYWIRE__FINANCE__V1__CONFIRM_BATCH_REQUEST__INIT;
+    req.idempotency_key = key;
+    req.batch_id = b->id;
+    req.succeeded = succeeded;
+    req.failure_reason = succeeded ? "" : reason;
+    req.mode = PAYWIRE__COMMON__V1__MODE__MODE_TEST;
+    snprintf(b->state, sizeof(b->state), "%s", "CONFIRMING");
+    call(j, j->self, "/paywire.finance.v1.SettlementService/ConfirmBatch", &req.base,
+         &paywire__finance__v1__confirm_batch_response__descriptor, transitioned);
+}
+
+/* After the bank's answer is recorded: the transitions it calls for, in order. */
+static void advance(payout_job *j)
+{
+    if (j->stopping) {
+        finish(j); /* the channels are closed */
+        return;
+    }
+    payout_batch *b = current(j);
+    const char *s = j->bank_state;
+    if (strcmp(b->state, "CONFIRMING") == 0) {
+        next_batch(j);
+    } else if (strcmp(s, "REJECTED") == 0) {
+        confirm(j, 0);
+    } else if (strcmp(b->state, "READY") == 0) {
+        char key[80];
+        snprintf(key, sizeof(key), "payout-job-paid-%s", b->id);
+        Paywire__Finance__V1__MarkBatchPaidRequest req =
+            PAYWIRE__FINANCE__V1__MARK_BATCH_PAID_REQUEST__INIT;
+        req.idempotency_key = key;
+        req.batch_id = b->id;
+        req.payout_reference = j->bank_reference;
+        req.mode = PAYWIRE__COMMON__V1__MODE__MODE_TEST;
+        call(j, j->self, "/paywire.finance.v1.SettlementService/MarkBatchPaid", &req.base,
+             &paywire__finance__v1__mark_batch_paid_response__descriptor, transitioned);
+    } else if (strcmp(s, "SETTLED") == 0 || strcmp(s, "RETURNED") == 0) {
+        confirm(j, strcmp(s, "SETTLED") == 0);
+    } else {
+        next_batch(j); /* ACCEPTED: in transit, asked again at the next run */
+    }
+}
+
+static void transitioned(const ProtobufCMessage *resp, const pw_result *res, void (*typed)(void),
+                         void *ud)
+{
+    (void)typed;
+    payout_job *j = ud;
+    if (res->code != PW_OK) {
+        batch_failed(j, res->code, "the batch's transition was refused", res->message);
+        return;
+    }
+    (void)resp;
+    payout_batch *b = current(j);
+    if (strcmp(b->state, "CONFIRMING") != 0) {
+        snprintf(b->state, sizeof(b->state), "%s", "IN_TRANSIT"); /* MarkBatchPaid answered */
+    }
+    advance(j);
+}
+
+/* ---- the bank's answer ---- */
+
+static void answer_recorded(pw_db_result *res, void *ud)
+{
+    payout_job *j = ud;
+    if (pw_db_status(res) != PW_OK) {
+        batch_failed(j, pw_db_status(res), "cannot record the bank's answer", pw_db_message(res));
+        return;
+    }
+    advance(j);
+}
+
+/* Copies the bank's record and stores it on the instruction (SENT, CONFIRMED or FAILED). */
+static void use_answer(payout_job *j, const BankPayout *p)
+{
+    static const char *const states[] = {"", "ACCEPTED", "SETTLED", "REJECTED", "RETURNED"};
+    snprintf(j->bank_state, sizeof(j->bank_state), "%s",
+             (unsigned)p->state < 5 ? states[p->state] : "");
+    snprintf(j->bank_reference, sizeof(j->bank_reference), "%s", p->bank_reference);
+    snprintf(j->reason, sizeof(j->reason), "%s", p->return_reason);
+    j->requests = p->requests;
+    const char *state = strcmp(j->bank_state, "SETTLED") == 0    ? "CONFIRMED"
+                        : strcmp(j->bank_state, "ACCEPTED") == 0 ? "SENT"
+                                                                 : "FAILED";
+    pw_db_param q[] = {pw_db_text(j->instruction),    pw_db_text(state),
+                       pw_db_text(j->bank_reference), pw_db_text(j->bank_state),
+                       pw_db_text(j->reason),         pw_db_int8(j->requests)};
+    pw_status rv = pw_db_query(j->pool, NULL, &record_answer, q, 6, answer_recorded, j);
+    if (rv != PW_OK) {
+        batch_failed(j, rv, "cannot record the bank's answer", "");
+    }
+}
+
+static void submitted(const ProtobufCMessage *resp, const pw_result *res, void (*typed)(void),
+                      void *ud)
+{
+    (void)typed;
+    payout_job *j = ud;
+    OPENSSL_cleanse(j->account, sizeof(j->account));
+    if (res->code != PW_OK) {
+        /* A lost answer is asked for at the next run (the bank recorded it, or not). */
+        batch_failed(j, res->code, "the bank did not accept the instruction", res->message);
+        return;
+    }
+    use_answer(j, ((const Paywire__Simulators__V1__SubmitPayoutResponse *)resp)->payout);
+}
+
+static void submit(payout_job *j)
+{
+    payout_batch *b = current(j);
+    Paywire__Simulators__V1__SubmitPayoutRequest req =
+        PAYWIRE__SIMULATORS__V1__SUBMIT_PAYOUT_REQUEST__INIT;
+    req.instruction_id = j->instruction;
+    req.end_to_end_id = b->id;
+    req.amount_minor = b->net;
+    req.currency = b->currency;
+    req.creditor_name = j->name;
+    req.creditor_account = j->account;
+    call(j, j->bank, "/paywire.simulators.v1.PayoutBankService/SubmitPayout", &req.base,
+         &paywire__simulators__v1__submit_payout_response__descriptor, submitted);
+}
+
+static void prepared(pw_db_result *res, void *ud)
+{
+    payout_job *j = ud;
+    if (j->stopping) {
+        OPENSSL_cleanse(j->account, sizeof(j->account));
+        finish(j);
+        return;
+    }
+    if (pw_db_status(res) != PW_OK || pw_db_rows(res) != 1) {
+        OPENSSL_cleanse(j->account, sizeof(j->account));
+        batch_failed(j, pw_db_status(res), "cannot prepare the instruction", pw_db_message(res));
+        return;
+    }
+    const char *sha = "";
+    size_t len;
+    pw_db_get_text(res, 0, 0, &sha, &len);
+    if (strcmp(sha, j->sha) != 0) {
+        OPENSSL_cleanse(j->account, sizeof(j->account));
+        batch_failed(j, PW_FAILED_PRECONDITION, "not sent",
+                     "the destination differs from the instruction prepared first (an operator"
+                     " decides)");
+        return;
+    }
+    submit(j);
+}
+
+/* ---- the destination ---- */
+
+/* The instruction's digest: every field the bank receives, so any change shows. */
+static void digest(payout_job *j)
+{
+    payout_batch *b = current(j);
+    char content[512];
+    int len = snprintf(content, sizeof(content), "%s|%s|%lld|%s|%s|%s", j->instruction, b->id,
+                       (long long)b->net, b->currency, j->name, j->account);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)content, (size_t)len, md);
+    OPENSSL_cleanse(content, sizeof(content));
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        snprintf(j->sha + 2 * i, 3, "%02x", md[i]);
+    }
+}
+
+/* The first bank account in the batch's currency: 1 and its fields copied, or 0. */
+static int pick_destination(payout_job *j,
+                            const Paywire__Merchant__V1__ListSettlementDestinationsResponse *r)
+{
+    for (size_t i = 0; i < r->n_destinations; i++) {
+        const Paywire__Merchant__V1__SettlementDestination *d = r->destinations[i];
+        const Paywire__Merchant__V1__BankAccount *a = d->bank_account;
+        if (d->destination_case !=
+                PAYWIRE__MERCHANT__V1__SETTLEMENT_DESTINATION__DESTINATION_BANK_ACCOUNT ||
+            strcmp(a->currency, current(j)->currency) != 0) {
+            continue;
+        }
+        snprintf(j->destination, sizeof(j->destination), "%s", d->id);
+        snprintf(j->name, sizeof(j->name), "%s", a->account_holder_name);
+        if (a->iban[0] != '\0') {
+            snprintf(j->account, sizeof(j->account), "%s", a->iban);
+        } else {
+            snprintf(j->account, sizeof(j->account), "%s:%s", a->routing_code, a->account_number);
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static void got_destinations(const ProtobufCMessage *resp, const pw_result *res,
+                             void (*typed)(void), void *ud)
+{
+    (void)typed;
+    payout_job *j = ud;
+    if (res->code != PW_OK) {
+        batch_failed(j, res->code, "the merchant service did not list the destinations",
+                     res->message);
+        return;
+    }
+    if (!pick_destination(j, (const void *)resp)) {
+        batch_failed(j, PW_FAILED_PRECONDITION, "not sent",
+                     "the merchant has no bank destination in the batch's currency");
+        return;
+    }
+    if (strchr(j->account, '*') != NULL) {
+        OPENSSL_cleanse(j->account, sizeof(j->account));
+        batch_failed(j, PW_PERMISSION_DENIED, "not sent",
+                     "the merchant service masked the account number (add finance to its"
+                     " payout_readers)");
+        return;
+    }
+    digest(j);
+    payout_batch *b = current(j);
+    pw_db_param q[] = {pw_db_text(j->instruction), pw_db_text(b->id),  pw_db_text(b->mode),
+                       pw_db_text(j->destination), pw_db_int8(b->net), pw_db_text(b->currency),
+                       pw_db_text(j->sha)};
+    pw_status rv = pw_db_query(j->pool, NULL, &prepare_payout, q, 7, prepared, j);
+    if (rv != PW_OK) {
+        OPENSSL_cleanse(j->account, sizeof(j->account));
+        batch_failed(j, rv, "cannot prepare the instruction", "");
+    }
+}
+
+static void list_destinations(payout_job *j)
+{
+    Paywire__Merchant__V1__ListSettlementDestinationsRequest req =
+        PAYWIRE__MERCHANT__V1__LIST_SETTLEMENT_DESTINATIONS_REQUEST__INIT;
+    req.merchant_id = current(j)->merchant;
+    req.page_size = 100;
+    call(j, j->merchant, "/paywire.merchant.v1.MerchantService/ListSettlementDestinations",
+         &req.base, &paywire__merchant__v1__list_settlement_destinations_response__descriptor,
+         got_destinations);
+}
+
+/* ---- one batch after the other ---- */
+
+static void got_payout(const ProtobufCMessage *resp, const pw_result *res, void (*typed)(void),
+                       void *ud)
+{
+    (void)typed;
+    payout_job *j = ud;
+    if (res->code == PW_OK) {
+        use_answer(j, ((const Paywire__Simulators__V1__GetPayoutResponse *)resp)->payout);
+    } else if (res->code != PW_NOT_FOUND) {
+        batch_failed(j, res->code, "the bank did not answer", res->message);
+    } else if (strcmp(current(j)->state, "READY") == 0) {
+        list_destinations(j);
+    } else {
+        batch_failed(j, PW_DATA_LOSS, "in transit, but unknown to the bank", "");
+    }
+}
+
+static void start_batch(payout_job *j)
+{
+    payout_batch *b = current(j);
+    snprintf(j->instruction, sizeof(j->instruction), "pyo_%s", b->id + 4);
+    j->bank_state[0] = j->bank_reference[0] = j->reason[0] = '\0';
+    Paywire__Simulators__V1__GetPayoutRequest req =
+        PAYWIRE__SIMULATORS__V1__GET_PAYOUT_REQUEST__INIT;
+    req.instruction_id = j->instruction;
+    call(j, j->bank, "/paywire.simulators.v1.PayoutBankService/GetPayout", &req.base,
+         &paywire__simulators__v1__get_payout_response__descriptor, got_payout);
+}
+
+static void next_batch(payout_job *j)
+{
+    j->at++;
+    if (j->at >= j->n || j->stopping || svc_sched_run_stopping(j->run)) {
+        finish(j);
+        return;
+    }
+    start_batch(j);
+}
+
+static void got_batches(pw_db_result *res, void *ud)
+{
+    payout_job *j = ud;
+    if (pw_db_status(res) != PW_OK || j->stopping) {
+        j->first_error = j->stopping ? PW_CANCELLED : pw_db_status(res);
+        snprintf(j->error, sizeof(j->error), "cannot read the batches: %s", pw_db_message(res));
+        finish(j);
+        return;
+    }
+    j->n = pw_db_rows(res) < PAGE ? pw_db_rows(res) : PAGE;
+    for (int i = 0; i < j->n; i++) {
+        payout_batch *b = &j->batches[i];
+        char *out[] = {b->id, b->mode, b->merchant, b->currency, b->state};
+        size_t cap[] = {sizeof(b->id), sizeof(b->mode), sizeof(b->merchant), sizeof(b->currency),
+                        sizeof(b->state)};
+        for (int c = 0; c < 5; c++) {
+            const char *s = "";
+            size_t len;
+            pw_db_get_text(res, i, c, &s, &len);
+            snprintf(out[c], cap[c], "%s", s);
+        }
+        pw_db_get_int64(res, i, 5, &b->net);
+    }
+    j->at = -1;
+    next_batch(j);
+}
+
+static void payout_run(svc_sched_run *run, void *ud)
+{
+    payout_job *j = ud;
+    j->run = run;
+    j->n = 0;
+    j->first_error = PW_OK;
+    j->error[0] = '\0';
+    pw_status rv = pw_db_tx_query(svc_sched_run_tx(run), &due_batches, NULL, 0, got_batches, j);
+    if (rv != PW_OK) {
+        j->first_error = rv;
+        snprintf(j->error, sizeof(j->error), "cannot read the batches");
+        finish(j);
+    }
+}
+
+pw_status payout_job_new(payout_job **out, svc_job *job, svc_app *app, uv_loop_t *loop,
+                         const svc_config *cfg, pw_channel *self)
+{
+    *out = NULL;
+    int64_t every_ms = svc_config_int(cfg, "payout_job_seconds") * 1000;
+    const char *merchant = svc_config_text(cfg, "merchant_target");
+    const char *bank = svc_config_text(cfg, "payout_bank_target");
+    if (every_ms <= 0 || merchant == NULL || merchant[0] == '\0' || bank == NULL ||
+        bank[0] == '\0') {
+        return PW_OK;
+    }
+    payout_job *j = pw_calloc(1, sizeof(*j));
+    if (j == NULL) {
+        return PW_ERRNO(ENOMEM);
+    }
+    j->pool = app->pool;
+    j->self = self;
+    pw_status rv = settlement_channel(loop, cfg, merchant, &j->merchant);
+    if (rv == PW_OK) {
+        rv = settlement_channel(loop, cfg, bank, &j->bank);
+    }
+    if (rv != PW_OK) {
+        payout_job_stop(j);
+        return rv;
+    }
+    *job = (svc_job){.name = "payout", .interval_ms = every_ms, .run = payout_run, .user_data = j};
+    *out = j;
+    return PW_OK;
+}
+
+void payout_job_stop(payout_job *j)
+{
+    if (j == NULL) {
+        return;
+    }
+    pw_channel *chans[] = {j->merchant, j->bank};
+    for (int i = 0; i < 2; i++) {
+        if (chans[i] != NULL) {
+            pw_channel_close(chans[i], NULL, NULL);
+        }
+    }
+    if (j->run == NULL) {
+        pw_free(j);
+    } else {
+        j->stopping = 1;
+    }
+}
