@@ -33,6 +33,8 @@ struct pw_db_listener {
     /* 0 connecting, 1 LISTEN sent, 2 listening. */
     int phase;
     int closing;
+    pw_db_listener_close_cb close_cb;
+    void *close_ud;
     /* Open handles (the retry timer, a poll); freed at 0 once closing. */
     int handles;
 };
@@ -47,6 +49,9 @@ static void handle_closed(uv_handle_t *h)
         pw_free(h);
     }
     if (--l->handles == 0 && l->closing) {
+        if (l->close_cb != NULL) {
+            l->close_cb(l, l->close_ud);
+        }
         pw_free(l->conninfo);
         pw_free(l->channel);
         pw_free(l);
@@ -237,12 +242,14 @@ pw_status pw_db_listener_new(pw_db_listener **out, uv_loop_t *loop, const char *
     return PW_OK;
 }
 
-void pw_db_listener_close(pw_db_listener *l)
+void pw_db_listener_close(pw_db_listener *l, pw_db_listener_close_cb close_cb, void *user_data)
 {
     if (l == NULL || l->closing) {
         return;
     }
     l->closing = 1;
+    l->close_cb = close_cb;
+    l->close_ud = user_data;
     drop_poll(l);
     if (l->pg != NULL) {
         PQfinish(l->pg);

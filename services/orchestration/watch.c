@@ -70,7 +70,7 @@ static void watch_end(svc_req *r, void *arg)
 {
     watcher *w = arg;
     pw_call_set_ops(r->call, NULL, NULL);
-    pw_db_listener_close(w->listener);
+    pw_db_listener_close(w->listener, NULL, NULL);
 }
 
 static int terminal(Paywire__Orchestration__V1__PaymentState s)

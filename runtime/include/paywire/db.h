@@ -300,11 +300,15 @@ typedef void (*pw_db_notify_cb)(pw_db_listener *l, const char *channel, const ch
  */
 PW_EXTERN pw_status pw_db_listener_new(pw_db_listener **out, uv_loop_t *loop, const char *conninfo,
                                        const char *channel, pw_db_notify_cb cb, void *user_data);
+typedef void (*pw_db_listener_close_cb)(pw_db_listener *l, void *user_data);
 /**
- * Stops at once (cb never runs again, even from inside cb) and frees the
- * listener once its handles closed, on a later loop turn. NULL is a no-op.
+ * Stops at once (the notify cb never runs again, even from inside it) and
+ * frees the listener once its handles closed. close_cb (may be NULL) runs
+ * exactly once, on a later loop turn; the listener is freed after it
+ * returns. Only the first call counts; NULL is a no-op.
  */
-PW_EXTERN void pw_db_listener_close(pw_db_listener *l);
+PW_EXTERN void pw_db_listener_close(pw_db_listener *l, pw_db_listener_close_cb close_cb,
+                                    void *user_data);
 
 /* ---- migrations (blocking: start-up only, before the loop runs) ---- */
 

@@ -45,6 +45,12 @@ static void run_until(uv_loop_t *loop, const int *counter, int want)
     assert_int_equal(*counter, want);
 }
 
+static void listener_closed(pw_db_listener *l, void *ud)
+{
+    assert_non_null(l);
+    (*(int *)ud)++;
+}
+
 static void test_db_listener_notifies_and_reconnects(void **state)
 {
     (void)state;
@@ -67,10 +73,14 @@ static void test_db_listener_notifies_and_reconnects(void **state)
     pw_test_db_exec(url, "SELECT pg_notify('payment_changes', 'pay_2')");
     run_until(&loop, &s.notes, 2);
     assert_string_equal(s.payload, "pay_2");
-    pw_db_listener_close(l);
+    int closed = 0;
+    pw_db_listener_close(l, listener_closed, &closed);
+    pw_db_listener_close(l, listener_closed, &closed); /* only the first call counts */
+    assert_int_equal(closed, 0);                       /* never inside the call */
     pw_test_db_exec(url, "NOTIFY payment_changes, 'pay_3'");
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(s.notes, 2);
+    assert_int_equal(closed, 1);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -85,7 +95,7 @@ static void test_db_listener_rejects_bad_arguments(void **state)
     assert_null(l);
     assert_int_equal(pw_db_listener_new(&l, &loop, "dbname=x", "", noted, &s), PW_INVALID_ARGUMENT);
     assert_int_equal(pw_db_listener_new(&l, &loop, "dbname=x", "c", NULL, &s), PW_INVALID_ARGUMENT);
-    pw_db_listener_close(NULL);
+    pw_db_listener_close(NULL, NULL, NULL);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 

@@ -48,7 +48,22 @@ if files < 6 or patches < 2:
     sys.exit("the page lost a file or an edit")
 PY
 grep -qx 'add_subdirectory(ping)' "$tree/services/CMakeLists.txt" || fail "services/CMakeLists.txt edit"
-grep -q '"ping 15062 ' "$tree/scripts/stack" || fail "scripts/stack edit"
+grep -q '"ping 15066 ' "$tree/scripts/stack" || fail "scripts/stack edit"
+# The page's ports must be free in today's stack: in no other row of its table, and nowhere
+# else in the script (the webhook receiver's port, another service's target).
+python3 - "$tree/scripts/stack" <<'PY' || fail "scripts/stack: the page's service takes a port the stack already uses"
+import re, sys
+text = open(sys.argv[1]).read()
+rows = re.findall(r'^\s+"([\w-]+) (\d+) (\d+) ', text, re.M)
+ports = [p for _, grpc, admin in rows for p in (grpc, admin)]
+dups = sorted({p for p in ports if ports.count(p) > 1})
+ping = [r for r in rows if r[0] == "ping"]
+rest = re.sub(r'^\s+"ping .*$', '', text, flags=re.M)
+taken = [p for _, grpc, admin in ping for p in (grpc, admin) if re.search(rf'\b{p}\b', rest)]
+if dups or taken or len(ping) != 1:
+    sys.exit(f"ports used twice: {sorted(set(dups + taken))}")
+print(f"{len(rows)} services, {len(ports)} ports, all distinct")
+PY
 bash -n "$tree/scripts/stack" || fail "scripts/stack no longer parses"
 
 echo "== build ping-server and pwctl"
