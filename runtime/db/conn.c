@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <paywire/alloc.h>
 #include <paywire/log.h>
 #include "internal.h"
@@ -342,11 +343,42 @@ static void conn_read(pw__db_conn *conn)
     }
 }
 
+/*
+ * libuv reports POLLERR (a refused connect, a connection the server reset) as UV_EBADF and
+ * stops the handle; "bad file descriptor" names neither. libpq reads the socket and says
+ * what happened: the server's FATAL that arrived before the reset, or the socket's error;
+ * while connecting, it tries the connection string's next address.
+ */
+static void conn_on_socket_error(pw__db_conn *conn, int status)
+{
+    conn->events = 0; /* so that conn_watch starts the stopped handle again */
+    if (conn->state == PW__DB_CONNECTING) {
+        conn_connect_step(conn);
+        return;
+    }
+    if (conn->state != PW__DB_READY) {
+        return;
+    }
+    conn->refs++; /* results may complete ops whose callbacks close the pool */
+    conn_read(conn);
+    if (conn->state == PW__DB_READY) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        char why[128];
+        if (getsockopt(PQsocket(conn->pg), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) {
+            err = -status;
+        }
+        snprintf(why, sizeof(why), "database connection failed: %s", uv_strerror(-err));
+        conn_fail(conn, why);
+    }
+    conn_unref(conn);
+}
+
 static void conn_on_poll(uv_poll_t *h, int status, int events)
 {
     pw__db_conn *conn = h->data;
     if (status < 0) {
-        conn_fail(conn, uv_strerror(status));
+        conn_on_socket_error(conn, status);
         return;
     }
     if (conn->state == PW__DB_CONNECTING) {

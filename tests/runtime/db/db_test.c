@@ -3,7 +3,7 @@
  * concurrent queries through one loop's pool, SQLSTATE mapping, a deadline
  * cancelling a query on the server (seen in pg_stat_activity), the loop never
  * blocking in libpq, transaction retry on serialization failure, a pool that
- * cannot connect, and migrations.
+ * cannot connect, a connection the server reset, and migrations.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -611,6 +611,39 @@ static void test_db_unreachable_fails_fast(void **state)
     pool_done(&loop, pool);
 }
 
+/*
+ * `pg_ctl restart -m immediate` ends every backend; a query sent on a pooled connection
+ * before the loop has seen the server's goodbye reaches a closed socket, so the kernel
+ * answers with a reset, epoll reports POLLERR and libuv calls the poll callback with
+ * UV_EBADF. The op fails UNAVAILABLE naming the server's reason, which libpq reads from the
+ * socket, not "bad file descriptor" (answers seen in issue 20's fault test).
+ */
+static void test_db_reset_connection_names_its_cause(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    pw_db_options o = {.max_connections = 1};
+    pw_db_pool *pool = pool_on(&loop, &o);
+    pw_db_param one = pw_db_int8(1);
+    assert_int_equal(run(&loop, pool, &doubled, &one, 1).status, PW_OK);
+    long long pid = pw_test_db_scalar(url, "SELECT pid FROM pg_stat_activity WHERE"
+                                           " application_name = 'paywire' AND"
+                                           " datname = current_database()");
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%lld, 5000)", pid);
+    pw_test_db_exec(url, sql);
+    usleep(100 * 1000); /* the server's FATAL and FIN arrive; the loop does not run */
+    outcome sent = {0};
+    assert_int_equal(pw_db_query(pool, NULL, &doubled, &one, 1, remember, &sent), PW_OK);
+    usleep(100 * 1000); /* the reset arrives */
+    pw_test_run_until(&loop, &sent.done, 10000);
+    assert_int_equal(sent.status, PW_UNAVAILABLE);
+    assert_null(strstr(sent.message, "bad file descriptor"));
+    assert_non_null(strstr(sent.message, "57P01")); /* admin_shutdown: the server's FATAL */
+    pool_done(&loop, pool);
+}
+
 /* ---- migrations ---- */
 
 static void write_file(const char *dir, const char *name, const char *text)
@@ -702,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_db_serializable_retry),
         cmocka_unit_test(test_db_tx_commit_after_error_is_aborted),
         cmocka_unit_test(test_db_unreachable_fails_fast),
+        cmocka_unit_test(test_db_reset_connection_names_its_cause),
         cmocka_unit_test(test_db_migrations),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
