@@ -213,8 +213,10 @@ static void answered(const conn_result *c, void *ud)
             return;
         }
     }
-    int definite = strcmp(c->outcome, "SUCCEEDED") == 0 || strcmp(c->outcome, "DECLINED") == 0 ||
-                   (j->stage == REC_ATTEMPT && strcmp(c->outcome, "FAILED") == 0);
+    /* A record is definite; an UNAVAILABLE ("FAILED") is not, whether the status query or the
+     * re-sent request got it: the partner may have the attempt (an acquirer restarting
+     * after it approved). An attempt fails only above: no record for attempt_give_up_ms. */
+    int definite = strcmp(c->outcome, "SUCCEEDED") == 0 || strcmp(c->outcome, "DECLINED") == 0;
     if (!definite) {
         /* Still unknown: the lease runs out and a later round asks again. */
         PW_LOG(PW_LOG_WARNING, "orchestration", "recovery: %s still %s", j->id, c->outcome);
