@@ -16,6 +16,10 @@ an endpoint was created, after this server started), one per line: a
 delivery signed with any of them is accepted, so one receiver serves the
 endpoints of several merchants (the local stack's demo adds one per run).
 GET /healthz answers 200 (scripts/stack status).
+With --control-file (tests/faults), the file's content at each request delays
+deliveries: "fail" answers 500 to every verified delivery (logged "busy"),
+"slow MS" holds each one MS milliseconds before handling it as usual; absent
+or anything else: normal.
 """
 import argparse
 import hashlib
@@ -55,6 +59,15 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         self.record("bad " + reason)
         self.answer(400)
 
+    def control(self):
+        if not self.server.args.control_file:
+            return []
+        try:
+            with open(self.server.args.control_file) as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
+
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         stamp, macs = parse_signature(self.headers.get("paywire-signature", ""))
@@ -80,6 +93,12 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         with self.server.lock:
             seen = self.server.attempts.get(event_id, 0)
             self.server.attempts[event_id] = seen + 1
+        mode = self.control()
+        if mode[:1] == ["fail"]:
+            self.record("busy " + event_id)
+            return self.answer(500)
+        if mode[:1] == ["slow"] and len(mode) > 1 and mode[1].isdigit():
+            time.sleep(int(mode[1]) / 1000.0)
         if seen < self.server.args.fail_first:
             self.record("busy " + event_id)
             return self.answer(503)
@@ -101,6 +120,7 @@ def main():
     p.add_argument("--secret-file", required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--fail-first", type=int, default=0)
+    p.add_argument("--control-file", default="", help="fail | slow MS (see above)")
     p.add_argument("--tolerance", type=int, default=300)
     p.add_argument("--port", type=int, default=0, help="0: any free port (written to --port-file)")
     args = p.parse_args()
