@@ -100,6 +100,7 @@ pw_status ev_consumer_start(svc_app *app, uv_loop_t *loop, const char *target,
 
 typedef struct orch_jobs {
     void *recovery;
+    void *chain_watch;
     ev_ledger *ledger;
     ev_webhooks *webhooks;
     ev_monitoring *monitoring;
@@ -110,6 +111,9 @@ pw_status orch_jobs_start(svc_app *app, uv_loop_t *loop, const svc_config *cfg, 
     const orch_state *s = app->service;
     orch_jobs *j = pw_calloc(1, sizeof(*j));
     pw_status rv = orch_start_jobs(app, loop, cfg, &j->recovery);
+    if (rv == PW_OK) {
+        rv = orch_chain_watch_start(app, loop, &j->chain_watch);
+    }
     if (rv == PW_OK && s->finance_target[0] != '\0') {
         rv = ev_ledger_start(&j->ledger, app, loop, s->finance_target);
     } else if (rv == PW_OK) {
@@ -137,6 +141,7 @@ void orch_jobs_stop(void *jobs)
         return;
     }
     orch_stop_jobs(j->recovery);
+    orch_chain_watch_stop(j->chain_watch);
     ev_ledger_stop(j->ledger);
     ev_webhooks_stop(j->webhooks);
     ev_monitoring_stop(j->monitoring);

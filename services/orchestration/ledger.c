@@ -66,7 +66,7 @@ typedef struct delivery {
 
 /* What a capture's transfer is made of (copied out of the rows). */
 typedef struct capture {
-    char id[40], partner_reference[64], merchant_id[40], currency[8], connector[64];
+    char id[40], partner_reference[80], merchant_id[40], currency[8], connector[64], method[16];
     int live;
     int64_t amount_minor, end_us, fee_minor;
 } capture;
@@ -75,7 +75,7 @@ static const pw_db_stmt capture_of = {
     .name = "orch_ledger_capture",
     .sql = "SELECT o.id, o.amount_minor, o.partner_reference,"
            " (extract(epoch FROM o.end_time) * 1000000)::int8 AS end_us,"
-           " p.merchant_id, p.mode, p.currency, a.connector"
+           " p.merchant_id, p.mode, p.currency, a.connector, p.method"
            " FROM payment_operations o JOIN payments p ON p.id = o.payment_id"
            " JOIN payment_attempts a ON a.payment_id = p.id AND a.outcome = 'SUCCEEDED'"
            " WHERE o.payment_id = $1 AND o.kind = 'CAPTURE' AND o.state = 'SUCCEEDED'",
@@ -203,6 +203,7 @@ static pw_status read_capture(delivery *d, capture *c)
     snprintf(c->merchant_id, sizeof(c->merchant_id), "%s", ev_text(res, 0, "merchant_id"));
     snprintf(c->currency, sizeof(c->currency), "%s", ev_text(res, 0, "currency"));
     snprintf(c->connector, sizeof(c->connector), "%s", ev_text(res, 0, "connector"));
+    snprintf(c->method, sizeof(c->method), "%s", ev_text(res, 0, "method"));
     c->live = strcmp(ev_text(res, 0, "mode"), "LIVE") == 0;
     c->amount_minor = ev_int64(res, 0, "amount_minor");
     c->end_us = ev_int64(res, 0, "end_us");
@@ -220,7 +221,7 @@ static pw_status price_capture(delivery *d, capture *c)
     Paywire__Finance__V1__CalculateFeeRequest req =
         PAYWIRE__FINANCE__V1__CALCULATE_FEE_REQUEST__INIT;
     req.merchant_id = c->merchant_id;
-    req.method = "card";
+    req.method = c->method; /* "card" or "on_chain": the fee schedule's method */
     req.amount = &amount;
     req.at_time = &at;
     pw_status rv = call_finance(d, "/paywire.finance.v1.FeeService/CalculateFee", &req.base,

@@ -29,7 +29,11 @@ typedef struct fact_job {
 
 static const pw_db_stmt fact_of = {
     .name = "orch_monitoring_fact",
-    .sql = "SELECT p.merchant_id, p.amount_captured_minor, p.currency, p.vault_token,"
+    .sql = "SELECT p.merchant_id, p.amount_captured_minor, p.currency,"
+           /* On-chain: the payer is the wallet of the first final deposit. */
+           " CASE p.method WHEN 'on_chain' THEN coalesce((SELECT d.from_address FROM deposits d"
+           " WHERE d.payment_id = p.id AND d.state = 'FINAL' ORDER BY d.seen_time LIMIT 1), '')"
+           " ELSE p.vault_token END AS vault_token,"
            " p.issuer_country, (extract(epoch FROM o.end_time) * 1000000)::int8 AS time_us"
            " FROM payments p JOIN payment_operations o ON o.payment_id = p.id"
            " AND o.kind = 'CAPTURE' AND o.state = 'SUCCEEDED' WHERE p.id = $1",

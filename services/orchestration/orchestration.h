@@ -75,6 +75,11 @@ typedef struct orch_state {
     /** Test fault point: "after_authorize" (the acquirer answered), "after_capture_commit"
      * (a capture's outcome and event committed): the process kills itself there. */
     char fault[32];
+    /** On-chain: the custody partner (chain-sim), the chain it watches, the confirmations a
+     * deposit needs to be final, and how often the watcher polls an open deposit. */
+    char chain_target[256];
+    int chain;
+    int64_t chain_confirmations, chain_poll_interval_ms;
     /** Owned; the mutable parts, each locked inside. */
     orch_key_cache *keys;
     orch_breakers *breakers;
@@ -266,6 +271,24 @@ typedef enum orch_verdict {
  */
 orch_verdict orch_screen_confirm(svc_req *r, const char *payment_id, char *screening_id,
                                  size_t cap);
+
+/* ---- chain.c: on-chain payments ---- */
+
+/** CreatePayment: the violations of an on-chain method (chain, token = the amount's currency). */
+void orch_chain_check(svc_req *r, const Paywire__Orchestration__V1__CreatePaymentRequest *req);
+/** In the create's transaction: the new payment's on-chain columns. */
+void orch_chain_created(svc_req *r, const char *payment_id,
+                        const Paywire__Orchestration__V1__OnChainMethod *m);
+/** In the confirm's transaction: the deposit attempt (an open one is reused) into att_id. */
+void orch_chain_attempt(svc_req *r, const char *payment_id, char *att_id, size_t cap);
+/** After that commit: the address from chain-sim, recorded (REQUIRES_ACTION); on failure the
+ * watcher asks again. */
+void orch_chain_allocate(svc_req *r, const char *att_id, int chain, const char *token);
+/** The Payment message's on-chain parts: method, deposits, next_action, amount_unapplied. */
+void orch_chain_read(svc_req *r, Paywire__Orchestration__V1__Payment *p, svc_row row);
+/** The chain watcher on worker 0's loop (chain.c); stop frees it once idle. */
+pw_status orch_chain_watch_start(svc_app *app, uv_loop_t *loop, void **out);
+void orch_chain_watch_stop(void *watch);
 
 /* ---- auth.c ---- */
 

@@ -35,7 +35,7 @@ typedef Paywire__Common__V1__Money Money;
     "id, merchant_id, mode, amount_minor, currency, amount_captured_minor,"                   \
     " amount_refunded_minor, capture_method, state, failure_code, vault_token, card_brand,"   \
     " card_last4, issuer_country, cardholder_name, statement_descriptor, merchant_reference," \
-    " return_url,"                                                                            \
+    " return_url, method, chain, token, deposit_address, required_confirmations,"             \
     " (extract(epoch FROM capture_before_time) * 1000000)::int8 AS capture_before_us,"        \
     " capture_before_time IS NOT NULL AND capture_before_time < now() AS capture_expired,"    \
     " (extract(epoch FROM create_time) * 1000000)::int8 AS create_us,"                        \
@@ -56,7 +56,8 @@ static const pw_db_stmt lock_payment = {
 static const pw_db_stmt select_attempts = {
     .name = "orch_attempts",
     .sql = "SELECT id, connector, outcome, decline_code, soft_decline, partner_reference,"
-           " (extract(epoch FROM start_time) * 1000000)::int8 AS start_us,"
+           " kind, amount_received_minor, (extract(epoch FROM start_time) * 1000000)::int8 AS "
+           "start_us,"
            " (extract(epoch FROM end_time) * 1000000)::int8 AS end_us"
            " FROM payment_attempts WHERE payment_id = $1 ORDER BY start_time, id",
     .nparams = 1,
@@ -272,6 +273,10 @@ static void add_attempts(svc_req *r, Payment *p)
         a->partner_reference = svc_text(row, "partner_reference");
         a->start_time = time_of(row, "start_us");
         a->end_time = time_of(row, "end_us");
+        if (strcmp(svc_text(row, "kind"), "deposit") == 0) {
+            a->amount_received =
+                money(r, svc_int64(row, "amount_received_minor"), p->amount->currency);
+        }
         p->attempts[i] = a;
     }
 }
@@ -339,6 +344,9 @@ static Payment *payment_read(svc_req *r, const char *payment_id)
     p->create_time = time_of(row, "create_us");
     p->update_time = time_of(row, "update_us");
     p->capture_before_time = time_of(row, "capture_before_us");
+    if (strcmp(svc_text(row, "method"), "on_chain") == 0) {
+        orch_chain_read(r, p, row); /* before the next query: row is read first */
+    }
     add_attempts(r, p);
     add_operations(r, p);
     return p;
@@ -404,7 +412,11 @@ static void create_tx(svc_req *r, const void *arg)
 {
     const create_args *a = arg;
     const Paywire__Orchestration__V1__CreatePaymentRequest *req = a->req;
-    const Paywire__Orchestration__V1__CardMethod *card = req->method->card;
+    /* On-chain: no card (its columns stay empty); the method's own columns come below. */
+    Paywire__Orchestration__V1__CardMethod none = PAYWIRE__ORCHESTRATION__V1__CARD_METHOD__INIT;
+    int on_chain =
+        req->method->method_case == PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__METHOD_ON_CHAIN;
+    const Paywire__Orchestration__V1__CardMethod *card = on_chain ? &none : req->method->card;
     char id[40];
     if (svc_new_id("pay", id, sizeof(id)) != PW_OK) {
         svc_fail(r, PW_INTERNAL, "cannot create an id");
@@ -434,6 +446,9 @@ static void create_tx(svc_req *r, const void *arg)
     if (pw_db_affected(svc_tx_query(r, &insert_payment, p, 17)) == 1) {
         pw_db_param pid = pw_db_text(id);
         svc_tx_pipe(r, &payment_created, &pid, 1);
+        if (on_chain) {
+            orch_chain_created(r, id, req->method->on_chain);
+        }
         snprintf(a->payment_id, 40, "%s", id);
     } else {
         pw_db_param k[] = {pw_db_text(a->scope), pw_db_text(req->idempotency_key)};
@@ -474,9 +489,12 @@ SVC_HANDLER(create_payment, Paywire__Orchestration__V1__CreatePaymentRequest)
         svc_violation(r, "merchant_id", "a merchant id: \"mer_\" and 26 characters");
     }
     check_money(r, req->amount, "amount", 1);
-    if (req->method == NULL ||
-        req->method->method_case != PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__METHOD_CARD) {
-        svc_violation(r, "method", "a card (bank and on-chain methods are not served yet)");
+    if (req->method != NULL &&
+        req->method->method_case == PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__METHOD_ON_CHAIN) {
+        orch_chain_check(r, req);
+    } else if (req->method == NULL || req->method->method_case !=
+                                          PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__METHOD_CARD) {
+        svc_violation(r, "method", "a card or on-chain (bank methods are not served yet)");
     } else if (!svc_text_ok(req->method->card->vault_token, 64) ||
                strncmp(req->method->card->vault_token, "tok_", 4) != 0) {
         svc_violation(r, "method.card.vault_token", "\"tok_\" and up to 60 characters");
@@ -533,12 +551,16 @@ typedef struct confirm_args {
     orch_route route;
     char *vault_token, *currency;
     int64_t amount_minor;
+    /* On-chain: the attempt is a deposit (att_id), its address asked for after the commit. */
+    int on_chain, chain;
+    char *token;
 } confirm_args;
 
 static void confirm_tx(svc_req *r, const void *arg)
 {
     confirm_args *a = (confirm_args *)arg;
     a->att_id[0] = '\0';
+    a->on_chain = 0;
     pw_db_param pid = pw_db_text(a->payment_id);
     svc_row p = svc_one(r, svc_tx_query(r, &lock_payment, &pid, 1), "payment", a->payment_id);
     svc_owns(r, svc_text(p, "merchant_id"), "payment");
@@ -565,6 +587,15 @@ static void confirm_tx(svc_req *r, const void *arg)
                            pw_db_text(block ? "blocked_by_compliance" : "screening_review"),
                            pw_db_text(block ? "payment.failed" : "payment.under_review")};
         svc_tx_pipe(r, &move_payment, m, 4);
+        svc_tx_commit(r);
+        return;
+    }
+    if (strcmp(svc_text(p, "method"), "on_chain") == 0) {
+        /* No route, no PROCESSING yet: the deposit attempt, then the address (chain.c). */
+        a->on_chain = 1;
+        a->chain = (int)svc_int64(p, "chain");
+        a->token = svc_text(p, "token");
+        orch_chain_attempt(r, a->payment_id, a->att_id, sizeof(a->att_id));
         svc_tx_commit(r);
         return;
     }
@@ -688,7 +719,10 @@ static Payment *confirm(svc_req *r, const char *payment_id, int retry_ok)
     /* Screened after the payment is stored and before its attempt exists (design). */
     a.verdict = orch_screen_confirm(r, payment_id, a.screening_id, sizeof(a.screening_id));
     svc_transaction(r, confirm_tx, &a);
-    if (a.att_id[0] == '\0') {
+    if (a.on_chain && a.att_id[0] != '\0') {
+        orch_chain_allocate(r, a.att_id, a.chain, a.token);
+    }
+    if (a.on_chain || a.att_id[0] == '\0') {
         return payment_read(r, payment_id);
     }
     conn_result c;

@@ -57,7 +57,8 @@ static const pw_db_stmt claim_attempt = {
     .sql = "UPDATE payment_attempts a SET lease_owner = $1,"
            " lease_until = now() + $2 * interval '1 millisecond' FROM payments p"
            " WHERE a.id = (SELECT id FROM payment_attempts WHERE outcome IN ('PENDING',"
-           " 'TIMED_OUT') AND lease_until < now() ORDER BY lease_until LIMIT 1"
+           " 'TIMED_OUT') AND kind = 'authorization' AND lease_until < now()"
+           " ORDER BY lease_until LIMIT 1"
            " FOR UPDATE SKIP LOCKED) AND p.id = a.payment_id"
            " RETURNING a.id, a.connector, p.vault_token, p.amount_minor, p.currency,"
            " (extract(epoch FROM now() - a.start_time) * 1000)::int8 AS age_ms",

@@ -38,6 +38,13 @@ const svc_setting orch_settings[] = {
     /* Each partner call's deadline; a lease is 2 × this + 5 s. */
     {"connector_timeout_ms", SVC_SETTING_INT, "2000", 50, 60000, 0},
     {"recovery_interval_ms", SVC_SETTING_INT, "1000", 10, 600000, 0},
+    /* On-chain: the custody partner's address (chain.proto), the chain it watches (1
+     * Ethereum, 2 Polygon, 3 Base), the confirmations a deposit needs to be final, and how
+     * often the watcher polls each open deposit. */
+    {"chain_target", SVC_SETTING_TEXT, "localhost:15073", 0, 0, 0},
+    {"chain", SVC_SETTING_INT, "1", 1, 3, 0},
+    {"chain_confirmations", SVC_SETTING_INT, "12", 1, 1000, 0},
+    {"chain_poll_interval_ms", SVC_SETTING_INT, "1000", 10, 600000, 0},
     /* Recovery: an attempt the acquirer has no record of after this long is FAILED. */
     {"attempt_give_up_ms", SVC_SETTING_INT, "60000", 0, 86400000, 0},
     /* Webhooks: 2xx within the deadline is delivered; otherwise retried with exponential
@@ -66,6 +73,7 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
                   svc_config_text(cfg, "merchant_target")) &&
              copy(s->compliance_target, sizeof(s->compliance_target),
                   svc_config_text(cfg, "compliance_target")) &&
+             copy(s->chain_target, sizeof(s->chain_target), svc_config_text(cfg, "chain_target")) &&
              copy(s->database_url, sizeof(s->database_url), svc_config_text(cfg, "database_url")) &&
              copy(s->finance_target, sizeof(s->finance_target),
                   svc_config_text(cfg, "finance_target")) &&
@@ -91,6 +99,9 @@ pw_status orch_setup(const svc_config *cfg, void **state, char *err, size_t err_
     s->compliance_timeout_ms = svc_config_int(cfg, "compliance_timeout_ms");
     s->connector_timeout_ms = svc_config_int(cfg, "connector_timeout_ms");
     s->recovery_interval_ms = svc_config_int(cfg, "recovery_interval_ms");
+    s->chain = (int)svc_config_int(cfg, "chain");
+    s->chain_confirmations = svc_config_int(cfg, "chain_confirmations");
+    s->chain_poll_interval_ms = svc_config_int(cfg, "chain_poll_interval_ms");
     s->attempt_give_up_ms = svc_config_int(cfg, "attempt_give_up_ms");
     s->webhook_timeout_ms = svc_config_int(cfg, "webhook_timeout_ms");
     s->webhook_backoff_initial_ms = svc_config_int(cfg, "webhook_backoff_initial_ms");
