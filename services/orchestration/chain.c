@@ -200,13 +200,14 @@ void orch_chain_allocate(svc_req *r, const char *att_id, int chain, const char *
     req.idempotency_key = (char *)att_id;
     req.chain = (Paywire__Common__V1__Chain)chain;
     req.token = (char *)token;
-    pw_channel *ch = NULL;
-    svc_answer a = {.code = PW_UNAVAILABLE, .message = "cannot open a channel"};
-    if (orch_channel(s, s->chain_target, pw_call_loop(r->call), &ch) == PW_OK) {
+    orch_link link;
+    pw_channel *ch = orch_link_take(r, s->chain_target, &link);
+    svc_answer a = {.code = PW_UNAVAILABLE, .message = "no channel to the custody partner"};
+    if (ch != NULL) {
         a = svc_call(r, ch, CHAIN_PATH("CreateDepositAddress"), &req.base,
                      &paywire__simulators__v1__create_deposit_address_response__descriptor,
                      s->connector_timeout_ms);
-        pw_channel_close(ch, NULL, NULL);
+        orch_link_give(&link);
     }
     if (a.code != PW_OK) {
         /* The attempt stays open: the watcher asks again under the same key. */
