@@ -18,11 +18,14 @@ not be set up.
   FAULT_PG_PORT (default 15498), FAULT_PORT_BASE (default 15520: the
   services' ports, below the ephemeral range so a restart can always bind).
   FAULT_KEEP=1 keeps the work directory (logs, configs) afterwards.
+  One run at a time per FAULT_PG_PORT on a machine (another work tree's ctest may
+  run it too): a second waits for the first, up to FAULT_LOCK_WAIT s (default 600).
 
   fault_test.py --build BUILD_DIR [--source SOURCE_DIR]
 """
 import argparse
 import collections
+import fcntl
 import json
 import os
 import random
@@ -216,6 +219,7 @@ class FaultTest:
         self.work = "/tmp/pw-faults-%d" % os.getpid()
         self.cluster = Cluster(self.source, pg_port, "/var/tmp/pw-faults-pg-%d" % pg_port)
         self.pid_file = "/var/tmp/pw-faults-%d.pids" % pg_port
+        self.lock_path = "/var/tmp/pw-faults-%d.lock" % pg_port
         self.pwctl = os.path.join(self.build, "clients/pwctl/pwctl")
         self.ops = collections.Counter()
         self.faults = collections.Counter()
@@ -294,6 +298,25 @@ class FaultTest:
         was killed before its teardown (a ctest timeout ends only this script)."""
         with open(self.pid_file, "a") as f:
             f.write("%d\n" % pid)
+
+    def lock(self):
+        """Takes the machine-wide lock of these ports (held until this process ends), so
+        that a run never kills another's processes nor removes its cluster; waits for the
+        run holding it. False when it is still held after FAULT_LOCK_WAIT seconds."""
+        self.lock_file = open(self.lock_path, "a")
+        end = time.time() + float(os.environ.get("FAULT_LOCK_WAIT", "600"))
+        while True:
+            try:
+                fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.time() > end:
+                    return False
+                if not hasattr(self, "lock_waited"):
+                    self.lock_waited = time.time()
+                    log("waiting for the fault test that holds %s (another work tree's?)" %
+                        self.lock_path)
+                time.sleep(1)
 
     def end_leftovers(self):
         try:
@@ -978,6 +1001,11 @@ class FaultTest:
         log("seed %d, %g s of load, %d workers, %d merchants (replay: FAULT_SEED=%d "
             "FAULT_SECONDS=%g)" % (self.seed, self.seconds, self.workers, self.n_merchants,
                                    self.seed, self.seconds))
+        if not self.lock():
+            log("another fault test held %s for too long; nothing was run" % self.lock_path)
+            return 2
+        if hasattr(self, "lock_waited"):
+            log("waited %.0f s for the other fault test" % (time.time() - self.lock_waited))
         t0 = time.time()
         try:
             self.setup()
