@@ -46,6 +46,7 @@ static const char *merchant = "mer_0000000000000000000000000M";
 /* A payer no list names, and one the OFAC SDN list does (found in setup). */
 static const char clean_wallet[] = "0x52908400098527886e0f7030069857d2e4169ee7";
 static char listed_wallet[64];
+static char chain_conf[512];
 static int seq;
 
 static void migrate(const char *url, const char *dir, const char *lock)
@@ -141,8 +142,8 @@ static int group_setup(void **state)
              internal);
     start(&comp, compliance_db, conf);
     upload_ofac_wallets();
-    snprintf(conf, sizeof(conf), "log_level = warning\nworkers = 1\n%s", internal);
-    start(&chain, chain_db, conf);
+    snprintf(chain_conf, sizeof(chain_conf), "log_level = warning\nworkers = 1\n%s", internal);
+    start(&chain, chain_db, chain_conf);
     snprintf(conf, sizeof(conf),
              "log_level = warning\nworkers = 2\nchain_target = localhost:%d\n"
              "compliance_target = localhost:%d\nchain_confirmations = %d\n"
@@ -243,10 +244,10 @@ static answer get(const char *id)
                 &paywire__orchestration__v1__get_payment_response__descriptor);
 }
 
-/* Polls until the payment is in state (10 s at most); the answer holds it (answer_free). */
-static answer wait_state(const char *id, Paywire__Orchestration__V1__PaymentState state)
+/* Polls until the payment is in state (ms at most); the answer holds it (answer_free). */
+static answer wait_state_for(const char *id, Paywire__Orchestration__V1__PaymentState state, int ms)
 {
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < ms / 50; i++) {
         answer a = get(id);
         if (payment_of(&a)->state == state) {
             return a;
@@ -258,6 +259,11 @@ static answer wait_state(const char *id, Paywire__Orchestration__V1__PaymentStat
     print_message("payment %s is in state %d, not %d\n", id, payment_of(&a)->state, state);
     assert_int_equal(payment_of(&a)->state, state);
     return a;
+}
+
+static answer wait_state(const char *id, Paywire__Orchestration__V1__PaymentState state)
+{
+    return wait_state_for(id, state, 10000);
 }
 
 /* A new on-chain USDC payment in REQUIRES_ACTION: its deposit address into address. */
@@ -484,6 +490,37 @@ static void test_orchestration_chain_ofac_wallet_blocked(void **state)
     answer_free(&later);
 }
 
+static void test_orchestration_chain_address_after_partner_outage(void **state)
+{
+    (void)state;
+    /* The custody partner is down at confirm: the attempt is committed, the address not. */
+    svc_process_stop(&chain);
+    answer created = create(USDC(3), "USDC", "USDC", ETH);
+    Payment *p = payment_of(&created);
+    assert_int_equal(p->state, STATE(REQUIRES_CONFIRMATION));
+    assert_null(p->next_action);
+    assert_int_equal(p->n_attempts, 1);
+    assert_string_equal(p->attempts[0]->outcome, "PENDING");
+    assert_string_equal(p->attempts[0]->partner_reference, "");
+    char id[40], att[40];
+    snprintf(id, sizeof(id), "%s", p->id);
+    snprintf(att, sizeof(att), "%s", p->attempts[0]->id);
+    /* Back: the watcher asks again under the same key once the attempt's lease ends. */
+    start(&chain, chain_db, chain_conf);
+    answer waiting = wait_state_for(id, STATE(REQUIRES_ACTION), 30000);
+    p = payment_of(&waiting);
+    char address[64];
+    assert_int_equal(address_requests(att, address, sizeof(address)), 1);
+    assert_string_equal(p->next_action->deposit->address->address, address);
+    assert_string_equal(p->attempts[0]->partner_reference, address);
+    send_usdc(clean_wallet, address, USDC(3), NULL, 0);
+    mine(CONFIRMATIONS);
+    answer done = wait_state(id, STATE(SUCCEEDED));
+    answer_free(&created);
+    answer_free(&waiting);
+    answer_free(&done);
+}
+
 /* 1 when the answer is INVALID_ARGUMENT with a violation for field. */
 static int violates(answer a, const char *field)
 {
@@ -513,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_orchestration_chain_underpaid_then_overpaid),
         cmocka_unit_test(test_orchestration_chain_reorg_back_to_requires_action),
         cmocka_unit_test(test_orchestration_chain_ofac_wallet_blocked),
+        cmocka_unit_test(test_orchestration_chain_address_after_partner_outage),
         cmocka_unit_test(test_orchestration_chain_rejects_bad_input),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
