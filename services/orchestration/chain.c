@@ -100,13 +100,25 @@ static const pw_db_stmt claim_deposit_attempt = {
     .name = "orch_chain_claim",
     .sql = "UPDATE payment_attempts a SET lease_owner = $1,"
            " lease_until = now() + $2 * interval '1 millisecond' FROM payments p"
-           " WHERE a.id = (SELECT id FROM payment_attempts WHERE kind = 'deposit'"
-           " AND outcome = 'PENDING' AND lease_until < now() ORDER BY lease_until LIMIT 1"
-           " FOR UPDATE SKIP LOCKED) AND p.id = a.payment_id"
+           " WHERE a.id = (SELECT t.id FROM payment_attempts t WHERE t.kind = 'deposit'"
+           " AND t.outcome = 'PENDING' AND t.lease_until < now() AND EXISTS (SELECT 1 FROM"
+           " payments q WHERE q.id = t.payment_id AND q.state IN ('REQUIRES_CONFIRMATION',"
+           " 'REQUIRES_ACTION', 'PROCESSING', 'UNDER_REVIEW')) ORDER BY t.lease_until LIMIT 1"
+           " FOR UPDATE OF t SKIP LOCKED) AND p.id = a.payment_id"
            " RETURNING a.id, a.partner_reference AS address, p.id AS payment_id, p.chain,"
            " p.token, p.state, p.merchant_id, p.mode, p.amount_minor, p.currency",
     .nparams = 2,
     .types = {PW_DB_TEXT, PW_DB_INT8},
+};
+/* Deposit attempts of payments that ended another way (cancelled before an address was
+ * recorded, say) are closed, so the watcher stops polling them. */
+static const pw_db_stmt close_ended = {
+    .name = "orch_chain_close_ended",
+    .sql =
+        "UPDATE payment_attempts a SET outcome = 'FAILED', decline_code = 'payment_ended',"
+        " end_time = now() FROM payments p WHERE a.kind = 'deposit' AND a.outcome = 'PENDING'"
+        " AND p.id = a.payment_id AND p.state IN ('SUCCEEDED', 'CANCELED', 'DECLINED', 'FAILED')",
+    .nparams = 0,
 };
 /* The transfers ($2: a JSON array, in the chain's order) recorded as deposits. */
 static const pw_db_stmt record_transfers = {
@@ -653,6 +665,14 @@ static void watch_poll(chain_watch *w)
     }
 }
 
+static void ended_closed(pw_db_result *res, void *ud)
+{
+    chain_watch *w = ud;
+    if (!watch_db_failed(w, res, "closing ended attempts")) {
+        watch_next(w, 0);
+    }
+}
+
 static void claimed(pw_db_result *res, void *ud)
 {
     chain_watch *w = ud;
@@ -660,7 +680,10 @@ static void claimed(pw_db_result *res, void *ud)
         return;
     }
     if (pw_db_rows(res) == 0) {
-        watch_next(w, 0);
+        /* Nothing due: close what ended elsewhere, then wait a poll interval. */
+        if (pw_db_query(w->app->pool, NULL, &close_ended, NULL, 0, ended_closed, w) != PW_OK) {
+            watch_next(w, 0);
+        }
         return;
     }
     copy_col(res, "id", w->att_id, sizeof(w->att_id));

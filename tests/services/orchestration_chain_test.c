@@ -521,6 +521,49 @@ static void test_orchestration_chain_address_after_partner_outage(void **state)
     answer_free(&done);
 }
 
+static void test_orchestration_chain_cancel_before_address(void **state)
+{
+    (void)state;
+    /* Cancelled while the address is outstanding: its attempt is closed, never allocated. */
+    svc_process_stop(&chain);
+    answer created = create(USDC(4), "USDC", "USDC", ETH);
+    char id[40], key[48];
+    snprintf(id, sizeof(id), "%s", payment_of(&created)->id);
+    snprintf(key, sizeof(key), "cancel-%d", ++seq);
+    Paywire__Orchestration__V1__CancelPaymentRequest req =
+        PAYWIRE__ORCHESTRATION__V1__CANCEL_PAYMENT_REQUEST__INIT;
+    req.idempotency_key = key;
+    req.payment_id = id;
+    answer c = call(ch, "/paywire.orchestration.v1.PaymentService/CancelPayment", &req.base,
+                    &paywire__orchestration__v1__cancel_payment_response__descriptor);
+    assert_int_equal(payment_of(&c)->state, STATE(CANCELED));
+    start(&chain, chain_db, chain_conf);
+    answer later;
+    for (int i = 0;; i++) {
+        later = get(id);
+        if (strcmp(payment_of(&later)->attempts[0]->outcome, "FAILED") == 0) {
+            break;
+        }
+        assert_true(i < 400);
+        answer_free(&later);
+        uv_sleep(50);
+    }
+    assert_int_equal(payment_of(&later)->state, STATE(CANCELED));
+    assert_string_equal(payment_of(&later)->attempts[0]->decline_code, "payment_ended");
+    assert_string_equal(payment_of(&later)->attempts[0]->partner_reference, "");
+    /* Nothing was allocated at the custody partner for it. */
+    Paywire__Simulators__V1__GetDepositAddressRequest q =
+        PAYWIRE__SIMULATORS__V1__GET_DEPOSIT_ADDRESS_REQUEST__INIT;
+    q.idempotency_key = payment_of(&later)->attempts[0]->id;
+    answer none = call(chain_ch, "/paywire.simulators.v1.ChainService/GetDepositAddress", &q.base,
+                       &paywire__simulators__v1__get_deposit_address_response__descriptor);
+    assert_int_equal(none.code, PW_NOT_FOUND);
+    answer_free(&none);
+    answer_free(&created);
+    answer_free(&c);
+    answer_free(&later);
+}
+
 /* 1 when the answer is INVALID_ARGUMENT with a violation for field. */
 static int violates(answer a, const char *field)
 {
@@ -551,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_orchestration_chain_reorg_back_to_requires_action),
         cmocka_unit_test(test_orchestration_chain_ofac_wallet_blocked),
         cmocka_unit_test(test_orchestration_chain_address_after_partner_outage),
+        cmocka_unit_test(test_orchestration_chain_cancel_before_address),
         cmocka_unit_test(test_orchestration_chain_rejects_bad_input),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
