@@ -54,13 +54,18 @@ static const svc_setting finance_settings[] = {
     {"fee_lead_seconds", SVC_SETTING_INT, "3600", 0, 7 * 86400, 0},
     /* Reconciliation's jobs (recon_jobs.h), in business time (0: never); hourly by default. */
     {"recon_job_seconds", SVC_SETTING_INT, "3600", 0, 86400, 0},
-    /* The availability job (settlement_jobs.h), in business time (0: never). */
+    /* The availability and reserve release jobs (settlement_jobs.h), in business time (0:
+     * never). */
     {"availability_job_seconds", SVC_SETTING_INT, "600", 0, 86400, 0},
     /* The payout job (payout_job.h), in business time (0: never), and the services it pays
      * through: merchant-server (ListSettlementDestinations) and payout-bank-sim (unset: off). */
     {"payout_job_seconds", SVC_SETTING_INT, "60", 0, 86400, 0},
     {"merchant_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
     {"payout_bank_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
+    /* The cut-off job (cutoff_job.h), in business time (0: never; off without merchant_target),
+     * and the cut-off: minutes after 00:00 UTC at which a day's batches are made. */
+    {"cutoff_job_seconds", SVC_SETTING_INT, "300", 0, 86400, 0},
+    {"settlement_cutoff_minute", SVC_SETTING_INT, "0", 0, 1439, 0},
     /* compliance-server's address; its AuditService gets the audit outbox (fee schedule
      * changes; unset: kept here). */
     SVC_AUDIT_SETTING,

@@ -1,6 +1,6 @@
 /*
- * register.c: mounts the finance services on a worker's server. What part 2
- * (issue 19) has not built yet answers UNIMPLEMENTED (and reflection lists it).
+ * register.c: mounts the five finance services on a worker's server (every
+ * method is served; reflection lists them).
  */
 #include "fees.h"
 #include "fx.h"

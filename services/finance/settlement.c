@@ -706,7 +706,6 @@ SVC_HANDLER(confirm, Paywire__Finance__V1__ConfirmBatchRequest)
     svc_reply(r, &resp.base);
 }
 
-/* The reserve rules are not built yet: UNIMPLEMENTED. */
 static const paywire_finance_v1_settlement_service_handlers handlers = {
     .create_settlement_batch = create_batch_h,
     .get_settlement_batch = get_batch_h,
@@ -716,7 +715,18 @@ static const paywire_finance_v1_settlement_service_handlers handlers = {
     .confirm_batch = confirm_h,
 };
 
+/* The whole table, built once: the servers of every worker keep a pointer to it. */
+static paywire_finance_v1_settlement_service_handlers all_handlers;
+static uv_once_t all_handlers_once = UV_ONCE_INIT;
+
+static void build_handlers(void)
+{
+    all_handlers = handlers;
+    reserves_handlers_init(&all_handlers);
+}
+
 pw_status settlement_register(pw_server *server, svc_app *app)
 {
-    return paywire_finance_v1_settlement_service_register(server, &handlers, app);
+    uv_once(&all_handlers_once, build_handlers);
+    return paywire_finance_v1_settlement_service_register(server, &all_handlers, app);
 }

@@ -15,11 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <paywire/db.h>
 #include <paywire/json.h>
 #include <paywire/paywire.h>
 #include "pw_test.h"
 #include "pw_test_db.h"
+#include "finance_calls.h"
 #include "svc_process.h"
 #include "paywire/finance/v1/ledger.pw.h"
 #include "paywire/finance/v1/settlement.pw.h"
@@ -68,15 +70,22 @@ static void start_bank(const char *extra)
     start(&bank, bank_db, conf);
 }
 
-static void start_finance(void)
+/* The finance jobs of the group running (besides the payout job, every second). */
+static const char *fin_jobs = "";
+
+static void start_finance_process(svc_process *p)
 {
     char conf[1024];
     snprintf(conf, sizeof(conf),
-             "log_level = notice\nworkers = 2\navailability_job_seconds = 0\n"
-             "recon_job_seconds = 0\npayout_job_seconds = 1\n"
-             "merchant_target = localhost:%d\npayout_bank_target = localhost:%d\n",
-             mer.port, bank.port);
-    svc_process_start(&fin, fin_db, conf);
+             "log_level = notice\nworkers = 2\nrecon_job_seconds = 0\npayout_job_seconds = 1\n"
+             "merchant_target = localhost:%d\npayout_bank_target = localhost:%d\n%s",
+             mer.port, bank.port, fin_jobs);
+    svc_process_start(p, fin_db, conf);
+}
+
+static void start_finance(void)
+{
+    start_finance_process(&fin);
     if (ch != NULL) {
         pw_channel_close(ch, NULL, NULL);
     }
@@ -84,12 +93,16 @@ static void start_finance(void)
     svc_process_wait_serving(&fin, ch);
 }
 
-static int group_setup(void **state)
+/* Fresh databases (named after group) and the three processes, finance with jobs. */
+static void stack_up(const char *group, const char *jobs, const char *bank_extra)
 {
-    (void)state;
-    pw_test_db_create("finance_payout_fin", fin_db, sizeof(fin_db));
-    pw_test_db_create("finance_payout_mer", mer_db, sizeof(mer_db));
-    pw_test_db_create("finance_payout_bank", bank_db, sizeof(bank_db));
+    char name[64];
+    char *urls[] = {fin_db, mer_db, bank_db};
+    const char *what[] = {"fin", "mer", "bank"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "finance_%s_%s", group, what[i]);
+        pw_test_db_create(name, urls[i], sizeof(fin_db));
+    }
     migrate(fin_db, PW_SOURCE_DIR "/services/finance/migrations", "paywire.migrate.finance");
     migrate(mer_db, PW_SOURCE_DIR "/services/merchant/migrations", "paywire.migrate.merchant");
     migrate(bank_db, PW_SOURCE_DIR "/services/finance/simulators/payout-bank-sim/migrations",
@@ -109,17 +122,16 @@ static int group_setup(void **state)
     start(&mer, mer_db,
           "log_level = warning\nworkers = 1\nencryption_key = "
           "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n" INTERNAL);
-    /* The first bank loses every answer after recording the payout. */
-    start_bank("lost_answer_percent = 100\n");
+    start_bank(bank_extra);
+    fin_jobs = jobs;
     start_finance();
-    return 0;
 }
 
-static int group_teardown(void **state)
+static void stack_down(void)
 {
-    (void)state;
     if (ch != NULL) {
         pw_channel_close(ch, NULL, NULL);
+        ch = NULL;
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
     }
@@ -128,6 +140,22 @@ static int group_teardown(void **state)
         svc_process_stop(all[i]);
         svc_process_cleanup(all[i]);
     }
+}
+
+static int payout_setup(void **state)
+{
+    (void)state;
+    /* No availability or cut-off: the tests make their batches. The first bank loses every
+     * answer after recording the payout. */
+    stack_up("payout", "availability_job_seconds = 0\ncutoff_job_seconds = 0\n",
+             "lost_answer_percent = 100\n");
+    return 0;
+}
+
+static int stack_teardown(void **state)
+{
+    (void)state;
+    stack_down();
     return 0;
 }
 
@@ -226,26 +254,56 @@ static void remove_destination(const char *merchant, const char *destination)
         PW_OK);
 }
 
+/* One entry of a transfer's JSON: account (its JSON), amount, debit or credit, purpose. */
+static int entry_json(char *out, size_t cap, const char *account, long long amount, int debit,
+                      const char *purpose)
+{
+    return snprintf(out, cap,
+                    "{\"account\":%s,\"amount\":{\"amountMinor\":\"%lld\",\"currency\":\"USD\"},"
+                    "\"side\":\"NORMAL_BALANCE_%s\",\"purpose\":\"%s\"}",
+                    account, amount, debit ? "DEBIT" : "CREDIT", purpose);
+}
+
+static const char partner[] = "{\"platform\":{\"kind\":\"ACCOUNT_KIND_PARTNER_RECEIVABLE\","
+                              "\"currency\":\"USD\",\"counterparty\":\"acq1\"}}";
+static const char revenue[] =
+    "{\"platform\":{\"kind\":\"ACCOUNT_KIND_PLATFORM_REVENUE\",\"currency\":\"USD\"}}";
+
+/* A merchant account's JSON (kind "PENDING" or "AVAILABLE") into out. */
+static const char *merchant_account(char *out, size_t cap, const char *merchant, const char *kind)
+{
+    snprintf(out, cap,
+             "{\"merchant\":{\"merchantId\":\"%s\",\"kind\":\"ACCOUNT_KIND_MERCHANT_%s\","
+             "\"currency\":\"USD\"}}",
+             merchant, kind);
+    return out;
+}
+
+/* CreateTransfer of id (kind) with the entries (JSON, comma-separated); the status. */
+static pw_status transfer(const char *id, const char *kind, const char *entries, int pending,
+                          const char *check)
+{
+    char json[4096];
+    snprintf(json, sizeof(json),
+             "{\"transfer\":{\"mode\":\"MODE_TEST\",\"id\":\"%s\",\"kind\":\"%s\","
+             "\"partnerReference\":\"ref_%s\",\"entries\":[%s]},\"pending\":%s,"
+             "\"balanceCheck\":\"BALANCE_CHECK_%s\"}",
+             id, kind, id, entries, pending ? "true" : "false", check);
+    return call_on(ch, "/paywire.finance.v1.LedgerService/CreateTransfer",
+                   &paywire__finance__v1__create_transfer_request__descriptor,
+                   &paywire__finance__v1__create_transfer_response__descriptor, json, NULL);
+}
+
 /* Funds for merchant: a posted credit of its available account against a partner. */
 static void fund(const char *id, const char *merchant, long long amount)
 {
-    char json[2048];
-    snprintf(json, sizeof(json),
-             "{\"transfer\":{\"mode\":\"MODE_TEST\",\"id\":\"txf_adjust_%s\",\"kind\":\"adjust\","
-             "\"entries\":[{\"account\":{\"platform\":{\"kind\":"
-             "\"ACCOUNT_KIND_PARTNER_RECEIVABLE\",\"currency\":\"USD\",\"counterparty\":"
-             "\"acq1\"}},\"amount\":{\"amountMinor\":\"%lld\",\"currency\":\"USD\"},\"side\":"
-             "\"NORMAL_BALANCE_DEBIT\",\"purpose\":\"payment\"},{\"account\":{\"merchant\":"
-             "{\"merchantId\":\"%s\",\"kind\":\"ACCOUNT_KIND_MERCHANT_AVAILABLE\",\"currency\":"
-             "\"USD\"}},\"amount\":{\"amountMinor\":\"%lld\",\"currency\":\"USD\"},\"side\":"
-             "\"NORMAL_BALANCE_CREDIT\",\"purpose\":\"payment\"}]},"
-             "\"balanceCheck\":\"BALANCE_CHECK_NONE\"}",
-             id, amount, merchant, amount);
-    assert_int_equal(call_on(ch, "/paywire.finance.v1.LedgerService/CreateTransfer",
-                             &paywire__finance__v1__create_transfer_request__descriptor,
-                             &paywire__finance__v1__create_transfer_response__descriptor, json,
-                             NULL),
-                     PW_OK);
+    char entries[2048], acc[256], tid[80];
+    int n = entry_json(entries, sizeof(entries), partner, amount, 1, "payment");
+    entries[n++] = ',';
+    entry_json(entries + n, sizeof(entries) - (size_t)n,
+               merchant_account(acc, sizeof(acc), merchant, "AVAILABLE"), amount, 0, "payment");
+    snprintf(tid, sizeof(tid), "txf_adjust_%s", id);
+    assert_int_equal(transfer(tid, "adjust", entries, 0, "NONE"), PW_OK);
 }
 
 /* A READY batch of merchant's USD for date; its id into out; its net returned. */
@@ -537,13 +595,333 @@ static void test_payout_without_destination_waits(void **state)
     assert_balanced();
 }
 
+/* ---- the cut-off job, reserves, suspended and closed merchants ---- */
+
+/* A second finance-server on the same database, with the same jobs. */
+static svc_process fin2 = {.name = "finance",
+                           .binary = PW_FINANCE_SERVER,
+                           .health_service = "paywire.finance.v1.LedgerService"};
+
+static int cutoff_setup(void **state)
+{
+    (void)state;
+    stack_up("cutoff", "availability_job_seconds = 1\ncutoff_job_seconds = 1\n", "");
+    /* Its certificates are finance's (the same directory); its jobs race the first's. */
+    fin2.port = svc_process_free_port();
+    fin2.admin_port = svc_process_free_port();
+    snprintf(fin2.dir, sizeof(fin2.dir), "%s", fin.dir);
+    snprintf(fin2.conf_path, sizeof(fin2.conf_path), "%s/finance2.conf", fin.dir);
+    start_finance_process(&fin2);
+    pw_channel *c = svc_process_channel(&fin2, &loop);
+    svc_process_wait_serving(&fin2, c);
+    pw_channel_close(c, NULL, NULL);
+    return 0;
+}
+
+static int cutoff_teardown(void **state)
+{
+    (void)state;
+    svc_process_stop(&fin2);
+    stack_down();
+    return 0;
+}
+
+/* txf_capture_<cap>: gross from the partner to merchant's pending funds, the fee to revenue. */
+static void capture(const char *cap, const char *merchant, long long gross, long long fee)
+{
+    char entries[4096], acc[256], tid[80];
+    merchant_account(acc, sizeof(acc), merchant, "PENDING");
+    int n = entry_json(entries, sizeof(entries), partner, gross, 1, "payment");
+    n += snprintf(entries + n, sizeof(entries) - (size_t)n, ",");
+    n += entry_json(entries + n, sizeof(entries) - (size_t)n, acc, gross, 0, "payment");
+    n += snprintf(entries + n, sizeof(entries) - (size_t)n, ",");
+    n += entry_json(entries + n, sizeof(entries) - (size_t)n, acc, fee, 1, "fee");
+    n += snprintf(entries + n, sizeof(entries) - (size_t)n, ",");
+    entry_json(entries + n, sizeof(entries) - (size_t)n, revenue, fee, 0, "fee");
+    snprintf(tid, sizeof(tid), "txf_capture_%s", cap);
+    assert_int_equal(transfer(tid, "capture", entries, 0, "NONE"), PW_OK);
+}
+
+/* A refund reserved against merchant's funds (pending, MERCHANT_FUNDS), as orchestration does. */
+static void reserve_refund(const char *ref, const char *merchant, long long amount)
+{
+    char entries[2048], acc[256], tid[80];
+    int n =
+        entry_json(entries, sizeof(entries),
+                   merchant_account(acc, sizeof(acc), merchant, "AVAILABLE"), amount, 1, "refund");
+    n += snprintf(entries + n, sizeof(entries) - (size_t)n, ",");
+    entry_json(entries + n, sizeof(entries) - (size_t)n, partner, amount, 0, "refund");
+    snprintf(tid, sizeof(tid), "txf_refund_%s", ref);
+    assert_int_equal(transfer(tid, "refund", entries, 1, "MERCHANT_FUNDS"), PW_OK);
+}
+
+static pw_status set_reserve_rule(const char *key, const char *merchant, const char *currency,
+                                  int bps, int days, long long effective_s, char *msg, size_t cap)
+{
+    char when[32], json[512];
+    time_t t = (time_t)effective_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(json, sizeof(json),
+             "{\"idempotencyKey\":\"%s\",\"rule\":{\"merchantId\":\"%s\",\"currency\":\"%s\","
+             "\"basisPoints\":%d,\"holdDays\":%d,\"effectiveTime\":\"%s\"}}",
+             key, merchant, currency, bps, days, when);
+    char path[] = "/paywire.finance.v1.SettlementService/SetReserveRule";
+    ProtobufCMessage *req = NULL;
+    char err[256];
+    assert_int_equal(pw_json_decode(&paywire__finance__v1__set_reserve_rule_request__descriptor,
+                                    json, strlen(json), NULL, &req, err, sizeof(err)),
+                     PW_OK);
+    pw_call_options o = {.timeout_ms = 20000};
+    ProtobufCMessage *resp = NULL;
+    char *m = NULL;
+    pw_status rv = pw_client_unary_blocking(
+        ch, path, &o, req, &paywire__finance__v1__set_reserve_rule_response__descriptor, &resp, &m,
+        NULL);
+    snprintf(msg, cap, "%s", m ? m : "");
+    pw_free(m);
+    pw_protobuf_free(resp);
+    pw_protobuf_free(req);
+    return rv;
+}
+
+static void merchant_transition(const char *method, const char *merchant)
+{
+    char json[256];
+    snprintf(json, sizeof(json),
+             "{\"idempotencyKey\":\"%s-%s\",\"merchantId\":\"%s\",\"reason\":\"test\"}", method,
+             merchant, merchant);
+    const ProtobufCMessageDescriptor *types[2][2] = {
+        {&paywire__merchant__v1__suspend_merchant_request__descriptor,
+         &paywire__merchant__v1__suspend_merchant_response__descriptor},
+        {&paywire__merchant__v1__close_merchant_request__descriptor,
+         &paywire__merchant__v1__close_merchant_response__descriptor}};
+    int k = strcmp(method, "CloseMerchant") == 0;
+    assert_int_equal(merchant_call(method, types[k][0], types[k][1], json, NULL), PW_OK);
+}
+
+static void move_days(int days)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "UPDATE svc_clock SET offset_ms = offset_ms + %d * 86400000", days);
+    pw_test_db_exec(fin_db, sql);
+}
+
+/* x × bps / 10 000, half-even: what the availability job must hold. */
+static long long half_even(long long x, long long bps)
+{
+    long long q = x * bps / 10000, m = x * bps % 10000;
+    return q + (2 * m > 10000 || (2 * m == 10000 && q % 2 == 1));
+}
+
+/* Every batch of merchant (ListSettlementBatches): their count, and the sums of their net,
+ * reserve and refunds into out[3]; each one's report sums to its net, and each is SETTLED. */
+static int settled_batches(const char *merchant, long long out[3])
+{
+    char json[256];
+    snprintf(json, sizeof(json), "{\"merchantId\":\"%s\",\"mode\":\"MODE_TEST\",\"pageSize\":100}",
+             merchant);
+    ProtobufCMessage *resp;
+    assert_int_equal(call_on(ch, "/paywire.finance.v1.SettlementService/ListSettlementBatches",
+                             &paywire__finance__v1__list_settlement_batches_request__descriptor,
+                             &paywire__finance__v1__list_settlement_batches_response__descriptor,
+                             json, &resp),
+                     PW_OK);
+    Paywire__Finance__V1__ListSettlementBatchesResponse *l = (void *)resp;
+    out[0] = out[1] = out[2] = 0;
+    for (size_t i = 0; i < l->n_batches; i++) {
+        Paywire__Finance__V1__SettlementBatch *b = l->batches[i];
+        int lines;
+        assert_int_equal(finance_report_sum(ch, b->id, &lines), b->net_payout->amount_minor);
+        assert_true(lines > 0);
+        assert_int_equal(b->state, PAYWIRE__FINANCE__V1__BATCH_STATE__BATCH_STATE_SETTLED);
+        out[0] += b->net_payout->amount_minor;
+        out[1] += b->reserve_withheld->amount_minor;
+        out[2] += b->refunded->amount_minor;
+    }
+    int n = (int)l->n_batches;
+    pw_protobuf_free(resp);
+    return n;
+}
+
+/* Waits (30 s) until every batch of merchant is SETTLED and their nets sum to want. */
+static void wait_paid(const char *merchant, long long want)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT CASE WHEN bool_and(state = 'SETTLED' AND ledger_booked) THEN"
+             " sum(net_payout) ELSE -1 END FROM settlement_batches WHERE merchant_id = '%s'",
+             merchant);
+    assert_int_equal(pw_test_db_wait_scalar(fin_db, sql, want, 30000), want);
+}
+
+static long long balance_of(const char *merchant, const char *kind)
+{
+    return fin_scalar("SELECT coalesce(sum(posted_credits - posted_debits - pending_debits), 0)"
+                      " FROM accounts WHERE owner = '%s' AND kind = '%s'",
+                      merchant, kind);
+}
+
+static char act[40], sus[40], clo[40];
+
+/* Reserve rules: set, read back, refused with the field named. */
+static void test_reserve_rules(void **state)
+{
+    (void)state;
+    char msg[512], dst[40];
+    new_merchant("Active", act, sizeof(act));
+    new_merchant("Suspended", sus, sizeof(sus));
+    new_merchant("Closed", clo, sizeof(clo));
+    char *all[] = {act, sus, clo};
+    for (int i = 0; i < 3; i++) {
+        add_destination(all[i],
+                        i == 0   ? "111111111"
+                        : i == 1 ? "222222222"
+                                 : "333333333",
+                        dst, sizeof(dst));
+    }
+    long long now = (long long)time(NULL);
+    assert_int_equal(set_reserve_rule("rr-act", act, "USD", 1000, 3, now + 1, msg, sizeof(msg)),
+                     PW_OK);
+    assert_int_equal(set_reserve_rule("rr-clo", clo, "", 500, 3, now + 1, msg, sizeof(msg)), PW_OK);
+    assert_int_equal(set_reserve_rule("rr-bad", act, "USD", 10001, 3, now + 1, msg, sizeof(msg)),
+                     PW_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "rule.basis_points"));
+    assert_int_equal(set_reserve_rule("rr-bad2", act, "USD", 100, 0, now + 1, msg, sizeof(msg)),
+                     PW_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "rule.hold_days"));
+    assert_int_equal(set_reserve_rule("rr-bad3", act, "USD", 100, 3, now - 3600, msg, sizeof(msg)),
+                     PW_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "rule.effective_time"));
+    uv_sleep(1500);
+    char json[256];
+    snprintf(json, sizeof(json), "{\"merchantId\":\"%s\",\"currency\":\"USD\"}", clo);
+    ProtobufCMessage *resp;
+    assert_int_equal(call_on(ch, "/paywire.finance.v1.SettlementService/GetReserveRule",
+                             &paywire__finance__v1__get_reserve_rule_request__descriptor,
+                             &paywire__finance__v1__get_reserve_rule_response__descriptor, json,
+                             &resp),
+                     PW_OK);
+    Paywire__Finance__V1__ReserveRule *r =
+        ((Paywire__Finance__V1__GetReserveRuleResponse *)resp)->rule;
+    assert_int_equal(r->basis_points, 500); /* the rule for every currency */
+    assert_int_equal(r->hold_days, 3);
+    assert_string_equal(r->currency, "");
+    pw_protobuf_free(resp);
+}
+
+/* A day of captures, fees and a refund for three merchants (one active with a 10% reserve for
+ * 3 days, one suspended, one closed with a 5% reserve), two finance-servers running every job:
+ * at T+2 the cut-off batches the active merchant's net (gross − refunds − fees − reserve) and
+ * the payout job pays it; the suspended merchant gets no batch; the closed one none while its
+ * reserve is held. At T+5 the reserves are released: the active merchant's release is paid, and
+ * the closed merchant's final balance, once. */
+static void test_cutoff_reserve_and_merchant_states(void **state)
+{
+    (void)state;
+    long long caps[][2] = {{10000, 320}, {2555, 104}, {999, 59}, {35, 31}};
+    long long gross = 0, fees = 0, held = 0, holds = 1; /* the closed merchant's */
+    char cap[40];
+    for (int i = 0; i < 4; i++) {
+        snprintf(cap, sizeof(cap), "cap_act%d", i);
+        capture(cap, act, caps[i][0], caps[i][1]);
+        gross += caps[i][0];
+        fees += caps[i][1];
+        long long h = half_even(caps[i][0] - caps[i][1], 1000);
+        held += h;
+        holds += h > 0; /* the last capture's net, 4, holds 0.4: rounded to none */
+    }
+    capture("cap_sus", sus, 5000, 150);
+    capture("cap_clo", clo, 8000, 262);
+    long long clo_net = 8000 - 262, clo_held = half_even(clo_net, 500);
+    reserve_refund("ref_act", act, 700);
+    /* Active merchants' states: set as compliance's approval would, then suspended, closed. */
+    char sql[256];
+    snprintf(sql, sizeof(sql), "UPDATE merchants SET state = 'ACTIVE' WHERE id IN ('%s', '%s')",
+             act, sus);
+    pw_test_db_exec(mer_db, sql);
+    merchant_transition("SuspendMerchant", sus);
+    merchant_transition("CloseMerchant", clo);
+    /* T+0, T+1: nothing available, no batch. */
+    uv_sleep(2500);
+    move_days(1);
+    uv_sleep(2500);
+    assert_int_equal(pw_test_db_scalar(fin_db, "SELECT count(*) FROM settlement_batches"), 0);
+    /* T+2: available with the reserves held; the active merchant's batch is paid. */
+    move_days(1);
+    assert_int_equal(pw_test_db_wait_scalar(
+                         fin_db, "SELECT count(*) FROM transfers WHERE kind = 'avail'", 6, 30000),
+                     6);
+    long long act_net = gross - fees - held - 700;
+    wait_paid(act, act_net);
+    assert_int_equal(balance_of(act, "merchant_reserved"), held);
+    assert_int_equal(balance_of(clo, "merchant_reserved"), clo_held);
+    long long sums[3];
+    int batches = settled_batches(act, sums);
+    assert_int_equal(sums[0], act_net);
+    assert_int_equal(sums[1], held);
+    assert_int_equal(sums[2], 700);
+    assert_int_equal(balance_of(act, "merchant_available"), 0);
+    /* Suspended: no batch, its funds stay available; closed: none while its reserve is held. */
+    uv_sleep(2500);
+    assert_int_equal(fin_scalar("SELECT count(*) FROM settlement_batches WHERE merchant_id IN"
+                                " ('%s', '%s')",
+                                sus, clo),
+                     0);
+    assert_int_equal(balance_of(sus, "merchant_available"), 5000 - 150);
+    assert_int_equal(balance_of(clo, "merchant_available"), clo_net - clo_held);
+    assert_balanced();
+    /* T+5: the reserves come back; the active merchant's release and the closed merchant's final
+     * balance are paid, once. */
+    move_days(3);
+    assert_int_equal(
+        pw_test_db_wait_scalar(fin_db, "SELECT count(*) FROM transfers WHERE kind = 'unreserve'",
+                               holds, 30000),
+        holds);
+    wait_paid(act, act_net + held);
+    wait_paid(clo, clo_net);
+    assert_int_equal(settled_batches(clo, sums), 1);
+    assert_int_equal(sums[0], clo_net);
+    assert_int_equal(sums[1], 0); /* held and released within the one batch's lines */
+    assert_true(settled_batches(act, sums) > batches);
+    assert_int_equal(sums[0], act_net + held);
+    assert_int_equal(sums[1], 0);
+    const char *paid[] = {act, clo};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(balance_of(paid[i], "merchant_available"), 0);
+        assert_int_equal(balance_of(paid[i], "merchant_reserved"), 0);
+    }
+    assert_int_equal(balance_of(sus, "merchant_available"), 5000 - 150);
+    /* One batch per merchant and day, one payout per batch at the bank, all settled: clearing
+     * is empty and our cash is down by exactly what was paid. */
+    assert_int_equal(pw_test_db_scalar(fin_db, "SELECT count(*) FROM (SELECT 1 FROM"
+                                               " settlement_batches GROUP BY merchant_id,"
+                                               " settlement_date HAVING count(*) > 1) x"),
+                     0);
+    long long n_batches = pw_test_db_scalar(fin_db, "SELECT count(*) FROM settlement_batches");
+    assert_int_equal(pw_test_db_scalar(bank_db, "SELECT count(*) FROM payouts"), n_batches);
+    assert_int_equal(pw_test_db_scalar(bank_db, "SELECT count(*) FROM payouts WHERE requests > 1"),
+                     0);
+    assert_int_equal(clearing(), 0);
+    assert_int_equal(cash(), -(act_net + held + clo_net));
+    assert_balanced();
+    print_message("cut-off: %lld batches, active net %lld + released %lld, closed %lld\n",
+                  n_batches, act_net, held, clo_net);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest payouts[] = {
         cmocka_unit_test(test_payout_lost_answer_pays_once),
         cmocka_unit_test(test_payout_crash_in_flight_pays_once),
         cmocka_unit_test(test_payout_returned_paid_by_next_batch),
         cmocka_unit_test(test_payout_without_destination_waits),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    const struct CMUnitTest cutoff[] = {
+        cmocka_unit_test(test_reserve_rules),
+        cmocka_unit_test(test_cutoff_reserve_and_merchant_states),
+    };
+    int failed = cmocka_run_group_tests_name("payouts", payouts, payout_setup, stack_teardown);
+    return failed + cmocka_run_group_tests_name("cutoff", cutoff, cutoff_setup, cutoff_teardown);
 }

@@ -13,6 +13,7 @@
 #include <paywire/paywire.h>
 #include "pw_test.h"
 #include "pw_test_db.h"
+#include "finance_calls.h"
 #include "svc_process.h"
 #include "paywire/finance/v1/ledger.pw.h"
 #include "paywire/finance/v1/settlement.pw.h"
@@ -235,33 +236,7 @@ static Paywire__Finance__V1__SettlementBatch *batch_of(ProtobufCMessage *m)
 /* The report's lines: their sum, and how many (into *n). */
 static int64_t report_sum(const char *batch_id, int *n)
 {
-    Paywire__Finance__V1__StreamSettlementReportRequest req =
-        PAYWIRE__FINANCE__V1__STREAM_SETTLEMENT_REPORT_REQUEST__INIT;
-    req.batch_id = (char *)batch_id;
-    req.mode = PAYWIRE__COMMON__V1__MODE__MODE_TEST;
-    pw_stream *st = NULL;
-    assert_int_equal(paywire_finance_v1_settlement_service_stream_settlement_report_start_blocking(
-                         ch, &req, NULL, &st),
-                     PW_OK);
-    int64_t sum = 0;
-    *n = 0;
-    for (;;) {
-        Paywire__Finance__V1__StreamSettlementReportResponse *page = NULL;
-        assert_int_equal(
-            paywire_finance_v1_settlement_service_stream_settlement_report_stream_recv(st, &page),
-            PW_OK);
-        if (page == NULL) {
-            break;
-        }
-        for (size_t i = 0; i < page->n_lines; i++) {
-            sum += page->lines[i]->amount->amount_minor;
-            (*n)++;
-        }
-        pw_protobuf_free(&page->base);
-    }
-    assert_int_equal(pw_stream_finish(st, NULL, NULL), PW_OK);
-    pw_stream_free(st);
-    return sum;
+    return finance_report_sum(ch, batch_id, n);
 }
 
 /* M1's payable balance: posted credits − posted debits − pending debits of its available account.

@@ -106,19 +106,22 @@ static int group_teardown(void **state)
 
 /* ---- the process ---- */
 
-static void test_finance_serves_health_and_unimplemented_parts(void **state)
+static void test_finance_serves_health_and_settlement(void **state)
 {
     (void)state;
     assert_int_equal(svc_process_health(ch, "paywire.finance.v1.LedgerService"), 1);
-    /* What settlement (part 2, its own issue) has not built yet is mounted, UNIMPLEMENTED. */
+    /* Settlement is built now (nothing UNIMPLEMENTED): an empty rule is refused naming it. */
     Paywire__Finance__V1__SetReserveRuleRequest req =
         PAYWIRE__FINANCE__V1__SET_RESERVE_RULE_REQUEST__INIT;
     ProtobufCMessage *resp = NULL;
+    char *msg = NULL;
     pw_call_options o = {.timeout_ms = 5000};
     pw_status rv = pw_client_unary_blocking(
         ch, "/paywire.finance.v1.SettlementService/SetReserveRule", &o, &req.base,
-        &paywire__finance__v1__set_reserve_rule_response__descriptor, &resp, NULL, NULL);
-    assert_int_equal(rv, PW_UNIMPLEMENTED);
+        &paywire__finance__v1__set_reserve_rule_response__descriptor, &resp, &msg, NULL);
+    assert_int_equal(rv, PW_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "rule"));
+    pw_free(msg);
     pw_protobuf_free(resp);
 }
 
@@ -1819,7 +1822,7 @@ static void test_ledger_self_check_reports_differences(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_finance_serves_health_and_unimplemented_parts),
+        cmocka_unit_test(test_finance_serves_health_and_settlement),
         cmocka_unit_test(test_ledger_trigger_refuses_unbalanced_sql),
         cmocka_unit_test(test_ledger_entries_are_immutable),
         cmocka_unit_test(test_ledger_capture_balances_and_entries),
