@@ -22,8 +22,9 @@
  *      transitions go through SettlementService on the channel to this
  *      service, which books each transfer once by its fixed id.
  * Account numbers are held in call memory only, never stored or logged.
- * LIVE batches are left alone: payout-bank-sim is a simulator, and no real
- * rail exists yet.
+ * LIVE batches are left alone (payout-bank-sim is a simulator, and no real
+ * rail exists yet), and so are batches in a currency the bank does not pay
+ * (EUR, GBP, USD): tokens wait for the chain rail, which is not built.
  */
 #include "finance.h"
 #include "svc_sched.h"
