@@ -185,6 +185,13 @@ static void checked_due(pw_db_result *res, void *ud)
         pw_db_tx_abort(tx, PW_ABORTED, "not due");
         return;
     }
+    if (s->stopped) {
+        /* Stopped while this step's lock or due check was in flight: the owner may already
+         * have freed what a run reaches (its user_data), so no run starts. */
+        s->skipped = 1;
+        pw_db_tx_abort(tx, PW_CANCELLED, "stopping");
+        return;
+    }
     sched_job *j = &s->jobs[s->current];
     if (j->run != NULL) {
         s->running = 1;

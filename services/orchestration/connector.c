@@ -48,8 +48,8 @@ pw_status orch_channel(const orch_state *s, const char *target, uv_loop_t *loop,
 
 /* ---- the workers' long-lived channels ---- */
 
-/* The connectors, merchant, compliance and finance. */
-#define LINKS_MAX     (ORCH_MAX_CONNECTORS + 3)
+/* The connectors, merchant, compliance, finance and the chain. */
+#define LINKS_MAX     (ORCH_MAX_CONNECTORS + 4)
 #define LINKS_WORKERS 64
 /* How often each worker puts the breakers' states into its /metrics gauges. */
 #define LINKS_PUBLISH_MS 1000
@@ -183,18 +183,23 @@ pw_status orch_links_attach(pw_server *server, const svc_app *app)
     uv_timer_init(w->loop, &w->publish_timer);
     w->close_timer.data = w->publish_timer.data = w;
     w->timers = 2;
-    pw_status rv = pw_server_add_hook(server, links_server_event, w);
+    /* A slot first, then the hook: a hook left registered for links freed here would run
+     * at the server's close. */
     uv_mutex_lock(&w->registry->lock);
     int slot = 0;
     while (slot < LINKS_WORKERS && w->registry->w[slot] != NULL) {
         slot++;
     }
-    if (rv == PW_OK && slot < LINKS_WORKERS) {
+    if (slot < LINKS_WORKERS) {
         w->registry->w[slot] = w;
     }
     uv_mutex_unlock(&w->registry->lock);
-    if (rv == PW_OK && slot == LINKS_WORKERS) {
-        rv = PW_RESOURCE_EXHAUSTED;
+    pw_status rv = PW_RESOURCE_EXHAUSTED;
+    if (slot < LINKS_WORKERS) {
+        rv = pw_server_add_hook(server, links_server_event, w);
+        if (rv != PW_OK) {
+            links_forget(w->registry, w);
+        }
     }
     if (rv != PW_OK) {
         uv_close((uv_handle_t *)&w->publish_timer, links_timer_closed);
@@ -350,6 +355,9 @@ void conn_call(svc_req *r, const char *connector, const conn_request *req, conn_
     if (conn_send(s, ch, req, call_done, &w) == PW_OK) {
         svc_suspend(r);
     }
+    /* Once the server closed, the worker's metrics registry may be gone before a call that
+     * outlived the drain answers: its gauges then wait for nothing (the breaker is shared). */
+    int publish = link.w != NULL && !link.w->closing;
     orch_link_give(&link);
     if (strcmp(req->method, "GetOperation") != 0) {
         /* An approval or a decline is an answer; FAILED and TIMED_OUT count against it. */
@@ -357,6 +365,8 @@ void conn_call(svc_req *r, const char *connector, const conn_request *req, conn_
             strcmp(out->outcome, "SUCCEEDED") == 0 || strcmp(out->outcome, "DECLINED") == 0;
         uint64_t now = orch_now_ms();
         orch_breaker_record(s->breakers, idx, answered, now - start, now);
-        orch_breakers_publish(s, r->app->metrics, idx, now);
+        if (publish) {
+            orch_breakers_publish(s, r->app->metrics, idx, now);
+        }
     }
 }
