@@ -105,6 +105,8 @@ Paywire__Orchestration__V1__Refund *orch_refund_read(svc_req *r, const char *ref
 /** PaymentService.WatchPayment (watch.c), for the handler table. */
 void orch_watch_payment_h(pw_call *call, const Paywire__Orchestration__V1__WatchPaymentRequest *req,
                           void *app);
+/** EventService's dead letters (events_api.c), on each worker. */
+pw_status orch_register_events(pw_server *server, svc_app *app);
 /** PaymentService.ListEvents (events_api.c), for the handler table. */
 void orch_list_events_h(pw_call *call, const Paywire__Orchestration__V1__ListEventsRequest *req,
                         void *app);

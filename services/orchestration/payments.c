@@ -1197,5 +1197,6 @@ Paywire__Orchestration__V1__Refund *orch_refund_read(svc_req *r, const char *ref
 pw_status orch_register(pw_server *server, svc_app *app)
 {
     pw_status rv = paywire_orchestration_v1_payment_service_register(server, &handlers, app);
+    rv = rv != PW_OK ? rv : orch_register_events(server, app);
     return rv != PW_OK ? rv : orch_register_routing(server, app);
 }

@@ -21,6 +21,7 @@
 #include "svc_process.h"
 #include "compliance_calls.h"
 #include "paywire/finance/v1/fees.pw.h"
+#include "paywire/orchestration/v1/events.pw.h"
 #include "paywire/merchant/v1/merchant.pw.h"
 #include "paywire/orchestration/v1/payments.pw.h"
 
@@ -392,6 +393,120 @@ static void ledger_matches_payments(void)
 }
 
 /* ---- tests ---- */
+
+/* EventService (dead letters), an operator's call; the answer's message into msg. */
+static pw_status event_call(const char *method, const ProtobufCMessage *req,
+                            const ProtobufCMessageDescriptor *type, ProtobufCMessage **resp,
+                            char *msg, size_t cap)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/paywire.orchestration.v1.EventService/%s", method);
+    pw_call_options o = {.timeout_ms = 30000};
+    *resp = NULL;
+    char *m = NULL;
+    pw_status rv = pw_client_unary_blocking(ch, path, &o, req, type, resp, &m, NULL);
+    snprintf(msg, cap, "%s", m != NULL ? m : "");
+    pw_free(m);
+    return rv;
+}
+
+static pw_status retry_dead(const char *consumer, const char *event_id,
+                            Paywire__Orchestration__V1__RetryDeadLetterResponse **resp, char *msg,
+                            size_t cap)
+{
+    Paywire__Orchestration__V1__RetryDeadLetterRequest req =
+        PAYWIRE__ORCHESTRATION__V1__RETRY_DEAD_LETTER_REQUEST__INIT;
+    req.idempotency_key = (char *)event_id;
+    req.consumer = (char *)consumer;
+    req.event_id = (char *)event_id;
+    return event_call("RetryDeadLetter", &req.base,
+                      &paywire__orchestration__v1__retry_dead_letter_response__descriptor,
+                      (ProtobufCMessage **)resp, msg, cap);
+}
+
+/*
+ * A capture's event refused for good by the ledger consumer (dead-lettered by
+ * hand while finance is down, as svc_outbox does on a permanent status): it is
+ * listed, re-driven once it is fixed, booked once; a second re-drive changes
+ * nothing; an unknown event is NOT_FOUND naming event_id.
+ */
+static void test_events_dead_letter_redrive(void **state)
+{
+    (void)state;
+    svc_process_stop(&fin);
+    char id[40], sql[512], msg[512];
+    paid("dead-1", 4200, id, sizeof(id));
+    snprintf(sql, sizeof(sql),
+             "UPDATE outbox SET dead_time = now(), lease_until = NULL,"
+             " last_error = 'INVALID_ARGUMENT: refused by the test' WHERE payment_id = '%s'",
+             id);
+    pw_test_db_exec(orch_db, sql);
+    start_finance();
+    long long before = pw_test_db_scalar(finance_db, "SELECT count(*) FROM transfers");
+
+    Paywire__Orchestration__V1__ListDeadLettersRequest lreq =
+        PAYWIRE__ORCHESTRATION__V1__LIST_DEAD_LETTERS_REQUEST__INIT;
+    lreq.consumer = "ledger";
+    Paywire__Orchestration__V1__ListDeadLettersResponse *list;
+    assert_int_equal(event_call("ListDeadLetters", &lreq.base,
+                                &paywire__orchestration__v1__list_dead_letters_response__descriptor,
+                                (ProtobufCMessage **)&list, msg, sizeof(msg)),
+                     PW_OK);
+    int seen = 0;
+    char event_id[80] = "";
+    for (size_t i = 0; i < list->n_dead_letters; i++) {
+        Paywire__Orchestration__V1__DeadLetter *d = list->dead_letters[i];
+        if (strcmp(d->event->type, "payment.captured") == 0 &&
+            strcmp(d->event->payment->id, id) == 0) {
+            seen++;
+            snprintf(event_id, sizeof(event_id), "%s", d->event->id);
+            assert_string_equal(d->consumer, "ledger");
+            assert_int_equal(d->code, PW_INVALID_ARGUMENT);
+            assert_string_equal(d->message, "refused by the test");
+            assert_non_null(d->dead_time);
+            assert_null(d->retry_time);
+        }
+    }
+    assert_int_equal(seen, 1);
+    pw_protobuf_free(&list->base);
+    /* Dead, so not delivered: finance has nothing of it. */
+    sleep(1);
+    assert_int_equal(pw_test_db_scalar(finance_db, "SELECT count(*) FROM transfers"), before);
+
+    Paywire__Orchestration__V1__RetryDeadLetterResponse *resp;
+    assert_int_equal(retry_dead("ledger", event_id, &resp, msg, sizeof(msg)), PW_OK);
+    assert_non_null(resp->dead_letter->retry_time);
+    assert_null(resp->dead_letter->dead_time);
+    pw_protobuf_free(&resp->base);
+    snprintf(sql, sizeof(sql),
+             "UPDATE outbox SET dead_time = NULL, retry_time = now()"
+             " WHERE payment_id = '%s' AND dead_time IS NOT NULL",
+             id);
+    pw_test_db_exec(orch_db, sql); /* the payment's other events, re-driven the same way */
+    outbox_drained();
+    ledger_matches_payments();
+    long long after = pw_test_db_scalar(finance_db, "SELECT count(*) FROM transfers");
+    assert_int_equal(after, before + 1);
+
+    /* Again: answered as it is, not delivered again. */
+    assert_int_equal(retry_dead("ledger", event_id, &resp, msg, sizeof(msg)), PW_OK);
+    assert_non_null(resp->dead_letter->retry_time);
+    assert_string_equal(resp->dead_letter->event->id, event_id);
+    pw_protobuf_free(&resp->base);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM outbox WHERE event_id = '%s' AND published_time IS NULL",
+             event_id);
+    assert_int_equal(pw_test_db_scalar(orch_db, sql), 0);
+    sleep(1);
+    assert_int_equal(pw_test_db_scalar(finance_db, "SELECT count(*) FROM transfers"), after);
+
+    assert_int_equal(
+        retry_dead("ledger", "evt_00000000000000000000000000", &resp, msg, sizeof(msg)),
+        PW_NOT_FOUND);
+    assert_non_null(strstr(msg, "event_id"));
+    assert_int_equal(retry_dead("finance", event_id, &resp, msg, sizeof(msg)), PW_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "consumer"));
+}
 
 /*
  * payment-flow.md's example: 100.00 captured, fee 2.9% + 0.30 = 3.20, a
@@ -963,6 +1078,7 @@ int main(void)
         cmocka_unit_test(test_events_refund_reserved_first),
         cmocka_unit_test(test_events_payment_facts_to_monitoring),
         cmocka_unit_test(test_events_list_paging),
+        cmocka_unit_test(test_events_dead_letter_redrive),
         cmocka_unit_test(test_events_watch_payment_across_instances),
         /* Last: twice in full-suite runs the first CreatePayment after this restart ran into
          * its deadline (cause not found; see the tail of orchestration.log printed then). */
