@@ -5,9 +5,10 @@
  * job's lock: one instance runs it. Each account is taken in turn: the
  * merchant's state, then the batch. A full page runs the job again at once
  * from where it ended; a shorter one starts the next run from the beginning.
- * A failure on one account is logged and kept as the run's error; the run
- * goes on with the next account (the batch's own idempotency makes a rerun
- * harmless).
+ * A failure on one account is logged and counted, not the run's error: the
+ * run goes on with the next account and the page cursor moves on, so one
+ * account that keeps failing never holds back the others; it is tried again
+ * at the next run (the batch's own idempotency makes a rerun harmless).
  */
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,7 @@ struct cutoff_job {
     char after[3][40];
     int created, skipped;
     pw_status first_error;
+    int failed;
     char error[300];
     int stopping;
 };
@@ -65,16 +67,15 @@ static cutoff_account *current(cutoff_job *j)
     return &j->accounts[j->at];
 }
 
+/* An account that fails is logged and counted, and the run goes on: it is tried again at the
+ * next run, and never holds back the accounts after it (only a failure to read the due
+ * accounts fails the run). */
 static void account_failed(cutoff_job *j, pw_status rv, const char *what, const char *message)
 {
     cutoff_account *a = current(j);
     PW_LOG(PW_LOG_WARNING, "finance", "cut-off of %s %s %s: %s: %s %s", a->mode, a->merchant,
            a->currency, what, pw_status_str(rv), message);
-    if (j->first_error == PW_OK) {
-        j->first_error = rv == PW_OK ? PW_INTERNAL : rv;
-        snprintf(j->error, sizeof(j->error), "cut-off of %s %s %s: %s: %s %s", a->mode, a->merchant,
-                 a->currency, what, pw_status_str(rv), message);
-    }
+    j->failed++;
     next_account(j);
 }
 
@@ -83,9 +84,10 @@ static void finish(cutoff_job *j, int more)
     if (!more || j->first_error != PW_OK) {
         memset(j->after, 0, sizeof(j->after));
     }
-    if (j->created + j->skipped > 0) {
-        PW_LOG(PW_LOG_NOTICE, "finance", "cut-off: %d batch(es) made, %d merchant(s) skipped",
-               j->created, j->skipped);
+    if (j->created + j->skipped + j->failed > 0) {
+        PW_LOG(PW_LOG_NOTICE, "finance",
+               "cut-off: %d batch(es) made, %d merchant(s) skipped, %d account(s) failed",
+               j->created, j->skipped, j->failed);
     }
     svc_sched_run *run = j->run;
     j->run = NULL;
@@ -227,7 +229,7 @@ static void cutoff_run(svc_sched_run *run, void *ud)
     cutoff_job *j = ud;
     j->run = run;
     j->n = 0;
-    j->created = j->skipped = 0;
+    j->created = j->skipped = j->failed = 0;
     j->first_error = PW_OK;
     j->error[0] = '\0';
     pw_db_param p[] = {pw_db_text(j->after[0]), pw_db_text(j->after[1]), pw_db_text(j->after[2]),

@@ -7,7 +7,12 @@
  * the channel to this service. Every step is idempotent by a fixed id (the
  * instruction id, the batch's transitions, their transfers), so a run that
  * stops anywhere is completed by the next one. A failure on one batch is
- * logged and kept as the run's error; the run goes on with the next batch.
+ * logged and counted, not the run's error (only reading the page fails a
+ * run): the run goes on with the next batch, and the job keeps its interval
+ * instead of retrying a batch that cannot be paid every tick. Pages follow a
+ * keyset on (create_time, id): a full page runs the job again at once from
+ * where it ended, so batches that wait (in transit, or not payable) never
+ * hide newer ones; a shorter page starts the next run from the beginning.
  */
 #include <stdio.h>
 #include <string.h>
@@ -40,18 +45,25 @@ struct payout_job {
     int32_t requests;
     pw_status first_error;
     char error[300];
+    int failed;
+    /* The keyset cursor: the last batch of the previous full page (-infinity from the start). */
+    char after_time[40], after_id[40];
+    int more;
     int stopping;
 };
 
 /* The bank pays EUR, GBP and USD: batches in a token wait for the chain rail (not built). */
 static const pw_db_stmt due_batches = {
     "payout_due_batches",
-    "SELECT id, mode, merchant_id, currency, state, net_payout FROM settlement_batches"
+    "SELECT id, mode, merchant_id, currency, state, net_payout,"
+    " to_char(create_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || 'Z' AS after_time"
+    " FROM settlement_batches"
     " WHERE state IN ('READY', 'IN_TRANSIT') AND mode = 'TEST' AND ledger_booked"
     " AND currency IN ('EUR', 'GBP', 'USD')"
+    " AND (create_time, id) > ($1::timestamptz, $2)"
     " ORDER BY create_time, id LIMIT 50",
-    0,
-    {0}};
+    2,
+    {PW_DB_TEXT, PW_DB_TEXT}};
 /* The PREPARED instruction, once; its digest as first stored (the CTE's snapshot does not see
  * its own insert, so exactly one row comes back). */
 static const pw_db_stmt prepare_payout = {
@@ -91,17 +103,19 @@ static payout_batch *current(payout_job *j)
     return &j->batches[j->at];
 }
 
-/* Keeps the first failure of the run (logged, with the batch; never an account number). */
+/* Logs a batch's failure (with the batch; never an account number) and goes on. */
 static void batch_failed(payout_job *j, pw_status rv, const char *what, const char *message)
 {
     PW_LOG(PW_LOG_WARNING, "finance", "payout of batch %s: %s: %s %s", current(j)->id, what,
            pw_status_str(rv), message);
-    if (j->first_error == PW_OK) {
-        j->first_error = rv == PW_OK ? PW_INTERNAL : rv;
-        snprintf(j->error, sizeof(j->error), "payout of batch %s: %s: %s %s", current(j)->id, what,
-                 pw_status_str(rv), message);
-    }
+    j->failed++;
     next_batch(j);
+}
+
+static void cursor_reset(payout_job *j)
+{
+    snprintf(j->after_time, sizeof(j->after_time), "%s", "-infinity");
+    j->after_id[0] = '\0';
 }
 
 static void finish(payout_job *j)
@@ -109,7 +123,15 @@ static void finish(payout_job *j)
     OPENSSL_cleanse(j->account, sizeof(j->account));
     svc_sched_run *run = j->run;
     j->run = NULL;
-    svc_sched_run_done(run, j->first_error, 0, j->error);
+    if (j->failed > 0) {
+        PW_LOG(PW_LOG_NOTICE, "finance", "payouts: %d batch(es) failed, tried again next run",
+               j->failed);
+    }
+    int more = j->more && j->first_error == PW_OK;
+    if (!more) {
+        cursor_reset(j);
+    }
+    svc_sched_run_done(run, j->first_error, more, j->error);
     if (j->stopping) {
         pw_free(j);
     }
@@ -424,6 +446,14 @@ static void got_batches(pw_db_result *res, void *ud)
         }
         pw_db_get_int64(res, i, 5, &b->net);
     }
+    j->more = pw_db_rows(res) >= PAGE;
+    if (j->more) {
+        const char *t = "";
+        size_t len;
+        pw_db_get_text(res, j->n - 1, 6, &t, &len);
+        snprintf(j->after_time, sizeof(j->after_time), "%s", t);
+        snprintf(j->after_id, sizeof(j->after_id), "%s", j->batches[j->n - 1].id);
+    }
     j->at = -1;
     next_batch(j);
 }
@@ -433,9 +463,12 @@ static void payout_run(svc_sched_run *run, void *ud)
     payout_job *j = ud;
     j->run = run;
     j->n = 0;
+    j->failed = 0;
+    j->more = 0;
     j->first_error = PW_OK;
     j->error[0] = '\0';
-    pw_status rv = pw_db_tx_query(svc_sched_run_tx(run), &due_batches, NULL, 0, got_batches, j);
+    pw_db_param p[] = {pw_db_text(j->after_time), pw_db_text(j->after_id)};
+    pw_status rv = pw_db_tx_query(svc_sched_run_tx(run), &due_batches, p, 2, got_batches, j);
     if (rv != PW_OK) {
         j->first_error = rv;
         snprintf(j->error, sizeof(j->error), "cannot read the batches");
@@ -460,6 +493,7 @@ pw_status payout_job_new(payout_job **out, svc_job *job, svc_app *app, uv_loop_t
     }
     j->pool = app->pool;
     j->self = self;
+    cursor_reset(j);
     pw_status rv = settlement_channel(loop, cfg, merchant, &j->merchant);
     if (rv == PW_OK) {
         rv = settlement_channel(loop, cfg, bank, &j->bank);
