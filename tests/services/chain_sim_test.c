@@ -3,8 +3,9 @@
  * fresh database, called over mTLS. Orchestration's on-chain tests read the
  * chain through it, so its records are checked here first: one address per
  * key, a transfer per key in a new block, confirmations counted from the
- * height, a reorg dropping a block and every later one, and bad input named
- * by its field.
+ * height, a reorg dropping a block and every later one, a key used again with
+ * other values refused (IDEMPOTENCY_KEY_REUSED naming the field, nothing
+ * counted), and bad input named by its field.
  */
 #include <stdio.h>
 #include <string.h>
@@ -60,10 +61,11 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* An answer: the status, the response (free with answer_free) and the violations. */
+/* An answer: the status, the response and message (free with answer_free) and the details. */
 typedef struct answer {
     pw_status code;
     ProtobufCMessage *msg;
+    char *message;
     pw_error_details details;
 } answer;
 
@@ -75,7 +77,7 @@ static answer call(const char *method, const ProtobufCMessage *req,
     pw_call_options o = {.timeout_ms = 10000};
     answer a = {0};
     pw_metadata trailers = {0};
-    a.code = pw_client_unary_blocking(ch, path, &o, req, type, &a.msg, NULL, &trailers);
+    a.code = pw_client_unary_blocking(ch, path, &o, req, type, &a.msg, &a.message, &trailers);
     pw_error_details_read(&trailers, &a.details);
     pw_metadata_clear(&trailers);
     return a;
@@ -84,7 +86,22 @@ static answer call(const char *method, const ProtobufCMessage *req,
 static void answer_free(answer *a)
 {
     pw_protobuf_free(a->msg);
+    pw_free(a->message);
     pw_error_details_clear(&a->details);
+}
+
+/* 1 when the answer is FAILED_PRECONDITION IDEMPOTENCY_KEY_REUSED naming field. */
+static int key_reused(answer *a, const char *field)
+{
+    int ok = a->code == PW_FAILED_PRECONDITION && a->details.reason != NULL &&
+             strcmp(a->details.reason, "IDEMPOTENCY_KEY_REUSED") == 0 && a->message != NULL &&
+             strstr(a->message, field) != NULL;
+    if (!ok) {
+        fprintf(stderr, "expected IDEMPOTENCY_KEY_REUSED for %s, got %d: %s\n", field, a->code,
+                a->message != NULL ? a->message : "(none)");
+    }
+    answer_free(a);
+    return ok;
 }
 
 /* 1 when the answer is INVALID_ARGUMENT with a violation for field. */
@@ -292,6 +309,48 @@ static void test_chain_sim_reorg_keeps_earlier_blocks(void **state)
     }
 }
 
+/* Issue 19: a key used again with another value is refused and counts nothing. */
+static void test_chain_sim_key_reused_with_other_values(void **state)
+{
+    (void)state;
+    answer a = create_address("att_reuse", ETH, "USDC");
+    const char *addr = address_of(&a)->deposit_address->address->address;
+    answer x = create_address("att_reuse", ETH, "USDT");
+    assert_true(key_reused(&x, "token"));
+    answer other = create_address("att_reuse_to", ETH, "USDC");
+    const char *addr2 = address_of(&other)->deposit_address->address->address;
+    answer s = send_transfer("tx_reuse", payer, addr, "USDC", 5000000);
+    int64_t height = sent(&s)->height;
+    x = send_transfer("tx_reuse", payer, addr, "USDC", 5000001);
+    assert_true(key_reused(&x, "amount_minor"));
+    x = send_transfer("tx_reuse", payer, addr2, "USDC", 5000000);
+    assert_true(key_reused(&x, "to_address"));
+    x = send_transfer("tx_reuse", addr2, addr, "USDC", 5000000);
+    assert_true(key_reused(&x, "from_address"));
+    x = send_transfer("tx_reuse", payer, addr, "USDT", 5000000);
+    assert_true(key_reused(&x, "token"));
+    /* The same values again (the payer in another case) are the first records, counted twice. */
+    answer b = create_address("att_reuse", ETH, "USDC");
+    assert_string_equal(address_of(&b)->deposit_address->address->address, addr);
+    assert_int_equal(address_of(&b)->deposit_address->requests, 2);
+    answer again = send_transfer("tx_reuse", "0x52908400098527886e0f7030069857d2e4169ee7", addr,
+                                 "USDC", 5000000);
+    assert_string_equal(sent(&again)->transfer->transaction_hash,
+                        sent(&s)->transfer->transaction_hash);
+    assert_int_equal(sent(&again)->transfer->requests, 2);
+    assert_int_equal(sent(&again)->height, height);
+    /* Nothing refused was written: one transfer, to the first address only. */
+    answer g = get_address(addr, "");
+    assert_int_equal(got(&g)->n_transfers, 1);
+    assert_int_equal(got(&g)->transfers[0]->amount_minor, 5000000);
+    answer g2 = get_address(addr2, "");
+    assert_int_equal(got(&g2)->n_transfers, 0);
+    answer *all[] = {&a, &other, &s, &b, &again, &g, &g2};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        answer_free(all[i]);
+    }
+}
+
 static void test_chain_sim_rejects_bad_input(void **state)
 {
     (void)state;
@@ -334,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_chain_sim_transfer_confirmations),
         cmocka_unit_test(test_chain_sim_reorg_drops_later_blocks),
         cmocka_unit_test(test_chain_sim_reorg_keeps_earlier_blocks),
+        cmocka_unit_test(test_chain_sim_key_reused_with_other_values),
         cmocka_unit_test(test_chain_sim_rejects_bad_input),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -3,7 +3,10 @@
  * of our deposit addresses as the tests need them. Every record is a row of
  * the simulator's own database: an address per caller's key (a retry gets the
  * same address and bumps `requests`), a transfer per sender's key, and the
- * chain's height in `head`. A transfer is included in a new block at once;
+ * chain's height in `head`. A key used again with other values (another
+ * token, amount or address) is refused with FAILED_PRECONDITION
+ * IDEMPOTENCY_KEY_REUSED naming the field, and counts nothing, as a real
+ * partner's idempotency does. A transfer is included in a new block at once;
  * blocks are mined on demand, and a reorg drops a transfer's block and every
  * later one (their transfers lose their block; the height stays, as the
  * replacing blocks are empty). Addresses and hashes are SHA-256 of the seed
@@ -247,6 +250,51 @@ static int hash_ok(const char *h)
 
 /* ---- CreateDepositAddress ---- */
 
+/* Ends the transaction with IDEMPOTENCY_KEY_REUSED when a stored value differs from the request's.
+ */
+static void same_text(svc_req *r, const char *key, const char *field, const char *stored,
+                      const char *asked)
+{
+    if (strcmp(stored, asked) != 0) {
+        svc_abort(r, PW_FAILED_PRECONDITION, "IDEMPOTENCY_KEY_REUSED",
+                  "idempotency key \"%s\" was used with another %s (%s, not %s)", key, field,
+                  stored, asked);
+    }
+}
+
+static void same_int(svc_req *r, const char *key, const char *field, int64_t stored, int64_t asked)
+{
+    if (stored != asked) {
+        svc_abort(r, PW_FAILED_PRECONDITION, "IDEMPOTENCY_KEY_REUSED",
+                  "idempotency key \"%s\" was used with another %s (%lld, not %lld)", key, field,
+                  (long long)stored, (long long)asked);
+    }
+}
+
+typedef struct address_args {
+    const Paywire__Simulators__V1__CreateDepositAddressRequest *req;
+    const chain_behaviour *b;
+    DepositAddress **out;
+} address_args;
+
+/* The key's address, new or replayed; a replay with other values is rolled back (no count). */
+static void address_tx(svc_req *r, const void *arg)
+{
+    const address_args *a = arg;
+    pw_db_param key = pw_db_text(a->req->idempotency_key);
+    const pw_db_result *res = svc_tx_query(r, &replay_address, &key, 1);
+    if (pw_db_rows(res) == 0) {
+        pw_db_param p[] = {key, pw_db_int4(a->b->chain), pw_db_text(a->req->token),
+                           pw_db_text(a->b->seed)};
+        res = svc_tx_query(r, &insert_address, p, 4);
+    }
+    svc_row row = svc_row_at(r, res, 0);
+    same_int(r, a->req->idempotency_key, "chain", svc_int64(row, "chain"), (int)a->req->chain);
+    same_text(r, a->req->idempotency_key, "token", svc_text(row, "token"), a->req->token);
+    *a->out = address_from_row(r, row);
+    svc_tx_commit(r);
+}
+
 SVC_HANDLER(create_deposit_address, Paywire__Simulators__V1__CreateDepositAddressRequest)
 {
     const chain_behaviour *b = r->app->service;
@@ -261,15 +309,10 @@ SVC_HANDLER(create_deposit_address, Paywire__Simulators__V1__CreateDepositAddres
     }
     svc_check(r);
     svc_authenticate(r, NULL);
-    pw_db_param key = pw_db_text(req->idempotency_key);
-    const pw_db_result *res = svc_query(r, &replay_address, &key, 1);
-    if (pw_db_rows(res) == 0) {
-        pw_db_param p[] = {key, pw_db_int4(b->chain), pw_db_text(req->token), pw_db_text(b->seed)};
-        res = svc_query(r, &insert_address, p, 4);
-    }
     Paywire__Simulators__V1__CreateDepositAddressResponse resp =
         PAYWIRE__SIMULATORS__V1__CREATE_DEPOSIT_ADDRESS_RESPONSE__INIT;
-    resp.deposit_address = address_from_row(r, svc_row_at(r, res, 0));
+    address_args a = {.req = req, .b = b, .out = &resp.deposit_address};
+    svc_transaction(r, address_tx, &a);
     svc_reply(r, &resp.base);
 }
 
@@ -277,9 +320,12 @@ SVC_HANDLER(create_deposit_address, Paywire__Simulators__V1__CreateDepositAddres
 
 typedef struct send_args {
     const pw_db_param *params; /* insert_transfer's */
+    const char *key, *from, *to, *token;
+    int64_t amount_minor;
     Paywire__Simulators__V1__SendTransferResponse *resp;
 } send_args;
 
+/* Under head's lock, so a replay and the first send never interleave. */
 static void send_tx(svc_req *r, const void *arg)
 {
     const send_args *s = arg;
@@ -288,8 +334,13 @@ static void send_tx(svc_req *r, const void *arg)
     if (pw_db_rows(res) == 0) {
         res = svc_tx_query(r, &insert_transfer, s->params, 7);
     }
-    s->resp->height = svc_int64(svc_row_at(r, res, 0), "height");
-    s->resp->transfer = transfer_from_row(r, svc_row_at(r, res, 0));
+    svc_row row = svc_row_at(r, res, 0);
+    same_int(r, s->key, "amount_minor", svc_int64(row, "amount_minor"), s->amount_minor);
+    same_text(r, s->key, "to_address", svc_text(row, "to_address"), s->to);
+    same_text(r, s->key, "from_address", svc_text(row, "from_address"), s->from);
+    same_text(r, s->key, "token", svc_text(row, "token"), s->token);
+    s->resp->height = svc_int64(row, "height");
+    s->resp->transfer = transfer_from_row(r, row);
     svc_tx_commit(r);
 }
 
@@ -318,7 +369,13 @@ SVC_HANDLER(send_transfer, Paywire__Simulators__V1__SendTransferRequest)
                        pw_db_int8(req->amount_minor)};
     Paywire__Simulators__V1__SendTransferResponse resp =
         PAYWIRE__SIMULATORS__V1__SEND_TRANSFER_RESPONSE__INIT;
-    send_args s = {.params = p, .resp = &resp};
+    send_args s = {.params = p,
+                   .key = req->idempotency_key,
+                   .from = from,
+                   .to = to,
+                   .token = req->token,
+                   .amount_minor = req->amount_minor,
+                   .resp = &resp};
     svc_transaction(r, send_tx, &s);
     svc_reply(r, &resp.base);
 }
