@@ -284,11 +284,12 @@ static pw_status transfer(const char *id, const char *kind, const char *entries,
                           const char *check)
 {
     char json[4096];
-    snprintf(json, sizeof(json),
-             "{\"transfer\":{\"mode\":\"MODE_TEST\",\"id\":\"%s\",\"kind\":\"%s\","
-             "\"partnerReference\":\"ref_%s\",\"entries\":[%s]},\"pending\":%s,"
-             "\"balanceCheck\":\"BALANCE_CHECK_%s\"}",
-             id, kind, id, entries, pending ? "true" : "false", check);
+    int len = snprintf(json, sizeof(json),
+                       "{\"transfer\":{\"mode\":\"MODE_TEST\",\"id\":\"%s\",\"kind\":\"%s\","
+                       "\"partnerReference\":\"ref_%s\",\"entries\":[%s]},\"pending\":%s,"
+                       "\"balanceCheck\":\"BALANCE_CHECK_%s\"}",
+                       id, kind, id, entries, pending ? "true" : "false", check);
+    assert_true(len > 0 && (size_t)len < sizeof(json));
     return call_on(ch, "/paywire.finance.v1.LedgerService/CreateTransfer",
                    &paywire__finance__v1__create_transfer_request__descriptor,
                    &paywire__finance__v1__create_transfer_response__descriptor, json, NULL);
