@@ -3,7 +3,9 @@
  * READY and IN_TRANSIT TEST batches inside the job's transaction (which holds
  * the job's lock: one instance pays), then takes them one at a time through
  * a chain of calls: the bank's record of the instruction, else the
- * destination, the PREPARED row and the submission; then the transitions on
+ * merchant's state (a SUSPENDED merchant's batch is not sent and stays READY
+ * until it is reinstated), the destination, the PREPARED row and the
+ * submission; then the transitions on
  * the channel to this service. Every step is idempotent by a fixed id (the
  * instruction id, the batch's transitions, their transfers), so a run that
  * stops anywhere is completed by the next one. A failure on one batch is
@@ -383,6 +385,38 @@ static void list_destinations(payout_job *j)
          got_destinations);
 }
 
+/* ---- the merchant's state, before a new instruction ---- */
+
+static void got_merchant(const ProtobufCMessage *resp, const pw_result *res, void (*typed)(void),
+                         void *ud)
+{
+    (void)typed;
+    payout_job *j = ud;
+    if (res->code != PW_OK) {
+        batch_failed(j, res->code, "the merchant service did not answer", res->message);
+        return;
+    }
+    const Paywire__Merchant__V1__Merchant *m =
+        ((const Paywire__Merchant__V1__GetMerchantResponse *)resp)->merchant;
+    if (m != NULL && m->state == PAYWIRE__MERCHANT__V1__MERCHANT_STATE__MERCHANT_STATE_SUSPENDED) {
+        /* As the cut-off job: its funds wait until it is reinstated. */
+        batch_failed(j, PW_FAILED_PRECONDITION, "not sent",
+                     "the merchant is SUSPENDED (the batch stays READY and is paid once the"
+                     " merchant is reinstated)");
+        return;
+    }
+    list_destinations(j);
+}
+
+static void check_merchant(payout_job *j)
+{
+    Paywire__Merchant__V1__GetMerchantRequest req =
+        PAYWIRE__MERCHANT__V1__GET_MERCHANT_REQUEST__INIT;
+    req.merchant_id = current(j)->merchant;
+    call(j, j->merchant, "/paywire.merchant.v1.MerchantService/GetMerchant", &req.base,
+         &paywire__merchant__v1__get_merchant_response__descriptor, got_merchant);
+}
+
 /* ---- one batch after the other ---- */
 
 static void got_payout(const ProtobufCMessage *resp, const pw_result *res, void (*typed)(void),
@@ -395,7 +429,7 @@ static void got_payout(const ProtobufCMessage *resp, const pw_result *res, void 
     } else if (res->code != PW_NOT_FOUND) {
         batch_failed(j, res->code, "the bank did not answer", res->message);
     } else if (strcmp(current(j)->state, "READY") == 0) {
-        list_destinations(j);
+        check_merchant(j); /* a new instruction; one the bank knows is completed whatever */
     } else {
         batch_failed(j, PW_DATA_LOSS, "in transit, but unknown to the bank", "");
     }

@@ -11,10 +11,13 @@
  *   1. the bank is asked for the instruction pyo_<the batch's 26 characters>
  *      (the bank's idempotency key, derived from the batch: a retry or a run
  *      after a crash asks for the same one); known: its answer is used;
- *   2. unknown (READY): the instruction is written PREPARED (payouts, with
- *      the SHA-256 of its exact content, committed before it leaves; a later
- *      attempt whose content differs, a destination changed meanwhile, is
- *      refused and logged), then submitted;
+ *   2. unknown (READY): the merchant's state is read (GetMerchant); a
+ *      SUSPENDED merchant's batch is not sent (logged, stays READY, paid
+ *      once the merchant is reinstated); else the instruction is written
+ *      PREPARED (payouts, with the SHA-256 of its exact content, committed
+ *      before it leaves; a later attempt whose content differs, a
+ *      destination changed meanwhile, is refused and logged), then
+ *      submitted;
  *   3. accepted: MarkBatchPaid with the bank's reference (IN_TRANSIT);
  *      rejected: ConfirmBatch failed; settled: ConfirmBatch succeeded
  *      (SETTLED, clearing → our cash); returned: ConfirmBatch failed

@@ -413,6 +413,26 @@ static int file_contains(const char *path, const char *text)
     return found;
 }
 
+/* After three runs of the job: batch is still READY, nothing reached the bank, and finance's
+ * log names the batch as not sent, and why. */
+static void assert_not_sent(const char *batch, const char *why)
+{
+    uv_sleep(3000);
+    assert_int_equal(fin_scalar("SELECT count(*) FROM settlement_batches WHERE id = '%s' AND"
+                                " state = 'READY'",
+                                batch),
+                     1);
+    assert_int_equal(bank_scalar("SELECT count(*) FROM payouts WHERE end_to_end_id = '%s'", batch),
+                     0);
+    /* The batch's failure is logged with its id and why, and does not fail the job's runs
+     * (a batch that cannot be paid must not hold back the others, nor retry every tick). */
+    char log[256], line[160];
+    snprintf(log, sizeof(log), "%s/finance.log", fin.dir);
+    snprintf(line, sizeof(line), "payout of batch %s: not sent", batch);
+    assert_int_equal(file_contains(log, line), 1);
+    assert_int_equal(file_contains(log, why), 1);
+}
+
 static char mer_a[40], mer_b[40], mer_c[40];
 static long long paid_total;
 
@@ -581,20 +601,7 @@ static void test_payout_without_destination_waits(void **state)
     new_merchant("Delta", mer_d, sizeof(mer_d));
     fund("fund_d1", mer_d, 900);
     ready_batch(mer_d, "2026-12-05", stl, sizeof(stl));
-    uv_sleep(3000);
-    assert_int_equal(fin_scalar("SELECT count(*) FROM settlement_batches WHERE id = '%s' AND"
-                                " state = 'READY'",
-                                stl),
-                     1);
-    assert_int_equal(bank_scalar("SELECT count(*) FROM payouts WHERE end_to_end_id = '%s'", stl),
-                     0);
-    /* The batch's failure is logged with its id and why, and does not fail the job's runs
-     * (a batch that cannot be paid must not hold back the others, nor retry every tick). */
-    char log[256], line[160];
-    snprintf(log, sizeof(log), "%s/finance.log", fin.dir);
-    snprintf(line, sizeof(line), "payout of batch %s: not sent", stl);
-    assert_int_equal(file_contains(log, line), 1);
-    assert_int_equal(file_contains(log, "no bank destination"), 1);
+    assert_not_sent(stl, "no bank destination");
     assert_int_equal(fin_scalar("SELECT count(*) FROM svc_jobs WHERE name = 'payout' AND"
                                 " last_error LIKE '%%%s%%'",
                                 stl),
@@ -699,13 +706,54 @@ static void merchant_transition(const char *method, const char *merchant)
     snprintf(json, sizeof(json),
              "{\"idempotencyKey\":\"%s-%s\",\"merchantId\":\"%s\",\"reason\":\"test\"}", method,
              merchant, merchant);
-    const ProtobufCMessageDescriptor *types[2][2] = {
+    const ProtobufCMessageDescriptor *types[3][2] = {
         {&paywire__merchant__v1__suspend_merchant_request__descriptor,
          &paywire__merchant__v1__suspend_merchant_response__descriptor},
         {&paywire__merchant__v1__close_merchant_request__descriptor,
-         &paywire__merchant__v1__close_merchant_response__descriptor}};
-    int k = strcmp(method, "CloseMerchant") == 0;
+         &paywire__merchant__v1__close_merchant_response__descriptor},
+        {&paywire__merchant__v1__reinstate_merchant_request__descriptor,
+         &paywire__merchant__v1__reinstate_merchant_response__descriptor}};
+    int k = strcmp(method, "SuspendMerchant") == 0 ? 0
+            : strcmp(method, "CloseMerchant") == 0 ? 1
+                                                   : 2;
     assert_int_equal(merchant_call(method, types[k][0], types[k][1], json, NULL), PW_OK);
+}
+
+/* Issue 18: a READY batch of a merchant suspended after the batch was made is not sent (logged
+ * with the batch and why, still READY, nothing at the bank); reinstated, it is paid once. */
+static void test_payout_suspended_merchant_waits(void **state)
+{
+    (void)state;
+    char mer_e[40], dst[40], stl[40], pyo[40];
+    new_merchant("Echo", mer_e, sizeof(mer_e));
+    char sql[256];
+    snprintf(sql, sizeof(sql), "UPDATE merchants SET state = 'ACTIVE' WHERE id = '%s'", mer_e);
+    pw_test_db_exec(mer_db, sql); /* as compliance's approval would */
+    add_destination(mer_e, "444455556", dst, sizeof(dst));
+    fund("fund_e1", mer_e, 2500);
+    long long clearing0 = clearing(), cash0 = cash();
+    /* Suspended first, so that the job cannot pay the batch before; CreateSettlementBatch does
+     * not read the merchant's state (the cut-off job does), so this is the batch of a merchant
+     * suspended after its cut-off. */
+    merchant_transition("SuspendMerchant", mer_e);
+    long long net = ready_batch(mer_e, "2026-12-06", stl, sizeof(stl));
+    assert_int_equal(net, 2500);
+    instruction_of(stl, pyo, sizeof(pyo));
+    assert_not_sent(stl, "the merchant is SUSPENDED");
+    assert_int_equal(fin_scalar("SELECT count(*) FROM payouts WHERE batch_id = '%s'", stl), 0);
+    assert_int_equal(clearing(), clearing0 + 2500);
+    /* Reinstated: the next run pays it, once. */
+    merchant_transition("ReinstateMerchant", mer_e);
+    wait_state(stl, "SETTLED");
+    assert_int_equal(bank_scalar("SELECT count(*) FROM payouts WHERE end_to_end_id = '%s'", stl),
+                     1);
+    assert_int_equal(bank_scalar("SELECT requests FROM payouts WHERE instruction_id = '%s'", pyo),
+                     1);
+    assert_int_equal(fin_scalar("SELECT count(*) FROM transfers WHERE id = 'txf_paid_%s'", stl), 1);
+    assert_int_equal(payable(mer_e), 0);
+    assert_int_equal(clearing(), clearing0);
+    assert_int_equal(cash(), cash0 - 2500);
+    assert_balanced();
 }
 
 static void move_days(int days)
@@ -924,6 +972,7 @@ int main(void)
         cmocka_unit_test(test_payout_crash_in_flight_pays_once),
         cmocka_unit_test(test_payout_returned_paid_by_next_batch),
         cmocka_unit_test(test_payout_without_destination_waits),
+        cmocka_unit_test(test_payout_suspended_merchant_waits),
     };
     const struct CMUnitTest cutoff[] = {
         cmocka_unit_test(test_reserve_rules),
