@@ -191,6 +191,11 @@ static void claimed(pw_db_result *res, void *ud)
         PW_LOG(PW_LOG_WARNING, "outbox", "%s: cannot claim events: %s", o->what,
                pw_db_message(res));
     }
+    if (o->stopping) {
+        /* Stopped while claiming: the owner (deliver's user_data) may be gone already. The
+         * claimed rows stay leased until the lease runs out, then a publisher takes them. */
+        n = 0;
+    }
     o->batch_rows = n;
     int id_col = pw_db_column(res, "id"), att_col = pw_db_column(res, "attempts");
     ordered *order = pw_calloc((size_t)(n ? n : 1), sizeof(*order));
