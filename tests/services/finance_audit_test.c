@@ -25,14 +25,6 @@ static char finance_db[512], compliance_db[512];
 static uv_loop_t loop;
 static pw_channel *fin;
 
-static void migrate(const char *url, const char *dir, const char *lock)
-{
-    char err[512];
-    if (pw_db_migrate(url, dir, lock, NULL, err, sizeof(err)) != PW_OK) {
-        fail_msg("migrations %s: %s", dir, err);
-    }
-}
-
 static void start_compliance(void)
 {
     svc_process_start(&compliance, compliance_db,
@@ -133,9 +125,10 @@ static int setup(void **state)
                     "'compliance_app') THEN CREATE ROLE compliance_app LOGIN; END IF; END $$");
     pw_test_db_create("audit_f", finance_db, sizeof(finance_db));
     pw_test_db_create("audit_fc", compliance_db, sizeof(compliance_db));
-    migrate(finance_db, PW_SOURCE_DIR "/services/finance/migrations", "paywire.migrate.finance");
-    migrate(compliance_db, PW_SOURCE_DIR "/services/compliance/migrations",
-            "paywire.migrate.compliance");
+    svc_process_migrate(finance_db, PW_SOURCE_DIR "/services/finance/migrations",
+                        "paywire.migrate.finance");
+    svc_process_migrate(compliance_db, PW_SOURCE_DIR "/services/compliance/migrations",
+                        "paywire.migrate.compliance");
     uv_loop_init(&loop);
     svc_process_prepare(&compliance);
     svc_process_prepare(&finance);

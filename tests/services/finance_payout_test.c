@@ -43,22 +43,6 @@ static pw_channel *ch;
 #define ROUTING  "021000021"
 #define INTERNAL "internal_identities = spiffe://paywire/tests,spiffe://paywire/finance\n"
 
-static void migrate(const char *url, const char *dir, const char *lock)
-{
-    char err[512];
-    if (pw_db_migrate(url, dir, lock, NULL, err, sizeof(err)) != PW_OK) {
-        fail_msg("migrations %s: %s", dir, err);
-    }
-}
-
-static void start(svc_process *p, const char *db, const char *conf)
-{
-    svc_process_start(p, db, conf);
-    pw_channel *c = svc_process_channel(p, &loop);
-    svc_process_wait_serving(p, c);
-    pw_channel_close(c, NULL, NULL);
-}
-
 static void start_bank(const char *extra)
 {
     char conf[512];
@@ -67,7 +51,7 @@ static void start_bank(const char *extra)
         "log_level = warning\nworkers = 1\nsettle_delay_ms = 1500\ncharge_minor = 25\n" INTERNAL
         "%s",
         extra);
-    start(&bank, bank_db, conf);
+    svc_process_start_serving(&bank, &loop, bank_db, conf);
 }
 
 /* The finance jobs of the group running (besides the payout job, every second). */
@@ -103,10 +87,13 @@ static void stack_up(const char *group, const char *jobs, const char *bank_extra
         snprintf(name, sizeof(name), "finance_%s_%s", group, what[i]);
         pw_test_db_create(name, urls[i], sizeof(fin_db));
     }
-    migrate(fin_db, PW_SOURCE_DIR "/services/finance/migrations", "paywire.migrate.finance");
-    migrate(mer_db, PW_SOURCE_DIR "/services/merchant/migrations", "paywire.migrate.merchant");
-    migrate(bank_db, PW_SOURCE_DIR "/services/finance/simulators/payout-bank-sim/migrations",
-            "paywire.migrate.payout_bank_sim");
+    svc_process_migrate(fin_db, PW_SOURCE_DIR "/services/finance/migrations",
+                        "paywire.migrate.finance");
+    svc_process_migrate(mer_db, PW_SOURCE_DIR "/services/merchant/migrations",
+                        "paywire.migrate.merchant");
+    svc_process_migrate(bank_db,
+                        PW_SOURCE_DIR "/services/finance/simulators/payout-bank-sim/migrations",
+                        "paywire.migrate.payout_bank_sim");
     uv_loop_init(&loop);
     svc_process *all[] = {&fin, &mer, &bank};
     for (int i = 0; i < 3; i++) {
@@ -119,9 +106,10 @@ static void stack_up(const char *group, const char *jobs, const char *bank_extra
              " $d/; done",
              PW_SOURCE_DIR, fin.dir, mer.dir, bank.dir, fin.dir, fin.dir);
     assert_int_equal(system(cmd), 0);
-    start(&mer, mer_db,
-          "log_level = warning\nworkers = 1\nencryption_key = "
-          "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n" INTERNAL);
+    svc_process_start_serving(
+        &mer, &loop, mer_db,
+        "log_level = warning\nworkers = 1\nencryption_key = "
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n" INTERNAL);
     start_bank(bank_extra);
     fin_jobs = jobs;
     start_finance();

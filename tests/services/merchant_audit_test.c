@@ -23,14 +23,6 @@ static svc_process merchant = {.name = "merchant",
 static char merchant_db[512], compliance_db[512];
 static uv_loop_t loop;
 
-static void migrate(const char *url, const char *dir, const char *lock)
-{
-    char err[512];
-    if (pw_db_migrate(url, dir, lock, NULL, err, sizeof(err)) != PW_OK) {
-        fail_msg("migrations %s: %s", dir, err);
-    }
-}
-
 static void start_compliance(void)
 {
     svc_process_start(&compliance, compliance_db,
@@ -130,9 +122,10 @@ static int setup(void **state)
                     "'compliance_app') THEN CREATE ROLE compliance_app LOGIN; END IF; END $$");
     pw_test_db_create("audit_m", merchant_db, sizeof(merchant_db));
     pw_test_db_create("audit_c", compliance_db, sizeof(compliance_db));
-    migrate(merchant_db, PW_SOURCE_DIR "/services/merchant/migrations", "paywire.migrate.merchant");
-    migrate(compliance_db, PW_SOURCE_DIR "/services/compliance/migrations",
-            "paywire.migrate.compliance");
+    svc_process_migrate(merchant_db, PW_SOURCE_DIR "/services/merchant/migrations",
+                        "paywire.migrate.merchant");
+    svc_process_migrate(compliance_db, PW_SOURCE_DIR "/services/compliance/migrations",
+                        "paywire.migrate.compliance");
     uv_loop_init(&loop);
     svc_process_prepare(&compliance);
     svc_process_prepare(&merchant);

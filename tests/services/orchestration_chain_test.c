@@ -49,22 +49,6 @@ static char listed_wallet[64];
 static char chain_conf[512];
 static int seq;
 
-static void migrate(const char *url, const char *dir, const char *lock)
-{
-    char err[512];
-    if (pw_db_migrate(url, dir, lock, NULL, err, sizeof(err)) != PW_OK) {
-        fail_msg("migrations %s: %s", dir, err);
-    }
-}
-
-static void start(svc_process *p, const char *db, const char *conf)
-{
-    svc_process_start(p, db, conf);
-    pw_channel *c = svc_process_channel(p, &loop);
-    svc_process_wait_serving(p, c);
-    pw_channel_close(c, NULL, NULL);
-}
-
 /* The SDN entries with a digital-currency address, uploaded; the first ETH one is the listed
  * payer (lower case: chain-sim stores addresses so, compliance normalises either). */
 static void upload_ofac_wallets(void)
@@ -113,12 +97,13 @@ static int group_setup(void **state)
     pw_test_db_create("orch_chain", orch_db, sizeof(orch_db));
     pw_test_db_create("orch_chain_sim", chain_db, sizeof(chain_db));
     pw_test_db_create("orch_chain_comp", compliance_db, sizeof(compliance_db));
-    migrate(compliance_db, PW_SOURCE_DIR "/services/compliance/migrations",
-            "paywire.migrate.compliance");
-    migrate(orch_db, PW_SOURCE_DIR "/services/orchestration/migrations",
-            "paywire.migrate.orchestration");
-    migrate(chain_db, PW_SOURCE_DIR "/services/orchestration/simulators/chain-sim/migrations",
-            "paywire.migrate.chain_sim");
+    svc_process_migrate(compliance_db, PW_SOURCE_DIR "/services/compliance/migrations",
+                        "paywire.migrate.compliance");
+    svc_process_migrate(orch_db, PW_SOURCE_DIR "/services/orchestration/migrations",
+                        "paywire.migrate.orchestration");
+    svc_process_migrate(chain_db,
+                        PW_SOURCE_DIR "/services/orchestration/simulators/chain-sim/migrations",
+                        "paywire.migrate.chain_sim");
     uv_loop_init(&loop);
     svc_process_prepare(&chain);
     svc_process_prepare(&orch);
@@ -140,10 +125,10 @@ static int group_setup(void **state)
              "log_level = warning\nworkers = 1\nencryption_key = "
              "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n%s",
              internal);
-    start(&comp, compliance_db, conf);
+    svc_process_start_serving(&comp, &loop, compliance_db, conf);
     upload_ofac_wallets();
     snprintf(chain_conf, sizeof(chain_conf), "log_level = warning\nworkers = 1\n%s", internal);
-    start(&chain, chain_db, chain_conf);
+    svc_process_start_serving(&chain, &loop, chain_db, chain_conf);
     snprintf(conf, sizeof(conf),
              "log_level = warning\nworkers = 2\nchain_target = localhost:%d\n"
              "compliance_target = localhost:%d\nchain_confirmations = %d\n"
@@ -506,7 +491,7 @@ static void test_orchestration_chain_address_after_partner_outage(void **state)
     snprintf(id, sizeof(id), "%s", p->id);
     snprintf(att, sizeof(att), "%s", p->attempts[0]->id);
     /* Back: the watcher asks again under the same key once the attempt's lease ends. */
-    start(&chain, chain_db, chain_conf);
+    svc_process_start_serving(&chain, &loop, chain_db, chain_conf);
     answer waiting = wait_state_for(id, STATE(REQUIRES_ACTION), 30000);
     p = payment_of(&waiting);
     char address[64];
@@ -537,7 +522,7 @@ static void test_orchestration_chain_cancel_before_address(void **state)
     answer c = call(ch, "/paywire.orchestration.v1.PaymentService/CancelPayment", &req.base,
                     &paywire__orchestration__v1__cancel_payment_response__descriptor);
     assert_int_equal(payment_of(&c)->state, STATE(CANCELED));
-    start(&chain, chain_db, chain_conf);
+    svc_process_start_serving(&chain, &loop, chain_db, chain_conf);
     answer later;
     for (int i = 0;; i++) {
         later = get(id);

@@ -53,28 +53,13 @@ static uv_loop_t loop;
 static pw_channel *ch;
 static const char *merchant = "mer_0000000000000000000000000E";
 
-static void migrate(const char *url, const char *dir, const char *lock)
-{
-    char err[512];
-    if (pw_db_migrate(url, dir, lock, NULL, err, sizeof(err)) != PW_OK) {
-        fail_msg("migrations %s: %s", dir, err);
-    }
-}
-
 /* Starts p with conf and waits until it serves. */
-static void start(svc_process *p, const char *db, const char *conf)
-{
-    svc_process_start(p, db, conf);
-    pw_channel *c = svc_process_channel(p, &loop);
-    svc_process_wait_serving(p, c);
-    pw_channel_close(c, NULL, NULL);
-}
-
 static void start_finance(void)
 {
-    start(&fin, finance_db,
-          "log_level = warning\nworkers = 1\n"
-          "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
+    svc_process_start_serving(
+        &fin, &loop, finance_db,
+        "log_level = warning\nworkers = 1\n"
+        "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
 }
 
 static void start_orch(const char *extra)
@@ -149,12 +134,15 @@ static int group_setup(void **state)
                     " 'finance_app') THEN CREATE ROLE finance_app LOGIN; END IF; END $$;"
                     "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT,"
                     " UPDATE, DELETE ON TABLES TO finance_app");
-    migrate(merchant_db, PW_SOURCE_DIR "/services/merchant/migrations", "paywire.migrate.merchant");
-    migrate(finance_db, PW_SOURCE_DIR "/services/finance/migrations", "paywire.migrate.finance");
-    migrate(orch_db, PW_SOURCE_DIR "/services/orchestration/migrations",
-            "paywire.migrate.orchestration");
-    migrate(sim_db, PW_SOURCE_DIR "/services/orchestration/simulators/acquirer-sim/migrations",
-            "paywire.migrate.acquirer_sim");
+    svc_process_migrate(merchant_db, PW_SOURCE_DIR "/services/merchant/migrations",
+                        "paywire.migrate.merchant");
+    svc_process_migrate(finance_db, PW_SOURCE_DIR "/services/finance/migrations",
+                        "paywire.migrate.finance");
+    svc_process_migrate(orch_db, PW_SOURCE_DIR "/services/orchestration/migrations",
+                        "paywire.migrate.orchestration");
+    svc_process_migrate(sim_db,
+                        PW_SOURCE_DIR "/services/orchestration/simulators/acquirer-sim/migrations",
+                        "paywire.migrate.acquirer_sim");
     uv_loop_init(&loop);
     compliance_db_prepare("orchev_comp", compliance_db, sizeof(compliance_db));
     svc_process *all[] = {&sim, &orch, &mer, &fin, &comp};
@@ -166,20 +154,23 @@ static int group_setup(void **state)
     snprintf(cmd, sizeof(cmd), "for d in %s %s %s %s; do cp %s/*.crt %s/*.key $d/; done", orch.dir,
              mer.dir, fin.dir, comp.dir, sim.dir, sim.dir);
     assert_int_equal(system(cmd), 0);
-    start(&mer, merchant_db,
-          "log_level = warning\nworkers = 1\nencryption_key = "
-          "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
-          "webhook_loopback_http = 1\n"
-          "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
-    start(&sim, sim_db,
-          "log_level = warning\nworkers = 1\n"
-          "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
+    svc_process_start_serving(
+        &mer, &loop, merchant_db,
+        "log_level = warning\nworkers = 1\nencryption_key = "
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+        "webhook_loopback_http = 1\n"
+        "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
+    svc_process_start_serving(
+        &sim, &loop, sim_db,
+        "log_level = warning\nworkers = 1\n"
+        "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
     start_finance();
     fee_schedule();
-    start(&comp, compliance_db,
-          "log_level = warning\nworkers = 1\nencryption_key = "
-          "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
-          "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
+    svc_process_start_serving(
+        &comp, &loop, compliance_db,
+        "log_level = warning\nworkers = 1\nencryption_key = "
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+        "internal_identities = spiffe://paywire/tests,spiffe://paywire/orchestration\n");
     start_orch("");
     return 0;
 }

@@ -56,14 +56,6 @@ static pw_channel *ch;
 static pw_channel *public_ch;
 static const char *merchant = "mer_0000000000000000000000000M";
 
-static void migrate(const char *url, const char *dir, const char *lock)
-{
-    char err[512];
-    if (pw_db_migrate(url, dir, lock, NULL, err, sizeof(err)) != PW_OK) {
-        fail_msg("migrations %s: %s", dir, err);
-    }
-}
-
 /* Starts orchestration with its connectors (NULL: the two acquirers), their deadline and
  * extra settings. */
 static void start_orch_with(const char *connectors, int timeout_ms, const char *extra)
@@ -145,16 +137,17 @@ static int group_setup(void **state)
     pw_test_db_create("orch_flaky", flaky_db, sizeof(flaky_db));
     pw_test_db_create("orch_mer", merchant_db, sizeof(merchant_db));
     pw_test_db_create("orch_comp", compliance_db, sizeof(compliance_db));
-    migrate(compliance_db, PW_SOURCE_DIR "/services/compliance/migrations",
-            "paywire.migrate.compliance");
-    migrate(merchant_db, PW_SOURCE_DIR "/services/merchant/migrations", "paywire.migrate.merchant");
-    migrate(orch_db, PW_SOURCE_DIR "/services/orchestration/migrations",
-            "paywire.migrate.orchestration");
+    svc_process_migrate(compliance_db, PW_SOURCE_DIR "/services/compliance/migrations",
+                        "paywire.migrate.compliance");
+    svc_process_migrate(merchant_db, PW_SOURCE_DIR "/services/merchant/migrations",
+                        "paywire.migrate.merchant");
+    svc_process_migrate(orch_db, PW_SOURCE_DIR "/services/orchestration/migrations",
+                        "paywire.migrate.orchestration");
     const char *sim_dbs[] = {sim_db, sim2_db, flaky_db};
     for (int i = 0; i < 3; i++) {
-        migrate(sim_dbs[i],
-                PW_SOURCE_DIR "/services/orchestration/simulators/acquirer-sim/migrations",
-                "paywire.migrate.acquirer_sim");
+        svc_process_migrate(
+            sim_dbs[i], PW_SOURCE_DIR "/services/orchestration/simulators/acquirer-sim/migrations",
+            "paywire.migrate.acquirer_sim");
     }
     uv_loop_init(&loop);
     svc_process_prepare(&sim);

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <unistd.h>
+#include <paywire/db.h>
 #include "pw_test.h"
 #include "svc_process.h"
 #include "src/proto/grpc/health/v1/health.pb-c.h"
@@ -133,4 +134,21 @@ void svc_process_cleanup(svc_process *p)
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", p->dir);
     assert_int_equal(system(cmd), 0);
+}
+
+void svc_process_migrate(const char *url, const char *dir, const char *lock)
+{
+    char err[512];
+    if (pw_db_migrate(url, dir, lock, NULL, err, sizeof(err)) != PW_OK) {
+        fail_msg("migrations %s: %s", dir, err);
+    }
+}
+
+void svc_process_start_serving(svc_process *p, uv_loop_t *loop, const char *database_url,
+                               const char *extra)
+{
+    svc_process_start(p, database_url, extra);
+    pw_channel *c = svc_process_channel(p, loop);
+    svc_process_wait_serving(p, c);
+    pw_channel_close(c, NULL, NULL);
 }

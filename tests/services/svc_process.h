@@ -42,6 +42,13 @@ void svc_process_wait_serving(svc_process *p, pw_channel *ch);
 pw_channel *svc_process_channel(svc_process *p, uv_loop_t *loop);
 /** SIGTERM, and asserts the process drained and exited 0. */
 void svc_process_stop(svc_process *p);
+/** Applies dir's migrations to the database at url under the advisory lock (pw_db_migrate); fails
+ * the test, naming dir, if they do not apply. */
+void svc_process_migrate(const char *url, const char *dir, const char *lock);
+/** svc_process_start, then waits on a channel of its own on loop (closed after) until p is SERVING.
+ */
+void svc_process_start_serving(svc_process *p, uv_loop_t *loop, const char *database_url,
+                               const char *extra);
 /** Removes p->dir. */
 void svc_process_cleanup(svc_process *p);
 
