@@ -6,31 +6,15 @@
  * outcome (acquirer.proto); latency, failures before anything is recorded and
  * hangs come from the settings, drawn from a seeded generator. Capture, void
  * and refund are decided under a row lock of the authorization, so a partner
- * never captures twice or refunds more than it captured.
+ * never captures twice or refunds more than it captured. Its settlement
+ * reports are report.c's.
  */
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <paywire/log.h>
 #include "acquirer.h"
 
 typedef Paywire__Simulators__V1__Operation Operation;
-
-/* The behaviour (settings), process-wide and read-only once set up but for the draw counter. */
-typedef struct sim_behaviour {
-    int64_t latency_min_ms;
-    int64_t latency_max_ms;
-    int64_t failure_percent;
-    int64_t hang_percent;
-    int64_t hang_ms;
-    int64_t timeout_delay_ms;
-    uint64_t seed;
-    char prefix[16];
-    /* Test cards this acquirer approves whatever acquirer.proto says (comma-separated). */
-    char approve_cards[256];
-    /* Draws so far (the seeded sequence's position), shared by the workers. */
-    _Atomic uint64_t draws;
-} sim_behaviour;
 
 const svc_setting acquirer_settings[] = {
     {"latency_min_ms", SVC_SETTING_INT, "0", 0, 60000, 0},
@@ -48,6 +32,8 @@ const svc_setting acquirer_settings[] = {
     /* Cards approved here whatever acquirer.proto says: a second acquirer whose issuers
      * answer differently (a soft decline elsewhere approved here). */
     {"approve_cards", SVC_SETTING_TEXT, "", 0, 0, 0},
+    /* Where WriteSettlementReport writes its files ("": no reports). Made when missing. */
+    {"report_dir", SVC_SETTING_TEXT, "", 0, 0, 0},
     {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
 };
 
@@ -73,6 +59,10 @@ pw_status acquirer_setup(const svc_config *cfg, void **state, char *err, size_t 
     }
     snprintf(b->prefix, sizeof(b->prefix), "%s", prefix);
     snprintf(b->approve_cards, sizeof(b->approve_cards), "%s", approve);
+    if (acquirer_report_dir_init(b, svc_config_text(cfg, "report_dir"), err, err_len) != PW_OK) {
+        pw_free(b);
+        return PW_INVALID_ARGUMENT;
+    }
     PW_LOG(PW_LOG_NOTICE, "acquirer_sim", "seed %llu", (unsigned long long)b->seed);
     *state = b;
     return PW_OK;
@@ -413,6 +403,7 @@ static const paywire_simulators_v1_acquirer_service_handlers handlers = {
     .void_authorization = void_authorization_h,
     .refund = refund_h,
     .get_operation = get_operation_h,
+    .write_settlement_report = acquirer_write_settlement_report,
 };
 
 pw_status acquirer_register(pw_server *server, svc_app *app)
