@@ -215,6 +215,26 @@ static void test_acquirer_sim_rejects_bad_input(void **state)
     assert_int_equal(authorize("att_bad", "4242424242424242", 0, 5000, &m), PW_INVALID_ARGUMENT);
 }
 
+/* Without report_dir the simulator writes no report, and says which setting is missing. */
+static void test_acquirer_sim_no_report_dir(void **state)
+{
+    (void)state;
+    Paywire__Simulators__V1__WriteSettlementReportRequest req =
+        PAYWIRE__SIMULATORS__V1__WRITE_SETTLEMENT_REPORT_REQUEST__INIT;
+    req.date = "2026-12-01";
+    req.report_id = "acq-2026-12-01";
+    ProtobufCMessage *m = NULL;
+    char *msg = NULL;
+    pw_call_options o = {.timeout_ms = 5000};
+    assert_int_equal(
+        pw_client_unary_blocking(
+            ch, "/paywire.simulators.v1.AcquirerService/WriteSettlementReport", &o, &req.base,
+            &paywire__simulators__v1__write_settlement_report_response__descriptor, &m, &msg, NULL),
+        PW_FAILED_PRECONDITION);
+    assert_non_null(strstr(msg, "report_dir"));
+    pw_free(msg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_acquirer_sim_accept_then_timeout),
         cmocka_unit_test(test_acquirer_sim_capture_refund_limits),
         cmocka_unit_test(test_acquirer_sim_rejects_bad_input),
+        cmocka_unit_test(test_acquirer_sim_no_report_dir),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
