@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <paywire/db.h>
+#include <paywire/errors.h>
 #include <paywire/paywire.h>
 #include "pw_test.h"
 #include "pw_test_db.h"
@@ -555,11 +556,21 @@ static void test_recon_sim_report_refuses_bad_requests(void **state)
     req.inject = inp;
     req.n_inject = 1;
     pw_call_options o = {.timeout_ms = 20000};
+    pw_metadata trailers = {0};
     pw_status rv = pw_client_unary_blocking(
         sim_ch, "/paywire.simulators.v1.AcquirerService/WriteSettlementReport", &o, &req.base,
         &paywire__simulators__v1__write_settlement_report_response__descriptor,
-        (ProtobufCMessage **)&w, &msg, NULL);
+        (ProtobufCMessage **)&w, &msg, &trailers);
     assert_int_equal(rv, PW_INVALID_ARGUMENT);
+    pw_error_details d = {0};
+    assert_int_equal(pw_error_details_read(&trailers, &d), PW_OK);
+    const char *fields[] = {"date", "report_id", "inject[0].difference"};
+    assert_int_equal(d.violation_count, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(d.violations[i].field, fields[i]);
+    }
+    pw_error_details_clear(&d);
+    pw_metadata_clear(&trailers);
     pw_free(msg);
     /* More differences on rows than the day has rows: refused, nothing recorded. */
     int many[5] = {0, 1000, 0, 0, 0};
