@@ -305,7 +305,7 @@ static void build_items(svc_req *r, report *rep, report_item *rows, size_t m,
 
 /* ---- storing ---- */
 
-/* s as a JSON string (idempotency keys are printable ASCII: only " and \ need escaping). */
+/* s as a JSON string (keys and references are printable ASCII: only " and \ need escaping). */
 static void json_text(pw_buf *b, const char *s)
 {
     pw_buf_append(b, "\"", 1);
@@ -327,12 +327,14 @@ static const char *items_json(svc_req *r, const report *rep)
         const report_item *it = &rep->items[i];
         pw_buf_printf(&b, "%s{\"seq\":%zu,\"k\":", i ? "," : "", i + 1);
         json_text(&b, it->key);
+        pw_buf_append(&b, ",\"ref\":", 7);
+        json_text(&b, it->reference);
         pw_buf_printf(&b,
-                      ",\"kind\":\"%s\",\"ref\":\"%s\",\"ra\":%lld,\"rc\":\"%s\",\"a\":%lld,"
+                      ",\"kind\":\"%s\",\"ra\":%lld,\"rc\":\"%s\",\"a\":%lld,"
                       "\"c\":\"%s\",\"b\":\"%s\",\"d\":\"%s\",\"w\":%s}",
-                      it->kind, it->reference, (long long)it->recorded_amount,
-                      it->recorded_currency, (long long)it->amount, it->currency, it->booked,
-                      diff_names[it->difference], it->written ? "true" : "false");
+                      it->kind, (long long)it->recorded_amount, it->recorded_currency,
+                      (long long)it->amount, it->currency, it->booked, diff_names[it->difference],
+                      it->written ? "true" : "false");
     }
     pw_buf_append(&b, "]", 2); /* with the terminating NUL */
     char *json = svc_strdup(r, (const char *)b.data);
