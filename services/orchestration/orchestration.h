@@ -267,7 +267,9 @@ typedef enum orch_verdict {
 
 /**
  * Screens payment_id at CONFIRM (outside any transaction), once its owner is
- * checked. The screening's id goes into screening_id ("" when none). Ends
+ * checked; without a compliance target ALLOW at once, nothing read (the
+ * confirm's transaction checks the owner). The screening's id goes into
+ * screening_id ("" when none). Ends
  * the handler UNAVAILABLE when compliance cannot answer and the policy is
  * closed.
  */

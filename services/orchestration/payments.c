@@ -401,17 +401,45 @@ static int64_t lease_ms(svc_req *r)
 
 /* ---- CreatePayment ---- */
 
+typedef struct confirm_args {
+    const char *payment_id;
+    int retry_ok;
+    /* Compliance's verdict (screened before the transaction) and its screening. */
+    orch_verdict verdict;
+    char screening_id[64];
+    /* Out: the attempt to send ("" when there is none), the connectors to try in order (the
+     * attempt goes to the first), and what the authorization needs. */
+    char att_id[40];
+    orch_route route;
+    char *vault_token, *currency;
+    int64_t amount_minor;
+    int automatic;
+    /* Set when create_tx confirmed the payment it stored, in its own transaction. */
+    int confirmed;
+    /* On-chain: the attempt is a deposit (att_id), its address asked for after the commit. */
+    int on_chain, chain;
+    char *token;
+} confirm_args;
+
+static void confirm_route(svc_req *r, confirm_args *a, const char *issuer_country);
+
 typedef struct create_args {
     const Paywire__Orchestration__V1__CreatePaymentRequest *req;
     const char *scope;
     const uint8_t *fp;
     char *payment_id;
+    /* Not NULL: confirm a payment this call stores in the same transaction (no screening). */
+    confirm_args *confirm;
 } create_args;
 
 static void create_tx(svc_req *r, const void *arg)
 {
     const create_args *a = arg;
     const Paywire__Orchestration__V1__CreatePaymentRequest *req = a->req;
+    if (a->confirm != NULL) {
+        a->confirm->att_id[0] = '\0';
+        a->confirm->confirmed = 0;
+    }
     /* On-chain: no card (its columns stay empty); the method's own columns come below. */
     Paywire__Orchestration__V1__CardMethod none = PAYWIRE__ORCHESTRATION__V1__CARD_METHOD__INIT;
     int on_chain =
@@ -450,6 +478,18 @@ static void create_tx(svc_req *r, const void *arg)
             orch_chain_created(r, id, req->method->on_chain);
         }
         snprintf(a->payment_id, 40, "%s", id);
+        if (a->confirm != NULL) {
+            /* Its PROCESSING and its attempt commit with it: the attempt is still committed
+             * before the connector is called, one commit sooner. */
+            confirm_args *c = a->confirm;
+            c->vault_token = card->vault_token;
+            c->currency = req->amount->currency;
+            c->amount_minor = req->amount->amount_minor;
+            c->automatic = req->capture_method !=
+                           PAYWIRE__ORCHESTRATION__V1__CAPTURE_METHOD__CAPTURE_METHOD_MANUAL;
+            confirm_route(r, c, card->issuer_country);
+            c->confirmed = 1;
+        }
     } else {
         pw_db_param k[] = {pw_db_text(a->scope), pw_db_text(req->idempotency_key)};
         svc_row row = svc_row_at(r, svc_tx_query(r, &payment_by_key, k, 2), 0);
@@ -479,6 +519,7 @@ static void check_money(svc_req *r, const Money *m, const char *field, int requi
 }
 
 static Payment *confirm(svc_req *r, const char *payment_id, int retry_ok);
+static Payment *confirm_send(svc_req *r, confirm_args *a);
 
 SVC_HANDLER(create_payment, Paywire__Orchestration__V1__CreatePaymentRequest)
 {
@@ -525,36 +566,27 @@ SVC_HANDLER(create_payment, Paywire__Orchestration__V1__CreatePaymentRequest)
                         "live payments need an ACTIVE merchant");
     }
     char payment_id[40];
+    const orch_state *s = r->app->service;
+    confirm_args c = {.payment_id = payment_id, .retry_ok = 1, .verdict = ORCH_VERDICT_ALLOW};
     create_args a = {.req = req,
                      .scope = scope_of(r),
                      .fp = fingerprint_of(r, &req->base),
                      .payment_id = payment_id};
+    /* With compliance, the payment is stored before it is screened (screening's key is its
+     * id), and a retry with the same key finds it and confirms it. Without, nothing comes
+     * between: a card payment is stored and confirmed in one transaction. */
+    if (req->confirm && s->compliance_target[0] == '\0' &&
+        req->method->method_case == PAYWIRE__ORCHESTRATION__V1__PAYMENT_METHOD__METHOD_CARD) {
+        a.confirm = &c;
+    }
     svc_transaction(r, create_tx, &a);
-    /* Stored before it is confirmed: a retry with the same key finds it and confirms it. */
     Paywire__Orchestration__V1__CreatePaymentResponse resp =
         PAYWIRE__ORCHESTRATION__V1__CREATE_PAYMENT_RESPONSE__INIT;
-    resp.payment = req->confirm ? confirm(r, payment_id, 1) : payment_read(r, payment_id);
+    resp.payment = c.confirmed    ? confirm_send(r, &c)
+                   : req->confirm ? confirm(r, payment_id, 1)
+                                  : payment_read(r, payment_id);
     svc_reply(r, &resp.base);
 }
-
-/* ---- ConfirmPayment: the authorization, then the automatic capture ---- */
-
-typedef struct confirm_args {
-    const char *payment_id;
-    int retry_ok;
-    /* Compliance's verdict (screened before the transaction) and its screening. */
-    orch_verdict verdict;
-    char screening_id[64];
-    /* Out: the attempt to send ("" when there is none), the connectors to try in order (the
-     * attempt goes to the first), and what the authorization needs. */
-    char att_id[40];
-    orch_route route;
-    char *vault_token, *currency;
-    int64_t amount_minor;
-    /* On-chain: the attempt is a deposit (att_id), its address asked for after the commit. */
-    int on_chain, chain;
-    char *token;
-} confirm_args;
 
 static void confirm_tx(svc_req *r, const void *arg)
 {
@@ -602,15 +634,26 @@ static void confirm_tx(svc_req *r, const void *arg)
     a->vault_token = svc_text(p, "vault_token");
     a->currency = svc_text(p, "currency");
     a->amount_minor = svc_int64(p, "amount_minor");
+    a->automatic = strcmp(svc_text(p, "capture_method"), "AUTOMATIC") == 0;
+    confirm_route(r, a, svc_text(p, "issuer_country"));
+    svc_tx_commit(r);
+}
+
+/*
+ * A card payment's route, in the caller's transaction (the payment locked, or inserted by
+ * it): PROCESSING with its transition and event and the attempt to the first connector
+ * (into a->att_id), or FAILED when every connector's circuit is open.
+ */
+static void confirm_route(svc_req *r, confirm_args *a, const char *issuer_country)
+{
+    pw_db_param pid = pw_db_text(a->payment_id);
     const char *reason = a->verdict == ORCH_VERDICT_UNSCREENED ? "not_screened" : "";
-    orch_route_payment(r, a->payment_id, a->currency, svc_text(p, "issuer_country"),
-                       a->amount_minor, &a->route);
+    orch_route_payment(r, a->payment_id, a->currency, issuer_country, a->amount_minor, &a->route);
     if (a->route.n == 0) {
         /* Every connector's circuit is open: nothing is sent (design: error table). */
         pw_db_param m[] = {pid, pw_db_text("FAILED"), pw_db_text("no_connector_available"),
                            pw_db_text("payment.failed")};
         svc_tx_pipe(r, &move_payment, m, 4);
-        svc_tx_commit(r);
         return;
     }
     if (svc_new_id("att", a->att_id, sizeof(a->att_id)) != PW_OK) {
@@ -623,7 +666,6 @@ static void confirm_tx(svc_req *r, const void *arg)
     pw_db_param ins[] = {pw_db_text(a->att_id), pid, pw_db_text(s->instance),
                          pw_db_int8(lease_ms(r)), pw_db_text(s->connectors[a->route.idx[0]].name)};
     svc_tx_pipe(r, &insert_attempt, ins, 5);
-    svc_tx_commit(r);
 }
 
 /* Kills the process at the configured fault point (tests: a crash between steps 2 and 3). */
@@ -714,48 +756,50 @@ static int fail_over(svc_req *r, confirm_args *a, int tried, const conn_result *
 
 static Payment *confirm(svc_req *r, const char *payment_id, int retry_ok)
 {
-    const orch_state *s = r->app->service;
     confirm_args a = {.payment_id = payment_id, .retry_ok = retry_ok};
     /* Screened after the payment is stored and before its attempt exists (design). */
     a.verdict = orch_screen_confirm(r, payment_id, a.screening_id, sizeof(a.screening_id));
     svc_transaction(r, confirm_tx, &a);
-    if (a.on_chain && a.att_id[0] != '\0') {
-        orch_chain_allocate(r, a.att_id, a.chain, a.token);
+    return confirm_send(r, &a);
+}
+
+/* Steps 2 and 3 of the attempt the confirm committed (if any), then the automatic capture. */
+static Payment *confirm_send(svc_req *r, confirm_args *a)
+{
+    const orch_state *s = r->app->service;
+    if (a->on_chain && a->att_id[0] != '\0') {
+        orch_chain_allocate(r, a->att_id, a->chain, a->token);
     }
-    if (a.on_chain || a.att_id[0] == '\0') {
-        return payment_read(r, payment_id);
+    if (a->on_chain || a->att_id[0] == '\0') {
+        return payment_read(r, a->payment_id);
     }
     conn_result c;
     int tried = 0, recorded = 0;
     const char *connector;
     do {
-        connector = s->connectors[a.route.idx[tried]].name;
-        authorize(r, connector, &a, &c);
-    } while (fail_over(r, &a, tried++, &c, &recorded));
+        connector = s->connectors[a->route.idx[tried]].name;
+        authorize(r, connector, a, &c);
+    } while (fail_over(r, a, tried++, &c, &recorded));
     if (recorded) {
-        return payment_read(r, payment_id); /* recorded elsewhere first: answer as stored */
+        return payment_read(r, a->payment_id); /* recorded elsewhere first: answer as stored */
     }
     fault(r, "after_authorize");
-    pw_db_param p[] = {pw_db_text(a.att_id), pw_db_text(c.outcome), pw_db_text(c.decline_code),
+    pw_db_param p[] = {pw_db_text(a->att_id), pw_db_text(c.outcome), pw_db_text(c.decline_code),
                        pw_db_bool(c.soft), pw_db_text(c.reference)};
     svc_row row = svc_row_at(r, svc_query(r, &orch_record_authorization, p, 5), 0);
-    char *state = svc_text(row, "state");
-    Payment *now = payment_read(r, payment_id);
-    if (strcmp(state, "AUTHORIZED") == 0 &&
-        now->capture_method ==
-            PAYWIRE__ORCHESTRATION__V1__CAPTURE_METHOD__CAPTURE_METHOD_AUTOMATIC) {
+    if (strcmp(svc_text(row, "state"), "AUTHORIZED") == 0 && a->automatic) {
         /* record_authorization queued cap_<the attempt's suffix>, PENDING, for us. */
         char cap[40];
-        snprintf(cap, sizeof(cap), "cap_%.35s", a.att_id + 4);
+        snprintf(cap, sizeof(cap), "cap_%.35s", a->att_id + 4);
         conn_request capture = {.method = "Capture",
                                 .key = cap,
                                 .authorization_reference = c.reference,
-                                .amount_minor = a.amount_minor};
+                                .amount_minor = a->amount_minor};
         conn_result cc;
         conn_call(r, connector, &capture, &cc);
         record_follow_up(r, cap, &cc);
     }
-    return payment_read(r, payment_id);
+    return payment_read(r, a->payment_id);
 }
 
 SVC_HANDLER(confirm_payment, Paywire__Orchestration__V1__ConfirmPaymentRequest)

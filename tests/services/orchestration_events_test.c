@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <libpq-fe.h>
 #include <paywire/db.h>
 #include <paywire/paywire.h>
 #include "pw_test.h"
@@ -991,6 +992,17 @@ static int next_state(pw_stream *st, char *type, size_t cap)
     return state;
 }
 
+/* The stream's last message is want (its event type want_type), then it ends OK; frees st. */
+static void expect_last(pw_stream *st, int want, const char *want_type)
+{
+    char type[64];
+    assert_int_equal(next_state(st, type, sizeof(type)), want);
+    assert_string_equal(type, want_type);
+    assert_int_equal(next_state(st, type, sizeof(type)), -1);
+    assert_int_equal(pw_stream_finish(st, NULL, NULL), PW_OK);
+    pw_stream_free(st);
+}
+
 /*
  * A watch on one instance sees a capture made through another (LISTEN/NOTIFY
  * across processes): AUTHORIZED first, then SUCCEEDED with its event, then
@@ -1037,19 +1049,11 @@ static void test_events_watch_payment_across_instances(void **state)
             &paywire__orchestration__v1__capture_payment_response__descriptor, &m, NULL, NULL),
         PW_OK);
     pw_protobuf_free(m);
-    assert_int_equal(next_state(st, type, sizeof(type)),
-                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
-    assert_string_equal(type, "payment.captured");
-    assert_int_equal(next_state(st, type, sizeof(type)), -1);
-    assert_int_equal(pw_stream_finish(st, NULL, NULL), PW_OK);
-    pw_stream_free(st);
+    expect_last(st, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED,
+                "payment.captured");
     /* Terminal already: one message, then the end. */
-    st = watch(ch2, id);
-    assert_int_equal(next_state(st, type, sizeof(type)),
-                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
-    assert_int_equal(next_state(st, type, sizeof(type)), -1);
-    assert_int_equal(pw_stream_finish(st, NULL, NULL), PW_OK);
-    pw_stream_free(st);
+    expect_last(watch(ch2, id), PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED,
+                "");
     st = watch(ch, "pay_bad");
     assert_int_equal(next_state(st, type, sizeof(type)), -1);
     assert_int_equal(pw_stream_finish(st, NULL, NULL), PW_INVALID_ARGUMENT);
@@ -1058,6 +1062,58 @@ static void test_events_watch_payment_across_instances(void **state)
     svc_process_stop(&orch2);
     svc_process_cleanup(&orch2);
     orch2.pid = 0;
+}
+
+/*
+ * A move in flight while a watch registers is not lost (migration 0010: the
+ * trigger notifies only a watched payment). A transaction here moves the
+ * payment (AUTHORIZED to CANCELED, its transition and event as the service
+ * writes them) and stays open: its trigger ran before any watch existed, so
+ * it notifies nobody. The watch sends AUTHORIZED, and its registration must
+ * wait for that transaction's row lock (FOR SHARE); once it commits, the
+ * watch's read after registering sees CANCELED. Without the lock the watch
+ * registers at once, reads AUTHORIZED and is never told.
+ */
+static void test_events_watch_payment_move_while_registering(void **state)
+{
+    (void)state;
+    ProtobufCMessage *m;
+    assert_int_equal(create_confirmed_as(merchant, "watch-race", 1700, 1, &m), PW_OK);
+    char id[40], sql[512];
+    snprintf(id, sizeof(id), "%s",
+             ((Paywire__Orchestration__V1__CreatePaymentResponse *)m)->payment->id);
+    pw_protobuf_free(m);
+    PGconn *tx = PQconnectdb(orch_db);
+    assert_int_equal(PQstatus(tx), CONNECTION_OK);
+    snprintf(sql, sizeof(sql),
+             "BEGIN; SELECT payment_moved(p, 'CANCELED', 'requested', 'payment.canceled')"
+             " FROM payments p WHERE id = '%s' FOR UPDATE;"
+             " UPDATE payments SET state = 'CANCELED', version = version + 1 WHERE id = '%s'",
+             id, id);
+    PGresult *res = PQexec(tx, sql);
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    pw_stream *st = watch(ch, id);
+    char type[64];
+    assert_int_equal(next_state(st, type, sizeof(type)),
+                     PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_AUTHORIZED);
+    /* The registration waits for the open transaction's lock on the payment. */
+    assert_int_equal(pw_test_db_wait_scalar(orch_db,
+                                            "SELECT count(*) FROM pg_stat_activity"
+                                            " WHERE datname = current_database()"
+                                            " AND wait_event_type = 'Lock'"
+                                            " AND query LIKE '%payment_watches%'",
+                                            1, 10000),
+                     1);
+    res = PQexec(tx, "COMMIT");
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    PQfinish(tx);
+    expect_last(st, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_CANCELED,
+                "payment.canceled");
+    /* The watch's row went with its terminal state (and its stream). */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM payment_watches WHERE payment_id = '%s'", id);
+    assert_int_equal(pw_test_db_wait_scalar(orch_db, sql, 0, 5000), 0);
 }
 
 int main(void)
@@ -1071,6 +1127,7 @@ int main(void)
         cmocka_unit_test(test_events_list_paging),
         cmocka_unit_test(test_events_dead_letter_redrive),
         cmocka_unit_test(test_events_watch_payment_across_instances),
+        cmocka_unit_test(test_events_watch_payment_move_while_registering),
         /* Last: twice in full-suite runs the first CreatePayment after this restart ran into
          * its deadline (cause not found; see the tail of orchestration.log printed then). */
         cmocka_unit_test(test_events_crash_between_commit_and_publish),
