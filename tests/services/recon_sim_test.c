@@ -306,13 +306,20 @@ static char *slurp(const char *path)
     return text;
 }
 
-/* The report file read by pwrecon's reader and uploaded as partner PARTNER. */
+static void print_bad_line(const char *file, int line, const char *why, void *user_data)
+{
+    (void)user_data;
+    print_message("recon_sim_test: %s:%d: %s\n", file, line, why);
+}
+
+/* The report file read by pwrecon's reader (every line well-formed) and uploaded as partner
+ * PARTNER. */
 static F(UploadPartnerReportResponse) *
     upload(const char *path, const char *report_id, const char *date)
 {
     recon_report *rep = NULL;
     char err[256];
-    assert_int_equal(recon_report_read(&rep, path, NULL, NULL, err, sizeof(err)), PW_OK);
+    assert_int_equal(recon_report_read(&rep, path, print_bad_line, NULL, err, sizeof(err)), PW_OK);
     assert_int_equal(recon_report_malformed(rep), 0);
     size_t n;
     F(PartnerReportRow) *const *rows = recon_report_rows(rep, &n);

@@ -180,8 +180,8 @@ static void check_request(svc_req *r, const ReportRequest *req, int want[DIFF_KI
         if (d <= DIFF_NONE || d >= DIFF_KINDS) {
             snprintf(field, sizeof(field), "inject[%zu].difference", i);
             svc_violation(r, field,
-                          "MISSING_ROW, AMOUNT_OFF_BY_ONE, DUPLICATE_ROW, UNKNOWN_ROW"
-                          " or CURRENCY_CHANGED");
+                          "REPORT_DIFFERENCE_ MISSING_ROW, AMOUNT_OFF_BY_ONE, DUPLICATE_ROW,"
+                          " UNKNOWN_ROW or CURRENCY_CHANGED");
         } else if (in->count < 0 || in->count > MAX_PER_KIND) {
             snprintf(field, sizeof(field), "inject[%zu].count", i);
             svc_violation(r, field, "0 to 1000 (0 means 1)");
@@ -234,13 +234,17 @@ static report_item unknown_row(svc_req *r, const report *rep, const report_item 
     }
     char *booked = svc_alloc(r, 24);
     snprintf(booked, 24, "%.10sT12:00:00Z", req->date);
+    /* Drawn one after the other (an initializer list's order of evaluation is unspecified). */
+    int64_t amount = 100 + (int64_t)svc_draw(req->seed, (*draws)++, 9901);
+    const char *currency =
+        m > 0 ? rows[svc_draw(req->seed, (*draws)++, m)].recorded_currency : "USD";
     report_item it = {.key = "",
                       .kind = "capture",
                       .reference = ref,
                       .booked = booked,
                       .recorded_currency = "",
-                      .amount = 100 + (int64_t)svc_draw(req->seed, (*draws)++, 9901),
-                      .currency = m > 0 ? rows[svc_draw(req->seed, (*draws)++, m)].currency : "USD",
+                      .amount = amount,
+                      .currency = currency,
                       .difference = DIFF_UNKNOWN,
                       .written = 1};
     return it;
