@@ -525,6 +525,9 @@ pw_status ev_ledger_start(ev_ledger **out, svc_app *app, uv_loop_t *loop, const 
     svc_outbox_options oo = {
         .table = "outbox",
         .what = "ledger events to finance",
+        /* A batch waits for its slowest delivery (a capture's two calls to finance): at 50 the
+         * consumer fell behind the payments (bench/payments, docs/performance.md). */
+        .batch = 200,
         .deliver = deliver,
         .user_data = l,
         .idle_ms = 200,
