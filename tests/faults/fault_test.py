@@ -2,13 +2,14 @@
 """The money fault test (issue 20, tests/faults/README.md).
 
 Starts its own PostgreSQL cluster and the real services (merchant, compliance,
-finance, orchestration, two acquirer simulators) with mTLS, a webhook
-receiver that verifies and logs every delivery, and many merchants; sends a
-seeded random mix of payments, captures, cancels, refunds, same-key retries
-and different-key duplicates from concurrent workers while a seeded fault
-injector kills services with SIGKILL, restarts PostgreSQL with
-`pg_ctl restart -m immediate`, freezes and breaks the simulators and delays
-webhooks. Then it lets the system drain (bounded) and checks that no money
+finance, orchestration, two acquirer simulators, the chain simulator) with
+mTLS, a webhook receiver that verifies and logs every delivery, and many
+merchants; sends a seeded random mix of card payments, captures, cancels,
+refunds, on-chain USDC payments paid through chain-sim, same-key retries and
+different-key duplicates from concurrent workers while a seeded fault
+injector kills services (and the webhook receiver) with SIGKILL, restarts
+PostgreSQL with `pg_ctl restart -m immediate`, freezes and breaks the
+simulators, reorganises the chain and delays webhooks. Then it lets the system drain (bounded) and checks that no money
 was lost or made (CHECKS below). Exit 0 when every check passed, 1 on a
 violation (the seed is printed with the first one), 2 when the stack could
 not be set up.
@@ -29,6 +30,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -39,6 +41,7 @@ import time
 import urllib.request
 
 ORCH = "paywire.orchestration.v1.PaymentService"
+CHAIN = "paywire.simulators.v1.ChainService"
 # Test card numbers of acquirer.proto and how often the load uses each.
 CARDS = [
     ("4242424242424242", 70),  # approves
@@ -49,7 +52,13 @@ CARDS = [
     ("4000000000003002", 3),  # the acquirer hangs (hang_ms), records nothing
 ]
 CURRENCIES = ["USD", "EUR"]
-FEE_BPS, FEE_FIXED = 290, 30
+# The fee schedule: (basis points, fixed minor units) per payment method; on-chain payments are
+# USDC on Ethereum (6 decimals: 1 USDC = 1000000 minor units).
+FEES = {"card": (290, 30), "on_chain": (100, 10000)}
+TOKEN = "USDC"
+# Confirmations an on-chain deposit needs to be final (orchestration's chain_confirmations); a
+# reorg is injected only on blocks at most REORG_DEPTH deep, so it never drops a final deposit.
+CONFIRMATIONS, REORG_DEPTH = 6, 3
 # Webhook event types the merchants' endpoints subscribe to (empty: all).
 TRANSIENT = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED", "INTERNAL", "UNKNOWN", "CANCELLED",
              "RESOURCE_EXHAUSTED", "unreachable"}
@@ -233,6 +242,10 @@ class FaultTest:
         self.api_keys = {}  # merchant id -> its API key's secret
         self.examples = {}  # an unexpected answer's code -> the first one (printed)
         self.stop_load = threading.Event()
+        self.stop_miner = threading.Event()
+        # Held while the chain's height moves (a block mined, a transfer sent: its own block) or a
+        # reorg is chosen and made, so that a reorg never reaches a block deeper than it saw.
+        self.chain_lock = threading.Lock()
         self.stop_faults = threading.Event()
         self.passed = []
         self.failed = []
@@ -339,12 +352,12 @@ class FaultTest:
         self.end_leftovers()
         os.makedirs(self.work)
         subprocess.run(["bash", os.path.join(self.source, "scripts/certs"), self.work + "/certs",
-                        "acquirer", "acquirer2"], check=True, stdout=subprocess.DEVNULL)
+                        "acquirer", "acquirer2", "chain"], check=True, stdout=subprocess.DEVNULL)
         self.cluster.start()
         b = self.build
         sim = os.path.join(b, "services/orchestration/simulators/acquirer-sim/acquirer-sim")
         p = {n: self.base + i for i, n in enumerate(
-            ["merchant", "finance", "compliance", "orchestration", "acquirer", "acquirer2"])}
+            ["merchant", "finance", "compliance", "orchestration", "acquirer", "acquirer2", "chain"])}
         self.receiver_port = self.base + 20
         key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
         sims = ("latency_min_ms = 2\nlatency_max_ms = 20\nhang_ms = 2500\n"
@@ -371,6 +384,10 @@ class FaultTest:
                                  sims + "seed = %d\nreference_prefix = sim2\n"
                                  "approve_cards = 4000000000000119\n" % (self.seed + 1),
                                  "acquirer2"),
+            "chain": Service(self, "chain",
+                             b + "/services/orchestration/simulators/chain-sim/chain-sim",
+                             p["chain"], "paywire.simulators.v1.ChainService",
+                             "seed = %d\ntokens = %s\n" % (self.seed + 2, TOKEN), "chain"),
             "orchestration": Service(
                 self, "orchestration", b + "/services/orchestration/orchestration-server",
                 p["orchestration"], "paywire.orchestration.v1.PaymentService",
@@ -380,27 +397,50 @@ class FaultTest:
                 "compliance_timeout_ms = 1000\nconnector_timeout_ms = 1500\n"
                 "recovery_interval_ms = 200\nwebhook_timeout_ms = 1500\n"
                 "webhook_backoff_initial_ms = 200\nwebhook_backoff_max_ms = 2000\n"
-                "breaker_open_ms = 2000\nattempt_give_up_ms = 15000\n" % (
-                    p["acquirer"], p["acquirer2"], p["compliance"], p["finance"], p["merchant"]),
+                "breaker_open_ms = 2000\nattempt_give_up_ms = 15000\n"
+                "chain_target = localhost:%d\nchain_confirmations = %d\n"
+                "chain_poll_interval_ms = 200\n" % (
+                    p["acquirer"], p["acquirer2"], p["compliance"], p["finance"], p["merchant"],
+                    p["chain"], CONFIRMATIONS),
                 "orchestration"),
         }
-        self.order = ["compliance", "merchant", "finance", "acquirer", "acquirer2",
+        self.order = ["compliance", "merchant", "finance", "acquirer", "acquirer2", "chain",
                       "orchestration"]
         for name in self.order:
             s = self.svc[name]
             self.cluster.pg("service", s.dbname)
             s.migrate()
             s.start()
+        self.sanctions_list()
         self.start_receiver()
         self.fee_schedule()
         self.make_merchants()
 
-    def start_receiver(self):
+    def sanctions_list(self):
+        """The OFAC SDN list into compliance (it screens on-chain wallets against it: without a
+        list nothing can be screened), and its Ethereum wallets (the blocked payers)."""
+        d = os.environ.get("PWSANCTIONS_DIR", os.path.join(self.source, "../shared/data/ofac-sdn"))
+        subprocess.run([os.path.join(self.build, "clients/pwsanctions/pwsanctions"), "load",
+                        "--dir", d, "--list", "ofac-sdn", "--version", "2021-07", "--addr",
+                        "localhost:%d" % self.svc["compliance"].port, "--cacert",
+                        self.work + "/certs/ca.crt", "--cert", self.work + "/certs/tests.crt",
+                        "--key", self.work + "/certs/tests.key"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=open(self.work + "/pwsanctions.log", "a"))
+        with open(os.path.join(d, "sdn_comments.csv"), errors="replace") as f:
+            self.listed = sorted(set(w.lower() for w in re.findall(
+                r"Digital Currency Address - ETH (0x[0-9a-fA-F]{40})", f.read())))
+        if not self.listed:
+            raise RuntimeError("no Ethereum wallet in %s/sdn_comments.csv" % d)
+
+    def start_receiver(self, again=False):
+        """The webhook receiver; again: after it was killed (its secrets and log kept: it takes
+        the events its log accepted as seen, as a merchant's de-duplication store would)."""
         w = self.work
         self.receiver_log = w + "/deliveries.log"
         self.receiver_control = w + "/receiver.control"
         self.receiver_secrets = w + "/receiver.secrets"
-        open(self.receiver_secrets, "w").close()
+        if not again:
+            open(self.receiver_secrets, "w").close()
         self.receiver = subprocess.Popen(
             ["python3", os.path.join(self.source, "tests/services/webhook_receiver.py"), "--port",
              str(self.receiver_port), "--port-file", w + "/receiver.port", "--secret-file",
@@ -417,9 +457,14 @@ class FaultTest:
                 time.sleep(0.1)
         raise RuntimeError("the webhook receiver did not start")
 
+    def receiver_alive(self):
+        return self.receiver.poll() is None
+
     def fee_schedule(self):
-        rules = [{"method": "card", "currency": c, "basisPoints": FEE_BPS,
-                  "fixedMinor": str(FEE_FIXED)} for c in CURRENCIES]
+        rules = [{"method": "card", "currency": c, "basisPoints": FEES["card"][0],
+                  "fixedMinor": str(FEES["card"][1])} for c in CURRENCIES]
+        rules.append({"method": "on_chain", "currency": TOKEN, "basisPoints": FEES["on_chain"][0],
+                      "fixedMinor": str(FEES["on_chain"][1])})
         at = int(time.time()) + 3
         eff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
         code, ans = self.call(self.svc["finance"].port, "paywire.finance.v1.FeeService/"
@@ -437,7 +482,7 @@ class FaultTest:
             code, ans = self.call(mport, "paywire.merchant.v1.MerchantService/CreateMerchant", {
                 "idempotencyKey": "%s-m%d" % (self.run_tag, i),
                 "merchant": {"displayName": "Fault Shop %d" % i, "country": "DE",
-                             "merchantCategoryCode": "5942", "currencies": CURRENCIES,
+                             "merchantCategoryCode": "5942", "currencies": CURRENCIES + [TOKEN],
                              "legalEntity": {"legalName": "Fault Shop %d GmbH" % i,
                                              "entityType": "ENTITY_TYPE_COMPANY",
                                              "taxId": "DE1234567%02d" % i,
@@ -622,16 +667,151 @@ class FaultTest:
                 self.orch(method, b, key_for, merchant)
         shutil.rmtree(d, ignore_errors=True)
 
-    # Hook for on-chain payments (issue 20's "on-chain payments"; the chain simulator is
-    # being added): a flow here takes (rng, key) like flow(), is picked with its weight in
-    # worker()'s flows, and its checks go in check_chain().
+    # ---- on-chain payments (chain-sim: the chain and the custody partner of the addresses)
+
+    def chain_call(self, method, body, seconds=60):
+        """A call to chain-sim, as the payer's wallet or the test's miner, retried with the same
+        request while the answer is transient (the simulator killed or frozen), up to seconds."""
+        end = time.time() + seconds
+        while True:
+            code, ans = self.call(self.svc["chain"].port, CHAIN + "/" + method, body,
+                                  timeout_ms=3000)
+            if code not in TRANSIENT or time.time() > end:
+                return code, ans
+            time.sleep(0.3)
+
+    def chain_send(self, body):
+        """The payer's wallet sends a transfer (a new block at once): one attempt at a time under
+        chain_lock, retried outside it with the same key, so a frozen simulator does not hold the
+        miner and the reorgs for long."""
+        end = time.time() + 60
+        while True:
+            with self.chain_lock:
+                code, ans = self.call(self.svc["chain"].port, CHAIN + "/SendTransfer", body,
+                                      timeout_ms=3000)
+            if code not in TRANSIENT or time.time() > end:
+                return code, ans
+            time.sleep(0.3)
+
+    def deposit_address(self, pid, ans, merchant):
+        """The payment's deposit address: in the confirm's answer, or (the custody partner was
+        down at the confirm) once the watcher allocated it; None after 30 s."""
+        end = time.time() + 30
+        while True:
+            dep = (ans.get("payment", {}).get("nextAction") or {}).get("deposit") or {}
+            if dep.get("address", {}).get("address"):
+                return dep["address"]["address"]
+            if time.time() > end or self.stop_load.is_set():
+                return None
+            time.sleep(0.3)
+            code, ans = self.orch("GetPayment", {"paymentId": pid}, None, merchant)
+
     def chain_flow(self, rng, key):
-        raise NotImplementedError("on-chain payments: see the hook in tests/faults/README.md")
+        """An on-chain USDC payment: created and confirmed (a deposit address), paid by the payer's
+        wallet in full, short and topped up, or over the amount, with retries of the transfer
+        with its key; the wallet then tops up whatever the chain does not include (a reorg
+        dropped it) until the payment is SUCCEEDED (bounded)."""
+        merchant = rng.choice(self.merchants)
+        amount = rng.randint(1, 500) * 100000  # 0.1 to 50 USDC
+        x = rng.random()
+        plan = "exact" if x < 0.67 else "short" if x < 0.82 else "over" if x < 0.95 else \
+            "from a sanctioned wallet"
+        first = {"short": rng.randint(1, amount - 1),
+                 "over": amount + rng.randint(1, amount // 2)}.get(plan, amount)
+        wallet = "0x%040x" % rng.getrandbits(160)
+        if plan == "from a sanctioned wallet":
+            wallet = rng.choice(self.listed)
+        retry_create, retry_send = rng.random() < 0.3, rng.random() < 0.2
+        body = {"idempotencyKey": key, "merchantId": merchant,
+                "amount": {"amountMinor": str(amount), "currency": TOKEN},
+                "method": {"onChain": {"chain": "CHAIN_ETHEREUM", "token": TOKEN}},
+                "confirm": True}
+        ident = lambda a: (a["payment"]["id"], a["payment"]["amount"])  # noqa: E731
+        code, ans = self.orch("CreatePayment", body, ident, merchant)
+        self.count("on-chain payment (%s)" % plan)
+        if code != "OK":
+            self.count("on-chain create answered " + code)
+            return
+        pid = ans["payment"]["id"]
+        if retry_create:
+            self.orch("CreatePayment", body, ident, merchant)
+            self.count("retry on-chain create, same key")
+        address = self.deposit_address(pid, ans, merchant)
+        if address is None:
+            self.count("on-chain payment without an address in 30 s")
+            return
+        sent = [0]
+
+        def send(value):
+            tb = {"idempotencyKey": "%s-tx%d" % (key, sent[0]),
+                  "fromAddress": {"chain": "CHAIN_ETHEREUM", "address": wallet},
+                  "toAddress": {"chain": "CHAIN_ETHEREUM", "address": address},
+                  "token": TOKEN, "amountMinor": str(value)}
+            sent[0] += 1
+            code, ans = self.chain_send(tb)
+            if code != "OK":
+                self.count("transfer answered " + code)
+            if retry_send and sent[0] == 1:
+                self.chain_send(tb)
+                self.count("retry transfer, same key")
+
+        send(first)
+        end = time.time() + 40
+        while time.time() < end and not self.stop_load.is_set():
+            time.sleep(0.5)
+            code, ans = self.orch("GetPayment", {"paymentId": pid}, None, merchant)
+            state = ans.get("payment", {}).get("state", "") if code == "OK" else ""
+            if state in ("PAYMENT_STATE_SUCCEEDED", "PAYMENT_STATE_FAILED"):
+                self.count("on-chain payment %s while its flow waited" % state[14:])
+                return
+            code, ans = self.chain_call("GetDepositAddress", {"address": address}, 10)
+            if code != "OK":
+                continue
+            included = sum(int(t["amountMinor"]) for t in ans.get("transfers", [])
+                           if int(t.get("blockNumber", "0")) > 0)
+            if included < amount:
+                send(amount - included)
+                self.count("transfer topping up (short, or dropped by a reorg)")
+
+    def miner(self):
+        """The chain's blocks: one every 0.25 s from the load's start until the drain ended, so
+        that every deposit reaches its confirmations."""
+        while not self.stop_miner.wait(0.25):
+            with self.chain_lock:
+                code, _ = self.call(self.svc["chain"].port, CHAIN + "/MineBlocks", {"count": 1},
+                                    timeout_ms=2000)
+            if code == "OK":
+                self.count("blocks mined")
+
+    def reorg(self, rng):
+        """A reorg from a block at most REORG_DEPTH deep (its transfer and every later one
+        dropped), chosen and made under chain_lock: never a deposit that could be final. Waits
+        up to 5 s for a transfer that recent."""
+        end = time.time() + 5
+        while True:
+            with self.chain_lock:
+                rows = self.cluster.sql("chain", "SELECT t.transaction_hash FROM transfers t,"
+                                                 " head h WHERE t.block IS NOT NULL AND h.height"
+                                                 " - t.block + 1 <= %d ORDER BY t.seq" %
+                                        REORG_DEPTH)
+                if rows:
+                    code, ans = self.call(self.svc["chain"].port, CHAIN + "/Reorg",
+                                          {"transactionHash": rng.choice(rows)[0]},
+                                          timeout_ms=5000)
+                    break
+            if time.time() > end or self.stop_faults.is_set():
+                self.count("reorg with no recent transfer to drop")
+                return
+            time.sleep(0.2)
+        if code == "OK":
+            self.count("transfers dropped by reorgs", len(ans.get("dropped", [])))
+        else:
+            self.count("reorg answered " + code)
 
     def worker(self, index):
         rng = random.Random("%d-worker-%d" % (self.seed, index))
         n = 0
-        flows = [(self.flow, 100), (self.chain_flow, 0)]  # (flow, weight): the hook below
+        flows = [(self.flow, 100), (self.chain_flow, 12)]  # (flow, weight)
         total = sum(w for _, w in flows)
         while not self.stop_load.is_set():
             x = rng.uniform(0, total)
@@ -647,7 +827,10 @@ class FaultTest:
                  ("SIGKILL compliance", 2), ("SIGKILL acquirer", 2),
                  ("PostgreSQL restart -m immediate", 3), ("acquirer hangs (SIGSTOP)", 2),
                  ("acquirer fails and hangs (failure/hang knobs)", 2),
-                 ("webhooks answered 500", 2), ("webhooks answered slowly", 2)]
+                 ("webhooks answered 500", 2), ("webhooks answered slowly", 2),
+                 ("SIGKILL webhook receiver", 2), ("webhook receiver hangs (SIGSTOP)", 1),
+                 ("SIGKILL chain", 2), ("chain-sim hangs (SIGSTOP)", 1),
+                 ("chain reorg (blocks not yet final dropped)", 3)]
         total = sum(w for _, w in kinds)
         # Every kind once first (in a seeded order), so a short run still has each; then drawn.
         first = [k for k, _ in kinds]
@@ -669,7 +852,22 @@ class FaultTest:
     def inject(self, rng, kind):
         sim = "acquirer" if rng.random() < 0.6 else "acquirer2"
         hold = rng.uniform(0.3, 3)
-        if kind.startswith("SIGKILL"):
+        if kind == "SIGKILL webhook receiver":
+            self.receiver.kill()
+            self.receiver.wait()
+            time.sleep(hold)
+            self.start_receiver(again=True)
+        elif kind.startswith("webhook receiver hangs"):
+            self.receiver.send_signal(signal.SIGSTOP)
+            time.sleep(hold)
+            self.receiver.send_signal(signal.SIGCONT)
+        elif kind.startswith("chain-sim hangs"):
+            self.svc["chain"].signal(signal.SIGSTOP)
+            time.sleep(hold)
+            self.svc["chain"].signal(signal.SIGCONT)
+        elif kind.startswith("chain reorg"):
+            self.reorg(rng)
+        elif kind.startswith("SIGKILL"):
             name = kind.split()[1]
             name = sim if name == "acquirer" else name
             self.svc[name].kill()
@@ -713,13 +911,21 @@ class FaultTest:
             if s.proc is None or s.proc.poll() is not None:
                 self.restart(name)
             s.signal(signal.SIGCONT)
+        self.receiver.send_signal(signal.SIGCONT)
+        if not self.receiver_alive():
+            self.start_receiver(again=True)
         open(self.receiver_control, "w").close()
         waits = [
             ("orchestration", "SELECT count(*) FROM payment_attempts WHERE outcome IN"
-                              " ('PENDING', 'TIMED_OUT')"),
+                              " ('PENDING', 'TIMED_OUT') AND kind = 'authorization'"),
             ("orchestration", "SELECT count(*) FROM payment_operations WHERE state = 'PENDING'"),
             ("orchestration", "SELECT count(*) FROM refunds WHERE state = 'PENDING'"),
             ("orchestration", "SELECT count(*) FROM payments WHERE state = 'PROCESSING'"),
+            ("orchestration", "SELECT count(*) FROM payments WHERE method = 'on_chain' AND state"
+                              " = 'REQUIRES_CONFIRMATION'"),
+            # (a FAILED payment's deposits are no longer watched: holds are not built yet)
+            ("orchestration", "SELECT count(*) FROM deposits d JOIN payments p ON p.id ="
+                              " d.payment_id WHERE d.state = 'SEEN' AND p.state <> 'FAILED'"),
             ("orchestration", "SELECT count(*) FROM outbox WHERE published_time IS NULL AND"
                               " dead_time IS NULL"),
             ("orchestration", "SELECT count(*) FROM webhook_events WHERE published_time IS NULL"
@@ -805,8 +1011,8 @@ class FaultTest:
                             " 'platform_revenue' AND posted_credits < posted_debits"))
         # ---- payments against the ledger
         caps = {r[0]: r[1:] for r in self.cluster.sql(
-            orch, "SELECT o.id, o.amount_minor, p.currency, p.id, p.amount_captured_minor FROM"
-                  " payment_operations o JOIN payments p ON p.id = o.payment_id WHERE o.kind ="
+            orch, "SELECT o.id, o.amount_minor, p.currency, p.id, p.amount_captured_minor,"
+                  " p.method FROM payment_operations o JOIN payments p ON p.id = o.payment_id WHERE o.kind ="
                   " 'CAPTURE' AND o.state = 'SUCCEEDED'")}
         txf = collections.defaultdict(list)
         for r in self.cluster.sql(fin, "SELECT t.id, t.state, a.kind, e.side, e.amount_minor,"
@@ -816,14 +1022,15 @@ class FaultTest:
                                        " 'refund')"):
             txf[r[0]].append(r[1:])
         problems = []
-        for op, (amount, currency, pid, pcaptured) in caps.items():
+        for op, (amount, currency, pid, pcaptured, method) in caps.items():
             es = txf.get("txf_capture_" + op)
             if es is None:
                 problems.append("capture %s of %s (%s %s): no transfer" % (op, pid, amount,
                                                                             currency))
                 continue
             amount = int(amount)
-            fee = FEE_FIXED + half_even(amount * FEE_BPS, 10000)
+            bps, fixed = FEES[method]
+            fee = fixed + half_even(amount * bps, 10000)
             want = sorted([("POSTED", "partner_receivable", "DEBIT", str(amount), currency,
                             "POSTED"),
                            ("POSTED", "merchant_pending", "CREDIT", str(amount), currency,
@@ -993,7 +1200,128 @@ class FaultTest:
                    problems)
 
     def check_chain(self):
-        """On-chain payments' checks go here with chain_flow (none yet)."""
+        """On-chain payments against chain-sim's own records and the ledger."""
+        orch = "orchestration"
+        pays = {r[0]: r[1:] for r in self.cluster.sql(
+            orch, "SELECT p.id, p.state, p.amount_minor, p.amount_captured_minor,"
+                  " p.deposit_address, coalesce(sum(a.amount_received_minor), 0) FROM payments p"
+                  " LEFT JOIN payment_attempts a ON a.payment_id = p.id AND a.kind = 'deposit'"
+                  " WHERE p.method = 'on_chain' GROUP BY p.id")}
+        self.ops["on-chain payments checked"] = len(pays)
+        attempts = {r[0]: r[1] for r in self.cluster.sql(
+            orch, "SELECT id, payment_id FROM payment_attempts WHERE kind = 'deposit'")}
+        theirs_addr = {r[1]: r[0] for r in self.cluster.sql("chain",
+                                                            "SELECT key, address FROM addresses")}
+        problems = ["on-chain payment %s (%s) has no deposit address" % (p, v[0])
+                    for p, v in pays.items() if v[3] == ""]
+        for address, k in theirs_addr.items():
+            pid = attempts.get(k)
+            if pid is None:
+                problems.append("chain-sim address %s for key %s: no deposit attempt of ours" % (
+                    address, k))
+            elif pays[pid][3] != address:
+                problems.append("payment %s: address %s, chain-sim allocated %s for its attempt"
+                                % (pid, pays[pid][3], address))
+        problems += ["payment %s: address %s unknown to chain-sim" % (p, v[3])
+                     for p, v in pays.items() if v[3] and v[3] not in theirs_addr]
+        self.check("every on-chain payment has the address chain-sim allocated for its attempt",
+                   problems)
+        ours = {}
+        for pid, h, li, frm, amount, state in self.cluster.sql(
+                orch, "SELECT payment_id, transaction_hash, log_index, from_address, amount_minor,"
+                      " state FROM deposits"):
+            if state == "SEEN" and pays.get(pid, ("",))[0] == "FAILED":
+                state = "FINAL"  # no longer watched once FAILED (holds are not built yet)
+            ours[(h, li, frm, amount, pays[pid][3] if pid in pays else "?")] = state
+        theirs = {}
+        for h, li, frm, to, amount, included in self.cluster.sql(
+                "chain", "SELECT transaction_hash, log_index, from_address, to_address,"
+                         " amount_minor, block IS NOT NULL FROM transfers"):
+            theirs[(h, li, frm, amount, to)] = included == "t"
+        problems = []
+        for k, included in sorted(theirs.items()):
+            state = ours.get(k)
+            if k[4] not in theirs_addr:
+                problems.append("transfer %s to %s: not a deposit address" % (k[0], k[4]))
+            elif included and state != "FINAL":
+                problems.append("transfer %s (%s to %s) on the chain: our deposit is %s" % (
+                    k[0], k[3], k[4], state or "missing"))
+            elif not included and state not in (None, "REORGED"):
+                problems.append("transfer %s dropped by a reorg: our deposit is %s" % (k[0],
+                                                                                      state))
+        problems += ["deposit %s (%s to %s, %s): not a transfer on the chain" % (
+            k[0], k[3], k[4], st) for k, st in sorted(ours.items()) if k not in theirs]
+        self.ops["chain transfers compared"] = len(theirs)
+        self.ops["  of them dropped by a reorg"] = sum(1 for v in theirs.values() if not v)
+        self.check("chain-sim's transfers to our addresses are exactly our deposits (hash, log"
+                   " index, wallet, amount), final, or REORGED when a reorg dropped them",
+                   problems)
+        final, listed = collections.Counter(), set()
+        for pid, amount, state, wallet in self.cluster.sql(
+                orch, "SELECT payment_id, amount_minor, state, from_address FROM deposits WHERE"
+                      " state <> 'REORGED'"):
+            final[pid] += int(amount) if state == "FINAL" else 0
+            if wallet in self.listed:
+                listed.add(pid)
+        problems = []
+        for pid, (state, amount, captured, _, received) in pays.items():
+            amount, captured, received = int(amount), int(captured), int(received)
+            want = "FAILED" if pid in listed else "SUCCEEDED" if final[pid] >= amount else \
+                "REQUIRES_ACTION"
+            if state != want:
+                problems.append("payment %s %s, want %s: %d of %d final on the chain%s" % (
+                    pid, state, want, final[pid], amount,
+                    ", from a sanctioned wallet" if pid in listed else ""))
+            if captured != (amount if state == "SUCCEEDED" else 0):
+                problems.append("payment %s %s: captured %d of %d" % (pid, state, captured,
+                                                                      amount))
+            if want != "FAILED" and received != final[pid]:
+                problems.append("payment %s: received %d, its final deposits %d" % (
+                    pid, received, final[pid]))
+        self.ops["on-chain payments FAILED (a sanctioned wallet)"] = sum(
+            1 for v in pays.values() if v[0] == "FAILED")
+        self.check("every on-chain payment SUCCEEDED exactly when its final deposits reach its"
+                   " amount (captured in full then, received = its final deposits), FAILED when"
+                   " a sanctioned wallet paid it, REQUIRES_ACTION otherwise", problems)
+        caps = collections.defaultdict(list)
+        for pid, op, amount, ref in self.cluster.sql(
+                orch, "SELECT o.payment_id, o.id, o.amount_minor, o.partner_reference FROM"
+                      " payment_operations o JOIN payments p ON p.id = o.payment_id WHERE"
+                      " p.method = 'on_chain' AND o.kind = 'CAPTURE' AND o.state = 'SUCCEEDED'"):
+            caps[pid].append((op, int(amount), ref))
+        hashes = collections.defaultdict(set)
+        for pid, h in self.cluster.sql(orch, "SELECT payment_id, transaction_hash FROM deposits"
+                                             " WHERE state = 'FINAL'"):
+            hashes[pid].add(h)
+        booked = collections.defaultdict(list)
+        for tid, state, owner, amount in self.cluster.sql(
+                "finance", "SELECT t.id, t.state, a.owner, e.amount_minor FROM transfers t JOIN"
+                           " entries e ON e.mode = t.mode AND e.transfer_id = t.id JOIN accounts"
+                           " a ON a.id = e.account_id WHERE t.kind = 'capture' AND a.kind ="
+                           " 'partner_receivable' AND e.side = 'DEBIT'"):
+            booked[tid].append((state, owner, int(amount)))
+        problems = []
+        for pid, (state, amount, _, _, _) in pays.items():
+            got = caps.get(pid, [])
+            if state != "SUCCEEDED":
+                problems += ["payment %s %s has capture %s" % (pid, state, c[0]) for c in got]
+                continue
+            if len(got) != 1:
+                problems.append("payment %s SUCCEEDED with %d captures" % (pid, len(got)))
+                continue
+            op, camount, ref = got[0]
+            if camount != int(amount) or ref not in hashes[pid]:
+                problems.append("payment %s: capture %s of %d (%s), want %s from one of its final"
+                                " deposits" % (pid, op, camount, ref, amount))
+            if booked.get("txf_capture_" + op) != [("POSTED", "chain_sim", int(amount))]:
+                problems.append("payment %s: capture %s booked as %s, want once %s from"
+                                " partner_receivable(chain_sim), posted" % (
+                                    pid, op, booked.get("txf_capture_" + op), amount))
+        self.ops["on-chain payments SUCCEEDED"] = sum(1 for v in pays.values()
+                                                      if v[0] == "SUCCEEDED")
+        self.check("every SUCCEEDED on-chain payment posted exactly once in the ledger (its"
+                   " amount from partner_receivable(chain_sim), the deposit's hash as reference),"
+                   " nothing booked for the others", problems)
 
     # ---- the run
 
@@ -1017,6 +1345,8 @@ class FaultTest:
             time.time() - t0, self.cluster.port, self.base))
         threads = [threading.Thread(target=self.worker, args=(i,)) for i in range(self.workers)]
         injector = threading.Thread(target=self.faults_loop)
+        miner = threading.Thread(target=self.miner)
+        miner.start()
         for t in threads:
             t.start()
         injector.start()
@@ -1031,6 +1361,8 @@ class FaultTest:
             self.drain()
         except Violation as v:  # the checks still run: they say what the stuck work means
             self.check("the system drains", [str(v)])
+        self.stop_miner.set()
+        miner.join()
         try:
             self.checks()
         except Exception as e:  # noqa: BLE001 (a check that could not run is a failure)
@@ -1061,6 +1393,7 @@ class FaultTest:
             for name in reversed(getattr(self, "order", [])):
                 self.svc[name].stop()
         if hasattr(self, "receiver"):
+            self.receiver.send_signal(signal.SIGCONT)
             self.receiver.terminate()
             self.receiver.wait()
         self.cluster.stop()

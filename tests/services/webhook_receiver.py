@@ -16,6 +16,10 @@ an endpoint was created, after this server started), one per line: a
 delivery signed with any of them is accepted, so one receiver serves the
 endpoints of several merchants (the local stack's demo adds one per run).
 GET /healthz answers 200 (scripts/stack status).
+The events an earlier run of the receiver accepted ("ok" lines already in --log)
+count as seen at its start, as a merchant's de-duplication store would keep
+them: a receiver killed and started again (tests/faults) answers their
+repeats "dup".
 With --control-file (tests/faults), the file's content at each request delays
 deliveries: "fail" answers 500 to every verified delivery (logged "busy"),
 "slow MS" holds each one MS milliseconds before handling it as usual; absent
@@ -128,6 +132,8 @@ def main():
     server.args, server.lock, server.attempts = args, threading.Lock(), {}
     server.accepted = set()
     open(args.log, "a").close()
+    with open(args.log) as f:
+        server.accepted.update(x.split()[1] for x in f if x.startswith("ok ") and len(x.split()) > 1)
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))
     os.rename(args.port_file + ".tmp", args.port_file)
