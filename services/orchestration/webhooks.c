@@ -22,7 +22,9 @@
  * de-duplicate on Paywire-Event-Id: delivery is at least once.
  *
  * Secrets are fetched from merchant for every delivery and live only in
- * the delivery's stack, wiped after signing; our database never holds them.
+ * the answer of that call, zeroed once signed (and at once by the fan-out,
+ * which signs nothing) before the answer is freed; our database never holds
+ * them.
  */
 #include <stdio.h>
 #include <string.h>
@@ -110,6 +112,22 @@ static const Paywire__Merchant__V1__GetWebhookTargetsResponse *targets(job *j, p
     return *rv == PW_OK ? (const void *)j->wait.response : NULL;
 }
 
+/* Zeroes every signing secret of a targets answer: called before the fiber's next wait, which
+ * hands the answer back to the runtime to be freed (the secrets must not linger in freed
+ * memory). The answer is the call's; only its secrets' bytes are written. */
+static void wipe_secrets(const Paywire__Merchant__V1__GetWebhookTargetsResponse *resp)
+{
+    for (size_t i = 0; resp != NULL && i < resp->n_targets; i++) {
+        char *secrets[] = {resp->targets[i]->signing_secret,
+                           resp->targets[i]->previous_signing_secret};
+        for (size_t k = 0; k < 2; k++) {
+            if (secrets[k] != NULL) {
+                OPENSSL_cleanse(secrets[k], strlen(secrets[k]));
+            }
+        }
+    }
+}
+
 static int subscribed(const Target *t, const char *type)
 {
     for (size_t i = 0; i < t->n_event_types; i++) {
@@ -128,6 +146,7 @@ static pw_status fan_out(job *j)
     if (resp == NULL) {
         return rv;
     }
+    wipe_secrets(resp); /* the fan-out signs nothing */
     char ids[100 * 41 + 1] = "";
     size_t len = 0;
     for (size_t i = 0; i < resp->n_targets && len + 42 < sizeof(ids); i++) {
@@ -173,8 +192,10 @@ static void posted(pw_http_client *c, const pw_http_response *resp, void *ud)
     svc_fiber_resume(j->wait.fiber);
 }
 
-/* POSTs body to t, signed with its secrets (wiped from the stack after); the outcome. */
-static pw_status post(job *j, const Target *t, const char *body)
+/* POSTs body to t (one of resp's targets), signed with its secrets, which are wiped with every
+ * other secret of resp before the request is sent; the outcome. */
+static pw_status post(job *j, const Paywire__Merchant__V1__GetWebhookTargetsResponse *resp,
+                      const Target *t, const char *body)
 {
     const orch_state *s = j->w->app->service;
     size_t body_len = strlen(body);
@@ -190,6 +211,7 @@ static pw_status post(job *j, const Target *t, const char *body)
         add_signature(signature, sizeof(signature), t->previous_signing_secret, signed_text,
                       signed_len);
     }
+    wipe_secrets(resp);
     pw_free(signed_text);
     pw_http_header headers[] = {{"content-type", "application/json"},
                                 {"user-agent", "paywire-webhooks/1"},
@@ -250,7 +272,12 @@ static pw_status deliver_one(job *j)
     }
     if (resp != NULL) {
         /* An endpoint deleted or disabled since the fan-out gets nothing more. */
-        rv = t != NULL ? post(j, t, body) : PW_OK;
+        if (t != NULL) {
+            rv = post(j, resp, t, body);
+        } else {
+            wipe_secrets(resp);
+            rv = PW_OK;
+        }
     }
     pw_free(body);
     return rv;
