@@ -796,7 +796,8 @@ class FaultTest:
                                         REORG_DEPTH)
                 if rows:
                     code, ans = self.call(self.svc["chain"].port, CHAIN + "/Reorg",
-                                          {"transactionHash": rng.choice(rows)[0]},
+                                          {"transactionHash": rng.choice(rows)[0],
+                                           "maxDepth": REORG_DEPTH},
                                           timeout_ms=5000)
                     break
             if time.time() > end or self.stop_faults.is_set():

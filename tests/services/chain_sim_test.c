@@ -5,7 +5,8 @@
  * key, a transfer per key in a new block, confirmations counted from the
  * height, a reorg dropping a block and every later one, a key used again with
  * other values refused (IDEMPOTENCY_KEY_REUSED naming the field, nothing
- * counted), and bad input named by its field.
+ * counted), bad input named by its field, and the treasury's withdrawals
+ * (finance's wallet payouts): once per key, never more than it holds.
  */
 #include <stdio.h>
 #include <string.h>
@@ -43,7 +44,7 @@ static int group_setup(void **state)
                                    "/services/orchestration/simulators/chain-sim/migrations",
                                    "paywire.migrate.chain_sim", NULL, err, sizeof(err)),
                      PW_OK);
-    svc_process_start(&sim, db_url, "log_level = warning\nworkers = 2\n");
+    svc_process_start(&sim, db_url, "log_level = warning\nworkers = 2\ntreasury_float = 5000000\n");
     uv_loop_init(&loop);
     ch = svc_process_channel(&sim, &loop);
     svc_process_wait_serving(&sim, ch);
@@ -171,11 +172,48 @@ static int64_t mine_blocks(int count)
     return h;
 }
 
-static answer reorg(const char *hash)
+static answer reorg_at_most(const char *hash, uint32_t max_depth)
 {
     Paywire__Simulators__V1__ReorgRequest req = PAYWIRE__SIMULATORS__V1__REORG_REQUEST__INIT;
     req.transaction_hash = (char *)hash;
+    req.max_depth = max_depth;
     return call("Reorg", &req.base, &paywire__simulators__v1__reorg_response__descriptor);
+}
+
+static answer reorg(const char *hash)
+{
+    return reorg_at_most(hash, 0);
+}
+
+static answer withdraw(const char *key, const char *to, const char *token, int64_t amount)
+{
+    Paywire__Common__V1__ChainAddress t = PAYWIRE__COMMON__V1__CHAIN_ADDRESS__INIT;
+    t.chain = ETH;
+    t.address = (char *)to;
+    Paywire__Simulators__V1__WithdrawRequest req = PAYWIRE__SIMULATORS__V1__WITHDRAW_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    req.to_address = &t;
+    req.token = (char *)token;
+    req.amount_minor = amount;
+    return call("Withdraw", &req.base, &paywire__simulators__v1__withdraw_response__descriptor);
+}
+
+static Paywire__Simulators__V1__WithdrawResponse *withdrawn(answer *a)
+{
+    if (a->code != PW_OK) {
+        fprintf(stderr, "Withdraw: %d %s\n", a->code, a->message ? a->message : "");
+    }
+    assert_int_equal(a->code, PW_OK);
+    return (Paywire__Simulators__V1__WithdrawResponse *)a->msg;
+}
+
+static answer get_transfer(const char *key)
+{
+    Paywire__Simulators__V1__GetTransferRequest req =
+        PAYWIRE__SIMULATORS__V1__GET_TRANSFER_REQUEST__INIT;
+    req.idempotency_key = (char *)key;
+    return call("GetTransfer", &req.base,
+                &paywire__simulators__v1__get_transfer_response__descriptor);
 }
 
 static answer get_address(const char *address, const char *key)
@@ -265,7 +303,14 @@ static void test_chain_sim_reorg_drops_later_blocks(void **state)
     answer second = send_transfer("tx_reorg2", payer, addr, "USDC", 2000000);
     int64_t height = sent(&second)->height;
     const char *hash = sent(&first)->transfer->transaction_hash;
-    answer r = reorg(hash);
+    /* Its block is 4 deep (itself, two mined, the second's): max_depth 3 refuses and drops
+     * nothing, 4 would allow it. */
+    answer deep = reorg_at_most(hash, 3);
+    assert_int_equal(deep.code, PW_FAILED_PRECONDITION);
+    answer kept = get_address(addr, "");
+    assert_int_equal(got(&kept)->transfers[0]->state, INCLUDED);
+    assert_int_equal(got(&kept)->transfers[0]->confirmations, 4);
+    answer r = reorg_at_most(hash, 4);
     assert_int_equal(r.code, PW_OK);
     Paywire__Simulators__V1__ReorgResponse *rr = (Paywire__Simulators__V1__ReorgResponse *)r.msg;
     assert_int_equal(rr->n_dropped, 2);
@@ -283,7 +328,7 @@ static void test_chain_sim_reorg_drops_later_blocks(void **state)
     assert_int_equal(twice.code, PW_FAILED_PRECONDITION);
     answer unknown = reorg("0x00000000000000000000000000000000000000000000000000000000000000ff");
     assert_int_equal(unknown.code, PW_NOT_FOUND);
-    answer *all[] = {&a, &first, &second, &r, &g, &twice, &unknown};
+    answer *all[] = {&a, &first, &second, &deep, &kept, &r, &g, &twice, &unknown};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         answer_free(all[i]);
     }
@@ -386,6 +431,57 @@ static void test_chain_sim_rejects_bad_input(void **state)
     answer_free(&a);
 }
 
+/* The treasury (treasury_float 5 USDC and 5 USDT here) pays once per key and never more than
+ * it holds; a reorg that drops a withdrawal gives its amount back. */
+static void test_chain_sim_treasury_withdrawals(void **state)
+{
+    (void)state;
+    const char *merchant = "0x1111111111111111111111111111111111111111";
+    answer w = withdraw("pyo_t1", merchant, "USDC", 3000000);
+    Transfer *t = withdrawn(&w)->transfer;
+    assert_int_equal(withdrawn(&w)->treasury_balance_minor, 2000000);
+    assert_string_not_equal(t->from_address->address, payer);
+    assert_string_equal(t->to_address->address, merchant);
+    assert_int_equal(t->state, INCLUDED);
+    assert_int_equal(t->confirmations, 1);
+    /* The retry is the same transfer and spends nothing more. */
+    answer again = withdraw("pyo_t1", merchant, "USDC", 3000000);
+    assert_string_equal(withdrawn(&again)->transfer->transaction_hash, t->transaction_hash);
+    assert_int_equal(withdrawn(&again)->transfer->requests, 2);
+    assert_int_equal(withdrawn(&again)->treasury_balance_minor, 2000000);
+    answer x = withdraw("pyo_t1", merchant, "USDC", 2000000);
+    assert_true(key_reused(&x, "amount_minor"));
+    /* More than it holds: refused, nothing sent. */
+    answer poor = withdraw("pyo_t2", merchant, "USDC", 2000001);
+    assert_int_equal(poor.code, PW_FAILED_PRECONDITION);
+    assert_non_null(poor.details.reason);
+    assert_string_equal(poor.details.reason, "INSUFFICIENT_FUNDS");
+    answer none = get_transfer("pyo_t2");
+    assert_int_equal(none.code, PW_NOT_FOUND);
+    /* Each token has its own balance. */
+    answer usdt = withdraw("pyo_t3", merchant, "USDT", 5000000);
+    assert_int_equal(withdrawn(&usdt)->treasury_balance_minor, 0);
+    /* Read by its key, confirmations from the height. */
+    mine_blocks(4);
+    answer g = get_transfer("pyo_t1");
+    assert_int_equal(g.code, PW_OK);
+    Paywire__Simulators__V1__GetTransferResponse *gt =
+        (Paywire__Simulators__V1__GetTransferResponse *)g.msg;
+    assert_int_equal(gt->transfer->confirmations, 6);
+    assert_int_equal(gt->transfer->requests, 2);
+    /* A reorg drops it (and the USDT one after it): the treasury holds 5 USDC again. */
+    answer r = reorg(t->transaction_hash);
+    assert_int_equal(r.code, PW_OK);
+    answer full = withdraw("pyo_t4", merchant, "USDC", 5000000);
+    assert_int_equal(withdrawn(&full)->treasury_balance_minor, 0);
+    answer self = withdraw("pyo_t5", withdrawn(&full)->transfer->from_address->address, "USDC", 1);
+    assert_int_equal(self.code, PW_INVALID_ARGUMENT);
+    answer *all[] = {&w, &again, &poor, &none, &usdt, &g, &r, &full, &self};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        answer_free(all[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_chain_sim_reorg_keeps_earlier_blocks),
         cmocka_unit_test(test_chain_sim_key_reused_with_other_values),
         cmocka_unit_test(test_chain_sim_rejects_bad_input),
+        cmocka_unit_test(test_chain_sim_treasury_withdrawals),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

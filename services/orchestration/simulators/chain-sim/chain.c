@@ -12,7 +12,11 @@
  * replacing blocks are empty). Addresses and hashes are SHA-256 of the seed
  * and the index or key, so a run with the same seed makes the same ones.
  * Everything that reads or moves the height locks `head`, so confirmations
- * are always counted against one height.
+ * are always counted against one height. The custody partner also holds our
+ * treasury wallet: Withdraw sends from it (finance's payouts to wallets),
+ * never more than it holds (treasury_float less its included withdrawals,
+ * read and spent under head's lock), and GetTransfer answers any transfer by
+ * its sender's key.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -31,6 +35,7 @@ typedef struct chain_behaviour {
     int chain;
     char tokens[128];
     char seed[24];
+    int64_t treasury_float; /* per token, before any withdrawal */
 } chain_behaviour;
 
 const svc_setting chain_settings[] = {
@@ -40,6 +45,8 @@ const svc_setting chain_settings[] = {
     {"tokens", SVC_SETTING_TEXT, "USDC,USDT", 0, 0, 0},
     /* Addresses and transaction hashes derive from it. */
     {"seed", SVC_SETTING_INT, "1", 0, INT64_MAX, 0},
+    /* What the treasury wallet holds of each token before any withdrawal (minor units). */
+    {"treasury_float", SVC_SETTING_INT, "1000000000000000", 0, INT64_MAX, 0},
     {NULL, SVC_SETTING_TEXT, NULL, 0, 0, 0},
 };
 
@@ -55,6 +62,7 @@ pw_status chain_setup(const svc_config *cfg, void **state, char *err, size_t err
     }
     snprintf(b->tokens, sizeof(b->tokens), "%s", tokens);
     snprintf(b->seed, sizeof(b->seed), "%lld", (long long)svc_config_int(cfg, "seed"));
+    b->treasury_float = svc_config_int(cfg, "treasury_float");
     PW_LOG(PW_LOG_NOTICE, "chain_sim", "chain %d, tokens %s, seed %s", b->chain, b->tokens,
            b->seed);
     *state = b;
@@ -120,6 +128,29 @@ static const pw_db_stmt insert_transfer = {
            " SELECT " TRANSFER_COLUMNS ", h.height FROM ins t, h",
     .nparams = 7,
     .types = {PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT4, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT8},
+};
+/* The treasury wallet: 0x and the first 20 bytes of SHA-256("<seed>:treasury"). */
+static const pw_db_stmt treasury_address = {
+    .name = "chain_treasury_address",
+    .sql = "SELECT '0x' || left(encode(sha256(convert_to($1 || ':treasury', 'UTF8')), 'hex'), 40)"
+           " AS address",
+    .nparams = 1,
+    .types = {PW_DB_TEXT},
+};
+/* What the treasury has sent of a token and the chain still includes. */
+static const pw_db_stmt treasury_sent = {
+    .name = "chain_treasury_sent",
+    .sql = "SELECT coalesce(sum(amount_minor), 0)::int8 AS sent FROM transfers"
+           " WHERE from_address = $1 AND token = $2 AND block IS NOT NULL",
+    .nparams = 2,
+    .types = {PW_DB_TEXT, PW_DB_TEXT},
+};
+static const pw_db_stmt select_transfer_by_key = {
+    .name = "chain_transfer_by_key",
+    .sql = "SELECT " TRANSFER_COLUMNS ", h.height FROM transfers t CROSS JOIN head h"
+           " WHERE t.key = $1",
+    .nparams = 1,
+    .types = {PW_DB_TEXT},
 };
 static const pw_db_stmt mine = {
     .name = "chain_mine",
@@ -322,16 +353,33 @@ typedef struct send_args {
     const pw_db_param *params; /* insert_transfer's */
     const char *key, *from, *to, *token;
     int64_t amount_minor;
-    Paywire__Simulators__V1__SendTransferResponse *resp;
+    int64_t treasury_float; /* < 0: a payer's wallet, no balance kept */
+    int64_t *balance;       /* the treasury's after the send, when treasury_float >= 0 */
+    Transfer **transfer;
+    int64_t *height;
 } send_args;
 
-/* Under head's lock, so a replay and the first send never interleave. */
+/* The treasury's balance in the token, as the chain includes its withdrawals now. */
+static int64_t treasury_balance(svc_req *r, const send_args *s)
+{
+    pw_db_param p[] = {pw_db_text(s->from), pw_db_text(s->token)};
+    return s->treasury_float -
+           svc_int64(svc_row_at(r, svc_tx_query(r, &treasury_sent, p, 2), 0), "sent");
+}
+
+/* Under head's lock, so a replay and the first send never interleave, and a treasury's
+ * balance is read and spent by one send at a time. */
 static void send_tx(svc_req *r, const void *arg)
 {
     const send_args *s = arg;
     svc_tx_query(r, &lock_head, NULL, 0);
     const pw_db_result *res = svc_tx_query(r, &replay_transfer, &s->params[0], 1);
     if (pw_db_rows(res) == 0) {
+        if (s->treasury_float >= 0 && treasury_balance(r, s) < s->amount_minor) {
+            svc_abort(r, PW_FAILED_PRECONDITION, "INSUFFICIENT_FUNDS",
+                      "the treasury holds %lld of %s, less than amount_minor %lld",
+                      (long long)treasury_balance(r, s), s->token, (long long)s->amount_minor);
+        }
         res = svc_tx_query(r, &insert_transfer, s->params, 7);
     }
     svc_row row = svc_row_at(r, res, 0);
@@ -339,25 +387,35 @@ static void send_tx(svc_req *r, const void *arg)
     same_text(r, s->key, "to_address", svc_text(row, "to_address"), s->to);
     same_text(r, s->key, "from_address", svc_text(row, "from_address"), s->from);
     same_text(r, s->key, "token", svc_text(row, "token"), s->token);
-    s->resp->height = svc_int64(row, "height");
-    s->resp->transfer = transfer_from_row(r, row);
+    *s->height = svc_int64(row, "height");
+    *s->transfer = transfer_from_row(r, row);
+    if (s->treasury_float >= 0) {
+        *s->balance = treasury_balance(r, s);
+    }
     svc_tx_commit(r);
+}
+
+/* The checks SendTransfer and Withdraw share (a violation each; the caller checks). */
+static void transfer_args(svc_req *r, const chain_behaviour *b, const char *key, const char *token,
+                          int64_t amount_minor)
+{
+    if (!svc_key_ok(key)) {
+        svc_violation(r, "idempotency_key", "1 to 128 printable characters");
+    }
+    if (!token_ok(b, token)) {
+        svc_violation(r, "token", "one of the simulator's tokens (setting tokens)");
+    }
+    if (amount_minor <= 0) {
+        svc_violation(r, "amount_minor", "above 0 (minor units of the token)");
+    }
 }
 
 SVC_HANDLER(send_transfer, Paywire__Simulators__V1__SendTransferRequest)
 {
     const chain_behaviour *b = r->app->service;
-    if (!svc_key_ok(req->idempotency_key)) {
-        svc_violation(r, "idempotency_key", "1 to 128 printable characters");
-    }
+    transfer_args(r, b, req->idempotency_key, req->token, req->amount_minor);
     const char *from = address_arg(r, b, req->from_address, "from_address");
     const char *to = address_arg(r, b, req->to_address, "to_address");
-    if (!token_ok(b, req->token)) {
-        svc_violation(r, "token", "one of the simulator's tokens (setting tokens)");
-    }
-    if (req->amount_minor <= 0) {
-        svc_violation(r, "amount_minor", "above 0 (minor units of the token)");
-    }
     svc_check(r);
     svc_authenticate(r, NULL);
     pw_db_param p[] = {pw_db_text(req->idempotency_key),
@@ -375,8 +433,70 @@ SVC_HANDLER(send_transfer, Paywire__Simulators__V1__SendTransferRequest)
                    .to = to,
                    .token = req->token,
                    .amount_minor = req->amount_minor,
-                   .resp = &resp};
+                   .treasury_float = -1,
+                   .transfer = &resp.transfer,
+                   .height = &resp.height};
     svc_transaction(r, send_tx, &s);
+    svc_reply(r, &resp.base);
+}
+
+/* ---- Withdraw ---- */
+
+SVC_HANDLER(withdraw, Paywire__Simulators__V1__WithdrawRequest)
+{
+    const chain_behaviour *b = r->app->service;
+    transfer_args(r, b, req->idempotency_key, req->token, req->amount_minor);
+    const char *to = address_arg(r, b, req->to_address, "to_address");
+    svc_check(r);
+    svc_authenticate(r, NULL);
+    pw_db_param seed = pw_db_text(b->seed);
+    const char *from =
+        svc_text(svc_row_at(r, svc_query(r, &treasury_address, &seed, 1), 0), "address");
+    if (strcmp(from, to) == 0) {
+        svc_fail(r, PW_INVALID_ARGUMENT, "to_address is the treasury wallet itself");
+    }
+    pw_db_param p[] = {pw_db_text(req->idempotency_key),
+                       seed,
+                       pw_db_int4(b->chain),
+                       pw_db_text(from),
+                       pw_db_text(to),
+                       pw_db_text(req->token),
+                       pw_db_int8(req->amount_minor)};
+    Paywire__Simulators__V1__WithdrawResponse resp =
+        PAYWIRE__SIMULATORS__V1__WITHDRAW_RESPONSE__INIT;
+    send_args s = {.params = p,
+                   .key = req->idempotency_key,
+                   .from = from,
+                   .to = to,
+                   .token = req->token,
+                   .amount_minor = req->amount_minor,
+                   .treasury_float = b->treasury_float,
+                   .balance = &resp.treasury_balance_minor,
+                   .transfer = &resp.transfer,
+                   .height = &resp.height};
+    svc_transaction(r, send_tx, &s);
+    PW_LOG(PW_LOG_INFO, "chain_sim", "withdrawal %s: %lld %s to %s in block %lld",
+           req->idempotency_key, (long long)req->amount_minor, req->token, to,
+           (long long)resp.transfer->block_number);
+    svc_reply(r, &resp.base);
+}
+
+/* ---- GetTransfer ---- */
+
+SVC_HANDLER(get_transfer, Paywire__Simulators__V1__GetTransferRequest)
+{
+    if (!svc_key_ok(req->idempotency_key)) {
+        svc_violation(r, "idempotency_key", "1 to 128 printable characters");
+    }
+    svc_check(r);
+    svc_authenticate(r, NULL);
+    pw_db_param key = pw_db_text(req->idempotency_key);
+    svc_row row = svc_one(r, svc_query(r, &select_transfer_by_key, &key, 1), "transfer",
+                          req->idempotency_key);
+    Paywire__Simulators__V1__GetTransferResponse resp =
+        PAYWIRE__SIMULATORS__V1__GET_TRANSFER_RESPONSE__INIT;
+    resp.transfer = transfer_from_row(r, row);
+    resp.height = svc_int64(row, "height");
     svc_reply(r, &resp.base);
 }
 
@@ -400,6 +520,7 @@ SVC_HANDLER(mine_blocks, Paywire__Simulators__V1__MineBlocksRequest)
 
 typedef struct reorg_args {
     const char *hash;
+    uint32_t max_depth; /* 0: no limit */
     Paywire__Simulators__V1__ReorgResponse *resp;
 } reorg_args;
 
@@ -414,6 +535,12 @@ static void reorg_tx(svc_req *r, const void *arg)
                   "transfer %s was dropped by an earlier reorg", a->hash);
     }
     int64_t block = svc_int64(t, "block");
+    int64_t depth = a->resp->height - block + 1;
+    if (a->max_depth != 0 && depth > (int64_t)a->max_depth) {
+        svc_abort(r, PW_FAILED_PRECONDITION, "TOO_DEEP",
+                  "transfer %s is %lld blocks deep, more than max_depth %u", a->hash,
+                  (long long)depth, a->max_depth);
+    }
     pw_db_param from = pw_db_int8(block);
     const pw_db_result *res = svc_tx_query(r, &drop_blocks, &from, 1);
     int n = pw_db_rows(res);
@@ -434,7 +561,8 @@ SVC_HANDLER(reorg, Paywire__Simulators__V1__ReorgRequest)
     svc_check(r);
     svc_authenticate(r, NULL);
     Paywire__Simulators__V1__ReorgResponse resp = PAYWIRE__SIMULATORS__V1__REORG_RESPONSE__INIT;
-    reorg_args a = {.hash = lower(r, req->transaction_hash), .resp = &resp};
+    reorg_args a = {
+        .hash = lower(r, req->transaction_hash), .max_depth = req->max_depth, .resp = &resp};
     svc_transaction(r, reorg_tx, &a);
     svc_reply(r, &resp.base);
 }
@@ -480,6 +608,8 @@ static const paywire_simulators_v1_chain_service_handlers handlers = {
     .mine_blocks = mine_blocks_h,
     .reorg = reorg_h,
     .get_deposit_address = get_deposit_address_h,
+    .withdraw = withdraw_h,
+    .get_transfer = get_transfer_h,
 };
 
 pw_status chain_register(pw_server *server, svc_app *app)
