@@ -62,6 +62,14 @@ static const svc_setting finance_settings[] = {
     {"payout_job_seconds", SVC_SETTING_INT, "60", 0, 86400, 0},
     {"merchant_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
     {"payout_bank_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
+    /* The custody partner whose treasury wallet pays batches in a token (chain-sim's
+     * Withdraw; unset: token batches wait), and the confirmations after which such a payout
+     * is SETTLED. */
+    {"payout_chain_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
+    {"payout_confirmations", SVC_SETTING_INT, "12", 1, 1000, 0},
+    /* The chain its treasury pays on (paywire.common.v1.Chain: 1 Ethereum, 2 Polygon, 3 Base):
+     * a wallet on another chain cannot be paid from it. */
+    {"payout_chain", SVC_SETTING_INT, "1", 1, 3, 0},
     /* The cut-off job (cutoff_job.h), in business time (0: never; off without merchant_target),
      * and the cut-off: minutes after 00:00 UTC at which a day's batches are made. */
     {"cutoff_job_seconds", SVC_SETTING_INT, "300", 0, 86400, 0},

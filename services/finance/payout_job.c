@@ -20,10 +20,12 @@
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <paywire/errors.h>
 #include <paywire/log.h>
 #include "payout_job.h"
 #include "settlement_jobs.h"
 #include "paywire/merchant/v1/merchant.pw.h"
+#include "paywire/simulators/v1/chain.pw.h"
 #include "paywire/simulators/v1/payout_bank.pw.h"
 
 #define PAGE 50
@@ -33,17 +35,21 @@ typedef Paywire__Simulators__V1__Payout BankPayout;
 typedef struct payout_batch {
     char id[40], mode[8], merchant[40], currency[8], state[16];
     int64_t net;
+    int on_chain; /* a token: paid from the treasury wallet, else by the bank */
 } payout_batch;
 
 struct payout_job {
     pw_db_pool *pool;
-    pw_channel *self, *merchant, *bank;
+    pw_channel *self, *merchant, *bank, *chain; /* chain NULL: token batches wait */
+    int64_t confirmations;                      /* a withdrawal's, to be SETTLED */
+    int treasury_chain;                         /* the chain the treasury pays on */
     svc_sched_run *run;
     payout_batch batches[PAGE];
     int n, at;
     /* The batch in progress: its instruction and the bank's answer. */
     char instruction[40], destination[40], name[144], account[80], sha[65];
-    char bank_reference[48], bank_state[16], reason[16];
+    int wallet_chain; /* the destination wallet's chain (paywire.common.v1.Chain) */
+    char bank_reference[80], bank_state[16], reason[24];
     int32_t requests;
     pw_status first_error;
     char error[300];
@@ -54,29 +60,32 @@ struct payout_job {
     int stopping;
 };
 
-/* The bank pays EUR, GBP and USD: batches in a token wait for the chain rail (not built). */
+/* The bank pays EUR, GBP and USD; the treasury wallet USDC and USDT, when the job has the
+ * custody partner ($3 = 1). */
 static const pw_db_stmt due_batches = {
     "payout_due_batches",
     "SELECT id, mode, merchant_id, currency, state, net_payout,"
-    " to_char(create_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || 'Z' AS after_time"
+    " to_char(create_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || 'Z' AS after_time,"
+    " (currency IN ('USDC', 'USDT'))::int4 AS on_chain"
     " FROM settlement_batches"
     " WHERE state IN ('READY', 'IN_TRANSIT') AND mode = 'TEST' AND ledger_booked"
-    " AND currency IN ('EUR', 'GBP', 'USD')"
+    " AND (currency IN ('EUR', 'GBP', 'USD') OR ($3 = 1 AND currency IN ('USDC', 'USDT')))"
     " AND (create_time, id) > ($1::timestamptz, $2)"
     " ORDER BY create_time, id LIMIT 50",
-    2,
-    {PW_DB_TEXT, PW_DB_TEXT}};
+    3,
+    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT4}};
 /* The PREPARED instruction, once; its digest as first stored (the CTE's snapshot does not see
  * its own insert, so exactly one row comes back). */
 static const pw_db_stmt prepare_payout = {
     "payout_prepare",
     "WITH ins AS (INSERT INTO payouts (id, batch_id, mode, rail, destination_id, amount_minor,"
-    " currency, instruction_sha256) VALUES ($1, $2, $3, 'SIMULATOR', $4, $5, $6, $7)"
+    " currency, instruction_sha256) VALUES ($1, $2, $3, $8, $4, $5, $6, $7)"
     " ON CONFLICT (batch_id) DO NOTHING RETURNING instruction_sha256)"
     " SELECT instruction_sha256 FROM ins UNION ALL"
     " SELECT instruction_sha256 FROM payouts WHERE batch_id = $2",
-    7,
-    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT8, PW_DB_TEXT, PW_DB_TEXT}};
+    8,
+    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT8, PW_DB_TEXT, PW_DB_TEXT,
+     PW_DB_TEXT}};
 static const pw_db_stmt record_answer = {
     "payout_record_answer",
     "UPDATE payouts SET state = $2, bank_reference = $3, bank_state = $4, return_reason = $5,"
@@ -149,8 +158,9 @@ static void confirm(payout_job *j, int succeeded)
     payout_batch *b = current(j);
     char key[80], reason[64];
     snprintf(key, sizeof(key), "payout-job-confirm-%s-%d", b->id, succeeded);
-    snprintf(reason, sizeof(reason), "%s by the bank: %s",
-             strcmp(j->bank_state, "REJECTED") == 0 ? "rejected" : "returned", j->reason);
+    snprintf(reason, sizeof(reason), "%s by the %s: %s",
+             strcmp(j->bank_state, "REJECTED") == 0 ? "rejected" : "returned",
+             b->on_chain ? "custody partner" : "bank", j->reason);
     Paywire__Finance__V1__ConfirmBatchRequest req =
         PAYWIRE__FINANCE__V1__CONFIRM_BATCH_REQUEST__INIT;
     req.idempotency_key = key;
@@ -223,15 +233,10 @@ static void answer_recorded(pw_db_result *res, void *ud)
     advance(j);
 }
 
-/* Copies the bank's record and stores it on the instruction (SENT, CONFIRMED or FAILED). */
-static void use_answer(payout_job *j, const BankPayout *p)
+/* Stores the partner's answer (j->bank_state etc.) on the instruction: SENT, CONFIRMED or
+ * FAILED. */
+static void record(payout_job *j)
 {
-    static const char *const states[] = {"", "ACCEPTED", "SETTLED", "REJECTED", "RETURNED"};
-    snprintf(j->bank_state, sizeof(j->bank_state), "%s",
-             (unsigned)p->state < 5 ? states[p->state] : "");
-    snprintf(j->bank_reference, sizeof(j->bank_reference), "%s", p->bank_reference);
-    snprintf(j->reason, sizeof(j->reason), "%s", p->return_reason);
-    j->requests = p->requests;
     const char *state = strcmp(j->bank_state, "SETTLED") == 0    ? "CONFIRMED"
                         : strcmp(j->bank_state, "ACCEPTED") == 0 ? "SENT"
                                                                  : "FAILED";
@@ -242,6 +247,66 @@ static void use_answer(payout_job *j, const BankPayout *p)
     if (rv != PW_OK) {
         batch_failed(j, rv, "cannot record the bank's answer", "");
     }
+}
+
+/* Copies the bank's record and stores it. */
+static void use_answer(payout_job *j, const BankPayout *p)
+{
+    static const char *const states[] = {"", "ACCEPTED", "SETTLED", "REJECTED", "RETURNED"};
+    snprintf(j->bank_state, sizeof(j->bank_state), "%s",
+             (unsigned)p->state < 5 ? states[p->state] : "");
+    snprintf(j->bank_reference, sizeof(j->bank_reference), "%s", p->bank_reference);
+    snprintf(j->reason, sizeof(j->reason), "%s", p->return_reason);
+    j->requests = p->requests;
+    record(j);
+}
+
+/* A withdrawal in the bank's terms: in a block below the confirmations ACCEPTED, at them
+ * SETTLED, dropped by a reorg RETURNED (nothing arrived; the next batch pays it); its
+ * reference the transaction hash. */
+static void use_transfer(payout_job *j, const Paywire__Simulators__V1__Transfer *t)
+{
+    int dropped = t->state != PAYWIRE__SIMULATORS__V1__TRANSFER_STATE__TRANSFER_STATE_INCLUDED;
+    snprintf(j->bank_state, sizeof(j->bank_state), "%s",
+             dropped                                         ? "RETURNED"
+             : (int64_t)t->confirmations >= j->confirmations ? "SETTLED"
+                                                             : "ACCEPTED");
+    snprintf(j->bank_reference, sizeof(j->bank_reference), "%s", t->transaction_hash);
+    snprintf(j->reason, sizeof(j->reason), "%s", dropped ? "DROPPED_BY_REORG" : "");
+    j->requests = t->requests;
+    record(j);
+}
+
+/* 1 when a refusal's ErrorInfo reason is reason. */
+static int refused_for(const pw_result *res, const char *reason)
+{
+    pw_error_details d = {0};
+    int is = pw_error_details_read(res->trailing_metadata, &d) == PW_OK && d.reason != NULL &&
+             strcmp(d.reason, reason) == 0;
+    pw_error_details_clear(&d);
+    return is;
+}
+
+static void withdrawn(const ProtobufCMessage *resp, const pw_result *res, void (*typed)(void),
+                      void *ud)
+{
+    (void)typed;
+    payout_job *j = ud;
+    if (res->code == PW_FAILED_PRECONDITION && refused_for(res, "INSUFFICIENT_FUNDS")) {
+        /* Nothing left the treasury: a rejection, the money goes back to available. */
+        snprintf(j->bank_state, sizeof(j->bank_state), "%s", "REJECTED");
+        snprintf(j->reason, sizeof(j->reason), "%s", "INSUFFICIENT_FUNDS");
+        j->bank_reference[0] = '\0';
+        j->requests = 1;
+        record(j);
+        return;
+    }
+    if (res->code != PW_OK) {
+        /* A lost answer is asked for at the next run (the partner sent it, or not). */
+        batch_failed(j, res->code, "the custody partner did not send the withdrawal", res->message);
+        return;
+    }
+    use_transfer(j, ((const Paywire__Simulators__V1__WithdrawResponse *)resp)->transfer);
 }
 
 static void submitted(const ProtobufCMessage *resp, const pw_result *res, void (*typed)(void),
@@ -261,6 +326,20 @@ static void submitted(const ProtobufCMessage *resp, const pw_result *res, void (
 static void submit(payout_job *j)
 {
     payout_batch *b = current(j);
+    if (b->on_chain) {
+        Paywire__Common__V1__ChainAddress to = PAYWIRE__COMMON__V1__CHAIN_ADDRESS__INIT;
+        to.chain = (Paywire__Common__V1__Chain)j->wallet_chain;
+        to.address = j->account;
+        Paywire__Simulators__V1__WithdrawRequest req =
+            PAYWIRE__SIMULATORS__V1__WITHDRAW_REQUEST__INIT;
+        req.idempotency_key = j->instruction;
+        req.to_address = &to;
+        req.token = b->currency;
+        req.amount_minor = b->net;
+        call(j, j->chain, "/paywire.simulators.v1.ChainService/Withdraw", &req.base,
+             &paywire__simulators__v1__withdraw_response__descriptor, withdrawn);
+        return;
+    }
     Paywire__Simulators__V1__SubmitPayoutRequest req =
         PAYWIRE__SIMULATORS__V1__SUBMIT_PAYOUT_REQUEST__INIT;
     req.instruction_id = j->instruction;
@@ -316,10 +395,37 @@ static void digest(payout_job *j)
     }
 }
 
-/* The first bank account in the batch's currency: 1 and its fields copied, or 0. */
+/* The first wallet for the batch's token on the treasury's chain: 1 and its address copied,
+ * or 0. */
+static int pick_wallet(payout_job *j,
+                       const Paywire__Merchant__V1__ListSettlementDestinationsResponse *r)
+{
+    for (size_t i = 0; i < r->n_destinations; i++) {
+        const Paywire__Merchant__V1__SettlementDestination *d = r->destinations[i];
+        const Paywire__Merchant__V1__Wallet *w = d->wallet;
+        if (d->destination_case !=
+                PAYWIRE__MERCHANT__V1__SETTLEMENT_DESTINATION__DESTINATION_WALLET ||
+            w->address == NULL || (int)w->address->chain != j->treasury_chain ||
+            strcmp(w->token, current(j)->currency) != 0) {
+            continue;
+        }
+        snprintf(j->destination, sizeof(j->destination), "%s", d->id);
+        j->name[0] = '\0';
+        snprintf(j->account, sizeof(j->account), "%s", w->address->address);
+        j->wallet_chain = (int)w->address->chain;
+        return 1;
+    }
+    return 0;
+}
+
+/* The first bank account in the batch's currency (a wallet for a token): 1 and its fields
+ * copied, or 0. */
 static int pick_destination(payout_job *j,
                             const Paywire__Merchant__V1__ListSettlementDestinationsResponse *r)
 {
+    if (current(j)->on_chain) {
+        return pick_wallet(j, r);
+    }
     for (size_t i = 0; i < r->n_destinations; i++) {
         const Paywire__Merchant__V1__SettlementDestination *d = r->destinations[i];
         const Paywire__Merchant__V1__BankAccount *a = d->bank_account;
@@ -352,7 +458,10 @@ static void got_destinations(const ProtobufCMessage *resp, const pw_result *res,
     }
     if (!pick_destination(j, (const void *)resp)) {
         batch_failed(j, PW_FAILED_PRECONDITION, "not sent",
-                     "the merchant has no bank destination in the batch's currency");
+                     current(j)->on_chain
+                         ? "the merchant has no wallet destination for the batch's token on"
+                           " the treasury's chain (setting payout_chain)"
+                         : "the merchant has no bank destination in the batch's currency");
         return;
     }
     if (strchr(j->account, '*') != NULL) {
@@ -364,10 +473,11 @@ static void got_destinations(const ProtobufCMessage *resp, const pw_result *res,
     }
     digest(j);
     payout_batch *b = current(j);
-    pw_db_param q[] = {pw_db_text(j->instruction), pw_db_text(b->id),  pw_db_text(b->mode),
-                       pw_db_text(j->destination), pw_db_int8(b->net), pw_db_text(b->currency),
-                       pw_db_text(j->sha)};
-    pw_status rv = pw_db_query(j->pool, NULL, &prepare_payout, q, 7, prepared, j);
+    pw_db_param q[] = {pw_db_text(j->instruction), pw_db_text(b->id),
+                       pw_db_text(b->mode),        pw_db_text(j->destination),
+                       pw_db_int8(b->net),         pw_db_text(b->currency),
+                       pw_db_text(j->sha),         pw_db_text(b->on_chain ? "CHAIN" : "SIMULATOR")};
+    pw_status rv = pw_db_query(j->pool, NULL, &prepare_payout, q, 8, prepared, j);
     if (rv != PW_OK) {
         OPENSSL_cleanse(j->account, sizeof(j->account));
         batch_failed(j, rv, "cannot prepare the instruction", "");
@@ -424,7 +534,9 @@ static void got_payout(const ProtobufCMessage *resp, const pw_result *res, void 
 {
     (void)typed;
     payout_job *j = ud;
-    if (res->code == PW_OK) {
+    if (res->code == PW_OK && current(j)->on_chain) {
+        use_transfer(j, ((const Paywire__Simulators__V1__GetTransferResponse *)resp)->transfer);
+    } else if (res->code == PW_OK) {
         use_answer(j, ((const Paywire__Simulators__V1__GetPayoutResponse *)resp)->payout);
     } else if (res->code != PW_NOT_FOUND) {
         batch_failed(j, res->code, "the bank did not answer", res->message);
@@ -440,6 +552,14 @@ static void start_batch(payout_job *j)
     payout_batch *b = current(j);
     snprintf(j->instruction, sizeof(j->instruction), "pyo_%s", b->id + 4);
     j->bank_state[0] = j->bank_reference[0] = j->reason[0] = '\0';
+    if (b->on_chain) {
+        Paywire__Simulators__V1__GetTransferRequest t =
+            PAYWIRE__SIMULATORS__V1__GET_TRANSFER_REQUEST__INIT;
+        t.idempotency_key = j->instruction;
+        call(j, j->chain, "/paywire.simulators.v1.ChainService/GetTransfer", &t.base,
+             &paywire__simulators__v1__get_transfer_response__descriptor, got_payout);
+        return;
+    }
     Paywire__Simulators__V1__GetPayoutRequest req =
         PAYWIRE__SIMULATORS__V1__GET_PAYOUT_REQUEST__INIT;
     req.instruction_id = j->instruction;
@@ -479,6 +599,9 @@ static void got_batches(pw_db_result *res, void *ud)
             snprintf(out[c], cap[c], "%s", s);
         }
         pw_db_get_int64(res, i, 5, &b->net);
+        int64_t on_chain = 0;
+        pw_db_get_int64(res, i, 7, &on_chain);
+        b->on_chain = on_chain != 0;
     }
     j->more = pw_db_rows(res) >= PAGE;
     if (j->more) {
@@ -501,8 +624,9 @@ static void payout_run(svc_sched_run *run, void *ud)
     j->more = 0;
     j->first_error = PW_OK;
     j->error[0] = '\0';
-    pw_db_param p[] = {pw_db_text(j->after_time), pw_db_text(j->after_id)};
-    pw_status rv = pw_db_tx_query(svc_sched_run_tx(run), &due_batches, p, 2, got_batches, j);
+    pw_db_param p[] = {pw_db_text(j->after_time), pw_db_text(j->after_id),
+                       pw_db_int4(j->chain != NULL)};
+    pw_status rv = pw_db_tx_query(svc_sched_run_tx(run), &due_batches, p, 3, got_batches, j);
     if (rv != PW_OK) {
         j->first_error = rv;
         snprintf(j->error, sizeof(j->error), "cannot read the batches");
@@ -517,6 +641,7 @@ pw_status payout_job_new(payout_job **out, svc_job *job, svc_app *app, uv_loop_t
     int64_t every_ms = svc_config_int(cfg, "payout_job_seconds") * 1000;
     const char *merchant = svc_config_text(cfg, "merchant_target");
     const char *bank = svc_config_text(cfg, "payout_bank_target");
+    const char *chain = svc_config_text(cfg, "payout_chain_target");
     if (every_ms <= 0 || merchant == NULL || merchant[0] == '\0' || bank == NULL ||
         bank[0] == '\0') {
         return PW_OK;
@@ -527,10 +652,15 @@ pw_status payout_job_new(payout_job **out, svc_job *job, svc_app *app, uv_loop_t
     }
     j->pool = app->pool;
     j->self = self;
+    j->confirmations = svc_config_int(cfg, "payout_confirmations");
+    j->treasury_chain = (int)svc_config_int(cfg, "payout_chain");
     cursor_reset(j);
     pw_status rv = settlement_channel(loop, cfg, merchant, &j->merchant);
     if (rv == PW_OK) {
         rv = settlement_channel(loop, cfg, bank, &j->bank);
+    }
+    if (rv == PW_OK && chain != NULL && chain[0] != '\0') {
+        rv = settlement_channel(loop, cfg, chain, &j->chain);
     }
     if (rv != PW_OK) {
         payout_job_stop(j);
@@ -546,8 +676,8 @@ void payout_job_stop(payout_job *j)
     if (j == NULL) {
         return;
     }
-    pw_channel *chans[] = {j->merchant, j->bank};
-    for (int i = 0; i < 2; i++) {
+    pw_channel *chans[] = {j->merchant, j->bank, j->chain};
+    for (int i = 0; i < 3; i++) {
         if (chans[i] != NULL) {
             pw_channel_close(chans[i], NULL, NULL);
         }

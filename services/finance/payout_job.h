@@ -25,9 +25,14 @@
  *      transitions go through SettlementService on the channel to this
  *      service, which books each transfer once by its fixed id.
  * Account numbers are held in call memory only, never stored or logged.
+ * Batches in a token (USDC, USDT) take the same steps on the chain rail
+ * when payout_chain_target is set: the merchant's wallet for the token on
+ * payout_chain, chain-sim's GetTransfer/Withdraw from our treasury wallet
+ * keyed by the instruction id; in a block → accepted (the transaction hash
+ * is the reference), at payout_confirmations → settled, dropped by a reorg
+ * → returned, INSUFFICIENT_FUNDS → rejected. Unset, they wait.
  * LIVE batches are left alone (payout-bank-sim is a simulator, and no real
- * rail exists yet), and so are batches in a currency the bank does not pay
- * (EUR, GBP, USD): tokens wait for the chain rail, which is not built.
+ * rail exists yet).
  */
 #include "finance.h"
 #include "svc_sched.h"

@@ -7,7 +7,10 @@
  * IN_TRANSIT → SETTLED (clearing → our cash) or, returned by the creditor's
  * bank, FAILED (clearing → available), the next batch paying it once. The
  * ledger balances per currency after every step; the account numbers never
- * reach finance's log.
+ * reach finance's log. Batches in a token go to the merchant's wallet from
+ * chain-sim's treasury wallet: once per batch, SETTLED at the confirmations,
+ * FAILED (money back to available) when a reorg drops the withdrawal or the
+ * treasury cannot pay.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -26,8 +29,9 @@
 #include "paywire/finance/v1/ledger.pw.h"
 #include "paywire/finance/v1/settlement.pw.h"
 #include "paywire/merchant/v1/merchant.pw.h"
+#include "paywire/simulators/v1/chain.pw.h"
 
-static char fin_db[512], mer_db[512], bank_db[512];
+static char fin_db[512], mer_db[512], bank_db[512], chain_db[512];
 static svc_process fin = {.name = "finance",
                           .binary = PW_FINANCE_SERVER,
                           .health_service = "paywire.finance.v1.LedgerService"};
@@ -37,6 +41,9 @@ static svc_process mer = {.name = "merchant",
 static svc_process bank = {.name = "bank",
                            .binary = PW_PAYOUT_BANK_SIM,
                            .health_service = "paywire.simulators.v1.PayoutBankService"};
+static svc_process chain = {.name = "chain",
+                            .binary = PW_CHAIN_SIM,
+                            .health_service = "paywire.simulators.v1.ChainService"};
 static uv_loop_t loop;
 static pw_channel *ch;
 
@@ -62,8 +69,9 @@ static void start_finance_process(svc_process *p)
     char conf[1024];
     snprintf(conf, sizeof(conf),
              "log_level = notice\nworkers = 2\nrecon_job_seconds = 0\npayout_job_seconds = 1\n"
-             "merchant_target = localhost:%d\npayout_bank_target = localhost:%d\n%s",
-             mer.port, bank.port, fin_jobs);
+             "merchant_target = localhost:%d\npayout_bank_target = localhost:%d\n"
+             "payout_chain_target = localhost:%d\npayout_confirmations = 3\n%s",
+             mer.port, bank.port, chain.port, fin_jobs);
     svc_process_start(p, fin_db, conf);
 }
 
@@ -81,9 +89,9 @@ static void start_finance(void)
 static void stack_up(const char *group, const char *jobs, const char *bank_extra)
 {
     char name[64];
-    char *urls[] = {fin_db, mer_db, bank_db};
-    const char *what[] = {"fin", "mer", "bank"};
-    for (int i = 0; i < 3; i++) {
+    char *urls[] = {fin_db, mer_db, bank_db, chain_db};
+    const char *what[] = {"fin", "mer", "bank", "chain"};
+    for (int i = 0; i < 4; i++) {
         snprintf(name, sizeof(name), "finance_%s_%s", group, what[i]);
         pw_test_db_create(name, urls[i], sizeof(fin_db));
     }
@@ -94,23 +102,30 @@ static void stack_up(const char *group, const char *jobs, const char *bank_extra
     svc_process_migrate(bank_db,
                         PW_SOURCE_DIR "/services/finance/simulators/payout-bank-sim/migrations",
                         "paywire.migrate.payout_bank_sim");
+    svc_process_migrate(chain_db,
+                        PW_SOURCE_DIR "/services/orchestration/simulators/chain-sim/migrations",
+                        "paywire.migrate.chain_sim");
     uv_loop_init(&loop);
-    svc_process *all[] = {&fin, &mer, &bank};
-    for (int i = 0; i < 3; i++) {
+    svc_process *all[] = {&fin, &mer, &bank, &chain};
+    for (int i = 0; i < 4; i++) {
         svc_process_prepare(all[i]);
     }
     /* One CA for all, so each verifies the others. */
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),
-             "bash %s/scripts/certs %s bank >/dev/null && for d in %s %s; do cp %s/*.crt %s/*.key"
-             " $d/; done",
-             PW_SOURCE_DIR, fin.dir, mer.dir, bank.dir, fin.dir, fin.dir);
+             "bash %s/scripts/certs %s bank chain >/dev/null && for d in %s %s %s; do cp %s/*.crt"
+             " %s/*.key $d/; done",
+             PW_SOURCE_DIR, fin.dir, mer.dir, bank.dir, chain.dir, fin.dir, fin.dir);
     assert_int_equal(system(cmd), 0);
     svc_process_start_serving(
         &mer, &loop, mer_db,
         "log_level = warning\nworkers = 1\nencryption_key = "
         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n" INTERNAL);
     start_bank(bank_extra);
+    /* The treasury holds 30 USDC: enough for the first wallet payout, not for every one. */
+    svc_process_start_serving(&chain, &loop, chain_db,
+                              "log_level = warning\nworkers = 1\ntreasury_float = 30000000\n"
+                              "tokens = USDC\n" INTERNAL);
     fin_jobs = jobs;
     start_finance();
 }
@@ -123,8 +138,8 @@ static void stack_down(void)
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
     }
-    svc_process *all[] = {&fin, &bank, &mer};
-    for (int i = 0; i < 3; i++) {
+    svc_process *all[] = {&fin, &bank, &mer, &chain};
+    for (int i = 0; i < 4; i++) {
         svc_process_stop(all[i]);
         svc_process_cleanup(all[i]);
     }
@@ -332,8 +347,9 @@ __attribute__((format(printf, 2, 3))) static long long scalar_at(const char *url
     return pw_test_db_scalar(url, sql);
 }
 
-#define fin_scalar(...)  scalar_at(fin_db, __VA_ARGS__)
-#define bank_scalar(...) scalar_at(bank_db, __VA_ARGS__)
+#define fin_scalar(...)   scalar_at(fin_db, __VA_ARGS__)
+#define bank_scalar(...)  scalar_at(bank_db, __VA_ARGS__)
+#define chain_scalar(...) scalar_at(chain_db, __VA_ARGS__)
 
 /* Waits (up to 30 s) until batch is in state, its transfer booked. */
 static void wait_state(const char *batch, const char *state)
@@ -953,6 +969,194 @@ static void test_cutoff_reserve_and_merchant_states(void **state)
                   n_batches, act_net, held, clo_net);
 }
 
+/* ---- wallet payouts (USDC from chain-sim's treasury wallet) ---- */
+
+static const char wallet[] = "0x2222222222222222222222222222222222222222";
+
+static pw_status chain_call(const char *method, const ProtobufCMessageDescriptor *req_type,
+                            const ProtobufCMessageDescriptor *resp_type, const char *json)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/paywire.simulators.v1.ChainService/%s", method);
+    pw_channel *c = svc_process_channel(&chain, &loop);
+    pw_status rv = call_on(c, path, req_type, resp_type, json, NULL);
+    pw_channel_close(c, NULL, NULL);
+    return rv;
+}
+
+/* USDC for merchant's available account, against the custody partner's receivable. */
+static void fund_usdc(const char *id, const char *merchant, long long amount)
+{
+    char json[2048];
+    snprintf(json, sizeof(json),
+             "{\"transfer\":{\"mode\":\"MODE_TEST\",\"id\":\"txf_adjust_%s\",\"kind\":\"adjust\","
+             "\"partnerReference\":\"ref_%s\",\"entries\":["
+             "{\"account\":{\"platform\":{\"kind\":\"ACCOUNT_KIND_PARTNER_RECEIVABLE\","
+             "\"currency\":\"USDC\",\"counterparty\":\"chain_sim\"}},\"amount\":{\"amountMinor\":"
+             "\"%lld\",\"currency\":\"USDC\"},\"side\":\"NORMAL_BALANCE_DEBIT\",\"purpose\":"
+             "\"payment\"},{\"account\":{\"merchant\":{\"merchantId\":\"%s\",\"kind\":"
+             "\"ACCOUNT_KIND_MERCHANT_AVAILABLE\",\"currency\":\"USDC\"}},\"amount\":{"
+             "\"amountMinor\":\"%lld\",\"currency\":\"USDC\"},\"side\":\"NORMAL_BALANCE_CREDIT\","
+             "\"purpose\":\"payment\"}]},\"balanceCheck\":\"BALANCE_CHECK_NONE\"}",
+             id, id, amount, merchant, amount);
+    assert_int_equal(call_on(ch, "/paywire.finance.v1.LedgerService/CreateTransfer",
+                             &paywire__finance__v1__create_transfer_request__descriptor,
+                             &paywire__finance__v1__create_transfer_response__descriptor, json,
+                             NULL),
+                     PW_OK);
+}
+
+/* A READY USDC batch of merchant for date; its id into out; its net returned. */
+static long long ready_usdc_batch(const char *merchant, const char *date, char *out, size_t cap)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"idempotencyKey\":\"stl-%s-%s-usdc\",\"merchantId\":\"%s\",\"currency\":"
+             "\"USDC\",\"mode\":\"MODE_TEST\",\"settlementDate\":\"%s\"}",
+             merchant, date, merchant, date);
+    ProtobufCMessage *resp;
+    assert_int_equal(call_on(ch, "/paywire.finance.v1.SettlementService/CreateSettlementBatch",
+                             &paywire__finance__v1__create_settlement_batch_request__descriptor,
+                             &paywire__finance__v1__create_settlement_batch_response__descriptor,
+                             json, &resp),
+                     PW_OK);
+    Paywire__Finance__V1__SettlementBatch *b =
+        ((Paywire__Finance__V1__CreateSettlementBatchResponse *)resp)->batch;
+    assert_int_equal(b->state, PAYWIRE__FINANCE__V1__BATCH_STATE__BATCH_STATE_READY);
+    snprintf(out, cap, "%s", b->id);
+    long long net = b->net_payout->amount_minor;
+    pw_protobuf_free(resp);
+    return net;
+}
+
+static long long payable_usdc(const char *merchant)
+{
+    return fin_scalar("SELECT coalesce(sum(posted_credits - posted_debits - pending_debits), 0)"
+                      " FROM accounts WHERE owner = '%s' AND kind = 'merchant_available'"
+                      " AND currency = 'USDC'",
+                      merchant);
+}
+
+static long long usdc_of(const char *kind, const char *sign)
+{
+    return fin_scalar("SELECT coalesce(sum(%s), 0) FROM accounts WHERE kind = '%s'"
+                      " AND currency = 'USDC'",
+                      sign, kind);
+}
+
+/* A USDC batch is paid to the merchant's wallet from the treasury once, SETTLED at 3
+ * confirmations (payout_confirmations); a withdrawal a reorg drops FAILS the batch (the money
+ * back to available), and so does one the treasury cannot pay (30 USDC in all); nothing is
+ * sent twice, and the ledger balances throughout. */
+static void test_payout_to_wallet(void **state)
+{
+    (void)state;
+    char mer_w[40], stl[40], stl2[40], stl3[40], pyo[40], json[512];
+    new_merchant("Whiskey", mer_w, sizeof(mer_w));
+    snprintf(json, sizeof(json),
+             "{\"idempotencyKey\":\"dst-w\",\"merchantId\":\"%s\",\"destination\":{\"wallet\":"
+             "{\"address\":{\"chain\":\"CHAIN_ETHEREUM\",\"address\":\"%s\"},\"token\":\"USDC\"}}}",
+             mer_w, wallet);
+    assert_int_equal(
+        merchant_call("AddSettlementDestination",
+                      &paywire__merchant__v1__add_settlement_destination_request__descriptor,
+                      &paywire__merchant__v1__add_settlement_destination_response__descriptor, json,
+                      NULL),
+        PW_OK);
+    long long cash0 = usdc_of("platform_cash", "posted_debits - posted_credits");
+    fund_usdc("fund_w1", mer_w, 25000000);
+    long long net = ready_usdc_batch(mer_w, "2026-12-01", stl, sizeof(stl));
+    assert_int_equal(net, 25000000);
+    instruction_of(stl, pyo, sizeof(pyo));
+    wait_state(stl, "IN_TRANSIT");
+    /* One withdrawal, to the wallet, of the net; the batch carries its hash. */
+    assert_int_equal(chain_scalar("SELECT count(*) FROM transfers WHERE key = '%s' AND"
+                                  " to_address = '%s' AND amount_minor = 25000000 AND token ="
+                                  " 'USDC' AND requests = 1",
+                                  pyo, wallet),
+                     1);
+    assert_int_equal(fin_scalar("SELECT count(*) FROM settlement_batches b JOIN payouts p ON"
+                                " p.batch_id = b.id WHERE b.id = '%s' AND p.rail = 'CHAIN' AND"
+                                " b.payout_reference = p.bank_reference AND"
+                                " p.bank_reference ~ '^0x[0-9a-f]{64}$'",
+                                stl),
+                     1);
+    /* Below the confirmations it stays in transit; mined to 3, it is SETTLED. */
+    uv_sleep(2500);
+    assert_int_equal(fin_scalar("SELECT count(*) FROM settlement_batches WHERE id = '%s' AND"
+                                " state = 'IN_TRANSIT'",
+                                stl),
+                     1);
+    assert_int_equal(
+        chain_call("MineBlocks", &paywire__simulators__v1__mine_blocks_request__descriptor,
+                   &paywire__simulators__v1__mine_blocks_response__descriptor, "{\"count\":2}"),
+        PW_OK);
+    wait_state(stl, "SETTLED");
+    assert_int_equal(fin_scalar("SELECT count(*) FROM payouts WHERE batch_id = '%s' AND state ="
+                                " 'CONFIRMED'",
+                                stl),
+                     1);
+    assert_int_equal(payable_usdc(mer_w), 0);
+    assert_int_equal(usdc_of("settlement_clearing", "posted_credits - posted_debits"), 0);
+    assert_int_equal(usdc_of("platform_cash", "posted_debits - posted_credits"), cash0 - 25000000);
+    assert_balanced();
+    /* The next batch's withdrawal is dropped by a reorg before it is final: FAILED, the 4 USDC
+     * back to available. */
+    fund_usdc("fund_w2", mer_w, 4000000);
+    ready_usdc_batch(mer_w, "2026-12-02", stl2, sizeof(stl2));
+    instruction_of(stl2, pyo, sizeof(pyo));
+    wait_state(stl2, "IN_TRANSIT");
+    char hash[80];
+    snprintf(json, sizeof(json), "{\"idempotencyKey\":\"%s\"}", pyo);
+    ProtobufCMessage *got = NULL;
+    pw_channel *cc = svc_process_channel(&chain, &loop);
+    assert_int_equal(call_on(cc, "/paywire.simulators.v1.ChainService/GetTransfer",
+                             &paywire__simulators__v1__get_transfer_request__descriptor,
+                             &paywire__simulators__v1__get_transfer_response__descriptor, json,
+                             &got),
+                     PW_OK);
+    pw_channel_close(cc, NULL, NULL);
+    snprintf(hash, sizeof(hash), "%s",
+             ((Paywire__Simulators__V1__GetTransferResponse *)got)->transfer->transaction_hash);
+    pw_protobuf_free(got);
+    assert_int_equal(fin_scalar("SELECT count(*) FROM settlement_batches WHERE id = '%s' AND"
+                                " payout_reference = '%s'",
+                                stl2, hash),
+                     1);
+    snprintf(json, sizeof(json), "{\"transactionHash\":\"%s\"}", hash);
+    assert_int_equal(chain_call("Reorg", &paywire__simulators__v1__reorg_request__descriptor,
+                                &paywire__simulators__v1__reorg_response__descriptor, json),
+                     PW_OK);
+    wait_state(stl2, "FAILED");
+    assert_int_equal(fin_scalar("SELECT count(*) FROM settlement_batches WHERE id = '%s' AND"
+                                " failure_reason = 'returned by the custody partner:"
+                                " DROPPED_BY_REORG'",
+                                stl2),
+                     1);
+    assert_int_equal(payable_usdc(mer_w), 4000000);
+    assert_balanced();
+    /* 4 + 2 USDC is more than the treasury's 5 left: refused, nothing sent, FAILED. */
+    fund_usdc("fund_w3", mer_w, 2000000);
+    net = ready_usdc_batch(mer_w, "2026-12-03", stl3, sizeof(stl3));
+    assert_int_equal(net, 6000000);
+    wait_state(stl3, "FAILED");
+    assert_int_equal(fin_scalar("SELECT count(*) FROM settlement_batches WHERE id = '%s' AND"
+                                " failure_reason = 'rejected by the custody partner:"
+                                " INSUFFICIENT_FUNDS'",
+                                stl3),
+                     1);
+    instruction_of(stl3, pyo, sizeof(pyo));
+    assert_int_equal(chain_scalar("SELECT count(*) FROM transfers WHERE key = '%s'", pyo), 0);
+    assert_int_equal(payable_usdc(mer_w), 6000000);
+    assert_int_equal(usdc_of("settlement_clearing", "posted_credits - posted_debits"), 0);
+    assert_int_equal(usdc_of("platform_cash", "posted_debits - posted_credits"), cash0 - 25000000);
+    /* Later runs send nothing more: one withdrawal per batch. */
+    uv_sleep(2500);
+    assert_int_equal(chain_scalar("SELECT count(*) FROM transfers"), 2);
+    assert_int_equal(chain_scalar("SELECT count(*) FROM transfers WHERE requests > 1"), 0);
+    assert_balanced();
+}
+
 int main(void)
 {
     const struct CMUnitTest payouts[] = {
@@ -961,6 +1165,7 @@ int main(void)
         cmocka_unit_test(test_payout_returned_paid_by_next_batch),
         cmocka_unit_test(test_payout_without_destination_waits),
         cmocka_unit_test(test_payout_suspended_merchant_waits),
+        cmocka_unit_test(test_payout_to_wallet),
     };
     const struct CMUnitTest cutoff[] = {
         cmocka_unit_test(test_reserve_rules),
