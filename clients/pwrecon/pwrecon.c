@@ -1,8 +1,10 @@
 /*
  * pwrecon: partner settlement reports into finance's reconciliation.
  *   pwrecon check FILE
- *       reads the report's CSV (report.h) and prints what it holds; each
- *       malformed line on stderr as FILE:LINE: why
+ *       reads the report's CSV (report.h: columns by header name,
+ *       partner_reference, kind, amount_minor, currency, booked_time and an
+ *       optional settles, a net line's members separated by ';') and prints
+ *       what it holds; each malformed line on stderr as FILE:LINE: why
  *   pwrecon upload FILE --partner NAME --report-id ID --date YYYY-MM-DD
  *                  [--mode test|live] --addr HOST:PORT [--cacert F --cert F --key F]
  *       uploads it with UploadPartnerReport and prints the run. A report
@@ -36,7 +38,11 @@ static int usage(void)
     fprintf(stderr, "usage: pwrecon check FILE\n"
                     "       pwrecon upload FILE --partner NAME --report-id ID --date YYYY-MM-DD\n"
                     "                      [--mode test|live] --addr HOST:PORT"
-                    " [--cacert F --cert F --key F]\n");
+                    " [--cacert F --cert F --key F]\n"
+                    "FILE is CSV with a header: partner_reference,kind,amount_minor,currency,"
+                    "booked_time\n"
+                    "in any order, and optionally settles (a net settlement line: the partner\n"
+                    "references it settles, separated by ';'); other columns are ignored.\n");
     return 2;
 }
 

@@ -7,22 +7,36 @@
 #include <time.h>
 #include "report.h"
 
-#define P(x)       Paywire__Finance__V1__##x
-#define MAX_FIELDS 32
-#define MAX_LINE   4096
+#define P(x)        Paywire__Finance__V1__##x
+#define MAX_FIELDS  32
+#define MAX_LINE    4096
+#define MAX_MEMBERS 1000
+#define MAX_REF     100
 
-enum { COL_REFERENCE, COL_KIND, COL_AMOUNT, COL_CURRENCY, COL_BOOKED, COLS };
-static const char *const col_names[COLS] = {"partner_reference", "kind", "amount_minor", "currency",
-                                            "booked_time"};
+/* The required columns, then the optional ones (COL_SETTLES: a net line's members). */
+enum {
+    COL_REFERENCE,
+    COL_KIND,
+    COL_AMOUNT,
+    COL_CURRENCY,
+    COL_BOOKED,
+    COLS,
+    COL_SETTLES = COLS,
+    ALL_COLS
+};
+static const char *const col_names[ALL_COLS] = {"partner_reference", "kind",        "amount_minor",
+                                                "currency",          "booked_time", "settles"};
 
-/* One row and everything it points to, in one allocation. */
+/* One row and everything it points to, in one allocation (a net line's members in a second). */
 typedef struct row_block {
     P(PartnerReportRow) row;
     Paywire__Common__V1__Money money;
     Google__Protobuf__Timestamp booked;
-    char reference[101];
+    char reference[MAX_REF + 1];
     char kind[24];
     char currency[8];
+    /* The members' pointers, then their text: one allocation, or NULL. */
+    char **settles;
 } row_block;
 
 struct recon_report {
@@ -129,10 +143,62 @@ static int grow(recon_report *r)
     return 1;
 }
 
+/*
+ * A net line's members, "ref;ref;…", into b (nothing for an empty field): NULL, or the reason
+ * the field is malformed. The server checks the same (recon.c), but a bad line is the file's
+ * FILE:LINE here, before anything is uploaded.
+ */
+static const char *parse_settles(const char *text, row_block *b)
+{
+    if (text[0] == '\0') {
+        return NULL;
+    }
+    size_t n = 1;
+    for (const char *p = text; *p; p++) {
+        n += *p == ';';
+    }
+    if (n > MAX_MEMBERS) {
+        return "settles has more than 1000 members";
+    }
+    size_t len = strlen(text);
+    char **v = malloc(n * sizeof(char *) + len + 1);
+    if (v == NULL) {
+        return "out of memory";
+    }
+    char *buf = (char *)(v + n);
+    memcpy(buf, text, len + 1);
+    char *p = buf;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strcspn(p, ";");
+        p[k] = '\0';
+        v[i] = p;
+        p += k + 1;
+        const char *why = NULL;
+        if (k == 0) {
+            why = "settles has an empty member (members are separated by ';')";
+        } else if (k > MAX_REF) {
+            why = "a member of settles is longer than 100 characters";
+        }
+        for (size_t j = 0; why == NULL && j < i; j++) {
+            if (strcmp(v[j], v[i]) == 0) {
+                why = "settles lists a member twice";
+            }
+        }
+        if (why != NULL) {
+            free(v);
+            return why;
+        }
+    }
+    b->settles = v;
+    b->row.settles = v;
+    b->row.n_settles = n;
+    return NULL;
+}
+
 /* The row of one data line, or the reason it is malformed. */
 static const char *parse_row(char **f, int nf, const int *col, row_block *b)
 {
-    for (int c = 0; c < COLS; c++) {
+    for (int c = 0; c < ALL_COLS; c++) {
         if (col[c] >= nf) {
             return "fewer fields than the header names";
         }
@@ -169,7 +235,7 @@ static const char *parse_row(char **f, int nf, const int *col, row_block *b)
     b->row.kind = b->kind;
     b->row.amount = &b->money;
     b->row.booked_time = &b->booked;
-    return NULL;
+    return col[COL_SETTLES] >= 0 ? parse_settles(f[col[COL_SETTLES]], b) : NULL;
 }
 
 /* The header's columns; NULL, or the name of the first required column missing. */
@@ -177,14 +243,14 @@ static const char *read_header(char *line, int *col)
 {
     char *f[MAX_FIELDS];
     int nf = split(line, f);
-    for (int c = 0; c < COLS; c++) {
+    for (int c = 0; c < ALL_COLS; c++) {
         col[c] = -1;
         for (int i = 0; i < nf; i++) {
             if (strcmp(f[i], col_names[c]) == 0) {
                 col[c] = i;
             }
         }
-        if (col[c] < 0) {
+        if (col[c] < 0 && c < COLS) {
             return col_names[c];
         }
     }
@@ -216,7 +282,7 @@ pw_status recon_report_read(recon_report **out, const char *path, recon_report_b
         fclose(fp);
         return PW_ERRNO(ENOMEM);
     }
-    int col[COLS];
+    int col[ALL_COLS];
     pw_status rv = PW_OK;
     if (fgets(line, MAX_LINE, fp) == NULL) {
         snprintf(err, err_len, "%s is empty: it must start with a header line", path);
@@ -282,6 +348,7 @@ void recon_report_free(recon_report *r)
         return;
     }
     for (size_t i = 0; i < r->n; i++) {
+        free(r->blocks[i]->settles);
         free(r->blocks[i]);
     }
     free(r->blocks);

@@ -6,8 +6,13 @@
  * and uploaded (pwrecon; finance.md, Reconciliation). The file starts with a
  * header naming its columns, in any order: partner_reference, kind,
  * amount_minor, currency, booked_time (RFC 3339 with Z, or YYYY-MM-DD for
- * midnight UTC); more columns are ignored. Fields may be quoted ("a, b",
- * "" for a quote). Amounts are integers in minor units, never decimals.
+ * midnight UTC); optionally settles; more columns are ignored. Fields may
+ * be quoted ("a, b", "" for a quote). Amounts are integers in minor units,
+ * never decimals. A row whose settles field is not empty is a net
+ * settlement line (PartnerReportRow.settles): partner_reference is the
+ * line's id, settles the partner references of the operations it settles,
+ * separated by ';' (each 1 to 100 characters, each once, at most 1000), and
+ * amount_minor their sum; an empty or repeated member is a malformed line.
  */
 #include <stddef.h>
 #include <paywire/paywire.h>

@@ -15,11 +15,16 @@
  *     (partner_receivable for card partners, platform_cash for a bank's
  *     statement): DUPLICATE, then MISSING_IN_LEDGER, CURRENCY_MISMATCH,
  *     AMOUNT_MISMATCH (beyond the partner's drift) or MATCHED — set-based,
- *     never a query per row; payout, fee and bank_charge rows BOOKED with
+ *     never a query per row; a net settlement line (settles: several of our
+ *     operations of its kind) the same way by the sum of its members, each
+ *     member stored in recon_row_members with the transfer found for it, so
+ *     that later rows, the MISSING_IN_REPORT job and the clearing of breaks
+ *     count it as found; payout, fee and bank_charge rows BOOKED with
  *     their transfer ids (txf_partnerpay_/txf_partnerfee_/txf_bankfee_<prw>)
  *     fixed in the run;
- *   - every other outcome becomes a break; open breaks of earlier runs that
- *     this run matched clear themselves (AUTO_CLEARED).
+ *   - every other outcome becomes a break (a net line's names the member at
+ *     fault); open breaks of earlier runs that this run matched, by a row or
+ *     a member of a net line, clear themselves (AUTO_CLEARED).
  * After the commit the booked rows are applied to the ledger (ledger_apply,
  * ids fixed above, so a replayed upload after a crash books what is missing
  * and nothing twice), then the run is answered.
@@ -40,6 +45,8 @@ typedef Paywire__Finance__V1__Break Break;
 #define MAX_ROWS_PER_MESSAGE 1000
 #define MAX_ROWS             1000000
 #define MAX_ROW_VIOLATIONS   20
+#define MAX_MEMBERS_PER_ROW  1000
+#define MAX_MEMBERS          1000000
 
 /* ---- statements ---- */
 
@@ -72,18 +79,37 @@ static const pw_db_stmt insert_run = {
     " VALUES ($1, $2, $3, $4, $5::date, $6, $7)",
     7,
     {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT8}};
+/* The ledger's transfer kind of a matched row's kind (k: an SQL expression). */
+#define LEDGER_KIND(k)                                                                      \
+    "CASE " k " WHEN 'capture' THEN 'capture' WHEN 'refund' THEN 'refund'"                  \
+    " WHEN 'refund_reversal' THEN 'refundrev' WHEN 'chargeback' THEN 'chargeback'"          \
+    " WHEN 'chargeback_reversal' THEN 'chargebackrev' WHEN 'bank_credit' THEN 'partnerpay'" \
+    " WHEN 'bank_debit' THEN 'paid' END"
+/* The partner's own account a row's amount is read from: a bank statement's, our cash there. */
+#define PARTNER_ACCOUNT(k) \
+    "CASE WHEN " k " LIKE 'bank_%' THEN 'platform_cash' ELSE 'partner_receivable' END"
+/* The outcomes of a row that found its ledger item (the item is settled, however wrongly). */
+#define FOUND_OUTCOMES "'MATCHED', 'AMOUNT_MISMATCH', 'CURRENCY_MISMATCH'"
+
 /*
  * Stores and matches the rows in one INSERT ($4: the request as proto-named
  * JSON; rows numbered from 1): each row is written once, with its outcome.
  * DUPLICATE: an earlier line of this report with the same key, or a row of
  * an earlier run that found its item; booked kinds get their transfer id.
+ * A net line (settles) is matched by its members: each is looked up as a
+ * plain row would be, stored in recon_row_members with what was found, and
+ * the line is DUPLICATE if a member was found before (by an earlier run's
+ * row or line) or is listed on an earlier line of this report, then
+ * MISSING_IN_LEDGER if a member is not booked, CURRENCY_MISMATCH if one is
+ * in another currency, AMOUNT_MISMATCH if the members' sum is beyond the
+ * drift, else MATCHED. A plain row listed as a member on an earlier line is
+ * DUPLICATE too.
  */
-static const pw_db_stmt insert_rows = {
-    "recon_insert_rows",
+static const char *const insert_rows_parts[] = {
     "WITH x AS (SELECT 'prw_' || substr($1, 5, 18) || upper(lpad(to_hex(n), 8, '0')) AS id,"
     "  n AS line, coalesce(r->>'partner_reference', '') AS ref, r->>'kind' AS kind,"
     "  (r->'amount'->>'amount_minor')::int8 AS amount, r->'amount'->>'currency' AS currency,"
-    "  (r->>'booked_time')::timestamptz AS booked,"
+    "  (r->>'booked_time')::timestamptz AS booked, nullif(r->'settles', '[]') AS settles,"
     "  row_number() OVER (PARTITION BY coalesce(r->>'partner_reference', ''), r->>'kind'"
     "  ORDER BY n) AS nth"
     "  FROM jsonb_array_elements($4::jsonb->'rows') WITH ORDINALITY AS j(r, n)),"
@@ -93,65 +119,162 @@ static const pw_db_stmt insert_rows = {
     /* The business clock, read once: svc_now() reads svc_clock, so in the probe's filter it
      * was a query per row. */
     " horizon AS (SELECT svc_now() - interval '45 days' AS since),"
+    /* The members of the net lines, in their order (none in a plain report). */
+    " mem AS (SELECT x.id AS row_id, x.line, x.kind, x.currency, m.ref, m.ord FROM x,"
+    "  jsonb_array_elements_text(x.settles) WITH ORDINALITY AS m(ref, ord)"
+    "  WHERE x.settles IS NOT NULL),"
+    " keys AS (SELECT ref, kind FROM x UNION SELECT ref, kind FROM mem),"
     /* Keys earlier runs settled, read once before the insert (not a scan per row of a table
-     * the statement is growing). */
-    " seen AS MATERIALIZED (SELECT DISTINCT o.partner_reference, o.kind FROM recon_rows o"
-    "  JOIN (SELECT DISTINCT ref, kind FROM x) k ON o.partner_reference = k.ref"
-    "  AND o.kind = k.kind WHERE o.mode = $2 AND o.partner = $3 AND o.outcome IN ('MATCHED',"
-    "  'AMOUNT_MISMATCH', 'CURRENCY_MISMATCH', 'BOOKED')),"
+     * the statement is growing): by a row, or as a member of a line. */
+    " seen AS MATERIALIZED (SELECT o.partner_reference, o.kind FROM recon_rows o"
+    "  JOIN keys k ON o.partner_reference = k.ref"
+    "  AND o.kind = k.kind WHERE o.mode = $2 AND o.partner = $3 AND o.outcome IN (" FOUND_OUTCOMES
+    ", 'BOOKED')"
+    "  UNION SELECT p.partner_reference, p.kind FROM recon_row_members p"
+    "  JOIN keys k ON p.partner_reference = k.ref AND p.kind = k.kind"
+    "  JOIN recon_rows o ON o.id = p.row_id AND o.outcome IN (" FOUND_OUTCOMES ")"
+    "  WHERE p.mode = $2 AND p.partner = $3 AND p.transfer_id <> ''),"
     " item AS (SELECT DISTINCT ON (x.line) x.line, t.id AS transfer_id, e.amount_minor,"
     "  e.currency FROM x"
     "  JOIN transfers t ON t.mode = $2 AND t.partner_reference = x.ref"
     "  AND t.partner_reference <> '' AND t.state = 'POSTED'"
     "  AND t.create_time > (SELECT since FROM horizon)"
-    "  AND t.kind = CASE x.kind WHEN 'capture' THEN 'capture' WHEN 'refund' THEN 'refund'"
-    "  WHEN 'refund_reversal' THEN 'refundrev' WHEN 'chargeback' THEN 'chargeback'"
-    "  WHEN 'chargeback_reversal' THEN 'chargebackrev' WHEN 'bank_credit' THEN 'partnerpay'"
-    "  WHEN 'bank_debit' THEN 'paid' END"
-    "  JOIN entries e ON e.mode = t.mode AND e.transfer_id = t.id"
-    "  AND e.phase IN ('POSTED', 'PENDING')"
-    "  JOIN accounts a ON a.id = e.account_id AND a.owner = $3 AND a.kind ="
-    "  CASE WHEN x.kind LIKE 'bank_%' THEN 'platform_cash' ELSE 'partner_receivable' END"
-    "  ORDER BY x.line, e.sequence)"
-    " INSERT INTO recon_rows (id, run_id, mode, partner, line, partner_reference, kind,"
-    " amount_minor, currency, booked_time, outcome, transfer_id, ledger_amount_minor,"
-    " ledger_currency)"
-    " SELECT z.id, $1, $2, $3, z.line, z.ref, z.kind, z.amount, z.currency, z.booked, z.outcome,"
-    " CASE WHEN z.outcome <> 'BOOKED' THEN coalesce(z.transfer_id, '')"
-    "  WHEN z.kind = 'payout' THEN 'txf_partnerpay_' || z.id"
-    "  WHEN z.kind = 'fee' THEN 'txf_partnerfee_' || z.id ELSE 'txf_bankfee_' || z.id END,"
-    " z.amount_minor, z.ledger_currency"
-    " FROM (SELECT x.*, i.transfer_id, i.amount_minor, i.currency AS ledger_currency,"
-    "  CASE WHEN (x.kind NOT IN ('fee', 'bank_charge') OR x.ref <> '')"
-    "  AND (x.nth > 1 OR s.kind IS NOT NULL) THEN 'DUPLICATE'"
-    "  WHEN x.kind IN ('payout', 'fee', 'bank_charge') THEN 'BOOKED'"
-    "  WHEN i.line IS NULL THEN 'MISSING_IN_LEDGER'"
-    "  WHEN i.currency <> x.currency THEN 'CURRENCY_MISMATCH'"
-    "  WHEN abs(i.amount_minor - x.amount) > (SELECT minor FROM drift) THEN 'AMOUNT_MISMATCH'"
-    "  ELSE 'MATCHED' END AS outcome"
-    "  FROM x LEFT JOIN item i ON i.line = x.line"
-    "  LEFT JOIN seen s ON s.partner_reference = x.ref AND s.kind = x.kind) z",
-    4,
-    {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_JSONB}};
+    "  AND t.kind = " LEDGER_KIND(
+        "x.kind") " JOIN entries e ON e.mode = t.mode"
+                  "  AND e.transfer_id = t.id AND e.phase IN ('POSTED', 'PENDING')"
+                  "  JOIN accounts a ON a.id = e.account_id AND a.owner = $3"
+                  "  AND a.kind = " PARTNER_ACCOUNT("x.kind") " WHERE x.settles IS NULL"
+                                                              "  ORDER BY x.line, e.sequence),",
+    /* Each member's item, the same way. */
+    " mitem AS (SELECT DISTINCT ON (m.line, m.ord) m.line, m.ord, t.id AS transfer_id,"
+    "  e.amount_minor, e.currency FROM mem m"
+    "  JOIN transfers t ON t.mode = $2 AND t.partner_reference = m.ref AND t.state = 'POSTED'"
+    "  AND t.create_time > (SELECT since FROM horizon)"
+    "  AND t.kind = " LEDGER_KIND(
+        "m.kind") " JOIN entries e ON e.mode = t.mode"
+                  "  AND e.transfer_id = t.id AND e.phase IN ('POSTED', 'PENDING')"
+                  "  JOIN accounts a ON a.id = e.account_id AND a.owner = $3"
+                  "  AND a.kind = " PARTNER_ACCOUNT(
+                      "m.kind") " ORDER BY m.line, m.ord, e.sequence),"
+                                /* The first line of this report that lists a key as a member, and
+                                   as a plain row. */
+                                " mfirst AS (SELECT ref, kind, min(line) AS line FROM mem GROUP BY "
+                                "ref, kind),"
+                                " xfirst AS (SELECT y.ref, y.kind, min(y.line) AS line FROM x y "
+                                "WHERE y.settles IS NULL"
+                                "  AND EXISTS (SELECT 1 FROM mem m WHERE m.ref = y.ref AND m.kind "
+                                "= y.kind)"
+                                "  GROUP BY y.ref, y.kind),"
+                                " mst AS (SELECT m.*, i.transfer_id, i.amount_minor, i.currency AS "
+                                "ledger_currency,"
+                                "  CASE WHEN s.kind IS NOT NULL OR f.line < m.line OR g.line < "
+                                "m.line THEN 'DUPLICATE'"
+                                "  WHEN i.line IS NULL THEN 'MISSING_IN_LEDGER'"
+                                "  WHEN i.currency <> m.currency THEN 'CURRENCY_MISMATCH' ELSE '' "
+                                "END AS problem"
+                                "  FROM mem m LEFT JOIN mitem i ON i.line = m.line AND i.ord = "
+                                "m.ord"
+                                "  LEFT JOIN seen s ON s.partner_reference = m.ref AND s.kind = "
+                                "m.kind"
+                                "  LEFT JOIN mfirst f ON f.ref = m.ref AND f.kind = m.kind"
+                                "  LEFT JOIN xfirst g ON g.ref = m.ref AND g.kind = m.kind),"
+                                /* Per line: the members' sum and the first currency other than the
+                                   line's, if any. */
+                                " net AS (SELECT line, bool_or(problem = 'DUPLICATE') AS dup,"
+                                "  bool_or(problem = 'MISSING_IN_LEDGER') AS missing, "
+                                "sum(amount_minor) AS total,"
+                                "  coalesce(min(ledger_currency) FILTER (WHERE ledger_currency <> "
+                                "currency),"
+                                "  min(ledger_currency)) AS ledger_currency FROM mst GROUP BY "
+                                "line),"
+                                " members AS (INSERT INTO recon_row_members (row_id, ord, run_id, "
+                                "mode, partner,"
+                                "  partner_reference, kind, transfer_id, ledger_amount_minor, "
+                                "ledger_currency, problem)"
+                                "  SELECT row_id, ord, $1, $2, $3, ref, kind, "
+                                "coalesce(transfer_id, ''), amount_minor,"
+                                "  ledger_currency, problem FROM mst)"
+                                " INSERT INTO recon_rows (id, run_id, mode, partner, line, "
+                                "partner_reference, kind,"
+                                " amount_minor, currency, booked_time, outcome, transfer_id, "
+                                "ledger_amount_minor,"
+                                " ledger_currency)"
+                                " SELECT z.id, $1, $2, $3, z.line, z.ref, z.kind, z.amount, "
+                                "z.currency, z.booked, z.outcome,"
+                                " CASE WHEN z.outcome <> 'BOOKED' THEN coalesce(z.transfer_id, '')"
+                                "  WHEN z.kind = 'payout' THEN 'txf_partnerpay_' || z.id"
+                                "  WHEN z.kind = 'fee' THEN 'txf_partnerfee_' || z.id ELSE "
+                                "'txf_bankfee_' || z.id END,"
+                                " z.ledger_amount, z.ledger_currency"
+                                " FROM (SELECT y.*, CASE WHEN (y.kind NOT IN ('fee', "
+                                "'bank_charge') OR y.ref <> '')"
+                                "  AND y.dup THEN 'DUPLICATE'"
+                                "  WHEN y.kind IN ('payout', 'fee', 'bank_charge') THEN 'BOOKED'"
+                                "  WHEN NOT y.found THEN 'MISSING_IN_LEDGER'"
+                                "  WHEN y.ledger_currency <> y.currency THEN 'CURRENCY_MISMATCH'"
+                                "  WHEN abs(y.ledger_amount - y.amount) > (SELECT minor FROM "
+                                "drift) THEN 'AMOUNT_MISMATCH'"
+                                "  ELSE 'MATCHED' END AS outcome"
+                                "  FROM (SELECT x.*, i.transfer_id,"
+                                "  CASE WHEN x.settles IS NULL THEN i.amount_minor ELSE "
+                                "n.total::int8 END AS ledger_amount,"
+                                "  coalesce(i.currency, n.ledger_currency) AS ledger_currency,"
+                                "  CASE WHEN x.settles IS NULL THEN i.line IS NOT NULL ELSE NOT "
+                                "n.missing END AS found,"
+                                "  (x.nth > 1 OR s.kind IS NOT NULL OR f.line < x.line OR "
+                                "coalesce(n.dup, false)) AS dup"
+                                "  FROM x LEFT JOIN item i ON i.line = x.line LEFT JOIN net n ON "
+                                "n.line = x.line"
+                                "  LEFT JOIN mfirst f ON f.ref = x.ref AND f.kind = x.kind"
+                                "  LEFT JOIN seen s ON s.partner_reference = x.ref AND s.kind = "
+                                "x.kind) y) z",
+};
+/* Longer than a C string literal may portably be (4095 characters): the parts are joined once,
+ * when the service registers (insert_rows_join). */
+static char insert_rows_sql[8192];
+static const pw_db_stmt insert_rows = {
+    "recon_insert_rows", insert_rows_sql, 4, {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_JSONB}};
+static uv_once_t insert_rows_once = UV_ONCE_INIT;
+
+static void insert_rows_join(void)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof(insert_rows_parts) / sizeof(insert_rows_parts[0]); i++) {
+        size_t n = strlen(insert_rows_parts[i]);
+        PW_ASSERT(len + n < sizeof(insert_rows_sql));
+        memcpy(insert_rows_sql + len, insert_rows_parts[i], n);
+        len += n;
+    }
+    insert_rows_sql[len] = '\0';
+}
 static const pw_db_stmt insert_breaks = {
     "recon_insert_breaks",
     "INSERT INTO recon_breaks (id, mode, partner, kind, run_id, row_id, partner_reference,"
     " item_kind, transfer_id, partner_amount_minor, partner_currency, ledger_amount_minor,"
-    " ledger_currency)"
-    " SELECT 'brk_' || substr(id, 5), mode, partner, outcome, run_id, id, partner_reference,"
-    " kind, transfer_id, amount_minor, currency, ledger_amount_minor, ledger_currency"
-    " FROM recon_rows WHERE run_id = $1 AND outcome NOT IN ('MATCHED', 'BOOKED')",
+    " ledger_currency, member_reference)"
+    " SELECT 'brk_' || substr(w.id, 5), w.mode, w.partner, w.outcome, w.run_id, w.id,"
+    " w.partner_reference, w.kind, w.transfer_id, w.amount_minor, w.currency,"
+    " w.ledger_amount_minor, w.ledger_currency,"
+    /* A net line's: the first member that makes the outcome. */
+    " coalesce((SELECT m.partner_reference FROM recon_row_members m WHERE m.row_id = w.id"
+    "  AND m.problem = w.outcome ORDER BY m.ord LIMIT 1), '')"
+    " FROM recon_rows w WHERE w.run_id = $1 AND w.outcome NOT IN ('MATCHED', 'BOOKED')",
     1,
     {PW_DB_TEXT}};
-/* Earlier open breaks this run's matches settle: the item reported at last, or the row now
- * booked. */
+/* Earlier open breaks this run's matches settle: the item reported at last (by a row, or as a
+ * member of a net line), or the row now booked. */
 static const pw_db_stmt clear_breaks = {
     "recon_clear_breaks",
     "UPDATE recon_breaks b SET state = 'AUTO_CLEARED', clear_time = now(),"
     " resolution_note = 'matched by report row ' || w.id"
-    " FROM recon_rows w WHERE w.run_id = $1 AND w.outcome = 'MATCHED' AND b.state = 'OPEN'"
-    " AND b.mode = w.mode AND b.partner = w.partner AND b.run_id <> $1"
-    " AND ((b.kind = 'MISSING_IN_REPORT' AND b.transfer_id = w.transfer_id)"
+    " FROM (SELECT id, mode, partner, partner_reference, kind, transfer_id FROM recon_rows"
+    "  WHERE run_id = $1 AND outcome = 'MATCHED'"
+    "  UNION ALL SELECT m.row_id, m.mode, m.partner, m.partner_reference, m.kind, m.transfer_id"
+    "  FROM recon_row_members m JOIN recon_rows o ON o.id = m.row_id AND o.outcome = 'MATCHED'"
+    "  WHERE m.run_id = $1) w"
+    " WHERE b.state = 'OPEN' AND b.mode = w.mode AND b.partner = w.partner AND b.run_id <> $1"
+    " AND ((b.kind = 'MISSING_IN_REPORT' AND b.transfer_id = w.transfer_id"
+    " AND w.transfer_id <> '')"
     " OR (b.kind = 'MISSING_IN_LEDGER' AND b.partner_reference = w.partner_reference"
     " AND b.item_kind = w.kind))",
     1,
@@ -213,6 +336,39 @@ static int row_bad(svc_req *r, size_t i, const char *field, const char *what, in
     return 0;
 }
 
+/* A net line's members: of a matched kind, each a reference, each once, not too many. */
+static int settles_ok(svc_req *r, const Paywire__Finance__V1__PartnerReportRow *row, size_t i,
+                      int *reported)
+{
+    if (strcmp(row->kind, "payout") == 0 || strcmp(row->kind, "fee") == 0 ||
+        strcmp(row->kind, "bank_charge") == 0) {
+        return row_bad(r, i, "settles",
+                       "empty for payout, fee and bank_charge rows (a net line settles"
+                       " operations of a matched kind)",
+                       reported);
+    }
+    if (row->n_settles > MAX_MEMBERS_PER_ROW) {
+        return row_bad(r, i, "settles", "at most 1000 members in one net line", reported);
+    }
+    for (size_t j = 0; j < row->n_settles; j++) {
+        char field[32];
+        snprintf(field, sizeof(field), "settles[%zu]", j);
+        if (!svc_text_ok(row->settles[j], 100)) {
+            return row_bad(r, i, field,
+                           "1 to 100 characters (the partner's reference of an operation the line"
+                           " settles)",
+                           reported);
+        }
+        /* Quadratic, but bounded: at most 1000 members of at most 100 characters. */
+        for (size_t k = 0; k < j; k++) {
+            if (strcmp(row->settles[k], row->settles[j]) == 0) {
+                return row_bad(r, i, field, "listed twice in the line", reported);
+            }
+        }
+    }
+    return 1;
+}
+
 static int row_ok(svc_req *r, const Paywire__Finance__V1__PartnerReportRow *row, size_t i,
                   int *reported)
 {
@@ -238,7 +394,7 @@ static int row_ok(svc_req *r, const Paywire__Finance__V1__PartnerReportRow *row,
     if (row->booked_time == NULL) {
         return row_bad(r, i, "booked_time", "required", reported);
     }
-    return 1;
+    return row->n_settles == 0 || settles_ok(r, row, i, reported);
 }
 
 static void check_report(svc_req *r, const Paywire__Finance__V1__UploadPartnerReportRequest *req)
@@ -254,8 +410,13 @@ static void check_report(svc_req *r, const Paywire__Finance__V1__UploadPartnerRe
         svc_violation(r, "report_date", "a date as YYYY-MM-DD");
     }
     int reported = 0;
+    size_t members = 0;
     for (size_t i = 0; i < req->n_rows; i++) {
         row_ok(r, req->rows[i], i, &reported);
+        members += req->rows[i]->n_settles;
+    }
+    if (members > MAX_MEMBERS) {
+        svc_violation(r, "rows", "at most 1000000 members of net lines (settles) in one report");
     }
     if (reported > MAX_ROW_VIOLATIONS) {
         char more[80];
@@ -503,7 +664,7 @@ SVC_HANDLER(get_run, Paywire__Finance__V1__GetReconciliationRunRequest)
     "id, mode, partner, kind, state, run_id, row_id, partner_reference, item_kind,"    \
     " transfer_id, partner_amount_minor, partner_currency, ledger_amount_minor,"       \
     " ledger_currency, coalesce(expected_settlement_date::text, '') AS expected_date," \
-    " resolution_note, adjustment_transfer_id"
+    " resolution_note, adjustment_transfer_id, member_reference"
 
 static const char *const break_kinds[] = {
     "",          "MISSING_IN_LEDGER", "MISSING_IN_REPORT", "AMOUNT_MISMATCH",
@@ -548,6 +709,7 @@ static Break *break_from_row(svc_req *r, svc_row row)
     b->expected_settlement_date = svc_text(row, "expected_date");
     b->resolution_note = svc_text(row, "resolution_note");
     b->adjustment_transfer_id = svc_text(row, "adjustment_transfer_id");
+    b->member_reference = svc_text(row, "member_reference");
     return b;
 }
 
@@ -772,5 +934,6 @@ static const paywire_finance_v1_reconciliation_service_handlers handlers = {
 
 pw_status recon_register(pw_server *server, svc_app *app)
 {
+    uv_once(&insert_rows_once, insert_rows_join);
     return paywire_finance_v1_reconciliation_service_register(server, &handlers, app);
 }

@@ -44,6 +44,11 @@ static const pw_db_stmt missing_in_report = {
                                   "  AND w.transfer_id = i.transfer_id"
                                   "  AND w.outcome IN ('MATCHED', 'AMOUNT_MISMATCH', "
                                   "'CURRENCY_MISMATCH'))"
+                                  /* A member of a net line that found it. */
+                                  "  AND NOT EXISTS (SELECT 1 FROM recon_row_members m"
+                                  "  JOIN recon_rows w ON w.id = m.row_id AND w.outcome IN"
+                                  "  ('MATCHED', 'AMOUNT_MISMATCH', 'CURRENCY_MISMATCH')"
+                                  "  WHERE m.mode = i.mode AND m.transfer_id = i.transfer_id)"
                                   /* A row that found it only when rerun (its break cleared onto
                                      this transfer). */
                                   "  AND NOT EXISTS (SELECT 1 FROM recon_breaks c WHERE c.mode = "
@@ -72,6 +77,9 @@ static const pw_db_stmt rerun = {
     "  CASE WHEN b.item_kind LIKE 'bank_%' THEN 'platform_cash' ELSE 'partner_receivable' END"
     "  WHERE b.state = 'OPEN' AND b.kind = 'MISSING_IN_LEDGER'"
     "  AND b.create_time > svc_now() - interval '7 days'"
+    /* Not a net line's: its partner_reference is the line's id, not an operation's (the line
+     * sent again once its members are booked clears it). */
+    "  AND NOT EXISTS (SELECT 1 FROM recon_row_members m WHERE m.row_id = b.row_id)"
     "  AND abs(e.amount_minor - b.partner_amount_minor) <= " PARTNER_SETTING(
         "amount_drift_minor",
         "b.partner") " ORDER BY b.id, e.sequence),"

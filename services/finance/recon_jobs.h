@@ -7,11 +7,14 @@
  * business clock svc_now()), every `recon_job_seconds`:
  *   - recon_missing_in_report: each posted partner-facing transfer (capture,
  *     refund, their reversals, chargeback) of the last 45 days that no report
- *     row found once its expected settlement date (booking date + the
- *     partner's lag) + grace days has passed gets one MISSING_IN_REPORT break;
- *   - recon_rerun: open MISSING_IN_LEDGER breaks younger than 7 days are
- *     matched again, and clear when the ledger now has their item (a
- *     delayed booking), same currency, amount within the drift.
+ *     row found, by itself or as a member of a net settlement line
+ *     (recon_row_members), once its expected settlement date (booking date +
+ *     the partner's lag) + grace days has passed gets one MISSING_IN_REPORT
+ *     break;
+ *   - recon_rerun: open MISSING_IN_LEDGER breaks of plain rows younger than 7
+ *     days are matched again, and clear when the ledger now has their item
+ *     (a delayed booking), same currency, amount within the drift. A net
+ *     line's are not: the line sent again in a later report clears them.
  */
 #include "finance.h"
 
