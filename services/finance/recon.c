@@ -79,32 +79,18 @@ static const pw_db_stmt insert_run = {
     " VALUES ($1, $2, $3, $4, $5::date, $6, $7)",
     7,
     {PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_TEXT, PW_DB_INT8}};
-/* The ledger's transfer kind of a matched row's kind (k: an SQL expression). */
-#define LEDGER_KIND(k)                                                                      \
-    "CASE " k " WHEN 'capture' THEN 'capture' WHEN 'refund' THEN 'refund'"                  \
+/* The ledger's transfer kind of a matched row's kind (of the row or member aliased x). */
+#define X_LEDGER_KIND                                                                       \
+    "CASE x.kind WHEN 'capture' THEN 'capture' WHEN 'refund' THEN 'refund'"                 \
     " WHEN 'refund_reversal' THEN 'refundrev' WHEN 'chargeback' THEN 'chargeback'"          \
     " WHEN 'chargeback_reversal' THEN 'chargebackrev' WHEN 'bank_credit' THEN 'partnerpay'" \
     " WHEN 'bank_debit' THEN 'paid' END"
 /* The partner's own account a row's amount is read from: a bank statement's, our cash there. */
-#define PARTNER_ACCOUNT(k) \
-    "CASE WHEN " k " LIKE 'bank_%' THEN 'platform_cash' ELSE 'partner_receivable' END"
+#define X_PARTNER_ACCOUNT \
+    "CASE WHEN x.kind LIKE 'bank_%' THEN 'platform_cash' ELSE 'partner_receivable' END"
 /* The outcomes of a row that found its ledger item (the item is settled, however wrongly). */
 #define FOUND_OUTCOMES "'MATCHED', 'AMOUNT_MISMATCH', 'CURRENCY_MISMATCH'"
 
-/*
- * Stores and matches the rows in one INSERT ($4: the request as proto-named
- * JSON; rows numbered from 1): each row is written once, with its outcome.
- * DUPLICATE: an earlier line of this report with the same key, or a row of
- * an earlier run that found its item; booked kinds get their transfer id.
- * A net line (settles) is matched by its members: each is looked up as a
- * plain row would be, stored in recon_row_members with what was found, and
- * the line is DUPLICATE if a member was found before (by an earlier run's
- * row or line) or is listed on an earlier line of this report, then
- * MISSING_IN_LEDGER if a member is not booked, CURRENCY_MISMATCH if one is
- * in another currency, AMOUNT_MISMATCH if the members' sum is beyond the
- * drift, else MATCHED. A plain row listed as a member on an earlier line is
- * DUPLICATE too.
- */
 static const char *const insert_rows_parts[] = {
     "WITH x AS (SELECT 'prw_' || substr($1, 5, 18) || upper(lpad(to_hex(n), 8, '0')) AS id,"
     "  n AS line, coalesce(r->>'partner_reference', '') AS ref, r->>'kind' AS kind,"
@@ -127,9 +113,8 @@ static const char *const insert_rows_parts[] = {
     /* Keys earlier runs settled, read once before the insert (not a scan per row of a table
      * the statement is growing): by a row, or as a member of a line. */
     " seen AS MATERIALIZED (SELECT o.partner_reference, o.kind FROM recon_rows o"
-    "  JOIN keys k ON o.partner_reference = k.ref"
-    "  AND o.kind = k.kind WHERE o.mode = $2 AND o.partner = $3 AND o.outcome IN (" FOUND_OUTCOMES
-    ", 'BOOKED')"
+    "  JOIN keys k ON o.partner_reference = k.ref AND o.kind = k.kind"
+    "  WHERE o.mode = $2 AND o.partner = $3 AND o.outcome IN (" FOUND_OUTCOMES ", 'BOOKED')"
     "  UNION SELECT p.partner_reference, p.kind FROM recon_row_members p"
     "  JOIN keys k ON p.partner_reference = k.ref AND p.kind = k.kind"
     "  JOIN recon_rows o ON o.id = p.row_id AND o.outcome IN (" FOUND_OUTCOMES ")"
@@ -138,96 +123,68 @@ static const char *const insert_rows_parts[] = {
     "  e.currency FROM x"
     "  JOIN transfers t ON t.mode = $2 AND t.partner_reference = x.ref"
     "  AND t.partner_reference <> '' AND t.state = 'POSTED'"
-    "  AND t.create_time > (SELECT since FROM horizon)"
-    "  AND t.kind = " LEDGER_KIND(
-        "x.kind") " JOIN entries e ON e.mode = t.mode"
-                  "  AND e.transfer_id = t.id AND e.phase IN ('POSTED', 'PENDING')"
-                  "  JOIN accounts a ON a.id = e.account_id AND a.owner = $3"
-                  "  AND a.kind = " PARTNER_ACCOUNT("x.kind") " WHERE x.settles IS NULL"
-                                                              "  ORDER BY x.line, e.sequence),",
-    /* Each member's item, the same way. */
-    " mitem AS (SELECT DISTINCT ON (m.line, m.ord) m.line, m.ord, t.id AS transfer_id,"
-    "  e.amount_minor, e.currency FROM mem m"
-    "  JOIN transfers t ON t.mode = $2 AND t.partner_reference = m.ref AND t.state = 'POSTED'"
-    "  AND t.create_time > (SELECT since FROM horizon)"
-    "  AND t.kind = " LEDGER_KIND(
-        "m.kind") " JOIN entries e ON e.mode = t.mode"
-                  "  AND e.transfer_id = t.id AND e.phase IN ('POSTED', 'PENDING')"
-                  "  JOIN accounts a ON a.id = e.account_id AND a.owner = $3"
-                  "  AND a.kind = " PARTNER_ACCOUNT(
-                      "m.kind") " ORDER BY m.line, m.ord, e.sequence),"
-                                /* The first line of this report that lists a key as a member, and
-                                   as a plain row. */
-                                " mfirst AS (SELECT ref, kind, min(line) AS line FROM mem GROUP BY "
-                                "ref, kind),"
-                                " xfirst AS (SELECT y.ref, y.kind, min(y.line) AS line FROM x y "
-                                "WHERE y.settles IS NULL"
-                                "  AND EXISTS (SELECT 1 FROM mem m WHERE m.ref = y.ref AND m.kind "
-                                "= y.kind)"
-                                "  GROUP BY y.ref, y.kind),"
-                                " mst AS (SELECT m.*, i.transfer_id, i.amount_minor, i.currency AS "
-                                "ledger_currency,"
-                                "  CASE WHEN s.kind IS NOT NULL OR f.line < m.line OR g.line < "
-                                "m.line THEN 'DUPLICATE'"
-                                "  WHEN i.line IS NULL THEN 'MISSING_IN_LEDGER'"
-                                "  WHEN i.currency <> m.currency THEN 'CURRENCY_MISMATCH' ELSE '' "
-                                "END AS problem"
-                                "  FROM mem m LEFT JOIN mitem i ON i.line = m.line AND i.ord = "
-                                "m.ord"
-                                "  LEFT JOIN seen s ON s.partner_reference = m.ref AND s.kind = "
-                                "m.kind"
-                                "  LEFT JOIN mfirst f ON f.ref = m.ref AND f.kind = m.kind"
-                                "  LEFT JOIN xfirst g ON g.ref = m.ref AND g.kind = m.kind),"
-                                /* Per line: the members' sum and the first currency other than the
-                                   line's, if any. */
-                                " net AS (SELECT line, bool_or(problem = 'DUPLICATE') AS dup,"
-                                "  bool_or(problem = 'MISSING_IN_LEDGER') AS missing, "
-                                "sum(amount_minor) AS total,"
-                                "  coalesce(min(ledger_currency) FILTER (WHERE ledger_currency <> "
-                                "currency),"
-                                "  min(ledger_currency)) AS ledger_currency FROM mst GROUP BY "
-                                "line),"
-                                " members AS (INSERT INTO recon_row_members (row_id, ord, run_id, "
-                                "mode, partner,"
-                                "  partner_reference, kind, transfer_id, ledger_amount_minor, "
-                                "ledger_currency, problem)"
-                                "  SELECT row_id, ord, $1, $2, $3, ref, kind, "
-                                "coalesce(transfer_id, ''), amount_minor,"
-                                "  ledger_currency, problem FROM mst)"
-                                " INSERT INTO recon_rows (id, run_id, mode, partner, line, "
-                                "partner_reference, kind,"
-                                " amount_minor, currency, booked_time, outcome, transfer_id, "
-                                "ledger_amount_minor,"
-                                " ledger_currency)"
-                                " SELECT z.id, $1, $2, $3, z.line, z.ref, z.kind, z.amount, "
-                                "z.currency, z.booked, z.outcome,"
-                                " CASE WHEN z.outcome <> 'BOOKED' THEN coalesce(z.transfer_id, '')"
-                                "  WHEN z.kind = 'payout' THEN 'txf_partnerpay_' || z.id"
-                                "  WHEN z.kind = 'fee' THEN 'txf_partnerfee_' || z.id ELSE "
-                                "'txf_bankfee_' || z.id END,"
-                                " z.ledger_amount, z.ledger_currency"
-                                " FROM (SELECT y.*, CASE WHEN (y.kind NOT IN ('fee', "
-                                "'bank_charge') OR y.ref <> '')"
-                                "  AND y.dup THEN 'DUPLICATE'"
-                                "  WHEN y.kind IN ('payout', 'fee', 'bank_charge') THEN 'BOOKED'"
-                                "  WHEN NOT y.found THEN 'MISSING_IN_LEDGER'"
-                                "  WHEN y.ledger_currency <> y.currency THEN 'CURRENCY_MISMATCH'"
-                                "  WHEN abs(y.ledger_amount - y.amount) > (SELECT minor FROM "
-                                "drift) THEN 'AMOUNT_MISMATCH'"
-                                "  ELSE 'MATCHED' END AS outcome"
-                                "  FROM (SELECT x.*, i.transfer_id,"
-                                "  CASE WHEN x.settles IS NULL THEN i.amount_minor ELSE "
-                                "n.total::int8 END AS ledger_amount,"
-                                "  coalesce(i.currency, n.ledger_currency) AS ledger_currency,"
-                                "  CASE WHEN x.settles IS NULL THEN i.line IS NOT NULL ELSE NOT "
-                                "n.missing END AS found,"
-                                "  (x.nth > 1 OR s.kind IS NOT NULL OR f.line < x.line OR "
-                                "coalesce(n.dup, false)) AS dup"
-                                "  FROM x LEFT JOIN item i ON i.line = x.line LEFT JOIN net n ON "
-                                "n.line = x.line"
-                                "  LEFT JOIN mfirst f ON f.ref = x.ref AND f.kind = x.kind"
-                                "  LEFT JOIN seen s ON s.partner_reference = x.ref AND s.kind = "
-                                "x.kind) y) z",
+    "  AND t.create_time > (SELECT since FROM horizon) AND t.kind = " X_LEDGER_KIND
+    "  JOIN entries e ON e.mode = t.mode AND e.transfer_id = t.id"
+    "  AND e.phase IN ('POSTED', 'PENDING')"
+    "  JOIN accounts a ON a.id = e.account_id AND a.owner = $3 AND a.kind = " X_PARTNER_ACCOUNT
+    "  WHERE x.settles IS NULL ORDER BY x.line, e.sequence),",
+    /* Each member's item, the same way (a member is x here, as the kind mappings name it). */
+    " mitem AS (SELECT DISTINCT ON (x.line, x.ord) x.line, x.ord, t.id AS transfer_id,"
+    "  e.amount_minor, e.currency FROM mem x"
+    "  JOIN transfers t ON t.mode = $2 AND t.partner_reference = x.ref AND t.state = 'POSTED'"
+    "  AND t.create_time > (SELECT since FROM horizon) AND t.kind = " X_LEDGER_KIND
+    "  JOIN entries e ON e.mode = t.mode AND e.transfer_id = t.id"
+    "  AND e.phase IN ('POSTED', 'PENDING')"
+    "  JOIN accounts a ON a.id = e.account_id AND a.owner = $3 AND a.kind = " X_PARTNER_ACCOUNT
+    "  ORDER BY x.line, x.ord, e.sequence),"
+    /* The first line of this report that lists a key as a member, and as a plain row. */
+    " mfirst AS (SELECT ref, kind, min(line) AS line FROM mem GROUP BY ref, kind),"
+    " xfirst AS (SELECT y.ref, y.kind, min(y.line) AS line FROM x y"
+    "  WHERE y.settles IS NULL"
+    "  AND EXISTS (SELECT 1 FROM mem m WHERE m.ref = y.ref AND m.kind = y.kind)"
+    "  GROUP BY y.ref, y.kind),"
+    " mst AS (SELECT m.*, i.transfer_id, i.amount_minor, i.currency AS ledger_currency,"
+    "  CASE WHEN s.kind IS NOT NULL OR f.line < m.line OR g.line < m.line THEN 'DUPLICATE'"
+    "  WHEN i.line IS NULL THEN 'MISSING_IN_LEDGER'"
+    "  WHEN i.currency <> m.currency THEN 'CURRENCY_MISMATCH' ELSE '' END AS problem"
+    "  FROM mem m LEFT JOIN mitem i ON i.line = m.line AND i.ord = m.ord"
+    "  LEFT JOIN seen s ON s.partner_reference = m.ref AND s.kind = m.kind"
+    "  LEFT JOIN mfirst f ON f.ref = m.ref AND f.kind = m.kind"
+    "  LEFT JOIN xfirst g ON g.ref = m.ref AND g.kind = m.kind),"
+    /* Per line: the members' sum and the first currency other than the line's, if any. */
+    " net AS (SELECT line, bool_or(problem = 'DUPLICATE') AS dup,"
+    "  bool_or(problem = 'MISSING_IN_LEDGER') AS missing, sum(amount_minor) AS total,"
+    "  coalesce(min(ledger_currency) FILTER (WHERE ledger_currency <> currency),"
+    "  min(ledger_currency)) AS ledger_currency FROM mst GROUP BY line),"
+    " members AS (INSERT INTO recon_row_members (row_id, ord, run_id, mode, partner,"
+    "  partner_reference, kind, transfer_id, ledger_amount_minor, ledger_currency, problem)"
+    "  SELECT row_id, ord, $1, $2, $3, ref, kind, coalesce(transfer_id, ''), amount_minor,"
+    "  ledger_currency, problem FROM mst)",
+    " INSERT INTO recon_rows (id, run_id, mode, partner, line, partner_reference, kind,"
+    " amount_minor, currency, booked_time, outcome, transfer_id, ledger_amount_minor,"
+    " ledger_currency)"
+    " SELECT z.id, $1, $2, $3, z.line, z.ref, z.kind, z.amount, z.currency, z.booked, z.outcome,"
+    " CASE WHEN z.outcome <> 'BOOKED' THEN coalesce(z.transfer_id, '')"
+    "  WHEN z.kind = 'payout' THEN 'txf_partnerpay_' || z.id"
+    "  WHEN z.kind = 'fee' THEN 'txf_partnerfee_' || z.id ELSE 'txf_bankfee_' || z.id END,"
+    " z.ledger_amount, z.ledger_currency"
+    " FROM (SELECT y.*, CASE WHEN (y.kind NOT IN ('fee', 'bank_charge') OR y.ref <> '')"
+    "  AND y.dup THEN 'DUPLICATE'"
+    "  WHEN y.kind IN ('payout', 'fee', 'bank_charge') THEN 'BOOKED'"
+    "  WHEN NOT y.found THEN 'MISSING_IN_LEDGER'"
+    "  WHEN y.ledger_currency <> y.currency THEN 'CURRENCY_MISMATCH'"
+    "  WHEN abs(y.ledger_amount - y.amount) > (SELECT minor FROM drift) THEN 'AMOUNT_MISMATCH'"
+    "  ELSE 'MATCHED' END AS outcome"
+    "  FROM (SELECT x.*, i.transfer_id,"
+    "  CASE WHEN x.settles IS NULL THEN i.amount_minor ELSE n.total::int8 END AS ledger_amount,"
+    "  coalesce(i.currency, n.ledger_currency) AS ledger_currency,"
+    "  CASE WHEN x.settles IS NULL THEN i.line IS NOT NULL ELSE NOT n.missing END AS found,"
+    /* DUPLICATE: the key on an earlier line (as a row, or as a member of a line), found by an
+     * earlier run, or (a net line) a member that is. */
+    "  (x.nth > 1 OR s.kind IS NOT NULL OR f.line < x.line OR coalesce(n.dup, false)) AS dup"
+    "  FROM x LEFT JOIN item i ON i.line = x.line LEFT JOIN net n ON n.line = x.line"
+    "  LEFT JOIN mfirst f ON f.ref = x.ref AND f.kind = x.kind"
+    "  LEFT JOIN seen s ON s.partner_reference = x.ref AND s.kind = x.kind) y) z",
 };
 /* Longer than a C string literal may portably be (4095 characters): the parts are joined once,
  * when the service registers (insert_rows_join). */
