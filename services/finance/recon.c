@@ -127,7 +127,9 @@ static const char *const insert_rows_parts[] = {
     "  JOIN entries e ON e.mode = t.mode AND e.transfer_id = t.id"
     "  AND e.phase IN ('POSTED', 'PENDING')"
     "  JOIN accounts a ON a.id = e.account_id AND a.owner = $3 AND a.kind = " X_PARTNER_ACCOUNT
-    "  WHERE x.settles IS NULL ORDER BY x.line, e.sequence),",
+    /* Net lines too (their own id rarely finds anything, and the answer is not used): a filter
+     * on settles here made the planner probe the accounts once per entry, 0.7 of the speed. */
+    "  ORDER BY x.line, e.sequence),",
     /* Each member's item, the same way (a member is x here, as the kind mappings name it). */
     " mitem AS (SELECT DISTINCT ON (x.line, x.ord) x.line, x.ord, t.id AS transfer_id,"
     "  e.amount_minor, e.currency FROM mem x"
@@ -139,6 +141,10 @@ static const char *const insert_rows_parts[] = {
     "  ORDER BY x.line, x.ord, e.sequence),"
     /* The first line of this report that lists a key as a member, and as a plain row. */
     " mfirst AS (SELECT ref, kind, min(line) AS line FROM mem GROUP BY ref, kind),"
+    /* The lines whose key a member of an earlier line has: an inner join, by line, so that
+     * with no members nothing of x is hashed for it. */
+    " mlater AS (SELECT DISTINCT y.line FROM mfirst f JOIN x y ON y.ref = f.ref"
+    "  AND y.kind = f.kind AND y.line > f.line),"
     " xfirst AS (SELECT y.ref, y.kind, min(y.line) AS line FROM x y"
     "  WHERE y.settles IS NULL"
     "  AND EXISTS (SELECT 1 FROM mem m WHERE m.ref = y.ref AND m.kind = y.kind)"
@@ -175,15 +181,16 @@ static const char *const insert_rows_parts[] = {
     "  WHEN y.ledger_currency <> y.currency THEN 'CURRENCY_MISMATCH'"
     "  WHEN abs(y.ledger_amount - y.amount) > (SELECT minor FROM drift) THEN 'AMOUNT_MISMATCH'"
     "  ELSE 'MATCHED' END AS outcome"
-    "  FROM (SELECT x.*, i.transfer_id,"
+    "  FROM (SELECT x.*, CASE WHEN x.settles IS NULL THEN i.transfer_id END AS transfer_id,"
     "  CASE WHEN x.settles IS NULL THEN i.amount_minor ELSE n.total::int8 END AS ledger_amount,"
-    "  coalesce(i.currency, n.ledger_currency) AS ledger_currency,"
+    "  CASE WHEN x.settles IS NULL THEN i.currency ELSE n.ledger_currency END"
+    "  AS ledger_currency,"
     "  CASE WHEN x.settles IS NULL THEN i.line IS NOT NULL ELSE NOT n.missing END AS found,"
     /* DUPLICATE: the key on an earlier line (as a row, or as a member of a line), found by an
      * earlier run, or (a net line) a member that is. */
-    "  (x.nth > 1 OR s.kind IS NOT NULL OR f.line < x.line OR coalesce(n.dup, false)) AS dup"
+    "  (x.nth > 1 OR s.kind IS NOT NULL OR d.line IS NOT NULL OR coalesce(n.dup, false)) AS dup"
     "  FROM x LEFT JOIN item i ON i.line = x.line LEFT JOIN net n ON n.line = x.line"
-    "  LEFT JOIN mfirst f ON f.ref = x.ref AND f.kind = x.kind"
+    "  LEFT JOIN mlater d ON d.line = x.line"
     "  LEFT JOIN seen s ON s.partner_reference = x.ref AND s.kind = x.kind) y) z",
 };
 /* Longer than a C string literal may portably be (4095 characters): the parts are joined once,

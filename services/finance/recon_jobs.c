@@ -48,7 +48,8 @@ static const pw_db_stmt missing_in_report = {
                                   "  AND NOT EXISTS (SELECT 1 FROM recon_row_members m"
                                   "  JOIN recon_rows w ON w.id = m.row_id AND w.outcome IN"
                                   "  ('MATCHED', 'AMOUNT_MISMATCH', 'CURRENCY_MISMATCH')"
-                                  "  WHERE m.mode = i.mode AND m.transfer_id = i.transfer_id)"
+                                  "  WHERE m.mode = i.mode AND m.transfer_id = i.transfer_id AND "
+                                  "m.transfer_id <> '')"
                                   /* A row that found it only when rerun (its break cleared onto
                                      this transfer). */
                                   "  AND NOT EXISTS (SELECT 1 FROM recon_breaks c WHERE c.mode = "
