@@ -91,6 +91,20 @@ static const pw_db_stmt insert_run = {
 /* The outcomes of a row that found its ledger item (the item is settled, however wrongly). */
 #define FOUND_OUTCOMES "'MATCHED', 'AMOUNT_MISMATCH', 'CURRENCY_MISMATCH'"
 
+/*
+ * Stores and matches the rows in one INSERT ($4: the request as proto-named
+ * JSON; rows numbered from 1): each row is written once, with its outcome.
+ * DUPLICATE: an earlier line of this report with the same key, or a row of
+ * an earlier run that found its item; booked kinds get their transfer id.
+ * A net line (settles) is matched by its members: each is looked up as a
+ * plain row's item would be and stored in recon_row_members with what was
+ * found; the line is DUPLICATE if a member was found by an earlier run (by a
+ * row, or as a member of a line) or is on an earlier line of this report
+ * (as a row or a member), then MISSING_IN_LEDGER if a member is not booked,
+ * CURRENCY_MISMATCH if one is booked in another currency, AMOUNT_MISMATCH if
+ * the members' sum is beyond the drift, else MATCHED. A plain row whose key
+ * a member of an earlier line has is DUPLICATE too.
+ */
 static const char *const insert_rows_parts[] = {
     "WITH x AS (SELECT 'prw_' || substr($1, 5, 18) || upper(lpad(to_hex(n), 8, '0')) AS id,"
     "  n AS line, coalesce(r->>'partner_reference', '') AS ref, r->>'kind' AS kind,"

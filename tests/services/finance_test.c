@@ -202,6 +202,24 @@ static void test_ledger_entries_are_immutable(void **state)
                      1);
 }
 
+/* Migration 0021: the members of net settlement lines are a record, inserted and never changed
+ * (as recon_rows, 0019). */
+static void test_recon_row_members_are_insert_only(void **state)
+{
+    (void)state;
+    const char *want[][2] = {
+        {"INSERT", "1"}, {"SELECT", "1"}, {"UPDATE", "0"}, {"DELETE", "0"}, {"TRUNCATE", "0"}};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char sql[160];
+        snprintf(sql, sizeof(sql),
+                 "SELECT has_table_privilege('finance_app', 'recon_row_members', '%s')::int",
+                 want[i][0]);
+        if (pw_test_db_scalar(db_url, sql) != atoi(want[i][1])) {
+            fail_msg("finance_app %s on recon_row_members: want %s", want[i][0], want[i][1]);
+        }
+    }
+}
+
 /* ---- building requests ---- */
 
 #define P(x)   Paywire__Finance__V1__##x
@@ -1825,6 +1843,7 @@ int main(void)
         cmocka_unit_test(test_finance_serves_health_and_settlement),
         cmocka_unit_test(test_ledger_trigger_refuses_unbalanced_sql),
         cmocka_unit_test(test_ledger_entries_are_immutable),
+        cmocka_unit_test(test_recon_row_members_are_insert_only),
         cmocka_unit_test(test_ledger_capture_balances_and_entries),
         cmocka_unit_test(test_ledger_two_phase_post_and_void),
         cmocka_unit_test(test_ledger_transfer_id_replay),
