@@ -919,6 +919,40 @@ static void test_recon_csv_net_lines_through_pwrecon(void **state)
     recon_report_free(r);
 }
 
+/* The rerun job retries MISSING_IN_LEDGER breaks by their partner_reference, which for a net
+ * line is the line's own id: it must not clear the line's break onto a transfer of that id. */
+static void test_recon_rerun_leaves_net_lines_alone(void **state)
+{
+    (void)state;
+    const report_row line[] = {{"capture", "net_q_line", 900, "USD"}};
+    const char *const members[] = {"net_q1"}; /* never booked */
+    upload_result u;
+    upload_net("acq1-net-2026-12-08", line, members, 1, &u);
+    assert_int_equal(u.code, PW_OK);
+    assert_int_equal(u.run->breaks, 1);
+    pw_protobuf_free(u.resp);
+    capture("cap_nq", "net_q_line", 900); /* the line's id, same amount */
+    long long runs = scalar("SELECT runs FROM svc_jobs WHERE name = 'recon_rerun'");
+    /* Two runs of the job after the booking (it runs every second). */
+    for (int i = 0; i < 100; i++) {
+        if (scalar("SELECT runs FROM svc_jobs WHERE name = 'recon_rerun'") >= runs + 2) {
+            break;
+        }
+        uv_sleep(100);
+    }
+    assert_true(scalar("SELECT runs FROM svc_jobs WHERE name = 'recon_rerun'") >= runs + 2);
+    assert_int_equal(scalar("SELECT count(*) FROM recon_breaks WHERE partner_reference ="
+                            " 'net_q_line' AND kind = 'MISSING_IN_LEDGER' AND state = 'OPEN'"
+                            " AND member_reference = 'net_q1'"),
+                     1);
+    /* The capture of that id is reported by itself, so that the jobs test finds it reported. */
+    const report_row plain[] = {{"capture", "net_q_line", 900, "USD"}};
+    upload("acq1-net-2026-12-09", plain, 1, 0, &u);
+    assert_int_equal(u.code, PW_OK);
+    assert_int_equal(u.run->matched, 1);
+    pw_protobuf_free(u.resp);
+}
+
 /* Runs last: it moves the business clock. */
 static void test_recon_jobs_missing_in_report_and_late_bookings(void **state)
 {
@@ -1032,6 +1066,7 @@ int main(void)
         cmocka_unit_test(test_recon_net_line_members_count_as_found_later),
         cmocka_unit_test(test_recon_refuses_bad_net_lines),
         cmocka_unit_test(test_recon_csv_net_lines_through_pwrecon),
+        cmocka_unit_test(test_recon_rerun_leaves_net_lines_alone),
         cmocka_unit_test(test_recon_jobs_missing_in_report_and_late_bookings),
         cmocka_unit_test(test_recon_net_line_settles_missing_in_report),
     };
