@@ -31,14 +31,14 @@ typedef Paywire__Common__V1__Money Money;
 
 /* ---- statements ---- */
 
-#define PAYMENT_COLUMNS                                                                       \
-    "id, merchant_id, mode, amount_minor, currency, amount_captured_minor,"                   \
-    " amount_refunded_minor, capture_method, state, failure_code, vault_token, card_brand,"   \
-    " card_last4, issuer_country, cardholder_name, statement_descriptor, merchant_reference," \
-    " return_url, method, chain, token, deposit_address, required_confirmations,"             \
-    " (extract(epoch FROM capture_before_time) * 1000000)::int8 AS capture_before_us,"        \
-    " capture_before_time IS NOT NULL AND capture_before_time < now() AS capture_expired,"    \
-    " (extract(epoch FROM create_time) * 1000000)::int8 AS create_us,"                        \
+#define PAYMENT_COLUMNS                                                                        \
+    "id, merchant_id, mode, amount_minor, currency, amount_captured_minor,"                    \
+    " amount_refunded_minor, capture_method, state, failure_code, vault_token, card_brand,"    \
+    " card_last4, issuer_country, cardholder_name, statement_descriptor, merchant_reference,"  \
+    " return_url, method, chain, token, deposit_address, required_confirmations,"              \
+    " (extract(epoch FROM capture_before_time) * 1000000)::int8 AS capture_before_us,"         \
+    " capture_before_time IS NOT NULL AND capture_before_time < svc_now() AS capture_expired," \
+    " (extract(epoch FROM create_time) * 1000000)::int8 AS create_us,"                         \
     " (extract(epoch FROM update_time) * 1000000)::int8 AS update_us"
 
 static const pw_db_stmt select_payment = {

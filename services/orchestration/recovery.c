@@ -12,13 +12,19 @@
  *
  * Callback style on the loop (no call, so no fiber): claim → partner →
  * record → the next claim; idle: the next look after recovery_interval_ms.
+ * Beside it, the capture window's expiry is a job of services/common's
+ * scheduler (svc_sched: one instance runs it, on the business clock): every
+ * recovery_interval_ms of business time it queues a void, due at once, for
+ * each AUTHORIZED payment past capture_before_time, which the operation
+ * stage above then sends.
  */
 #include <stdio.h>
 #include <string.h>
 #include <paywire/log.h>
 #include "orchestration.h"
+#include "svc_sched.h"
 
-typedef enum rec_stage { REC_EXPIRE, REC_ATTEMPT, REC_OPERATION, REC_REFUND } rec_stage;
+typedef enum rec_stage { REC_ATTEMPT, REC_OPERATION, REC_REFUND } rec_stage;
 
 typedef struct recovery {
     svc_app *app;
@@ -32,25 +38,27 @@ typedef struct recovery {
     /* The claimed row. */
     char id[40], kind[16], token[80], currency[8], authorization[64], follow[40], connector[32];
     int64_t amount_minor;
-    int64_t age_ms; /* attempts: since the attempt started */
-    int asked;      /* attempts: the status query was made */
+    int64_t age_ms;    /* attempts: since the attempt started */
+    int asked;         /* attempts: the status query was made */
+    svc_sched *expiry; /* the capture window's job */
 } recovery;
 
-/* The capture window: an AUTHORIZED payment past capture_before_time with no capture or void
- * open or done gets a void, due at once, which the operation stage sends (design: "the
- * expiry job at capture_before_time"). Its id counts the payment's operations, so a void
- * that FAILED is followed by a new one; the partial unique index keeps one open. */
+/* The capture window, the scheduler's job "capture_expiry": an AUTHORIZED payment past
+ * capture_before_time (business time) with no capture or void open or done gets a void, due
+ * at once, which the operation stage sends (design: "the expiry job at capture_before_time").
+ * Its id counts the payment's operations, so a void that FAILED is followed by a new one; the
+ * partial unique index keeps one open. 100 at a time: a full chunk runs the step again. */
 static const pw_db_stmt queue_expiry_voids = {
     .name = "orch_queue_expiry_voids",
-    .sql = "INSERT INTO payment_operations (id, payment_id, kind, amount_minor, lease_owner,"
-           " lease_until) SELECT 'vod_exp' || (SELECT count(*) FROM payment_operations c"
-           " WHERE c.payment_id = p.id) || '_' || substr(p.id, 5), p.id, 'VOID', p.amount_minor,"
-           " $1, now() - interval '1 millisecond' FROM payments p"
-           " WHERE p.state = 'AUTHORIZED' AND p.capture_before_time < now() AND NOT EXISTS"
-           " (SELECT 1 FROM payment_operations o WHERE o.payment_id = p.id"
-           " AND o.state IN ('PENDING', 'SUCCEEDED')) LIMIT 100 ON CONFLICT DO NOTHING",
-    .nparams = 1,
-    .types = {PW_DB_TEXT},
+    .sql = "WITH ins AS (INSERT INTO payment_operations (id, payment_id, kind, amount_minor,"
+           " lease_owner, lease_until) SELECT 'vod_exp' || (SELECT count(*) FROM"
+           " payment_operations c WHERE c.payment_id = p.id) || '_' || substr(p.id, 5), p.id,"
+           " 'VOID', p.amount_minor, 'capture_expiry', now() - interval '1 millisecond'"
+           " FROM payments p WHERE p.state = 'AUTHORIZED' AND p.capture_before_time < svc_now()"
+           " AND NOT EXISTS (SELECT 1 FROM payment_operations o WHERE o.payment_id = p.id"
+           " AND o.state IN ('PENDING', 'SUCCEEDED')) LIMIT 100 ON CONFLICT DO NOTHING"
+           " RETURNING 1) SELECT count(*) = 100 AS more FROM ins",
+    .nparams = 0,
 };
 static const pw_db_stmt claim_attempt = {
     .name = "orch_claim_attempt",
@@ -265,15 +273,6 @@ static void claimed(pw_db_result *res, void *ud)
         idle(j);
         return;
     }
-    if (j->stage == REC_EXPIRE) {
-        if (pw_db_affected(res) > 0) {
-            PW_LOG(PW_LOG_NOTICE, "orchestration", "recovery: %lld authorizations expired",
-                   (long long)pw_db_affected(res));
-        }
-        j->stage = REC_ATTEMPT;
-        claim(j);
-        return;
-    }
     if (pw_db_rows(res) == 0) {
         if (j->stage == REC_REFUND) {
             idle(j);
@@ -305,8 +304,7 @@ static void claimed(pw_db_result *res, void *ud)
 static void claim(recovery *j)
 {
     pw_db_param p[] = {pw_db_text(j->s->instance), pw_db_int8(lease_ms(j)), pw_db_text(j->follow)};
-    const pw_db_stmt *stmt = j->stage == REC_EXPIRE      ? &queue_expiry_voids
-                             : j->stage == REC_ATTEMPT   ? &claim_attempt
+    const pw_db_stmt *stmt = j->stage == REC_ATTEMPT     ? &claim_attempt
                              : j->stage == REC_OPERATION ? &claim_operation
                              : j->s->finance_target[0]   ? &claim_reserved_refund
                                                          : &claim_refund;
@@ -321,7 +319,7 @@ static void run(recovery *j)
         return;
     }
     j->busy = 1;
-    j->stage = j->follow[0] != '\0' ? REC_OPERATION : REC_EXPIRE;
+    j->stage = j->follow[0] != '\0' ? REC_OPERATION : REC_ATTEMPT;
     claim(j);
 }
 
@@ -345,6 +343,20 @@ pw_status orch_start_jobs(svc_app *app, uv_loop_t *loop, const svc_config *cfg, 
             pw_free(j);
             return rv;
         }
+    }
+    const svc_job expiry = {.name = "capture_expiry",
+                            .interval_ms = j->s->recovery_interval_ms,
+                            .step = &queue_expiry_voids};
+    svc_sched_options o = {
+        .tick_ms =
+            (uint64_t)(j->s->recovery_interval_ms < 1000 ? j->s->recovery_interval_ms : 1000)};
+    pw_status rv = svc_sched_start(&j->expiry, loop, app->pool, &expiry, 1, &o);
+    if (rv != PW_OK) {
+        for (int k = 0; k < j->s->n_connectors; k++) {
+            pw_channel_close(j->ch[k], NULL, NULL);
+        }
+        pw_free(j);
+        return rv;
     }
     uv_timer_init(loop, &j->timer);
     j->timer.data = j;
@@ -377,6 +389,8 @@ void orch_stop_jobs(void *jobs)
         return;
     }
     j->stopping = 1;
+    svc_sched_stop(j->expiry);
+    j->expiry = NULL;
     if (!j->busy) {
         shut(j);
     }

@@ -1063,6 +1063,35 @@ static void test_orchestration_capture_window_expires(void **state)
     free(id);
 }
 
+/* The window is business time (svc_now) and its expiry a job of the common scheduler: an
+ * authorization six days old on the moved clock is still capturable; at seven days and a
+ * minute the job voids it, once. */
+static void test_orchestration_capture_window_on_the_clock(void **state)
+{
+    (void)state;
+    char *id = paid("window-clock", 7777, 1);
+    pw_test_db_exec(orch_db, "UPDATE svc_clock SET offset_ms = 6 * 86400000");
+    uv_sleep(1500);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM payments WHERE id = '%s' AND state ="
+             " 'AUTHORIZED'",
+             id);
+    assert_int_equal(pw_test_db_scalar(orch_db, sql), 1);
+    pw_test_db_exec(orch_db, "UPDATE svc_clock SET offset_ms = 7 * 86400000 + 60000");
+    ProtobufCMessage *m = NULL;
+    Payment *p =
+        wait_state(id, PAYWIRE__ORCHESTRATION__V1__PAYMENT_STATE__PAYMENT_STATE_CANCELED, &m);
+    assert_int_equal(p->n_operations, 1);
+    assert_int_equal(strncmp(p->operations[0]->id, "vod_exp", 7), 0);
+    assert_int_equal(sim_requests(p->operations[0]->id), 1);
+    pw_protobuf_free(m);
+    pw_test_db_exec(orch_db, "UPDATE svc_clock SET offset_ms = 0");
+    assert_true(pw_test_db_scalar(orch_db, "SELECT runs FROM svc_jobs WHERE name ="
+                                           " 'capture_expiry'") >= 2);
+    free(id);
+}
+
 /* ---- routing: failover, rules, splits, breakers ---- */
 
 static long long sim2_count(const char *where)
@@ -1501,6 +1530,7 @@ int main(void)
         cmocka_unit_test(test_orchestration_review_decided),
         cmocka_unit_test(test_orchestration_compliance_unavailable),
         cmocka_unit_test(test_orchestration_capture_window_expires),
+        cmocka_unit_test(test_orchestration_capture_window_on_the_clock),
         cmocka_unit_test(test_routing_soft_decline_fails_over),
         cmocka_unit_test(test_routing_rules_split_and_cost),
         cmocka_unit_test(test_routing_breaker_opens),
