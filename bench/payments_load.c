@@ -49,8 +49,7 @@ static void refunded(const Paywire__Orchestration__V1__CreateRefundResponse *res
         sl->l->refunds++;
         pwb_hist_record(&sl->l->refund_hist, (uv_hrtime() - sl->start) / 1000);
     } else if (sl->l->refund_errors++ < 3) {
-        fprintf(stderr, "payments-load: refund: %s %s\n", pw_status_str(res->code),
-                res->message);
+        fprintf(stderr, "payments-load: refund: %s %s\n", pw_status_str(res->code), res->message);
     }
     next(sl);
 }
@@ -71,8 +70,8 @@ static int refund(slot *sl, const Paywire__Orchestration__V1__Payment *p)
     req.reason = "bench";
     pw_call_options o = {.timeout_ms = 10000};
     sl->start = uv_hrtime();
-    return paywire_orchestration_v1_payment_service_create_refund(sl->ch, &req, &o, refunded,
-                                                                  sl) == PW_OK;
+    return paywire_orchestration_v1_payment_service_create_refund(sl->ch, &req, &o, refunded, sl) ==
+           PW_OK;
 }
 
 static void done(const Paywire__Orchestration__V1__CreatePaymentResponse *resp,
