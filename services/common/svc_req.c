@@ -271,6 +271,25 @@ void svc_abort(svc_req *r, pw_status code, const char *reason, const char *fmt, 
     end_handler(r); /* run_handler rolls the transaction back */
 }
 
+void svc_same_text(svc_req *r, const char *key, const char *field, const char *stored,
+                   const char *asked)
+{
+    if (strcmp(stored, asked) != 0) {
+        svc_abort(r, PW_FAILED_PRECONDITION, "IDEMPOTENCY_KEY_REUSED",
+                  "idempotency key \"%s\" was used with another %s (%s, not %s)", key, field,
+                  stored, asked);
+    }
+}
+
+void svc_same_int(svc_req *r, const char *key, const char *field, int64_t stored, int64_t asked)
+{
+    if (stored != asked) {
+        svc_abort(r, PW_FAILED_PRECONDITION, "IDEMPOTENCY_KEY_REUSED",
+                  "idempotency key \"%s\" was used with another %s (%lld, not %lld)", key, field,
+                  (long long)stored, (long long)asked);
+    }
+}
+
 /* A database failure: its status and safe message; UNAVAILABLE says when to retry. */
 static _Noreturn void fail_db(svc_req *r, pw_status code, const char *message)
 {

@@ -315,6 +315,15 @@ void svc_tx_commit(svc_req *r);
 /** Ends the transaction with a failure (rolled back); reason (may be NULL) becomes ErrorInfo. */
 _Noreturn void svc_abort(svc_req *r, pw_status code, const char *reason, const char *fmt, ...)
     PW_PRINTF(4, 5);
+/**
+ * Inside a transaction, a key's replay: ends it (svc_abort, rolled back, so nothing is
+ * counted) with FAILED_PRECONDITION IDEMPOTENCY_KEY_REUSED naming field when the value stored
+ * for key differs from the one asked; returns otherwise. A partner's idempotency, as the
+ * simulators keep it: a key used again with other values is refused.
+ */
+void svc_same_text(svc_req *r, const char *key, const char *field, const char *stored,
+                   const char *asked);
+void svc_same_int(svc_req *r, const char *key, const char *field, int64_t stored, int64_t asked);
 
 /* ---- paging (api-conventions.md: keyset tokens, 50 by default, 500 at most) ---- */
 

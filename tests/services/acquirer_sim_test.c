@@ -115,13 +115,23 @@ static void test_acquirer_sim_authorize_once_per_key(void **state)
     assert_int_equal(op_of(a)->status,
                      PAYWIRE__SIMULATORS__V1__OPERATION_STATUS__OPERATION_STATUS_APPROVED);
     assert_int_equal(op_of(a)->requests, 1);
-    /* The retry, even with another amount, gets the first answer and is counted. */
-    assert_int_equal(authorize("att_once", "4242424242424242", 5, 5000, &b), PW_OK);
+    /* The retry gets the first answer and is counted. */
+    assert_int_equal(authorize("att_once", "4242424242424242", 1000, 5000, &b), PW_OK);
     assert_string_equal(op_of(b)->reference, op_of(a)->reference);
-    assert_int_equal(op_of(b)->amount_minor, 1000);
     assert_int_equal(op_of(b)->requests, 2);
-    pw_protobuf_free(a);
     pw_protobuf_free(b);
+    /* The key with another amount, or as a capture, is refused and counts nothing. */
+    assert_int_equal(authorize("att_once", "4242424242424242", 5, 5000, &b),
+                     PW_FAILED_PRECONDITION);
+    pw_protobuf_free(b);
+    assert_int_equal(follow_up("Capture", "att_once", op_of(a)->reference, 1000, &b),
+                     PW_FAILED_PRECONDITION);
+    pw_protobuf_free(b);
+    assert_int_equal(get_operation("att_once", &b), PW_OK);
+    assert_int_equal(op_of(b)->requests, 2);
+    assert_int_equal(op_of(b)->amount_minor, 1000);
+    pw_protobuf_free(b);
+    pw_protobuf_free(a);
 }
 
 static void test_acquirer_sim_test_cards(void **state)
@@ -200,6 +210,9 @@ static void test_acquirer_sim_capture_refund_limits(void **state)
     assert_int_equal(op_of(m)->status,
                      PAYWIRE__SIMULATORS__V1__OPERATION_STATUS__OPERATION_STATUS_APPROVED);
     assert_int_equal(op_of(m)->requests, 2);
+    pw_protobuf_free(m);
+    /* Its key with another amount is refused, not answered with the first refund. */
+    assert_int_equal(follow_up("Refund", "ref_1", auth, 5000, &m), PW_FAILED_PRECONDITION);
     pw_protobuf_free(m);
     assert_int_equal(follow_up("Refund", "ref_3", "sim1_nothing", 1, &m), PW_OK);
     assert_string_equal(op_of(m)->decline_code, "authorization_not_found");

@@ -177,8 +177,9 @@ typedef struct sim_decision {
     const char *authorization_reference;
 } sim_decision;
 
-/* Records d (or, for a key seen before, counts the retry) and returns the stored operation. */
-static Operation *record(svc_req *r, const sim_decision *d, int in_tx)
+/* In a transaction: records d (or, for a key seen before, counts the retry) and returns the
+ * stored operation. */
+static Operation *record(svc_req *r, const sim_decision *d)
 {
     const sim_behaviour *b = r->app->service;
     char reference[48];
@@ -196,12 +197,42 @@ static Operation *record(svc_req *r, const sim_decision *d, int in_tx)
         pw_db_text(d->currency),
         pw_db_text(d->authorization_reference),
     };
-    const pw_db_result *res =
-        in_tx ? svc_tx_query(r, &insert_op, p, 9) : svc_query(r, &insert_op, p, 9);
+    const pw_db_result *res = svc_tx_query(r, &insert_op, p, 9);
     return op_from_row(r, svc_row_at(r, res, 0));
 }
 
 /* ---- Authorize ---- */
+
+typedef struct authorize_args {
+    const sim_decision *d;
+    Operation **out;
+} authorize_args;
+
+/* The operation a key names must be the one asked again: a key used with another kind, amount
+ * or currency is refused (IDEMPOTENCY_KEY_REUSED, rolled back: nothing counted), as a real
+ * acquirer's idempotency does, instead of answering the first operation. */
+static void same_operation(svc_req *r, const Operation *op, const sim_decision *d)
+{
+    svc_same_text(r, d->key, "kind", kind_names[op->kind], kind_names[d->kind]);
+    if (d->kind != PAYWIRE__SIMULATORS__V1__OPERATION_KIND__OPERATION_KIND_VOID) {
+        svc_same_int(r, d->key, "amount_minor", op->amount_minor, d->amount_minor);
+    }
+    if (d->kind == PAYWIRE__SIMULATORS__V1__OPERATION_KIND__OPERATION_KIND_AUTHORIZATION) {
+        svc_same_text(r, d->key, "currency", op->currency, d->currency);
+    } else {
+        svc_same_text(r, d->key, "authorization_reference", op->authorization_reference,
+                      d->authorization_reference);
+    }
+}
+
+/* The authorization recorded, or its key's first one replayed (the same values only). */
+static void authorize_tx(svc_req *r, const void *arg)
+{
+    const authorize_args *a = arg;
+    *a->out = record(r, a->d);
+    same_operation(r, *a->out, a->d);
+    svc_tx_commit(r);
+}
 
 /* 1 when card is one of the comma-separated list. */
 static int listed(const char *list, const char *card)
@@ -267,7 +298,8 @@ SVC_HANDLER(authorize, Paywire__Simulators__V1__AuthorizeRequest)
     }
     Paywire__Simulators__V1__AuthorizeResponse resp =
         PAYWIRE__SIMULATORS__V1__AUTHORIZE_RESPONSE__INIT;
-    resp.operation = record(r, &d, 0);
+    authorize_args a = {.d = &d, .out = &resp.operation};
+    svc_transaction(r, authorize_tx, &a);
     if (delayed) {
         /* Approved and recorded, answered too late: the caller's ambiguous timeout. */
         svc_sleep(r, b->timeout_delay_ms);
@@ -290,6 +322,7 @@ static void follow_up_tx(svc_req *r, const void *arg)
     const pw_db_result *seen = svc_tx_query(r, &replay_op, &key, 1);
     if (pw_db_rows(seen) == 1) {
         *f->out = op_from_row(r, svc_row_at(r, seen, 0));
+        same_operation(r, *f->out, &f->d);
         svc_tx_commit(r);
         return;
     }
@@ -323,7 +356,8 @@ static void follow_up_tx(svc_req *r, const void *arg)
             d.amount_minor = authorized;
         }
     }
-    *f->out = record(r, &d, 1);
+    *f->out = record(r, &d);
+    same_operation(r, *f->out, &d); /* a racing first request with the key won */
     svc_tx_commit(r);
 }
 

@@ -281,27 +281,6 @@ static int hash_ok(const char *h)
 
 /* ---- CreateDepositAddress ---- */
 
-/* Ends the transaction with IDEMPOTENCY_KEY_REUSED when a stored value differs from the request's.
- */
-static void same_text(svc_req *r, const char *key, const char *field, const char *stored,
-                      const char *asked)
-{
-    if (strcmp(stored, asked) != 0) {
-        svc_abort(r, PW_FAILED_PRECONDITION, "IDEMPOTENCY_KEY_REUSED",
-                  "idempotency key \"%s\" was used with another %s (%s, not %s)", key, field,
-                  stored, asked);
-    }
-}
-
-static void same_int(svc_req *r, const char *key, const char *field, int64_t stored, int64_t asked)
-{
-    if (stored != asked) {
-        svc_abort(r, PW_FAILED_PRECONDITION, "IDEMPOTENCY_KEY_REUSED",
-                  "idempotency key \"%s\" was used with another %s (%lld, not %lld)", key, field,
-                  (long long)stored, (long long)asked);
-    }
-}
-
 typedef struct address_args {
     const Paywire__Simulators__V1__CreateDepositAddressRequest *req;
     const chain_behaviour *b;
@@ -320,8 +299,8 @@ static void address_tx(svc_req *r, const void *arg)
         res = svc_tx_query(r, &insert_address, p, 4);
     }
     svc_row row = svc_row_at(r, res, 0);
-    same_int(r, a->req->idempotency_key, "chain", svc_int64(row, "chain"), (int)a->req->chain);
-    same_text(r, a->req->idempotency_key, "token", svc_text(row, "token"), a->req->token);
+    svc_same_int(r, a->req->idempotency_key, "chain", svc_int64(row, "chain"), (int)a->req->chain);
+    svc_same_text(r, a->req->idempotency_key, "token", svc_text(row, "token"), a->req->token);
     *a->out = address_from_row(r, row);
     svc_tx_commit(r);
 }
@@ -383,10 +362,10 @@ static void send_tx(svc_req *r, const void *arg)
         res = svc_tx_query(r, &insert_transfer, s->params, 7);
     }
     svc_row row = svc_row_at(r, res, 0);
-    same_int(r, s->key, "amount_minor", svc_int64(row, "amount_minor"), s->amount_minor);
-    same_text(r, s->key, "to_address", svc_text(row, "to_address"), s->to);
-    same_text(r, s->key, "from_address", svc_text(row, "from_address"), s->from);
-    same_text(r, s->key, "token", svc_text(row, "token"), s->token);
+    svc_same_int(r, s->key, "amount_minor", svc_int64(row, "amount_minor"), s->amount_minor);
+    svc_same_text(r, s->key, "to_address", svc_text(row, "to_address"), s->to);
+    svc_same_text(r, s->key, "from_address", svc_text(row, "from_address"), s->from);
+    svc_same_text(r, s->key, "token", svc_text(row, "token"), s->token);
     *s->height = svc_int64(row, "height");
     *s->transfer = transfer_from_row(r, row);
     if (s->treasury_float >= 0) {
