@@ -39,6 +39,11 @@ static int in_words(const char *list, const char *code)
     return 0;
 }
 
+int fx_is_token(const char *code)
+{
+    return in_words(tokens, code);
+}
+
 /* ISO 4217 minor units; the supported tokens have 6. */
 static uint32_t exponent_of(const char *code)
 {

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 #include "batch.h"
+#include "fx.h"
 #include "ledger_names.h"
 #include "settlement.h"
 
@@ -499,12 +500,15 @@ static const pw_db_stmt set_booked = {
     " RETURNING " BATCH_COLUMNS,
     2,
     {PW_DB_TEXT, PW_DB_TEXT}};
-/* Our cash account's institution: where payouts leave from (the default partner's). */
+/* Our cash account's institution: where payouts leave from (the default partner's). A batch
+ * in a token leaves from our treasury wallet instead (TREASURY_INSTITUTION). */
 static const pw_db_stmt our_institution = {
     "settlement_institution",
     "SELECT cash_institution FROM recon_partners WHERE partner = '*'",
     0,
     {0}};
+
+#define TREASURY_INSTITUTION "treasury"
 
 /* What a transition needs of a batch, copied out of its row (rows end at the next wait). */
 typedef struct batch_snap {
@@ -565,8 +569,10 @@ static batch_snap ensure_booked(svc_req *r, batch_snap b)
     if (b.booked) {
         return b;
     }
-    const char *cash =
-        svc_text(svc_row_at(r, svc_query(r, &our_institution, NULL, 0), 0), "cash_institution");
+    const char *cash = fx_is_token(b.currency)
+                           ? TREASURY_INSTITUTION
+                           : svc_text(svc_row_at(r, svc_query(r, &our_institution, NULL, 0), 0),
+                                      "cash_institution");
     ledger_entry_in *e = svc_alloc(r, 2 * sizeof(*e));
     transfer_legs(&b, cash, e);
     int paid = strcmp(b.kind, "paid") == 0;

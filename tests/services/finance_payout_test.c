@@ -1099,6 +1099,11 @@ static void test_payout_to_wallet(void **state)
     assert_int_equal(payable_usdc(mer_w), 0);
     assert_int_equal(usdc_of("settlement_clearing", "posted_credits - posted_debits"), 0);
     assert_int_equal(usdc_of("platform_cash", "posted_debits - posted_credits"), cash0 - 25000000);
+    /* It left from the treasury wallet's cash account, not the bank's. */
+    assert_int_equal(fin_scalar("SELECT coalesce(sum(posted_debits - posted_credits), 0) FROM"
+                                " accounts WHERE kind = 'platform_cash' AND currency = 'USDC'"
+                                " AND owner = 'treasury'"),
+                     cash0 - 25000000);
     assert_balanced();
     /* The next batch's withdrawal is dropped by a reorg before it is final: FAILED, the 4 USDC
      * back to available. */
