@@ -1227,13 +1227,16 @@ class FaultTest:
                      for p, v in pays.items() if v[3] and v[3] not in theirs_addr]
         self.check("every on-chain payment has the address chain-sim allocated for its attempt",
                    problems)
-        ours = {}
+        ours, whose = {}, {}
         for pid, h, li, frm, amount, state in self.cluster.sql(
                 orch, "SELECT payment_id, transaction_hash, log_index, from_address, amount_minor,"
                       " state FROM deposits"):
             if state == "SEEN" and pays.get(pid, ("",))[0] == "FAILED":
-                state = "FINAL"  # no longer watched once FAILED (holds are not built yet)
+                # No longer watched once FAILED (holds are not built yet): what it was when the
+                # payment failed, whatever the chain did since (final, or dropped by a reorg).
+                state = "UNWATCHED"
             ours[(h, li, frm, amount, pays[pid][3] if pid in pays else "?")] = state
+            whose[h] = "%s %s" % (pid, pays.get(pid, ("?",))[0])
         theirs = {}
         for h, li, frm, to, amount, included in self.cluster.sql(
                 "chain", "SELECT transaction_hash, log_index, from_address, to_address,"
@@ -1244,12 +1247,12 @@ class FaultTest:
             state = ours.get(k)
             if k[4] not in theirs_addr:
                 problems.append("transfer %s to %s: not a deposit address" % (k[0], k[4]))
-            elif included and state != "FINAL":
-                problems.append("transfer %s (%s to %s) on the chain: our deposit is %s" % (
-                    k[0], k[3], k[4], state or "missing"))
-            elif not included and state not in (None, "REORGED"):
-                problems.append("transfer %s dropped by a reorg: our deposit is %s" % (k[0],
-                                                                                      state))
+            elif included and state not in ("FINAL", "UNWATCHED"):
+                problems.append("transfer %s (%s to %s) on the chain: our deposit is %s (%s)" % (
+                    k[0], k[3], k[4], state or "missing", whose.get(k[0], "no payment")))
+            elif not included and state not in (None, "REORGED", "UNWATCHED"):
+                problems.append("transfer %s dropped by a reorg: our deposit is %s (payment %s)"
+                                % (k[0], state, whose.get(k[0], "?")))
         problems += ["deposit %s (%s to %s, %s): not a transfer on the chain" % (
             k[0], k[3], k[4], st) for k, st in sorted(ours.items()) if k not in theirs]
         self.ops["chain transfers compared"] = len(theirs)
