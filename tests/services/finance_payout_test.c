@@ -310,14 +310,15 @@ static void fund(const char *id, const char *merchant, long long amount)
     assert_int_equal(transfer(tid, "adjust", entries, 0, "NONE"), PW_OK);
 }
 
-/* A READY batch of merchant's USD for date; its id into out; its net returned. */
-static long long ready_batch(const char *merchant, const char *date, char *out, size_t cap)
+/* A READY batch of merchant's currency for date; its id into out; its net returned. */
+static long long ready_batch_in(const char *merchant, const char *date, const char *currency,
+                                char *out, size_t cap)
 {
     char json[512];
     snprintf(json, sizeof(json),
-             "{\"idempotencyKey\":\"stl-%s-%s\",\"merchantId\":\"%s\",\"currency\":\"USD\","
-             "\"mode\":\"MODE_TEST\",\"settlementDate\":\"%s\"}",
-             merchant, date, merchant, date);
+             "{\"idempotencyKey\":\"stl-%s-%s-%s\",\"merchantId\":\"%s\",\"currency\":"
+             "\"%s\",\"mode\":\"MODE_TEST\",\"settlementDate\":\"%s\"}",
+             merchant, date, currency, merchant, currency, date);
     ProtobufCMessage *resp;
     assert_int_equal(call_on(ch, "/paywire.finance.v1.SettlementService/CreateSettlementBatch",
                              &paywire__finance__v1__create_settlement_batch_request__descriptor,
@@ -331,6 +332,11 @@ static long long ready_batch(const char *merchant, const char *date, char *out, 
     long long net = b->net_payout->amount_minor;
     pw_protobuf_free(resp);
     return net;
+}
+
+static long long ready_batch(const char *merchant, const char *date, char *out, size_t cap)
+{
+    return ready_batch_in(merchant, date, "USD", out, cap);
 }
 
 /* ---- reads ---- */
@@ -1006,29 +1012,6 @@ static void fund_usdc(const char *id, const char *merchant, long long amount)
                      PW_OK);
 }
 
-/* A READY USDC batch of merchant for date; its id into out; its net returned. */
-static long long ready_usdc_batch(const char *merchant, const char *date, char *out, size_t cap)
-{
-    char json[512];
-    snprintf(json, sizeof(json),
-             "{\"idempotencyKey\":\"stl-%s-%s-usdc\",\"merchantId\":\"%s\",\"currency\":"
-             "\"USDC\",\"mode\":\"MODE_TEST\",\"settlementDate\":\"%s\"}",
-             merchant, date, merchant, date);
-    ProtobufCMessage *resp;
-    assert_int_equal(call_on(ch, "/paywire.finance.v1.SettlementService/CreateSettlementBatch",
-                             &paywire__finance__v1__create_settlement_batch_request__descriptor,
-                             &paywire__finance__v1__create_settlement_batch_response__descriptor,
-                             json, &resp),
-                     PW_OK);
-    Paywire__Finance__V1__SettlementBatch *b =
-        ((Paywire__Finance__V1__CreateSettlementBatchResponse *)resp)->batch;
-    assert_int_equal(b->state, PAYWIRE__FINANCE__V1__BATCH_STATE__BATCH_STATE_READY);
-    snprintf(out, cap, "%s", b->id);
-    long long net = b->net_payout->amount_minor;
-    pw_protobuf_free(resp);
-    return net;
-}
-
 static long long payable_usdc(const char *merchant)
 {
     return fin_scalar("SELECT coalesce(sum(posted_credits - posted_debits - pending_debits), 0)"
@@ -1065,7 +1048,7 @@ static void test_payout_to_wallet(void **state)
         PW_OK);
     long long cash0 = usdc_of("platform_cash", "posted_debits - posted_credits");
     fund_usdc("fund_w1", mer_w, 25000000);
-    long long net = ready_usdc_batch(mer_w, "2026-12-01", stl, sizeof(stl));
+    long long net = ready_batch_in(mer_w, "2026-12-01", "USDC", stl, sizeof(stl));
     assert_int_equal(net, 25000000);
     instruction_of(stl, pyo, sizeof(pyo));
     wait_state(stl, "IN_TRANSIT");
@@ -1108,7 +1091,7 @@ static void test_payout_to_wallet(void **state)
     /* The next batch's withdrawal is dropped by a reorg before it is final: FAILED, the 4 USDC
      * back to available. */
     fund_usdc("fund_w2", mer_w, 4000000);
-    ready_usdc_batch(mer_w, "2026-12-02", stl2, sizeof(stl2));
+    ready_batch_in(mer_w, "2026-12-02", "USDC", stl2, sizeof(stl2));
     instruction_of(stl2, pyo, sizeof(pyo));
     wait_state(stl2, "IN_TRANSIT");
     char hash[80];
@@ -1142,7 +1125,7 @@ static void test_payout_to_wallet(void **state)
     assert_balanced();
     /* 4 + 2 USDC is more than the treasury's 5 left: refused, nothing sent, FAILED. */
     fund_usdc("fund_w3", mer_w, 2000000);
-    net = ready_usdc_batch(mer_w, "2026-12-03", stl3, sizeof(stl3));
+    net = ready_batch_in(mer_w, "2026-12-03", "USDC", stl3, sizeof(stl3));
     assert_int_equal(net, 6000000);
     wait_state(stl3, "FAILED");
     assert_int_equal(fin_scalar("SELECT count(*) FROM settlement_batches WHERE id = '%s' AND"

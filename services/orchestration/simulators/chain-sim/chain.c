@@ -329,7 +329,7 @@ SVC_HANDLER(create_deposit_address, Paywire__Simulators__V1__CreateDepositAddres
 /* ---- SendTransfer ---- */
 
 typedef struct send_args {
-    const pw_db_param *params; /* insert_transfer's */
+    const chain_behaviour *b;
     const char *key, *from, *to, *token;
     int64_t amount_minor;
     int64_t treasury_float; /* < 0: a payer's wallet, no balance kept */
@@ -352,14 +352,18 @@ static void send_tx(svc_req *r, const void *arg)
 {
     const send_args *s = arg;
     svc_tx_query(r, &lock_head, NULL, 0);
-    const pw_db_result *res = svc_tx_query(r, &replay_transfer, &s->params[0], 1);
+    pw_db_param p[] = {pw_db_text(s->key),         pw_db_text(s->b->seed), pw_db_int4(s->b->chain),
+                       pw_db_text(s->from),        pw_db_text(s->to),      pw_db_text(s->token),
+                       pw_db_int8(s->amount_minor)};
+    const pw_db_result *res = svc_tx_query(r, &replay_transfer, &p[0], 1);
     if (pw_db_rows(res) == 0) {
-        if (s->treasury_float >= 0 && treasury_balance(r, s) < s->amount_minor) {
+        int64_t held = s->treasury_float >= 0 ? treasury_balance(r, s) : 0;
+        if (s->treasury_float >= 0 && held < s->amount_minor) {
             svc_abort(r, PW_FAILED_PRECONDITION, "INSUFFICIENT_FUNDS",
-                      "the treasury holds %lld of %s, less than amount_minor %lld",
-                      (long long)treasury_balance(r, s), s->token, (long long)s->amount_minor);
+                      "the treasury holds %lld of %s, less than amount_minor %lld", (long long)held,
+                      s->token, (long long)s->amount_minor);
         }
-        res = svc_tx_query(r, &insert_transfer, s->params, 7);
+        res = svc_tx_query(r, &insert_transfer, p, 7);
     }
     svc_row row = svc_row_at(r, res, 0);
     svc_same_int(r, s->key, "amount_minor", svc_int64(row, "amount_minor"), s->amount_minor);
@@ -397,16 +401,9 @@ SVC_HANDLER(send_transfer, Paywire__Simulators__V1__SendTransferRequest)
     const char *to = address_arg(r, b, req->to_address, "to_address");
     svc_check(r);
     svc_authenticate(r, NULL);
-    pw_db_param p[] = {pw_db_text(req->idempotency_key),
-                       pw_db_text(b->seed),
-                       pw_db_int4(b->chain),
-                       pw_db_text(from),
-                       pw_db_text(to),
-                       pw_db_text(req->token),
-                       pw_db_int8(req->amount_minor)};
     Paywire__Simulators__V1__SendTransferResponse resp =
         PAYWIRE__SIMULATORS__V1__SEND_TRANSFER_RESPONSE__INIT;
-    send_args s = {.params = p,
+    send_args s = {.b = b,
                    .key = req->idempotency_key,
                    .from = from,
                    .to = to,
@@ -434,16 +431,9 @@ SVC_HANDLER(withdraw, Paywire__Simulators__V1__WithdrawRequest)
     if (strcmp(from, to) == 0) {
         svc_fail(r, PW_INVALID_ARGUMENT, "to_address is the treasury wallet itself");
     }
-    pw_db_param p[] = {pw_db_text(req->idempotency_key),
-                       seed,
-                       pw_db_int4(b->chain),
-                       pw_db_text(from),
-                       pw_db_text(to),
-                       pw_db_text(req->token),
-                       pw_db_int8(req->amount_minor)};
     Paywire__Simulators__V1__WithdrawResponse resp =
         PAYWIRE__SIMULATORS__V1__WITHDRAW_RESPONSE__INIT;
-    send_args s = {.params = p,
+    send_args s = {.b = b,
                    .key = req->idempotency_key,
                    .from = from,
                    .to = to,
