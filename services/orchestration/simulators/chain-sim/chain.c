@@ -357,11 +357,13 @@ static void send_tx(svc_req *r, const void *arg)
                        pw_db_int8(s->amount_minor)};
     const pw_db_result *res = svc_tx_query(r, &replay_transfer, &p[0], 1);
     if (pw_db_rows(res) == 0) {
-        int64_t held = s->treasury_float >= 0 ? treasury_balance(r, s) : 0;
-        if (s->treasury_float >= 0 && held < s->amount_minor) {
-            svc_abort(r, PW_FAILED_PRECONDITION, "INSUFFICIENT_FUNDS",
-                      "the treasury holds %lld of %s, less than amount_minor %lld", (long long)held,
-                      s->token, (long long)s->amount_minor);
+        if (s->treasury_float >= 0) {
+            int64_t held = treasury_balance(r, s);
+            if (held < s->amount_minor) {
+                svc_abort(r, PW_FAILED_PRECONDITION, "INSUFFICIENT_FUNDS",
+                          "the treasury holds %lld of %s, less than amount_minor %lld",
+                          (long long)held, s->token, (long long)s->amount_minor);
+            }
         }
         res = svc_tx_query(r, &insert_transfer, p, 7);
     }
