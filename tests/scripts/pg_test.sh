@@ -23,6 +23,25 @@ q() { psql -X -At -v ON_ERROR_STOP=1 "$("$pg" url pw_test_db)" -c "$1"; }
 q "CREATE TABLE t (k text PRIMARY KEY); INSERT INTO t VALUES ('kept')" >/dev/null
 "$pg" restart
 [ "$(q "SELECT k FROM t")" = kept ] || fail "row lost across restart"
+# A server killed with -9 leaves postmaster.pid behind; once its PID belongs to
+# another live process of the same user (as after many tests' clusters), start
+# must start the server rather than take that process for it.
+pid=$(head -n1 "$PW_PG_DIR/data/postmaster.pid")
+kill -9 "$pid"
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+sleep 1 # the backends leave once they see the postmaster gone
+if [ "$(id -u)" -eq 0 ]; then
+  setpriv --reuid=postgres --regid=postgres --clear-groups sleep 120 &
+else
+  sleep 120 &
+fi
+sleeper=$!
+sed -i "1s/.*/$sleeper/" "$PW_PG_DIR/data/postmaster.pid"
+"$pg" start 2>"$tmp/start.err" || fail "start with a stale postmaster.pid: $(cat "$tmp/start.err")"
+grep -q "not this cluster's server" "$tmp/start.err" || fail "the stale postmaster.pid was not reported"
+kill -0 "$sleeper" || fail "start harmed the process the stale file named"
+kill "$sleeper"
+[ "$(q "SELECT k FROM t")" = kept ] || fail "row lost across a kill -9 and a stale postmaster.pid"
 if "$pg" createdb 'x; DROP DATABASE postgres' 2>/dev/null; then fail "bad name accepted"; fi
 # Least privilege: each service's database is its own.
 "$pg" service pwsa
