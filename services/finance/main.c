@@ -62,6 +62,9 @@ static const svc_setting finance_settings[] = {
     {"payout_job_seconds", SVC_SETTING_INT, "60", 0, 86400, 0},
     {"merchant_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
     {"payout_bank_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
+    /* compliance-server, whose ScreenParty screens each destination before it is paid (fail
+     * closed: unset, the payout job is off). */
+    {"compliance_target", SVC_SETTING_TEXT, NULL, 0, 0, 0},
     /* The custody partner whose treasury wallet pays batches in a token (chain-sim's
      * Withdraw; unset: token batches wait), and the confirmations after which such a payout
      * is SETTLED. */

@@ -24,6 +24,7 @@
 #include <paywire/log.h>
 #include "payout_job.h"
 #include "settlement_jobs.h"
+#include "paywire/compliance/v1/screening.pw.h"
 #include "paywire/merchant/v1/merchant.pw.h"
 #include "paywire/simulators/v1/chain.pw.h"
 #include "paywire/simulators/v1/payout_bank.pw.h"
@@ -41,14 +42,16 @@ typedef struct payout_batch {
 struct payout_job {
     pw_db_pool *pool;
     pw_channel *self, *merchant, *bank, *chain; /* chain NULL: token batches wait */
+    pw_channel *compliance;                     /* screens each destination before it is paid */
     int64_t confirmations;                      /* a withdrawal's, to be SETTLED */
     int treasury_chain;                         /* the chain the treasury pays on */
     svc_sched_run *run;
     payout_batch batches[PAGE];
     int n, at;
     /* The batch in progress: its instruction and the bank's answer. */
-    char instruction[40], destination[40], name[144], account[80], sha[65];
-    int wallet_chain; /* the destination wallet's chain (paywire.common.v1.Chain) */
+    char instruction[40], destination[40], name[144], account[80], sha[65], country[4];
+    char screening[40]; /* the destination's screening, when it matched */
+    int wallet_chain;   /* the destination wallet's chain (paywire.common.v1.Chain) */
     char bank_reference[80], bank_state[16], reason[24];
     int32_t requests;
     pw_status first_error;
@@ -410,7 +413,7 @@ static int pick_wallet(payout_job *j,
             continue;
         }
         snprintf(j->destination, sizeof(j->destination), "%s", d->id);
-        j->name[0] = '\0';
+        j->name[0] = j->country[0] = '\0';
         snprintf(j->account, sizeof(j->account), "%s", w->address->address);
         j->wallet_chain = (int)w->address->chain;
         return 1;
@@ -436,6 +439,7 @@ static int pick_destination(payout_job *j,
         }
         snprintf(j->destination, sizeof(j->destination), "%s", d->id);
         snprintf(j->name, sizeof(j->name), "%s", a->account_holder_name);
+        snprintf(j->country, sizeof(j->country), "%s", a->country);
         if (a->iban[0] != '\0') {
             snprintf(j->account, sizeof(j->account), "%s", a->iban);
         } else {
@@ -444,6 +448,120 @@ static int pick_destination(payout_job *j,
         return 1;
     }
     return 0;
+}
+
+/* The PREPARED instruction to the screened destination, then its submission. */
+static void prepare(payout_job *j)
+{
+    digest(j);
+    payout_batch *b = current(j);
+    pw_db_param q[] = {pw_db_text(j->instruction), pw_db_text(b->id),
+                       pw_db_text(b->mode),        pw_db_text(j->destination),
+                       pw_db_int8(b->net),         pw_db_text(b->currency),
+                       pw_db_text(j->sha),         pw_db_text(b->on_chain ? "CHAIN" : "SIMULATOR")};
+    pw_status rv = pw_db_query(j->pool, NULL, &prepare_payout, q, 8, prepared, j);
+    if (rv != PW_OK) {
+        OPENSSL_cleanse(j->account, sizeof(j->account));
+        batch_failed(j, rv, "cannot prepare the instruction", "");
+    }
+}
+
+/* ---- the destination's screening (fail closed) ---- */
+
+#define SCREENING(x) PAYWIRE__COMPLIANCE__V1__SCREENING_OUTCOME__SCREENING_OUTCOME_##x
+#define REVIEW(x)    PAYWIRE__COMPLIANCE__V1__SCREENING_REVIEW_STATE__SCREENING_REVIEW_STATE_##x
+
+/* Not sent: compliance did not answer, or the destination matched and is not cleared. */
+static void not_screened(payout_job *j, pw_status rv, const char *why)
+{
+    OPENSSL_cleanse(j->account, sizeof(j->account));
+    char message[400];
+    snprintf(message, sizeof(message), "destination %s: %s (the batch stays READY)", j->destination,
+             why);
+    batch_failed(j, rv, "not sent", message);
+}
+
+static void got_screening(const ProtobufCMessage *resp, const pw_result *res, void (*typed)(void),
+                          void *ud)
+{
+    (void)typed;
+    payout_job *j = ud;
+    if (res->code != PW_OK) {
+        not_screened(j, res->code, "compliance did not answer about its screening (fail closed)");
+        return;
+    }
+    const Paywire__Compliance__V1__Screening *s =
+        ((const Paywire__Compliance__V1__GetScreeningResponse *)resp)->screening;
+    if (s != NULL && s->review_state == REVIEW(CLEARED)) {
+        prepare(j); /* a reviewer cleared the match: a false positive */
+        return;
+    }
+    char why[200];
+    snprintf(why, sizeof(why),
+             "matches a sanctions list (screening %s, %s): paid once compliance"
+             " clears the screening",
+             j->screening,
+             s != NULL && s->review_state == REVIEW(CONFIRMED) ? "confirmed by review"
+                                                               : "awaiting review");
+    not_screened(j, PW_FAILED_PRECONDITION, why);
+}
+
+static void screened(const ProtobufCMessage *resp, const pw_result *res, void (*typed)(void),
+                     void *ud)
+{
+    (void)typed;
+    payout_job *j = ud;
+    if (res->code != PW_OK) {
+        char why[300];
+        snprintf(why, sizeof(why), "compliance did not screen it (fail closed): %s", res->message);
+        not_screened(j, res->code, why);
+        return;
+    }
+    const Paywire__Compliance__V1__ScreenPartyResponse *r = (const void *)resp;
+    if (r->outcome == SCREENING(CLEAR)) {
+        prepare(j);
+        return;
+    }
+    /* A match, or one for a person to judge: paid only when its review has cleared it. */
+    snprintf(j->screening, sizeof(j->screening), "%s", r->screening_id);
+    Paywire__Compliance__V1__GetScreeningRequest req =
+        PAYWIRE__COMPLIANCE__V1__GET_SCREENING_REQUEST__INIT;
+    req.screening_id = j->screening;
+    call(j, j->compliance, "/paywire.compliance.v1.ScreeningService/GetScreening", &req.base,
+         &paywire__compliance__v1__get_screening_response__descriptor, got_screening);
+}
+
+/* ScreenParty of the destination about to be paid: the holder's name (fuzzily) and the bank's
+ * country, or the wallet (exactly), against the active lists. The key is the instruction's and
+ * the destination's, so a run after a crash, or the next run of a batch that waits, gets the
+ * same screening, whose review then decides. */
+static void screen(payout_job *j)
+{
+    Paywire__Compliance__V1__Party party = PAYWIRE__COMPLIANCE__V1__PARTY__INIT;
+    Paywire__Common__V1__ChainAddress wallet = PAYWIRE__COMMON__V1__CHAIN_ADDRESS__INIT;
+    Paywire__Common__V1__ChainAddress *wallets[] = {&wallet};
+    char *names[] = {j->name}, *countries[] = {j->country};
+    if (current(j)->on_chain) {
+        wallet.chain = (Paywire__Common__V1__Chain)j->wallet_chain;
+        wallet.address = j->account;
+        party.wallets = wallets;
+        party.n_wallets = 1;
+    } else {
+        party.names = names;
+        party.n_names = j->name[0] != '\0';
+        party.countries = countries;
+        party.n_countries = j->country[0] != '\0';
+    }
+    char key[100];
+    snprintf(key, sizeof(key), "payout-%s-%s", j->instruction, j->destination);
+    Paywire__Compliance__V1__ScreenPartyRequest req =
+        PAYWIRE__COMPLIANCE__V1__SCREEN_PARTY_REQUEST__INIT;
+    req.idempotency_key = key;
+    req.party = &party;
+    req.subject_id = j->destination;
+    j->screening[0] = '\0';
+    call(j, j->compliance, "/paywire.compliance.v1.ScreeningService/ScreenParty", &req.base,
+         &paywire__compliance__v1__screen_party_response__descriptor, screened);
 }
 
 static void got_destinations(const ProtobufCMessage *resp, const pw_result *res,
@@ -471,17 +589,7 @@ static void got_destinations(const ProtobufCMessage *resp, const pw_result *res,
                      " payout_readers)");
         return;
     }
-    digest(j);
-    payout_batch *b = current(j);
-    pw_db_param q[] = {pw_db_text(j->instruction), pw_db_text(b->id),
-                       pw_db_text(b->mode),        pw_db_text(j->destination),
-                       pw_db_int8(b->net),         pw_db_text(b->currency),
-                       pw_db_text(j->sha),         pw_db_text(b->on_chain ? "CHAIN" : "SIMULATOR")};
-    pw_status rv = pw_db_query(j->pool, NULL, &prepare_payout, q, 8, prepared, j);
-    if (rv != PW_OK) {
-        OPENSSL_cleanse(j->account, sizeof(j->account));
-        batch_failed(j, rv, "cannot prepare the instruction", "");
-    }
+    screen(j);
 }
 
 static void list_destinations(payout_job *j)
@@ -642,8 +750,16 @@ pw_status payout_job_new(payout_job **out, svc_job *job, svc_app *app, uv_loop_t
     const char *merchant = svc_config_text(cfg, "merchant_target");
     const char *bank = svc_config_text(cfg, "payout_bank_target");
     const char *chain = svc_config_text(cfg, "payout_chain_target");
+    const char *compliance = svc_config_text(cfg, "compliance_target");
     if (every_ms <= 0 || merchant == NULL || merchant[0] == '\0' || bank == NULL ||
         bank[0] == '\0') {
+        return PW_OK;
+    }
+    if (compliance == NULL || compliance[0] == '\0') {
+        /* Fail closed: no destination is paid unscreened. */
+        PW_LOG(PW_LOG_WARNING, "finance",
+               "the payout job is off: compliance_target is unset, and every destination is"
+               " screened before it is paid");
         return PW_OK;
     }
     payout_job *j = pw_calloc(1, sizeof(*j));
@@ -658,6 +774,9 @@ pw_status payout_job_new(payout_job **out, svc_job *job, svc_app *app, uv_loop_t
     pw_status rv = settlement_channel(loop, cfg, merchant, &j->merchant);
     if (rv == PW_OK) {
         rv = settlement_channel(loop, cfg, bank, &j->bank);
+    }
+    if (rv == PW_OK) {
+        rv = settlement_channel(loop, cfg, compliance, &j->compliance);
     }
     if (rv == PW_OK && chain != NULL && chain[0] != '\0') {
         rv = settlement_channel(loop, cfg, chain, &j->chain);
@@ -676,8 +795,8 @@ void payout_job_stop(payout_job *j)
     if (j == NULL) {
         return;
     }
-    pw_channel *chans[] = {j->merchant, j->bank, j->chain};
-    for (int i = 0; i < 3; i++) {
+    pw_channel *chans[] = {j->merchant, j->bank, j->chain, j->compliance};
+    for (int i = 0; i < 4; i++) {
         if (chans[i] != NULL) {
             pw_channel_close(chans[i], NULL, NULL);
         }

@@ -13,7 +13,12 @@
  *      after a crash asks for the same one); known: its answer is used;
  *   2. unknown (READY): the merchant's state is read (GetMerchant); a
  *      SUSPENDED merchant's batch is not sent (logged, stays READY, paid
- *      once the merchant is reinstated); else the instruction is written
+ *      once the merchant is reinstated); the destination is screened
+ *      (compliance's ScreenParty: the holder's name and the bank's country,
+ *      or the wallet, keyed by the instruction and the destination): only
+ *      CLEAR, or a match a reviewer has CLEARED (GetScreening), goes on; a
+ *      match awaiting or confirmed by review, or compliance not answering,
+ *      leaves the batch READY, logged (fail closed); else the instruction is written
  *      PREPARED (payouts, with the SHA-256 of its exact content, committed
  *      before it leaves; a later attempt whose content differs, a
  *      destination changed meanwhile, is refused and logged), then
@@ -41,9 +46,10 @@ typedef struct payout_job payout_job;
 
 /**
  * A job for settlement's scheduler (*job filled; the job's state into *out), or PW_OK with
- * *out NULL when the job is off (payout_job_seconds 0, or merchant_target or
- * payout_bank_target unset). self is the channel to this service (borrowed; it must outlive
- * the job). PW_ERRNO(ENOMEM) or a channel error otherwise.
+ * *out NULL when the job is off (payout_job_seconds 0, or merchant_target,
+ * payout_bank_target or compliance_target unset: no destination is paid unscreened). self is the
+ * channel to this service (borrowed; it must outlive the job). PW_ERRNO(ENOMEM) or a channel error
+ * otherwise.
  */
 pw_status payout_job_new(payout_job **out, svc_job *job, svc_app *app, uv_loop_t *loop,
                          const svc_config *cfg, pw_channel *self);

@@ -10,7 +10,10 @@
  * reach finance's log. Batches in a token go to the merchant's wallet from
  * chain-sim's treasury wallet: once per batch, SETTLED at the confirmations,
  * FAILED (money back to available) when a reorg drops the withdrawal or the
- * treasury cannot pay.
+ * treasury cannot pay. Every destination is screened by a real
+ * compliance-server before it is paid, fail closed: a holder's name like a
+ * listed person's waits until a reviewer clears it, a listed wallet is never
+ * paid, and nothing is paid while compliance does not answer.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -24,14 +27,18 @@
 #include <paywire/paywire.h>
 #include "pw_test.h"
 #include "pw_test_db.h"
+#include "compliance_calls.h"
 #include "finance_calls.h"
+#include "mint.h"
+#include "ofac.h"
 #include "svc_process.h"
+#include "paywire/compliance/v1/screening.pw.h"
 #include "paywire/finance/v1/ledger.pw.h"
 #include "paywire/finance/v1/settlement.pw.h"
 #include "paywire/merchant/v1/merchant.pw.h"
 #include "paywire/simulators/v1/chain.pw.h"
 
-static char fin_db[512], mer_db[512], bank_db[512], chain_db[512];
+static char fin_db[512], mer_db[512], bank_db[512], chain_db[512], comp_db[512];
 static svc_process fin = {.name = "finance",
                           .binary = PW_FINANCE_SERVER,
                           .health_service = "paywire.finance.v1.LedgerService"};
@@ -44,8 +51,12 @@ static svc_process bank = {.name = "bank",
 static svc_process chain = {.name = "chain",
                             .binary = PW_CHAIN_SIM,
                             .health_service = "paywire.simulators.v1.ChainService"};
+static svc_process comp = {.name = "compliance",
+                           .binary = PW_COMPLIANCE_SERVER,
+                           .health_service = "paywire.compliance.v1.ScreeningService"};
 static uv_loop_t loop;
 static pw_channel *ch;
+static char idp_key[300]; /* signs the reviewers' tokens (compliance has its public half) */
 
 #define ROUTING  "021000021"
 #define INTERNAL "internal_identities = spiffe://paywire/tests,spiffe://paywire/finance\n"
@@ -61,6 +72,52 @@ static void start_bank(const char *extra)
     svc_process_start_serving(&bank, &loop, bank_db, conf);
 }
 
+static void start_compliance(void)
+{
+    char conf[1024];
+    snprintf(conf, sizeof(conf),
+             "log_level = warning\nworkers = 1\nencryption_key = "
+             "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+             "reviewer_token_key = %s/idp.pub\n" INTERNAL,
+             comp.dir);
+    svc_process_start_serving(&comp, &loop, comp_db, conf);
+}
+
+/* A listed person (a name like it is a POTENTIAL_MATCH: a reviewer may clear it) and a listed
+ * wallet (an exact MATCH). */
+static const char listed_wallet[] = "0x4444444444444444444444444444444444444444";
+
+static void upload_list(void)
+{
+    static char *names[] = {"QUARTERMAINE, Zebedee Oswin"};
+    Paywire__Compliance__V1__SanctionsEntry person = PAYWIRE__COMPLIANCE__V1__SANCTIONS_ENTRY__INIT;
+    person.entry_id = "p1";
+    person.names = names;
+    person.n_names = 1;
+    person.type = "individual";
+    Paywire__Compliance__V1__DigitalCurrencyAddress a =
+        PAYWIRE__COMPLIANCE__V1__DIGITAL_CURRENCY_ADDRESS__INIT;
+    a.currency = "ETH";
+    a.address = (char *)listed_wallet;
+    Paywire__Compliance__V1__DigitalCurrencyAddress *as[] = {&a};
+    static char *org[] = {"KESTREL NOIR TRADING"};
+    Paywire__Compliance__V1__SanctionsEntry wallet = PAYWIRE__COMPLIANCE__V1__SANCTIONS_ENTRY__INIT;
+    wallet.entry_id = "w1";
+    wallet.names = org;
+    wallet.n_names = 1;
+    wallet.type = "entity";
+    wallet.digital_currency_addresses = as;
+    wallet.n_digital_currency_addresses = 1;
+    Paywire__Compliance__V1__SanctionsEntry *es[] = {&person, &wallet};
+    pw_channel *cc = svc_process_channel(&comp, &loop);
+    char msg[256];
+    int active = 0;
+    assert_int_equal(ofac_upload(cc, "test-list", "v1", es, 2, 2, 0, &active, msg, sizeof(msg)),
+                     PW_OK);
+    assert_true(active);
+    pw_channel_close(cc, NULL, NULL);
+}
+
 /* The finance jobs of the group running (besides the payout job, every second). */
 static const char *fin_jobs = "";
 
@@ -70,8 +127,9 @@ static void start_finance_process(svc_process *p)
     snprintf(conf, sizeof(conf),
              "log_level = notice\nworkers = 2\nrecon_job_seconds = 0\npayout_job_seconds = 1\n"
              "merchant_target = localhost:%d\npayout_bank_target = localhost:%d\n"
-             "payout_chain_target = localhost:%d\npayout_confirmations = 3\n%s",
-             mer.port, bank.port, chain.port, fin_jobs);
+             "payout_chain_target = localhost:%d\npayout_confirmations = 3\n"
+             "compliance_target = localhost:%d\n%s",
+             mer.port, bank.port, chain.port, comp.port, fin_jobs);
     svc_process_start(p, fin_db, conf);
 }
 
@@ -105,18 +163,26 @@ static void stack_up(const char *group, const char *jobs, const char *bank_extra
     svc_process_migrate(chain_db,
                         PW_SOURCE_DIR "/services/orchestration/simulators/chain-sim/migrations",
                         "paywire.migrate.chain_sim");
+    snprintf(name, sizeof(name), "finance_%s_comp", group);
+    compliance_db_prepare(name, comp_db, sizeof(comp_db));
     uv_loop_init(&loop);
-    svc_process *all[] = {&fin, &mer, &bank, &chain};
-    for (int i = 0; i < 4; i++) {
+    svc_process *all[] = {&fin, &mer, &bank, &chain, &comp};
+    for (int i = 0; i < 5; i++) {
         svc_process_prepare(all[i]);
     }
     /* One CA for all, so each verifies the others. */
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),
-             "bash %s/scripts/certs %s bank chain >/dev/null && for d in %s %s %s; do cp %s/*.crt"
-             " %s/*.key $d/; done",
-             PW_SOURCE_DIR, fin.dir, mer.dir, bank.dir, chain.dir, fin.dir, fin.dir);
+             "bash %s/scripts/certs %s bank chain >/dev/null && for d in %s %s %s %s; do cp"
+             " %s/*.crt %s/*.key $d/; done",
+             PW_SOURCE_DIR, fin.dir, mer.dir, bank.dir, chain.dir, comp.dir, fin.dir, fin.dir);
     assert_int_equal(system(cmd), 0);
+    char pub[320];
+    snprintf(idp_key, sizeof(idp_key), "%s/idp.key", comp.dir);
+    snprintf(pub, sizeof(pub), "%s/idp.pub", comp.dir);
+    assert_int_equal(pwreviewer_keygen(idp_key, pub), PW_OK);
+    start_compliance();
+    upload_list();
     svc_process_start_serving(
         &mer, &loop, mer_db,
         "log_level = warning\nworkers = 1\nencryption_key = "
@@ -138,8 +204,8 @@ static void stack_down(void)
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
     }
-    svc_process *all[] = {&fin, &bank, &mer, &chain};
-    for (int i = 0; i < 4; i++) {
+    svc_process *all[] = {&fin, &bank, &mer, &chain, &comp};
+    for (int i = 0; i < 5; i++) {
         svc_process_stop(all[i]);
         svc_process_cleanup(all[i]);
     }
@@ -222,15 +288,16 @@ static void new_merchant(const char *name, char *out, size_t cap)
     pw_protobuf_free(resp);
 }
 
-/* A US bank account of merchant; its destination id into out. */
-static void add_destination(const char *merchant, const char *account, char *out, size_t cap)
+/* A US bank account of merchant held by holder; its destination id into out. */
+static void add_destination_held(const char *merchant, const char *holder, const char *account,
+                                 char *out, size_t cap)
 {
     char json[1024];
     snprintf(json, sizeof(json),
              "{\"idempotencyKey\":\"dst-%s-%s\",\"merchantId\":\"%s\",\"destination\":"
-             "{\"bankAccount\":{\"accountHolderName\":\"Holder %s\",\"country\":\"US\","
+             "{\"bankAccount\":{\"accountHolderName\":\"%s\",\"country\":\"US\","
              "\"currency\":\"USD\",\"accountNumber\":\"%s\",\"routingCode\":\"" ROUTING "\"}}}",
-             merchant, account, merchant, account, account);
+             merchant, account, merchant, holder, account);
     ProtobufCMessage *resp;
     assert_int_equal(
         merchant_call("AddSettlementDestination",
@@ -241,6 +308,30 @@ static void add_destination(const char *merchant, const char *account, char *out
     snprintf(out, cap, "%s",
              ((Paywire__Merchant__V1__AddSettlementDestinationResponse *)resp)->destination->id);
     pw_protobuf_free(resp);
+}
+
+/* A USDC wallet of merchant on Ethereum at address. */
+static void add_wallet(const char *merchant, const char *address)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"idempotencyKey\":\"dst-%s\",\"merchantId\":\"%s\",\"destination\":{\"wallet\":"
+             "{\"address\":{\"chain\":\"CHAIN_ETHEREUM\",\"address\":\"%s\"},\"token\":\"USDC\"}}}",
+             address, merchant, address);
+    assert_int_equal(
+        merchant_call("AddSettlementDestination",
+                      &paywire__merchant__v1__add_settlement_destination_request__descriptor,
+                      &paywire__merchant__v1__add_settlement_destination_response__descriptor, json,
+                      NULL),
+        PW_OK);
+}
+
+/* A US bank account of merchant ("Holder <account>"); its destination id into out. */
+static void add_destination(const char *merchant, const char *account, char *out, size_t cap)
+{
+    char holder[80];
+    snprintf(holder, sizeof(holder), "Holder %s", account);
+    add_destination_held(merchant, holder, account, out, cap);
 }
 
 static void remove_destination(const char *merchant, const char *destination)
@@ -1036,16 +1127,7 @@ static void test_payout_to_wallet(void **state)
     (void)state;
     char mer_w[40], stl[40], stl2[40], stl3[40], pyo[40], json[512];
     new_merchant("Whiskey", mer_w, sizeof(mer_w));
-    snprintf(json, sizeof(json),
-             "{\"idempotencyKey\":\"dst-w\",\"merchantId\":\"%s\",\"destination\":{\"wallet\":"
-             "{\"address\":{\"chain\":\"CHAIN_ETHEREUM\",\"address\":\"%s\"},\"token\":\"USDC\"}}}",
-             mer_w, wallet);
-    assert_int_equal(
-        merchant_call("AddSettlementDestination",
-                      &paywire__merchant__v1__add_settlement_destination_request__descriptor,
-                      &paywire__merchant__v1__add_settlement_destination_response__descriptor, json,
-                      NULL),
-        PW_OK);
+    add_wallet(mer_w, wallet);
     long long cash0 = usdc_of("platform_cash", "posted_debits - posted_credits");
     fund_usdc("fund_w1", mer_w, 25000000);
     long long net = ready_batch_in(mer_w, "2026-12-01", "USDC", stl, sizeof(stl));
@@ -1145,6 +1227,122 @@ static void test_payout_to_wallet(void **state)
     assert_balanced();
 }
 
+/* ---- the destination's screening ---- */
+
+#define REVIEW(x) PAYWIRE__COMPLIANCE__V1__SCREENING_REVIEW_STATE__SCREENING_REVIEW_STATE_##x
+
+/* The screening of destination, after at least one run of the job has screened it. */
+static void screening_of(const char *destination, char *out, size_t cap)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM screenings WHERE subject_id = '%s'",
+             destination);
+    /* One screening however many runs asked: its key is the instruction's. */
+    assert_int_equal(pw_test_db_scalar(comp_db, sql), 1);
+    snprintf(sql, sizeof(sql), "SELECT id FROM screenings WHERE subject_id = '%s'", destination);
+    pw_test_db_text(comp_db, sql, out, cap);
+    assert_true(strncmp(out, "scr_", 4) == 0);
+}
+
+/* reviewer's decision to clear screening, as compliance's console sends it; the review's state. */
+static int clear_screening(const char *screening, const char *reviewer)
+{
+    char tok[1024], key[80];
+    int64_t now = (int64_t)time(NULL);
+    assert_int_equal(pwreviewer_mint(idp_key, reviewer, now, now + 300, tok, sizeof(tok)), PW_OK);
+    snprintf(key, sizeof(key), "clear-%s", screening);
+    char *codes[] = {"different_entity"};
+    Paywire__Compliance__V1__DecideScreeningRequest req =
+        PAYWIRE__COMPLIANCE__V1__DECIDE_SCREENING_REQUEST__INIT;
+    req.idempotency_key = key;
+    req.screening_id = (char *)screening;
+    req.decision = PAYWIRE__COMPLIANCE__V1__SCREENING_DECISION__SCREENING_DECISION_CLEAR;
+    req.reason_codes = codes;
+    req.n_reason_codes = 1;
+    pw_channel *cc = svc_process_channel(&comp, &loop);
+    reply r =
+        compliance_call(cc, "/paywire.compliance.v1.ScreeningService/DecideScreening", &req.base,
+                        &paywire__compliance__v1__decide_screening_response__descriptor, tok);
+    pw_channel_close(cc, NULL, NULL);
+    if (r.code != PW_OK) {
+        fail_msg("DecideScreening %s: %s %s", screening, pw_status_str(r.code), r.message);
+    }
+    int st = ((Paywire__Compliance__V1__DecideScreeningResponse *)r.msg)->screening->review_state;
+    reply_free(&r);
+    return st;
+}
+
+/* A holder named like a listed person: the batch waits (nothing at the bank, READY, logged)
+ * until a reviewer clears the match; then it is paid once. */
+static void test_payout_destination_screened(void **state)
+{
+    (void)state;
+    char mer_g[40], dst[40], stl[40], scr[40];
+    new_merchant("Golf", mer_g, sizeof(mer_g));
+    add_destination_held(mer_g, "Zebedee Oswin Quartermaine", "555000111", dst, sizeof(dst));
+    fund("fund_g1", mer_g, 1200);
+    long long clearing0 = clearing();
+    assert_int_equal(ready_batch(mer_g, "2026-12-08", stl, sizeof(stl)), 1200);
+    assert_not_sent(stl, "matches a sanctions list");
+    assert_int_equal(fin_scalar("SELECT count(*) FROM payouts WHERE batch_id = '%s'", stl), 0);
+    assert_int_equal(clearing(), clearing0 + 1200);
+    screening_of(dst, scr, sizeof(scr));
+    assert_int_equal(pw_test_db_scalar(comp_db, "SELECT count(*) FROM screenings WHERE outcome ="
+                                                " 'POTENTIAL_MATCH' AND review_state = 'OPEN'"),
+                     1);
+    /* A false positive: one reviewer clears it, and the next run pays it, once. */
+    assert_int_equal(clear_screening(scr, "reviewer-ana"), REVIEW(CLEARED));
+    wait_state(stl, "SETTLED");
+    assert_int_equal(bank_scalar("SELECT count(*) FROM payouts WHERE end_to_end_id = '%s'", stl),
+                     1);
+    assert_int_equal(clearing(), clearing0);
+    assert_balanced();
+}
+
+/* Compliance down: nothing is paid unscreened (fail closed); once it is back, paid once. */
+static void test_payout_compliance_down_waits(void **state)
+{
+    (void)state;
+    char mer_h[40], dst[40], stl[40], scr[40];
+    new_merchant("Hotel", mer_h, sizeof(mer_h));
+    add_destination(mer_h, "666777888", dst, sizeof(dst));
+    fund("fund_h1", mer_h, 1300);
+    svc_process_stop(&comp);
+    ready_batch(mer_h, "2026-12-08", stl, sizeof(stl));
+    assert_not_sent(stl, "compliance did not screen it (fail closed)");
+    start_compliance();
+    wait_state(stl, "SETTLED");
+    assert_int_equal(bank_scalar("SELECT count(*) FROM payouts WHERE end_to_end_id = '%s'", stl),
+                     1);
+    screening_of(dst, scr, sizeof(scr));
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM screenings WHERE id = '%s' AND outcome ="
+             " 'CLEAR'",
+             scr);
+    assert_int_equal(pw_test_db_scalar(comp_db, sql), 1);
+    assert_balanced();
+}
+
+/* A listed wallet is an exact MATCH: its batch is never paid while the match is open, and the
+ * treasury sends nothing. */
+static void test_payout_listed_wallet_waits(void **state)
+{
+    (void)state;
+    char mer_i[40], stl[40];
+    new_merchant("India", mer_i, sizeof(mer_i));
+    add_wallet(mer_i, listed_wallet);
+    fund_usdc("fund_i1", mer_i, 1000000);
+    ready_batch_in(mer_i, "2026-12-08", "USDC", stl, sizeof(stl));
+    assert_not_sent(stl, "matches a sanctions list");
+    assert_int_equal(
+        chain_scalar("SELECT count(*) FROM transfers WHERE to_address = '%s'", listed_wallet), 0);
+    assert_int_equal(pw_test_db_scalar(comp_db, "SELECT count(*) FROM screenings WHERE outcome ="
+                                                " 'MATCH' AND subject_id LIKE 'dst_%'"),
+                     1);
+    assert_balanced();
+}
+
 int main(void)
 {
     const struct CMUnitTest payouts[] = {
@@ -1154,6 +1352,9 @@ int main(void)
         cmocka_unit_test(test_payout_without_destination_waits),
         cmocka_unit_test(test_payout_suspended_merchant_waits),
         cmocka_unit_test(test_payout_to_wallet),
+        cmocka_unit_test(test_payout_destination_screened),
+        cmocka_unit_test(test_payout_compliance_down_waits),
+        cmocka_unit_test(test_payout_listed_wallet_waits),
     };
     const struct CMUnitTest cutoff[] = {
         cmocka_unit_test(test_reserve_rules),

@@ -53,6 +53,13 @@ long long pw_test_db_scalar(const char *url, const char *sql)
     return v;
 }
 
+void pw_test_db_text(const char *url, const char *sql, char *out, size_t cap)
+{
+    PGresult *r = run(url, sql);
+    snprintf(out, cap, "%s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+}
+
 long long pw_test_db_wait_scalar(const char *url, const char *sql, long long want, int timeout_ms)
 {
     long long v = pw_test_db_scalar(url, sql);

@@ -23,6 +23,9 @@ void pw_test_db_exec(const char *url, const char *sql);
 /** The first column of the first row of sql's result as an integer (-1 when no row). */
 long long pw_test_db_scalar(const char *url, const char *sql);
 
+/** The first column of the first row of sql's result copied into out ("" when no row). */
+void pw_test_db_text(const char *url, const char *sql, char *out, size_t cap);
+
 /**
  * Polls pw_test_db_scalar every 20 ms until it returns want or timeout_ms has
  * passed; returns the last value (for work a service finishes after it answers).
