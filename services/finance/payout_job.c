@@ -4,8 +4,8 @@
  * the job's lock: one instance pays), then takes them one at a time through
  * a chain of calls: the bank's record of the instruction, else the
  * merchant's state (a SUSPENDED merchant's batch is not sent and stays READY
- * until it is reinstated), the destination, the PREPARED row and the
- * submission; then the transitions on
+ * until it is reinstated), the destination, its screening with compliance
+ * (fail closed), the PREPARED row and the submission; then the transitions on
  * the channel to this service. Every step is idempotent by a fixed id (the
  * instruction id, the batch's transitions, their transfers), so a run that
  * stops anywhere is completed by the next one. A failure on one batch is
@@ -51,6 +51,7 @@ struct payout_job {
     /* The batch in progress: its instruction and the bank's answer. */
     char instruction[40], destination[40], name[144], account[80], sha[65], country[4];
     char screening[40]; /* the destination's screening, when it matched */
+    char lists[17];     /* a digest of the active sanctions list versions (the key's) */
     int wallet_chain;   /* the destination wallet's chain (paywire.common.v1.Chain) */
     char bank_reference[80], bank_state[16], reason[24];
     int32_t requests;
@@ -532,10 +533,12 @@ static void screened(const ProtobufCMessage *resp, const pw_result *res, void (*
 }
 
 /* ScreenParty of the destination about to be paid: the holder's name (fuzzily) and the bank's
- * country, or the wallet (exactly), against the active lists. The key is the instruction's and
- * the destination's, so a run after a crash, or the next run of a batch that waits, gets the
- * same screening, whose review then decides. */
-static void screen(payout_job *j)
+ * country, or the wallet (exactly), against the active lists. The key is the destination's and
+ * the active list versions': every batch to it, the runs of one that waits and a run after a
+ * crash get the same screening while the lists stay the same (one review decides them all),
+ * and a new version of any list screens it afresh (an earlier CLEAR is never replayed over a
+ * list that could name it). */
+static void screen_party(payout_job *j)
 {
     Paywire__Compliance__V1__Party party = PAYWIRE__COMPLIANCE__V1__PARTY__INIT;
     Paywire__Common__V1__ChainAddress wallet = PAYWIRE__COMMON__V1__CHAIN_ADDRESS__INIT;
@@ -553,7 +556,7 @@ static void screen(payout_job *j)
         party.n_countries = j->country[0] != '\0';
     }
     char key[100];
-    snprintf(key, sizeof(key), "payout-%s-%s", j->instruction, j->destination);
+    snprintf(key, sizeof(key), "payout-%s-%s", j->destination, j->lists);
     Paywire__Compliance__V1__ScreenPartyRequest req =
         PAYWIRE__COMPLIANCE__V1__SCREEN_PARTY_REQUEST__INIT;
     req.idempotency_key = key;
@@ -562,6 +565,64 @@ static void screen(payout_job *j)
     j->screening[0] = '\0';
     call(j, j->compliance, "/paywire.compliance.v1.ScreeningService/ScreenParty", &req.base,
          &paywire__compliance__v1__screen_party_response__descriptor, screened);
+}
+
+static int by_text(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The active versions, sorted, digested into j->lists; then the screening. */
+static void got_lists(const ProtobufCMessage *resp, const pw_result *res, void (*typed)(void),
+                      void *ud)
+{
+    (void)typed;
+    payout_job *j = ud;
+    if (res->code != PW_OK) {
+        char why[300];
+        snprintf(why, sizeof(why), "compliance did not list its sanctions lists (fail closed): %s",
+                 res->message);
+        not_screened(j, res->code, why);
+        return;
+    }
+    const Paywire__Compliance__V1__ListSanctionsListsResponse *r = (const void *)resp;
+    char *active[64];
+    char names[64][200];
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_lists; i++) {
+        if (r->lists[i]->active && n == 64) {
+            not_screened(j, PW_FAILED_PRECONDITION,
+                         "compliance has more than 64 active sanctions lists (fail closed)");
+            return;
+        }
+        if (r->lists[i]->active) {
+            snprintf(names[n], sizeof(names[n]), "%s@%s", r->lists[i]->list, r->lists[i]->version);
+            active[n] = names[n];
+            n++;
+        }
+    }
+    qsort(active, n, sizeof(*active), by_text);
+    char joined[64 * 200];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(active[i]) + 1; /* with its NUL: "a@b" "c" is not "a" "b@c" */
+        memcpy(joined + len, active[i], l);
+        len += l;
+    }
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)joined, len, md);
+    for (int i = 0; i < 8; i++) {
+        snprintf(j->lists + 2 * i, 3, "%02x", md[i]);
+    }
+    screen_party(j);
+}
+
+static void screen(payout_job *j)
+{
+    Paywire__Compliance__V1__ListSanctionsListsRequest req =
+        PAYWIRE__COMPLIANCE__V1__LIST_SANCTIONS_LISTS_REQUEST__INIT;
+    call(j, j->compliance, "/paywire.compliance.v1.ScreeningService/ListSanctionsLists", &req.base,
+         &paywire__compliance__v1__list_sanctions_lists_response__descriptor, got_lists);
 }
 
 static void got_destinations(const ProtobufCMessage *resp, const pw_result *res,

@@ -15,7 +15,8 @@
  *      SUSPENDED merchant's batch is not sent (logged, stays READY, paid
  *      once the merchant is reinstated); the destination is screened
  *      (compliance's ScreenParty: the holder's name and the bank's country,
- *      or the wallet, keyed by the instruction and the destination): only
+ *      or the wallet, keyed by the destination and the active list
+ *      versions, so one review decides every batch to it): only
  *      CLEAR, or a match a reviewer has CLEARED (GetScreening), goes on; a
  *      match awaiting or confirmed by review, or compliance not answering,
  *      leaves the batch READY, logged (fail closed); else the instruction is written

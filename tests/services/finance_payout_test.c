@@ -87,7 +87,9 @@ static void start_compliance(void)
  * wallet (an exact MATCH). */
 static const char listed_wallet[] = "0x4444444444444444444444444444444444444444";
 
-static void upload_list(void)
+/* Version version of the test list: the two entries, and a third person named extra (NULL:
+ * none). */
+static void upload_list_version(const char *version, const char *extra)
 {
     static char *names[] = {"QUARTERMAINE, Zebedee Oswin"};
     Paywire__Compliance__V1__SanctionsEntry person = PAYWIRE__COMPLIANCE__V1__SANCTIONS_ENTRY__INIT;
@@ -108,12 +110,19 @@ static void upload_list(void)
     wallet.type = "entity";
     wallet.digital_currency_addresses = as;
     wallet.n_digital_currency_addresses = 1;
-    Paywire__Compliance__V1__SanctionsEntry *es[] = {&person, &wallet};
+    char *extra_names[] = {(char *)extra};
+    Paywire__Compliance__V1__SanctionsEntry third = PAYWIRE__COMPLIANCE__V1__SANCTIONS_ENTRY__INIT;
+    third.entry_id = "p2";
+    third.names = extra_names;
+    third.n_names = 1;
+    third.type = "individual";
+    Paywire__Compliance__V1__SanctionsEntry *es[] = {&person, &wallet, &third};
     pw_channel *cc = svc_process_channel(&comp, &loop);
     char msg[256];
     int active = 0;
-    assert_int_equal(ofac_upload(cc, "test-list", "v1", es, 2, 2, 0, &active, msg, sizeof(msg)),
-                     PW_OK);
+    assert_int_equal(
+        ofac_upload(cc, "test-list", version, es, extra ? 3 : 2, 3, 0, &active, msg, sizeof(msg)),
+        PW_OK);
     assert_true(active);
     pw_channel_close(cc, NULL, NULL);
 }
@@ -182,7 +191,7 @@ static void stack_up(const char *group, const char *jobs, const char *bank_extra
     snprintf(pub, sizeof(pub), "%s/idp.pub", comp.dir);
     assert_int_equal(pwreviewer_keygen(idp_key, pub), PW_OK);
     start_compliance();
-    upload_list();
+    upload_list_version("v1", NULL);
     svc_process_start_serving(
         &mer, &loop, mer_db,
         "log_level = warning\nworkers = 1\nencryption_key = "
@@ -500,15 +509,16 @@ static const char *instruction_of(const char *batch, char *out, size_t cap)
     return out;
 }
 
-/* 1 when text occurs in the file at path (which must exist: a wrong path fails the test). */
-static int file_contains(const char *path, const char *text)
+/* 1 when a line of the file at path (which must exist: a wrong path fails the test) has text,
+ * and also and_text unless it is NULL. */
+static int file_has_line(const char *path, const char *text, const char *and_text)
 {
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     char line[4096];
     int found = 0;
     while (!found && fgets(line, sizeof(line), f) != NULL) {
-        found = strstr(line, text) != NULL;
+        found = strstr(line, text) != NULL && (and_text == NULL || strstr(line, and_text) != NULL);
     }
     fclose(f);
     return found;
@@ -530,8 +540,7 @@ static void assert_not_sent(const char *batch, const char *why)
     char log[256], line[160];
     snprintf(log, sizeof(log), "%s/finance.log", fin.dir);
     snprintf(line, sizeof(line), "payout of batch %s: not sent", batch);
-    assert_int_equal(file_contains(log, line), 1);
-    assert_int_equal(file_contains(log, why), 1);
+    assert_int_equal(file_has_line(log, line, why), 1);
 }
 
 static char mer_a[40], mer_b[40], mer_c[40];
@@ -581,8 +590,9 @@ static void test_payout_lost_answer_pays_once(void **state)
     assert_int_equal(fin_scalar("SELECT count(*) FROM transfers WHERE reference = '%s'", stl), 2);
     char log[256];
     snprintf(log, sizeof(log), "%s/finance.log", fin.dir);
-    assert_int_equal(file_contains(log, "payout"), 1); /* the right log: the job wrote to it */
-    assert_int_equal(file_contains(log, "123456789"), 0);
+    assert_int_equal(file_has_line(log, "payout", NULL),
+                     1); /* the right log: the job wrote to it */
+    assert_int_equal(file_has_line(log, "123456789", NULL), 0);
     /* Only the payout readers (finance) get account numbers in full; other callers, internal
      * ones too, see them masked. */
     char json[256];
@@ -1309,7 +1319,7 @@ static void test_payout_compliance_down_waits(void **state)
     fund("fund_h1", mer_h, 1300);
     svc_process_stop(&comp);
     ready_batch(mer_h, "2026-12-08", stl, sizeof(stl));
-    assert_not_sent(stl, "compliance did not screen it (fail closed)");
+    assert_not_sent(stl, "(fail closed)");
     start_compliance();
     wait_state(stl, "SETTLED");
     assert_int_equal(bank_scalar("SELECT count(*) FROM payouts WHERE end_to_end_id = '%s'", stl),
@@ -1340,6 +1350,43 @@ static void test_payout_listed_wallet_waits(void **state)
     assert_int_equal(pw_test_db_scalar(comp_db, "SELECT count(*) FROM screenings WHERE outcome ="
                                                 " 'MATCH' AND subject_id LIKE 'dst_%'"),
                      1);
+    /* Clearing a MATCH takes two reviewers: after the first, still nothing is sent. */
+    char scr[40], sql[160];
+    pw_test_db_text(comp_db,
+                    "SELECT id FROM screenings WHERE outcome = 'MATCH' AND subject_id LIKE 'dst_%'",
+                    scr, sizeof(scr));
+    assert_int_equal(clear_screening(scr, "reviewer-ana"), REVIEW(AWAITING_SECOND_REVIEW));
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM payouts WHERE batch_id = '%s'", stl);
+    uv_sleep(3000);
+    assert_int_equal(pw_test_db_scalar(fin_db, sql), 0);
+    assert_int_equal(
+        chain_scalar("SELECT count(*) FROM transfers WHERE to_address = '%s'", listed_wallet), 0);
+    assert_balanced();
+}
+
+/* A destination screened CLEAR, then a new version of the list names its holder: the next batch
+ * is screened afresh (the key has the list versions), so the earlier CLEAR is not replayed. */
+static void test_payout_list_change_screens_again(void **state)
+{
+    (void)state;
+    char mer_j[40], dst[40], stl[40], stl2[40];
+    new_merchant("Juliet", mer_j, sizeof(mer_j));
+    add_destination_held(mer_j, "Juliet Ravenscroft Okonkwo", "777888999", dst, sizeof(dst));
+    fund("fund_j1", mer_j, 1100);
+    ready_batch(mer_j, "2026-12-09", stl, sizeof(stl));
+    wait_state(stl, "SETTLED");
+    char sql[200];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM screenings WHERE subject_id = '%s' AND outcome = 'CLEAR'", dst);
+    assert_int_equal(pw_test_db_scalar(comp_db, sql), 1);
+    upload_list_version("v2", "OKONKWO, Juliet Ravenscroft");
+    fund("fund_j2", mer_j, 900);
+    ready_batch(mer_j, "2026-12-10", stl2, sizeof(stl2));
+    assert_not_sent(stl2, "matches a sanctions list");
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM screenings WHERE subject_id = '%s'", dst);
+    assert_int_equal(pw_test_db_scalar(comp_db, sql), 2);
+    assert_int_equal(bank_scalar("SELECT count(*) FROM payouts WHERE end_to_end_id = '%s'", stl2),
+                     0);
     assert_balanced();
 }
 
@@ -1355,6 +1402,7 @@ int main(void)
         cmocka_unit_test(test_payout_destination_screened),
         cmocka_unit_test(test_payout_compliance_down_waits),
         cmocka_unit_test(test_payout_listed_wallet_waits),
+        cmocka_unit_test(test_payout_list_change_screens_again),
     };
     const struct CMUnitTest cutoff[] = {
         cmocka_unit_test(test_reserve_rules),
