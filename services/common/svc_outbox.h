@@ -11,7 +11,8 @@
  * lease_until, attempts, last_error and dead_time (timestamptz / int / text).
  * A batch of due rows is claimed with a lease (FOR UPDATE SKIP LOCKED, so
  * instances never deliver one row at the same time), delivered concurrently,
- * and each row is then marked published, or given a next attempt with
+ * and each row is then marked published (the rows delivered while a mark is
+ * at the database in the next one: one statement for many), or given a next attempt with
  * exponential backoff and jitter (the consumer unavailable, a deadline, any
  * retryable status), or dead-lettered with an error log line when the
  * consumer refuses it for good (INVALID_ARGUMENT, FAILED_PRECONDITION,
