@@ -51,24 +51,24 @@ typedef struct settlement_jobs {
 
 /* Due captures (their merchant's delay passed, no txf_avail_ yet), oldest first, one row per
  * merchant_pending entry, each with the reserve the capture's net (C − F) owes under its
- * merchant's rule in force now (0: none). The shortest delay of any merchant bounds the scan of
- * transfers_captures_posted: without it the per-merchant delay, known only after the capture's
- * entries are joined, made every run read every posted capture (17,000 buffers and 80 ms a run
- * after 1,500 payments in bench/stack, growing with the table). */
+ * merchant's rule in force now (0: none). They are read from availability_due (migration 0022:
+ * the captures not yet available), not from every posted capture; the shortest delay of any
+ * merchant bounds its range, so the not yet due ones are not read either. */
 static const pw_db_stmt due_captures = {
     "settlement_due_captures",
-    "WITH due AS (SELECT t.mode, t.id, m.owner FROM transfers t"
+    "WITH due AS (SELECT t.mode, t.id, m.owner FROM availability_due q"
+    "  JOIN transfers t ON t.mode = q.mode AND t.id = q.transfer_id"
     "  CROSS JOIN LATERAL (SELECT a.owner FROM entries e JOIN accounts a ON a.id = e.account_id"
     "  WHERE e.mode = t.mode AND e.transfer_id = t.id AND a.kind = 'merchant_pending' LIMIT 1) m"
     "  WHERE t.kind = 'capture' AND t.state = 'POSTED'"
-    "  AND t.post_time <= svc_now() - make_interval(days => (SELECT min(delay_days)"
+    "  AND q.post_time <= svc_now() - make_interval(days => (SELECT min(delay_days)"
     "  FROM settlement_settings))"
     "  AND t.post_time <= svc_now() - make_interval(days => coalesce((SELECT delay_days FROM"
     "  settlement_settings WHERE merchant_id = m.owner), (SELECT delay_days FROM"
     "  settlement_settings WHERE merchant_id = '*')))"
     "  AND NOT EXISTS (SELECT 1 FROM transfers v WHERE v.mode = t.mode"
     "  AND v.id = 'txf_avail_' || substr(t.id, 13))"
-    "  ORDER BY t.post_time LIMIT 100)"
+    "  ORDER BY q.post_time LIMIT 100)"
     " SELECT d.mode, d.id, d.owner AS merchant, e.side, e.amount_minor, e.currency,"
     " reserve_amount(sum(CASE e.side WHEN 'CREDIT' THEN e.amount_minor ELSE -e.amount_minor END)"
     "  OVER (PARTITION BY d.id)::int8,"
@@ -80,11 +80,14 @@ static const pw_db_stmt due_captures = {
     {0}};
 
 /* Held reserves due for release: txf_avail_ transfers that credited merchant_reserved, posted
- * at least the hold days of the rule in force at their posting ago, without txf_unreserve_. */
+ * at least the hold days of the rule in force at their posting ago, without txf_unreserve_;
+ * read from reserve_release_due (migration 0022: the reserves still held), not from every
+ * avail transfer. */
 static const pw_db_stmt due_reserves = {
     "settlement_due_reserves",
     "SELECT t.mode, t.id, a.owner AS merchant, 'CREDIT' AS side, e.amount_minor, e.currency,"
-    " e.amount_minor AS reserve_minor FROM transfers t"
+    " e.amount_minor AS reserve_minor FROM reserve_release_due q"
+    " JOIN transfers t ON t.mode = q.mode AND t.id = q.transfer_id"
     " JOIN entries e ON e.mode = t.mode AND e.transfer_id = t.id AND e.side = 'CREDIT'"
     " JOIN accounts a ON a.id = e.account_id AND a.kind = 'merchant_reserved'"
     " WHERE t.kind = 'avail' AND t.state = 'POSTED'"
@@ -92,7 +95,7 @@ static const pw_db_stmt due_reserves = {
     "  t.post_time)).hold_days) <= svc_now()"
     " AND NOT EXISTS (SELECT 1 FROM transfers u WHERE u.mode = t.mode"
     "  AND u.id = 'txf_unreserve_' || substr(t.id, 11))"
-    " ORDER BY t.post_time, t.id LIMIT 100",
+    " ORDER BY q.post_time, t.id LIMIT 100",
     0,
     {0}};
 

@@ -493,6 +493,35 @@ static long long cash(void)
                                      " FROM accounts WHERE kind = 'platform_cash'");
 }
 
+/* Settlement's queues (migration 0022) hold exactly what waits, read in one snapshot: the posted
+ * captures without their txf_avail_, and the avail transfers holding a reserve without their
+ * txf_unreserve_. */
+static void assert_settlement_queues(void)
+{
+    static const char captures[] =
+        "SELECT t.mode, t.id FROM transfers t WHERE t.kind = 'capture' AND t.state = 'POSTED' AND"
+        " NOT EXISTS (SELECT 1 FROM transfers v WHERE v.mode = t.mode AND v.id = 'txf_avail_' ||"
+        " substr(t.id, 13))";
+    static const char reserves[] =
+        "SELECT t.mode, t.id FROM transfers t JOIN entries e ON e.mode = t.mode AND e.transfer_id ="
+        " t.id AND e.side = 'CREDIT' JOIN accounts a ON a.id = e.account_id AND a.kind ="
+        " 'merchant_reserved' WHERE t.kind = 'avail' AND t.state = 'POSTED' AND NOT EXISTS (SELECT"
+        " 1 FROM transfers u WHERE u.mode = t.mode AND u.id = 'txf_unreserve_' || substr(t.id, "
+        "11))";
+    const char *queue[] = {"availability_due", "reserve_release_due"};
+    const char *waiting[] = {captures, reserves};
+    for (int i = 0; i < 2; i++) {
+        char sql[2048];
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM ((SELECT mode, transfer_id FROM %s EXCEPT %s) UNION ALL"
+                 " (%s EXCEPT SELECT mode, transfer_id FROM %s)) x",
+                 queue[i], waiting[i], waiting[i], queue[i]);
+        assert_int_equal(pw_test_db_scalar(fin_db, sql), 0);
+    }
+}
+
+/* The ledger balances per mode and currency, posted and pending (and settlement's queues hold
+ * what waits). */
 static void assert_balanced(void)
 {
     assert_int_equal(pw_test_db_scalar(fin_db, "SELECT count(*) FROM (SELECT mode, currency FROM"
@@ -500,6 +529,7 @@ static void assert_balanced(void)
                                                " sum(posted_debits) <> sum(posted_credits) OR"
                                                " sum(pending_debits) <> sum(pending_credits)) x"),
                      0);
+    assert_settlement_queues();
 }
 
 /* The instruction id of a batch: "pyo_" and the batch id's 26 characters. */
