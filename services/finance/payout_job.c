@@ -37,6 +37,7 @@ typedef struct payout_batch {
     char id[40], mode[8], merchant[40], currency[8], state[16];
     int64_t net;
     int on_chain; /* a token: paid from the treasury wallet, else by the bank */
+    int payable;  /* a rail pays its currency (else it waits, logged, for an operator) */
 } payout_batch;
 
 struct payout_job {
@@ -65,15 +66,17 @@ struct payout_job {
 };
 
 /* The bank pays EUR, GBP and USD; the treasury wallet USDC and USDT, when the job has the
- * custody partner ($3 = 1). */
+ * custody partner ($3 = 1). A batch in another currency is read too, so that its wait is
+ * logged instead of silent. */
 static const pw_db_stmt due_batches = {
     "payout_due_batches",
     "SELECT id, mode, merchant_id, currency, state, net_payout,"
     " to_char(create_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || 'Z' AS after_time,"
-    " (currency IN ('USDC', 'USDT'))::int4 AS on_chain"
+    " (currency IN ('USDC', 'USDT'))::int4 AS on_chain,"
+    " (currency IN ('EUR', 'GBP', 'USD') OR ($3 = 1 AND currency IN ('USDC', 'USDT')))::int4"
+    " AS payable"
     " FROM settlement_batches"
     " WHERE state IN ('READY', 'IN_TRANSIT') AND mode = 'TEST' AND ledger_booked"
-    " AND (currency IN ('EUR', 'GBP', 'USD') OR ($3 = 1 AND currency IN ('USDC', 'USDT')))"
     " AND (create_time, id) > ($1::timestamptz, $2)"
     " ORDER BY create_time, id LIMIT 50",
     3,
@@ -719,6 +722,16 @@ static void got_payout(const ProtobufCMessage *resp, const pw_result *res, void 
 static void start_batch(payout_job *j)
 {
     payout_batch *b = current(j);
+    if (!b->payable) {
+        char why[300];
+        snprintf(why, sizeof(why),
+                 "no payout rail pays %s (the bank pays EUR, GBP and USD; the treasury wallet"
+                 " USDC and USDT, with payout_chain_target): it waits READY for an operator"
+                 " (MarkBatchPaid, ConfirmBatch)",
+                 b->currency);
+        batch_failed(j, PW_FAILED_PRECONDITION, "not sent", why);
+        return;
+    }
     snprintf(j->instruction, sizeof(j->instruction), "pyo_%s", b->id + 4);
     j->bank_state[0] = j->bank_reference[0] = j->reason[0] = '\0';
     if (b->on_chain) {
@@ -768,9 +781,11 @@ static void got_batches(pw_db_result *res, void *ud)
             snprintf(out[c], cap[c], "%s", s);
         }
         pw_db_get_int64(res, i, 5, &b->net);
-        int64_t on_chain = 0;
+        int64_t on_chain = 0, payable = 0;
         pw_db_get_int64(res, i, 7, &on_chain);
+        pw_db_get_int64(res, i, 8, &payable);
         b->on_chain = on_chain != 0;
+        b->payable = payable != 0;
     }
     j->more = pw_db_rows(res) >= PAGE;
     if (j->more) {

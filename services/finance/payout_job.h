@@ -36,7 +36,9 @@
  * payout_chain, chain-sim's GetTransfer/Withdraw from our treasury wallet
  * keyed by the instruction id; in a block → accepted (the transaction hash
  * is the reference), at payout_confirmations → settled, dropped by a reorg
- * → returned, INSUFFICIENT_FUNDS → rejected. Unset, they wait.
+ * → returned, INSUFFICIENT_FUNDS → rejected. Unset, they wait. A batch in a
+ * currency no rail pays (those, or any other) waits READY, logged at each run,
+ * for an operator.
  * LIVE batches are left alone (payout-bank-sim is a simulator, and no real
  * rail exists yet).
  */

@@ -1121,21 +1121,22 @@ static pw_status chain_call(const char *method, const ProtobufCMessageDescriptor
     return rv;
 }
 
-/* USDC for merchant's available account, against the custody partner's receivable. */
-static void fund_usdc(const char *id, const char *merchant, long long amount)
+/* A token (USDC, EURC…) for merchant's available account, against the custody partner's
+ * receivable. */
+static void fund_token(const char *token, const char *id, const char *merchant, long long amount)
 {
     char json[2048];
     snprintf(json, sizeof(json),
              "{\"transfer\":{\"mode\":\"MODE_TEST\",\"id\":\"txf_adjust_%s\",\"kind\":\"adjust\","
              "\"partnerReference\":\"ref_%s\",\"entries\":["
              "{\"account\":{\"platform\":{\"kind\":\"ACCOUNT_KIND_PARTNER_RECEIVABLE\","
-             "\"currency\":\"USDC\",\"counterparty\":\"chain_sim\"}},\"amount\":{\"amountMinor\":"
-             "\"%lld\",\"currency\":\"USDC\"},\"side\":\"NORMAL_BALANCE_DEBIT\",\"purpose\":"
+             "\"currency\":\"%s\",\"counterparty\":\"chain_sim\"}},\"amount\":{\"amountMinor\":"
+             "\"%lld\",\"currency\":\"%s\"},\"side\":\"NORMAL_BALANCE_DEBIT\",\"purpose\":"
              "\"payment\"},{\"account\":{\"merchant\":{\"merchantId\":\"%s\",\"kind\":"
-             "\"ACCOUNT_KIND_MERCHANT_AVAILABLE\",\"currency\":\"USDC\"}},\"amount\":{"
-             "\"amountMinor\":\"%lld\",\"currency\":\"USDC\"},\"side\":\"NORMAL_BALANCE_CREDIT\","
+             "\"ACCOUNT_KIND_MERCHANT_AVAILABLE\",\"currency\":\"%s\"}},\"amount\":{"
+             "\"amountMinor\":\"%lld\",\"currency\":\"%s\"},\"side\":\"NORMAL_BALANCE_CREDIT\","
              "\"purpose\":\"payment\"}]},\"balanceCheck\":\"BALANCE_CHECK_NONE\"}",
-             id, id, amount, merchant, amount);
+             id, id, token, amount, token, merchant, token, amount, token);
     assert_int_equal(call_on(ch, "/paywire.finance.v1.LedgerService/CreateTransfer",
                              &paywire__finance__v1__create_transfer_request__descriptor,
                              &paywire__finance__v1__create_transfer_response__descriptor, json,
@@ -1169,7 +1170,7 @@ static void test_payout_to_wallet(void **state)
     new_merchant("Whiskey", mer_w, sizeof(mer_w));
     add_wallet(mer_w, wallet);
     long long cash0 = usdc_of("platform_cash", "posted_debits - posted_credits");
-    fund_usdc("fund_w1", mer_w, 25000000);
+    fund_token("USDC", "fund_w1", mer_w, 25000000);
     long long net = ready_batch_in(mer_w, "2026-12-01", "USDC", stl, sizeof(stl));
     assert_int_equal(net, 25000000);
     instruction_of(stl, pyo, sizeof(pyo));
@@ -1212,7 +1213,7 @@ static void test_payout_to_wallet(void **state)
     assert_balanced();
     /* The next batch's withdrawal is dropped by a reorg before it is final: FAILED, the 4 USDC
      * back to available. */
-    fund_usdc("fund_w2", mer_w, 4000000);
+    fund_token("USDC", "fund_w2", mer_w, 4000000);
     ready_batch_in(mer_w, "2026-12-02", "USDC", stl2, sizeof(stl2));
     instruction_of(stl2, pyo, sizeof(pyo));
     wait_state(stl2, "IN_TRANSIT");
@@ -1246,7 +1247,7 @@ static void test_payout_to_wallet(void **state)
     assert_int_equal(payable_usdc(mer_w), 4000000);
     assert_balanced();
     /* 4 + 2 USDC is more than the treasury's 5 left: refused, nothing sent, FAILED. */
-    fund_usdc("fund_w3", mer_w, 2000000);
+    fund_token("USDC", "fund_w3", mer_w, 2000000);
     net = ready_batch_in(mer_w, "2026-12-03", "USDC", stl3, sizeof(stl3));
     assert_int_equal(net, 6000000);
     wait_state(stl3, "FAILED");
@@ -1372,7 +1373,7 @@ static void test_payout_listed_wallet_waits(void **state)
     char mer_i[40], stl[40];
     new_merchant("India", mer_i, sizeof(mer_i));
     add_wallet(mer_i, listed_wallet);
-    fund_usdc("fund_i1", mer_i, 1000000);
+    fund_token("USDC", "fund_i1", mer_i, 1000000);
     ready_batch_in(mer_i, "2026-12-08", "USDC", stl, sizeof(stl));
     assert_not_sent(stl, "matches a sanctions list");
     assert_int_equal(
@@ -1391,6 +1392,20 @@ static void test_payout_listed_wallet_waits(void **state)
     assert_int_equal(pw_test_db_scalar(fin_db, sql), 0);
     assert_int_equal(
         chain_scalar("SELECT count(*) FROM transfers WHERE to_address = '%s'", listed_wallet), 0);
+    assert_balanced();
+}
+
+/* A batch in a currency no rail pays (EURC: the treasury pays USDC and USDT) waits READY, and
+ * each run says why, instead of waiting unseen. */
+static void test_payout_unpaid_currency_logged(void **state)
+{
+    (void)state;
+    char mer_k[40], stl[40];
+    new_merchant("Kilo", mer_k, sizeof(mer_k));
+    fund_token("EURC", "fund_k1", mer_k, 3000000);
+    assert_int_equal(ready_batch_in(mer_k, "2026-12-08", "EURC", stl, sizeof(stl)), 3000000);
+    assert_not_sent(stl, "no payout rail pays EURC");
+    assert_int_equal(fin_scalar("SELECT count(*) FROM payouts WHERE batch_id = '%s'", stl), 0);
     assert_balanced();
 }
 
@@ -1432,6 +1447,7 @@ int main(void)
         cmocka_unit_test(test_payout_destination_screened),
         cmocka_unit_test(test_payout_compliance_down_waits),
         cmocka_unit_test(test_payout_listed_wallet_waits),
+        cmocka_unit_test(test_payout_unpaid_currency_logged),
         cmocka_unit_test(test_payout_list_change_screens_again),
     };
     const struct CMUnitTest cutoff[] = {
