@@ -4,8 +4,9 @@
  * or dead), then the next batch — at once when the batch was full, else after
  * idle_ms. Published rows are marked together: one statement for every row
  * delivered since the last one was sent, at most one in flight (a commit per
- * row was ~9 commits per payment in orchestration, bench/stack). Everything runs from database and
- * delivery callbacks on the loop; the publisher frees itself when stopped and nothing is in flight.
+ * row was ~9 commits per payment in orchestration, bench/stack). Everything
+ * runs from database and delivery callbacks on the loop; the publisher frees
+ * itself when stopped and nothing is in flight.
  */
 #include <ctype.h>
 #include <stdio.h>

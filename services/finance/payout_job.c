@@ -570,9 +570,14 @@ static void screen_party(payout_job *j)
          &paywire__compliance__v1__screen_party_response__descriptor, screened);
 }
 
-static int by_text(const void *a, const void *b)
+typedef Paywire__Compliance__V1__SanctionsList SanctionsList;
+
+static int by_list_version(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    const SanctionsList *x = *(const SanctionsList *const *)a,
+                        *y = *(const SanctionsList *const *)b;
+    int c = strcmp(x->list, y->list);
+    return c != 0 ? c : strcmp(x->version, y->version);
 }
 
 /* The active versions, sorted, digested into j->lists; then the screening. */
@@ -589,8 +594,7 @@ static void got_lists(const ProtobufCMessage *resp, const pw_result *res, void (
         return;
     }
     const Paywire__Compliance__V1__ListSanctionsListsResponse *r = (const void *)resp;
-    char *active[64];
-    char names[64][200];
+    const SanctionsList *active[64];
     size_t n = 0;
     for (size_t i = 0; i < r->n_lists; i++) {
         if (r->lists[i]->active && n == 64) {
@@ -599,18 +603,17 @@ static void got_lists(const ProtobufCMessage *resp, const pw_result *res, void (
             return;
         }
         if (r->lists[i]->active) {
-            snprintf(names[n], sizeof(names[n]), "%s@%s", r->lists[i]->list, r->lists[i]->version);
-            active[n] = names[n];
-            n++;
+            active[n++] = r->lists[i];
         }
     }
-    qsort(active, n, sizeof(*active), by_text);
+    qsort(active, n, sizeof(*active), by_list_version);
+    /* "list@version" each with its NUL ("a@b" "c" is not "a" "b@c"); snprintf cuts a field
+     * at 199 characters, far beyond any list's name or version. */
     char joined[64 * 200];
     size_t len = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(active[i]) + 1; /* with its NUL: "a@b" "c" is not "a" "b@c" */
-        memcpy(joined + len, active[i], l);
-        len += l;
+        int w = snprintf(joined + len, 200, "%s@%s", active[i]->list, active[i]->version);
+        len += (w < 200 ? (size_t)w : 199) + 1;
     }
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)joined, len, md);
